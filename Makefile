@@ -1,0 +1,48 @@
+# Airlock's one entry point. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv test test-unit lint fmt demo bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## create .venv and install Airlock with its dev tools
+
+test-unit: $(STAMP) ## fast tests only (no control plane)
+	$(BIN)/pytest -m 'not e2e' -q
+
+test: $(STAMP) ## all tests: unit, webhook and end-to-end on the local control plane
+	$(BIN)/pytest -q
+
+lint: $(STAMP) ## ruff (lint + format check), mypy strict, import layers
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+demo: $(STAMP) ## the main job: show Airlock's verdicts on the example workloads
+	$(BIN)/airlock scan manifests/examples/ --namespace-env ml-dev=dev --namespace-env ml-prod=prod || true
+
+bench: $(STAMP) ## benchmarks; results are recorded in bench/RESULTS.md
+	$(BIN)/python bench/bench_engine.py
+	$(BIN)/python bench/bench_scan.py
+
+clean: ## remove the venv and caches (not the cluster binaries)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

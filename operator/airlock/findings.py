@@ -1,0 +1,83 @@
+"""The vocabulary every layer shares: severities, actions, rule metadata and findings.
+
+Plain frozen dataclasses, not pydantic models: findings are built on the admission hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["Action", "Finding", "RuleInfo", "Severity"]
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse; used to sort findings and pick SARIF levels."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.CRITICAL: 4, Severity.HIGH: 3, Severity.MEDIUM: 2, Severity.LOW: 1}
+
+
+class Action(StrEnum):
+    """What a finding does at admission: the policy's mode for that rule in that environment."""
+
+    ENFORCE = "enforce"  # deny the request
+    WARN = "warn"  # admit with an admission warning
+    AUDIT = "audit"  # admit silently; recorded in metrics and reports
+    OFF = "off"  # rule not evaluated
+
+    @property
+    def rank(self) -> int:
+        return _ACTION_RANK[self]
+
+
+_ACTION_RANK = {Action.ENFORCE: 3, Action.WARN: 2, Action.AUDIT: 1, Action.OFF: 0}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """Everything said about a rule: shown by `airlock explain`, SARIF, messages and reports."""
+
+    id: str
+    family: str  # secrets | images | segregation | hardening | governance
+    severity: Severity
+    title: str  # short name, e.g. "Privileged container"
+    reason: str  # one line: what is wrong
+    fix: str  # one line: how to fix it
+    rationale: str  # why it matters (a few sentences)
+    references: tuple[str, ...] = ()  # standards: "CIS 5.2.1", "PSS baseline: Privileged", ...
+    mutable: bool = False  # a mutation can fix it automatically
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One rule failing at one place of one object.
+
+    ``message`` is the rule's reason made specific (it may name a variable or an image, never a
+    secret value: detected credentials appear only in redacted form).
+    """
+
+    rule: str
+    severity: Severity
+    action: Action
+    kind: str
+    namespace: str | None
+    name: str
+    path: str  # JSON path within the object, e.g. spec.template.spec.containers[1].env[3].value
+    message: str
+    fix: str
+    family: str = ""
+    references: tuple[str, ...] = field(default=())
+    exempted_by: str | None = None  # "namespace/name" of the PolicyException that waives it
+
+    @property
+    def exempted(self) -> bool:
+        return self.exempted_by is not None
