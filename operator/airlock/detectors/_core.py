@@ -1,0 +1,503 @@
+"""The detector set: env values, command lines, ConfigMap entries and single values.
+
+Cost model: the engine budget is about 100 µs for a pod with 40 env vars, so the ordinary
+variable (``LOG_LEVEL=info``, ``NCCL_DEBUG=INFO``) must be dismissed in about a microsecond.
+``check_env`` therefore looks at the value's length first, then at the name (classified once and
+memoised per detector set), and only reaches a regex when the value is long enough to hold a
+provider token and contains one of the formats' literal anchors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from airlock.detectors._formats import (
+    AWS_SECRET_VALUE,
+    COHERE_VALUE,
+    WANDB_VALUE,
+    Hit,
+    has_anchor,
+    iter_hits,
+)
+from airlock.detectors._names import (
+    CONTEXT_AWS_SECRET,
+    CONTEXT_COHERE,
+    CONTEXT_WANDB,
+    NameClass,
+    classify,
+    words,
+)
+from airlock.detectors._values import (
+    MIN_SECRET_LEN,
+    is_placeholder,
+    is_prose,
+    is_reference,
+    looks_random,
+)
+from airlock.errors import PolicyError
+
+REASON_FORMAT = "provider format"
+REASON_ENV = "credential-named variable with a literal value"
+REASON_FLAG = "credential-named flag with a literal value"
+REASON_KEY = "credential-named key with a literal value"
+REASON_HEADER = "authorization header"
+REASON_ENTROPY = "high-entropy value"
+
+KIND_HIGH_ENTROPY = "high-entropy string"
+
+# The shortest value a provider format or credentialed URL can occupy ("ab://:pwd@h").
+_MIN_FORMAT_LEN = 10
+# Distinct names seen by one detector set are few (env names repeat across pods); the bound only
+# protects against a flood of generated names.
+_NAME_CACHE_MAX = 4096
+
+_FP_DOMAIN = b"airlock/credential-fingerprint/v1\x00"
+
+
+def fingerprint(value: str) -> str:
+    """Eight hex characters identifying a credential without revealing it.
+
+    The same credential found twice (two pods, env and ConfigMap) gets the same fingerprint, so
+    findings can be correlated; 32 bits of a domain-separated SHA-256 reveal nothing about a
+    random token.
+    """
+    return hashlib.sha256(_FP_DOMAIN + value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A credential that was found: what it is and a fingerprint, never the value itself."""
+
+    kind: str  # human name of the credential type, e.g. "AWS access key id"
+    fingerprint: str  # 8 hex chars
+    reason: str  # short, e.g. "provider format"
+
+    def redacted(self) -> str:
+        return f"[REDACTED {self.kind} fp:{self.fingerprint}]"
+
+    def __str__(self) -> str:
+        return self.redacted()
+
+
+_PASSWORD_CLASS = NameClass(True, "password")
+
+_WS = re.compile(r"\s")
+_ENV_ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)
+_MYSQL = re.compile(r"(?:^|/)mysql(?:dump|admin|import|check|show|slap|sh)?$")
+_USER_PASS = re.compile(r"^[^:\s/@]{1,64}:(?P<p>[^\s]{4,})$")
+_B64 = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")
+# Unquoted values that are code, not literals: calls, indexing, attribute paths.
+_CODEISH = re.compile(r"[\[\]{}()]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+
+_AUTH_HEADER = re.compile(
+    r"(?i)\b(?:proxy-)?authorization[ \t]*[:=][ \t]*[\"']?[ \t]*"
+    r"(?P<scheme>bearer|basic|token|apikey|api-key|sso-key|key)[ \t]+"
+    r"(?P<val>[A-Za-z0-9._~+/=:-]{8,})"
+)
+_HEADER_KIND = {"bearer": "bearer token", "basic": "HTTP basic credentials"}
+_CURL_HEADER = re.compile(
+    r"(?:-H|--header)[ \t]*(?P<q>[\"'])(?P<key>[\w-]+)[ \t]*:[ \t]*(?P<val>[^\"'\n]+)(?P=q)"
+)
+_MYSQL_P = re.compile(r"\bmysql\w*\b[^\n;|&]*?[ \t]-p(?P<val>[^\s\"';|&]+)")
+_CURL_U = re.compile(
+    r"\bcurl\b[^\n;|&]*?[ \t](?:-u|--user)(?:[ \t]+|=)[\"']?[^\s:\"']*:(?P<val>[^\s\"']+)"
+)
+_NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
+
+_BASE_KEYWORDS = ("pass", "pwd", "secret", "token", "key", "cred", "auth")
+
+
+def _keyword_fragment(extra: Sequence[tuple[str, ...]]) -> str:
+    """A case-insensitive alternation that every credential-named key must contain.
+
+    Used inside the text and script regexes so that lines whose key cannot be credential-named
+    are skipped by the regex engine instead of by Python code.
+    """
+    kws = set(_BASE_KEYWORDS) | {seq[-1].lower() for seq in extra}
+    return "(?i:" + "|".join(sorted(re.escape(k) for k in kws)) + ")"
+
+
+def _value_alternatives() -> str:
+    return r"(?:\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s\"'`;&|()<>]+))"
+
+
+@dataclass(frozen=True, slots=True)
+class _Patterns:
+    """Regexes that depend on the policy's extra credential names; compiled once per set."""
+
+    kv_line: re.Pattern[str]
+    json_pair: re.Pattern[str]
+    script_assign: re.Pattern[str]
+    script_flag: re.Pattern[str]
+
+
+def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
+    kw = _keyword_fragment(extra)
+    key = rf"[\w.\-]*{kw}[\w.\-]*"
+    return _Patterns(
+        kv_line=re.compile(
+            rf"^[ \t]*(?:-[ \t]+)?(?:export[ \t]+)?(?P<q>[\"']?)(?P<key>{key})(?P=q)[ \t]*[:=][ \t]*"
+            rf"(?P<val>[^\r\n]*)$",
+            re.MULTILINE,
+        ),
+        json_pair=re.compile(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
+        script_assign=re.compile(
+            rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>\w*{kw}\w*)={_value_alternatives()}"
+        ),
+        script_flag=re.compile(
+            rf"(?<![\w-])--?(?P<key>[A-Za-z][\w.\-]*?{kw}[\w.\-]*)(?:=|[ \t]+){_value_alternatives()}"
+        ),
+    )
+
+
+_DEFAULT_PATTERNS = _compile_patterns(())
+
+
+def _clean_text_value(raw: str) -> tuple[str, bool]:
+    """The literal of a ``key: value`` / ``KEY=value`` line and whether it was quoted."""
+    v = raw.strip()
+    if v.endswith(","):
+        v = v[:-1].rstrip()
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
+        return v[1:-1], True
+    if v[:1] in "\"'":
+        return v[1:], True
+    hash_at = v.find(" #")
+    if hash_at >= 0:
+        v = v[:hash_at].rstrip()
+    return v.rstrip(";"), False
+
+
+def _decodes_to_user_pass(value: str) -> bool:
+    if _B64.match(value) is None:
+        return False
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    m = _USER_PASS.match(decoded)
+    return m is not None and not is_placeholder(m.group("p"))
+
+
+class _Found:
+    """Detections of one text, keeping the first of overlapping or repeated findings."""
+
+    __slots__ = ("detections", "keys", "spans")
+
+    def __init__(self) -> None:
+        self.detections: list[Detection] = []
+        self.spans: list[tuple[int, int]] = []
+        self.keys: set[tuple[str, str]] = set()
+
+    def overlaps(self, start: int, end: int) -> bool:
+        return any(s < end and start < e for s, e in self.spans)
+
+    def add(self, start: int, end: int, det: Detection | None) -> None:
+        if det is None or self.overlaps(start, end):
+            return
+        self.spans.append((start, end))
+        key = (det.kind, det.fingerprint)
+        if key not in self.keys:
+            self.keys.add(key)
+            self.detections.append(det)
+
+
+class DetectorSet:
+    """All credential detectors, tuned by one policy.
+
+    Everything policy-specific (extra credential names, allow-listed values) is compiled here,
+    once per policy; the ``check_*`` methods only run precompiled regexes. The only state that
+    changes after construction is the memo of name classifications, which is a pure cache.
+    """
+
+    __slots__ = ("_allow", "_extra", "_names", "_patterns")
+
+    def __init__(
+        self, extra_credential_names: Iterable[str] = (), allow_values: Iterable[str] = ()
+    ) -> None:
+        errors: list[tuple[str, str]] = []
+        extra: list[tuple[str, ...]] = []
+        for i, name in enumerate(extra_credential_names):
+            ws = tuple(words(name))
+            if not ws:
+                errors.append(
+                    (f"spec.detectors.extraCredentialNames[{i}]", "must contain letters or digits")
+                )
+            else:
+                extra.append(ws)
+        allow: list[re.Pattern[str]] = []
+        for i, pattern in enumerate(allow_values):
+            path = f"spec.detectors.allowValues[{i}]"
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                errors.append((path, f"invalid regular expression: {exc}"))
+                continue
+            if compiled.search("") is not None:
+                errors.append(
+                    (path, "pattern matches the empty string, so it would allow every value")
+                )
+                continue
+            allow.append(compiled)
+        if errors:
+            detail = "; ".join(f"{p}: {m}" for p, m in errors)
+            raise PolicyError(f"invalid detector settings: {detail}", errors)
+        self._extra: tuple[tuple[str, ...], ...] = tuple(extra)
+        self._allow: tuple[re.Pattern[str], ...] = tuple(allow)
+        self._patterns = _compile_patterns(self._extra) if self._extra else _DEFAULT_PATTERNS
+        self._names: dict[str, NameClass | None] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _classify(self, name: str) -> NameClass | None:
+        names = self._names
+        if name in names:
+            return names[name]
+        cls = classify(name, self._extra)
+        if len(names) >= _NAME_CACHE_MAX:
+            names.clear()
+        names[name] = cls
+        return cls
+
+    def _allowed(self, secret: str, whole: str = "") -> bool:
+        for p in self._allow:
+            if p.search(secret) is not None or (whole and p.search(whole) is not None):
+                return True
+        return False
+
+    def _hit(self, value: str) -> Hit | None:
+        for hit in iter_hits(value):
+            if not self._allowed(hit.secret, value):
+                return hit
+        return None
+
+    def _named(self, cls: NameClass, value: str, reason: str, whole: str = "") -> Detection | None:
+        """The keyword + value heuristic: a credential name with a value that could be one."""
+        v = value.strip()
+        if cls.context:
+            kind = _context_kind(cls.context, v)
+            if kind is not None:
+                if self._allowed(v, whole):
+                    return None
+                return Detection(kind, fingerprint(v), REASON_FORMAT)
+        if len(v) < MIN_SECRET_LEN or is_placeholder(v) or is_reference(v) or is_prose(v):
+            return None
+        if not cls.strong and not (
+            looks_random(v) or (cls.kind == "credential" and _weak_auth_value(v))
+        ):
+            return None
+        if self._allowed(v, whole):
+            return None
+        kind = "AWS secret access key" if cls.context == CONTEXT_AWS_SECRET else cls.kind
+        return Detection(kind, fingerprint(v), reason)
+
+    def _literal(
+        self, value: str, cls: NameClass | None, reason: str, *, generic: bool, whole: str = ""
+    ) -> Detection | None:
+        """One literal (an env value, a flag's value, a bare argument)."""
+        if len(value) >= _MIN_FORMAT_LEN:
+            hit = self._hit(value)
+            if hit is not None:
+                return Detection(hit.kind, fingerprint(hit.secret), hit.reason)
+        if cls is not None:
+            return self._named(cls, value, reason, whole)
+        if generic and looks_random(value, strict=True) and not self._allowed(value, whole):
+            return Detection(KIND_HIGH_ENTROPY, fingerprint(value), REASON_ENTROPY)
+        return None
+
+    # -- public API -----------------------------------------------------------------------
+
+    def check_value(self, value: str) -> Detection | None:
+        """Provider formats, private keys and credentialed URLs only (no name to go by)."""
+        if len(value) < _MIN_FORMAT_LEN:
+            return None
+        hit = self._hit(value)
+        if hit is None:
+            return None
+        return Detection(hit.kind, fingerprint(hit.secret), hit.reason)
+
+    def check_env(self, name: str, value: str) -> Detection | None:
+        """A literal env var: provider formats under any name, or a credential name + literal."""
+        n = len(value)
+        if n < MIN_SECRET_LEN:
+            return None
+        cls = self._classify(name)
+        if cls is None:
+            if n < _MIN_FORMAT_LEN:
+                return None
+            if "PRIVATE" not in value and "service_account" not in value and not has_anchor(value):
+                return None
+            return self.check_value(value)
+        return self._literal(value, cls, REASON_ENV, generic=False)
+
+    def check_args(self, args: Sequence[str]) -> list[tuple[int, Detection]]:
+        """Credentials in a command line; each detection with the index of its argument.
+
+        A credential-named flag takes its value from ``--flag=value`` or from the next argument.
+        ``-pVALUE`` is a password only when the same list runs a MySQL client (elsewhere ``-p``
+        is a port or a path). Arguments containing whitespace are scripts (``sh -c``).
+        """
+        out: list[tuple[int, Detection]] = []
+        mysql = any(_MYSQL.search(a) is not None for a in args if "mysql" in a)
+        skip = -1
+        count = len(args)
+        for i, arg in enumerate(args):
+            if i == skip or len(arg) < MIN_SECRET_LEN:
+                continue
+            if _WS.search(arg) is not None:
+                out.extend((i, d) for d in self._scan_script(arg))
+                continue
+            det: Detection | None
+            if arg[0] == "-":
+                flag, eq, val = arg.lstrip("-").partition("=")
+                cls = self._classify(flag) if flag else None
+                if eq:
+                    det = self._literal(val, cls, REASON_FLAG, generic=True, whole=arg)
+                elif cls is not None and i + 1 < count and not args[i + 1].startswith("-"):
+                    det = self._literal(args[i + 1], cls, REASON_FLAG, generic=False)
+                    if det is not None:
+                        out.append((i + 1, det))
+                        skip = i + 1
+                    continue
+                elif mysql and arg.startswith("-p") and not arg.startswith("--"):
+                    det = self._named(_PASSWORD_CLASS, arg[2:], REASON_FLAG, arg)
+                else:
+                    det = self._literal(arg, None, REASON_FLAG, generic=False)
+            else:
+                m = _ENV_ASSIGN.match(arg)
+                if m is not None:
+                    cls = self._classify(m.group(1))
+                    det = self._literal(m.group(2), cls, REASON_ENV, generic=True, whole=arg)
+                else:
+                    det = self._literal(arg, None, REASON_FLAG, generic=True)
+            if det is not None:
+                out.append((i, det))
+        return out
+
+    def check_text(self, key: str, text: str) -> list[Detection]:
+        """A ConfigMap data entry: a single value under ``key``, or a whole file.
+
+        Files (.env, properties, YAML, JSON, INI, netrc) are read line by line for
+        credential-named keys, and searched anywhere for provider formats and private keys.
+        """
+        stripped = text.strip()
+        if len(stripped) < MIN_SECRET_LEN:
+            return []
+        cls = self._classify(key)
+        if cls is not None and "\n" not in stripped:
+            det = self._literal(stripped, cls, REASON_KEY, generic=False)
+            return [det] if det is not None else []
+        found = _Found()
+        self._scan_formats(text, found)
+        self._scan_headers(text, found)
+        self._scan_kv(text, found)
+        return found.detections
+
+    # -- text and script scanners ------------------------------------------------------------
+
+    def _scan_formats(self, text: str, found: _Found) -> None:
+        for hit in iter_hits(text):
+            if not self._allowed(hit.secret):
+                found.add(
+                    hit.start, hit.end, Detection(hit.kind, fingerprint(hit.secret), hit.reason)
+                )
+
+    def _scan_headers(self, text: str, found: _Found) -> None:
+        if "uthorization" in text or "UTHORIZATION" in text:
+            for m in _AUTH_HEADER.finditer(text):
+                val = m.group("val")
+                if is_placeholder(val) or self._allowed(val):
+                    continue
+                kind = _HEADER_KIND.get(m.group("scheme").lower(), "authorization token")
+                found.add(
+                    m.start("val"), m.end("val"), Detection(kind, fingerprint(val), REASON_HEADER)
+                )
+
+    def _named_at(self, found: _Found, key: str, value: str, start: int, reason: str) -> None:
+        cls = self._classify(key)
+        if cls is None or found.overlaps(start, start + len(value)):
+            return
+        found.add(start, start + len(value), self._literal(value, cls, reason, generic=False))
+
+    def _scan_kv(self, text: str, found: _Found) -> None:
+        p = self._patterns
+        for m in p.kv_line.finditer(text):
+            value, quoted = _clean_text_value(m.group("val"))
+            if not quoted and _CODEISH.search(value) is not None:
+                continue
+            self._named_at(found, m.group("key"), value, m.start("val"), REASON_KEY)
+        if '"' in text:
+            for m in p.json_pair.finditer(text):
+                self._named_at(found, m.group("key"), m.group("val"), m.start("val"), REASON_KEY)
+        if "machine" in text:
+            for m in _NETRC.finditer(text):
+                self._named_at(found, "password", m.group("val"), m.start("val"), REASON_KEY)
+
+    def _script_values(
+        self, pattern: re.Pattern[str], text: str, found: _Found, reason: str
+    ) -> None:
+        for m in pattern.finditer(text):
+            key = m.group("key")
+            bare = m.group("bare")
+            if bare is not None:
+                if _CODEISH.search(bare) is not None:
+                    continue
+                # `login(token=hf_token)`: lower-case names with identifier values are code.
+                if _IDENTIFIER.match(bare) is not None and not key.isupper():
+                    continue
+                self._named_at(found, key, bare, m.start("bare"), reason)
+            else:
+                group = "dq" if m.group("dq") is not None else "sq"
+                self._named_at(found, key, m.group(group), m.start(group), reason)
+
+    def _scan_script(self, text: str) -> list[Detection]:
+        found = _Found()
+        self._scan_formats(text, found)
+        self._scan_headers(text, found)
+        p = self._patterns
+        self._script_values(p.script_flag, text, found, REASON_FLAG)
+        self._script_values(p.script_assign, text, found, REASON_ENV)
+        if "-H" in text or "--header" in text:
+            for m in _CURL_HEADER.finditer(text):
+                if m.group("key").lower() not in ("authorization", "proxy-authorization"):
+                    self._named_at(
+                        found, m.group("key"), m.group("val"), m.start("val"), REASON_HEADER
+                    )
+        if "mysql" in text:
+            for m in _MYSQL_P.finditer(text):
+                self._named_at(found, "password", m.group("val"), m.start("val"), REASON_FLAG)
+        if "curl" in text:
+            for m in _CURL_U.finditer(text):
+                self._named_at(found, "password", m.group("val"), m.start("val"), REASON_FLAG)
+        if "\n" in text:
+            self._scan_kv(text, found)
+        return found.detections
+
+
+def _context_kind(context: str, value: str) -> str | None:
+    if is_placeholder(value):
+        return None
+    if context == CONTEXT_AWS_SECRET and AWS_SECRET_VALUE.match(value) is not None:
+        return "AWS secret access key"
+    if context == CONTEXT_WANDB and WANDB_VALUE.match(value) is not None:
+        return "Weights & Biases API key"
+    if context == CONTEXT_COHERE and COHERE_VALUE.match(value) is not None:
+        return "Cohere API key"
+    return None
+
+
+def _weak_auth_value(value: str) -> bool:
+    """``user:password`` or its base64 form under an AUTH-named variable."""
+    m = _USER_PASS.match(value)
+    if m is not None:
+        return not is_placeholder(m.group("p"))
+    return _decodes_to_user_pass(value)
+
+
+DEFAULT_DETECTORS = DetectorSet()

@@ -1,0 +1,175 @@
+"""Which variable, flag and key names announce a credential.
+
+A name is split into words (``HF_TOKEN`` -> HF TOKEN, ``dbPassword`` -> DB PASSWORD,
+``hub-token`` -> HUB TOKEN) and it is credential-named when it *ends* with a credential noun,
+optionally followed by an encoding suffix (``_VALUE``, ``_B64``, ``_CONTENT``, ...). Matching on
+whole words at the end is what keeps the classic traps out without a deny-list of every
+variable in the world:
+
+- ``TOKENIZER``, ``TOKENIZERS_PARALLELISM``, ``MAX_TOKENS``: TOKENIZER / TOKENS are other words;
+- ``PASSWORD_FILE``, ``TOKEN_PATH``, ``AUTH_URL``, ``SECRET_NAME``, ``TOKEN_TTL``: the name ends
+  with FILE / PATH / URL / NAME / TTL, so the value is about a credential, not one;
+- ``AWS_ACCESS_KEY_ID``, ``KMS_KEY_ID``: ends with ID. Key *identifiers* are not secrets; the AWS
+  access key id format (AKIA/ASIA...) is caught by its provider pattern under any name;
+- ``PWD`` / ``OLDPWD`` alone are the shell's working directories, ``MYSQL_PWD`` is a password;
+- ``PUBLIC_KEY`` is public.
+
+*Strong* names (PASSWORD, SECRET, TOKEN, API_KEY, ACCESS_KEY, PRIVATE_KEY, CREDENTIALS, ...) are
+reported with any non-placeholder literal. *Weak* names (a bare ``KEY``: ``SIGNING_KEY``,
+``AZURE_BATCH_KEY``, ``CACHE_KEY``; ``AUTH``) need a value that also looks random, because most
+``*_KEY`` variables hold ordinary identifiers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+# Trailing words that say how the credential is encoded, not what the variable is about.
+_ENCODING_SUFFIXES = frozenset(
+    {
+        "VALUE",
+        "VAL",
+        "DATA",
+        "CONTENT",
+        "CONTENTS",
+        "B64",
+        "BASE64",
+        "RAW",
+        "JSON",
+        "PEM",
+        "STRING",
+        "STR",
+        "PLAIN",
+        "PLAINTEXT",
+        "LITERAL",
+    }
+)
+
+# Last word -> kind of credential.
+_STRONG_NOUNS = {
+    "PASSWORD": "password",
+    "PASSWORDS": "password",
+    "PASSWD": "password",
+    "PASSPHRASE": "password",
+    "SECRET": "secret",
+    "CLIENTSECRET": "secret",
+    "TOKEN": "token",
+    "AUTHTOKEN": "token",
+    "ACCESSTOKEN": "token",
+    "APITOKEN": "token",
+    "APIKEY": "API key",
+    "ACCESSKEY": "access key",
+    "SECRETKEY": "secret key",
+    "PRIVATEKEY": "private key",
+    "CREDENTIAL": "credential",
+    "CREDENTIALS": "credential",
+    "CREDS": "credential",
+}
+# Too short or too common on their own; credential nouns only after another word (DB_PASS).
+_STRONG_AFTER_PREFIX = {"PASS": "password", "PWD": "password", "CRED": "credential"}
+
+# Words before KEY that make it a secret key rather than some key.
+_STRONG_KEY_QUALIFIERS = {
+    "API": "API key",
+    "ACCESS": "access key",
+    "SECRET": "secret key",
+    "PRIVATE": "private key",
+    "ACCOUNT": "account key",
+    "AUTH": "API key",
+    "SUBSCRIPTION": "API key",
+    "SHARED": "shared key",
+    "SERVICE": "API key",
+}
+_PUBLIC_QUALIFIERS = frozenset({"PUBLIC", "PUB"})
+
+_WEAK_NOUNS = {"KEY": "key", "AUTH": "credential", "AUTHORIZATION": "credential"}
+
+# Lower-case run-together names (``dbpassword``, ``openaiapikey``): suffixes long enough to be
+# unambiguous inside one word.
+_COMPOUND_SUFFIXES = (
+    ("PASSWORD", "password"),
+    ("PASSWD", "password"),
+    ("PASSPHRASE", "password"),
+    ("APIKEY", "API key"),
+    ("SECRETKEY", "secret key"),
+    ("ACCESSKEY", "access key"),
+    ("ACCESSTOKEN", "token"),
+    ("AUTHTOKEN", "token"),
+    ("APITOKEN", "token"),
+    ("CLIENTSECRET", "secret"),
+)
+
+# Provider-specific values that only look like a credential next to the provider's name
+# (no prefix in the format itself).
+CONTEXT_AWS_SECRET = "aws-secret"
+CONTEXT_WANDB = "wandb"
+CONTEXT_COHERE = "cohere"
+
+
+@dataclass(frozen=True, slots=True)
+class NameClass:
+    """What a credential-looking name says about its value."""
+
+    strong: bool
+    kind: str
+    context: str = ""
+
+
+def words(name: str) -> list[str]:
+    """Upper-cased words of a variable, flag or key name."""
+    return [w.upper() for w in _WORDS.findall(name)]
+
+
+def _context(ws: list[str]) -> str:
+    joined = "_".join(ws)
+    if "WANDB" in ws:
+        return CONTEXT_WANDB
+    if "COHERE" in ws or joined.startswith("CO_API_KEY") or joined == "CO_API_KEY":
+        return CONTEXT_COHERE
+    if "SECRET" in ws and ("AWS" in ws or joined.endswith("SECRET_ACCESS_KEY")):
+        return CONTEXT_AWS_SECRET
+    return ""
+
+
+def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | None:
+    """The credential class of a name, or ``None`` for an ordinary variable.
+
+    ``extra`` holds the word sequences of the policy's ``extraCredentialNames``: a name matches
+    one when it equals it or ends with it word for word (``VENDOR_KEY`` matches
+    ``ACME_VENDOR_KEY``), and such names are strong.
+    """
+    ws = words(name)
+    while ws and ws[-1].isdigit():  # PASSWORD2, TOKEN_1
+        ws.pop()
+    if not ws:
+        return None
+    for seq in extra:
+        if len(ws) >= len(seq) and tuple(ws[-len(seq) :]) == seq:
+            return NameClass(True, "credential", _context(ws))
+    core = list(ws)
+    for _ in range(2):
+        if len(core) > 1 and core[-1] in _ENCODING_SUFFIXES:
+            core.pop()
+    last = core[-1]
+    prev = core[-2] if len(core) > 1 else ""
+    kind = _STRONG_NOUNS.get(last)
+    if kind is None and prev:
+        kind = _STRONG_AFTER_PREFIX.get(last)
+    if kind is None and last == "KEY":
+        if prev in _PUBLIC_QUALIFIERS:
+            return None
+        kind = _STRONG_KEY_QUALIFIERS.get(prev)
+    if kind is None:
+        for suffix, suffix_kind in _COMPOUND_SUFFIXES:
+            if last.endswith(suffix) and last != suffix:
+                kind = suffix_kind
+                break
+    if kind is not None:
+        return NameClass(True, kind, _context(ws))
+    weak = _WEAK_NOUNS.get(last)
+    if weak is not None:
+        return NameClass(False, weak, _context(ws))
+    return None

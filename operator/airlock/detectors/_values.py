@@ -1,0 +1,179 @@
+"""Value-side signals: is a literal a placeholder, a reference, or random enough to be a key?
+
+A credential-named variable is only reported when its value could actually be the credential.
+Most false positives of name-only checkers come from values that point somewhere else (a file
+path, a secret-manager reference, a ``$(VAR)`` expansion, a Helm template) or that are obviously
+not filled in (``changeme``, ``<your-token>``, ``xxxx``). Those are recognised here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+# Values the keyword heuristic ignores when shorter: "abc12" is more often a flag or a unit than
+# a password, and credentials in real deployments are longer.
+MIN_SECRET_LEN = 6
+
+# Compared after lower-casing and dropping everything but letters and digits.
+_PLACEHOLDER_WORDS = frozenset(
+    {
+        "changeme",
+        "changeit",
+        "changethis",
+        "password",
+        "passwd",
+        "passw0rd",
+        "secret",
+        "secrets",
+        "token",
+        "apikey",
+        "key",
+        "todo",
+        "tbd",
+        "fixme",
+        "dummy",
+        "example",
+        "sample",
+        "placeholder",
+        "test",
+        "testing",
+        "default",
+        "none",
+        "null",
+        "nil",
+        "undefined",
+        "empty",
+        "unset",
+        "notset",
+        "redacted",
+        "hidden",
+        "masked",
+        "replaceme",
+        "foo",
+        "bar",
+        "foobar",
+        "true",
+        "false",
+        "yes",
+        "no",
+        "on",
+        "off",
+        "enabled",
+        "disabled",
+        "enable",
+        "disable",
+        "required",
+        "optional",
+        "notrequired",
+        "secretvalue",
+        "mysecret",
+        "mypassword",
+        "mytoken",
+        "supersecret",
+    }
+)
+
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+# Substrings (of the lower-cased value) that mark documentation values and fill-in-the-blanks.
+# "example" also covers the AWS documentation keys (AKIAIOSFODNN7EXAMPLE and its secret).
+_PLACEHOLDER_PARTS = re.compile(
+    r"example|placeholder|changeme|change[-_ ]me|replace[-_ ]?me|dummy|redacted|xxxx|\*\*\*"
+    r"|^(?:your|insert|enter|put|paste|add)[-_ .]|[-_ .]here$|^<.*>$|^\[.*\]$"
+)
+
+# Templating and variable references: Kubernetes $(VAR) expansion, shell ${VAR}/$VAR, Helm/Jinja
+# {{ }}, ERB/Octopus #{ }, Windows %VAR%, Spring ${...}. The value is resolved elsewhere.
+_TEMPLATE = re.compile(r"\$\(|\$\{|^\$[A-Za-z_]|\{\{|\{%|#\{|^%[A-Za-z_]\w*%$|^@@.*@@$|^__\w+__$")
+
+# Numbers, optionally with a unit ("3600", "1.5", "30s", "512Mi"): TTLs, sizes, limits.
+_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[A-Za-z]{0,2}$")
+
+# References to where a secret lives rather than the secret: files, secret managers, vaults.
+_REFERENCE = re.compile(
+    r"^(?:/|\./|\.\./|~/|file:|[A-Za-z]:\\"
+    r"|arn:aws[\w-]*:|vault:|ref\+|op://|akv://|sm://|secretsmanager:|ssm:|gcpsm://"
+    r"|projects/[^/\s]+/secrets/|azurekeyvault:|keyvault:|k8s:|secret:|secretref:)"
+)
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+# The characters of machine-generated tokens (base64, base64url, hex, base62 with separators).
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9+/=_\-.~]+$")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+def is_placeholder(value: str) -> bool:
+    """True when the value is clearly not a real credential (blank, template, boolean, ...)."""
+    v = value.strip()
+    if not v:
+        return True
+    if len(set(v)) <= 2:  # "********", "xxxxxx", "000000"
+        return True
+    low = v.lower()
+    if _NON_ALNUM.sub("", low) in _PLACEHOLDER_WORDS:
+        return True
+    if _PLACEHOLDER_PARTS.search(low) is not None:
+        return True
+    if _TEMPLATE.search(v) is not None:
+        return True
+    return _NUMBER.match(v) is not None
+
+
+def is_reference(value: str) -> bool:
+    """True when the value names a place a secret is kept (a path, a vault, a URL) instead."""
+    v = value.strip()
+    if _REFERENCE.match(v) is not None:
+        return True
+    # A URL is a reference unless it carries credentials; those are found by the URL detector,
+    # which runs before this filter.
+    return _URL.match(v) is not None
+
+
+def is_prose(value: str) -> bool:
+    """Several words: a description or a message, not a credential."""
+    return len(value.split()) >= 4
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of the value's own character distribution."""
+    n = len(value)
+    if n == 0:
+        return 0.0
+    counts = Counter(value).values()
+    return -sum(c / n * math.log2(c / n) for c in counts)
+
+
+def _vowel_ratio(value: str) -> float:
+    letters = [c for c in value if c.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(1 for c in letters if c in "aeiouAEIOU") / len(letters)
+
+
+def looks_random(value: str, *, strict: bool = False) -> bool:
+    """Whether a value looks machine-generated, like a key, rather than a word or a slug.
+
+    Entropy alone is weak on short strings (any string of distinct characters scores high), so it
+    is combined with character classes and the share of vowels among letters: random base62 has
+    about 19 % vowels, English words and model names about 35-40 %. ``strict`` is for values with
+    no credential name around them (a bare command-line argument): longer, mixed-case, not hex
+    (hex strings there are digests and commit ids).
+    """
+    n = len(value)
+    if n < (32 if strict else 16) or _TOKEN_CHARS.match(value) is None:
+        return False
+    has_digit = any(c.isdigit() for c in value)
+    has_lower = any(c.islower() for c in value)
+    has_upper = any(c.isupper() for c in value)
+    if _HEX.match(value) is not None:
+        return (not strict) and n >= 32 and has_digit and shannon_entropy(value) >= 3.0
+    if strict:
+        if "." in value or value[0] == "/" or not (has_digit and has_lower and has_upper):
+            return False
+        return shannon_entropy(value) >= 4.2 and _vowel_ratio(value) < 0.3
+    if not has_digit or not (has_lower or has_upper):
+        return False
+    return shannon_entropy(value) >= 3.5 and _vowel_ratio(value) < 0.33

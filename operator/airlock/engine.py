@@ -1,0 +1,103 @@
+"""The one place a verdict is computed.
+
+``evaluate`` is pure: object + context in, verdict out. The webhook, the background audit and
+``airlock scan`` all call it, so a workload gets the same answer wherever it is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airlock.findings import Action, Finding
+from airlock.model import ExceptionRecord
+from airlock.mutations import Patch, mutate
+from airlock.rules import AUDIT_ONLY, RULES, Scope
+from airlock.state import EvalContext
+from airlock.workloads import Workload, discover
+
+__all__ = ["Patch", "Verdict", "evaluate", "evaluate_workload", "mutate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    kind: str
+    namespace: str | None
+    name: str
+    environment: str
+    excluded: bool
+    findings: tuple[Finding, ...]  # every failing rule at every place; exempted ones included
+
+    @property
+    def enforced(self) -> tuple[Finding, ...]:
+        return self._active(Action.ENFORCE)
+
+    @property
+    def warned(self) -> tuple[Finding, ...]:
+        return self._active(Action.WARN)
+
+    @property
+    def audited(self) -> tuple[Finding, ...]:
+        return self._active(Action.AUDIT)
+
+    @property
+    def exempted(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.exempted_by is not None)
+
+    @property
+    def allowed(self) -> bool:
+        return not self.enforced
+
+    def _active(self, action: Action) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.action is action and f.exempted_by is None)
+
+
+def evaluate(obj: Mapping[str, Any], ctx: EvalContext) -> Verdict:
+    """Check one Kubernetes object against the policy of its namespace's environment."""
+    return evaluate_workload(discover(obj), ctx)
+
+
+def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
+    ns = wl.namespace
+    env = ctx.environment_of(ns)
+    if ns is not None and ns in ctx.policy.excluded_namespaces:
+        return Verdict(wl.kind, ns, wl.name, env.name, True, ())
+    scope = Scope(ctx, env, ns)
+    actions = env.actions
+    waivers = ctx.exceptions.get(ns, ()) if ns is not None else ()
+    matching = [w for w in waivers if w.matches(wl.kind, wl.name, wl.labels)] if waivers else []
+    findings: list[Finding] = []
+    for rule in RULES:
+        action = actions[rule.id]
+        if action is Action.OFF:
+            continue
+        if rule.id in AUDIT_ONLY and action.rank > Action.AUDIT.rank:
+            action = Action.AUDIT
+        info = rule.info
+        waiver = _waiver(matching, rule.id)
+        for hit in rule.check(wl, scope):
+            findings.append(
+                Finding(
+                    rule=info.id,
+                    severity=info.severity,
+                    action=action,
+                    kind=wl.kind,
+                    namespace=ns,
+                    name=wl.name,
+                    path=hit.path,
+                    message=hit.message,
+                    fix=info.fix,
+                    family=info.family,
+                    references=info.references,
+                    exempted_by=waiver,
+                )
+            )
+    return Verdict(wl.kind, ns, wl.name, env.name, False, tuple(findings))
+
+
+def _waiver(matching: list[ExceptionRecord], rule: str) -> str | None:
+    for rec in matching:
+        if rec.waives(rule):
+            return f"{rec.namespace}/{rec.name}"
+    return None

@@ -1,0 +1,105 @@
+"""The shape of a rule: metadata next to a pure check function.
+
+A check takes the discovered workload and the evaluation scope and yields ``Hit``s (JSON path and
+a specific message). The engine turns hits into findings with the policy's action; rules never
+decide actions, exceptions or output, and never hold state between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+import re
+from functools import lru_cache
+from typing import Any
+
+from airlock.findings import RuleInfo
+from airlock.images import ImageRef, InvalidImageReference, parse_image
+from airlock.state import CompiledEnvironment, EvalContext
+from airlock.workloads import ContainerView, PodSpecView, Workload
+
+__all__ = [
+    "Check",
+    "Hit",
+    "Rule",
+    "Scope",
+    "cached_image",
+    "containers",
+    "data_path",
+    "literal_env",
+    "mapping",
+    "sequence",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Per-evaluation view of the context: the object's environment is resolved once."""
+
+    ctx: EvalContext
+    env: CompiledEnvironment
+    namespace: str | None
+
+
+Check = Callable[[Workload, Scope], Iterator[Hit]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    info: RuleInfo
+    check: Check
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+
+def mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a mapping, else an empty one: manifests are untrusted and oddly shaped."""
+    return value if isinstance(value, Mapping) else _EMPTY_MAP
+
+
+def sequence(value: Any) -> list[Any] | tuple[Any, ...]:
+    return value if isinstance(value, list | tuple) else ()
+
+
+_EMPTY_MAP: Mapping[str, Any] = {}
+
+
+def literal_env(c: ContainerView) -> Iterator[tuple[int, str, str]]:
+    """``(index, name, value)`` of every env entry with a literal string value."""
+    for i, entry in enumerate(sequence(c.container.get("env"))):
+        if isinstance(entry, Mapping):
+            value = entry.get("value")
+            if isinstance(value, str) and value:
+                name = entry.get("name")
+                yield i, name if isinstance(name, str) else "", value
+
+
+@lru_cache(maxsize=4096)
+def cached_image(ref: str) -> ImageRef | None:
+    """Parse an image reference once per distinct string; ``None`` when it is not valid."""
+    try:
+        return parse_image(ref)
+    except InvalidImageReference:
+        return None
+
+
+def containers(wl: Workload) -> Iterator[tuple[PodSpecView, ContainerView]]:
+    for pod in wl.pod_specs:
+        for c in pod.containers:
+            yield pod, c
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def data_path(key: str) -> str:
+    """JSON path of a ConfigMap data key, quoting keys that are not identifiers (``a.b``)."""
+    return f"data.{key}" if _PLAIN_KEY.match(key) else f'data["{key}"]'

@@ -1,0 +1,111 @@
+"""Image provenance: mutable tags, missing digests, registries outside the environment's list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from airlock.findings import RuleInfo, Severity
+from airlock.images import ImageRef
+from airlock.rules.base import Hit, Rule, Scope, cached_image, containers
+from airlock.workloads import ContainerView, Workload
+
+IMAGE_TAG_LATEST = RuleInfo(
+    id="image-tag-latest",
+    family="images",
+    severity=Severity.MEDIUM,
+    title="Image without a version tag",
+    reason="the image has no tag or uses :latest, so what runs changes without a deploy",
+    fix="pin a version tag and a digest, e.g. repo/image:1.4.2@sha256:<digest>",
+    rationale=(
+        "A moving tag makes runs irreproducible and lets a compromised or broken push reach every "
+        "node on its next pull; rollbacks and audits cannot tell which build ran."
+    ),
+    references=("CIS 5.5.1", "NIST SP 800-190 4.1.1", "NSA/CISA Kubernetes Hardening: images"),
+)
+
+IMAGE_DIGEST_MISSING = RuleInfo(
+    id="image-digest-missing",
+    family="images",
+    severity=Severity.LOW,
+    title="Image not pinned by digest",
+    reason="the image is not pinned by a well-formed sha256/sha512 digest",
+    fix="append @sha256:<digest> (the pin-digests mutation can resolve it at admission)",
+    rationale=(
+        "Tags are mutable; only a content digest guarantees that the image scanned and approved is "
+        "the image that runs."
+    ),
+    references=("NIST SP 800-190 4.1.1", "SLSA: pinned dependencies"),
+    mutable=True,
+)
+
+IMAGE_REGISTRY_NOT_ALLOWED = RuleInfo(
+    id="image-registry-not-allowed",
+    family="images",
+    severity=Severity.HIGH,
+    title="Image from a registry this environment does not allow",
+    reason="the image comes from a registry or repository outside the environment's allow-list",
+    fix="use an image from one of the environment's allowed registries (see the policy)",
+    rationale=(
+        "Each environment pulls only from registries whose images went through its promotion and "
+        "scanning; a dev registry image in prod skips every gate."
+    ),
+    references=("NIST SP 800-190 4.2.1", "CIS 5.5.1"),
+)
+
+
+def _images(wl: Workload) -> Iterator[tuple[ContainerView, str, ImageRef | None]]:
+    for _pod, c in containers(wl):
+        image = c.container.get("image")
+        if isinstance(image, str) and image:
+            yield c, image, cached_image(image)
+
+
+def check_latest(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    for c, image, ref in _images(wl):
+        if ref is not None and not ref.pinned and (ref.tag is None or ref.tag == "latest"):
+            what = "has no tag" if ref.tag is None else "uses the :latest tag"
+            yield Hit(f"{c.path}.image", f"image {image} {what}")
+
+
+def check_digest(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    for c, image, ref in _images(wl):
+        if ref is None:
+            yield Hit(f"{c.path}.image", f"image {image!r} is not a valid image reference")
+        elif not ref.pinned:
+            detail = "" if ref.digest is None else f" (digest {ref.digest[:15]}… is malformed)"
+            yield Hit(f"{c.path}.image", f"image {ref.name} is not pinned by digest{detail}")
+
+
+def registry_allowed(name: str, allowed: tuple[str, ...]) -> bool:
+    """Prefix match on the normalised name, by whole path segments.
+
+    ``registry.corp.example/prod/`` allows ``registry.corp.example/prod/x`` but not
+    ``registry.corp.example/production/x``; an entry without a trailing slash names one repository
+    or a path prefix ending at a segment boundary.
+    """
+    for entry in allowed:
+        if entry.endswith("/"):
+            if name.startswith(entry):
+                return True
+        elif name == entry or name.startswith(entry + "/"):
+            return True
+    return False
+
+
+def check_registry(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    allowed = scope.env.allowed_registries
+    if not allowed:
+        return
+    for c, _image, ref in _images(wl):
+        if ref is not None and not registry_allowed(ref.name, allowed):
+            yield Hit(
+                f"{c.path}.image",
+                f"image {ref.name} is outside environment {scope.env.name}'s allowed registries",
+            )
+
+
+RULES = (
+    Rule(IMAGE_TAG_LATEST, check_latest),
+    Rule(IMAGE_DIGEST_MISSING, check_digest),
+    Rule(IMAGE_REGISTRY_NOT_ALLOWED, check_registry),
+)

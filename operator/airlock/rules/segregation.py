@@ -1,0 +1,298 @@
+"""Environment segregation: a workload talks to, schedules on and loads from its own environment."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from airlock.findings import RuleInfo, Severity
+from airlock.rules.base import (
+    Hit,
+    Rule,
+    Scope,
+    containers,
+    data_path,
+    literal_env,
+    mapping,
+    sequence,
+)
+from airlock.state import EvalContext
+from airlock.workloads import Workload
+
+_SEG_REFS = ("NIST SP 800-190 4.3.3", "NSA/CISA Kubernetes Hardening: network separation")
+
+CROSS_ENV_SERVICE_REFERENCE = RuleInfo(
+    id="cross-env-service-reference",
+    family="segregation",
+    severity=Severity.HIGH,
+    title="Reference to another environment's Service",
+    reason="the workload names a Service in a namespace of another environment",
+    fix="talk to the Service of your own environment (or declare the environment reachable)",
+    rationale=(
+        "Dev and staging code must not read or write production data or models: a test run that "
+        "writes to a prod feature store or model registry is an incident."
+    ),
+    references=_SEG_REFS,
+)
+
+CROSS_ENV_NODE_POOL = RuleInfo(
+    id="cross-env-node-pool",
+    family="segregation",
+    severity=Severity.HIGH,
+    title="Scheduling onto another environment's nodes",
+    reason="nodeSelector, node affinity or tolerations aim at another environment's node pool",
+    fix="select and tolerate only your own environment's node pool",
+    rationale=(
+        "Node pools per environment keep untrusted dev code off the nodes (and GPUs, and local "
+        "caches) that hold production models and credentials."
+    ),
+    references=("CIS 5.7.2", *_SEG_REFS),
+)
+
+CROSS_ENV_MODEL_SOURCE = RuleInfo(
+    id="cross-env-model-source",
+    family="segregation",
+    severity=Severity.HIGH,
+    title="Model or data loaded from outside the environment's stores",
+    reason="a model or data URI lies outside the environment's allowed storage prefixes",
+    fix="load models and data from your environment's store (see allowedStoragePrefixes)",
+    rationale=(
+        "Production models must come from the production registry after promotion; dev jobs "
+        "must not read production data. Storage prefixes make that boundary checkable."
+    ),
+    references=_SEG_REFS,
+)
+
+NAMESPACE_ENVIRONMENT_MISSING = RuleInfo(
+    id="namespace-environment-missing",
+    family="segregation",
+    severity=Severity.LOW,
+    title="Namespace without an environment label",
+    reason="the workload's namespace has no environment label, so the default environment applies",
+    fix="label the namespace: kubectl label namespace <ns> airlock.dev/environment=<env>",
+    rationale=(
+        "Every segregation rule depends on knowing a namespace's environment; unlabelled "
+        "namespaces silently fall back to the default."
+    ),
+    references=_SEG_REFS,
+)
+
+NETWORK_ISOLATION_MISSING = RuleInfo(
+    id="network-isolation-missing",
+    family="segregation",
+    severity=Severity.MEDIUM,
+    title="Namespace not network-isolated from other environments",
+    reason="the namespace has no airlock-environment-isolation NetworkPolicy",
+    fix="set isolation: enforce in the policy so the controller creates it, or create it yourself",
+    rationale=(
+        "Without a NetworkPolicy every pod can reach every other environment's Services, whatever "
+        "the configuration says."
+    ),
+    references=("CIS 5.3.2", *_SEG_REFS),
+)
+
+# A DNS name of two or more labels, not glued to other word characters.
+_HOST = re.compile(
+    r"(?<![\w.-])([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+)(?![\w-])"
+)
+_STORAGE_URI = re.compile(
+    r"\b(?:s3|s3a|gs|gcs|hf|az|abfss?|wasbs?|pvc|oci|hdfs|webhdfs|minio)://[^\s\"',;]+",
+    re.IGNORECASE,
+)
+
+
+def service_namespaces(text: str) -> Iterator[tuple[str, str]]:
+    """``(host, namespace)`` for every Service DNS name in ``text``.
+
+    Recognised forms: ``svc.ns``, ``svc.ns.svc`` and ``svc.ns.svc.<cluster domain>``, also inside
+    URLs with schemes, credentials, ports and paths. The two-label form is ambiguous with ordinary
+    host names; callers only act on namespaces they know.
+    """
+    if "." not in text:
+        return
+    for m in _HOST.finditer(text.lower()):
+        host = m.group(1)
+        parts = host.split(".")
+        if len(parts) == 2 or (len(parts) >= 3 and parts[2] == "svc"):
+            yield host, parts[1]
+
+
+def _foreign(ns: str, scope: Scope) -> str | None:
+    """The other environment a namespace belongs to, if the scope may not reach it."""
+    target = scope.ctx.namespace_env.get(ns)
+    if target is None or target == scope.env.name or target in scope.env.reachable:
+        return None
+    return target
+
+
+def service_hits(path: str, text: str, scope: Scope) -> Iterator[Hit]:
+    for host, ns in service_namespaces(text):
+        target = _foreign(ns, scope)
+        if target is not None:
+            yield Hit(
+                path,
+                f"references Service {host} in namespace {ns} of environment {target} "
+                f"from environment {scope.env.name}",
+            )
+
+
+def check_service_reference(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    if not scope.ctx.namespace_env:
+        return
+    if wl.kind == "ConfigMap" and wl.api_version == "v1":
+        for key, value in mapping(wl.obj.get("data")).items():
+            if isinstance(value, str):
+                yield from service_hits(data_path(key), value, scope)
+        return
+    for _pod, c in containers(wl):
+        for i, _name, value in literal_env(c):
+            yield from service_hits(f"{c.path}.env[{i}].value", value, scope)
+        for field in ("command", "args"):
+            for i, arg in enumerate(sequence(c.container.get(field))):
+                if isinstance(arg, str):
+                    yield from service_hits(f"{c.path}.{field}[{i}]", arg, scope)
+
+
+def _expression_hits(
+    path: str, expressions: Any, label: str, scope: Scope
+) -> Iterator[Hit]:
+    for j, expr in enumerate(sequence(expressions)):
+        e = mapping(expr)
+        if e.get("key") != label:
+            continue
+        op = e.get("operator")
+        values = [v for v in sequence(e.get("values")) if isinstance(v, str)]
+        here = f"{path}.matchExpressions[{j}]"
+        own = scope.env.name
+        if op == "In" and any(v != own for v in values):
+            others = sorted(v for v in values if v != own)
+            yield Hit(here, f"node affinity selects environment {', '.join(others)} (own: {own})")
+        elif op == "NotIn" and own in values:
+            yield Hit(here, f"node affinity excludes the own environment {own}")
+        elif op == "Exists":
+            yield Hit(here, f"node affinity accepts every environment's nodes (own: {own})")
+
+
+def check_node_pool(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    label = scope.ctx.policy.environment_label
+    own = scope.env.name
+    for pod in wl.pod_specs:
+        spec = pod.spec
+        selected = mapping(spec.get("nodeSelector")).get(label)
+        if isinstance(selected, str) and selected != own:
+            yield Hit(
+                f"{pod.path}.nodeSelector",
+                f"nodeSelector {label}={selected} targets another environment's nodes (own: {own})",
+            )
+        node_aff = mapping(mapping(spec.get("affinity")).get("nodeAffinity"))
+        req = mapping(node_aff.get("requiredDuringSchedulingIgnoredDuringExecution"))
+        base = f"{pod.path}.affinity.nodeAffinity"
+        for i, term in enumerate(sequence(req.get("nodeSelectorTerms"))):
+            yield from _expression_hits(
+                f"{base}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[{i}]",
+                mapping(term).get("matchExpressions"),
+                label,
+                scope,
+            )
+        pref = sequence(node_aff.get("preferredDuringSchedulingIgnoredDuringExecution"))
+        for i, weighted in enumerate(pref):
+            yield from _expression_hits(
+                f"{base}.preferredDuringSchedulingIgnoredDuringExecution[{i}].preference",
+                mapping(mapping(weighted).get("preference")).get("matchExpressions"),
+                label,
+                scope,
+            )
+        for i, tol in enumerate(sequence(spec.get("tolerations"))):
+            t = mapping(tol)
+            key, op, value = t.get("key"), t.get("operator", "Equal"), t.get("value")
+            here = f"{pod.path}.tolerations[{i}]"
+            if key == label and op == "Exists":
+                yield Hit(here, f"tolerates every environment's node taint {label} (own: {own})")
+            elif key == label and isinstance(value, str) and value != own:
+                yield Hit(here, f"tolerates environment {value}'s node taint (own: {own})")
+            elif not key and op == "Exists":
+                yield Hit(here, "tolerates every taint, including other environments' node pools")
+
+
+def _uri_problem(uri: str, scope: Scope) -> str | None:
+    own = scope.env.allowed_storage_prefixes
+    if any(uri.startswith(p) for p in own):
+        return None
+    owner = next((env for p, env in scope.ctx.policy.storage_owner if uri.startswith(p)), None)
+    if owner is not None and owner != scope.env.name:
+        return f"belongs to environment {owner}'s store (own: {scope.env.name})"
+    if own:
+        return f"is outside environment {scope.env.name}'s allowed storage prefixes"
+    return None
+
+
+def _redact_uri(uri: str) -> str:
+    """Drop userinfo and query strings: URIs may carry credentials or signed tokens."""
+    scheme, sep, rest = uri.partition("://")
+    host_path = rest.rsplit("@", 1)[-1]
+    return f"{scheme}{sep}{host_path.split('?', 1)[0]}"
+
+
+def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    if not scope.ctx.policy.storage_owner:
+        return
+    for ref in wl.storage_uris:
+        problem = _uri_problem(ref.value, scope)
+        if problem:
+            yield Hit(ref.path, f"{ref.what} {_redact_uri(ref.value)} {problem}")
+    for _pod, c in containers(wl):
+        for i, name, value in literal_env(c):
+            if "://" not in value:
+                continue
+            for m in _STORAGE_URI.finditer(value):
+                problem = _uri_problem(m.group(0), scope)
+                if problem:
+                    yield Hit(
+                        f"{c.path}.env[{i}].value",
+                        f"env {name}: {_redact_uri(m.group(0))} {problem}",
+                    )
+        for field in ("command", "args"):
+            for i, arg in enumerate(sequence(c.container.get(field))):
+                if isinstance(arg, str) and "://" in arg:
+                    for m in _STORAGE_URI.finditer(arg):
+                        problem = _uri_problem(m.group(0), scope)
+                        if problem:
+                            yield Hit(
+                                f"{c.path}.{field}[{i}]",
+                                f"{_redact_uri(m.group(0))} {problem}",
+                            )
+
+
+def _namespace_known_unlabelled(ctx: EvalContext, ns: str | None) -> bool:
+    return ns is not None and ns in ctx.namespace_labels and ns not in ctx.namespace_env
+
+
+def check_namespace_environment(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    if _namespace_known_unlabelled(scope.ctx, scope.namespace):
+        yield Hit(
+            "metadata.namespace",
+            f"namespace {scope.namespace} has no {scope.ctx.policy.environment_label} label; "
+            f"environment {scope.env.name} applies by default",
+        )
+
+
+def check_network_isolation(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    ctx, ns = scope.ctx, scope.namespace
+    isolated = ctx.isolated_namespaces
+    if isolated is None or ns is None or ctx.policy.spec.isolation == "off":
+        return
+    if ns in ctx.namespace_env and ns not in isolated:
+        yield Hit(
+            "metadata.namespace",
+            f"namespace {ns} has no airlock-environment-isolation NetworkPolicy",
+        )
+
+
+RULES = (
+    Rule(CROSS_ENV_SERVICE_REFERENCE, check_service_reference),
+    Rule(CROSS_ENV_NODE_POOL, check_node_pool),
+    Rule(CROSS_ENV_MODEL_SOURCE, check_model_source),
+    Rule(NAMESPACE_ENVIRONMENT_MISSING, check_namespace_environment),
+    Rule(NETWORK_ISOLATION_MISSING, check_network_isolation),
+)

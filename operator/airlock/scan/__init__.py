@@ -1,0 +1,49 @@
+"""``airlock scan``'s machinery: manifest loading, the scan run and the report formats.
+
+Layer 4, next to (and independent of) :mod:`airlock.engine`: the evaluator is handed in by the
+caller, so loaders and formats can be tested with any verdicts and the engine never learns about
+files.
+"""
+
+from __future__ import annotations
+
+from airlock.scan.jsonfmt import format_json
+from airlock.scan.loader import (
+    MAX_ALIAS_EXPANSION,
+    Document,
+    LoadResult,
+    describe_error,
+    load_paths,
+    load_text,
+)
+from airlock.scan.result import (
+    Evaluator,
+    ScanEntry,
+    ScanResult,
+    VerdictLike,
+    load_policy_file,
+    run_scan,
+)
+from airlock.scan.sarif import format_sarif
+from airlock.scan.text import format_explain, format_rule_list, format_summary, format_text
+
+__all__ = [
+    "MAX_ALIAS_EXPANSION",
+    "Document",
+    "Evaluator",
+    "LoadResult",
+    "ScanEntry",
+    "ScanResult",
+    "VerdictLike",
+    "describe_error",
+    "format_explain",
+    "format_json",
+    "format_rule_list",
+    "format_sarif",
+    "format_summary",
+    "format_text",
+    "load_paths",
+    "load_policy_file",
+    "load_text",
+    "run_scan",
+]

@@ -1,0 +1,430 @@
+"""Reading manifests for `airlock scan`: files, directories, standard input, YAML and JSON.
+
+The loader never stops at the first bad document: every unusable input becomes an
+:class:`~airlock.errors.InputError` naming the file, the 1-based document index and, when the
+parser knows it, the line, so a CI run shows every problem at once.
+
+YAML is parsed with libyaml when PyYAML was built with it (several times faster than the pure
+Python parser). Two hostile shapes are refused before anything walks the data: alias bombs
+("billion laughs": a few kilobytes whose aliases expand to billions of nodes) and recursive
+aliases (a node containing itself), which would send every tree walker into an endless loop.
+Timestamps stay strings, as the API server sees them after kubectl converts YAML to JSON.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from airlock.errors import InputError
+
+__all__ = [
+    "MAX_ALIAS_EXPANSION",
+    "Document",
+    "LoadResult",
+    "RawDocument",
+    "describe_error",
+    "iter_manifest_files",
+    "load_paths",
+    "load_text",
+    "parse_yaml",
+    "read_text",
+]
+
+MAX_ALIAS_EXPANSION = 10_000
+"""Nodes that aliases may add to one document. Hand-written anchors (a shared env list reused by a
+few containers) add hundreds; an alias bomb adds millions after a handful of lines."""
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """Safe loader that keeps timestamps as strings, like the API server's JSON does."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
+
+_SOURCE_COMMENT = re.compile(r"^#\s*Source:\s*(\S[^\r\n]*?)\s*$", re.MULTILINE)
+# a JSON path as the rules write it: name, [index], ["quoted key"]
+_PATH_TOKEN = re.compile(r"""\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\['([^']*)'\]|([^.\[\]]+)""")
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One Kubernetes object read from one document (or one item of a ``kind: List``)."""
+
+    file: str  # the path as the user named it (or found under a directory); "-" for stdin
+    index: int  # 1-based document index within the file
+    obj: Mapping[str, Any]
+    line: int = 1  # 1-based line where the object starts
+    item: int | None = None  # index in the List's ``items`` when the document is a List
+    source: str | None = None  # helm's "# Source: chart/templates/x.yaml" for this document
+    node: yaml.Node | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def display(self) -> str:
+        """The file name a user reads: helm template output names the template it came from."""
+        return f"{self.file} ({self.source})" if self.source else self.file
+
+    @property
+    def location(self) -> str:
+        where = f"{self.display}, document {self.index}"
+        return where if self.item is None else f"{where}, items[{self.item}]"
+
+    def line_of(self, path: str) -> int:
+        """Line of the field at ``path`` (``spec.containers[1].env[3].value``), as close as known.
+
+        Walks the parsed YAML nodes, so it costs one descent per finding and nothing when no
+        report needs lines. Falls back to the deepest node found, then to the object's start.
+        """
+        node = self.node
+        if node is None:
+            return self.line
+        tokens: list[str | int] = []
+        for m in _PATH_TOKEN.finditer(path):
+            index, dquoted, squoted, name = m.groups()
+            if index is not None:
+                tokens.append(int(index))
+            elif dquoted is not None:
+                tokens.append(dquoted.replace('\\"', '"').replace("\\\\", "\\"))
+            else:
+                tokens.append(squoted if squoted is not None else name)
+        line = node.start_mark.line
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            if isinstance(token, int):
+                if not isinstance(node, yaml.SequenceNode) or token >= len(node.value):
+                    break
+                node = node.value[token]
+                line = node.start_mark.line
+                i += 1
+                continue
+            if not isinstance(node, yaml.MappingNode):
+                break
+            keys = {k.value: (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+            # a key may itself contain dots ("app.properties"): try the longest join first
+            for j in range(len(tokens), i, -1):
+                parts = tokens[i:j]
+                if all(isinstance(p, str) for p in parts):
+                    pair = keys.get(".".join(str(p) for p in parts))
+                    if pair is not None:
+                        line = pair[0].start_mark.line  # the line naming the field
+                        node = pair[1]
+                        i = j
+                        break
+            else:
+                break
+        return line + 1
+
+
+@dataclass(slots=True)
+class LoadResult:
+    documents: list[Document] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+    files: int = 0  # files (and stdin) read successfully or not
+
+
+def describe_error(err: InputError) -> str:
+    """``k8s/app.yaml, document 3: line 12: mapping values are not allowed here``."""
+    if err.source is None:
+        return err.detail
+    where = err.source if err.document is None else f"{err.source}, document {err.document}"
+    return f"{where}: {err.detail}"
+
+
+def iter_manifest_files(directory: str) -> Iterator[str]:
+    """Manifest files under ``directory``, recursively, sorted, skipping hidden files and dirs."""
+    for root, dirs, files in os.walk(directory, onerror=None):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and name.lower().endswith(MANIFEST_SUFFIXES):
+                yield os.path.join(root, name)
+
+
+def load_paths(paths: Sequence[str], *, stdin: TextIO | None = None) -> LoadResult:
+    """Read every named file, directory (recursively) and ``-`` (standard input)."""
+    result = LoadResult()
+    for arg in paths:
+        if arg == "-":
+            if stdin is None:
+                result.errors.append(InputError("standard input is not available", "-"))
+                continue
+            result.files += 1
+            _extend(result, load_text(stdin.read(), "-"))
+        elif os.path.isdir(arg):
+            found = False
+            for path in iter_manifest_files(arg):
+                found = True
+                result.files += 1
+                _extend(result, _load_file(path))
+            if not found:
+                result.errors.append(InputError("no *.yaml, *.yml or *.json files found", arg))
+        elif os.path.exists(arg):
+            result.files += 1
+            _extend(result, _load_file(arg))
+        else:
+            result.errors.append(InputError("no such file or directory", arg))
+    return result
+
+
+def _extend(result: LoadResult, loaded: tuple[list[Document], list[InputError]]) -> None:
+    result.documents.extend(loaded[0])
+    result.errors.extend(loaded[1])
+
+
+def _load_file(path: str) -> tuple[list[Document], list[InputError]]:
+    try:
+        text = read_text(path)
+    except InputError as exc:
+        return [], [exc]
+    return load_text(text, path, json_first=path.lower().endswith(".json"))
+
+
+def load_text(
+    text: str, name: str, *, json_first: bool = False
+) -> tuple[list[Document], list[InputError]]:
+    """Parse one file's text: JSON when it is JSON, else a YAML stream of documents."""
+    if json_first or text.lstrip()[:1] in ("{", "["):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if json_first:
+                return [], [InputError(f"line {exc.lineno}: {exc.msg}", name, 1)]
+            # YAML flow style also starts with "{": let the YAML parser have its say
+        except RecursionError:
+            return [], [InputError("nested too deeply", name, 1)]
+        else:
+            docs: list[Document] = []
+            errors: list[InputError] = []
+            _accept(value, name, 1, line=1, source=None, node=None, docs=docs, errors=errors)
+            return docs, errors
+    return _load_yaml(text, name)
+
+
+@dataclass(frozen=True, slots=True)
+class RawDocument:
+    """A parsed, not yet validated document: what the policy loader and the scanner share."""
+
+    index: int
+    value: Any
+    line: int  # 1-based
+    source: str | None
+    node: yaml.Node | None
+
+
+def parse_yaml(text: str, name: str, errors: list[InputError]) -> Iterator[RawDocument]:
+    """Parse a YAML stream lazily, appending unusable documents to ``errors``."""
+    sources = _source_comments(text) if "# Source:" in text else None
+    check_aliases = "&" in text  # no anchor, no alias: skip the walk for almost every file
+    loader = _Loader(text)
+    index = 0
+    previous_end = -1
+    try:
+        while True:
+            index += 1
+            try:
+                if not loader.check_node():
+                    break
+                node = loader.get_node()
+            except yaml.MarkedYAMLError as exc:
+                # the stream cannot be resynchronised after a syntax error: stop this file
+                errors.append(InputError(_yaml_problem(exc), name, index))
+                break
+            except yaml.YAMLError as exc:
+                errors.append(InputError(f"invalid YAML: {type(exc).__name__}", name, index))
+                break
+            start = node.start_mark.line
+            source = _source_for(sources, previous_end, start) if sources else None
+            previous_end = node.end_mark.line
+            if check_aliases:
+                problem = _alias_problem(node)
+                if problem:
+                    errors.append(InputError(f"line {start + 1}: {problem}", name, index))
+                    continue
+            try:
+                value = loader.construct_document(node)
+            except yaml.MarkedYAMLError as exc:
+                errors.append(InputError(_yaml_problem(exc), name, index))
+                continue
+            except RecursionError:
+                errors.append(InputError(f"line {start + 1}: nested too deeply", name, index))
+                continue
+            yield RawDocument(index, value, start + 1, source, node)
+    except RecursionError:
+        errors.append(InputError("nested too deeply", name, index))
+    finally:
+        loader.dispose()
+
+
+def _load_yaml(text: str, name: str) -> tuple[list[Document], list[InputError]]:
+    docs: list[Document] = []
+    errors: list[InputError] = []
+    for raw in parse_yaml(text, name, errors):
+        _accept(
+            raw.value,
+            name,
+            raw.index,
+            line=raw.line,
+            source=raw.source,
+            node=raw.node,
+            docs=docs,
+            errors=errors,
+        )
+    return docs, errors
+
+
+def read_text(path: str) -> str:
+    """A file's text; raises :class:`InputError` naming the file when it cannot be read."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or type(exc).__name__}", path) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start})", path) from None
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    # only the parser's own words and the line: never str(exc), which may quote the source line
+    problem = exc.problem or exc.context or "invalid YAML"
+    mark = exc.problem_mark or exc.context_mark
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
+
+
+def _accept(
+    value: Any,
+    name: str,
+    index: int,
+    *,
+    line: int,
+    source: str | None,
+    node: yaml.Node | None,
+    docs: list[Document],
+    errors: list[InputError],
+) -> None:
+    """Validate one parsed document and append it (or the items of a List) to ``docs``."""
+    if value is None:
+        return  # empty document: helm emits them for templates that render nothing
+    problem = _object_problem(value)
+    if problem:
+        errors.append(InputError(f"line {line}: {problem}", name, index))
+        return
+    if value["kind"] == "List" or (
+        value["kind"].endswith("List") and isinstance(value.get("items"), list)
+    ):
+        items = value.get("items")
+        if items is None:
+            return
+        if not isinstance(items, list):
+            errors.append(InputError(f"line {line}: items of a List must be a list", name, index))
+            return
+        item_nodes = _item_nodes(node)
+        for i, item in enumerate(items):
+            item_node = item_nodes[i] if item_nodes and i < len(item_nodes) else None
+            item_line = item_node.start_mark.line + 1 if item_node is not None else line
+            problem = _object_problem(item)
+            if problem:
+                errors.append(InputError(f"line {item_line}: items[{i}]: {problem}", name, index))
+                continue
+            docs.append(Document(name, index, item, item_line, i, source, item_node))
+        return
+    docs.append(Document(name, index, value, line, None, source, node))
+
+
+def _object_problem(value: Any) -> str | None:
+    if not isinstance(value, Mapping):
+        what = "a list" if isinstance(value, list) else f"a {type(value).__name__}"
+        return f"expected a Kubernetes object (a mapping), found {what}"
+    for key in ("apiVersion", "kind"):
+        field_value = value.get(key)
+        if field_value is None or field_value == "":
+            return f"missing {key}"
+        if not isinstance(field_value, str):
+            return f"{key} must be a string"
+    return None
+
+
+def _item_nodes(node: yaml.Node | None) -> list[yaml.Node] | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key, value in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "items":
+            return list(value.value) if isinstance(value, yaml.SequenceNode) else None
+    return None
+
+
+def _source_comments(text: str) -> tuple[list[int], list[str]]:
+    """0-based line numbers and paths of helm's ``# Source:`` comments, in order."""
+    lines: list[int] = []
+    paths: list[str] = []
+    line = 0
+    last = 0
+    for m in _SOURCE_COMMENT.finditer(text):
+        line += text.count("\n", last, m.start())
+        last = m.start()
+        lines.append(line)
+        paths.append(m.group(1))
+    return lines, paths
+
+
+def _source_for(sources: tuple[list[int], list[str]], after: int, before: int) -> str | None:
+    """The last Source comment between the previous document's end and this one's start."""
+    lines, paths = sources
+    i = bisect.bisect_left(lines, before) - 1
+    if i >= 0 and lines[i] >= after:
+        return paths[i]
+    return None
+
+
+def _children(node: yaml.Node) -> Iterable[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+    elif isinstance(node, yaml.SequenceNode):
+        yield from node.value
+
+
+def _alias_problem(root: yaml.Node) -> str | None:
+    """Why a document's aliases make it unsafe to walk, or ``None``.
+
+    An alias is the same node object reached twice, so the expanded size is computed once per
+    distinct node (memoised, iterative: linear in the document's text, whatever it expands to).
+    """
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in _children(node))
+            continue
+        if key in size:
+            continue
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in on_path:
+                return "recursive YAML alias (a node that contains itself)"
+            if id(child) not in size:
+                stack.append((child, False))
+    if size[id(root)] - len(size) > MAX_ALIAS_EXPANSION:
+        return (
+            f"YAML aliases expand this document by more than {MAX_ALIAS_EXPANSION} nodes "
+            "(possible alias bomb); refusing to read it"
+        )
+    return None

@@ -1,0 +1,240 @@
+"""Running a scan: loaded documents in, verdicts and a summary out.
+
+The evaluator is passed in rather than imported: ``airlock.scan`` and ``airlock.engine`` are
+independent siblings of one layer (import-linter keeps them so), and the CLI wires
+``airlock.engine.evaluate`` in. Tests and benchmarks pass the same function.
+
+Airlock's own objects found among the scanned files are inputs, not workloads: a
+``PolicyException`` is fed to the context (so ``airlock scan app.yaml exceptions.yaml`` sees the
+same waivers as the webhook), a ``Namespace`` lends its labels (its environment), and a
+``BaselinePolicy`` is only validated: a policy applies when named with ``--policy``, never because
+it happens to sit in a scanned directory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from airlock.errors import InputError, PolicyError
+from airlock.findings import Action, Finding
+from airlock.model import API_VERSION, ExceptionRecord, PolicySpec, load_policy
+from airlock.scan.loader import Document, LoadResult, parse_yaml, read_text
+from airlock.state import EvalContext
+
+__all__ = [
+    "Evaluator",
+    "ScanEntry",
+    "ScanResult",
+    "VerdictLike",
+    "load_policy_file",
+    "run_scan",
+]
+
+_CONFIGMAP_RULE = "plaintext-secret-configmap"
+_DATA_KEY = re.compile(r'^data(?:\.([A-Za-z_][A-Za-z0-9_]*)|\["((?:[^"\\]|\\.)*)"\])$')
+
+
+class VerdictLike(Protocol):
+    """What the scan reads of :class:`airlock.engine.Verdict`."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def namespace(self) -> str | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def environment(self) -> str: ...
+    @property
+    def excluded(self) -> bool: ...
+    @property
+    def findings(self) -> tuple[Finding, ...]: ...
+
+
+Evaluator = Callable[[Mapping[str, Any], EvalContext], VerdictLike]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanEntry:
+    document: Document
+    verdict: VerdictLike
+
+
+@dataclass(slots=True)
+class ScanResult:
+    entries: list[ScanEntry] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+    files: int = 0
+    fail_on: Action = Action.ENFORCE
+
+    def findings(self) -> Iterator[tuple[ScanEntry, Finding]]:
+        """Every finding, exempted ones included, in the stable report order."""
+        for entry in self.entries:
+            for finding in sorted(entry.verdict.findings, key=_finding_key):
+                yield entry, finding
+
+    def fails(self, finding: Finding) -> bool:
+        return finding.exempted_by is None and finding.action.rank >= self.fail_on.rank
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Findings by action (exempted ones counted apart), for every summary."""
+        counts = {"enforce": 0, "warn": 0, "audit": 0, "exempted": 0}
+        for entry in self.entries:
+            for f in entry.verdict.findings:
+                counts["exempted" if f.exempted_by is not None else f.action.value] += 1
+        return counts
+
+    @property
+    def failing_objects(self) -> int:
+        return sum(1 for e in self.entries if any(self.fails(f) for f in e.verdict.findings))
+
+    @property
+    def excluded(self) -> int:
+        return sum(1 for e in self.entries if e.verdict.excluded)
+
+    @property
+    def exit_code(self) -> int:
+        """0 clean, 1 a finding at or above ``fail_on``, 2 some input was unusable."""
+        if self.errors:
+            return 2
+        return 1 if self.failing_objects else 0
+
+
+def _finding_key(f: Finding) -> tuple[str, str]:
+    return f.path, f.rule
+
+
+def _entry_key(e: ScanEntry) -> tuple[str, int, int]:
+    d = e.document
+    return d.file, d.index, -1 if d.item is None else d.item
+
+
+def run_scan(
+    loaded: LoadResult,
+    evaluate: Evaluator,
+    *,
+    policy: PolicySpec | None = None,
+    environment: str | None = None,
+    namespace_env: Mapping[str, str] | None = None,
+    fail_on: Action = Action.ENFORCE,
+    now: datetime | None = None,
+) -> ScanResult:
+    """Evaluate every loaded workload against ``policy``.
+
+    Raises :class:`PolicyError` when ``environment`` (or a ``--namespace-env`` value) names an
+    environment the policy does not declare.
+    """
+    result = ScanResult(errors=list(loaded.errors), files=loaded.files, fail_on=fail_on)
+    exceptions: list[ExceptionRecord] = []
+    labels: dict[str, Mapping[str, str]] = {}
+    workloads: list[Document] = []
+    for doc in loaded.documents:
+        kind = doc.obj["kind"]
+        airlock_object = doc.obj["apiVersion"] == API_VERSION
+        if airlock_object and kind == "PolicyException":
+            try:
+                exceptions.append(ExceptionRecord.from_object(doc.obj))
+            except PolicyError as exc:
+                result.errors.append(InputError(str(exc), doc.display, doc.index))
+        elif airlock_object and kind == "BaselinePolicy":
+            try:
+                load_policy(doc.obj)
+            except PolicyError as exc:
+                result.errors.append(InputError(str(exc), doc.display, doc.index))
+        else:
+            if kind == "Namespace" and doc.obj["apiVersion"] == "v1":
+                meta = doc.obj.get("metadata")
+                if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
+                    lab = meta.get("labels")
+                    labels[meta["name"]] = {
+                        str(k): str(v) for k, v in (lab.items() if isinstance(lab, Mapping) else ())
+                    }
+            workloads.append(doc)
+    ns_env = dict(namespace_env or {})
+    if policy is not None or ns_env:
+        _check_environments(policy, ns_env)
+    ctx = EvalContext.build(
+        policy,
+        namespace_env=ns_env,
+        namespace_labels=labels,
+        exceptions=exceptions,
+        now=now,
+        environment=environment,
+    )
+    # ConfigMaps first: a workload consuming a ConfigMap that holds a credential is flagged too,
+    # so the context must know those ConfigMaps before the workloads are evaluated.
+    configmaps = [d for d in workloads if d.obj["kind"] == "ConfigMap"]
+    verdicts: dict[int, VerdictLike] = {}
+    flagged: dict[tuple[str, str], set[str]] = {}
+    for doc in configmaps:
+        verdict = evaluate(doc.obj, ctx)
+        verdicts[id(doc)] = verdict
+        for f in verdict.findings:
+            key = _DATA_KEY.match(f.path) if f.rule == _CONFIGMAP_RULE else None
+            if key is not None and f.namespace is not None:
+                flagged.setdefault((f.namespace, f.name), set()).add(key.group(1) or key.group(2))
+    if flagged:
+        ctx = EvalContext.build(
+            ctx.policy,
+            namespace_env=ns_env,
+            namespace_labels=labels,
+            exceptions=exceptions,
+            now=ctx.now,
+            environment=environment,
+            credential_configmaps={k: frozenset(v) for k, v in flagged.items()},
+        )
+    for doc in workloads:
+        verdict = verdicts.get(id(doc)) or evaluate(doc.obj, ctx)
+        result.entries.append(ScanEntry(doc, verdict))
+    result.entries.sort(key=_entry_key)
+    return result
+
+
+def _check_environments(policy: PolicySpec | None, ns_env: Mapping[str, str]) -> None:
+    """A ``--namespace-env`` value must name a declared environment: a typo would scan silently
+    against the default environment instead."""
+    known = {e.name for e in (policy or PolicySpec()).environments}
+    for ns, env in sorted(ns_env.items()):
+        if env not in known:
+            raise PolicyError(
+                f"--namespace-env {ns}={env}: environment {env!r} is not declared by the policy "
+                f"(known: {', '.join(sorted(known))})",
+                [("namespace-env", f"unknown environment {env!r}")],
+            )
+
+
+def load_policy_file(path: str) -> PolicySpec:
+    """The ``BaselinePolicy`` in ``path`` (a full object or a bare spec), validated.
+
+    Raises :class:`InputError` when the file cannot be read or parsed and :class:`PolicyError`
+    (message naming the file and every failing field path) when the policy is invalid.
+    """
+    text = read_text(path)
+    errors: list[InputError] = []
+    candidates = [r for r in parse_yaml(text, path, errors) if r.value is not None]
+    if errors:
+        raise errors[0]
+    policies = [
+        r
+        for r in candidates
+        if isinstance(r.value, Mapping)
+        and (r.value.get("kind") == "BaselinePolicy" or "kind" not in r.value)
+    ]
+    if not policies:
+        raise InputError("no BaselinePolicy document found", path)
+    if len(policies) > 1:
+        docs = ", ".join(str(r.index) for r in policies)
+        raise InputError(f"several BaselinePolicy documents (documents {docs}); keep one", path)
+    raw = policies[0]
+    try:
+        return load_policy(raw.value)
+    except PolicyError as exc:
+        where = path if len(candidates) == 1 else f"{path}, document {raw.index}"
+        raise PolicyError(
+            f"{where}: {exc}", [(f"{where}: {p}", m) for p, m in exc.errors]
+        ) from None

@@ -1,0 +1,175 @@
+"""What an evaluation needs to know besides the object: the compiled policy and the cluster's shape.
+
+``CompiledPolicy`` turns a validated :class:`~airlock.model.PolicySpec` into lookup tables once, so
+the hot path never walks the pydantic model. ``EvalContext`` adds the namespace→environment map,
+namespace labels, the exceptions in force and the clock. Both are immutable: the webhook swaps a
+whole new context when a watch delivers a change, so a request never sees a half-updated state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+from airlock.detectors import DetectorSet
+from airlock.errors import PolicyError
+from airlock.findings import Action
+from airlock.model import RULE_IDS, ExceptionRecord, ExceptionState, PolicySpec
+
+__all__ = ["CompiledEnvironment", "CompiledPolicy", "EvalContext"]
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledEnvironment:
+    """One environment of the policy, with the action of every rule already resolved."""
+
+    name: str
+    mode: Action
+    actions: Mapping[str, Action]  # rule id -> action (env override > policy override > env mode)
+    allowed_registries: tuple[str, ...]
+    allowed_storage_prefixes: tuple[str, ...]
+    reachable: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    spec: PolicySpec
+    detectors: DetectorSet
+    environments: Mapping[str, CompiledEnvironment]
+    default_environment: str
+    excluded_namespaces: frozenset[str]
+    environment_label: str
+    owner_label: str
+    # storage prefixes of every environment, to tell "another environment's store" from "unknown"
+    storage_owner: tuple[tuple[str, str], ...]  # (prefix, environment), longest prefix first
+
+    @classmethod
+    def from_spec(cls, spec: PolicySpec) -> CompiledPolicy:
+        envs: dict[str, CompiledEnvironment] = {}
+        for env in spec.environments:
+            actions = {
+                rule: env.rules.get(rule, spec.rules.get(rule, env.mode)) for rule in RULE_IDS
+            }
+            envs[env.name] = CompiledEnvironment(
+                name=env.name,
+                mode=env.mode,
+                actions=MappingProxyType(actions),
+                allowed_registries=tuple(env.allowed_registries),
+                allowed_storage_prefixes=tuple(env.allowed_storage_prefixes),
+                reachable=frozenset(env.reachable_environments),
+            )
+        default = spec.default_environment or spec.environments[0].name
+        owners = sorted(
+            ((p, e.name) for e in spec.environments for p in e.allowed_storage_prefixes),
+            key=lambda pe: -len(pe[0]),
+        )
+        return cls(
+            spec=spec,
+            detectors=DetectorSet(
+                extra_credential_names=spec.detectors.extra_credential_names,
+                allow_values=spec.detectors.allow_values,
+            ),
+            environments=MappingProxyType(envs),
+            default_environment=default,
+            excluded_namespaces=frozenset(spec.excluded_namespaces),
+            environment_label=spec.environment_label,
+            owner_label=spec.owner_label,
+            storage_owner=tuple(owners),
+        )
+
+
+_DEFAULT_POLICY: CompiledPolicy | None = None
+
+
+def _default_policy() -> CompiledPolicy:
+    global _DEFAULT_POLICY  # noqa: PLW0603 - built once, lazily, and immutable
+    if _DEFAULT_POLICY is None:
+        _DEFAULT_POLICY = CompiledPolicy.from_spec(PolicySpec())
+    return _DEFAULT_POLICY
+
+
+@dataclass(frozen=True, slots=True)
+class EvalContext:
+    """Everything besides the object that a verdict depends on. Immutable; build a new one to change."""
+
+    policy: CompiledPolicy
+    namespace_env: Mapping[str, str] = field(default_factory=dict)  # namespace -> env label value
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # active exceptions by namespace (only ACTIVE ones: pending, expired and invalid waive nothing)
+    exceptions: Mapping[str, tuple[ExceptionRecord, ...]] = field(default_factory=dict)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    fallback_environment: str | None = None  # for namespaces the map does not know
+    # namespaces known to have the isolation NetworkPolicy; None = not known (no finding)
+    isolated_namespaces: frozenset[str] | None = None
+    # ConfigMaps holding plaintext credentials: (namespace, name) -> data keys
+    credential_configmaps: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    # image reference -> resolved "sha256:…" digest, for the pin-digests mutation (filled by I/O layers)
+    image_digests: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        policy: PolicySpec | CompiledPolicy | None = None,
+        *,
+        namespace_env: Mapping[str, str] | None = None,
+        namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+        exceptions: Sequence[ExceptionRecord] = (),
+        now: datetime | None = None,
+        environment: str | None = None,
+        isolated_namespaces: frozenset[str] | None = None,
+        credential_configmaps: Mapping[tuple[str, str], frozenset[str]] | None = None,
+        image_digests: Mapping[str, str] | None = None,
+    ) -> EvalContext:
+        if policy is None:
+            compiled = _default_policy()
+        elif isinstance(policy, CompiledPolicy):
+            compiled = policy
+        else:
+            compiled = CompiledPolicy.from_spec(policy)
+        if environment is not None and environment not in compiled.environments:
+            known = ", ".join(sorted(compiled.environments))
+            raise PolicyError(
+                f"environment {environment!r} is not declared by the policy (known: {known})",
+                [("environment", f"unknown environment {environment!r}")],
+            )
+        moment = now or datetime.now(UTC)
+        ns_env = dict(namespace_env or {})
+        labels = {ns: dict(v) for ns, v in (namespace_labels or {}).items()}
+        # namespace labels imply environments too, unless given explicitly
+        for ns, lab in labels.items():
+            value = lab.get(compiled.environment_label)
+            if value and ns not in ns_env:
+                ns_env[ns] = value
+        active: dict[str, list[ExceptionRecord]] = {}
+        for rec in exceptions:
+            if rec.state(moment, compiled.spec.exceptions) is ExceptionState.ACTIVE:
+                active.setdefault(rec.namespace, []).append(rec)
+        return cls(
+            policy=compiled,
+            namespace_env=ns_env,
+            namespace_labels=labels,
+            exceptions={ns: tuple(v) for ns, v in active.items()},
+            now=moment,
+            fallback_environment=environment,
+            isolated_namespaces=isolated_namespaces,
+            credential_configmaps=dict(credential_configmaps or {}),
+            image_digests=dict(image_digests or {}),
+        )
+
+    def environment_of(self, namespace: str | None) -> CompiledEnvironment:
+        """The environment a namespace belongs to: its label if declared, else the fallback/default."""
+        envs = self.policy.environments
+        if namespace is not None:
+            label = self.namespace_env.get(namespace)
+            if label is not None and label in envs:
+                return envs[label]
+        return envs[self.fallback_environment or self.policy.default_environment]
+
+    def labels_of(self, namespace: str | None) -> Mapping[str, str]:
+        if namespace is None:
+            return _EMPTY
+        return self.namespace_labels.get(namespace, _EMPTY)

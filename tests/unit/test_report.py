@@ -1,0 +1,373 @@
+"""The report formats on hand-built verdicts: text, JSON and SARIF structure and ordering."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from airlock.errors import InputError
+from airlock.findings import Action, Finding, RuleInfo, Severity
+from airlock.scan import (
+    ScanEntry,
+    ScanResult,
+    format_json,
+    format_rule_list,
+    format_sarif,
+    format_text,
+    load_text,
+)
+from airlock.scan.loader import Document
+from airlock.scan.sarif import SECURITY_SEVERITY, artifact_uri, fingerprint
+from airlock.scan.text import format_explain
+
+MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: trainer
+  namespace: ml-prod
+spec:
+  template:
+    spec:
+      containers:
+        - name: train
+          image: pytorch/pytorch:latest
+          securityContext:
+            privileged: true
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: notebook
+  namespace: ml-dev
+spec:
+  containers:
+    - name: nb
+      image: jupyter/base:latest
+"""
+
+CATALOG: dict[str, RuleInfo] = {
+    "privileged-container": RuleInfo(
+        id="privileged-container",
+        family="hardening",
+        severity=Severity.CRITICAL,
+        title="Privileged container",
+        reason="A container runs privileged.",
+        fix="Remove securityContext.privileged.",
+        rationale="A privileged container is root on the node.",
+        references=("PSS baseline: Privileged Containers",),
+    ),
+    "image-tag-latest": RuleInfo(
+        id="image-tag-latest",
+        family="images",
+        severity=Severity.MEDIUM,
+        title="Image tag latest",
+        reason="The image has no tag or uses latest.",
+        fix="Pin a version and a digest.",
+        rationale="Mutable tags make deployments unreproducible.",
+    ),
+    "owner-label-missing": RuleInfo(
+        id="owner-label-missing",
+        family="governance",
+        severity=Severity.LOW,
+        title="Owner label missing",
+        reason="No owner label.",
+        fix="Add airlock.dev/owner.",
+        rationale="Someone must answer for a workload.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FakeVerdict:
+    kind: str
+    namespace: str | None
+    name: str
+    environment: str
+    excluded: bool
+    findings: tuple[Finding, ...]
+
+
+def finding(doc: Document, rule: str, action: Action, path: str, **kw: Any) -> Finding:
+    info = CATALOG[rule]
+    meta = doc.obj["metadata"]
+    return Finding(
+        rule=rule,
+        severity=info.severity,
+        action=action,
+        kind=doc.obj["kind"],
+        namespace=meta.get("namespace"),
+        name=meta["name"],
+        path=path,
+        message=kw.pop("message", f"{rule} at {path}"),
+        fix=info.fix,
+        family=info.family,
+        references=info.references,
+        **kw,
+    )
+
+
+@pytest.fixture
+def result() -> ScanResult:
+    docs, errors = load_text(MANIFEST, "k8s/train.yaml")
+    assert errors == []
+    deploy, pod = docs
+    c0 = "spec.template.spec.containers[0]"
+    deploy_findings = (
+        # deliberately out of order: reports sort by path, then rule
+        finding(deploy, "privileged-container", Action.ENFORCE, f"{c0}.securityContext.privileged"),
+        finding(deploy, "image-tag-latest", Action.ENFORCE, f"{c0}.image"),
+    )
+    pod_findings = (
+        finding(pod, "image-tag-latest", Action.WARN, "spec.containers[0].image"),
+        finding(
+            pod,
+            "owner-label-missing",
+            Action.AUDIT,
+            "metadata.labels",
+            exempted_by="ml-dev/notebooks",
+        ),
+    )
+    return ScanResult(
+        entries=[
+            ScanEntry(
+                deploy,
+                FakeVerdict("Deployment", "ml-prod", "trainer", "prod", False, deploy_findings),
+            ),
+            ScanEntry(pod, FakeVerdict("Pod", "ml-dev", "notebook", "dev", False, pod_findings)),
+        ],
+        files=1,
+    )
+
+
+def test_exit_code_follows_fail_on(result: ScanResult) -> None:
+    assert result.exit_code == 1
+    assert result.counts == {"enforce": 2, "warn": 1, "audit": 0, "exempted": 1}
+    without_enforced = ScanResult(entries=result.entries[1:], files=1)
+    assert without_enforced.exit_code == 0
+    without_enforced.fail_on = Action.WARN
+    assert without_enforced.exit_code == 1
+    # the exempted audit finding never fails a scan, whatever the level
+    audit_only = ScanResult(entries=result.entries[1:], files=1, fail_on=Action.AUDIT)
+    assert audit_only.failing_objects == 1  # the warn finding, not the exempted one
+    errors = ScanResult(entries=[], errors=[InputError("bad", "f.yaml", 1)], files=1)
+    assert errors.exit_code == 2
+
+
+def test_text_groups_by_object_and_hides_exempted_unless_asked(result: ScanResult) -> None:
+    text = format_text(result)
+    lines = text.splitlines()
+    assert lines[0] == (
+        "Deployment ml-prod/trainer (k8s/train.yaml, document 1, line 1) [environment prod]"
+    )
+    c0 = "spec.template.spec.containers[0]"
+    assert lines[1] == (
+        f"  DENY   medium   image-tag-latest  {c0}.image: image-tag-latest at {c0}.image"
+    )
+    assert lines[2] == "         fix: Pin a version and a digest."
+    assert lines[3].startswith("  DENY   critical privileged-container  ")
+    assert lines[5] == ""
+    assert lines[6] == (
+        "Pod ml-dev/notebook (k8s/train.yaml, document 2, line 15) [environment dev]"
+    )
+    assert lines[7].startswith("  WARN   medium   image-tag-latest  spec.containers[0].image: ")
+    assert "owner-label-missing" not in text
+    assert lines[-1] == (
+        "2 objects scanned in 1 file: 2 deny, 1 warn, 0 audit, 1 exempted; "
+        "1 object at or above enforce."
+    )
+    assert "\x1b[" not in text
+    shown = format_text(result, show_exempted=True)
+    assert (
+        "  EXEMPT low      owner-label-missing  metadata.labels: owner-label-missing at "
+        "metadata.labels (exempted by ml-dev/notebooks)"
+    ) in shown.splitlines()
+
+
+def test_text_colours_only_on_request(result: ScanResult) -> None:
+    coloured = format_text(result, color=True)
+    assert "\x1b[1;31mDENY  \x1b[0m" in coloured
+    assert "\x1b[33mWARN  \x1b[0m" in coloured
+
+
+def test_text_says_so_when_nothing_is_found() -> None:
+    docs, _ = load_text(MANIFEST, "k.yaml")
+    clean = ScanResult(
+        entries=[
+            ScanEntry(docs[0], FakeVerdict("Deployment", "ml-prod", "trainer", "prod", False, ()))
+        ],
+        files=1,
+    )
+    assert format_text(clean).splitlines() == [
+        "No findings.",
+        "",
+        "1 object scanned in 1 file: 0 deny, 0 warn, 0 audit, 0 exempted; "
+        "0 objects at or above enforce.",
+    ]
+
+
+def test_json_has_every_field_in_stable_order(result: ScanResult) -> None:
+    report = json.loads(format_json(result))
+    findings = report["findings"]
+    assert [(f["document"], f["path"], f["rule"]) for f in findings] == [
+        (1, "spec.template.spec.containers[0].image", "image-tag-latest"),
+        (1, "spec.template.spec.containers[0].securityContext.privileged", "privileged-container"),
+        (2, "metadata.labels", "owner-label-missing"),
+        (2, "spec.containers[0].image", "image-tag-latest"),
+    ]
+    first = findings[1]
+    assert first == {
+        "rule": "privileged-container",
+        "severity": "critical",
+        "action": "enforce",
+        "kind": "Deployment",
+        "namespace": "ml-prod",
+        "name": "trainer",
+        "path": "spec.template.spec.containers[0].securityContext.privileged",
+        "message": "privileged-container at spec.template.spec.containers[0].securityContext."
+        "privileged",
+        "fix": "Remove securityContext.privileged.",
+        "family": "hardening",
+        "references": ["PSS baseline: Privileged Containers"],
+        "environment": "prod",
+        "file": "k8s/train.yaml",
+        "document": 1,
+        "line": 13,
+    }
+    assert findings[2]["exempted_by"] == "ml-dev/notebooks"
+    assert "exempted_by" not in findings[3]
+    assert report["summary"] == {
+        "objects": 2,
+        "excluded": 0,
+        "files": 1,
+        "findings": {"enforce": 2, "warn": 1, "audit": 0, "exempted": 1},
+        "fail_on": "enforce",
+        "failing_objects": 1,
+        "exit_code": 1,
+        "errors": [],
+    }
+    # byte-identical on a second run: CI can diff reports
+    assert format_json(result) == format_json(result)
+
+
+def test_json_lists_input_errors() -> None:
+    broken = ScanResult(errors=[InputError("line 3: missing kind", "a.yaml", 2)], files=1)
+    report = json.loads(format_json(broken))
+    assert report["findings"] == []
+    assert report["summary"]["errors"] == ["a.yaml, document 2: line 3: missing kind"]
+    assert report["summary"]["exit_code"] == 2
+
+
+def test_sarif_structure(result: ScanResult) -> None:
+    sarif = json.loads(format_sarif(result, CATALOG, cwd="/work"))
+    assert sarif["version"] == "2.1.0"
+    assert sarif["$schema"].endswith("sarif-2.1.0.json")
+    (run,) = sarif["runs"]
+    driver = run["tool"]["driver"]
+    assert driver["name"] == "airlock"
+    assert driver["informationUri"].startswith("https://")
+    rules = driver["rules"]
+    assert [r["id"] for r in rules] == list(CATALOG)
+    privileged = rules[0]
+    assert privileged["name"] == "PrivilegedContainer"
+    assert privileged["shortDescription"] == {"text": "Privileged container"}
+    assert privileged["fullDescription"] == {"text": "A container runs privileged."}
+    assert privileged["help"]["text"] == (
+        "Remove securityContext.privileged.\n\nA privileged container is root on the node."
+    )
+    assert privileged["properties"]["tags"][0] == "hardening"
+    assert privileged["properties"]["security-severity"] == "9.5"
+    assert privileged["defaultConfiguration"] == {"level": "error"}
+    assert run["invocations"] == [{"executionSuccessful": True, "exitCode": 1}]
+
+    results = run["results"]
+    assert len(results) == 4
+    for res in results:
+        assert rules[res["ruleIndex"]]["id"] == res["ruleId"]
+        assert res["message"]["text"]
+        loc = res["locations"][0]
+        assert loc["physicalLocation"]["artifactLocation"]["uri"] == "k8s/train.yaml"
+        assert loc["physicalLocation"]["region"]["startLine"] >= 1
+    by_rule = {(r["ruleId"], r["level"]): r for r in results}
+    priv = by_rule["privileged-container", "error"]
+    assert priv["locations"][0]["physicalLocation"]["region"]["startLine"] == 13
+    assert [ll["fullyQualifiedName"] for ll in priv["locations"][0]["logicalLocations"]] == [
+        "Deployment/ml-prod/trainer",
+        "Deployment/ml-prod/trainer/spec.template.spec.containers[0].securityContext.privileged",
+    ]
+    assert set(by_rule) == {
+        ("privileged-container", "error"),
+        ("image-tag-latest", "error"),
+        ("image-tag-latest", "warning"),
+        ("owner-label-missing", "note"),
+    }
+    exempted = by_rule["owner-label-missing", "note"]
+    assert exempted["suppressions"] == [
+        {
+            "kind": "external",
+            "status": "accepted",
+            "justification": "PolicyException ml-dev/notebooks",
+        }
+    ]
+    assert "suppressions" not in priv
+    fingerprints = {r["partialFingerprints"]["airlockFinding/v1"] for r in results}
+    assert len(fingerprints) == 4
+
+
+def test_sarif_reports_input_errors_as_notifications() -> None:
+    broken = ScanResult(errors=[InputError("line 3: missing kind", "a.yaml", 2)], files=1)
+    (run,) = json.loads(format_sarif(broken, CATALOG))["runs"]
+    assert run["results"] == []
+    assert run["invocations"][0]["executionSuccessful"] is False
+    assert run["invocations"][0]["toolExecutionNotifications"] == [
+        {"level": "error", "message": {"text": "a.yaml, document 2: line 3: missing kind"}}
+    ]
+
+
+def test_fingerprint_depends_on_place_not_message(result: ScanResult) -> None:
+    doc = result.entries[0].document
+    a = finding(doc, "image-tag-latest", Action.ENFORCE, "spec.x", message="one wording")
+    b = finding(doc, "image-tag-latest", Action.WARN, "spec.x", message="another wording")
+    c = finding(doc, "image-tag-latest", Action.ENFORCE, "spec.y")
+    assert fingerprint(a) == fingerprint(b)
+    assert fingerprint(a) != fingerprint(c)
+
+
+@pytest.mark.parametrize(
+    ("file", "source", "uri"),
+    [
+        ("k8s/app.yaml", None, "k8s/app.yaml"),
+        ("./k8s/app.yaml", None, "k8s/app.yaml"),
+        ("/work/repo/k8s/app.yaml", None, "repo/k8s/app.yaml"),
+        ("/elsewhere/app.yaml", None, "file:///elsewhere/app.yaml"),
+        ("-", "chart/templates/x.yaml", "chart/templates/x.yaml"),
+        ("-", None, "stdin"),
+    ],
+)
+def test_artifact_uri_is_relative_with_forward_slashes(
+    file: str, source: str | None, uri: str
+) -> None:
+    doc = Document(file, 1, {"kind": "Pod"}, source=source)
+    assert artifact_uri(doc, cwd="/work") == uri
+
+
+def test_security_severity_covers_every_severity() -> None:
+    assert {s: SECURITY_SEVERITY[s] for s in Severity} == {
+        Severity.CRITICAL: "9.5",
+        Severity.HIGH: "8.0",
+        Severity.MEDIUM: "5.5",
+        Severity.LOW: "3.0",
+    }
+
+
+def test_explain_and_rule_list() -> None:
+    text = format_explain(CATALOG["privileged-container"])
+    assert text.splitlines()[0] == "privileged-container: Privileged container"
+    for heading in ("What it catches:", "Why it matters:", "How to fix:", "References:"):
+        assert heading in text
+    assert "  - PSS baseline: Privileged Containers" in text
+    listing = format_rule_list(CATALOG.values()).splitlines()
+    assert [line.split()[0] for line in listing] == list(CATALOG)
+    assert listing[0].split()[1:3] == ["critical", "hardening"]

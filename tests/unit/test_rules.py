@@ -1,0 +1,386 @@
+"""Every rule of the catalog: a positive case (which rule, which path) and a negative case."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from airlock.engine import evaluate
+from airlock.findings import Action
+from airlock.model import RULE_IDS, load_policy
+from airlock.rules import RULE_INFO, RULES
+from airlock.state import EvalContext
+from tests.unit.builders import DIGEST, clean_container, clean_pod, deployment
+
+POLICY = load_policy(
+    {
+        "defaultEnvironment": "dev",
+        "environments": [
+            {
+                "name": "dev",
+                "mode": "warn",
+                "allowedRegistries": ["registry.corp.example/dev/"],
+                "allowedStoragePrefixes": ["s3://models-dev/"],
+            },
+            {
+                "name": "prod",
+                "mode": "enforce",
+                "allowedRegistries": ["registry.corp.example/prod/"],
+                "allowedStoragePrefixes": ["s3://models-prod/"],
+            },
+        ],
+    }
+)
+NS_ENV = {"team-a": "prod", "ml-dev": "dev", "ml-prod": "prod"}
+C0 = "spec.containers[0]"
+
+
+def ctx(**kw: Any) -> EvalContext:
+    return EvalContext.build(POLICY, namespace_env=NS_ENV, **kw)
+
+
+def hits(obj: dict[str, Any], context: EvalContext | None = None) -> set[tuple[str, str]]:
+    return {(f.rule, f.path) for f in evaluate(obj, context or ctx()).findings}
+
+
+def rules_of(obj: dict[str, Any], context: EvalContext | None = None) -> set[str]:
+    return {rule for rule, _ in hits(obj, context)}
+
+
+def test_registry_lists_every_catalog_rule_in_order() -> None:
+    assert tuple(r.id for r in RULES) == RULE_IDS
+    for info in RULE_INFO.values():
+        assert info.reason and info.fix and info.rationale and info.references
+
+
+def test_clean_hardened_pod_has_no_finding() -> None:
+    assert hits(clean_pod()) == set()
+
+
+Mut = Callable[[dict[str, Any]], None]
+
+
+def _c(p: dict[str, Any]) -> dict[str, Any]:
+    c: dict[str, Any] = p["spec"]["containers"][0]
+    return c
+
+
+def _sc(p: dict[str, Any]) -> dict[str, Any]:
+    sc: dict[str, Any] = _c(p)["securityContext"]
+    return sc
+
+
+def _env(name: str, value: str) -> Mut:
+    return lambda p: _c(p)["env"].append({"name": name, "value": value})
+
+
+POSITIVE: list[tuple[str, Mut, str]] = [
+    (
+        "plaintext-secret-env",
+        _env("HF_TOKEN", "hf_" + "Qx7Lm2Np9Rt4Vw8Yz3Bc6Df1Gh5Jk0Ms2Pq"),
+        f"{C0}.env[1].value",
+    ),
+    (
+        "plaintext-secret-args",
+        lambda p: _c(p).update(args=["--api-key=sk-proj-" + "Zr8Kp2Wq9Xt4Lm7Nb3Vc6Hd1Fg5Js0Ay"]),
+        f"{C0}.args[0]",
+    ),
+    ("image-tag-latest", lambda p: _c(p).update(image="registry.corp.example/prod/x"), f"{C0}.image"),
+    (
+        "image-digest-missing",
+        lambda p: _c(p).update(image="registry.corp.example/prod/x:1.0"),
+        f"{C0}.image",
+    ),
+    (
+        "image-registry-not-allowed",
+        lambda p: _c(p).update(image=f"registry.corp.example/production/x:1@{DIGEST}"),
+        f"{C0}.image",
+    ),
+    (
+        "cross-env-service-reference",
+        _env("FEATURES_URL", "http://features.ml-dev.svc.cluster.local:8080/v1"),
+        f"{C0}.env[1].value",
+    ),
+    (
+        "cross-env-node-pool",
+        lambda p: p["spec"].update(nodeSelector={"airlock.dev/environment": "dev"}),
+        "spec.nodeSelector",
+    ),
+    (
+        "cross-env-model-source",
+        _env("MODEL_URI", "s3://models-dev/llama/7b"),
+        f"{C0}.env[1].value",
+    ),
+    ("privileged-container", lambda p: _sc(p).update(privileged=True), f"{C0}.securityContext.privileged"),
+    ("host-namespaces", lambda p: p["spec"].update(hostPID=True), "spec.hostPID"),
+    (
+        "host-path-volume",
+        lambda p: p["spec"].update(volumes=[{"name": "h", "hostPath": {"path": "/"}}]),
+        "spec.volumes[0].hostPath",
+    ),
+    (
+        "privilege-escalation",
+        lambda p: _sc(p).pop("allowPrivilegeEscalation"),
+        f"{C0}.securityContext.allowPrivilegeEscalation",
+    ),
+    ("run-as-root", lambda p: _sc(p).update(runAsUser=0), f"{C0}.securityContext.runAsUser"),
+    (
+        "dangerous-capabilities",
+        lambda p: _sc(p).update(capabilities={"drop": ["ALL"], "add": ["SYS_ADMIN"]}),
+        f"{C0}.securityContext.capabilities.add",
+    ),
+    (
+        "seccomp-unconfined",
+        lambda p: _sc(p).update(seccompProfile={"type": "Unconfined"}),
+        f"{C0}.securityContext.seccompProfile.type",
+    ),
+    (
+        "service-account-token-automount",
+        lambda p: p["spec"].pop("automountServiceAccountToken"),
+        "spec.automountServiceAccountToken",
+    ),
+    (
+        "writable-root-filesystem",
+        lambda p: _sc(p).update(readOnlyRootFilesystem=False),
+        f"{C0}.securityContext.readOnlyRootFilesystem",
+    ),
+    ("owner-label-missing", lambda p: p["metadata"].update(labels={}), "metadata.labels"),
+]
+
+
+@pytest.mark.parametrize(("rule", "spoil", "path"), POSITIVE, ids=[r for r, _, _ in POSITIVE])
+def test_rule_fires_at_its_path_and_nothing_else_changes(rule: str, spoil: Mut, path: str) -> None:
+    p = clean_pod()
+    spoil(p)
+    found = hits(p)
+    assert (rule, path) in found
+    assert {r for r, _ in found} == {rule, *ALSO.get(rule, ())}, found
+
+
+# a spoiled pod may rightly break a second rule too: an untagged image has no digest either
+ALSO = {"image-tag-latest": ("image-digest-missing",)}
+
+
+def test_catalog_is_covered_by_positive_cases() -> None:
+    covered = {r for r, _, _ in POSITIVE} | {
+        "plaintext-secret-configmap",
+        "namespace-environment-missing",
+        "network-isolation-missing",
+    }
+    assert covered == set(RULE_IDS)
+
+
+NEGATIVE: list[tuple[str, Mut]] = [
+    ("plaintext-secret-env", _env("HF_TOKEN", "${HF_TOKEN}")),
+    ("plaintext-secret-env", _env("TOKENIZERS_PARALLELISM", "false")),
+    ("plaintext-secret-args", lambda p: _c(p).update(args=["--api-key-file=/etc/secrets/key"])),
+    ("image-tag-latest", lambda p: _c(p).update(image=f"registry.corp.example/prod/x@{DIGEST}")),
+    (
+        "image-digest-missing",
+        lambda p: _c(p).update(image="registry.corp.example/prod/x:1@sha256:" + "b" * 64),
+    ),
+    ("cross-env-service-reference", _env("FEATURES_URL", "http://features.ml-prod.svc:8080")),
+    ("cross-env-service-reference", _env("CONFIG", "config.json")),
+    (
+        "cross-env-node-pool",
+        lambda p: p["spec"].update(nodeSelector={"airlock.dev/environment": "prod"}),
+    ),
+    ("cross-env-model-source", _env("MODEL_URI", "s3://models-prod/llama/7b")),
+    ("privileged-container", lambda p: _sc(p).update(privileged=False)),
+    ("host-namespaces", lambda p: p["spec"].update(hostNetwork=False)),
+    ("host-path-volume", lambda p: p["spec"].update(volumes=[{"name": "t", "emptyDir": {}}])),
+    (
+        "run-as-root",
+        lambda p: (
+            p["spec"]["securityContext"].update(runAsNonRoot=True),
+            _sc(p).pop("runAsNonRoot"),
+        ),
+    ),
+    (
+        "dangerous-capabilities",
+        lambda p: _sc(p).update(capabilities={"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}),
+    ),
+    ("seccomp-unconfined", lambda p: _sc(p).update(seccompProfile={"type": "Localhost"})),
+]
+
+
+@pytest.mark.parametrize(("rule", "change"), NEGATIVE, ids=[r for r, _ in NEGATIVE])
+def test_rule_stays_silent_on_compliant_variants(rule: str, change: Mut) -> None:
+    p = clean_pod()
+    change(p)
+    assert rule not in rules_of(p)
+
+
+def test_secret_value_never_in_finding() -> None:
+    token = "hf_" + "Qx7Lm2Np9Rt4Vw8Yz3Bc6Df1Gh5Jk0Ms2Pq"
+    p = clean_pod()
+    _env("HF_TOKEN", token)(p)
+    _c(p)["args"] = [f"--token={token}"]
+    verdict = evaluate(p, ctx())
+    assert verdict.findings
+    for f in verdict.findings:
+        assert token not in repr(f)
+        assert token[3:12] not in f.message
+
+
+def test_configmap_credential_and_its_consumers() -> None:
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "app", "namespace": "team-a"},
+        "data": {"db.password": "Xk9#mQ2$vL7pR4wZ", "LOG_LEVEL": "debug"},
+    }
+    assert hits(cm) == {("plaintext-secret-configmap", 'data["db.password"]')}
+    p = clean_pod()
+    _c(p)["envFrom"] = [{"configMapRef": {"name": "app"}}]
+    p["spec"]["volumes"] = [{"name": "cfg", "configMap": {"name": "app"}}]
+    flagged = ctx(credential_configmaps={("team-a", "app"): frozenset({"db.password"})})
+    assert hits(p, flagged) == {
+        ("plaintext-secret-configmap", f"{C0}.envFrom[0].configMapRef"),
+        ("plaintext-secret-configmap", "spec.volumes[0].configMap"),
+    }
+    # the same name in another namespace is another ConfigMap
+    assert hits(clean_pod("ml-prod"), flagged) == set()
+
+
+def test_namespace_environment_missing_only_for_known_unlabelled_namespace() -> None:
+    known = ctx(namespace_labels={"loose": {"team": "x"}})
+    found = evaluate(clean_pod("loose"), known)
+    assert {(f.rule, f.action) for f in found.findings} >= {
+        ("namespace-environment-missing", Action.AUDIT)
+    }
+    assert "namespace-environment-missing" not in rules_of(clean_pod("unknown-ns"), known)
+    assert "namespace-environment-missing" not in rules_of(clean_pod("team-a"), known)
+
+
+def test_network_isolation_missing_only_when_known() -> None:
+    assert "network-isolation-missing" not in rules_of(clean_pod())
+    isolated = ctx(isolated_namespaces=frozenset({"ml-prod"}))
+    found = evaluate(clean_pod("team-a"), isolated)
+    assert [(f.rule, f.path, f.action) for f in found.findings] == [
+        ("network-isolation-missing", "metadata.namespace", Action.AUDIT)
+    ]
+    assert rules_of(clean_pod("ml-prod"), isolated) == set()
+
+
+def test_service_reference_forms() -> None:
+    from airlock.rules.segregation import service_namespaces
+
+    text = (
+        "a.ml-dev b.ml-dev.svc c.ml-dev.svc.cluster.local postgres://u:p@d.ml-dev:5432/db "
+        "https://e.ml-dev.svc.cluster.local/path?x=1 example.com/x"
+    )
+    assert [h for h, _ in service_namespaces(text)] == [
+        "a.ml-dev",
+        "b.ml-dev.svc",
+        "c.ml-dev.svc.cluster.local",
+        "d.ml-dev",
+        "e.ml-dev.svc.cluster.local",
+        "example.com",
+    ]
+
+
+def test_reachable_environment_may_be_named() -> None:
+    policy = load_policy(
+        {
+            "environments": [
+                {"name": "dev", "reachableEnvironments": ["shared"]},
+                {"name": "shared"},
+            ]
+        }
+    )
+    context = EvalContext.build(policy, namespace_env={"a": "dev", "s": "shared"})
+    p = clean_pod("a")
+    _env("URL", "http://api.s.svc:80")(p)
+    assert "cross-env-service-reference" not in rules_of(p, context)
+    context2 = EvalContext.build(policy, namespace_env={"a": "shared", "s": "dev"})
+    p2 = clean_pod("a")
+    _env("URL", "http://api.s.svc:80")(p2)
+    assert "cross-env-service-reference" in rules_of(p2, context2)
+
+
+def test_node_affinity_and_tolerations() -> None:
+    p = clean_pod()
+    p["spec"]["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "airlock.dev/environment", "operator": "In", "values": ["dev"]}]}
+                ]
+            }
+        }
+    }
+    p["spec"]["tolerations"] = [
+        {"key": "airlock.dev/environment", "operator": "Equal", "value": "dev", "effect": "NoSchedule"},
+        {"key": "airlock.dev/environment", "operator": "Equal", "value": "prod"},
+        {"operator": "Exists"},
+    ]
+    base = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+    assert hits(p) == {
+        ("cross-env-node-pool", f"{base}.nodeSelectorTerms[0].matchExpressions[0]"),
+        ("cross-env-node-pool", "spec.tolerations[0]"),
+        ("cross-env-node-pool", "spec.tolerations[2]"),
+    }
+
+
+def test_registry_prefix_matches_whole_segments() -> None:
+    from airlock.rules.images import registry_allowed
+
+    allowed = ("registry.corp.example/prod/", "docker.io/library/python")
+    assert registry_allowed("registry.corp.example/prod/x", allowed)
+    assert not registry_allowed("registry.corp.example/production/x", allowed)
+    assert registry_allowed("docker.io/library/python", allowed)
+    assert not registry_allowed("docker.io/library/python-evil", allowed)
+
+
+def test_malformed_digests_are_not_pins() -> None:
+    for bad in ("sha256:" + "A" * 64, "sha256:" + "a" * 63, "md5:" + "a" * 32):
+        p = clean_pod()
+        _c(p)["image"] = f"registry.corp.example/prod/x:1@{bad}"
+        assert "image-digest-missing" in rules_of(p)
+
+
+def test_actions_follow_precedence() -> None:
+    policy = load_policy(
+        {
+            "rules": {"writable-root-filesystem": "audit", "owner-label-missing": "off"},
+            "environments": [
+                {"name": "dev", "mode": "warn", "rules": {"writable-root-filesystem": "enforce"}},
+                {"name": "prod", "mode": "enforce"},
+            ],
+        }
+    )
+    p = clean_pod()
+    _sc(p)["readOnlyRootFilesystem"] = False
+    p["metadata"]["labels"] = {}
+    _c(p)["image"] = "registry.corp.example/prod/x:1"
+    for env, expected in (
+        ("dev", {"writable-root-filesystem": Action.ENFORCE, "image-digest-missing": Action.WARN}),
+        ("prod", {"writable-root-filesystem": Action.AUDIT, "image-digest-missing": Action.ENFORCE}),
+    ):
+        verdict = evaluate(p, EvalContext.build(policy, environment=env))
+        assert {f.rule: f.action for f in verdict.findings} == expected
+
+
+def test_excluded_namespace_is_not_evaluated() -> None:
+    p = clean_pod("kube-system")
+    _sc(p)["privileged"] = True
+    verdict = evaluate(p, ctx())
+    assert verdict.excluded and verdict.findings == () and verdict.allowed
+
+
+def test_every_finding_reported_at_once_in_deployment() -> None:
+    p = clean_pod()
+    spec = p["spec"]
+    spec["containers"].append(clean_container("sidecar", image="busybox"))
+    spec["hostNetwork"] = True
+    d = deployment(p)
+    verdict = evaluate(d, ctx())
+    assert not verdict.allowed
+    paths = {(f.rule, f.path) for f in verdict.enforced}
+    assert ("host-namespaces", "spec.template.spec.hostNetwork") in paths
+    assert ("image-tag-latest", "spec.template.spec.containers[1].image") in paths
+    assert ("image-registry-not-allowed", "spec.template.spec.containers[1].image") in paths
+    assert all(f.kind == "Deployment" and f.name == "d" for f in verdict.findings)
