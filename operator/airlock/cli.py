@@ -57,7 +57,8 @@ _EPILOG = """exit codes:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A subcommand: ``configure`` adds its flags, ``run`` does the work and returns the exit code."""
+    """A subcommand: ``configure`` adds its flags, ``run`` does the work and returns the exit
+    code."""
 
     name: str
     help: str
@@ -145,7 +146,8 @@ def _run_scan(args: argparse.Namespace) -> int:
         try:
             Path(args.output).write_text(report, encoding="utf-8")
         except OSError as exc:
-            raise InputError(f"cannot write: {exc.strerror or type(exc).__name__}", args.output)
+            what = exc.strerror or type(exc).__name__
+            raise InputError(f"cannot write: {what}", args.output) from None
         print(format_summary(result), file=sys.stderr)
     else:
         sys.stdout.write(report)
@@ -251,9 +253,9 @@ def _internal_error(exc: BaseException) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = COMMANDS) -> int:
     """Entry point of the console script; returns the exit code (see the module docstring)."""
-    parser = build_parser()
+    parser = build_parser(commands)
     try:
         args = parser.parse_args(argv)
         handler: Callable[[argparse.Namespace], int] = args.handler
@@ -272,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FINDINGS
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback, exit 3
+    except Exception as exc:  # the last line of defence: no traceback, exit 3
         if os.environ.get("AIRLOCK_DEBUG"):
             raise
         _internal_error(exc)

@@ -363,7 +363,7 @@ def _items(holder: Mapping[str, Any], key: str) -> Iterator[tuple[int, Mapping[s
 
 
 # --------------------------------------------------------------------------------------------
-# Handlers, one per family of kinds. Each gets (out, spec) where spec is obj["spec"] as a mapping.
+# Handlers, one per family of kinds: (out, obj, spec), spec being obj["spec"] or an empty mapping.
 
 _Handler = Callable[[_Out, Mapping[str, Any], Mapping[str, Any]], None]
 _SPEC: Pointer = ("spec",)
@@ -491,22 +491,24 @@ def _h_trainjob(out: _Out, obj: Mapping[str, Any], spec: Mapping[str, Any]) -> N
 
 
 # KServe: implementation keys of a component that are container-like (with storageUri).
-_KSERVE_IMPLS = (
-    "model",
-    "sklearn",
-    "xgboost",
-    "tensorflow",
-    "pytorch",
-    "triton",
-    "onnx",
-    "huggingface",
-    "pmml",
-    "lightgbm",
-    "paddle",
-    "tensorrt",  # v1alpha2
-    "art",
-    "alibi",  # explainers (alibi removed in later releases)
-    "aix",
+_KSERVE_IMPLS = frozenset(
+    {
+        "model",
+        "sklearn",
+        "xgboost",
+        "tensorflow",
+        "pytorch",
+        "triton",
+        "onnx",
+        "huggingface",
+        "pmml",
+        "lightgbm",
+        "paddle",
+        "tensorrt",  # v1alpha2
+        "art",
+        "alibi",  # explainers (alibi removed in later releases)
+        "aix",
+    }
 )
 _KSERVE_COMPONENTS = ("predictor", "transformer", "explainer")
 
@@ -514,23 +516,19 @@ _KSERVE_COMPONENTS = ("predictor", "transformer", "explainer")
 def _kserve_component(out: _Out, comp: Mapping[str, Any], ptr: Pointer, path: str) -> None:
     """A v1beta1/v1alpha2 component: inline PodSpec + implementation specs + extensions."""
     containers = _pod_containers(comp, ptr, path)
-    for key in _KSERVE_IMPLS:
-        impl = comp.get(key)
-        if impl is None or not _is_map(impl):
+    for key, impl in comp.items():  # in document order; a component has few keys
+        if key not in _KSERVE_IMPLS or not _is_map(impl):
             continue
         iptr = (*ptr, key)
         ipath = f"{path}.{key}"
-        containers.append(ContainerView(iptr, ipath, key, impl))
+        containers.append(_cv(iptr, ipath, key, impl))
         out.uri(impl, "storageUri", iptr, ipath)
     custom = _get_map(comp, "custom")  # v1alpha2: custom.container
     if custom is not None:
         c = _get_map(custom, "container")
         if c is not None:
-            containers.append(
-                ContainerView(
-                    (*ptr, "custom", "container"), f"{path}.custom.container", "custom", c
-                )
-            )
+            cptr: Pointer = (*ptr, "custom", "container")
+            containers.append(_cv(cptr, f"{path}.custom.container", "custom", c))
     for i, su in _items(comp, "storageUris"):
         sptr: Pointer = (*ptr, "storageUris", i)
         out.uri(su, "uri", sptr, f"{path}.storageUris[{i}]")
@@ -559,6 +557,8 @@ def _h_inferenceservice(out: _Out, obj: Mapping[str, Any], spec: Mapping[str, An
 def _h_servingruntime(out: _Out, obj: Mapping[str, Any], spec: Mapping[str, Any]) -> None:
     # ServingRuntimePodSpec: containers, volumes, nodeSelector, host namespaces, labels,
     # annotations — but no pod securityContext: the InferenceService supplies the pod.
+    if spec is not obj.get("spec"):  # absent or not a mapping: nothing is there to view
+        return
     _pod_spec(out, spec, _SPEC, "spec", _SPEC, standard=False, complete=False)
     workers = _get_map(spec, "workers")
     if workers is not None:
@@ -669,7 +669,7 @@ def _argo_template(
     for key in _ARGO_SINGLE:
         c = t.get(key)
         if c is not None and _is_map(c):
-            containers.append(ContainerView((*ptr, key), f"{path}.{key}", key, c))
+            containers.append(_cv((*ptr, key), f"{path}.{key}", key, c))
     for key in _ARGO_LISTS:
         if key in t:
             _container_list(t, key, ptr, path, containers)
@@ -677,7 +677,7 @@ def _argo_template(
     if cset is not None:
         for i, c in _items(cset, "containers"):
             containers.append(
-                ContainerView(
+                _cv(
                     (*ptr, "containerSet", "containers", i),
                     f"{path}.containerSet.containers[{i}]",
                     "containerSet",
@@ -686,9 +686,7 @@ def _argo_template(
             )
     if containers:
         out.specs.append(
-            PodSpecView(
-                ptr, path, t, (*ptr, "metadata"), tuple(containers), False, complete, *inherit
-            )
+            _psv(ptr, path, t, (*ptr, "metadata"), tuple(containers), False, complete, *inherit)
         )
     if depth >= 2:  # inline templates inside inline templates: bounded
         return

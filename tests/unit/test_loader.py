@@ -84,7 +84,7 @@ def test_non_utf8_file_is_an_error_naming_it(tmp_path: Path) -> None:
     bad.write_bytes(b"apiVersion: v1\nkind: ConfigMap\ndata:\n  name: caf\xe9\n")
     result = load_paths([str(bad)])
     assert result.documents == []
-    assert messages(result.errors) == [f"{bad}: not UTF-8 text (byte 42)"]
+    assert messages(result.errors) == [f"{bad}: not UTF-8 text (byte 48)"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
@@ -97,6 +97,15 @@ def test_unreadable_file_is_an_error_naming_it(tmp_path: Path) -> None:
     finally:
         locked.chmod(0o600)
     assert messages(result.errors) == [f"{locked}: cannot read: Permission denied"]
+
+
+def test_dangling_link_found_in_a_directory_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "missing-target.yaml")
+    result = load_paths([str(tmp_path)])
+    assert result.documents == []
+    assert messages(result.errors) == [
+        f"{tmp_path / 'gone.yaml'}: cannot read: No such file or directory"
+    ]
 
 
 def test_directory_walk_is_recursive_sorted_and_skips_hidden_and_other_files() -> None:
@@ -120,7 +129,7 @@ def test_list_items_are_expanded_with_their_index_and_line() -> None:
     assert pod.line == 11
     assert pod.location == "list.yaml, document 1, items[1]"
     # paths inside an item are relative to the item, not to the List
-    assert pod.line_of("spec.containers[0].image") == 17
+    assert pod.line_of("spec.containers[0].image") == 19
 
 
 def test_list_item_problems_name_the_item() -> None:
@@ -251,7 +260,7 @@ def test_line_of_follows_the_json_path() -> None:
     assert deployment.line_of("metadata.labels.airlock.dev/owner") == 8
     # a path beyond what the manifest has falls back to the deepest field that exists
     assert deployment.line_of("spec.template.spec.containers[5].image") == 22
-    assert deployment.line_of("spec.template.spec.initContainers[0]") == 18
+    assert deployment.line_of("spec.template.spec.initContainers[0]") == 17
 
 
 def test_line_of_quoted_configmap_key() -> None:

@@ -142,8 +142,8 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
     key = rf"[\w.\-]*{kw}[\w.\-]*"
     return _Patterns(
         kv_line=re.compile(
-            rf"^[ \t]*(?:-[ \t]+)?(?:export[ \t]+)?(?P<q>[\"']?)(?P<key>{key})(?P=q)[ \t]*[:=][ \t]*"
-            rf"(?P<val>[^\r\n]*)$",
+            rf"^[ \t]*(?:-[ \t]+)?(?:export[ \t]+)?(?P<q>[\"']?)(?P<key>{key})(?P=q)"
+            rf"[ \t]*[:=][ \t]*(?P<val>[^\r\n]*)$",
             re.MULTILINE,
         ),
         json_pair=re.compile(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
@@ -151,7 +151,8 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
             rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>\w*{kw}\w*)={_value_alternatives()}"
         ),
         script_flag=re.compile(
-            rf"(?<![\w-])--?(?P<key>[A-Za-z][\w.\-]*?{kw}[\w.\-]*)(?:=|[ \t]+){_value_alternatives()}"
+            rf"(?<![\w-])--?(?P<key>(?=[A-Za-z])[\w.\-]*?{kw}[\w.\-]*)(?:=|[ \t]+)"
+            + _value_alternatives()
         ),
     )
 
@@ -350,7 +351,7 @@ class DetectorSet:
         for i, arg in enumerate(args):
             if i == skip or len(arg) < MIN_SECRET_LEN:
                 continue
-            if _WS.search(arg) is not None:
+            if _WS.search(arg) is not None or '"' in arg or "'" in arg:
                 out.extend((i, d) for d in self._scan_script(arg))
                 continue
             det: Detection | None
@@ -475,8 +476,7 @@ class DetectorSet:
         if "curl" in text:
             for m in _CURL_U.finditer(text):
                 self._named_at(found, "password", m.group("val"), m.start("val"), REASON_FLAG)
-        if "\n" in text:
-            self._scan_kv(text, found)
+        self._scan_kv(text, found)
         return found.detections
 
 

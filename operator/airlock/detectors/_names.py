@@ -104,7 +104,7 @@ _COMPOUND_SUFFIXES = (
 
 # Provider-specific values that only look like a credential next to the provider's name
 # (no prefix in the format itself).
-CONTEXT_AWS_SECRET = "aws-secret"
+CONTEXT_AWS_SECRET = "aws-secret"  # noqa: S105 - a label, not a password
 CONTEXT_WANDB = "wandb"
 CONTEXT_COHERE = "cohere"
 

@@ -77,16 +77,25 @@ _PLACEHOLDER_WORDS = frozenset(
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
-# Substrings (of the lower-cased value) that mark documentation values and fill-in-the-blanks.
-# "example" also covers the AWS documentation keys (AKIAIOSFODNN7EXAMPLE and its secret).
-_PLACEHOLDER_PARTS = re.compile(
-    r"example|placeholder|changeme|change[-_ ]me|replace[-_ ]?me|dummy|redacted|xxxx|\*\*\*"
-    r"|^(?:your|insert|enter|put|paste|add)[-_ .]|[-_ .]here$|^<.*>$|^\[.*\]$"
+# Substrings of the value reduced to lower-case letters and digits that mark documentation
+# values and fill-in-the-blanks. "example" also covers the AWS documentation keys.
+_PLACEHOLDER_PARTS = (
+    "example",
+    "placeholder",
+    "changeme",
+    "replaceme",
+    "dummy",
+    "redacted",
+    "xxxx",
 )
+_FILL_IN = re.compile(r"(?:your|insert|enter|put|paste|add)[-_ .]")
+_FILL_IN_END = ("-here", "_here", " here", ".here")
 
 # Templating and variable references: Kubernetes $(VAR) expansion, shell ${VAR}/$VAR, Helm/Jinja
-# {{ }}, ERB/Octopus #{ }, Windows %VAR%, Spring ${...}. The value is resolved elsewhere.
-_TEMPLATE = re.compile(r"\$\(|\$\{|^\$[A-Za-z_]|\{\{|\{%|#\{|^%[A-Za-z_]\w*%$|^@@.*@@$|^__\w+__$")
+# {{ }}, ERB/Octopus #{ }. The value is resolved elsewhere.
+_TEMPLATE_PARTS = ("$(", "${", "{{", "{%", "#{")
+# Whole-value references: $VAR, %VAR% (Windows), @@VAR@@, __VAR__.
+_TEMPLATE_WHOLE = re.compile(r"^\$[A-Za-z_]|^%[A-Za-z_]\w*%$|^@@.*@@$|^__\w+__$")
 
 # Numbers, optionally with a unit ("3600", "1.5", "30s", "512Mi"): TTLs, sizes, limits.
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[A-Za-z]{0,2}$")
@@ -113,11 +122,20 @@ def is_placeholder(value: str) -> bool:
     if len(set(v)) <= 2:  # "********", "xxxxxx", "000000"
         return True
     low = v.lower()
-    if _NON_ALNUM.sub("", low) in _PLACEHOLDER_WORDS:
+    norm = _NON_ALNUM.sub("", low)
+    if norm in _PLACEHOLDER_WORDS or "***" in v:
         return True
-    if _PLACEHOLDER_PARTS.search(low) is not None:
+    for part in _PLACEHOLDER_PARTS:
+        if part in norm:
+            return True
+    if (v[0] == "<" and v[-1] == ">") or (v[0] == "[" and v[-1] == "]"):
         return True
-    if _TEMPLATE.search(v) is not None:
+    for part in _TEMPLATE_PARTS:
+        if part in v:
+            return True
+    if _TEMPLATE_WHOLE.match(v) is not None or _FILL_IN.match(low) is not None:
+        return True
+    if low.endswith(_FILL_IN_END):
         return True
     return _NUMBER.match(v) is not None
 

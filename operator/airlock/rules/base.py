@@ -8,7 +8,7 @@ decide actions, exceptions or output, and never hold state between calls.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import re
 from functools import lru_cache
 from typing import Any
@@ -38,13 +38,26 @@ class Hit:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Scope:
-    """Per-evaluation view of the context: the object's environment is resolved once."""
+    """Per-evaluation view of the context: the object's environment is resolved once.
+
+    It also memoises what several rules read (a container's literal env values), so one
+    evaluation walks each env list once; a Scope lives for one evaluation only.
+    """
 
     ctx: EvalContext
     env: CompiledEnvironment
     namespace: str | None
+    _envs: dict[int, tuple[tuple[int, str, str], ...]] = field(default_factory=dict)
+
+    def literal_env(self, c: ContainerView) -> tuple[tuple[int, str, str], ...]:
+        """``(index, name, value)`` of every env entry of ``c`` with a literal string value."""
+        key = id(c.container)
+        found = self._envs.get(key)
+        if found is None:
+            found = self._envs[key] = tuple(literal_env(c))
+        return found
 
 
 Check = Callable[[Workload, Scope], Iterator[Hit]]
@@ -62,11 +75,15 @@ class Rule:
 
 def mapping(value: Any) -> Mapping[str, Any]:
     """``value`` if it is a mapping, else an empty one: manifests are untrusted and oddly shaped."""
+    if type(value) is dict:  # the common case, without the ABC instance check
+        return value
     return value if isinstance(value, Mapping) else _EMPTY_MAP
 
 
 def sequence(value: Any) -> list[Any] | tuple[Any, ...]:
-    return value if isinstance(value, list | tuple) else ()
+    if type(value) is list:
+        return value
+    return value if isinstance(value, tuple) else ()
 
 
 _EMPTY_MAP: Mapping[str, Any] = {}
@@ -75,7 +92,7 @@ _EMPTY_MAP: Mapping[str, Any] = {}
 def literal_env(c: ContainerView) -> Iterator[tuple[int, str, str]]:
     """``(index, name, value)`` of every env entry with a literal string value."""
     for i, entry in enumerate(sequence(c.container.get("env"))):
-        if isinstance(entry, Mapping):
+        if type(entry) is dict or isinstance(entry, Mapping):
             value = entry.get("value")
             if isinstance(value, str) and value:
                 name = entry.get("name")

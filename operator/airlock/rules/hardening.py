@@ -4,7 +4,8 @@
 ``dangerous-capabilities`` and ``seccomp-unconfined`` follow the *baseline* level; the rest follow
 *restricted*. Two rules go beyond PSS: the service-account token and the writable root filesystem.
 Pod-spec fragments whose pod is supplied elsewhere (``PodSpecView.complete`` false, e.g. a TrainJob
-trainer) are skipped: their security context is not theirs to set.
+trainer) get only the checks for explicitly dangerous values (privileged, host namespaces, hostPath):
+a missing setting proves nothing there, since the runtime supplies the pod.
 """
 
 from __future__ import annotations
@@ -164,8 +165,14 @@ def _sc(c: ContainerView) -> Mapping[str, Any]:
     return mapping(c.container.get("securityContext"))
 
 
+def _pod_field(pod: PodSpecView, key: str) -> Any:
+    """A pod-level field as it applies (Argo templates inherit workflow-level defaults)."""
+    found = pod.effective(key)
+    return None if found is None else found[1]
+
+
 def _pod_sc(pod: PodSpecView) -> Mapping[str, Any]:
-    return mapping(pod.spec.get("securityContext"))
+    return mapping(_pod_field(pod, "securityContext"))
 
 
 def _windows(pod: PodSpecView) -> bool:
@@ -174,21 +181,21 @@ def _windows(pod: PodSpecView) -> bool:
 
 
 def check_privileged(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    for pod in _complete(wl):
+    for pod in wl.pod_specs:
         for c in pod.containers:
             if _sc(c).get("privileged") is True:
                 yield Hit(f"{c.path}.securityContext.privileged", "container runs privileged")
 
 
 def check_host_namespaces(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    for pod in _complete(wl):
+    for pod in wl.pod_specs:
         for field in ("hostNetwork", "hostPID", "hostIPC"):
-            if pod.spec.get(field) is True:
+            if _pod_field(pod, field) is True:
                 yield Hit(f"{pod.path}.{field}", f"{field}: true shares the node's namespace")
 
 
 def check_host_path(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    for pod in _complete(wl):
+    for pod in wl.pod_specs:
         for i, vol in enumerate(sequence(pod.spec.get("volumes"))):
             host_path = mapping(vol).get("hostPath")
             if host_path is not None:
@@ -290,7 +297,7 @@ def check_seccomp(wl: Workload, scope: Scope) -> Iterator[Hit]:
 
 def check_token_automount(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for pod in _complete(wl):
-        if pod.spec.get("automountServiceAccountToken") is not False:
+        if _pod_field(pod, "automountServiceAccountToken") is not False:
             yield Hit(
                 f"{pod.path}.automountServiceAccountToken",
                 "the service-account token is mounted into the pod",

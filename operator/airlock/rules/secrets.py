@@ -69,7 +69,7 @@ PLAINTEXT_SECRET_CONFIGMAP = RuleInfo(
 def check_env(wl: Workload, scope: Scope) -> Iterator[Hit]:
     detectors = scope.ctx.policy.detectors
     for _pod, c in containers(wl):
-        for i, name, value in literal_env(c):
+        for i, name, value in scope.literal_env(c):
             det = detectors.check_env(name, value)
             if det is not None:
                 yield Hit(

@@ -146,11 +146,12 @@ def check_service_reference(wl: Workload, scope: Scope) -> Iterator[Hit]:
                 yield from service_hits(data_path(key), value, scope)
         return
     for _pod, c in containers(wl):
-        for i, _name, value in literal_env(c):
-            yield from service_hits(f"{c.path}.env[{i}].value", value, scope)
+        for i, _name, value in scope.literal_env(c):
+            if "." in value:
+                yield from service_hits(f"{c.path}.env[{i}].value", value, scope)
         for field in ("command", "args"):
             for i, arg in enumerate(sequence(c.container.get(field))):
-                if isinstance(arg, str):
+                if isinstance(arg, str) and "." in arg:
                     yield from service_hits(f"{c.path}.{field}[{i}]", arg, scope)
 
 
@@ -242,7 +243,7 @@ def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
         if problem:
             yield Hit(ref.path, f"{ref.what} {_redact_uri(ref.value)} {problem}")
     for _pod, c in containers(wl):
-        for i, name, value in literal_env(c):
+        for i, name, value in scope.literal_env(c):
             if "://" not in value:
                 continue
             for m in _STORAGE_URI.finditer(value):

@@ -28,6 +28,7 @@ from airlock.errors import InputError
 
 __all__ = [
     "MAX_ALIAS_EXPANSION",
+    "NOT_MANIFESTS",
     "Document",
     "LoadResult",
     "RawDocument",
@@ -44,6 +45,11 @@ MAX_ALIAS_EXPANSION = 10_000
 few containers) add hundreds; an alias bomb adds millions after a handful of lines."""
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+NOT_MANIFESTS = frozenset(
+    {"kustomization.yaml", "kustomization.yml", "Chart.yaml", "values.yaml", "values.schema.json"}
+)
+"""Files that sit next to manifests in most repositories but are not Kubernetes objects
+(kustomize and helm configuration). Skipped when found in a directory; read when named."""
 
 _BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -144,11 +150,16 @@ def describe_error(err: InputError) -> str:
 
 
 def iter_manifest_files(directory: str) -> Iterator[str]:
-    """Manifest files under ``directory``, recursively, sorted, skipping hidden files and dirs."""
+    """Manifest files under ``directory``, recursively, sorted; hidden files and directories and
+    :data:`NOT_MANIFESTS` are skipped."""
     for root, dirs, files in os.walk(directory, onerror=None):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and name.lower().endswith(MANIFEST_SUFFIXES):
+            if (
+                not name.startswith(".")
+                and name.lower().endswith(MANIFEST_SUFFIXES)
+                and name not in NOT_MANIFESTS
+            ):
                 yield os.path.join(root, name)
 
 

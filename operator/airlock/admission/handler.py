@@ -1,0 +1,374 @@
+"""From an AdmissionReview request to an answer: the decision logic of both webhooks.
+
+No I/O besides metrics: the state comes from the :class:`StateStore`, the verdict from the
+engine, and the server only moves bytes. What an answer looks like:
+
+* **enforced findings** — denied, 403, one message listing every enforced finding as
+  ``[rule] path: message — fix: …`` under a header naming the object and its environment,
+  capped (lines and bytes) with "… and N more (run `airlock scan` for the full list)";
+* **warned findings** — admitted with one admission warning per finding (each at most 256
+  characters; at most ``max_warnings`` and ``max_warnings_bytes`` in all, then "and N more");
+* **audited findings** — admitted silently; only ``airlock_rule_results_total`` records them;
+* **mutations** (Pods on CREATE, PolicyException annotations) — a JSON patch, and one warning per
+  change so nothing is changed behind the user's back.
+
+``airlock_rule_results_total`` counts each failing (or exempted) rule once per request, not once
+per place, so a pod with forty plaintext variables does not outweigh forty pods with one. Dry-run
+requests get the same answer but are left out of that counter (a ``kubectl apply --dry-run=server``
+is not a workload); ``airlock_admission_requests_total`` counts them like any request.
+
+DELETE and CONNECT are admitted without evaluation. An UPDATE that changes nothing but
+``metadata`` is not denied unless ``enforce_on_metadata_update`` is set (its enforced findings
+become warnings), so labelling an object admitted before the policy tightened keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping, Sequence
+from time import perf_counter
+from typing import Any, Final
+
+from airlock import metrics
+from airlock.engine import Verdict, evaluate, mutate
+from airlock.errors import AdmissionError, PolicyError
+from airlock.findings import Finding
+from airlock.model import API_GROUP, load_policy
+
+from .exceptions import check_exception, exception_patch
+from .review import AdmissionRequest, AdmissionReview, allow, deny, parse_request
+from .settings import AdmissionSettings
+from .store import StateStore
+
+__all__ = ["handle_mutate", "handle_validate"]
+
+log = logging.getLogger("airlock.admission")
+
+NO_ENVIRONMENT: Final = "none"  # metric label for cluster-scoped objects and unparsable requests
+_MORE_HINT: Final = "(run `airlock scan` for the full list)"
+_LINE_MAX: Final = 600
+
+
+def handle_validate(
+    body: object,
+    store: StateStore,
+    settings: AdmissionSettings,
+    *,
+    started: float | None = None,
+) -> AdmissionReview:
+    """Answer a validating AdmissionReview (decoded JSON).
+
+    Raises :class:`AdmissionError` without a uid when no answer is possible (the server replies
+    HTTP 400). ``started`` is the ``perf_counter()`` at which the body arrived, so the duration
+    metric includes decoding.
+    """
+    return _handle(body, store, settings, mutating=False, started=started)
+
+
+def handle_mutate(
+    body: object,
+    store: StateStore,
+    settings: AdmissionSettings,
+    *,
+    started: float | None = None,
+) -> AdmissionReview:
+    """Answer a mutating AdmissionReview (decoded JSON); see :func:`handle_validate`."""
+    return _handle(body, store, settings, mutating=True, started=started)
+
+
+def _handle(
+    body: object,
+    store: StateStore,
+    settings: AdmissionSettings,
+    *,
+    mutating: bool,
+    started: float | None,
+) -> AdmissionReview:
+    start = perf_counter() if started is None else started
+    try:
+        req = parse_request(body)
+    except AdmissionError as exc:
+        if exc.uid is None:
+            metrics.ADMISSION_REQUESTS.labels("unknown", "unknown", "error", NO_ENVIRONMENT).inc()
+            raise
+        metrics.ADMISSION_REQUESTS.labels("unknown", "unknown", "error", NO_ENVIRONMENT).inc()
+        return deny(
+            exc.uid, f"airlock: malformed AdmissionReview: {exc}", code=400, reason="BadRequest"
+        )
+    kind = req["kind"]["kind"]
+    operation = req["operation"]
+    try:
+        if mutating:
+            answer, decision, environment = _mutate(req, store, settings)
+        else:
+            answer, decision, environment = _validate(req, store, settings)
+    except Exception as exc:  # a bug anywhere must still produce an answer
+        _log_internal(req, exc, "mutate" if mutating else "validate")
+        decision, environment = "error", NO_ENVIRONMENT
+        if mutating or settings.fail_open:
+            answer = allow(
+                req["uid"],
+                warnings=[
+                    "airlock internal error: admitted without "
+                    + ("mutation" if mutating else "checks")
+                ],
+            )
+        else:
+            answer = deny(
+                req["uid"],
+                "airlock internal error: the request could not be checked; retry, or ask the "
+                "platform team to look at the airlock webhook logs",
+                code=500,
+                reason="InternalError",
+            )
+    metrics.ADMISSION_REQUESTS.labels(kind, operation, decision, environment).inc()
+    metrics.ADMISSION_DURATION.labels(kind, operation).observe(perf_counter() - start)
+    return answer
+
+
+def _log_internal(req: AdmissionRequest, exc: BaseException, endpoint: str) -> None:
+    # The exception's message may quote the object (a value from the manifest): log its type and
+    # the stack only, with the request's identity.
+    log.error(
+        "internal error in /%s: uid=%s kind=%s object=%s/%s error=%s\n%s",
+        endpoint,
+        req["uid"],
+        req["kind"]["kind"],
+        req.get("namespace") or "-",
+        req.get("name") or "-",
+        type(exc).__name__,
+        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def _validate(
+    req: AdmissionRequest, store: StateStore, settings: AdmissionSettings
+) -> tuple[AdmissionReview, str, str]:
+    uid = req["uid"]
+    operation = req["operation"]
+    namespace = req.get("namespace") or None
+    ctx = store.context
+    if operation in ("DELETE", "CONNECT"):
+        return allow(uid), "allowed", ctx.environment_of(namespace).name
+    obj = req.get("object")
+    if not isinstance(obj, Mapping):
+        return _bad_request(uid, "request.object is missing"), "error", NO_ENVIRONMENT
+    if req["kind"].get("group") == API_GROUP:
+        if req["kind"]["kind"] == "BaselinePolicy":
+            return _validate_policy(req, obj, store, settings)
+        if req["kind"]["kind"] == "PolicyException":
+            return _validate_exception(req, store, settings)
+    verdict = evaluate(_with_namespace(obj, namespace), ctx)
+    if verdict.excluded:
+        return allow(uid), "allowed", verdict.environment
+    if not req.get("dryRun"):
+        _count_rule_results(verdict)
+    enforced: Sequence[Finding] = verdict.enforced
+    warned: Sequence[Finding] = verdict.warned
+    notes: list[str] = []
+    if enforced and not settings.enforce_on_metadata_update and _metadata_only(req, obj):
+        notes.append(
+            "airlock: this update changes only metadata, so enforced findings are reported as "
+            "warnings; fix them before the next spec change"
+        )
+        warned = (*enforced, *warned)
+        enforced = ()
+    warnings = _warnings(notes, [_finding_warning(f, settings) for f in warned], settings)
+    if enforced:
+        message = _deny_message(verdict, enforced, settings)
+        return deny(uid, message, warnings=warnings), "denied", verdict.environment
+    if warnings:
+        return allow(uid, warnings=warnings), "warned", verdict.environment
+    return allow(uid), "allowed", verdict.environment
+
+
+def _bad_request(uid: str, message: str) -> AdmissionReview:
+    return deny(
+        uid, f"airlock: malformed AdmissionReview: {message}", code=400, reason="BadRequest"
+    )
+
+
+def _with_namespace(obj: Mapping[str, Any], namespace: str | None) -> Mapping[str, Any]:
+    """The object with ``metadata.namespace`` from the request when the manifest has none."""
+    if namespace is None:
+        return obj
+    meta = obj.get("metadata")
+    if isinstance(meta, Mapping):
+        if meta.get("namespace"):
+            return obj
+        return {**obj, "metadata": {**meta, "namespace": namespace}}
+    return {**obj, "metadata": {"namespace": namespace}}
+
+
+def _metadata_only(req: AdmissionRequest, obj: Mapping[str, Any]) -> bool:
+    if req["operation"] != "UPDATE":
+        return False
+    old = req.get("oldObject")
+    if not isinstance(old, Mapping):
+        return False
+    skip = ("metadata", "status")
+    keys = (set(obj) | set(old)) - set(skip)
+    return all(obj.get(k) == old.get(k) for k in keys)
+
+
+def _count_rule_results(verdict: Verdict) -> None:
+    seen: set[tuple[str, str]] = set()
+    for f in verdict.findings:
+        result = "exempted" if f.exempted_by is not None else "fail"
+        key = (f.rule, result)
+        if key not in seen:
+            seen.add(key)
+            metrics.RULE_RESULTS.labels(f.rule, verdict.environment, result, "admission").inc()
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _finding_warning(f: Finding, settings: AdmissionSettings) -> str:
+    return _clip(
+        f"airlock [{f.rule}] {f.path}: {f.message}; fix: {f.fix}", settings.max_warning_chars
+    )
+
+
+def _warnings(head: list[str], items: list[str], settings: AdmissionSettings) -> list[str]:
+    """``head`` then ``items`` within the count and size budgets, ending with "and N more"."""
+    out = list(head)
+    size = sum(len(w) for w in out)
+    for i, w in enumerate(items):
+        if len(out) >= settings.max_warnings - 1 or size + len(w) > settings.max_warnings_bytes:
+            out.append(f"airlock: and {len(items) - i} more {_MORE_HINT}")
+            break
+        out.append(w)
+        size += len(w)
+    return out
+
+
+def _display_name(kind: str, namespace: str | None, name: str) -> str:
+    shown = name or "(unnamed)"
+    return f"{kind} {namespace}/{shown}" if namespace else f"{kind} {shown}"
+
+
+def _bounded_lines(
+    head: str, lines: Sequence[str], settings: AdmissionSettings, noun: str = ""
+) -> str:
+    out = [head]
+    size = len(head)
+    budget = settings.max_message_bytes - 80  # room for the "and N more" line
+    for i, raw in enumerate(lines):
+        line = _clip(raw, _LINE_MAX)
+        if i >= settings.max_message_lines or size + len(line) + 1 > budget:
+            out.append(f"… and {len(lines) - i} more{noun} {_MORE_HINT}")
+            break
+        out.append(line)
+        size += len(line) + 1
+    return "\n".join(out)
+
+
+def _deny_message(
+    verdict: Verdict, enforced: Sequence[Finding], settings: AdmissionSettings
+) -> str:
+    n = len(enforced)
+    head = (
+        f"airlock denied {_display_name(verdict.kind, verdict.namespace, verdict.name)} "
+        f"(environment {verdict.environment}): {n} violation{'' if n == 1 else 's'}"
+    )
+    lines = [f"[{f.rule}] {f.path}: {f.message} — fix: {f.fix}" for f in enforced]
+    return _bounded_lines(head, lines, settings)
+
+
+# --------------------------------------------------------------------------------------------
+# Airlock's own resources
+
+
+def _object_name(obj: Mapping[str, Any], req: AdmissionRequest) -> str:
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return name if isinstance(name, str) and name else (req.get("name") or "")
+
+
+def _validate_policy(
+    req: AdmissionRequest,
+    obj: Mapping[str, Any],
+    store: StateStore,
+    settings: AdmissionSettings,
+) -> tuple[AdmissionReview, str, str]:
+    uid = req["uid"]
+    name = _object_name(obj, req)
+    try:
+        load_policy(obj)
+    except PolicyError as exc:
+        errors = exc.errors or [("spec", str(exc))]
+        n = len(errors)
+        head = (
+            f"airlock denied {_display_name('BaselinePolicy', None, name)}: invalid policy, "
+            f"{n} error{'' if n == 1 else 's'}"
+        )
+        message = _bounded_lines(head, [f"{p}: {m}" for p, m in errors], settings)
+        return deny(uid, message, code=422, reason="Invalid"), "denied", NO_ENVIRONMENT
+    if name and name != store.policy_name:
+        warning = (
+            f"airlock follows only the BaselinePolicy named {store.policy_name!r}; "
+            f"{name!r} has no effect"
+        )
+        return allow(uid, warnings=[warning]), "warned", NO_ENVIRONMENT
+    return allow(uid), "allowed", NO_ENVIRONMENT
+
+
+def _validate_exception(
+    req: AdmissionRequest, store: StateStore, settings: AdmissionSettings
+) -> tuple[AdmissionReview, str, str]:
+    uid = req["uid"]
+    obj = req.get("object") or {}
+    namespace = req.get("namespace") or None
+    environment = store.context.environment_of(namespace).name
+    limits = store.policy.spec.exceptions
+    problems = check_exception(req, limits, store.now())
+    if problems:
+        n = len(problems)
+        head = (
+            f"airlock denied {_display_name('PolicyException', namespace, _object_name(obj, req))}"
+            f": {n} problem{'' if n == 1 else 's'}"
+        )
+        forbidden = any(p.forbidden for p in problems)
+        message = _bounded_lines(head, [f"{p.path}: {p.message}" for p in problems], settings)
+        if forbidden:
+            return deny(uid, message), "denied", environment
+        return deny(uid, message, code=422, reason="Invalid"), "denied", environment
+    return allow(uid), "allowed", environment
+
+
+# --------------------------------------------------------------------------------------------
+# Mutation
+
+
+def _mutate(
+    req: AdmissionRequest, store: StateStore, settings: AdmissionSettings
+) -> tuple[AdmissionReview, str, str]:
+    uid = req["uid"]
+    gvk = req["kind"]
+    namespace = req.get("namespace") or None
+    obj = req.get("object")
+    ctx = store.context
+    environment = ctx.environment_of(namespace).name
+    ops: Sequence[Mapping[str, Any]] = ()
+    changes: Sequence[str] = ()
+    if gvk.get("group") == API_GROUP and gvk["kind"] == "PolicyException":
+        ops, changes = exception_patch(req)
+    elif (
+        gvk.get("group", "") == ""
+        and gvk["kind"] == "Pod"
+        and req["operation"] == "CREATE"
+        and isinstance(obj, Mapping)
+    ):
+        patch = mutate(_with_namespace(obj, namespace), ctx)
+        ops, changes = patch.ops, patch.changes
+    if not ops:
+        return allow(uid), "allowed", environment
+    warnings = _warnings([], [_clip(c, settings.max_warning_chars) for c in changes], settings)
+    return allow(uid, warnings=warnings, patch=ops), "mutated", environment

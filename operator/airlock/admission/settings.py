@@ -1,0 +1,116 @@
+"""Settings of the admission server: a dataclass of sub-dataclasses, every field documented.
+
+The CLI (``airlock webhook``) fills these from flags and environment variables; tests and the
+benchmark build them directly. Defaults are the ones a production install wants, so a test that
+overrides nothing tests what users run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "AdmissionSettings",
+    "MetricsSettings",
+    "ServerSettings",
+    "TLSSettings",
+    "WebhookSettings",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TLSSettings:
+    """The serving certificate. The API server only talks to webhooks over TLS."""
+
+    cert_file: Path = Path("/etc/airlock/tls/tls.crt")
+    """PEM certificate chain (leaf first), as mounted from the webhook Secret."""
+
+    key_file: Path = Path("/etc/airlock/tls/tls.key")
+    """PEM private key of the leaf certificate."""
+
+    reload_interval: float = 5.0
+    """Seconds between checks of the files' modification times. The controller rotates the
+    certificate well before expiry and kubelet updates mounted Secrets within about a minute,
+    so a few seconds of polling costs nothing and needs no inotify dependency."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Where the admission endpoints listen, and what a request may cost."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - a pod serves its Service on every interface
+    """Address to bind. ``0.0.0.0`` in a pod (the Service routes to the pod IP)."""
+
+    port: int = 8443
+    """HTTPS port of /validate, /mutate, /healthz and /readyz; 0 picks a free port (tests)."""
+
+    max_body_bytes: int = 3 * 1024 * 1024
+    """Largest request body accepted; bigger ones get 413 without being parsed. etcd refuses
+    objects over 1.5 MiB and a review carries the object twice (object and oldObject), so 3 MiB
+    admits every legitimate review while bounding memory per connection."""
+
+    shutdown_timeout: float = 5.0
+    """Seconds in-flight requests get to finish when the server stops (rolling update)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """The plain-HTTP metrics endpoint, on its own port so scraping never needs the TLS cert."""
+
+    enabled: bool = True
+    """Serve ``GET /metrics`` at all."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - scraped from other pods
+    """Address to bind."""
+
+    port: int = 8080
+    """Port of ``GET /metrics``; 0 picks a free port (tests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionSettings:
+    """How answers are built."""
+
+    fail_open: bool = False
+    """What the validating endpoint answers when Airlock itself fails (a bug in a rule): False
+    denies with code 500 (fail closed, the safe choice for a security baseline), True admits with
+    an ``airlock internal error`` warning. The mutating endpoint always fails open: its patches
+    are conveniences and the validating webhook still checks the result."""
+
+    max_message_lines: int = 30
+    """Findings listed in a denial message before "… and N more"."""
+
+    max_message_bytes: int = 4096
+    """Bound on a denial message; kubectl prints it whole and it lands in audit logs."""
+
+    max_warning_chars: int = 256
+    """Length of one admission warning. The API server may truncate longer ones."""
+
+    max_warnings: int = 50
+    """Warnings per response before a final "and N more". The API server drops warnings past
+    4096 characters in total (from all webhooks), so more would be lost anyway."""
+
+    max_warnings_bytes: int = 3072
+    """Characters of warnings per response, leaving room under the API server's 4096 for other
+    webhooks' warnings."""
+
+    enforce_on_metadata_update: bool = False
+    """Whether an UPDATE that changes only ``metadata`` can be denied. False (the default) turns
+    enforced findings of such updates into warnings, as Pod Security Admission exempts
+    metadata-only pod updates: labelling or annotating an object admitted before the policy
+    tightened must not be blocked (controllers do it all the time). A change to anything else
+    (spec, data, …) is enforced normally."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """Everything ``airlock webhook`` needs besides the state the watches keep current."""
+
+    tls: TLSSettings = field(default_factory=TLSSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+
+    policy_name: str = "default"
+    """The cluster-scoped BaselinePolicy that is in force; others are ignored."""

@@ -1,0 +1,290 @@
+"""``airlock controller``: the process. Builds the registry, runs kopf and the lifecycle task.
+
+    python -m airlock.controller --kubeconfig ~/.kube/config --policy-name default
+
+One active replica: kopf peering (a ``ClusterKopfPeering``, see manifests/crds/kopf-peering.yaml)
+pauses every replica but the one with the highest priority; replicas draw distinct random
+priorities unless told otherwise (kopf pauses *all* operators that share a priority).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import kopf
+import urllib3
+from aiohttp import web
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from airlock.admission.metrics_http import start_metrics_server
+from airlock.controller.exceptions import (
+    ExceptionLifecycle,
+    StatusWriteError,
+    register_exception_handlers,
+)
+from airlock.controller.kube import CRD_VERSION, load_configuration, register_login
+from airlock.controller.policy import PolicyCache, register_policy_handlers
+from airlock.controller.settings import (
+    ControllerSettings,
+    add_arguments,
+    controller_kopf_settings,
+    settings_from_args,
+)
+from airlock.errors import AirlockError
+from airlock.model import API_GROUP
+
+__all__ = [
+    "Controller",
+    "build_controller_registry",
+    "main",
+    "peering_allows",
+    "run_controller",
+    "serve",
+]
+
+_log = logging.getLogger("airlock.controller")
+
+PEERING_GROUP: Final = "kopf.dev"
+PEERING_VERSION: Final = "v1"
+PEERING_PLURAL: Final = "clusterkopfpeerings"
+_REQUEST_TIMEOUT: Final = 30.0
+_LEADER_CACHE_SECONDS: Final = 10.0
+_DEFAULT_PEER_LIFETIME: Final = 60  # kopf assumes this for peers that do not say
+
+
+def peering_allows(
+    peers: Mapping[str, Any], *, identity: str, priority: int, now: datetime
+) -> bool:
+    """Whether kopf lets this replica run, given a ``ClusterKopfPeering``'s ``status``.
+
+    kopf's rule: pause while any other live peer has a higher priority *or the same one*. A
+    peer is live until ``lastseen + lifetime``.
+    """
+    for peer, info in peers.items():
+        if peer == identity or not isinstance(info, Mapping):
+            continue
+        try:
+            seen = datetime.fromisoformat(str(info.get("lastseen")))
+            lifetime = int(info.get("lifetime", _DEFAULT_PEER_LIFETIME))
+            their_priority = int(info.get("priority", 0))
+        except (TypeError, ValueError):
+            continue
+        if seen.tzinfo is None:
+            seen = seen.replace(tzinfo=UTC)
+        if (seen - now).total_seconds() + lifetime <= 0:
+            continue  # dead: kopf cleans it up and ignores it
+        if their_priority >= priority:
+            return False
+    return True
+
+
+class Controller:
+    """The controller's parts, wired together; :meth:`run` runs them until ``stop`` is set."""
+
+    def __init__(self, settings: ControllerSettings) -> None:
+        self.settings = settings
+        self.priority = settings.effective_priority()
+        self.identity = settings.effective_identity() or (
+            f"airlock-controller@{socket.gethostname()}/{secrets.token_hex(3)}"
+        )
+        self.api = client.ApiClient(load_configuration(settings.kubeconfig))
+        self.custom = client.CustomObjectsApi(self.api)
+        self.policy = PolicyCache(settings.policy_name)
+        self.lifecycle = ExceptionLifecycle(
+            self.policy,
+            write_status=self._write_status,
+            list_objects=self._list_exceptions,
+            leading=None if settings.standalone else self._leading,
+            sweep_interval=settings.sweep_interval,
+            resync_interval=settings.resync_interval,
+        )
+        self.registry = build_controller_registry(self)
+        self._leader_checked = (float("-inf"), False)
+
+    # -- Kubernetes calls (the sync client, in the default thread pool) ------------------------
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: fn(*args, **kwargs))
+
+    async def _write_status(
+        self, namespace: str, name: str, changes: dict[str, Any]
+    ) -> Mapping[str, Any] | None:
+        try:
+            result = await self._call(
+                self.custom.patch_namespaced_custom_object_status,
+                API_GROUP,
+                CRD_VERSION,
+                namespace,
+                "policyexceptions",
+                name,
+                {"status": changes},
+                _content_type="application/merge-patch+json",
+                _request_timeout=_REQUEST_TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise StatusWriteError(f"HTTP {exc.status} {exc.reason}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StatusWriteError(type(exc).__name__) from None
+        return result if isinstance(result, Mapping) else None
+
+    async def _list_exceptions(self) -> Sequence[Mapping[str, Any]]:
+        try:
+            listing = await self._call(
+                self.custom.list_cluster_custom_object,
+                API_GROUP,
+                CRD_VERSION,
+                "policyexceptions",
+                _request_timeout=_REQUEST_TIMEOUT,
+            )
+        except ApiException as exc:
+            raise StatusWriteError(f"HTTP {exc.status} {exc.reason}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StatusWriteError(type(exc).__name__) from None
+        items = listing.get("items") if isinstance(listing, Mapping) else None
+        return [item for item in items or [] if isinstance(item, Mapping)]
+
+    async def _leading(self) -> bool:
+        loop = asyncio.get_running_loop()
+        checked_at, verdict = self._leader_checked
+        if loop.time() - checked_at < _LEADER_CACHE_SECONDS:
+            return verdict
+        try:
+            obj = await self._call(
+                self.custom.get_cluster_custom_object,
+                PEERING_GROUP,
+                PEERING_VERSION,
+                PEERING_PLURAL,
+                self.settings.peering_name,
+                _request_timeout=_REQUEST_TIMEOUT,
+            )
+        except ApiException as exc:
+            raise StatusWriteError(f"peering: HTTP {exc.status} {exc.reason}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StatusWriteError(f"peering: {type(exc).__name__}") from None
+        status = obj.get("status") if isinstance(obj, Mapping) else None
+        verdict = peering_allows(
+            status if isinstance(status, Mapping) else {},
+            identity=self.identity,
+            priority=self.priority,
+            now=datetime.now(UTC),
+        )
+        self._leader_checked = (loop.time(), verdict)
+        return verdict
+
+    async def ensure_peering_object(self) -> None:
+        """Create the ClusterKopfPeering object if missing; kopf never creates it itself."""
+        body = {
+            "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+            "kind": "ClusterKopfPeering",
+            "metadata": {"name": self.settings.peering_name},
+        }
+        try:
+            await self._call(
+                self.custom.create_cluster_custom_object,
+                PEERING_GROUP,
+                PEERING_VERSION,
+                PEERING_PLURAL,
+                body,
+                _request_timeout=_REQUEST_TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return
+            if exc.status == 404:
+                raise AirlockError(
+                    "the ClusterKopfPeering CRD is not installed "
+                    "(kubectl apply -f manifests/crds/kopf-peering.yaml), or run --standalone"
+                ) from None
+            raise AirlockError(
+                f"cannot create the ClusterKopfPeering {self.settings.peering_name!r}: "
+                f"HTTP {exc.status} {exc.reason}"
+            ) from None
+        _log.info("created ClusterKopfPeering %s", self.settings.peering_name)
+
+    # -- running --------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        if not settings.standalone:
+            await self.ensure_peering_object()
+        metrics_runner: web.AppRunner | None = None
+        if settings.metrics_port:
+            metrics_runner = await start_metrics_server(settings.metrics_host, settings.metrics_port)
+        lifecycle = asyncio.create_task(self.lifecycle.run(stop), name="exception lifecycle")
+        try:
+            await kopf.operator(
+                registry=self.registry,
+                settings=controller_kopf_settings(settings),
+                standalone=settings.standalone,
+                priority=self.priority,
+                peering_name=None if settings.standalone else settings.peering_name,
+                identity=self.identity,  # type: ignore[arg-type]
+                liveness_endpoint=settings.liveness_endpoint,
+                clusterwide=True,
+                stop_flag=stop,
+            )
+        finally:
+            stop.set()
+            await asyncio.gather(lifecycle, return_exceptions=True)
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
+            self.api.close()
+
+
+def build_controller_registry(controller: Controller) -> kopf.OperatorRegistry:
+    """A fresh registry with the controller's handlers (policy status, exception lifecycle)."""
+    registry = kopf.OperatorRegistry()
+    register_login(
+        registry, controller.settings.kubeconfig, default_namespace=controller.settings.namespace
+    )
+    register_policy_handlers(registry, controller.policy, on_change=controller.lifecycle.wake)
+    register_exception_handlers(registry, controller.lifecycle)
+    return registry
+
+
+async def serve(settings: ControllerSettings, stop: asyncio.Event | None = None) -> None:
+    """Run the controller in the current event loop until ``stop`` (or SIGTERM/SIGINT)."""
+    await Controller(settings).run(stop if stop is not None else asyncio.Event())
+
+
+def run_controller(settings: ControllerSettings) -> int:
+    """The sync entry point of ``airlock controller``; returns the process exit code.
+
+    kopf handles SIGTERM and SIGINT itself (in the main thread) and stops gracefully.
+    """
+    try:
+        asyncio.run(serve(settings))
+    except AirlockError as exc:
+        print(f"airlock: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m airlock.controller",
+        description="Airlock controller: BaselinePolicy status and the PolicyException lifecycle.",
+    )
+    add_arguments(parser)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return run_controller(settings_from_args(args))

@@ -1,0 +1,144 @@
+"""The webhook's watches: kopf, standalone and read-only, keeping a StateStore current.
+
+``airlock webhook`` runs :func:`run_watchers` in the same event loop as its aiohttp server. The
+registry (:func:`build_watch_registry`) holds only ``@kopf.index`` and ``@kopf.on.event``
+handlers, the two kinds for which kopf writes nothing to the cluster: no progress or diff-base
+annotations, no finalizers, no status. Events are off too (:func:`watcher_kopf_settings`).
+
+Readiness without a window of stale state. The store is fed by *index* handlers, which kopf
+runs over the initial listing of every indexed resource (namespaces, BaselinePolicies,
+PolicyExceptions) before it runs any other handler. The first ``on.event`` call therefore
+proves that all three listings are fully in the store, and that is when the kinds are marked
+synced (and ``/readyz`` turns 200). Deletions arrive through ``on.event`` (kopf never calls index
+handlers for them). A separate priming LIST before kopf would leave a gap: an object deleted
+between that LIST and kopf's own would stay in the store forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from airlock.admission.store import StateStore
+from airlock.controller.kube import CRD_VERSION, register_login
+from airlock.controller.settings import watcher_kopf_settings
+from airlock.model import API_GROUP
+
+__all__ = ["build_watch_registry", "run_watchers"]
+
+_log = logging.getLogger(__name__)
+
+
+def _names(body: Mapping[str, Any]) -> tuple[str, str]:
+    meta = body.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def build_watch_registry(
+    store: StateStore, *, kubeconfig: str | None = None, login: bool = True
+) -> kopf.OperatorRegistry:
+    """A fresh registry with the webhook's read-only handlers feeding ``store``.
+
+    A new registry per call (never kopf's global one, nothing registered at import), so the
+    controller process can register a different set, and tests can run several.
+    ``login=False`` leaves authentication to kopf's defaults (only for unit tests).
+    """
+    registry = kopf.OperatorRegistry()
+    synced = False
+
+    def mark_synced() -> None:
+        nonlocal synced
+        if not synced:
+            synced = True
+            for kind in ("policy", "namespaces", "exceptions"):
+                store.mark_synced(kind)  # type: ignore[arg-type]
+            _log.info("initial listings loaded; the webhook is ready")
+
+    # --- namespaces: labels name the environment -------------------------------------------
+
+    @kopf.index("v1", "namespaces", registry=registry)
+    async def namespace_state(body: kopf.Body, **_: Any) -> None:
+        _, name = _names(body)
+        store.set_namespace(name, dict(body.get("metadata", {}).get("labels") or {}))
+
+    @kopf.on.event("v1", "namespaces", registry=registry)
+    async def namespace_events(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+        mark_synced()
+        if type == "DELETED":
+            store.delete_namespace(_names(body)[1])
+
+    # --- the BaselinePolicy in force -------------------------------------------------------
+
+    @kopf.index(API_GROUP, CRD_VERSION, "baselinepolicies", registry=registry)
+    async def policy_state(body: kopf.Body, **_: Any) -> None:
+        error = store.set_policy(body)
+        if error is not None:
+            # The webhook keeps the last valid policy; the controller reports the full error
+            # in the policy's status. The log names the failing field paths.
+            paths = ", ".join(path for path, _ in error.errors) or str(error)
+            _log.warning(
+                "BaselinePolicy %s refused, the last valid one stays in force: %s",
+                _names(body)[1],
+                paths,
+            )
+
+    @kopf.on.event(API_GROUP, CRD_VERSION, "baselinepolicies", registry=registry)
+    async def policy_events(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+        mark_synced()
+        if type == "DELETED":
+            store.delete_policy(_names(body)[1])
+
+    # --- PolicyExceptions ------------------------------------------------------------------
+
+    @kopf.index(API_GROUP, CRD_VERSION, "policyexceptions", registry=registry)
+    async def exception_state(body: kopf.Body, **_: Any) -> None:
+        store.set_exception(body)
+
+    @kopf.on.event(API_GROUP, CRD_VERSION, "policyexceptions", registry=registry)
+    async def exception_events(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+        mark_synced()
+        if type == "DELETED":
+            store.delete_exception(*_names(body))
+
+    if login:
+        register_login(registry, kubeconfig)
+    return registry
+
+
+async def run_watchers(
+    store: StateStore,
+    *,
+    kubeconfig: str | None,
+    policy_name: str,
+    stop: asyncio.Event,
+) -> None:
+    """Watch namespaces, BaselinePolicies and PolicyExceptions into ``store`` until ``stop``.
+
+    Runs kopf in the current event loop (standalone, cluster-wide). When kopf ends for any
+    other reason (SIGTERM, which kopf handles when run in the main thread, or a fatal error),
+    ``stop`` is set too, so the webhook stops instead of serving with a picture that no longer
+    updates.
+
+    Mind kopf's shutdown: it cancels every task created after it started that is still running
+    after a 5 s grace period, so stop the HTTP server's listeners before (or right after)
+    setting ``stop``.
+    """
+    if store.policy_name != policy_name:
+        raise ValueError(
+            f"the store follows BaselinePolicy {store.policy_name!r}, not {policy_name!r}"
+        )
+    registry = build_watch_registry(store, kubeconfig=kubeconfig)
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=watcher_kopf_settings(),
+            standalone=True,
+            clusterwide=True,
+            stop_flag=stop,
+        )
+    finally:
+        stop.set()
