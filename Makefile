@@ -9,6 +9,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: help venv test test-unit lint fmt demo bench clean
 
+include hack/cluster.mk
+
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
@@ -24,7 +26,7 @@ venv: $(STAMP) ## create .venv and install Airlock with its dev tools
 test-unit: $(STAMP) ## fast tests only (no control plane)
 	$(BIN)/pytest -m 'not e2e' -q
 
-test: $(STAMP) ## all tests: unit, webhook and end-to-end on the local control plane
+test: $(STAMP) cluster-bins ## all tests: unit, webhook and end-to-end on the local control plane
 	$(BIN)/pytest -q
 
 lint: $(STAMP) ## ruff (lint + format check), mypy strict, import layers

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import statistics
 import sys
 import time
@@ -21,7 +20,7 @@ from airlock.model import load_policy
 from airlock.state import EvalContext
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results import machine, replace_section  # noqa: E402
+from results import machine, replace_section
 
 DIGEST = "sha256:" + "3f" * 32
 
@@ -105,7 +104,9 @@ def realistic_pod() -> dict[str, Any]:
             "automountServiceAccountToken": False,
             "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
             "nodeSelector": {"airlock.dev/environment": "prod"},
-            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "tolerations": [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            ],
             "initContainers": [container("fetch-model", "s5cmd:2.2.2", init_env)],
             "containers": [
                 container("trainer", "pytorch-train:2.5.1-cuda12", trainer_env),
@@ -185,14 +186,17 @@ def main() -> int:
         *(f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.0f} |" for r in rows),
     ]
     text = "\n".join(lines)
-    print(f"findings on the compliant pod: {len(verdict.findings)}; on the dirty one: "
-          f"{len(evaluate(dirty, ctx).findings)}")
+    print(
+        f"findings on the compliant pod: {len(verdict.findings)}; on the dirty one: "
+        f"{len(evaluate(dirty, ctx).findings)}"
+    )
     print(text)
     if not args.no_record:
         replace_section(
             "engine",
             "## Engine: one realistic AI pod (3 containers, 40 env vars)\n\n"
-            f"{machine()}\n\nMethod: `python bench/bench_engine.py -n {args.n}`, pinned to one core, "
+            f"{machine()}\n\nMethod: `python bench/bench_engine.py -n {args.n}`, "
+            "pinned to one core, "
             "GC disabled during timing, per-call perf_counter_ns.\n"
             "Target: median ≤ 100 µs, p99 ≤ 300 µs.\n\n" + text,
         )

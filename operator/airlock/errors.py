@@ -39,7 +39,9 @@ class InputError(AirlockError):
     of the YAML document within it, when known.
     """
 
-    def __init__(self, message: str, source: str | None = None, document: int | None = None) -> None:
+    def __init__(
+        self, message: str, source: str | None = None, document: int | None = None
+    ) -> None:
         where = ""
         if source is not None:
             where = source if document is None else f"{source} (document {document})"

@@ -13,7 +13,7 @@ from typing import Any
 
 from airlock.images import InvalidImageReference, parse_image
 from airlock.state import EvalContext
-from airlock.workloads import ContainerView, Pointer, PodSpecView, discover, json_path, json_pointer
+from airlock.workloads import ContainerView, PodSpecView, Pointer, discover, json_path, json_pointer
 
 __all__ = ["Patch", "mutate"]
 

@@ -94,7 +94,10 @@ def _default_policy() -> CompiledPolicy:
 
 @dataclass(frozen=True, slots=True)
 class EvalContext:
-    """Everything besides the object that a verdict depends on. Immutable; build a new one to change."""
+    """Everything besides the object that a verdict depends on.
+
+    Immutable: build a new one to change anything.
+    """
 
     policy: CompiledPolicy
     namespace_env: Mapping[str, str] = field(default_factory=dict)  # namespace -> env label value
@@ -107,7 +110,7 @@ class EvalContext:
     isolated_namespaces: frozenset[str] | None = None
     # ConfigMaps holding plaintext credentials: (namespace, name) -> data keys
     credential_configmaps: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
-    # image reference -> resolved "sha256:…" digest, for the pin-digests mutation (filled by I/O layers)
+    # image reference -> resolved "sha256:…" digest, for the pin-digests mutation (set by I/O)
     image_digests: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -161,7 +164,7 @@ class EvalContext:
         )
 
     def environment_of(self, namespace: str | None) -> CompiledEnvironment:
-        """The environment a namespace belongs to: its label if declared, else the fallback/default."""
+        """The environment of a namespace: its label if declared, else the fallback or default."""
         envs = self.policy.environments
         if namespace is not None:
             label = self.namespace_env.get(namespace)

@@ -41,7 +41,11 @@ def deployment(pod: dict[str, Any], name: str = "d") -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": meta["namespace"], "labels": meta.get("labels", {})},
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "labels": meta.get("labels", {}),
+        },
         "spec": {
             "selector": {"matchLabels": {"app": name}},
             "template": {"metadata": {"labels": {"app": name}}, "spec": pod["spec"]},

@@ -8,6 +8,7 @@ from typing import Any
 from airlock.engine import evaluate, mutate
 from airlock.model import load_policy
 from airlock.state import EvalContext
+
 from tests.unit.builders import DIGEST, clean_pod, deployment
 
 
@@ -65,7 +66,11 @@ def test_secure_defaults_fill_unset_fields_and_report_each() -> None:
     assert any("spec.containers[0].securityContext" in c for c in patch.changes)
     # after mutation the mutable hardening rules are satisfied
     rules = {f.rule for f in evaluate(out, ctx).findings}
-    assert not rules & {"privilege-escalation", "seccomp-unconfined", "service-account-token-automount"}
+    assert not rules & {
+        "privilege-escalation",
+        "seccomp-unconfined",
+        "service-account-token-automount",
+    }
 
 
 def test_explicit_values_are_never_overridden() -> None:

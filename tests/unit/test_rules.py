@@ -6,12 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from airlock.engine import evaluate
 from airlock.findings import Action
 from airlock.model import RULE_IDS, load_policy
 from airlock.rules import RULE_INFO, RULES
 from airlock.state import EvalContext
+
 from tests.unit.builders import DIGEST, clean_container, clean_pod, deployment
 
 POLICY = load_policy(
@@ -52,7 +52,10 @@ def rules_of(obj: dict[str, Any], context: EvalContext | None = None) -> set[str
 def test_registry_lists_every_catalog_rule_in_order() -> None:
     assert tuple(r.id for r in RULES) == RULE_IDS
     for info in RULE_INFO.values():
-        assert info.reason and info.fix and info.rationale and info.references
+        assert info.reason
+        assert info.fix
+        assert info.rationale
+        assert info.references
 
 
 def test_clean_hardened_pod_has_no_finding() -> None:
@@ -87,7 +90,11 @@ POSITIVE: list[tuple[str, Mut, str]] = [
         lambda p: _c(p).update(args=["--api-key=sk-proj-" + "Zr8Kp2Wq9Xt4Lm7Nb3Vc6Hd1Fg5Js0Ay"]),
         f"{C0}.args[0]",
     ),
-    ("image-tag-latest", lambda p: _c(p).update(image="registry.corp.example/prod/x"), f"{C0}.image"),
+    (
+        "image-tag-latest",
+        lambda p: _c(p).update(image="registry.corp.example/prod/x"),
+        f"{C0}.image",
+    ),
     (
         "image-digest-missing",
         lambda p: _c(p).update(image="registry.corp.example/prod/x:1.0"),
@@ -113,7 +120,11 @@ POSITIVE: list[tuple[str, Mut, str]] = [
         _env("MODEL_URI", "s3://models-dev/llama/7b"),
         f"{C0}.env[1].value",
     ),
-    ("privileged-container", lambda p: _sc(p).update(privileged=True), f"{C0}.securityContext.privileged"),
+    (
+        "privileged-container",
+        lambda p: _sc(p).update(privileged=True),
+        f"{C0}.securityContext.privileged",
+    ),
     ("host-namespaces", lambda p: p["spec"].update(hostPID=True), "spec.hostPID"),
     (
         "host-path-volume",
@@ -307,13 +318,22 @@ def test_node_affinity_and_tolerations() -> None:
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
                 "nodeSelectorTerms": [
-                    {"matchExpressions": [{"key": "airlock.dev/environment", "operator": "In", "values": ["dev"]}]}
+                    {
+                        "matchExpressions": [
+                            {"key": "airlock.dev/environment", "operator": "In", "values": ["dev"]}
+                        ]
+                    }
                 ]
             }
         }
     }
     p["spec"]["tolerations"] = [
-        {"key": "airlock.dev/environment", "operator": "Equal", "value": "dev", "effect": "NoSchedule"},
+        {
+            "key": "airlock.dev/environment",
+            "operator": "Equal",
+            "value": "dev",
+            "effect": "NoSchedule",
+        },
         {"key": "airlock.dev/environment", "operator": "Equal", "value": "prod"},
         {"operator": "Exists"},
     ]
@@ -358,7 +378,10 @@ def test_actions_follow_precedence() -> None:
     _c(p)["image"] = "registry.corp.example/prod/x:1"
     for env, expected in (
         ("dev", {"writable-root-filesystem": Action.ENFORCE, "image-digest-missing": Action.WARN}),
-        ("prod", {"writable-root-filesystem": Action.AUDIT, "image-digest-missing": Action.ENFORCE}),
+        (
+            "prod",
+            {"writable-root-filesystem": Action.AUDIT, "image-digest-missing": Action.ENFORCE},
+        ),
     ):
         verdict = evaluate(p, EvalContext.build(policy, environment=env))
         assert {f.rule: f.action for f in verdict.findings} == expected
@@ -368,7 +391,9 @@ def test_excluded_namespace_is_not_evaluated() -> None:
     p = clean_pod("kube-system")
     _sc(p)["privileged"] = True
     verdict = evaluate(p, ctx())
-    assert verdict.excluded and verdict.findings == () and verdict.allowed
+    assert verdict.excluded
+    assert verdict.findings == ()
+    assert verdict.allowed
 
 
 def test_every_finding_reported_at_once_in_deployment() -> None:

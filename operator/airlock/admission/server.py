@@ -21,7 +21,8 @@ import json
 import logging
 import os
 import ssl
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from time import perf_counter
 from typing import Final
@@ -53,6 +54,40 @@ def server_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert_file, key_file)
     return ctx
+
+
+@contextlib.contextmanager
+def _frozen_copy(data: bytes, name: str) -> Iterator[str]:
+    """A path whose content is ``data`` and cannot change under us (an in-memory file on Linux)."""
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is None:  # not Linux: a private temporary file
+        with tempfile.TemporaryDirectory(prefix="airlock-tls-") as tmp:
+            path = Path(tmp, name)
+            path.write_bytes(data)
+            path.chmod(0o600)
+            yield str(path)
+        return
+    fd = memfd_create(name, 0)
+    try:
+        os.write(fd, data)
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+def _load_pair(live: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
+    """Load a certificate pair into ``live`` only if it loads cleanly on its own.
+
+    ``SSLContext.load_cert_chain`` installs the certificate before it reads the key, so a failed
+    call can leave a context with a new certificate and the old key, breaking every handshake.
+    The files are therefore read once, the pair is tried on a scratch context, and the very same
+    bytes are then loaded into the live one: a rotation racing with the read cannot interleave.
+    """
+    cert, key = cert_file.read_bytes(), key_file.read_bytes()
+    with _frozen_copy(cert, "tls.crt") as cert_path, _frozen_copy(key, "tls.key") as key_path:
+        scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        scratch.load_cert_chain(cert_path, key_path)
+        live.load_cert_chain(cert_path, key_path)
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
@@ -171,9 +206,9 @@ class WebhookServer:
         if stamps in (self._stamps, self._failed_stamps):
             return False
         try:
-            self.ssl_context.load_cert_chain(tls.cert_file, tls.key_file)
+            _load_pair(self.ssl_context, tls.cert_file, tls.key_file)
         except (OSError, ssl.SSLError) as exc:
-            # Often a rotation caught between writing the two files: the next poll retries.
+            # Often a rotation caught between writing the two files: the next change retries.
             self._failed_stamps = stamps
             log.warning("new serving certificate not loaded, keeping the old one: %s", exc)
             return False

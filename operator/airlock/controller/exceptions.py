@@ -332,7 +332,7 @@ def register_exception_handlers(
 
     @kopf.on.event(API_GROUP, CRD_VERSION, PLURAL, registry=registry)
     async def exception_observer(
-        type: str | None,  # noqa: A002 - kopf passes it by this name
+        type: str | None,
         body: kopf.Body,
         **_: Any,
     ) -> None:

@@ -37,14 +37,16 @@ def load_configuration(kubeconfig: str | None) -> client.Configuration:
     """
     configuration = client.Configuration()
     if kubeconfig is not None:
-        config.load_kube_config(
+        config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, client_configuration=configuration, persist_config=False
         )
         return configuration
     try:
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration, persist_config=False)
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration, persist_config=False
+        )
     return configuration
 
 
@@ -92,7 +94,7 @@ def register_login(
 ) -> None:
     """Make ``registry``'s operator log in with ``kubeconfig`` (or in-cluster)."""
 
-    @kopf.on.login(registry=registry)  # type: ignore[arg-type]
+    @kopf.on.login(registry=registry)
     def _login(**_: Any) -> kopf.ConnectionInfo:
         # Sync on purpose: kopf runs it in a thread, and loading reads files.
         _log.debug("logging in from %s", kubeconfig or "the in-cluster service account")

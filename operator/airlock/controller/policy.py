@@ -194,7 +194,7 @@ def register_policy_handlers(
 
     @kopf.on.event(API_GROUP, CRD_VERSION, PLURAL, registry=registry)
     async def policy_status_writer(
-        type: str | None,  # noqa: A002 - kopf passes it by this name
+        type: str | None,
         body: kopf.Body,
         patch: kopf.Patch,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger],

@@ -24,7 +24,7 @@ import kopf
 import urllib3
 from aiohttp import web
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from airlock.admission.metrics_http import start_metrics_server
 from airlock.controller.exceptions import (
@@ -222,7 +222,9 @@ class Controller:
             await self.ensure_peering_object()
         metrics_runner: web.AppRunner | None = None
         if settings.metrics_port:
-            metrics_runner = await start_metrics_server(settings.metrics_host, settings.metrics_port)
+            metrics_runner = await start_metrics_server(
+                settings.metrics_host, settings.metrics_port
+            )
         lifecycle = asyncio.create_task(self.lifecycle.run(stop), name="exception lifecycle")
         try:
             await kopf.operator(
@@ -241,7 +243,7 @@ class Controller:
             await asyncio.gather(lifecycle, return_exceptions=True)
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
-            self.api.close()
+            self.api.close()  # type: ignore[no-untyped-call]
 
 
 def build_controller_registry(controller: Controller) -> kopf.OperatorRegistry:

@@ -23,7 +23,7 @@ from typing import Any
 
 import kopf
 
-from airlock.admission.store import StateStore
+from airlock.admission.store import StateStore, SyncKind
 from airlock.controller.kube import CRD_VERSION, register_login
 from airlock.controller.settings import watcher_kopf_settings
 from airlock.model import API_GROUP
@@ -54,19 +54,19 @@ def build_watch_registry(
         nonlocal synced
         if not synced:
             synced = True
-            for kind in ("policy", "namespaces", "exceptions"):
-                store.mark_synced(kind)  # type: ignore[arg-type]
+            kinds: tuple[SyncKind, ...] = ("policy", "namespaces", "exceptions")
+            for kind in kinds:
+                store.mark_synced(kind)
             _log.info("initial listings loaded; the webhook is ready")
 
     # --- namespaces: labels name the environment -------------------------------------------
 
     @kopf.index("v1", "namespaces", registry=registry)
     async def namespace_state(body: kopf.Body, **_: Any) -> None:
-        _, name = _names(body)
-        store.set_namespace(name, dict(body.get("metadata", {}).get("labels") or {}))
+        store.set_namespace(_names(body)[1], dict(body.get("metadata", {}).get("labels") or {}))
 
     @kopf.on.event("v1", "namespaces", registry=registry)
-    async def namespace_events(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+    async def namespace_events(type: str | None, body: kopf.Body, **_: Any) -> None:
         mark_synced()
         if type == "DELETED":
             store.delete_namespace(_names(body)[1])
@@ -87,7 +87,7 @@ def build_watch_registry(
             )
 
     @kopf.on.event(API_GROUP, CRD_VERSION, "baselinepolicies", registry=registry)
-    async def policy_events(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+    async def policy_events(type: str | None, body: kopf.Body, **_: Any) -> None:
         mark_synced()
         if type == "DELETED":
             store.delete_policy(_names(body)[1])
@@ -99,7 +99,7 @@ def build_watch_registry(
         store.set_exception(body)
 
     @kopf.on.event(API_GROUP, CRD_VERSION, "policyexceptions", registry=registry)
-    async def exception_events(type: str | None, body: kopf.Body, **_: Any) -> None:  # noqa: A002
+    async def exception_events(type: str | None, body: kopf.Body, **_: Any) -> None:
         mark_synced()
         if type == "DELETED":
             store.delete_exception(*_names(body))

@@ -7,9 +7,9 @@ decide actions, exceptions or output, and never hold state between calls.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-import re
 from functools import lru_cache
 from typing import Any
 

@@ -14,7 +14,7 @@ OWNER_LABEL_MISSING = RuleInfo(
     severity=Severity.LOW,
     title="Workload without an owner",
     reason="the workload has no ownership label",
-    fix="add the owner label (default airlock.dev/owner), or label the namespace so it is inherited",
+    fix="add the owner label (default airlock.dev/owner) or label the namespace to inherit it",
     rationale=(
         "When a finding, an incident or a cost spike comes up, someone must be reachable: the "
         "owner label routes reports and exceptions to a team."

@@ -4,7 +4,8 @@
 ``dangerous-capabilities`` and ``seccomp-unconfined`` follow the *baseline* level; the rest follow
 *restricted*. Two rules go beyond PSS: the service-account token and the writable root filesystem.
 Pod-spec fragments whose pod is supplied elsewhere (``PodSpecView.complete`` false, e.g. a TrainJob
-trainer) get only the checks for explicitly dangerous values (privileged, host namespaces, hostPath):
+trainer) get only the checks for explicitly dangerous values (privileged, host namespaces,
+hostPath):
 a missing setting proves nothing there, since the runtime supplies the pod.
 """
 
@@ -54,7 +55,7 @@ HOST_PATH_VOLUME = RuleInfo(
     severity=Severity.HIGH,
     title="hostPath volume",
     reason="the pod mounts a path of the node's filesystem",
-    fix="use a PersistentVolumeClaim, emptyDir, ConfigMap, Secret or CSI volume instead of hostPath",
+    fix="use a PersistentVolumeClaim, emptyDir, ConfigMap, Secret or CSI volume, not hostPath",
     rationale=(
         "hostPath mounts give access to node files (kubelet credentials, container runtime "
         "socket, other pods' data) and are a common escape path."
@@ -88,7 +89,11 @@ RUN_AS_ROOT = RuleInfo(
         "Root in a container is root on the node as soon as any isolation layer fails; most "
         "model servers and training images run fine as an unprivileged user."
     ),
-    references=(f"{_PSS_R}: Running as Non-root", f"{_PSS_R}: Running as Non-root user", "CIS 5.2.7"),
+    references=(
+        f"{_PSS_R}: Running as Non-root",
+        f"{_PSS_R}: Running as Non-root user",
+        "CIS 5.2.7",
+    ),
 )
 
 DANGEROUS_CAPABILITIES = RuleInfo(
@@ -290,7 +295,9 @@ def check_seccomp(wl: Workload, scope: Scope) -> Iterator[Hit]:
             if ctype == "Unconfined":
                 yield Hit(path, f"container {name} seccomp profile Unconfined")
             elif ctype is None and not pod_ok and pod_type != "Unconfined":
-                yield Hit(path, f"container {name} has no RuntimeDefault or Localhost seccomp profile")
+                yield Hit(
+                    path, f"container {name} has no RuntimeDefault or Localhost seccomp profile"
+                )
             elif ctype is not None and ctype not in ("RuntimeDefault", "Localhost"):
                 yield Hit(path, f"container {name} seccomp profile {ctype!r} is not allowed")
 

@@ -14,7 +14,6 @@ from airlock.rules.base import (
     Scope,
     containers,
     data_path,
-    literal_env,
     mapping,
     sequence,
 )
@@ -95,7 +94,9 @@ def check_args(wl: Workload, scope: Scope) -> Iterator[Hit]:
         source = c.container.get("source")
         if isinstance(source, str) and source:
             for _i, det in detectors.check_args([source]):
-                yield Hit(f"{c.path}.source", f"script holds a plaintext {det.kind} {det.redacted()}")
+                yield Hit(
+                    f"{c.path}.source", f"script holds a plaintext {det.kind} {det.redacted()}"
+                )
 
 
 def configmap_credentials(obj: Mapping[str, object], scope: Scope) -> Iterator[tuple[str, str]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from airlock.findings import RuleInfo, Severity
@@ -13,7 +13,6 @@ from airlock.rules.base import (
     Scope,
     containers,
     data_path,
-    literal_env,
     mapping,
     sequence,
 )
@@ -155,9 +154,7 @@ def check_service_reference(wl: Workload, scope: Scope) -> Iterator[Hit]:
                     yield from service_hits(f"{c.path}.{field}[{i}]", arg, scope)
 
 
-def _expression_hits(
-    path: str, expressions: Any, label: str, scope: Scope
-) -> Iterator[Hit]:
+def _expression_hits(path: str, expressions: Any, label: str, scope: Scope) -> Iterator[Hit]:
     for j, expr in enumerate(sequence(expressions)):
         e = mapping(expr)
         if e.get("key") != label:

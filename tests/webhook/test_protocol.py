@@ -1,0 +1,226 @@
+"""The HTTP contract: malformed bodies, size limits, failure modes, health, metrics, certificates."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from airlock.admission import StateStore
+from airlock.state import EvalContext
+from tests.webhook.conftest import (
+    ServerFactory,
+    ServerThread,
+    TLSFiles,
+    admission_review,
+    issue_serving_cert,
+    loaded_store,
+)
+from tests.webhook.objects import SECRET_FRAGMENTS, leaky_pod
+
+
+def _post_raw(srv: ServerThread, body: bytes, path: str = "/validate") -> tuple[int, Any]:
+    status, raw = srv.request("POST", path, body, {"Content-Type": "application/json"})
+    return status, json.loads(raw)
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe\x00", "not valid JSON"),
+        (b"[1, 2, 3]", "JSON object"),
+        (b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}', "apiVersion"),
+        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "Pod"}', "kind"),
+        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}', "request"),
+        (
+            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", '
+            b'"request": {"kind": {"group": "", "version": "v1", "kind": "Pod"}}}',
+            "uid",
+        ),
+        (
+            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", '
+            b'"request": {"uid": 42}}',
+            "uid",
+        ),
+    ],
+)
+def test_malformed_bodies_get_400_with_a_short_json_error(
+    webhook: ServerThread, body: bytes, needle: str
+) -> None:
+    for path in ("/validate", "/mutate"):
+        status, answer = _post_raw(webhook, body, path)
+        assert status == 400
+        assert set(answer) == {"error"}
+        assert needle in answer["error"]
+        assert "Traceback" not in answer["error"]
+
+
+def test_a_bad_request_with_a_known_uid_gets_an_admission_review_with_code_400(
+    webhook: ServerThread,
+) -> None:
+    review = admission_review(leaky_pod("ml-prod"))
+    review["request"]["operation"] = "PATCH"
+    status, answer = _post_raw(webhook, json.dumps(review).encode())
+    assert status == 200
+    resp = answer["response"]
+    assert resp["uid"] == review["request"]["uid"]
+    assert resp["allowed"] is False
+    assert resp["status"]["code"] == 400
+    assert "request.operation" in resp["status"]["message"]
+
+
+def test_oversized_body_gets_413(make_server: ServerFactory, tls_files: TLSFiles) -> None:
+    from dataclasses import replace
+
+    from tests.webhook.conftest import test_settings
+
+    settings = test_settings(tls_files)
+    settings = replace(settings, server=replace(settings.server, max_body_bytes=64 * 1024))
+    srv = make_server(settings=settings)
+    review = admission_review(leaky_pod("ml-prod"))
+    review["request"]["object"]["metadata"]["annotations"] = {"blob": "x" * 100_000}
+    status, answer = _post_raw(srv, json.dumps(review).encode())
+    assert status == 413
+    assert "larger than 65536 bytes" in answer["error"]
+    # the server still answers normally afterwards
+    ok = srv.post_review("/validate", admission_review(leaky_pod("ml-dev")))
+    assert ok["response"]["allowed"] is True
+
+
+class BrokenStore(StateStore):
+    """A store whose context cannot be built: stands in for any bug below the handler."""
+
+    @property
+    def context(self) -> EvalContext:
+        raise ZeroDivisionError("boom " + SECRET_FRAGMENTS[0])
+
+
+def test_internal_error_fails_closed_by_default(
+    make_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    srv = make_server(store=loaded_store(store=BrokenStore()))
+    review = admission_review(leaky_pod("ml-prod"))
+    with caplog.at_level(logging.ERROR, logger="airlock.admission"):
+        answer = srv.post_review("/validate", review)
+    resp = answer["response"]
+    assert resp["allowed"] is False
+    assert resp["status"]["code"] == 500
+    assert resp["status"]["message"].startswith("airlock internal error")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert review["request"]["uid"] in logged
+    assert "ZeroDivisionError" in logged
+    assert "ml-prod/trainer" in logged
+    for fragment in SECRET_FRAGMENTS:
+        assert fragment not in logged
+    # mutation always fails open: its patches are conveniences
+    mutated = srv.post_review("/mutate", admission_review(leaky_pod("ml-prod")))
+    assert mutated["response"]["allowed"] is True
+    assert mutated["response"]["warnings"] == ["airlock internal error: admitted without mutation"]
+
+
+def test_internal_error_fails_open_when_configured(make_server: ServerFactory) -> None:
+    srv = make_server(store=loaded_store(store=BrokenStore()), fail_open=True)
+    answer = srv.post_review("/validate", admission_review(leaky_pod("ml-prod")))
+    assert answer["response"]["allowed"] is True
+    assert answer["response"]["warnings"] == ["airlock internal error: admitted without checks"]
+    text = srv.metrics_text()
+    assert (
+        'airlock_admission_requests_total{decision="error",environment="none",kind="Pod",'
+        'operation="CREATE"}'
+    ) in text
+
+
+def test_healthz_and_readyz_follow_the_initial_sync(make_server: ServerFactory) -> None:
+    store = loaded_store(synced=False)
+    srv = make_server(store=store)
+    assert srv.request("GET", "/healthz")[0] == 200
+    status, raw = srv.request("GET", "/readyz")
+    assert status == 503
+    assert json.loads(raw)["waiting_for"] == "exceptions, namespaces, policy"
+    srv.run(store.mark_synced, "policy")
+    srv.run(store.mark_synced, "namespaces")
+    assert srv.request("GET", "/readyz")[0] == 503
+    srv.run(store.mark_synced, "exceptions")
+    status, raw = srv.request("GET", "/readyz")
+    assert status == 200
+    assert json.loads(raw) == {"ready": True}
+
+
+def test_get_on_review_endpoints_is_refused(webhook: ServerThread) -> None:
+    assert webhook.request("GET", "/validate")[0] == 405
+    assert webhook.request("POST", "/nope", b"{}")[0] == 404
+
+
+def test_metrics_endpoint_exposes_request_counts(webhook: ServerThread) -> None:
+    webhook.post_review("/validate", admission_review(leaky_pod("ml-prod")))
+    webhook.post_review("/validate", admission_review(leaky_pod("ml-dev")))
+    text = webhook.metrics_text()
+    assert (
+        'airlock_admission_requests_total{decision="denied",environment="prod",kind="Pod",'
+        'operation="CREATE"}'
+    ) in text
+    assert (
+        'airlock_admission_requests_total{decision="warned",environment="dev",kind="Pod",'
+        'operation="CREATE"}'
+    ) in text
+    assert 'airlock_admission_duration_seconds_bucket{kind="Pod",le="0.00025",operation="CREATE"}' in text
+    assert 'airlock_policy_info{generation="3",policy="default"} 1.0' in text
+    assert "airlock_webhook_certificate_expiry_timestamp_seconds" in text
+    # only Airlock's registry: no process or platform collectors
+    names = {
+        line.split("{")[0].split(" ")[0]
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert all(n.startswith("airlock_") for n in names)
+
+
+def _served_cert(port: int, tls: TLSFiles) -> bytes:
+    ctx = tls.client_context()
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls_sock,
+    ):
+        der = tls_sock.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def test_certificate_files_are_reloaded_for_new_connections(
+    webhook: ServerThread, tls_files: TLSFiles
+) -> None:
+    port = webhook.server.port
+    assert _served_cert(port, tls_files) == tls_files.cert_der
+    new_der = issue_serving_cert(
+        tls_files.ca, tls_files.cert_file, tls_files.key_file, "airlock-webhook-2"
+    )
+    deadline = time.monotonic() + 5
+    while _served_cert(port, tls_files) != new_der:
+        assert time.monotonic() < deadline, "new certificate not served within 5 s"
+        time.sleep(0.05)
+    ok = webhook.post_review("/validate", admission_review(leaky_pod("ml-dev")))
+    assert ok["response"]["allowed"] is True
+
+
+def test_a_broken_certificate_pair_keeps_the_old_one(
+    webhook: ServerThread, tls_files: TLSFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = webhook.server.port
+    old_key = tls_files.key_file.read_bytes()
+    with caplog.at_level(logging.WARNING, logger="airlock.admission"):
+        # a rotation caught half-way: the new certificate is written, its key is not yet
+        issue_serving_cert(tls_files.ca, tls_files.cert_file, tls_files.key_file, "half-way")
+        tls_files.key_file.write_bytes(old_key)
+        deadline = time.monotonic() + 5
+        while not any("keeping the old one" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the broken pair was not noticed"
+            time.sleep(0.05)
+    # the old pair is still served, and handshakes still succeed
+    assert _served_cert(port, tls_files) == tls_files.cert_der
+    ok = webhook.post_review("/validate", admission_review(leaky_pod("ml-dev")))
+    assert ok["response"]["allowed"] is True
