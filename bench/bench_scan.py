@@ -196,6 +196,13 @@ def generated_object(i: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
+class _NoAnchors(yaml.SafeDumper):
+    """Hand-written manifests repeat themselves instead of using YAML anchors; so do these."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def write_generated(directory: Path) -> list[str]:
     rng = random.Random(20260509)  # noqa: S311 - fixed seed: the same 5,000 manifests on every run
     files: list[str] = []
@@ -203,7 +210,7 @@ def write_generated(directory: Path) -> list[str]:
         objs = [generated_object(f * PER_FILE + k, rng) for k in range(PER_FILE)]
         path = directory / f"team{f % 20:02d}" / f"app{f:04d}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump_all(objs, sort_keys=False))
+        path.write_text(yaml.dump_all(objs, Dumper=_NoAnchors, sort_keys=False))
         files.append(str(path))
     return files
 

@@ -73,7 +73,7 @@ cache_before="$(gocache_kb)"
 t0=$SECONDS
 say "building into $DIR"
 say "missing: $(missing "${ALL_BINS[@]}" | tr '\n' ' ')"
-say "a cold build takes about 20 minutes on 2 cores (measured: see hack/README.md); later runs are instant"
+say "a cold build takes about 10 minutes on 2 cores and ~5 GiB of Go caches (see hack/README.md); later runs are instant"
 say "Go build cache: $GOCACHE_DIR, module cache: $GOMODCACHE_DIR"
 
 PARTIAL="$DIR/.partial"

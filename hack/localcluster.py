@@ -341,16 +341,34 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _proc_start_time(pid: int) -> int | None:
-    """Kernel start time of pid (or None if gone/zombie): guards against pid reuse."""
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, kernel start time) of pid, or None if no such process entry."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     except OSError:
         return None
     fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in {"Z", "X"}:
+    return fields[0], int(fields[19])
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """Kernel start time of a live pid (None if gone or a zombie): guards against pid reuse."""
+    found = _proc_stat(pid)
+    if found is None or found[0] in {"Z", "X"}:
         return None
-    return int(fields[19])
+    return found[1]
+
+
+def _wait_gone(pid: int, start_time: int, timeout: float = 5.0) -> None:
+    # A process whose parent has exited (make cluster-up's Python) stays a zombie until init
+    # reaps it; wait for that so `cluster-down` really leaves no process entry behind.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        found = _proc_stat(pid)
+        if found is None or found[1] != start_time:
+            return
+        time.sleep(0.05)
 
 
 def _is_ours(pid: int, start_time: int) -> bool:
@@ -592,7 +610,7 @@ def start(
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             # Without nodes these only log errors; everything else (namespaces, service
             # accounts, garbage collection, ReplicaSets, Jobs) works as in a real cluster.
-            "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle",
+            "--controllers=*,-nodeipam,-nodelifecycle",
             "--profiling=false",
         ],
     }
@@ -705,7 +723,7 @@ def stop(run_dir: Path | str = DEFAULT_RUN_DIR, *, keep_logs: bool = True) -> li
                 while _is_ours(pid, start_time):
                     _reap(pid)
                     time.sleep(0.05)
-            _reap(pid)
+            _wait_gone(pid, start_time)
             stopped.append(f"{name} (pid {pid})")
     if directory.is_dir():
         for child in directory.iterdir():

@@ -22,11 +22,6 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from airlock.admission import (
     AdmissionSettings,
     MetricsSettings,
@@ -36,6 +31,10 @@ from airlock.admission import (
     WebhookServer,
     WebhookSettings,
 )
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 T = TypeVar("T")
 
@@ -136,8 +135,7 @@ class TLSFiles:
     cert_der: bytes
 
     def client_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cadata=self.ca.pem.decode())
-        return ctx
+        return ssl.create_default_context(cadata=self.ca.pem.decode())
 
 
 @pytest.fixture(scope="session")
@@ -373,7 +371,11 @@ def admission_review(
         "object": obj,
         "oldObject": old,
         "dryRun": dry_run,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": options_kind, "fieldManager": "kubectl"},
+        "options": {
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": options_kind,
+            "fieldManager": "kubectl",
+        },
     }
     if "namespace" in meta:
         request["namespace"] = meta["namespace"]

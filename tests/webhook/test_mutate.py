@@ -6,8 +6,15 @@ import base64
 import json
 
 from airlock.engine import evaluate
+
 from tests.webhook.conftest import ServerThread, admission_review, loaded_store
-from tests.webhook.objects import SECRET_FRAGMENTS, apply_patch, deployment, leaky_pod, unhardened_pod
+from tests.webhook.objects import (
+    SECRET_FRAGMENTS,
+    apply_patch,
+    deployment,
+    leaky_pod,
+    unhardened_pod,
+)
 
 
 def _ops(answer: dict) -> list[dict]:
@@ -33,7 +40,9 @@ def test_pod_create_gets_secure_defaults_that_apply_and_fix_the_findings(
     assert after.enforced == ()
     # one warning per change, each saying what was set
     assert len(resp["warnings"]) == len(ops)
-    assert "airlock set spec.automountServiceAccountToken = false (unset before)" in resp["warnings"]
+    assert (
+        "airlock set spec.automountServiceAccountToken = false (unset before)" in resp["warnings"]
+    )
 
 
 def test_mutation_inherits_the_owner_label_from_the_namespace(webhook: ServerThread) -> None:

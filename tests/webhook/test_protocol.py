@@ -1,4 +1,4 @@
-"""The HTTP contract: malformed bodies, size limits, failure modes, health, metrics, certificates."""
+"""The HTTP contract: malformed bodies, size limits, failure modes, health, metrics, TLS."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 import pytest
-
 from airlock.admission import StateStore
 from airlock.state import EvalContext
+
 from tests.webhook.conftest import (
     ServerFactory,
     ServerThread,
@@ -168,7 +168,10 @@ def test_metrics_endpoint_exposes_request_counts(webhook: ServerThread) -> None:
         'airlock_admission_requests_total{decision="warned",environment="dev",kind="Pod",'
         'operation="CREATE"}'
     ) in text
-    assert 'airlock_admission_duration_seconds_bucket{kind="Pod",le="0.00025",operation="CREATE"}' in text
+    assert (
+        'airlock_admission_duration_seconds_bucket{kind="Pod",le="0.00025",operation="CREATE"}'
+        in text
+    )
     assert 'airlock_policy_info{generation="3",policy="default"} 1.0' in text
     assert "airlock_webhook_certificate_expiry_timestamp_seconds" in text
     # only Airlock's registry: no process or platform collectors
@@ -211,11 +214,12 @@ def test_a_broken_certificate_pair_keeps_the_old_one(
     webhook: ServerThread, tls_files: TLSFiles, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = webhook.server.port
-    old_key = tls_files.key_file.read_bytes()
+    elsewhere = tls_files.cert_file.parent / "next"
+    elsewhere.mkdir()
+    issue_serving_cert(tls_files.ca, elsewhere / "tls.crt", elsewhere / "tls.key", "half-way")
     with caplog.at_level(logging.WARNING, logger="airlock.admission"):
         # a rotation caught half-way: the new certificate is written, its key is not yet
-        issue_serving_cert(tls_files.ca, tls_files.cert_file, tls_files.key_file, "half-way")
-        tls_files.key_file.write_bytes(old_key)
+        (elsewhere / "tls.crt").replace(tls_files.cert_file)
         deadline = time.monotonic() + 5
         while not any("keeping the old one" in r.getMessage() for r in caplog.records):
             assert time.monotonic() < deadline, "the broken pair was not noticed"

@@ -6,6 +6,7 @@ import copy
 import json
 
 from airlock import metrics
+
 from tests.webhook.conftest import ServerFactory, ServerThread, admission_review
 from tests.webhook.objects import (
     SECRET_FRAGMENTS,
@@ -44,7 +45,9 @@ def test_enforced_findings_deny_with_every_violation_listed(webhook: ServerThrea
     assert all(" — fix: " in ln for ln in lines[1:])
     assert "[REDACTED Hugging Face token" in env_secret[0]
     assert any(ln.startswith("[image-tag-latest] spec.containers[0].image: ") for ln in lines)
-    assert any(ln.startswith("[image-registry-not-allowed] spec.containers[0].image") for ln in lines)
+    assert any(
+        ln.startswith("[image-registry-not-allowed] spec.containers[0].image") for ln in lines
+    )
     _assert_no_secret(answer)
 
 
@@ -82,7 +85,9 @@ def test_warn_mode_admits_with_one_warning_per_finding(webhook: ServerThread) ->
         w.startswith("airlock [plaintext-secret-env] spec.containers[0].env[2].value: env TLS_KEY")
         for w in warnings
     )
-    assert any(w.startswith("airlock [image-tag-latest] spec.containers[0].image") for w in warnings)
+    assert any(
+        w.startswith("airlock [image-tag-latest] spec.containers[0].image") for w in warnings
+    )
     _assert_no_secret(answer)
 
 
@@ -155,9 +160,10 @@ def test_dry_run_gets_the_same_verdict_but_no_rule_results(webhook: ServerThread
     assert dry["response"]["status"] == real["response"]["status"]
     after = metrics.REGISTRY.get_sample_value("airlock_rule_results_total", labels)
     assert after == before + 1  # the real request only
-    assert metrics.REGISTRY.get_sample_value(
-        "airlock_admission_requests_total", req_labels
-    ) == req_before + 2
+    assert (
+        metrics.REGISTRY.get_sample_value("airlock_admission_requests_total", req_labels)
+        == req_before + 2
+    )
 
 
 def test_denial_message_is_capped_with_a_pointer_to_the_scan(webhook: ServerThread) -> None:
@@ -176,9 +182,7 @@ def test_denial_message_is_capped_with_a_pointer_to_the_scan(webhook: ServerThre
     assert len(lines) <= 32
     assert len(message.encode()) <= 4096 + 200
     shown = len(lines) - 2
-    assert lines[-1] == (
-        f"… and {total - shown} more (run `airlock scan` for the full list)"
-    )
+    assert lines[-1] == (f"… and {total - shown} more (run `airlock scan` for the full list)")
     _assert_no_secret(answer)
 
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from airlock import metrics
 from airlock.engine import Verdict, evaluate, mutate
@@ -48,6 +48,12 @@ log = logging.getLogger("airlock.admission")
 NO_ENVIRONMENT: Final = "none"  # metric label for cluster-scoped objects and unparsable requests
 _MORE_HINT: Final = "(run `airlock scan` for the full list)"
 _LINE_MAX: Final = 600
+
+T = TypeVar("T")
+
+
+_REQUEST_CHILDREN: dict[tuple[str, str, str, str], Any] = {}
+_DURATION_CHILDREN: dict[tuple[str, str], Any] = {}
 
 
 def handle_validate(
@@ -122,8 +128,17 @@ def _handle(
                 code=500,
                 reason="InternalError",
             )
-    metrics.ADMISSION_REQUESTS.labels(kind, operation, decision, environment).inc()
-    metrics.ADMISSION_DURATION.labels(kind, operation).observe(perf_counter() - start)
+    key = (kind, operation, decision, environment)
+    counter = _REQUEST_CHILDREN.get(key)
+    if counter is None:
+        counter = _REQUEST_CHILDREN[key] = metrics.ADMISSION_REQUESTS.labels(*key)
+    counter.inc()
+    histogram = _DURATION_CHILDREN.get((kind, operation))
+    if histogram is None:
+        histogram = _DURATION_CHILDREN[kind, operation] = metrics.ADMISSION_DURATION.labels(
+            kind, operation
+        )
+    histogram.observe(perf_counter() - start)
     return answer
 
 
@@ -178,7 +193,7 @@ def _validate(
         )
         warned = (*enforced, *warned)
         enforced = ()
-    warnings = _warnings(notes, [_finding_warning(f, settings) for f in warned], settings)
+    warnings = _warnings(notes, warned, lambda f: _finding_warning(f, settings), settings)
     if enforced:
         message = _deny_message(verdict, enforced, settings)
         return deny(uid, message, warnings=warnings), "denied", verdict.environment
@@ -216,14 +231,23 @@ def _metadata_only(req: AdmissionRequest, obj: Mapping[str, Any]) -> bool:
     return all(obj.get(k) == old.get(k) for k in keys)
 
 
+# prometheus_client's ``labels()`` validates and locks on every call (≈2 µs); a request touches
+# a dozen series, so the children are kept here. Label values are bounded (see airlock.metrics).
+_RULE_RESULT_CHILDREN: dict[tuple[str, str, str], Any] = {}
+
+
 def _count_rule_results(verdict: Verdict) -> None:
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
+    env = verdict.environment
     for f in verdict.findings:
-        result = "exempted" if f.exempted_by is not None else "fail"
-        key = (f.rule, result)
-        if key not in seen:
-            seen.add(key)
-            metrics.RULE_RESULTS.labels(f.rule, verdict.environment, result, "admission").inc()
+        key = (f.rule, env, "fail" if f.exempted_by is None else "exempted")
+        if key in seen:
+            continue
+        seen.add(key)
+        child = _RULE_RESULT_CHILDREN.get(key)
+        if child is None:
+            child = _RULE_RESULT_CHILDREN[key] = metrics.RULE_RESULTS.labels(*key, "admission")
+        child.inc()
 
 
 def _clip(text: str, limit: int) -> str:
@@ -236,11 +260,21 @@ def _finding_warning(f: Finding, settings: AdmissionSettings) -> str:
     )
 
 
-def _warnings(head: list[str], items: list[str], settings: AdmissionSettings) -> list[str]:
-    """``head`` then ``items`` within the count and size budgets, ending with "and N more"."""
+def _warnings(
+    head: list[str],
+    items: Sequence[T],
+    render: Callable[[T], str],
+    settings: AdmissionSettings,
+) -> list[str]:
+    """``head`` then rendered ``items`` within the count and size budgets, then "and N more".
+
+    Items are rendered only while they fit: a dev namespace full of findings costs the same
+    as one with thirty.
+    """
     out = list(head)
     size = sum(len(w) for w in out)
-    for i, w in enumerate(items):
+    for i, item in enumerate(items):
+        w = render(item)
         if len(out) >= settings.max_warnings - 1 or size + len(w) > settings.max_warnings_bytes:
             out.append(f"airlock: and {len(items) - i} more {_MORE_HINT}")
             break
@@ -370,5 +404,6 @@ def _mutate(
         ops, changes = patch.ops, patch.changes
     if not ops:
         return allow(uid), "allowed", environment
-    warnings = _warnings([], [_clip(c, settings.max_warning_chars) for c in changes], settings)
+    limit = settings.max_warning_chars
+    warnings = _warnings([], changes, lambda c: _clip(c, limit), settings)
     return allow(uid, warnings=warnings, patch=ops), "mutated", environment

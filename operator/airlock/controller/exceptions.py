@@ -154,6 +154,12 @@ def _key(obj: Mapping[str, Any]) -> Key:
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
+def _resource_version(obj: Mapping[str, Any]) -> str | None:
+    meta = obj.get("metadata")
+    version = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
+    return version if isinstance(version, str) else None
+
+
 def _expiry(obj: Mapping[str, Any]) -> datetime | None:
     try:
         return ExceptionRecord.from_object(obj).spec.expires
@@ -187,6 +193,10 @@ class ExceptionLifecycle:
         self._resync_interval = resync_interval
         self._objects: dict[Key, dict[str, Any]] = {}
         self._versions: dict[Key, int] = {}  # bumped on every observe/forget
+        # What was last written to each object, and its resourceVersion after the write. The
+        # API server prunes status fields its CRD schema does not declare, so comparing with
+        # the stored status alone could rewrite the same thing on every sweep.
+        self._written: dict[Key, tuple[str | None, dict[str, Any]]] = {}
         self._counter = 0
         self._wake = asyncio.Event()
 
@@ -201,6 +211,7 @@ class ExceptionLifecycle:
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         self._objects.pop(key, None)
+        self._written.pop(key, None)
         self._bump(key)
         self._wake.set()
 
@@ -219,7 +230,7 @@ class ExceptionLifecycle:
     # -- the loop -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sweep until ``stop`` is set."""
+        """Sweep until ``stop`` is set (use :meth:`stop`, which also wakes the loop)."""
         loop = asyncio.get_running_loop()
         next_resync = loop.time() + self._resync_interval
         while not stop.is_set():
@@ -235,7 +246,26 @@ class ExceptionLifecycle:
                 metrics.EXCEPTIONS.clear()
                 metrics.EXCEPTION_EXPIRY.clear()
                 delay = self._sweep_interval
-            await _wait_any(self._wake, stop, delay)
+            await self._sleep(delay, stop)
+
+    async def _sleep(self, delay: float, stop: asyncio.Event) -> None:
+        """Sleep until woken, ``delay`` passes or ``stop`` is set (whoever sets it calls wake).
+
+        No helper tasks on purpose: kopf treats every task created after it started as its own
+        and, when stopping, waits 5 s for them before cancelling.
+        """
+        if stop.is_set():
+            return
+        timer = asyncio.get_running_loop().call_later(delay, self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
+
+    def stop(self, stop: asyncio.Event) -> None:
+        """Set ``stop`` and wake :meth:`run` so it returns promptly."""
+        stop.set()
+        self._wake.set()
 
     async def _is_leading(self) -> bool:
         if self._leading is None:
@@ -257,9 +287,10 @@ class ExceptionLifecycle:
         delay = self._sweep_interval
         for key, obj in list(self._objects.items()):
             desired = exception_status(obj, spec, now)
-            changes = status_patch(previous_status(obj), desired)
-            if changes:
-                delay = min(delay, await self._write_one(key, changes))
+            if self._written.get(key) != (_resource_version(obj), desired):
+                changes = status_patch(previous_status(obj), desired)
+                if changes:
+                    delay = min(delay, await self._write_one(key, changes, desired))
             if desired["state"] in (ExceptionState.ACTIVE.value, ExceptionState.PENDING.value):
                 expires = _expiry(obj)
                 if expires is not None and expires > now:
@@ -267,7 +298,7 @@ class ExceptionLifecycle:
         self._publish(now)
         return max(delay, 0.0)
 
-    async def _write_one(self, key: Key, changes: dict[str, Any]) -> float:
+    async def _write_one(self, key: Key, changes: dict[str, Any], desired: dict[str, Any]) -> float:
         version = self._versions.get(key)
         try:
             updated = await self._write(key[0], key[1], changes)
@@ -278,9 +309,11 @@ class ExceptionLifecycle:
             return self._sweep_interval  # kopf delivered something newer meanwhile
         if updated is None:
             self._objects.pop(key, None)
+            self._written.pop(key, None)
             self._bump(key)
         else:
             self._objects[key] = copy.deepcopy(dict(updated))
+            self._written[key] = (_resource_version(updated), desired)
         return self._sweep_interval
 
     async def resync(self) -> None:
@@ -297,6 +330,7 @@ class ExceptionLifecycle:
             if key not in present and self._versions.get(key, 0) <= started:
                 _log.info("PolicyException %s/%s is gone; forgetting it", *key)
                 self._objects.pop(key, None)
+                self._written.pop(key, None)
                 self._bump(key)
 
     def _publish(self, now: datetime) -> None:
@@ -315,22 +349,12 @@ class ExceptionLifecycle:
             metrics.EXCEPTIONS.labels(state.value).set(count)
 
 
-async def _wait_any(wake: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
-    waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
-
-
 def register_exception_handlers(
     registry: kopf.OperatorRegistry, lifecycle: ExceptionLifecycle
 ) -> None:
     """PolicyException handlers of the controller: observe only, the lifecycle task writes."""
 
-    @kopf.on.event(API_GROUP, CRD_VERSION, PLURAL, registry=registry)
+    @kopf.on.event(API_GROUP, CRD_VERSION, PLURAL, id="exception-observer", registry=registry)
     async def exception_observer(
         type: str | None,
         body: kopf.Body,

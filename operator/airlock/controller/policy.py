@@ -187,12 +187,12 @@ def register_policy_handlers(
     PolicyException handlers never see a policy that is not loaded yet.
     """
 
-    @kopf.index(API_GROUP, CRD_VERSION, PLURAL, registry=registry)
+    @kopf.index(API_GROUP, CRD_VERSION, PLURAL, id="policy-cache", registry=registry)
     async def policy_cache(body: kopf.Body, **_: Any) -> None:
         if cache.observe(body):
             on_change()
 
-    @kopf.on.event(API_GROUP, CRD_VERSION, PLURAL, registry=registry)
+    @kopf.on.event(API_GROUP, CRD_VERSION, PLURAL, id="policy-status", registry=registry)
     async def policy_status_writer(
         type: str | None,
         body: kopf.Body,

@@ -239,7 +239,7 @@ class Controller:
                 stop_flag=stop,
             )
         finally:
-            stop.set()
+            self.lifecycle.stop(stop)
             await asyncio.gather(lifecycle, return_exceptions=True)
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
@@ -289,4 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, args.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.log_level != "DEBUG":
+        # kopf logs every successful handler call at INFO: one line per watch event.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return run_controller(settings_from_args(args))

@@ -61,11 +61,11 @@ def build_watch_registry(
 
     # --- namespaces: labels name the environment -------------------------------------------
 
-    @kopf.index("v1", "namespaces", registry=registry)
+    @kopf.index("v1", "namespaces", id="namespace-state", registry=registry)
     async def namespace_state(body: kopf.Body, **_: Any) -> None:
         store.set_namespace(_names(body)[1], dict(body.get("metadata", {}).get("labels") or {}))
 
-    @kopf.on.event("v1", "namespaces", registry=registry)
+    @kopf.on.event("v1", "namespaces", id="namespace-events", registry=registry)
     async def namespace_events(type: str | None, body: kopf.Body, **_: Any) -> None:
         mark_synced()
         if type == "DELETED":
@@ -73,7 +73,7 @@ def build_watch_registry(
 
     # --- the BaselinePolicy in force -------------------------------------------------------
 
-    @kopf.index(API_GROUP, CRD_VERSION, "baselinepolicies", registry=registry)
+    @kopf.index(API_GROUP, CRD_VERSION, "baselinepolicies", id="policy-state", registry=registry)
     async def policy_state(body: kopf.Body, **_: Any) -> None:
         error = store.set_policy(body)
         if error is not None:
@@ -86,7 +86,9 @@ def build_watch_registry(
                 paths,
             )
 
-    @kopf.on.event(API_GROUP, CRD_VERSION, "baselinepolicies", registry=registry)
+    @kopf.on.event(
+        API_GROUP, CRD_VERSION, "baselinepolicies", id="policy-events", registry=registry
+    )
     async def policy_events(type: str | None, body: kopf.Body, **_: Any) -> None:
         mark_synced()
         if type == "DELETED":
@@ -94,11 +96,13 @@ def build_watch_registry(
 
     # --- PolicyExceptions ------------------------------------------------------------------
 
-    @kopf.index(API_GROUP, CRD_VERSION, "policyexceptions", registry=registry)
+    @kopf.index(API_GROUP, CRD_VERSION, "policyexceptions", id="exception-state", registry=registry)
     async def exception_state(body: kopf.Body, **_: Any) -> None:
         store.set_exception(body)
 
-    @kopf.on.event(API_GROUP, CRD_VERSION, "policyexceptions", registry=registry)
+    @kopf.on.event(
+        API_GROUP, CRD_VERSION, "policyexceptions", id="exception-events", registry=registry
+    )
     async def exception_events(type: str | None, body: kopf.Body, **_: Any) -> None:
         mark_synced()
         if type == "DELETED":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -96,7 +97,7 @@ _CODEISH = re.compile(r"[\[\]{}()]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 
 _AUTH_HEADER = re.compile(
-    r"(?i)\b(?:proxy-)?authorization[ \t]*[:=][ \t]*[\"']?[ \t]*"
+    r"(?i)\b(?:proxy-)?authorization[ \t]*[:=]?[ \t]*[\"']?[ \t]*"
     r"(?P<scheme>bearer|basic|token|apikey|api-key|sso-key|key)[ \t]+"
     r"(?P<val>[A-Za-z0-9._~+/=:-]{8,})"
 )
@@ -139,7 +140,10 @@ class _Patterns:
 
 def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
     kw = _keyword_fragment(extra)
-    key = rf"[\w.\-]*{kw}[\w.\-]*"
+    # A lookahead finds the keyword, then a possessive run takes the whole key: written as
+    # `[\w.-]*{kw}[\w.-]*` the regex backtracks over every keyword occurrence of a long run and
+    # goes quadratic on hostile input (a 200 kB "passwordtoken..." line took minutes).
+    key = rf"(?=[\w.\-]*?{kw})[\w.\-]++"
     return _Patterns(
         kv_line=re.compile(
             rf"^[ \t]*(?:-[ \t]+)?(?:export[ \t]+)?(?P<q>[\"']?)(?P<key>{key})(?P=q)"
@@ -148,10 +152,10 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         ),
         json_pair=re.compile(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
         script_assign=re.compile(
-            rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>\w*{kw}\w*)={_value_alternatives()}"
+            rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_value_alternatives()}"
         ),
         script_flag=re.compile(
-            rf"(?<![\w-])--?(?P<key>(?=[A-Za-z])[\w.\-]*?{kw}[\w.\-]*)(?:=|[ \t]+)"
+            rf"(?<![\w-])--?(?P<key>(?=[A-Za-z]){key})(?:=|[ \t]+)"
             + _value_alternatives()
         ),
     )
@@ -175,34 +179,41 @@ def _clean_text_value(raw: str) -> tuple[str, bool]:
     return v.rstrip(";"), False
 
 
-def _decodes_to_user_pass(value: str) -> bool:
+def _decoded_user_pass(value: str) -> re.Match[str] | None:
     if _B64.match(value) is None:
-        return False
+        return None
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        return False
-    m = _USER_PASS.match(decoded)
-    return m is not None and not is_placeholder(m.group("p"))
+        return None
+    return _USER_PASS.match(decoded)
 
 
 class _Found:
-    """Detections of one text, keeping the first of overlapping or repeated findings."""
+    """Detections of one text, keeping the first of overlapping or repeated findings.
 
-    __slots__ = ("detections", "keys", "spans")
+    Kept spans are disjoint, so they are stored sorted and an overlap test is a bisection:
+    a hostile ConfigMap with thousands of matches stays linear-logarithmic.
+    """
+
+    __slots__ = ("detections", "ends", "keys", "starts")
 
     def __init__(self) -> None:
         self.detections: list[Detection] = []
-        self.spans: list[tuple[int, int]] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
         self.keys: set[tuple[str, str]] = set()
 
     def overlaps(self, start: int, end: int) -> bool:
-        return any(s < end and start < e for s, e in self.spans)
+        i = bisect.bisect_left(self.starts, end)
+        return i > 0 and self.ends[i - 1] > start
 
     def add(self, start: int, end: int, det: Detection | None) -> None:
         if det is None or self.overlaps(start, end):
             return
-        self.spans.append((start, end))
+        i = bisect.bisect_left(self.starts, start)
+        self.starts.insert(i, start)
+        self.ends.insert(i, end)
         key = (det.kind, det.fingerprint)
         if key not in self.keys:
             self.keys.add(key)
@@ -289,10 +300,10 @@ class DetectorSet:
                 return Detection(kind, fingerprint(v), REASON_FORMAT)
         if len(v) < MIN_SECRET_LEN or is_placeholder(v) or is_reference(v) or is_prose(v):
             return None
-        if not cls.strong and not (
-            looks_random(v) or (cls.kind == "credential" and _weak_auth_value(v))
-        ):
-            return None
+        if not cls.strong:
+            pair = _weak_auth_value(v) if cls.kind == "credential" else None
+            if pair is False or (pair is None and not looks_random(v)):
+                return None
         if self._allowed(v, whole):
             return None
         kind = "AWS secret access key" if cls.context == CONTEXT_AWS_SECRET else cls.kind
@@ -492,12 +503,17 @@ def _context_kind(context: str, value: str) -> str | None:
     return None
 
 
-def _weak_auth_value(value: str) -> bool:
-    """``user:password`` or its base64 form under an AUTH-named variable."""
+def _weak_auth_value(value: str) -> bool | None:
+    """``user:password`` or its base64 form under an AUTH-named variable.
+
+    ``None`` when the value is neither, so the caller falls back to the randomness test.
+    """
     m = _USER_PASS.match(value)
-    if m is not None:
-        return not is_placeholder(m.group("p"))
-    return _decodes_to_user_pass(value)
+    if m is None:
+        m = _decoded_user_pass(value)
+    if m is None:
+        return None
+    return not is_placeholder(m.group("p"))
 
 
 DEFAULT_DETECTORS = DetectorSet()

@@ -1,0 +1,915 @@
+"""Credential detectors: every format positive and negative, the name traps, placeholders,
+command lines, ConfigMap files, policy tuning, redaction, and property tests.
+
+Every credential here is synthetic, built at run time from a seeded random source. Provider
+prefixes are written split ("hf" "_") so that secret scanners reading this file see no token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import string
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import airlock.detectors as detectors_module
+import pytest
+import yaml
+from airlock.detectors import DEFAULT_DETECTORS, Detection, DetectorSet, fingerprint
+from airlock.detectors._formats import _FORMATS, has_anchor
+from airlock.errors import PolicyError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+D = DEFAULT_DETECTORS
+REPO = Path(__file__).resolve().parents[2]
+LABELLED = REPO / "tests" / "fixtures" / "credentials" / "labelled.yaml"
+POLARIS = REPO.parent / "shared" / "corpus" / "polaris-checks"
+
+ALNUM = string.ascii_letters + string.digits
+_rng = random.Random(7)  # noqa: S311 - synthetic test data, not keys
+
+
+def rnd(n: int, alphabet: str = ALNUM, rng: random.Random = _rng) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def hexs(n: int) -> str:
+    return rnd(n, "0123456789abcdef")
+
+
+def pem(kind: str = "RSA", *, body: str | None = None, escaped: bool = False) -> str:
+    if body is None:
+        raw = base64.b64encode(bytes(_rng.getrandbits(8) for _ in range(200))).decode()
+        body = "\n".join(raw[i : i + 64] for i in range(0, len(raw), 64))
+    label = f"{kind} PRIVATE KEY".strip() if kind else "PRIVATE KEY"
+    text = f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n"
+    return text.replace("\n", "\\n") if escaped else text
+
+
+def jwt() -> str:
+    head = base64.urlsafe_b64encode(b'{"alg":"RS256","typ":"JWT"}').decode().rstrip("=")
+    claims = base64.urlsafe_b64encode(b'{"sub":"trainer","exp":1767225600}').decode().rstrip("=")
+    return f"{head}.{claims}.{rnd(60, ALNUM + '_-')}"
+
+
+# kind -> factory of a fresh synthetic token in that format
+TOKENS: dict[str, Callable[[], str]] = {
+    "OpenAI API key": lambda: "sk" + "-proj-" + rnd(100, ALNUM + "_-"),
+    "Anthropic API key": lambda: "sk" + "-ant-api03-" + rnd(93, ALNUM + "_-") + "AA",
+    "Hugging Face token": lambda: "hf" + "_" + rnd(34, string.ascii_letters),
+    "GitHub token": lambda: "gh" + _rng.choice("pousr") + "_" + rnd(36),
+    "GitLab token": lambda: "gl" + "pat-" + rnd(20, ALNUM + "_-"),
+    "Slack token": lambda: "xo" + "xb-" + rnd(12, string.digits) + "-" + rnd(24),
+    "Slack webhook URL": lambda: (
+        "https://hooks." + "slack.com/services/T" + rnd(10) + "/B" + rnd(10) + "/" + rnd(24)
+    ),
+    "Stripe secret key": lambda: _rng.choice("sr") + "k" + "_live_" + rnd(24),
+    "AWS access key id": lambda: _rng.choice(["AK", "AS"]) + "IA" + rnd(16, string.ascii_uppercase),
+    "GCP API key": lambda: "AI" + "za" + rnd(35, ALNUM + "_-"),
+    "Google OAuth client secret": lambda: "GOCSPX" + "-" + rnd(28, ALNUM + "_-"),
+    "Azure storage account key": lambda: (
+        "AccountName=x;Account" + "Key=" + rnd(86, ALNUM + "+/") + "=="
+    ),
+    "Azure SAS token": lambda: (
+        "https://a.blob.core.windows.net/c?sv=2022-11-02&s" + "ig=" + rnd(43, ALNUM) + "%3D"
+    ),
+    "Replicate API token": lambda: "r8" + "_" + rnd(37),
+    "Groq API key": lambda: "gs" + "k_" + rnd(52),
+    "xAI API key": lambda: "xa" + "i-" + rnd(80),
+    "Perplexity API key": lambda: "pp" + "lx-" + rnd(48),
+    "NVIDIA API key": lambda: "nv" + "api-" + rnd(64, ALNUM + "_-"),
+    "Pinecone API key": lambda: "pc" + "sk_" + rnd(70, ALNUM + "_"),
+    "LangSmith API key": lambda: "lsv2" + "_pt_" + hexs(32) + "_" + hexs(10),
+    "Databricks token": lambda: "da" + "pi" + hexs(32),
+    "npm token": lambda: "np" + "m_" + rnd(36),
+    "PyPI token": lambda: "pypi" + "-AgEIcHlwaS5vcmc" + rnd(60, ALNUM + "_-"),
+    "Docker Hub token": lambda: "dckr" + "_pat_" + rnd(27, ALNUM + "_-"),
+    "SendGrid API key": lambda: "S" + "G." + rnd(22, ALNUM + "_-") + "." + rnd(43, ALNUM + "_-"),
+    "JWT": jwt,
+    "RSA private key": lambda: pem("RSA"),
+    "SSH private key": lambda: pem("OPENSSH"),
+    "EC private key": lambda: pem("EC"),
+    "private key": lambda: pem(""),
+    "password in URL": lambda: "postgres://app:" + rnd(16) + "@db.ml-data:5432/features",
+}
+
+# A value in each format that is one character too short, or otherwise just off the format.
+NEAR_MISSES: dict[str, Callable[[], str]] = {
+    "OpenAI API key": lambda: "sk" + "-" + rnd(20),
+    "Anthropic API key": lambda: "sk" + "-ant-" + rnd(12),
+    "Hugging Face token": lambda: "hf" + "_" + rnd(20),
+    "GitHub token": lambda: "gh" + "p_" + rnd(30),
+    "GitLab token": lambda: "gl" + "pat-" + rnd(12),
+    "Slack token": lambda: "xo" + "xb-" + rnd(5),
+    "Stripe secret key": lambda: "sk" + "_test_" + rnd(24),
+    "AWS access key id": lambda: "AK" + "IA" + rnd(12, string.ascii_uppercase),
+    "GCP API key": lambda: "AI" + "za" + rnd(20),
+    "JWT": lambda: "ey" + "J" + rnd(20) + ".notjson",
+    "password in URL": lambda: "postgres://db.ml-data:5432/features",
+    "private key": lambda: "-----BEGIN " + "PRIVATE KEY-----",
+}
+
+
+def detection_kinds(found: list[Detection]) -> list[str]:
+    return [d.kind for d in found]
+
+
+def kind_of(det: Detection | None) -> str | None:
+    return det.kind if det is not None else None
+
+
+# -- provider formats ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(TOKENS))
+def test_provider_format_detected_as_its_kind_everywhere(kind: str) -> None:
+    token = TOKENS[kind]()
+    by_value = D.check_value(token)
+    assert kind_of(by_value) == kind
+    by_env = D.check_env("INNOCENT_SETTING", token)
+    assert kind_of(by_env) == kind
+    assert by_env.fingerprint == by_value.fingerprint
+    assert kind in detection_kinds(D.check_text("settings.txt", f"line one\nvalue {token}\nend"))
+
+
+@pytest.mark.parametrize("kind", sorted(NEAR_MISSES))
+def test_near_miss_of_a_format_is_not_detected(kind: str) -> None:
+    value = NEAR_MISSES[kind]()
+    assert D.check_value(value) is None
+    assert D.check_env("INNOCENT_SETTING", value) is None
+
+
+@pytest.mark.parametrize(
+    "glued",
+    [
+        "task" + "sk-" + "a1" * 20,  # "sk-" inside another word
+        "disk-" + "a1B2" * 10,
+        "XAKIA" + "ABCDEFGHIJKLMNOP",  # key id glued to a preceding letter
+        "my" + "hf" + "_" + "abcdefghij" * 4,
+    ],
+)
+def test_token_prefix_glued_to_a_word_is_not_a_token(glued: str) -> None:
+    assert D.check_value(glued) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sk" + "-proj-" + "x" * 60,
+        "hf" + "_" + "X" * 34,
+        "AK" + "IA" + "ABCDEFGHI" + "EXAMPLE",
+        "hf" + "_" + "your" + "-token-here" + "a" * 30,
+        "postgres://app:${DB_PASSWORD}@db:5432/x",
+        "postgres://app:$(DB_PASSWORD)@db:5432/x",
+        "redis://:<password>@redis:6379",
+        "https://user:password@git.corp.example/x.git",
+    ],
+)
+def test_placeholder_inside_a_format_is_not_detected(value: str) -> None:
+    assert D.check_value(value) is None
+
+
+def test_every_format_anchor_passes_the_cheap_prefilter() -> None:
+    # has_anchor is a hand-written gate in front of the regexes: a format whose anchor it forgot
+    # would silently never fire.
+    for fmt in _FORMATS:
+        for anchor in fmt.anchors:
+            text = anchor + ("://" if anchor == "@" else "")
+            assert has_anchor(text), (fmt.kind, anchor)
+
+
+def test_credentialed_urls() -> None:
+    for url in (
+        "postgres://app:" + rnd(12) + "@db:5432/x",
+        "redis://:" + rnd(12) + "@redis-master:6379/0",
+        "https://bot:" + rnd(20) + "@git.corp.example/ml/data.git",
+        "mongodb+srv://trainer:" + rnd(14) + "@cluster0.example.net/ml",
+        "jdbc:mysql://root:" + rnd(10) + "@mysql:3306/app",
+    ):
+        det = D.check_value(url)
+        assert kind_of(det) == "password in URL"
+        assert det is not None
+        assert det.reason == "credentialed URL"
+    for url in (
+        "https://user@host/path",
+        "https://host:8443/a@b",
+        "s3://models/llama:v1@2",
+        "git@github.com:org/repo.git",
+        "http://[::1]:8080/",
+    ):
+        assert D.check_value(url) is None, url
+
+
+def test_url_password_fingerprint_is_of_the_password_only() -> None:
+    password = rnd(16)
+    a = D.check_value(f"postgres://a:{password}@db-a:5432/x")
+    b = D.check_value(f"mysql://b:{password}@db-b:3306/y")
+    assert a is not None
+    assert b is not None
+    assert a.fingerprint == b.fingerprint == fingerprint(password)
+
+
+def test_provider_token_used_as_url_password_is_named_by_its_provider() -> None:
+    token = TOKENS["GitLab token"]()
+    det = D.check_value(f"https://oauth2:{token}@gitlab.corp.example/ml/x.git")
+    assert kind_of(det) == "GitLab token"
+
+
+# -- private keys, service accounts, JWTs ---------------------------------------------------
+
+
+def test_private_key_stub_or_header_alone_is_not_a_key() -> None:
+    assert D.check_value(pem("OPENSSH", body="xxxxx")) is None
+    assert D.check_value(pem("", body="xxxxxxxx")) is None
+    assert D.check_value("grep -q 'BEGIN " + "PRIVATE KEY' key.pem && echo ok") is None
+    # three dashes, as hand-written in some fixtures, still counts when the body is real
+    real = pem("OPENSSH").replace("-----", "---")
+    det = D.check_value(real)
+    assert kind_of(det) == "SSH private key"
+
+
+def test_json_escaped_and_pgp_private_keys() -> None:
+    det = D.check_env("TLS_KEY_JSON", json.dumps({"key": pem("EC")}))
+    assert kind_of(det) == "EC private key"
+    det = D.check_value(pem("RSA", escaped=True))
+    assert kind_of(det) == "RSA private key"
+    pgp = pem("PGP").replace("PRIVATE KEY-----", "PRIVATE KEY BLOCK-----")
+    det = D.check_value(pgp)
+    assert kind_of(det) == "PGP private key"
+
+
+def test_gcp_service_account_json_is_one_detection_not_two() -> None:
+    sa = {
+        "type": "service_account",
+        "project_id": "ml-prod",
+        "private_key_id": hexs(40),
+        "private_key": pem(""),
+        "client_email": "trainer@ml-prod.iam.gserviceaccount.com",
+    }
+    found = D.check_text("key.json", json.dumps(sa, indent=2))
+    assert detection_kinds(found) == ["GCP service account key"]
+    det = D.check_env("GOOGLE_CREDENTIALS", json.dumps(sa))
+    assert kind_of(det) == "GCP service account key"
+    # the public half of a service account (no private key) is not a credential
+    del sa["private_key"]
+    assert D.check_text("sa.json", json.dumps(sa, indent=2)) == []
+
+
+def test_jwt_needs_two_json_segments() -> None:
+    token = jwt()
+    det = D.check_value(f"Bearer {token}")
+    assert kind_of(det) == "JWT"
+    head, _claims, sig = token.split(".")
+    assert D.check_value(f"{head}.{rnd(40)}.{sig}") is None
+
+
+# -- names -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("HF_TOKEN", "token"),
+        ("HUGGING_FACE_HUB_TOKEN", "token"),
+        ("ACCESS_TOKEN", "token"),
+        ("hub-token", "token"),
+        ("SECRET_ACCESS_KEY", "AWS secret access key"),
+        ("MINIO_ACCESS_KEY", "access key"),
+        ("OPENAI_API_KEY", "API key"),
+        ("apiKey", "API key"),
+        ("APIKEY", "API key"),
+        ("openaiapikey", "API key"),
+        ("DB_PASSWORD", "password"),
+        ("dbPassword", "password"),
+        ("my_password", "password"),
+        ("PASSWD", "password"),
+        ("MYSQL_PWD", "password"),
+        ("SMTP_PASS", "password"),
+        ("DB_PASSWORD_VALUE", "password"),
+        ("DB_PASSWORD2", "password"),
+        ("CLIENT_SECRET", "secret"),
+        ("JWT_SECRET", "secret"),
+        ("DJANGO_SECRET_KEY", "secret key"),
+        ("PRIVATE_KEY", "private key"),
+        ("GIT_CREDENTIALS", "credential"),
+        ("db.password", "password"),
+        ("spring.datasource.password", "password"),
+    ],
+)
+def test_credential_names_flag_any_real_literal(name: str, kind: str) -> None:
+    det = D.check_env(name, "Pl4inLiteral-" + rnd(6))
+    assert det is not None, name
+    assert det.kind == kind
+    assert det.reason == "credential-named variable with a literal value"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "TOKENIZER",
+        "TOKENIZER_NAME",
+        "TOKENIZERS_PARALLELISM",
+        "MAX_TOKENS",
+        "MAX_NEW_TOKENS",
+        "PASSWORD_FILE",
+        "DB_PASSWORD_FILE",
+        "TOKEN_PATH",
+        "SECRET_DIR",
+        "AUTH_URL",
+        "TOKEN_ENDPOINT",
+        "SECRET_NAME",
+        "TOKEN_TTL",
+        "PASSWORD_POLICY",
+        "AUTH_TYPE",
+        "AWS_ACCESS_KEY_ID",
+        "KMS_KEY_ID",
+        "PUBLIC_KEY",
+        "SSH_PUBLIC_KEY",
+        "PWD",
+        "OLDPWD",
+        "BYPASS",
+        "PASS_THROUGH",
+        "KEYCLOAK_REALM",
+        "SECRETS_MANAGER_REGION",
+    ],
+)
+def test_name_traps_are_not_credential_names(name: str) -> None:
+    # A literal that would be flagged under a credential name, but contains no provider format.
+    assert D.check_env(name, "Pl4inLiteral-" + rnd(6)) is None
+
+
+@pytest.mark.parametrize("name", ["SIGNING_KEY", "AZURE_BATCH_KEY", "OCI_CLI_KEY_CONTENT", "KEY"])
+def test_weak_key_names_need_a_random_looking_value(name: str) -> None:
+    assert D.check_env(name, "model-cache-v2") is None
+    assert D.check_env(name, "Meta-Llama-3-8B-Instruct") is None
+    assert D.check_env(name, "5f0c8a2e-7d41-4b8e-9c3a-2e6f1d9b7a44") is None  # UUID-shaped
+    det = D.check_env(name, rnd(40, ALNUM + "+/"))
+    assert kind_of(det) == "key"
+    det = D.check_env(name, hexs(64))
+    assert kind_of(det) == "key"
+
+
+def test_auth_names_need_user_password_shaped_values() -> None:
+    assert D.check_env("PROXY_AUTH", "oidc-provider") is None
+    det = D.check_env("BASIC_AUTH", "admin:" + rnd(12))
+    assert kind_of(det) == "credential"
+    encoded = base64.b64encode(("robot:" + rnd(20)).encode()).decode()
+    det = D.check_env("REGISTRY_AUTH", encoded)
+    assert kind_of(det) == "credential"
+    assert D.check_env("REGISTRY_AUTH", base64.b64encode(b"robot:changeme").decode()) is None
+
+
+def test_provider_context_names_give_specific_kinds() -> None:
+    cases = {
+        ("WANDB_API_KEY", hexs(40)): "Weights & Biases API key",
+        ("COHERE_API_KEY", rnd(40)): "Cohere API key",
+        ("CO_API_KEY", rnd(40)): "Cohere API key",
+        ("AWS_SECRET_ACCESS_KEY", rnd(40, ALNUM + "+/")): "AWS secret access key",
+        ("aws_secret_access_key", "/" + rnd(39, ALNUM + "+/")): "AWS secret access key",
+        ("AWS_SECRET_ACCESS_KEY", "Pl4inLiteral-" + rnd(6)): "AWS secret access key",
+    }
+    for (name, value), kind in cases.items():
+        det = D.check_env(name, value)
+        assert kind_of(det) == kind, name
+    # a 40-hex value under an unrelated name is a commit id, not a W&B key
+    assert D.check_env("DATASET_REVISION", hexs(40)) is None
+
+
+# -- placeholder filter ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "   ",
+        "abc",
+        "12345",
+        "changeme",
+        "CHANGE_ME",
+        "changeit",
+        "password",
+        "Password!",
+        "secret",
+        "xxxxxxxx",
+        "XXXX-XXXX-XXXX",
+        "********",
+        "TODO",
+        "dummy-password",
+        "example-token-123",
+        "placeholder",
+        "your-api-key-here",
+        "YOUR_TOKEN",
+        "insert_token_here",
+        "<hf-token>",
+        "[REDACTED]",
+        "${HF_TOKEN}",
+        "$(HF_TOKEN)",
+        "$HF_TOKEN",
+        "{{ .Values.hfToken }}",
+        "{{ secret('hf') }}",
+        "#{HfToken}",
+        "%HF_TOKEN%",
+        "__HF_TOKEN__",
+        "true",
+        "False",
+        "disabled",
+        "none",
+        "null",
+        "3600",
+        "30s",
+        "1.5",
+        "/var/run/secrets/hf/token",
+        "/etc/secrets/db-password",
+        "/run/secrets/token",
+        "/secrets/api-key",
+        "./secrets/token.txt",
+        "~/.config/token",
+        "file:///etc/secrets/token",
+        "vault:secret/data/ml#hf",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:hf-AbCdEf",
+        "projects/ml-prod/secrets/hf-token/versions/latest",
+        "op://vault/item/field",
+        "https://vault.corp.example/v1/secret/hf",
+        "Ask the platform team for the token",
+    ],
+)
+def test_placeholder_values_are_not_reported_under_credential_names(value: str) -> None:
+    assert D.check_env("DB_PASSWORD", value) is None
+    assert D.check_env("HF_TOKEN", value) is None
+
+
+def test_short_real_password_is_reported() -> None:
+    # Polaris' fixture value: weak, but a literal password all the same
+    det = D.check_env("my_password", "abc123")
+    assert kind_of(det) == "password"
+
+
+# -- command lines ---------------------------------------------------------------------------
+
+
+def test_flag_with_equals_and_flag_with_next_argument() -> None:
+    key, password = rnd(40), "S3cure!" + rnd(8)
+    hits = D.check_args(["--api-key=" + key, "--port", "8080", "--password", password, "-v"])
+    assert [(i, d.kind, d.reason) for i, d in hits] == [
+        (0, "API key", "credential-named flag with a literal value"),
+        (4, "password", "credential-named flag with a literal value"),
+    ]
+    assert hits[1][1].fingerprint == fingerprint(password)
+
+
+def test_provider_token_anywhere_in_args_is_reported_at_its_index() -> None:
+    token = TOKENS["Hugging Face token"]()
+    hits = D.check_args(["python", "dl.py", "--model", "meta-llama/Llama-3-8B", token])
+    assert [(i, d.kind) for i, d in hits] == [(4, "Hugging Face token")]
+    hits = D.check_args(["--hub_token", token])
+    assert [(i, d.kind) for i, d in hits] == [(1, "Hugging Face token")]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--max-tokens", "4096", "--tokenizer", "gpt2", "--tokenizer-mode", "auto"],
+        ["--token-file", "/var/run/secrets/hf/token", "--password-file=/etc/secrets/db"],
+        ["--api-key", "$(OPENAI_API_KEY)", "--hf-token=${HF_TOKEN}"],
+        ["--secret-name", "hf-token", "--auth-type", "oidc"],
+        ["--revision", "3f2a9c1b4d5e6f708192a3b4c5d6e7f8091a2b3c"],
+        ["--image", "registry.corp.example/ml/trainer@sha256:" + "ab12" * 16],
+        ["--run-id", "5f0c8a2e-7d41-4b8e-9c3a-2e6f1d9b7a44"],
+        ["--model", "meta-llama/Meta-Llama-3.1-70B-Instruct", "--served-model-name", "llama"],
+        ["-p", "8080", "-p8443", "--port=9000"],
+        ["torchrun", "--rdzv_endpoint=$(MASTER_ADDR):$(MASTER_PORT)", "train.py"],
+    ],
+)
+def test_ordinary_command_lines_are_clean(args: list[str]) -> None:
+    assert D.check_args(args) == []
+
+
+def test_mysql_p_is_a_password_only_for_mysql_clients() -> None:
+    password = rnd(14)
+    hits = D.check_args(["mysql", "-h", "db", "-uroot", "-p" + password, "features"])
+    assert [(i, d.kind) for i, d in hits] == [(4, "password")]
+    assert D.check_args(["server", "-p" + "8443", "-p" + rnd(14)]) == []
+
+
+def test_shell_scripts_in_a_single_argument() -> None:
+    token = TOKENS["Hugging Face token"]()
+    bearer = rnd(40, ALNUM + "._-")
+    api_key = rnd(32)
+    script = (
+        f"export HF_TOKEN={token}\n"
+        f"curl -sf -H 'Authorization: Bearer {bearer}' https://api.corp.example/v1\n"
+        f"curl -H 'x-api-key: {api_key}' https://vendor.example\n"
+        "python train.py --token $HF_TOKEN --max-tokens 512\n"
+    )
+    hits = D.check_args(["sh", "-c", script])
+    assert {i for i, _d in hits} == {2}
+    assert detection_kinds([d for _i, d in hits]) == [
+        "Hugging Face token",
+        "bearer token",
+        "API key",
+    ]
+
+
+def test_shell_assignments_and_basic_auth() -> None:
+    secret = rnd(30)
+    hits = D.check_args(["sh", "-c", f"HF_TOKEN={secret} python download.py"])
+    assert [(i, d.kind, d.fingerprint) for i, d in hits] == [(2, "token", fingerprint(secret))]
+    basic = base64.b64encode(("svc:" + rnd(16)).encode()).decode()
+    hits = D.check_args(["curl", "-H", f"Authorization: Basic {basic}", "https://x.example"])
+    assert [(i, d.kind) for i, d in hits] == [(2, "HTTP basic credentials")]
+    password = rnd(12)
+    hits = D.check_args(["sh", "-c", f"curl -u admin:{password} https://x.example"])
+    assert [(i, d.fingerprint) for i, d in hits] == [(2, fingerprint(password))]
+
+
+def test_scripts_reading_credentials_from_elsewhere_are_clean() -> None:
+    for script in (
+        "export HF_TOKEN=$(cat /var/run/secrets/hf/token)\npython serve.py",
+        "huggingface-cli login --token $HF_TOKEN && python serve.py",
+        'curl -H "Authorization: Bearer ${TOKEN}" https://api.corp.example',
+        "from transformers import AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained('x')\n"
+        "token = tokenizer.eos_token\napi_key = args.api_key\nlogin(token=hf_token)\n",
+        "token = os.environ['HF_TOKEN']",
+    ):
+        assert D.check_args(["sh", "-c", script]) == [], script
+
+
+def test_quoted_literal_in_inline_code_is_reported() -> None:
+    password = "Sup3r" + rnd(8)
+    hits = D.check_args(["python", "-c", f"import db\npassword = '{password}'\ndb.connect()"])
+    assert [(i, d.kind, d.fingerprint) for i, d in hits] == [(2, "password", fingerprint(password))]
+
+
+def test_generic_high_entropy_argument() -> None:
+    hits = D.check_args(["python", "upload.py", rnd(40)])
+    assert [(i, d.kind, d.reason) for i, d in hits] == [
+        (2, "high-entropy string", "high-entropy value")
+    ]
+    # hex (digests, commit ids), UUIDs, paths and model names are not
+    for arg in (hexs(64), hexs(40), "5f0c8a2e-7d41-4b8e-9c3a-2e6f1d9b7a44", "/data/" + rnd(40)):
+        assert D.check_args([arg]) == [], arg
+
+
+# -- ConfigMap entries -----------------------------------------------------------------------
+
+
+def test_configmap_single_value_under_credential_key() -> None:
+    det = D.check_text("db_password", "abc123")
+    assert detection_kinds(det) == ["password"]
+    assert det[0].reason == "credential-named key with a literal value"
+    assert D.check_text("db_user", "postgres") == []
+    assert D.check_text("message", "This is a test") == []
+    # Polaris flags these by key name; the values are placeholders, so Airlock does not
+    for key in ("AWS_SECRET_ACCESS_KEY", "AZURE_BATCH_KEY", "OCI_CLI_KEY_CONTENT"):
+        assert D.check_text(key, "xxxxx") == []
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "kind"),
+    [
+        ("app.env", "LOG_LEVEL=info\nexport DB_PASSWORD=Zq" + "9rT4vX2m\n", "password"),
+        (
+            "application.properties",
+            "a.url=jdbc:h2:mem\nspring.datasource.password = P4ss-" + "Word7\n",
+            "password",
+        ),
+        ("values.yaml", 'hub:\n  model: llama\n  token: "' + "Tk7" * 8 + '"\n', "token"),
+        (
+            "config.json",
+            '{"wandb": {"api_key": "' + "a1b2" * 10 + '"}, "project": "x"}',
+            "API key",
+        ),
+        ("list.yaml", "- name: x\n  client_secret: 'Cs8" + "vW2" * 6 + "'\n", "secret"),
+        (
+            ".netrc",
+            "machine api.wandb.ai\n  login user\n  password " + "f00d" * 10 + "\n",
+            "password",
+        ),
+        (
+            "nginx.conf",
+            'location / {\n proxy_set_header Authorization "Bearer ' + "Zz9" * 12 + '";\n}\n',
+            "bearer token",
+        ),
+    ],
+)
+def test_configmap_files(key: str, text: str, kind: str) -> None:
+    assert detection_kinds(D.check_text(key, text)) == [kind]
+
+
+def test_configmap_file_with_provider_token_and_key_reports_each_credential_once() -> None:
+    token = TOKENS["Hugging Face token"]()
+    key_id = TOKENS["AWS access key id"]()
+    secret = rnd(40, ALNUM + "+/")
+    text = (
+        f"HF_TOKEN={token}\n"
+        f"[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
+        f"again: {token}\n"
+    )
+    found = D.check_text("credentials", text)
+    assert detection_kinds(found) == [
+        "Hugging Face token",
+        "AWS access key id",
+        "AWS secret access key",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        ("model.yaml", "model_id: meta-llama/Llama-3-8B\nmax_tokens: 4096\ntokenizer: gpt2\n"),
+        ("app.env", "HF_TOKEN_PATH=/var/run/secrets/hf/token\nTOKENIZERS_PARALLELISM=false\n"),
+        ("props", "spring.datasource.password=${DB_PASSWORD}\nsecret.name=db-creds\n"),
+        (
+            "train.py",
+            "token = os.environ['HF_TOKEN']\ntok = AutoTokenizer.from_pretrained(m, "
+            "token=token)\npassword = getpass()\n",
+        ),
+        ("a_key", "and value that are ok"),
+        ("check.sh", "grep -q 'BEGIN " + "PRIVATE KEY' /tmp/k || exit 1\n"),
+    ],
+)
+def test_configmap_files_without_credentials(key: str, text: str) -> None:
+    assert D.check_text(key, text) == []
+
+
+# -- policy tuning ---------------------------------------------------------------------------
+
+
+def test_extra_credential_names_match_whole_name_or_word_suffix() -> None:
+    s = DetectorSet(extra_credential_names=["VENDOR_CODE", "licence"])
+    value = "Lit3ral-" + rnd(8)
+    for name in ("VENDOR_CODE", "ACME_VENDOR_CODE", "vendorCode", "LICENCE"):
+        det = s.check_env(name, value)
+        assert kind_of(det) == "credential", name
+    assert s.check_env("VENDOR_CODE_PATH", value) is None
+    assert s.check_env("CODE", value) is None
+    assert D.check_env("VENDOR_CODE", value) is None  # only that policy's set knows the name
+    # inside files, where the key pattern is compiled per policy
+    assert detection_kinds(s.check_text("f.env", f"VENDOR_CODE={value}\n")) == ["credential"]
+    assert [(i, d.kind) for i, d in s.check_args(["--vendor-code", value])] == [(1, "credential")]
+
+
+def test_allow_values_suppress_matching_values() -> None:
+    s = DetectorSet(allow_values=["^example-", "FAKE[0-9]+$"])
+    assert s.check_env("DB_PASSWORD", "example-" + rnd(10)) is None
+    token = TOKENS["GitHub token"]()[:-5] + "FAKE1"
+    assert s.check_env("GH", token) is None
+    assert s.check_args(["--token", "x" + rnd(10) + "FAKE7"]) == []
+    assert s.check_text("f.env", "PASSWORD=example-" + rnd(10) + "\n") == []
+    # the set without the allow-list still reports them
+    assert D.check_env("GH", token) is not None
+    assert s.check_env("DB_PASSWORD", "real-" + rnd(10)) is not None
+
+
+def test_invalid_allow_value_regex_names_its_field_path() -> None:
+    with pytest.raises(PolicyError) as info:
+        DetectorSet(allow_values=["^ok$", "(unclosed"])
+    assert [path for path, _msg in info.value.errors] == ["spec.detectors.allowValues[1]"]
+    assert "spec.detectors.allowValues[1]" in str(info.value)
+
+
+def test_allow_value_matching_everything_and_nameless_extra_names_are_refused() -> None:
+    with pytest.raises(PolicyError) as info:
+        DetectorSet(extra_credential_names=["OK", "__"], allow_values=[".*"])
+    assert sorted(path for path, _msg in info.value.errors) == [
+        "spec.detectors.allowValues[0]",
+        "spec.detectors.extraCredentialNames[1]",
+    ]
+
+
+def test_name_memo_is_bounded() -> None:
+    s = DetectorSet()
+    for i in range(5000):
+        s.check_env(f"VAR_{i}", "some-value")
+    assert len(s._names) <= 4096
+
+
+# -- redaction -------------------------------------------------------------------------------
+
+
+def _secret_parts(value: str) -> list[str]:
+    """Every 8-character window of the value: none may appear in any output."""
+    return [value[i : i + 8] for i in range(max(1, len(value) - 7))]
+
+
+@pytest.mark.parametrize("kind", sorted(TOKENS))
+def test_detection_never_shows_the_value(kind: str) -> None:
+    token = TOKENS[kind]()
+    det = D.check_env("X", token)
+    assert det is not None
+    for shown in (det.redacted(), repr(det), str(det), f"{det}", str(det.__reduce__())):
+        for part in _secret_parts(token):
+            assert part not in shown
+    assert det.redacted() == f"[REDACTED {kind} fp:{det.fingerprint}]"
+    assert str(det) == det.redacted()
+
+
+def test_fingerprint_is_short_stable_and_domain_separated() -> None:
+    value = rnd(30)
+    fp = fingerprint(value)
+    assert len(fp) == 8
+    assert all(c in "0123456789abcdef" for c in fp)
+    assert fingerprint(value) == fp
+    assert fingerprint(value + "x") != fp
+    # not a bare hash of the value: a lookup table of SHA-256 prefixes does not apply
+    assert hashlib.sha256(value.encode()).hexdigest()[:8] != fp
+
+
+def test_detection_is_immutable_and_slotted() -> None:
+    det = Detection("password", "0123abcd", "credential-named variable with a literal value")
+    with pytest.raises(AttributeError):
+        det.kind = "x"  # type: ignore[misc]
+    assert not hasattr(det, "__dict__")
+
+
+def test_public_names() -> None:
+    assert sorted(detectors_module.__all__) == [
+        "DEFAULT_DETECTORS",
+        "Detection",
+        "DetectorSet",
+        "fingerprint",
+    ]
+    assert isinstance(DEFAULT_DETECTORS, DetectorSet)
+
+
+# -- property tests --------------------------------------------------------------------------
+
+SAFE_WORDS = [
+    "NCCL", "CUDA", "MODEL", "NAME", "LOG", "LEVEL", "HF", "HOME", "CACHE", "MASTER", "ADDR",
+    "PORT", "WORLD", "SIZE", "RANK", "DEBUG", "DIR", "PATH", "TOKENIZER", "MAX", "TOKENS",
+    "NUM", "WORKERS", "BATCH", "SEED", "ID", "REGION", "URL", "FILE", "TTL",
+]  # fmt: skip
+safe_names = st.lists(st.sampled_from(SAFE_WORDS), min_size=1, max_size=4).map("_".join)
+short_values = st.text(min_size=0, max_size=9)
+identifiers = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,30}", fullmatch=True)
+
+
+@given(name=safe_names, value=short_values)
+def test_ordinary_names_with_short_values_never_flag(name: str, value: str) -> None:
+    assert D.check_env(name, value) is None
+
+
+@given(name=safe_names, value=st.from_regex(r"[a-z0-9./:-]{0,60}", fullmatch=True))
+def test_ordinary_names_with_path_like_values_never_flag(name: str, value: str) -> None:
+    assert D.check_env(name, value) is None
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(sorted(TOKENS)),
+    seed=st.integers(0, 2**32 - 1),
+    name=identifiers,
+    prefix=st.sampled_from(["", " ", "\n", "=", "key: ", '"']),
+)
+def test_any_provider_token_is_detected_under_any_name(
+    kind: str, seed: int, name: str, prefix: str
+) -> None:
+    _rng.seed(seed)
+    token = TOKENS[kind]()
+    det = D.check_env(name, prefix + token)
+    assert kind_of(det) == kind
+    for part in _secret_parts(token):
+        assert part not in det.redacted()
+        assert part not in repr(det)
+
+
+@given(
+    name=st.sampled_from(["DB_PASSWORD", "HF_TOKEN", "API_KEY", "CLIENT_SECRET", "my_password"]),
+    value=st.text(
+        alphabet=string.ascii_letters + string.digits + "!#%&*+-.=?@^_~", min_size=8, max_size=40
+    ),
+)
+def test_redacted_output_never_contains_the_value(name: str, value: str) -> None:
+    det = D.check_env(name, value)
+    if det is not None:
+        for shown in (det.redacted(), repr(det), str(det)):
+            # the fixed vocabulary (kind, reason) may coincide with a short value; drop it first
+            rest = shown.replace(det.reason, "").replace(det.kind, "")
+            for part in _secret_parts(value):
+                assert part not in rest
+
+
+@given(name=st.text(max_size=40), value=st.text(max_size=300))
+def test_env_check_never_raises(name: str, value: str) -> None:
+    result = D.check_env(name, value)
+    assert result is None or isinstance(result, Detection)
+
+
+@given(args=st.lists(st.text(max_size=80), max_size=8))
+def test_args_check_never_raises_and_indexes_are_valid(args: list[str]) -> None:
+    for i, det in D.check_args(args):
+        assert 0 <= i < len(args)
+        assert isinstance(det, Detection)
+
+
+@given(key=st.text(max_size=30), text=st.text(max_size=600))
+def test_text_check_never_raises(key: str, text: str) -> None:
+    assert all(isinstance(d, Detection) for d in D.check_text(key, text))
+
+
+# -- the labelled set and the Polaris fixtures ---------------------------------------------------
+
+
+def _joined(item: Any, value_key: str) -> str:
+    if isinstance(item, str):
+        return item
+    if "parts" in item:
+        return "".join(item["parts"])
+    return str(item.get(value_key) or "")
+
+
+def _labelled() -> dict[str, list[dict[str, Any]]]:
+    data: dict[str, list[dict[str, Any]]] = yaml.safe_load(LABELLED.read_text())
+    return data
+
+
+LABELS = _labelled()
+
+
+def test_labelled_set_is_large_and_balanced() -> None:
+    entries = LABELS["env"] + LABELS["args"] + LABELS["configmap"]
+    positives = [e for e in entries if e["expected"] is not None]
+    assert len(entries) >= 150
+    assert 50 <= len(positives) <= len(entries) - 100
+
+
+@pytest.mark.parametrize(
+    "entry", LABELS["env"], ids=[f"{i}-{e['name']}" for i, e in enumerate(LABELS["env"])]
+)
+def test_labelled_env(entry: dict[str, Any]) -> None:
+    det = D.check_env(entry["name"], _joined(entry, "value"))
+    assert (det.kind if det else None) == entry["expected"]
+
+
+@pytest.mark.parametrize(
+    "entry", LABELS["args"], ids=[f"args-{i}" for i in range(len(LABELS["args"]))]
+)
+def test_labelled_args(entry: dict[str, Any]) -> None:
+    argv = [_joined(a, "") for a in entry["args"]]
+    hits = D.check_args(argv)
+    if entry["expected"] is None:
+        assert hits == []
+    else:
+        assert (entry["index"] if "index" in entry else hits[0][0], entry["expected"]) in [
+            (i, d.kind) for i, d in hits
+        ]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    LABELS["configmap"],
+    ids=[f"cm-{i}-{e['key']}" for i, e in enumerate(LABELS["configmap"])],
+)
+def test_labelled_configmap(entry: dict[str, Any]) -> None:
+    found = D.check_text(entry["key"], _joined(entry, "text"))
+    if entry["expected"] is None:
+        assert found == []
+    else:
+        assert entry["expected"] in detection_kinds(found)
+
+
+def _polaris(check: str, name: str) -> list[dict[str, Any]]:
+    path = POLARIS / check / name
+    return [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+
+
+@pytest.mark.skipif(not POLARIS.is_dir(), reason="evaluation corpus ../shared/corpus not present")
+def test_polaris_env_fixtures_agree_where_values_are_real() -> None:
+    check = "sensitiveContainerEnvVar"
+
+    def verdicts(name: str) -> dict[str, str | None]:
+        env = _polaris(check, name)[0]["spec"]["containers"][0].get("env", [])
+        return {
+            e["name"]: (d.kind if (d := D.check_env(e["name"], e["value"])) else None)
+            for e in env
+            if "value" in e
+        }
+
+    assert verdicts("failure.key_password.yaml") == {"user_name": None, "my_password": "password"}
+    # Polaris' target variables carry the placeholder "xxx": not flagged (documented disagreement)
+    assert verdicts("failure.key_aws_secret_access_key.yaml") == {
+        "password": "password",
+        "AWS_SECRET_ACCESS_KEY": None,
+    }
+    assert verdicts("failure.value_private_key.yaml") == {"user_name": None, "the_good_stuff": None}
+    assert verdicts("success.valid_env_vars.yaml") == {"greeting": None}
+
+
+@pytest.mark.skipif(not POLARIS.is_dir(), reason="evaluation corpus ../shared/corpus not present")
+def test_polaris_configmap_fixtures() -> None:
+    check = "sensitiveConfigmapContent"
+
+    def flagged(name: str) -> list[str]:
+        data = _polaris(check, name)[0].get("data") or {}
+        return [k for k, v in data.items() if D.check_text(k, v)]
+
+    assert flagged("failure.key_password.yaml") == ["db_password"]
+    assert flagged("success.valid_keys_and_values.yaml") == []
+    assert flagged("failure.key_aws_secret_access_key.yaml") == []  # value is "xxxxx"
+    assert flagged("failure.value_private_key.yaml") == []  # key body is "xxxxxxxx"
