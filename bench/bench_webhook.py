@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 import functools
@@ -332,7 +333,9 @@ def corpus() -> list[tuple[str, bytes]]:
 
 
 # -------------------------------------------------------------------------------------------
-# The servers (each runs in its own subprocess)
+# The servers (each runs in its own subprocess). Imports happen inside each server, so its RSS
+# counts only what that server loads (the bare one never imports Airlock, the kopf one never
+# imports Airlock's server).
 
 POLICY = {
     "apiVersion": "airlock.dev/v1alpha1",
@@ -354,7 +357,7 @@ POLICY = {
 
 
 def _store() -> Any:
-    from airlock.admission import StateStore
+    from airlock.admission import StateStore  # noqa: PLC0415
 
     store = StateStore()
     store.set_policy(POLICY)
@@ -368,7 +371,7 @@ def _store() -> Any:
 
 
 async def _serve_airlock(port: int, cert: Path, key: Path, ready: Callable[[], None]) -> None:
-    from airlock.admission import (
+    from airlock.admission import (  # noqa: PLC0415
         MetricsSettings,
         ServerSettings,
         TLSSettings,
@@ -391,7 +394,7 @@ async def _serve_airlock(port: int, cert: Path, key: Path, ready: Callable[[], N
 
 
 async def _serve_bare(port: int, cert: Path, key: Path, ready: Callable[[], None]) -> None:
-    from aiohttp import web
+    from aiohttp import web  # noqa: PLC0415
 
     async def validate(request: web.Request) -> web.Response:
         data = json.loads(await request.read())
@@ -417,12 +420,11 @@ async def _serve_bare(port: int, cert: Path, key: Path, ready: Callable[[], None
 
 
 async def _serve_kopf(port: int, cert: Path, key: Path, ready: Callable[[], None]) -> None:
-    import kopf
-    from kopf._cogs.structs import references
-    from kopf._core.engines import admission, indexing
-    from kopf._core.reactor import inventory
-
-    from airlock.engine import evaluate
+    import kopf  # noqa: PLC0415
+    from airlock.engine import evaluate  # noqa: PLC0415
+    from kopf._cogs.structs import references  # noqa: PLC0415
+    from kopf._core.engines import admission, indexing  # noqa: PLC0415
+    from kopf._core.reactor import inventory  # noqa: PLC0415
 
     store = _store()
     registry = kopf.OperatorRegistry()
@@ -481,10 +483,8 @@ def serve(target: str, port: int, cert: Path, key: Path, cpu: int | None) -> Non
         task = asyncio.create_task(impl(port, cert, key, ready))
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
 
     asyncio.run(main())
 
@@ -494,10 +494,10 @@ def serve(target: str, port: int, cert: Path, key: Path, cpu: int | None) -> Non
 
 
 def write_certs(tmp: Path) -> tuple[Path, Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
 
     now = dt.datetime.now(dt.UTC)
 
@@ -591,10 +591,8 @@ class Conn:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
             await self.writer.wait_closed()
-        except (ssl.SSLError, ConnectionError):
-            pass
 
 
 @dataclass
@@ -632,9 +630,20 @@ async def _sample_rss(pid: int, stop: asyncio.Event, out: list[float]) -> None:
         await asyncio.sleep(0.1)
 
 
-async def saturate(
-    port: int, ctx: ssl.SSLContext, bodies: list[bytes], pid: int, conns: int, seconds: float
-) -> Saturation:
+@dataclass
+class Target:
+    """Where the load goes and what it sends."""
+
+    port: int
+    ctx: ssl.SSLContext
+    bodies: list[bytes]
+    pid: int
+    conns: int
+
+
+async def saturate(t: Target, seconds: float) -> Saturation:
+    port, ctx, bodies, pid, conns = t.port, t.ctx, t.bodies, t.pid, t.conns
+
     async def run(pool: list[Conn]) -> Saturation:
         done = errors = 0
         warm_end = time.perf_counter() + 1.0
@@ -671,15 +680,9 @@ async def saturate(
     return result
 
 
-async def paced(
-    port: int,
-    ctx: ssl.SSLContext,
-    bodies: list[bytes],
-    pid: int,
-    conns: int,
-    rate: float,
-    seconds: float,
-) -> Paced:
+async def paced(t: Target, rate: float, seconds: float) -> Paced:
+    port, ctx, bodies, pid, conns = t.port, t.ctx, t.bodies, t.pid, t.conns
+
     async def run(pool: list[Conn]) -> Paced:
         free: asyncio.Queue[Conn] = asyncio.Queue()
         for c in pool:
@@ -727,7 +730,7 @@ async def paced(
 
 
 def _free_port() -> int:
-    import socket
+    import socket  # noqa: PLC0415
 
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -787,10 +790,9 @@ def bench_target(
             await _with_conns(port, ctx, 4, warm)
             await asyncio.sleep(1.0)
             idle = _proc_rss_mb(proc.pid)
-            sat = await saturate(port, ctx, bodies, proc.pid, args.connections, args.seconds)
-            pac = await paced(
-                port, ctx, bodies, proc.pid, args.connections, sat.rate / 2, args.seconds
-            )
+            load = Target(port, ctx, bodies, proc.pid, args.connections)
+            sat = await saturate(load, args.seconds)
+            pac = await paced(load, sat.rate / 2, args.seconds)
             return Row(target, sat, pac, idle)
 
         return asyncio.run(go())
@@ -829,9 +831,8 @@ def main() -> int:
     bodies = [b for _, b in reviews]
     sizes = {k: [len(b) for kk, b in reviews if kk == k] for k in _RESOURCES}
     size_note = ", ".join(f"{k} {min(v) // 1024}–{max(v) // 1024} KB" for k, v in sizes.items())
-    print(
-        f"reviews: {len(bodies)} distinct ({size_note}), mean {statistics.mean(map(len, bodies)) / 1024:.1f} KB"
-    )
+    mean_kb = statistics.mean(map(len, bodies)) / 1024
+    print(f"reviews: {len(bodies)} distinct ({size_note}), mean {mean_kb:.1f} KB")
     rows = []
     with tempfile.TemporaryDirectory(prefix="airlock-bench-") as tmp:
         certs = write_certs(Path(tmp))
@@ -841,18 +842,21 @@ def main() -> int:
             s, p = row.saturation, row.paced
             print(
                 f"{target:8s} {s.rate:7.0f} reviews/s (server CPU {s.server_cpu:.0%}, "
-                f"errors {s.errors}); at {p.rate:.0f}/s p50 {p.p50_ms:.2f} ms p99 {p.p99_ms:.2f} ms; "
+                f"errors {s.errors}); at {p.rate:.0f}/s p50 {p.p50_ms:.2f} ms "
+                f"p99 {p.p99_ms:.2f} ms; "
                 f"RSS idle {row.rss_idle:.0f} MB, load {max(s.rss_max, p.rss_max):.0f} MB",
                 flush=True,
             )
     table = [
-        "| server | reviews/s (saturation) | server CPU | per server CPU-second | half-rate p50 ms | p99 ms | max ms | RSS idle MB | RSS load MB |",
+        "| server | reviews/s (saturation) | server CPU | per server CPU-second "
+        "| half-rate p50 ms | p99 ms | max ms | RSS idle MB | RSS load MB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         s, p = r.saturation, r.paced
         table.append(
-            f"| {r.target} | {s.rate:,.0f} | {s.server_cpu:.0%} | {s.rate / max(s.server_cpu, 1e-9):,.0f} "
+            f"| {r.target} | {s.rate:,.0f} | {s.server_cpu:.0%} "
+            f"| {s.rate / max(s.server_cpu, 1e-9):,.0f} "
             f"| {p.p50_ms:.2f} | {p.p99_ms:.2f} | {p.max_ms:.1f} | {r.rss_idle:.0f} "
             f"| {max(s.rss_max, p.rss_max):.0f} |"
         )

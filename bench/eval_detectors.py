@@ -50,6 +50,7 @@ class Score:
     misses: list[str] = field(default_factory=list)
     false_alarms: list[str] = field(default_factory=list)
     wrong_kind: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, label: str, expected: str | None, found: list[Detection]) -> None:
         if expected is None:
@@ -157,6 +158,10 @@ def score_corpus(detectors: DetectorSet) -> list[Score] | None:
             hits = scan_manifest(detectors, path)
             label = path.name + (f" (flagged {', '.join(w for w, _ in hits)})" if hits else "")
             s.add(label, expected, [d for _w, d in hits])
+            verdict = (
+                "flagged: " + ", ".join(f"{w} as {d.kind}" for w, d in hits) if hits else "clean"
+            )
+            s.notes.append(f"    {path.name:<42} {verdict}")
         scores.append(s)
     return scores
 
@@ -267,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for s in corpus:
             print(s.line())
-            for d in s.details():
-                print(d)
+            for note in s.notes:
+                print(note)
     print("\n== unlabelled AI-workload samples (every detection listed for review)")
     samples = scan_ai_samples(detectors)
     for line in samples if samples is not None else [f"  not found at {AI_SAMPLES}; skipped"]:

@@ -53,6 +53,10 @@ class Verdict:
         return tuple(f for f in self.findings if f.action is action and f.exempted_by is None)
 
 
+# The registry flattened once: (id, info, check, audit-only) per rule, in catalog order.
+_PLAN = tuple((r.id, r.info, r.check, r.id in AUDIT_ONLY) for r in RULES)
+
+
 def evaluate(obj: Mapping[str, Any], ctx: EvalContext) -> Verdict:
     """Check one Kubernetes object against the policy of its namespace's environment."""
     return evaluate_workload(discover(obj), ctx)
@@ -68,15 +72,14 @@ def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
     waivers = ctx.exceptions.get(ns, ()) if ns is not None else ()
     matching = [w for w in waivers if w.matches(wl.kind, wl.name, wl.labels)] if waivers else []
     findings: list[Finding] = []
-    for rule in RULES:
-        action = actions[rule.id]
+    for rule_id, info, check, audit_only in _PLAN:
+        action = actions[rule_id]
         if action is Action.OFF:
             continue
-        if rule.id in AUDIT_ONLY and action.rank > Action.AUDIT.rank:
+        if audit_only and action is not Action.AUDIT:
             action = Action.AUDIT
-        info = rule.info
-        waiver = _waiver(matching, rule.id)
-        for hit in rule.check(wl, scope):
+        waiver = _waiver(matching, rule_id) if matching else None
+        for hit in check(wl, scope):
             findings.append(
                 Finding(
                     rule=info.id,

@@ -397,3 +397,31 @@ def test_connection_info_from_client_certificate(tmp_path: Path) -> None:
     assert info.token is None
     assert Path(str(info.certificate_path)).read_bytes() == b"CERT"
     assert Path(str(info.private_key_path)).read_bytes() == b"KEY"
+
+
+def test_fields_pruned_by_the_api_server_are_not_rewritten_forever() -> None:
+    # An older CRD without status.timeLeft prunes it: the stored status never shows it, but
+    # writing the same thing again (and again, on every sweep) would be pointless load.
+    api, clock = FakeApi(), Clock()
+    original = api.write
+
+    async def pruning_write(
+        namespace: str, name: str, changes: dict[str, Any]
+    ) -> Mapping[str, Any] | None:
+        result = await original(namespace, name, changes)
+        if result is not None:
+            result = dict(result)
+            result["status"] = {k: v for k, v in result["status"].items() if k != "timeLeft"}
+            result["metadata"] = {**result["metadata"], "resourceVersion": "7"}
+        return result
+
+    life = ExceptionLifecycle(
+        PolicyCache("default"), write_status=pruning_write, clock=clock, sweep_interval=60.0
+    )
+    add(api, life, pex("p", T0 + timedelta(days=2, minutes=30)))
+    asyncio.run(life.sweep())
+    asyncio.run(life.sweep())
+    assert len(api.writes) == 1
+    clock.now = T0 + timedelta(hours=1)  # timeLeft ticks: written once more
+    asyncio.run(life.sweep())
+    assert [changes.get("timeLeft") for _, _, changes in api.writes] == ["2d 0h", "1d 23h"]

@@ -12,6 +12,7 @@ import hashlib
 import json
 import random
 import string
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,8 @@ def test_provider_format_detected_as_its_kind_everywhere(kind: str) -> None:
     assert kind_of(by_value) == kind
     by_env = D.check_env("INNOCENT_SETTING", token)
     assert kind_of(by_env) == kind
+    assert by_env is not None
+    assert by_value is not None
     assert by_env.fingerprint == by_value.fingerprint
     assert kind in detection_kinds(D.check_text("settings.txt", f"line one\nvalue {token}\nend"))
 
@@ -336,6 +339,11 @@ def test_credential_names_flag_any_real_literal(name: str, kind: str) -> None:
         "PASS_THROUGH",
         "KEYCLOAK_REALM",
         "SECRETS_MANAGER_REGION",
+        "PAD_TOKEN",
+        "EOS_TOKEN",
+        "MAX_TOKEN",
+        "IMAGE_PULL_SECRET",
+        "TLS_SECRET",
     ],
 )
 def test_name_traps_are_not_credential_names(name: str) -> None:
@@ -638,6 +646,29 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
     assert D.check_text(key, text) == []
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "passwordtoken" * 15000,
+        "passwordtoken" * 15000 + "=",
+        "--" + "secrettoken" * 15000 + " x",
+        '"' + "apikey" * 30000 + '" x',
+        "Authorization: Bearer " * 8000,
+        "password=abcdefgh1\n" * 8000,
+        "-----BEGIN " + "A " * 50000 + "PRIVATE",
+    ],
+    ids=["run", "run=", "flag", "json", "headers", "lines", "pem"],
+)
+def test_hostile_input_stays_linear(hostile: str) -> None:
+    # Written naively, the key patterns backtrack over every keyword of a long run: this input
+    # took minutes. The bound is loose on purpose; linear code needs well under a second.
+    started = time.perf_counter()
+    D.check_text("data", hostile)
+    D.check_args(["sh", "-c", hostile])
+    D.check_env("DATA", hostile)
+    assert time.perf_counter() - started < 5
+
+
 # -- policy tuning ---------------------------------------------------------------------------
 
 
@@ -770,10 +801,13 @@ def test_ordinary_names_with_path_like_values_never_flag(name: str, value: str) 
 def test_any_provider_token_is_detected_under_any_name(
     kind: str, seed: int, name: str, prefix: str
 ) -> None:
+    state = _rng.getstate()
     _rng.seed(seed)
     token = TOKENS[kind]()
+    _rng.setstate(state)
     det = D.check_env(name, prefix + token)
     assert kind_of(det) == kind
+    assert det is not None
     for part in _secret_parts(token):
         assert part not in det.redacted()
         assert part not in repr(det)

@@ -281,7 +281,8 @@ def test_service_reference_forms() -> None:
 
     text = (
         "a.ml-dev b.ml-dev.svc c.ml-dev.svc.cluster.local postgres://u:p@d.ml-dev:5432/db "
-        "https://e.ml-dev.svc.cluster.local/path?x=1 example.com/x"
+        "https://e.ml-dev.svc.cluster.local/path?x=1 example.com/x "
+        "MASTER=w-0.trainer.ml-dev.svc:23456"
     )
     assert [h for h, _ in service_namespaces(text)] == [
         "a.ml-dev",
@@ -290,7 +291,9 @@ def test_service_reference_forms() -> None:
         "d.ml-dev",
         "e.ml-dev.svc.cluster.local",
         "example.com",
+        "w-0.trainer.ml-dev.svc",
     ]
+    assert {ns for _, ns in service_namespaces(text)} == {"ml-dev", "com"}
 
 
 def test_reachable_environment_may_be_named() -> None:
@@ -409,3 +412,10 @@ def test_every_finding_reported_at_once_in_deployment() -> None:
     assert ("image-tag-latest", "spec.template.spec.containers[1].image") in paths
     assert ("image-registry-not-allowed", "spec.template.spec.containers[1].image") in paths
     assert all(f.kind == "Deployment" and f.name == "d" for f in verdict.findings)
+
+
+def test_command_and_args_are_read_as_one_command_line() -> None:
+    p = clean_pod()
+    _c(p)["command"] = ["mysql", "-h", "db"]
+    _c(p)["args"] = ["-pS3cr3tPassw0rd!x", "-e", "select 1"]
+    assert hits(p) == {("plaintext-secret-args", f"{C0}.args[0]")}

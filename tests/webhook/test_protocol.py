@@ -34,6 +34,7 @@ def _post_raw(srv: ServerThread, body: bytes, path: str = "/validate") -> tuple[
         (b"{not json", "not valid JSON"),
         (b"\xff\xfe\x00", "not valid JSON"),
         (b"[1, 2, 3]", "JSON object"),
+        (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
         (b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}', "apiVersion"),
         (b'{"apiVersion": "admission.k8s.io/v1", "kind": "Pod"}', "kind"),
         (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}', "request"),
@@ -72,6 +73,16 @@ def test_a_bad_request_with_a_known_uid_gets_an_admission_review_with_code_400(
     assert resp["allowed"] is False
     assert resp["status"]["code"] == 400
     assert "request.operation" in resp["status"]["message"]
+
+
+def test_unknown_kinds_are_bounded_in_metrics(webhook: ServerThread) -> None:
+    review = admission_review(leaky_pod("ml-prod"))
+    review["request"]["kind"]["kind"] = "Kind" + "x" * 50
+    review["request"]["object"]["kind"] = "Kind" + "x" * 50
+    webhook.post_review("/validate", review)
+    text = webhook.metrics_text()
+    assert 'kind="other"' in text
+    assert "Kindxxx" not in text
 
 
 def test_oversized_body_gets_413(make_server: ServerFactory, tls_files: TLSFiles) -> None:

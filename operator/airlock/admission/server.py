@@ -250,8 +250,8 @@ class WebhookServer:
         started = perf_counter()
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, "body is not valid JSON")
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            return _error(400, "body is not valid JSON (or nested too deeply)")
         admission: AdmissionSettings = self.settings.admission
         try:
             answer = handler(data, self.store, admission, started=started)

@@ -27,6 +27,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from airlock.admission.metrics_http import start_metrics_server
+from airlock.controller._operator import run_operator
 from airlock.controller.exceptions import (
     ExceptionLifecycle,
     StatusWriteError,
@@ -227,16 +228,17 @@ class Controller:
             )
         lifecycle = asyncio.create_task(self.lifecycle.run(stop), name="exception lifecycle")
         try:
-            await kopf.operator(
+            await run_operator(
+                stop,
+                lambda: self.lifecycle.stop(stop),
                 registry=self.registry,
                 settings=controller_kopf_settings(settings),
                 standalone=settings.standalone,
                 priority=self.priority,
                 peering_name=None if settings.standalone else settings.peering_name,
-                identity=self.identity,  # type: ignore[arg-type]
+                identity=self.identity,
                 liveness_endpoint=settings.liveness_endpoint,
                 clusterwide=True,
-                stop_flag=stop,
             )
         finally:
             self.lifecycle.stop(stop)
@@ -265,7 +267,7 @@ async def serve(settings: ControllerSettings, stop: asyncio.Event | None = None)
 def run_controller(settings: ControllerSettings) -> int:
     """The sync entry point of ``airlock controller``; returns the process exit code.
 
-    kopf handles SIGTERM and SIGINT itself (in the main thread) and stops gracefully.
+    SIGTERM and SIGINT stop it gracefully (once kopf is up; before that, kopf's own handling).
     """
     try:
         asyncio.run(serve(settings))

@@ -24,6 +24,7 @@ from typing import Any
 import kopf
 
 from airlock.admission.store import StateStore, SyncKind
+from airlock.controller._operator import run_operator
 from airlock.controller.kube import CRD_VERSION, register_login
 from airlock.controller.settings import watcher_kopf_settings
 from airlock.model import API_GROUP
@@ -122,14 +123,14 @@ async def run_watchers(
 ) -> None:
     """Watch namespaces, BaselinePolicies and PolicyExceptions into ``store`` until ``stop``.
 
-    Runs kopf in the current event loop (standalone, cluster-wide). When kopf ends for any
-    other reason (SIGTERM, which kopf handles when run in the main thread, or a fatal error),
-    ``stop`` is set too, so the webhook stops instead of serving with a picture that no longer
-    updates.
+    Runs kopf in the current event loop (standalone, cluster-wide). In the main thread, once
+    kopf is up, SIGINT and SIGTERM set ``stop`` (kopf's own handlers are replaced), so the
+    webhook and the watches stop together. When kopf ends for any other reason (a fatal error)
+    ``stop`` is set too: better no webhook than one serving a picture that no longer updates.
 
-    Mind kopf's shutdown: it cancels every task created after it started that is still running
-    after a 5 s grace period, so stop the HTTP server's listeners before (or right after)
-    setting ``stop``.
+    Mind kopf's shutdown: it treats every task created after it started as its own, and
+    cancels those still running 5 s after it stopped. Stop the HTTP listeners promptly once
+    ``stop`` is set, and start the server's long-lived tasks before calling this.
     """
     if store.policy_name != policy_name:
         raise ValueError(
@@ -137,12 +138,13 @@ async def run_watchers(
         )
     registry = build_watch_registry(store, kubeconfig=kubeconfig)
     try:
-        await kopf.operator(
+        await run_operator(
+            stop,
+            stop.set,
             registry=registry,
             settings=watcher_kopf_settings(),
             standalone=True,
             clusterwide=True,
-            stop_flag=stop,
         )
     finally:
         stop.set()

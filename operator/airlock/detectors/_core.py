@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from airlock.detectors._formats import (
     AWS_SECRET_VALUE,
     COHERE_VALUE,
+    REASON_FORMAT,
     WANDB_VALUE,
     Hit,
     has_anchor,
@@ -42,7 +43,6 @@ from airlock.detectors._values import (
 )
 from airlock.errors import PolicyError
 
-REASON_FORMAT = "provider format"
 REASON_ENV = "credential-named variable with a literal value"
 REASON_FLAG = "credential-named flag with a literal value"
 REASON_KEY = "credential-named key with a literal value"
@@ -63,9 +63,10 @@ _FP_DOMAIN = b"airlock/credential-fingerprint/v1\x00"
 def fingerprint(value: str) -> str:
     """Eight hex characters identifying a credential without revealing it.
 
-    The same credential found twice (two pods, env and ConfigMap) gets the same fingerprint, so
-    findings can be correlated; 32 bits of a domain-separated SHA-256 reveal nothing about a
-    random token.
+    The same credential found twice (two pods, env and ConfigMap, webhook and CLI) gets the same
+    fingerprint, so findings can be correlated. 32 bits of a domain-separated SHA-256 reveal
+    nothing usable about a random token; a weak password could be confirmed by someone guessing
+    it, which is the price of fingerprints that are stable across replicas and runs.
     """
     return hashlib.sha256(_FP_DOMAIN + value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
@@ -124,8 +125,8 @@ def _keyword_fragment(extra: Sequence[tuple[str, ...]]) -> str:
     return "(?i:" + "|".join(sorted(re.escape(k) for k in kws)) + ")"
 
 
-def _value_alternatives() -> str:
-    return r"(?:\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s\"'`;&|()<>]+))"
+# A value in a script: double-quoted, single-quoted, or bare up to a shell metacharacter.
+_VALUE = r"(?:\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s\"'`;&|()<>]+))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +153,9 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         ),
         json_pair=re.compile(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
         script_assign=re.compile(
-            rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_value_alternatives()}"
+            rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"
         ),
-        script_flag=re.compile(
-            rf"(?<![\w-])--?(?P<key>(?=[A-Za-z]){key})(?:=|[ \t]+)"
-            + _value_alternatives()
-        ),
+        script_flag=re.compile(rf"(?<![\w-])--?(?P<key>(?=[A-Za-z]){key})(?:=|[ \t]+)" + _VALUE),
     )
 
 

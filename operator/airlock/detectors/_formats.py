@@ -1,9 +1,10 @@
 """Provider token formats, private-key blocks, JWTs and credentials inside URLs.
 
-Everything is compiled into one alternation at import, so scanning a value costs one regex pass
-whatever the number of providers. Alternatives are ordered most specific first (``sk-ant-``
-before ``sk-``, the Slack webhook before generic URLs), because at a given position the first
-alternative that matches wins.
+Each format is a regex that starts with a literal prefix plus the list of literal anchors it
+cannot match without. Formats are grouped by a separator all their anchors share (``-``, ``_``,
+``=``, ``://``), and ``has_anchor`` dismisses the typical value ("info", "llama-3-8b",
+"0,1,2,3") with a handful of substring tests before any regex runs. Formats are ordered most
+specific first (``sk-ant-`` before ``sk-``, provider tokens before URL passwords).
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ variable in the world:
 - ``AWS_ACCESS_KEY_ID``, ``KMS_KEY_ID``: ends with ID. Key *identifiers* are not secrets; the AWS
   access key id format (AKIA/ASIA...) is caught by its provider pattern under any name;
 - ``PWD`` / ``OLDPWD`` alone are the shell's working directories, ``MYSQL_PWD`` is a password;
-- ``PUBLIC_KEY`` is public.
+- ``PUBLIC_KEY`` is public;
+- ``PAD_TOKEN`` / ``EOS_TOKEN`` are a tokenizer's special tokens and ``IMAGE_PULL_SECRET`` /
+  ``TLS_SECRET`` name Kubernetes Secret objects.
 
 *Strong* names (PASSWORD, SECRET, TOKEN, API_KEY, ACCESS_KEY, PRIVATE_KEY, CREDENTIALS, ...) are
 reported with any non-placeholder literal. *Weak* names (a bare ``KEY``: ``SIGNING_KEY``,
@@ -85,6 +87,16 @@ _STRONG_KEY_QUALIFIERS = {
 }
 _PUBLIC_QUALIFIERS = frozenset({"PUBLIC", "PUB"})
 
+# Words before TOKEN that make it a tokenizer's special token (``PAD_TOKEN=<pad>``,
+# ``EOS_TOKEN=eos_token``) or a count (``MAX_TOKEN=512``), words before SECRET that make the value
+# the name of a Kubernetes Secret object (``IMAGE_PULL_SECRET=regcred``, ``TLS_SECRET=web-tls``).
+_TOKEN_NOT_CREDENTIAL = frozenset({
+    "PAD", "EOS", "BOS", "UNK", "SEP", "CLS", "MASK", "STOP", "SPECIAL", "START", "END", "EOT",
+    "EOD", "IMAGE", "IMG", "AUDIO", "VIDEO", "VISION", "CHAT", "TOOL", "THINK", "MAX", "MIN", "NUM",
+})  # fmt: skip
+_SECRET_NOT_CREDENTIAL = frozenset({"PULL", "TLS", "K8S", "KUBE", "KUBERNETES", "CERT"})
+_NOT_CREDENTIAL_QUALIFIERS = {"TOKEN": _TOKEN_NOT_CREDENTIAL, "SECRET": _SECRET_NOT_CREDENTIAL}
+
 _WEAK_NOUNS = {"KEY": "key", "AUTH": "credential", "AUTHORIZATION": "credential"}
 
 # Lower-case run-together names (``dbpassword``, ``openaiapikey``): suffixes long enough to be
@@ -155,6 +167,8 @@ def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | 
             core.pop()
     last = core[-1]
     prev = core[-2] if len(core) > 1 else ""
+    if prev in _NOT_CREDENTIAL_QUALIFIERS.get(last, ()):
+        return None
     kind = _STRONG_NOUNS.get(last)
     if kind is None and prev:
         kind = _STRONG_AFTER_PREFIX.get(last)

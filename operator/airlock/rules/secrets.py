@@ -80,12 +80,16 @@ def check_env(wl: Workload, scope: Scope) -> Iterator[Hit]:
 def check_args(wl: Workload, scope: Scope) -> Iterator[Hit]:
     detectors = scope.ctx.policy.detectors
     for _pod, c in containers(wl):
+        # one command line: `command: [mysql]` + `args: [-p…]` must be read together
+        parts: list[tuple[str, int]] = []
+        strings: list[str] = []
         for field in ("command", "args"):
-            items = sequence(c.container.get(field))
-            if not items:
-                continue
-            strings = [a if isinstance(a, str) else "" for a in items]
-            for i, det in detectors.check_args(strings):
+            for i, a in enumerate(sequence(c.container.get(field))):
+                parts.append((field, i))
+                strings.append(a if isinstance(a, str) else "")
+        if strings:
+            for k, det in detectors.check_args(strings):
+                field, i = parts[k]
                 yield Hit(
                     f"{c.path}.{field}[{i}]",
                     f"{field}[{i}] holds a plaintext {det.kind} {det.redacted()}",
@@ -94,9 +98,7 @@ def check_args(wl: Workload, scope: Scope) -> Iterator[Hit]:
         source = c.container.get("source")
         if isinstance(source, str) and source:
             for _i, det in detectors.check_args([source]):
-                yield Hit(
-                    f"{c.path}.source", f"script holds a plaintext {det.kind} {det.redacted()}"
-                )
+                yield Hit(f"{c.path}.source", f"script holds a plaintext {det.kind} {det.redacted()}")
 
 
 def configmap_credentials(obj: Mapping[str, object], scope: Scope) -> Iterator[tuple[str, str]]:
