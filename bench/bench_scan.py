@@ -97,7 +97,7 @@ def _container(rng: random.Random, name: str, bad: bool) -> dict[str, Any]:
         "name": name,
         "image": image,
         "args": ["--port=8080", f"--workers={rng.randint(1, 8)}"],
-        "env": _env(rng, rng.randint(10, 35), bad and rng.random() < 0.3),
+        "env": _env(rng, rng.randint(3, 14), bad and rng.random() < 0.3),
         "resources": {"limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}},
         "securityContext": sc,
         "volumeMounts": [{"name": "cache", "mountPath": "/cache"}],
@@ -125,7 +125,7 @@ def generated_object(i: int, rng: random.Random) -> dict[str, Any]:
     ns = rng.choice(["ml-prod", "ml-dev", "serving"])
     name = f"w{i}"
     kind = i % 8
-    template = {"metadata": {"labels": {"app": name}}, "spec": _pod_spec(rng, bad, 3)}
+    template = {"metadata": {"labels": {"app": name}}, "spec": _pod_spec(rng, bad, 1)}
     if kind == 0:
         return {
             "apiVersion": "apps/v1",
@@ -186,7 +186,7 @@ def generated_object(i: int, rng: random.Random) -> dict[str, Any]:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": _meta(name, ns),
-            "data": {f"key{k}": f"value-{rng.randint(0, 10**6)}" for k in range(20)},
+            "data": {f"key{k}": f"value-{rng.randint(0, 10**6)}" for k in range(10)},
         }
     return {
         "apiVersion": "v1",

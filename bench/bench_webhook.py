@@ -827,6 +827,7 @@ def main() -> int:
         return 0
     if len(os.sched_getaffinity(0)) < 2:
         print("note: fewer than 2 CPUs available; server and client share a core", file=sys.stderr)
+    load_before = os.getloadavg()[0]
     reviews = corpus()
     bodies = [b for _, b in reviews]
     sizes = {k: [len(b) for kk, b in reviews if kk == k] for k in _RESOURCES}
@@ -867,7 +868,9 @@ def main() -> int:
         replace_section(
             "webhook",
             "## Webhook: AdmissionReviews over TLS keep-alive, server on one core\n\n"
-            f"{machine()}\n\n"
+            f"{machine()} Load average before the run: {load_before:.2f} (other work on the "
+            "machine shares the cores and lowers the server's CPU share: see the CPU columns)."
+            "\n\n"
             f"Method: `python bench/bench_webhook.py --seconds {args.seconds:g} --connections "
             f"{args.connections}`. Server in a subprocess pinned to one core, load generator "
             "pinned to another (a lean HTTP/1.1 client over asyncio TLS streams, 127.0.0.1 only). "

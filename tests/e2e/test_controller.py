@@ -461,6 +461,7 @@ def test_approved_exception_is_active_then_expires_on_time(
     # The sweep interval is 60 s: turning Expired within a few seconds proves the wake-up at
     # the deadline (polling here adds up to 0.2 s, the API round trips a little more).
     assert seen_late_by < 3.0, f"Expired only {seen_late_by:.1f} s after the deadline"
+    print(f"Expired seen {seen_late_by:.2f} s after the deadline")
     assert obj["status"]["message"].startswith("expired at")
     assert condition(obj, "Active") is not None
     assert (condition(obj, "Active") or {})["status"] == "False"

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import kopf
 import pytest
 from airlock import metrics
 from airlock.admission.store import StateStore
@@ -302,8 +303,13 @@ def test_webhook_registry_is_read_only() -> None:
 
 def test_controller_registry_writes_no_finalizers(tmp_path: Path) -> None:
     kubeconfig = write_kubeconfig(tmp_path, token="t0k3n")
-    controller = Controller(ControllerSettings(kubeconfig=str(kubeconfig), standalone=True))
+    seen: list[Controller] = []
+    controller = Controller(
+        ControllerSettings(kubeconfig=str(kubeconfig), standalone=True), plugins=[seen.append]
+    )
     try:
+        assert seen == [controller]  # plugins get the wired controller (registry, api, ...)
+        assert asyncio.run(controller.is_leading()) is True  # standalone: always
         registry = controller.registry
         assert registry._changing.get_all_handlers() == []
         assert registry._spawning.get_all_handlers() == []
@@ -425,3 +431,42 @@ def test_fields_pruned_by_the_api_server_are_not_rewritten_forever() -> None:
     clock.now = T0 + timedelta(hours=1)  # timeLeft ticks: written once more
     asyncio.run(life.sweep())
     assert [changes.get("timeLeft") for _, _, changes in api.writes] == ["2d 0h", "1d 23h"]
+
+
+def test_watch_handlers_feed_the_store() -> None:
+    # Calls the registered handlers directly (kopf's private registry lists them), with the
+    # bodies kopf would pass; the e2e test runs the same handlers under kopf itself.
+    store = StateStore("default")
+    registry = build_watch_registry(store, login=False)
+    index = {h.id: h.fn for h in registry._indexing.get_all_handlers()}
+    events = {h.id: h.fn for h in registry._watching.get_all_handlers()}
+    envelope = {"apiVersion": "airlock.dev/v1alpha1", "kind": "BaselinePolicy"}
+
+    def policy(generation: int, spec: dict[str, Any]) -> Any:
+        meta = {"name": "default", "uid": "u1", "generation": generation}
+        return kopf.Body({**envelope, "metadata": meta, "spec": spec})
+
+    async def scenario() -> None:
+        ns = kopf.Body({"metadata": {"name": "ml", "labels": {"airlock.dev/environment": "prod"}}})
+        await index["namespace-state"](body=ns)
+        valid = policy(1, {"environments": [{"name": "dev"}, {"name": "prod"}]})
+        await index["policy-state"](body=valid)
+        assert not store.ready  # listed, but kopf has not opened the gate yet
+        await events["namespace-events"](type=None, body=ns)
+        assert store.ready
+        assert store.context.environment_of("ml").name == "prod"
+        assert store.policy_generation == "1"
+
+        errors = gauge("airlock_policy_load_errors_total") or 0.0
+        invalid = policy(2, {"detectors": {"allowValues": [".*"]}})
+        await index["policy-state"](body=invalid)
+        await index["policy-state"](body=invalid)  # a status update: same generation
+        assert gauge("airlock_policy_load_errors_total") == errors + 1
+        assert store.policy_generation == "1"  # the last valid one stays
+
+        await events["namespace-events"](type="DELETED", body=ns)
+        assert "ml" not in store.context.namespace_labels
+        await events["policy-events"](type="DELETED", body=invalid)
+        assert store.policy_generation is None
+
+    asyncio.run(scenario())

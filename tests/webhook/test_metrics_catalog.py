@@ -46,3 +46,30 @@ def test_admission_histogram_starts_at_a_quarter_millisecond() -> None:
         'airlock_admission_duration_seconds_bucket{kind="Pod",le="0.00025",operation="CREATE"}'
         in (text)
     )
+
+
+def test_the_admission_package_exports_what_the_cli_and_controller_use() -> None:
+    from airlock import admission
+
+    assert sorted(admission.__all__) == sorted(
+        [
+            "FOUR_EYES_MESSAGE",
+            "AdmissionSettings",
+            "MetricsSettings",
+            "ServerSettings",
+            "StateStore",
+            "TLSSettings",
+            "WebhookServer",
+            "WebhookSettings",
+            "check_exception",
+            "exception_patch",
+            "handle_mutate",
+            "handle_validate",
+            "render_webhook_configurations",
+            "run_webhook",
+            "to_yaml",
+            "write_webhook_configurations",
+        ]
+    )
+    for name in admission.__all__:
+        assert getattr(admission, name) is not None

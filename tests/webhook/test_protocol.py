@@ -9,8 +9,10 @@ import time
 from typing import Any
 
 import pytest
+from airlock import metrics
 from airlock.admission import StateStore
 from airlock.state import EvalContext
+from cryptography import x509
 
 from tests.webhook.conftest import (
     ServerFactory,
@@ -211,7 +213,7 @@ def test_certificate_files_are_reloaded_for_new_connections(
     port = webhook.server.port
     assert _served_cert(port, tls_files) == tls_files.cert_der
     new_der = issue_serving_cert(
-        tls_files.ca, tls_files.cert_file, tls_files.key_file, "airlock-webhook-2"
+        tls_files.ca, tls_files.cert_file, tls_files.key_file, "airlock-webhook-2", days=3
     )
     deadline = time.monotonic() + 5
     while _served_cert(port, tls_files) != new_der:
@@ -219,6 +221,11 @@ def test_certificate_files_are_reloaded_for_new_connections(
         time.sleep(0.05)
     ok = webhook.post_review("/validate", admission_review(leaky_pod("ml-dev")))
     assert ok["response"]["allowed"] is True
+    expiry = x509.load_der_x509_certificate(new_der).not_valid_after_utc.timestamp()
+    assert (
+        metrics.REGISTRY.get_sample_value("airlock_webhook_certificate_expiry_timestamp_seconds")
+        == expiry
+    )
 
 
 def test_a_broken_certificate_pair_keeps_the_old_one(

@@ -76,7 +76,7 @@ def _frozen_copy(data: bytes, name: str) -> Iterator[str]:
         os.close(fd)
 
 
-def _load_pair(live: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
+def _load_pair(live: ssl.SSLContext, cert_file: Path, key_file: Path) -> bytes:
     """Load a certificate pair into ``live`` only if it loads cleanly on its own.
 
     ``SSLContext.load_cert_chain`` installs the certificate before it reads the key, so a failed
@@ -89,6 +89,7 @@ def _load_pair(live: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
         scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         scratch.load_cert_chain(cert_path, key_path)
         live.load_cert_chain(cert_path, key_path)
+    return cert
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
@@ -96,10 +97,10 @@ def _stamp(path: Path) -> tuple[int, int, int]:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _record_expiry(cert_file: Path) -> None:
+def _record_expiry(pem: bytes) -> None:
     try:
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    except (OSError, ValueError):
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
         return
     metrics.WEBHOOK_CERTIFICATE_EXPIRY.set(cert.not_valid_after_utc.timestamp())
 
@@ -123,7 +124,7 @@ class WebhookServer:
         self.ssl_context = server_ssl_context(settings.tls.cert_file, settings.tls.key_file)
         self._stamps = self._read_stamps()
         self._failed_stamps: tuple[tuple[int, int, int], ...] | None = None
-        _record_expiry(settings.tls.cert_file)
+        _record_expiry(settings.tls.cert_file.read_bytes())
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -213,7 +214,7 @@ class WebhookServer:
         if stamps in (self._stamps, self._failed_stamps):
             return False
         try:
-            _load_pair(self.ssl_context, tls.cert_file, tls.key_file)
+            pem = _load_pair(self.ssl_context, tls.cert_file, tls.key_file)
         except (OSError, ssl.SSLError) as exc:
             # Often a rotation caught between writing the two files: the next change retries.
             self._failed_stamps = stamps
@@ -221,7 +222,7 @@ class WebhookServer:
             return False
         self._stamps = stamps
         self._failed_stamps = None
-        _record_expiry(tls.cert_file)
+        _record_expiry(pem)
         log.info("serving certificate reloaded from %s", tls.cert_file)
         return True
 

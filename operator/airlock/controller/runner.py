@@ -16,7 +16,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -46,6 +46,7 @@ from airlock.model import API_GROUP
 
 __all__ = [
     "Controller",
+    "Plugin",
     "build_controller_registry",
     "main",
     "peering_allows",
@@ -89,10 +90,19 @@ def peering_allows(
     return True
 
 
+Plugin = Callable[["Controller"], object]
+"""Registers more handlers on :attr:`Controller.registry` (certificates, the audit ...).
+
+It receives the whole controller: ``registry``, ``api`` (a Kubernetes client with the
+controller's credentials), ``settings`` and :meth:`Controller.is_leading` for work that only
+the active replica may do. Its return value is ignored.
+"""
+
+
 class Controller:
     """The controller's parts, wired together; :meth:`run` runs them until ``stop`` is set."""
 
-    def __init__(self, settings: ControllerSettings) -> None:
+    def __init__(self, settings: ControllerSettings, plugins: Sequence[Plugin] = ()) -> None:
         self.settings = settings
         self.priority = settings.effective_priority()
         self.identity = settings.effective_identity() or (
@@ -105,12 +115,14 @@ class Controller:
             self.policy,
             write_status=self._write_status,
             list_objects=self._list_exceptions,
-            leading=None if settings.standalone else self._leading,
+            leading=self.is_leading,
             sweep_interval=settings.sweep_interval,
             resync_interval=settings.resync_interval,
         )
-        self.registry = build_controller_registry(self)
         self._leader_checked = (float("-inf"), False)
+        self.registry = build_controller_registry(self)
+        for plugin in plugins:
+            plugin(self)
 
     # -- Kubernetes calls (the sync client, in the default thread pool) ------------------------
 
@@ -156,6 +168,20 @@ class Controller:
             raise StatusWriteError(type(exc).__name__) from None
         items = listing.get("items") if isinstance(listing, Mapping) else None
         return [item for item in items or [] if isinstance(item, Mapping)]
+
+    async def is_leading(self) -> bool:
+        """Whether this replica is the active one (always, when standalone).
+
+        Read from the peering object with kopf's rule, cached for a few seconds; False when it
+        cannot be read, so a replica that lost the API server does not act.
+        """
+        if self.settings.standalone:
+            return True
+        try:
+            return await self._leading()
+        except StatusWriteError as exc:
+            _log.warning("cannot read the peering state, standing by: %s", exc)
+            return False
 
     async def _leading(self) -> bool:
         loop = asyncio.get_running_loop()
@@ -259,18 +285,22 @@ def build_controller_registry(controller: Controller) -> kopf.OperatorRegistry:
     return registry
 
 
-async def serve(settings: ControllerSettings, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    settings: ControllerSettings,
+    stop: asyncio.Event | None = None,
+    plugins: Sequence[Plugin] = (),
+) -> None:
     """Run the controller in the current event loop until ``stop`` (or SIGTERM/SIGINT)."""
-    await Controller(settings).run(stop if stop is not None else asyncio.Event())
+    await Controller(settings, plugins).run(stop if stop is not None else asyncio.Event())
 
 
-def run_controller(settings: ControllerSettings) -> int:
+def run_controller(settings: ControllerSettings, plugins: Sequence[Plugin] = ()) -> int:
     """The sync entry point of ``airlock controller``; returns the process exit code.
 
     SIGTERM and SIGINT stop it gracefully (once kopf is up; before that, kopf's own handling).
     """
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, plugins=plugins))
     except AirlockError as exc:
         print(f"airlock: error: {exc}", file=sys.stderr)
         return 2

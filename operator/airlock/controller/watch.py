@@ -74,17 +74,28 @@ def build_watch_registry(
 
     # --- the BaselinePolicy in force -------------------------------------------------------
 
+    # The controller's status writes are MODIFIED events too; the spec (and so the policy in
+    # force) changes only with metadata.generation, so one validation per generation is enough.
+    # That also counts an invalid generation once in airlock_policy_load_errors_total.
+    policy_seen: dict[str, tuple[str, object]] = {}
+
     @kopf.index(API_GROUP, CRD_VERSION, "baselinepolicies", id="policy-state", registry=registry)
     async def policy_state(body: kopf.Body, **_: Any) -> None:
+        meta = body.get("metadata", {})
+        name = str(meta.get("name") or "")
+        if name != store.policy_name:
+            return
+        version = (str(meta.get("uid") or ""), meta.get("generation"))
+        if policy_seen.get(name) == version:
+            return
+        policy_seen[name] = version
         error = store.set_policy(body)
         if error is not None:
             # The webhook keeps the last valid policy; the controller reports the full error
             # in the policy's status. The log names the failing field paths.
             paths = ", ".join(path for path, _ in error.errors) or str(error)
             _log.warning(
-                "BaselinePolicy %s refused, the last valid one stays in force: %s",
-                _names(body)[1],
-                paths,
+                "BaselinePolicy %s refused, the last valid one stays in force: %s", name, paths
             )
 
     @kopf.on.event(
@@ -93,7 +104,9 @@ def build_watch_registry(
     async def policy_events(type: str | None, body: kopf.Body, **_: Any) -> None:
         mark_synced()
         if type == "DELETED":
-            store.delete_policy(_names(body)[1])
+            name = _names(body)[1]
+            policy_seen.pop(name, None)
+            store.delete_policy(name)
 
     # --- PolicyExceptions ------------------------------------------------------------------
 

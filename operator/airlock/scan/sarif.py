@@ -169,4 +169,5 @@ def format_sarif(
         },
     }
     report = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
-    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    # compact: SARIF files are read by tools, and ``indent`` forces the slow pure-Python encoder
+    return json.dumps(report, ensure_ascii=False, separators=(",", ":")) + "\n"
