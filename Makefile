@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-unit lint fmt demo bench clean
+.PHONY: help venv test test-unit lint fmt demo bench manifests chart-lint clean
 
 include hack/cluster.mk
 
@@ -45,6 +45,13 @@ demo: $(STAMP) ## the main job: show Airlock's verdicts on the example workloads
 bench: $(STAMP) ## benchmarks; results are recorded in bench/RESULTS.md
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_scan.py
+
+manifests: $(STAMP) cluster-bins ## sync chart copies (CRDs, dashboard, alerts) and re-render manifests/install.yaml
+	$(BIN)/python charts/render_install.py
+
+chart-lint: $(STAMP) cluster-bins ## helm lint the chart; fail if chart copies or install.yaml are stale
+	$$(bash hack/build-bins.sh --print-dir | tail -1)/helm lint --strict charts/airlock
+	$(BIN)/python charts/render_install.py --check
 
 clean: ## remove the venv and caches (not the cluster binaries)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

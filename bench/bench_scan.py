@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 from airlock.engine import evaluate
-from airlock.scan import format_json, load_paths, run_scan
+from airlock.scan import format_json, load_paths, paused_gc, run_scan
 from airlock.scan.loader import iter_manifest_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -229,10 +229,11 @@ def best_of(runs: int, fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def in_process(paths: Sequence[str]) -> tuple[int, int]:
-    loaded = load_paths(paths)
-    result = run_scan(loaded, evaluate)
-    format_json(result)
-    return len(result.entries), sum(len(e.verdict.findings) for e in result.entries)
+    with paused_gc():  # as `airlock scan` does
+        loaded = load_paths(paths)
+        result = run_scan(loaded, evaluate)
+        format_json(result)
+        return len(result.entries), sum(len(e.verdict.findings) for e in result.entries)
 
 
 def end_to_end(paths: Sequence[str]) -> int:

@@ -275,3 +275,26 @@ def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.webhook_configurations == ("gate",)
     assert settings.cert_validity == dt.timedelta(days=60)
     assert settings.namespace == "sec"
+
+
+def test_bundle_patch_touches_only_stale_webhooks_and_guards_each_by_name() -> None:
+    from airlock.controller.certs import _bundle_patch
+    from kubernetes import client
+
+    def hook(name: str, bundle: str | None) -> client.V1ValidatingWebhook:
+        return client.V1ValidatingWebhook(
+            name=name,
+            admission_review_versions=["v1"],
+            side_effects="None",
+            client_config=client.AdmissionregistrationV1WebhookClientConfig(ca_bundle=bundle),
+        )
+
+    hooks = [
+        hook("pods.validate.airlock.dev", "TkVX"),
+        hook("workloads.validate.airlock.dev", None),
+    ]
+    assert _bundle_patch(hooks, "TkVX") == [
+        {"op": "test", "path": "/webhooks/1/name", "value": "workloads.validate.airlock.dev"},
+        {"op": "add", "path": "/webhooks/1/clientConfig/caBundle", "value": "TkVX"},
+    ]
+    assert _bundle_patch([hook("pods.validate.airlock.dev", "TkVX")], "TkVX") == []

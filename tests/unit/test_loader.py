@@ -6,8 +6,10 @@ import io
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from airlock.errors import InputError
 from airlock.scan.loader import (
     MAX_ALIAS_EXPANSION,
@@ -271,3 +273,46 @@ def test_line_of_quoted_configmap_key() -> None:
     docs, _ = load_text(text, "cm.yaml")
     assert docs[0].line_of('data["app.properties"]') == 6
     assert docs[0].line_of("data.plain") == 5
+
+
+def test_fast_construction_matches_pyyaml() -> None:
+    text = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: types}\n"
+        "data:\n  int: 1\n  quoted: '1'\n  float: 1.5\n  bool: true\n  yes11: yes\n"
+        "  null: null\n  tilde: ~\n  empty:\n  octal: 0o17\n  hex: 0x1F\n  inf: .inf\n"
+        '  str: "true"\n  nested: [1, "2", {a: [off, 3]}]\n  1: int key\n'
+        "  block: |\n    line one\n    line two\n"
+    )
+    docs, errors = load_text(text, "types.yaml")
+    assert errors == []
+    assert docs[0].obj == yaml.safe_load(text)
+    # the resolution cache must not leak between quoted and plain spellings of one value
+    again, _ = load_text(text, "types.yaml")
+    assert again[0].obj["data"]["quoted"] == "1"
+    assert again[0].obj["data"]["int"] == 1
+
+
+def test_every_fixture_loads_as_pyyaml_would() -> None:
+    for path in sorted(FIXTURES.rglob("*.yaml")):
+        if path.name in {"bomb.yaml", "broken.yaml", "missing-kind.yaml"}:
+            continue
+        text = path.read_text()
+        docs, _ = load_text(text, path.name)
+        expected = [d for d in yaml.safe_load_all(text) if isinstance(d, dict) and "kind" in d]
+        flat: list[Any] = []
+        for d in expected:
+            flat.extend(d["items"] if d["kind"] == "List" else [d])
+        assert [d.obj for d in docs] == flat, path.name
+
+
+def test_merge_keys_fall_back_to_pyyaml_and_keep_lines() -> None:
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: merged}\nspec:\n"
+        "  containers:\n    - &base\n      name: a\n      image: busybox:1.36\n"
+        "    - <<: *base\n      name: b\n"
+    )
+    docs, errors = load_text(text, "merge.yaml")
+    assert errors == []
+    assert docs[0].obj["spec"]["containers"][1] == {"name": "b", "image": "busybox:1.36"}
+    assert docs[0].line_of("spec.containers[1].name") == 10
+    assert docs[0].line_of("spec.containers[0].image") == 8

@@ -155,11 +155,7 @@ def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
     owners = meta.get("ownerReferences")
     if isinstance(owners, list) and owners:
         kept["ownerReferences"] = [
-            {
-                k: ref[k]
-                for k in ("apiVersion", "kind", "name", "uid", "controller")
-                if k in ref
-            }
+            {k: ref[k] for k in ("apiVersion", "kind", "name", "uid", "controller") if k in ref}
             for ref in owners
             if isinstance(ref, Mapping)
         ]

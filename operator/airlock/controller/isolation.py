@@ -185,9 +185,7 @@ def plan_isolation(
             create.append(body)
         elif seen.managed and dict(seen.spec) != body["spec"]:
             repair.append(body)
-    delete = tuple(
-        sorted(ns for ns, seen in observed.items() if seen.managed and ns not in wanted)
-    )
+    delete = tuple(sorted(ns for ns, seen in observed.items() if seen.managed and ns not in wanted))
     return IsolationPlan(tuple(create), tuple(repair), delete)
 
 
@@ -235,7 +233,13 @@ class IsolationReconciler:
         for body in plan.create:
             ns = body["metadata"]["namespace"]
             result = await self._call(
-                "create", ns, self.api.create_namespaced_custom_object, GROUP, VERSION, ns, PLURAL,
+                "create",
+                ns,
+                self.api.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                ns,
+                PLURAL,
                 body,
             )
             if result is not None:

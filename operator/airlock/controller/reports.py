@@ -143,8 +143,8 @@ def build_report(
             results.append(_pass_result(policy_name, audited, now))
     results.sort(key=_order)
     summary = {"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 0}
-    for r in results:
-        summary[r["result"]] += 1
+    for entry in results:
+        summary[entry["result"]] += 1
     metadata: dict[str, Any] = {
         "name": REPORT_NAME,
         "namespace": namespace,
@@ -188,7 +188,7 @@ class ReportApi(Protocol):
     def replace_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
     def get_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
     def delete_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
-    def get_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
+    def list_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 @dataclass
@@ -242,25 +242,32 @@ class ReportWriter:
     # -- writing -------------------------------------------------------------------------------
 
     async def check_available(self) -> bool:
-        """Whether the PolicyReport CRD serves v1alpha2; logs once when that changes."""
+        """Whether the PolicyReport CRD serves v1alpha2; logs once when that changes.
+
+        A LIST by name rather than a GET: kopf's CRD scanning already needs ``list`` on
+        CustomResourceDefinitions, so this needs no extra permission.
+        """
         try:
-            crd = await asyncio.to_thread(
-                self.api.get_cluster_custom_object,
+            listing = await asyncio.to_thread(
+                self.api.list_cluster_custom_object,
                 "apiextensions.k8s.io",
                 "v1",
                 "customresourcedefinitions",
-                CRD_NAME,
+                field_selector=f"metadata.name={CRD_NAME}",
                 _request_timeout=_TIMEOUT,
             )
-        except ApiException as exc:
-            if exc.status != 404:
-                # cannot tell (RBAC, API server trouble): try writing, the writes will say
-                return self._set_available(True) if self.available is None else self.available
-            return self._set_available(False)
+        except ApiException:
+            # cannot tell (RBAC, API server trouble): try writing, the writes will say
+            return self._set_available(True) if self.available is None else self.available
         except (urllib3.exceptions.HTTPError, OSError):
             return bool(self.available)
-        versions = crd.get("spec", {}).get("versions", []) if isinstance(crd, Mapping) else []
-        served = any(v.get("name") == VERSION and v.get("served") for v in versions)
+        items = listing.get("items", []) if isinstance(listing, Mapping) else []
+        served = any(
+            v.get("name") == VERSION and v.get("served")
+            for crd in items
+            if isinstance(crd, Mapping)
+            for v in crd.get("spec", {}).get("versions", [])
+        )
         return self._set_available(served)
 
     def _set_available(self, value: bool) -> bool:

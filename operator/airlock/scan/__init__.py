@@ -15,6 +15,7 @@ from airlock.scan.loader import (
     describe_error,
     load_paths,
     load_text,
+    paused_gc,
 )
 from airlock.scan.result import (
     Evaluator,
@@ -45,5 +46,6 @@ __all__ = [
     "load_paths",
     "load_policy_file",
     "load_text",
+    "paused_gc",
     "run_scan",
 ]

@@ -9,14 +9,22 @@ Python parser). Two hostile shapes are refused before anything walks the data: a
 ("billion laughs": a few kilobytes whose aliases expand to billions of nodes) and recursive
 aliases (a node containing itself), which would send every tree walker into an endless loop.
 Timestamps stay strings, as the API server sees them after kubectl converts YAML to JSON.
+
+Speed (``airlock scan`` aims at thousands of manifests per second): plain maps, lists and scalars
+are built by a direct walk of libyaml's nodes instead of PyYAML's generator-based constructor,
+tag resolution of repeated scalars is memoised, and the cyclic garbage collector is paused while
+loading. The node trees are dropped after construction; what reports need of them, the line of
+each field, is kept as a small "shadow" of line numbers beside each object.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import gc
 import json
+import operator
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -34,12 +42,12 @@ __all__ = [
     "Document",
     "LoadResult",
     "RawDocument",
-    "SourceText",
     "describe_error",
     "iter_manifest_files",
     "load_paths",
     "load_text",
     "parse_yaml",
+    "paused_gc",
     "read_text",
 ]
 
@@ -80,7 +88,12 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
                 if len(_RESOLVED) < _RESOLVED_MAX:
                     _RESOLVED[value] = tag
             return tag
-        return super().resolve(kind, value, implicit)
+        return _MAP if kind is yaml.MappingNode else _SEQ
+
+    # Path resolvers are never registered, so the per-node hooks have nothing to do: a C no-op
+    # (two arguments, no effect) spares a Python call per node.
+    descend_resolver = staticmethod(operator.is_)
+    ascend_resolver = staticmethod(tuple)
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
@@ -90,91 +103,103 @@ class _Unusual(Exception):  # noqa: N818 - control flow, never escapes this modu
     """A node the fast constructor leaves to PyYAML's own (merge keys, odd tags, odd keys)."""
 
 
-def _construct(loader: Any, root: yaml.Node, shared: bool) -> Any:
-    """Build plain dicts, lists and scalars from a node tree.
+# Where each field of a document is, kept beside the object instead of the node tree (which weighs
+# ten times the object): a mapping's shadow is {key: line}, a sequence's [line, ...]; an entry is
+# (line, shadow) when the value is itself a collection. Lines are 0-based and relative to the
+# document's first line, so nearly all of them are small cached ints and cost no memory.
+Shadow = dict[Any, Any] | list[Any]
+
+
+def _construct(loader: Any, root: yaml.Node, shared: bool) -> tuple[Any, Shadow | None]:
+    """Build plain dicts, lists and scalars from a node tree, and the tree's line shadow.
 
     PyYAML's constructor goes through generators and per-node bookkeeping; manifests are plain
-    maps, lists and scalars, for which a direct walk is about three times faster. Anything else
-    raises :class:`_Unusual` and the caller falls back to ``construct_document``. With ``shared``
+    maps, lists and scalars, for which a direct walk is several times faster. Anything else
+    (merge keys, unusual tags or keys) falls back to ``construct_document``. With ``shared``
     (the text has anchors) an aliased node is built once, as PyYAML does.
     """
     constructors = loader.yaml_constructors
-    memo: dict[int, Any] = {}
+    memo: dict[int, tuple[Any, Shadow | None]] = {}
+    base = root.start_mark.line
+    scalar, mapping, sequence = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
 
-    def build(node: yaml.Node) -> Any:
+    def build(node: yaml.Node) -> tuple[Any, Shadow | None]:
         tag = node.tag
-        if tag == _STR and type(node) is yaml.ScalarNode:
-            return node.value
+        kind = type(node)
+        if kind is scalar:
+            if tag == _STR:
+                return node.value, None
+            make = constructors.get(tag)
+            if make is None:
+                raise _Unusual
+            return make(loader, node), None
         if shared:
             key = id(node)
             if key in memo:
                 return memo[key]
-        if tag == _MAP and type(node) is yaml.MappingNode:
+        if tag == _MAP and kind is mapping:
             out: dict[Any, Any] = {}
+            lines: dict[Any, Any] = {}
             if shared:
-                memo[id(node)] = out
+                memo[id(node)] = (out, lines)
             for k, v in node.value:
-                if k.tag == _MERGE or type(k) is not yaml.ScalarNode:
-                    raise _Unusual
-                out[build(k)] = build(v)
-            return out
-        if tag == _SEQ and type(node) is yaml.SequenceNode:
+                if type(k) is not scalar or k.tag != _STR:
+                    if k.tag == _MERGE or type(k) is not scalar:
+                        raise _Unusual
+                    name = build(k)[0]
+                else:
+                    name = k.value
+                line = k.start_mark.line - base
+                if type(v) is scalar and v.tag == _STR:
+                    out[name] = v.value
+                    lines[name] = line
+                else:
+                    value, sub = build(v)
+                    out[name] = value
+                    lines[name] = line if sub is None else (line, sub)
+            return out, lines
+        if tag == _SEQ and kind is sequence:
             seq: list[Any] = []
+            marks: list[Any] = []
             if shared:
-                memo[id(node)] = seq
-            seq.extend(build(c) for c in node.value)
-            return seq
-        if type(node) is yaml.ScalarNode:
-            make = constructors.get(tag)
-            if make is None:
-                raise _Unusual
-            value = make(loader, node)
-            if shared:
-                memo[id(node)] = value
-            return value
+                memo[id(node)] = (seq, marks)
+            for child in node.value:
+                value, sub = build(child)
+                seq.append(value)
+                line = child.start_mark.line - base
+                marks.append(line if sub is None else (line, sub))
+            return seq, marks
         raise _Unusual
 
     try:
         return build(root)
     except _Unusual:
-        return loader.construct_document(root)
+        return loader.construct_document(root), _shadow_of(root, base)
+
+
+def _shadow_of(node: yaml.Node, base: int) -> Shadow | None:
+    """The line shadow of a node tree on its own, for the rare documents built by PyYAML."""
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[Any, Any] = {}
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode):
+                sub = _shadow_of(v, base)
+                line = k.start_mark.line - base
+                lines[k.value] = line if sub is None else (line, sub)
+        return lines
+    if isinstance(node, yaml.SequenceNode):
+        marks: list[Any] = []
+        for child in node.value:
+            sub = _shadow_of(child, base)
+            line = child.start_mark.line - base
+            marks.append(line if sub is None else (line, sub))
+        return marks
+    return None
 
 
 _SOURCE_COMMENT = re.compile(r"^#\s*Source:\s*(\S[^\r\n]*?)\s*$", re.MULTILINE)
 # a JSON path as the rules write it: name, [index], ["quoted key"]
 _PATH_TOKEN = re.compile(r"""\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\['([^']*)'\]|([^.\[\]]+)""")
-
-
-@dataclass(frozen=True, eq=False)
-class SourceText:
-    """A YAML file's text, kept so that reports can find the line of a field later."""
-
-    name: str
-    text: str
-
-    def node(self, index: int, item: int | None = None) -> yaml.Node | None:
-        root = _compose_all(self).get(index)
-        if item is None or root is None:
-            return root
-        items = _item_nodes(root)
-        return items[item] if items is not None and item < len(items) else None
-
-
-@functools.lru_cache(maxsize=4)
-def _compose_all(src: SourceText) -> dict[int, yaml.Node]:
-    """Node trees of a file's documents by 1-based index (up to a syntax error, if any)."""
-    nodes: dict[int, yaml.Node] = {}
-    loader = _Loader(src.text)
-    try:
-        index = 0
-        while loader.check_node():
-            index += 1
-            nodes[index] = loader.get_node()
-    except yaml.YAMLError:
-        pass
-    finally:
-        loader.dispose()
-    return nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +212,8 @@ class Document:
     line: int = 1  # 1-based line where the object starts
     item: int | None = None  # index in the List's ``items`` when the document is a List
     source: str | None = None  # helm's "# Source: chart/templates/x.yaml" for this document
-    text: SourceText | None = field(default=None, repr=False, compare=False)
+    lines: Shadow | None = field(default=None, repr=False, compare=False)
+    base: int = 0  # 0-based line the shadow's lines are relative to
 
     @property
     def display(self) -> str:
@@ -202,51 +228,53 @@ class Document:
     def line_of(self, path: str) -> int:
         """Line of the field at ``path`` (``spec.containers[1].env[3].value``), as close as known.
 
-        Node trees are not kept while scanning (they weigh ten times the objects): the file is
-        composed again, without construction, the first time a report asks, and a few files'
-        trees are cached. Falls back to the deepest node found, then to the object's start.
+        Falls back to the deepest field found, then to the object's start (JSON input has no
+        line information: every finding points at the document).
         """
-        node = self.text.node(self.index, self.item) if self.text is not None else None
-        if node is None:
+        shadow: Any = self.lines
+        if shadow is None:
             return self.line
-        tokens: list[str | int] = []
-        for m in _PATH_TOKEN.finditer(path):
-            index, dquoted, squoted, name = m.groups()
-            if index is not None:
-                tokens.append(int(index))
-            elif dquoted is not None:
-                tokens.append(dquoted.replace('\\"', '"').replace("\\\\", "\\"))
-            else:
-                tokens.append(squoted if squoted is not None else name)
-        line = node.start_mark.line
+        tokens = _path_tokens(path)
+        line = self.line - 1 - self.base
         i = 0
-        while i < len(tokens):
+        n = len(tokens)
+        while i < n and shadow is not None:
             token = tokens[i]
+            entry: Any = None
             if isinstance(token, int):
-                if not isinstance(node, yaml.SequenceNode) or token >= len(node.value):
-                    break
-                node = node.value[token]
-                line = node.start_mark.line
+                if isinstance(shadow, list) and token < len(shadow):
+                    entry = shadow[token]
+                    i += 1
+            elif isinstance(shadow, dict):
+                entry = shadow.get(token)
                 i += 1
-                continue
-            if not isinstance(node, yaml.MappingNode):
+                # a key may itself contain dots (labels["app.kubernetes.io/name"] written
+                # without brackets): join the following name tokens until one matches
+                j = i
+                while entry is None and j < n and isinstance(tokens[j], str):
+                    j += 1
+                    entry = shadow.get(".".join(str(t) for t in tokens[i - 1 : j]))
+                    if entry is not None:
+                        i = j
+            if entry is None:
                 break
-            # a key may itself contain dots (labels["app.kubernetes.io/name"] written without
-            # brackets): the next token alone first, then joined with the following ones
-            for j in range(i + 1, len(tokens) + 1):
-                parts = tokens[i:j]
-                if not all(isinstance(p, str) for p in parts):
-                    continue
-                wanted = ".".join(str(p) for p in parts)
-                pair = next((kv for kv in node.value if kv[0].value == wanted), None)
-                if pair is not None:
-                    line = pair[0].start_mark.line  # the line naming the field
-                    node = pair[1]
-                    i = j
-                    break
-            else:
-                break
-        return line + 1
+            line, shadow = entry if isinstance(entry, tuple) else (entry, None)
+        return self.base + line + 1
+
+
+@functools.lru_cache(maxsize=8192)
+def _path_tokens(path: str) -> tuple[str | int, ...]:
+    """``spec.containers[1].env[3].value`` -> ("spec", "containers", 1, "env", 3, "value")."""
+    tokens: list[str | int] = []
+    for m in _PATH_TOKEN.finditer(path):
+        index, dquoted, squoted, name = m.groups()
+        if index is not None:
+            tokens.append(int(index))
+        elif dquoted is not None:
+            tokens.append(dquoted.replace('\\"', '"').replace("\\\\", "\\"))
+        else:
+            tokens.append(squoted if squoted is not None else name)
+    return tuple(tokens)
 
 
 @dataclass(slots=True)
@@ -285,10 +313,21 @@ def load_paths(paths: Sequence[str], *, stdin: TextIO | None = None) -> LoadResu
     acyclic objects, and each collection would walk every object loaded so far (three times
     slower on 5,000 manifests). Nothing here creates cycles: recursive aliases are refused.
     """
+    with paused_gc():
+        return _load_paths(paths, stdin)
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector (reference counting still frees everything).
+
+    A scan holds thousands of parsed manifests; every collection triggered while more are
+    allocated walks all of them again. Manifests, verdicts and reports hold no cycles.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load_paths(paths, stdin)
+        yield
     finally:
         if enabled:
             gc.enable()
@@ -348,7 +387,7 @@ def load_text(
         else:
             docs: list[Document] = []
             errors: list[InputError] = []
-            _accept(value, name, 1, line=1, source=None, text=None, docs=docs, errors=errors)
+            _accept(value, name, 1, line=1, source=None, lines=None, docs=docs, errors=errors)
             return docs, errors
     return _load_yaml(text, name)
 
@@ -361,6 +400,7 @@ class RawDocument:
     value: Any
     line: int  # 1-based
     source: str | None
+    lines: Shadow | None = None
 
 
 def parse_yaml(text: str, name: str, errors: list[InputError]) -> Iterator[RawDocument]:
@@ -393,14 +433,14 @@ def parse_yaml(text: str, name: str, errors: list[InputError]) -> Iterator[RawDo
                     errors.append(InputError(f"line {start + 1}: {problem}", name, index))
                     continue
             try:
-                value = _construct(loader, node, check_aliases)
+                value, lines = _construct(loader, node, check_aliases)
             except yaml.MarkedYAMLError as exc:
                 errors.append(InputError(_yaml_problem(exc), name, index))
                 continue
             except RecursionError:
                 errors.append(InputError(f"line {start + 1}: nested too deeply", name, index))
                 continue
-            yield RawDocument(index, value, start + 1, source)
+            yield RawDocument(index, value, start + 1, source, lines)
     except RecursionError:
         errors.append(InputError("nested too deeply", name, index))
     finally:
@@ -410,7 +450,6 @@ def parse_yaml(text: str, name: str, errors: list[InputError]) -> Iterator[RawDo
 def _load_yaml(text: str, name: str) -> tuple[list[Document], list[InputError]]:
     docs: list[Document] = []
     errors: list[InputError] = []
-    src = SourceText(name, text)
     for raw in parse_yaml(text, name, errors):
         _accept(
             raw.value,
@@ -418,7 +457,7 @@ def _load_yaml(text: str, name: str) -> tuple[list[Document], list[InputError]]:
             raw.index,
             line=raw.line,
             source=raw.source,
-            text=src,
+            lines=raw.lines,
             docs=docs,
             errors=errors,
         )
@@ -451,7 +490,7 @@ def _accept(
     *,
     line: int,
     source: str | None,
-    text: SourceText | None,
+    lines: Shadow | None,
     docs: list[Document],
     errors: list[InputError],
 ) -> None:
@@ -471,16 +510,20 @@ def _accept(
         if not isinstance(items, list):
             errors.append(InputError(f"line {line}: items of a List must be a list", name, index))
             return
+        base = line - 1
+        entry = lines.get("items") if isinstance(lines, dict) else None
+        item_marks = entry[1] if isinstance(entry, tuple) and isinstance(entry[1], list) else []
         for i, item in enumerate(items):
-            item_node = text.node(index, i) if text is not None else None
-            item_line = item_node.start_mark.line + 1 if item_node is not None else line
+            mark = item_marks[i] if i < len(item_marks) else None
+            item_line, item_lines = mark if isinstance(mark, tuple) else (mark, None)
+            item_line = line if item_line is None else base + item_line + 1
             problem = _object_problem(item)
             if problem:
                 errors.append(InputError(f"line {item_line}: items[{i}]: {problem}", name, index))
                 continue
-            docs.append(Document(name, index, item, item_line, i, source, text))
+            docs.append(Document(name, index, item, item_line, i, source, item_lines, base))
         return
-    docs.append(Document(name, index, value, line, None, source, text))
+    docs.append(Document(name, index, value, line, None, source, lines, line - 1))
 
 
 def _object_problem(value: Any) -> str | None:
@@ -493,15 +536,6 @@ def _object_problem(value: Any) -> str | None:
             return f"missing {key}"
         if not isinstance(field_value, str):
             return f"{key} must be a string"
-    return None
-
-
-def _item_nodes(node: yaml.Node | None) -> list[yaml.Node] | None:
-    if not isinstance(node, yaml.MappingNode):
-        return None
-    for key, value in node.value:
-        if isinstance(key, yaml.ScalarNode) and key.value == "items":
-            return list(value.value) if isinstance(value, yaml.SequenceNode) else None
     return None
 
 

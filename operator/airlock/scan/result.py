@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from airlock.errors import InputError, PolicyError
 from airlock.findings import Action, Finding
 from airlock.model import API_VERSION, ExceptionRecord, PolicySpec, load_policy
-from airlock.scan.loader import Document, LoadResult, parse_yaml, read_text
+from airlock.scan.loader import Document, LoadResult, parse_yaml, paused_gc, read_text
 from airlock.state import EvalContext
 
 __all__ = [
@@ -129,6 +129,28 @@ def run_scan(
     Raises :class:`PolicyError` when ``environment`` (or a ``--namespace-env`` value) names an
     environment the policy does not declare.
     """
+    with paused_gc():
+        return _run_scan(
+            loaded,
+            evaluate,
+            policy=policy,
+            environment=environment,
+            namespace_env=namespace_env,
+            fail_on=fail_on,
+            now=now,
+        )
+
+
+def _run_scan(
+    loaded: LoadResult,
+    evaluate: Evaluator,
+    *,
+    policy: PolicySpec | None,
+    environment: str | None,
+    namespace_env: Mapping[str, str] | None,
+    fail_on: Action,
+    now: datetime | None,
+) -> ScanResult:
     result = ScanResult(errors=list(loaded.errors), files=loaded.files, fail_on=fail_on)
     exceptions: list[ExceptionRecord] = []
     labels: dict[str, Mapping[str, str]] = {}

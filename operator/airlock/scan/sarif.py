@@ -8,6 +8,7 @@ The fingerprint hashes where a finding is (rule, object, JSON path), never what 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -67,10 +68,15 @@ def artifact_uri(doc: Document, cwd: str | None = None) -> str:
     """A relative, forward-slash URI for the file (helm's template name for standard input)."""
     if doc.file == "-":
         return doc.source or "stdin"
-    path = Path(doc.file)
+    return _file_uri(doc.file, cwd or os.getcwd())
+
+
+@functools.lru_cache(maxsize=1024)
+def _file_uri(file: str, cwd: str) -> str:
+    path = Path(file)
     if path.is_absolute():
         try:
-            rel = os.path.relpath(path, cwd or os.getcwd())
+            rel = os.path.relpath(path, cwd)
         except ValueError:  # another drive on Windows
             return path.as_uri()
         if rel.startswith(".."):

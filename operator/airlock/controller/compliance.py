@@ -1,0 +1,538 @@
+"""The controller's compliance side, on kopf: background audit, metrics, PolicyReports, isolation.
+
+:func:`register_compliance` adds to a kopf registry the watches that feed an
+:class:`~airlock.controller.audit.Auditor` (every supported workload kind, ConfigMaps, namespaces,
+the BaselinePolicy, PolicyExceptions, isolation NetworkPolicies, Airlock's PolicyReports) and a
+startup/cleanup pair that runs :meth:`Compliance.run`, the task that evaluates, exports metrics,
+writes PolicyReports, reconciles NetworkPolicies and records ``status.lastAudit``.
+
+Like the rest of the controller it registers only ``@kopf.index`` and ``@kopf.on.event``
+handlers, for which kopf writes nothing onto the watched objects (no finalizers, no annotations):
+uninstalling Airlock never leaves a Pod that cannot be deleted. Index handlers are used for
+every upsert because kopf runs them over every initial listing before any other handler: the
+first ``on.event`` call therefore means the index is complete, and only then does the first pass
+run (so nothing is reported, or garbage-collected, from a half-listed cluster). Deletions arrive
+through ``on.event``.
+
+Kinds whose CRD is absent (Kubeflow, KServe, Ray, Argo, Volcano, JobSet, the PolicyReport CRD)
+are skipped by kopf with one warning naming them, and watched as soon as their CRD is installed
+(the controller's kopf settings keep scanning CRDs).
+
+One writer only: when the controller runs with peering, the task asks ``leading`` before each
+pass; a standby replica evaluates nothing, writes nothing and exports no audit series.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import kopf
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from airlock.controller import reports as _reports
+from airlock.controller.audit import (
+    AUDITED_RESOURCES,
+    Auditor,
+    PassResult,
+    clear_metrics,
+    publish_metrics,
+)
+from airlock.controller.isolation import (
+    GROUP as NP_GROUP,
+)
+from airlock.controller.isolation import (
+    NETWORK_POLICY_NAME,
+    IsolationReconciler,
+)
+from airlock.controller.isolation import (
+    PLURAL as NP_PLURAL,
+)
+from airlock.controller.isolation import (
+    VERSION as NP_VERSION,
+)
+from airlock.controller.kube import CRD_VERSION, api_client
+from airlock.controller.reports import ReportWriter
+from airlock.model import API_GROUP
+
+__all__ = ["Compliance", "ComplianceSettings", "register_compliance"]
+
+_log = logging.getLogger(__name__)
+
+_TIMEOUT: Final = 30.0
+LeaderCheck = Callable[[], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class ComplianceSettings:
+    """What the compliance side needs; :meth:`from_controller` reads it off the controller's."""
+
+    policy_name: str = "default"
+    """The BaselinePolicy in force (the same one admission follows)."""
+
+    kubeconfig: str | None = None
+    """Kubeconfig path for the writes; None is in-cluster (as for the rest of the controller)."""
+
+    audit_interval: float = 300.0
+    """Seconds between full passes. Changes are re-evaluated within ``debounce`` of their
+    watch event anyway; the full pass catches what events cannot say (time passing, a missed
+    event) and bounds how stale ``airlock_audit_last_success_timestamp_seconds`` gets. Five
+    minutes keeps a 10,000-pod cluster's audit under 2 % of a core."""
+
+    debounce: float = 1.0
+    """Seconds to gather a burst of watch events (a rollout, the initial listing) into one pass."""
+
+    step: int = 250
+    """Objects evaluated between two yields to the event loop (about 25 ms of work), so the
+    metrics endpoint and kopf's watches stay responsive during a long pass."""
+
+    metrics_namespace_label: bool = True
+    """Export ``airlock_audit_violations`` per namespace. Turn off on very large clusters: the
+    series are then summed over namespaces and exported with ``namespace=""``."""
+
+    reports: bool = True
+    """Write PolicyReports (when the CRD is installed)."""
+
+    report_passes: bool = False
+    """Also list compliant workloads (``pass``) in PolicyReports; off to keep etcd small."""
+
+    report_max_results: int = _reports.DEFAULT_MAX_RESULTS
+    """Cap of results per PolicyReport (etcd objects are limited to about 1.5 MB)."""
+
+    isolation: bool = True
+    """Let the controller manage NetworkPolicies when the policy says ``isolation: enforce``;
+    False leaves them to the admin whatever the policy says (the audit still reports)."""
+
+    @classmethod
+    def from_controller(cls, settings: object) -> ComplianceSettings:
+        """Take every field the controller's settings have, defaults for the others."""
+        d = cls()
+        return cls(
+            policy_name=str(getattr(settings, "policy_name", d.policy_name)),
+            kubeconfig=getattr(settings, "kubeconfig", d.kubeconfig),
+            audit_interval=float(getattr(settings, "audit_interval", d.audit_interval)),
+            debounce=float(getattr(settings, "audit_debounce", d.debounce)),
+            step=int(getattr(settings, "audit_step", d.step)),
+            metrics_namespace_label=bool(
+                getattr(settings, "metrics_namespace_label", d.metrics_namespace_label)
+            ),
+            reports=bool(getattr(settings, "policy_reports", d.reports)),
+            report_passes=bool(getattr(settings, "policy_report_passes", d.report_passes)),
+            report_max_results=int(
+                getattr(settings, "policy_report_max_results", d.report_max_results)
+            ),
+            isolation=bool(getattr(settings, "manage_isolation", d.isolation)),
+        )
+
+
+def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = body.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+class Compliance:
+    """The audit's state and its task. Build one, :meth:`register` it, let kopf run it."""
+
+    def __init__(
+        self,
+        settings: ComplianceSettings,
+        *,
+        api: client.ApiClient | None = None,
+        leading: LeaderCheck | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self._own_api = api is None
+        self.api = api if api is not None else api_client(settings.kubeconfig)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.leading = leading
+        self.clock = clock
+        self.auditor = Auditor(settings.policy_name, clock=clock)
+        self.reports = ReportWriter(
+            self.custom,
+            policy_name=settings.policy_name,
+            include_passes=settings.report_passes,
+            max_results=settings.report_max_results,
+        )
+        self.isolation = IsolationReconciler(self.custom)
+        self.synced = asyncio.Event()
+        self.last_pass: PassResult | None = None
+        self.passes = 0
+        self._terminating: set[str] = set()
+        self._wake: asyncio.Event | None = None
+        self._isolation_dirty = True
+        self._published = False
+        self._task: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+
+    # -- feeding (called by the kopf handlers) ---------------------------------------------------
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _mark_synced(self) -> None:
+        if not self.synced.is_set():
+            self.auditor.mark_isolation_known()
+            self.synced.set()
+            _log.info("audit index loaded: %d objects", len(self.auditor))
+            self._poke()
+
+    def register(self, registry: kopf.OperatorRegistry) -> None:
+        """Add every handler to ``registry`` (a fresh one, never kopf's global registry)."""
+        auditor = self.auditor
+
+        for res in AUDITED_RESOURCES:
+            self._register_resource(registry, res.group, res.version, res.plural, res.id)
+
+        @kopf.index("v1", "namespaces", id="compliance-namespaces", registry=registry)
+        async def namespace_state(body: kopf.Body, **_: Any) -> None:
+            meta = _meta(body)
+            name = str(meta.get("name") or "")
+            phase = (body.get("status") or {}).get("phase")
+            if phase == "Terminating" or meta.get("deletionTimestamp"):
+                self._terminating.add(name)
+            else:
+                self._terminating.discard(name)
+            if auditor.set_namespace(name, meta.get("labels") or {}):
+                self._isolation_dirty = True
+                self._poke()
+
+        @kopf.on.event("v1", "namespaces", id="compliance-namespace-events", registry=registry)
+        async def namespace_events(type: str | None, body: kopf.Body, **_: Any) -> None:
+            self._mark_synced()
+            if type == "DELETED":
+                name = str(_meta(body).get("name") or "")
+                self._terminating.discard(name)
+                auditor.delete_namespace(name)
+                self.isolation.forget(name)
+                self.reports.forget(name)
+                self._poke()
+
+        @kopf.index(
+            API_GROUP, CRD_VERSION, "baselinepolicies", id="compliance-policy", registry=registry
+        )
+        async def policy_state(body: kopf.Body, **_: Any) -> None:
+            if auditor.set_policy(body):
+                self._isolation_dirty = True
+                self._poke()
+
+        @kopf.on.event(
+            API_GROUP,
+            CRD_VERSION,
+            "baselinepolicies",
+            id="compliance-policy-events",
+            registry=registry,
+        )
+        async def policy_events(type: str | None, body: kopf.Body, **_: Any) -> None:
+            self._mark_synced()
+            if type == "DELETED" and auditor.delete_policy(str(_meta(body).get("name") or "")):
+                self._isolation_dirty = True
+                self._poke()
+
+        @kopf.index(
+            API_GROUP,
+            CRD_VERSION,
+            "policyexceptions",
+            id="compliance-exceptions",
+            registry=registry,
+        )
+        async def exception_state(body: kopf.Body, **_: Any) -> None:
+            auditor.set_exception(body)
+            self._poke()
+
+        @kopf.on.event(
+            API_GROUP,
+            CRD_VERSION,
+            "policyexceptions",
+            id="compliance-exception-events",
+            registry=registry,
+        )
+        async def exception_events(type: str | None, body: kopf.Body, **_: Any) -> None:
+            self._mark_synced()
+            if type == "DELETED":
+                meta = _meta(body)
+                auditor.delete_exception(str(meta.get("namespace")), str(meta.get("name")))
+                self._poke()
+
+        def is_isolation_policy(name: str | None, **_: Any) -> bool:
+            return name == NETWORK_POLICY_NAME
+
+        @kopf.index(
+            NP_GROUP,
+            NP_VERSION,
+            NP_PLURAL,
+            id="compliance-networkpolicies",
+            when=is_isolation_policy,
+            registry=registry,
+        )
+        async def network_policy_state(body: kopf.Body, **_: Any) -> None:
+            auditor.set_isolated(str(_meta(body).get("namespace") or ""), True)
+            if self.isolation.observe(body):
+                self._isolation_dirty = True
+            self._poke()
+
+        @kopf.on.event(
+            NP_GROUP,
+            NP_VERSION,
+            NP_PLURAL,
+            id="compliance-networkpolicy-events",
+            when=is_isolation_policy,
+            registry=registry,
+        )
+        async def network_policy_events(type: str | None, body: kopf.Body, **_: Any) -> None:
+            self._mark_synced()
+            if type == "DELETED":
+                ns = str(_meta(body).get("namespace") or "")
+                auditor.set_isolated(ns, False)
+                self.isolation.forget(ns)
+                self._isolation_dirty = True
+                self._poke()
+
+        def is_our_report(name: str | None, **_: Any) -> bool:
+            return name == _reports.REPORT_NAME
+
+        @kopf.index(
+            _reports.GROUP,
+            _reports.VERSION,
+            _reports.PLURAL,
+            id="compliance-policyreports",
+            when=is_our_report,
+            registry=registry,
+        )
+        async def report_state(body: kopf.Body, **_: Any) -> None:
+            if self.reports.observe(body):
+                self._poke()
+
+        @kopf.on.event(
+            _reports.GROUP,
+            _reports.VERSION,
+            _reports.PLURAL,
+            id="compliance-policyreport-events",
+            when=is_our_report,
+            registry=registry,
+        )
+        async def report_events(type: str | None, body: kopf.Body, **_: Any) -> None:
+            self._mark_synced()
+            if type == "DELETED" and self.reports.forget(str(_meta(body).get("namespace") or "")):
+                self._poke()
+
+        @kopf.on.startup(id="compliance-start", registry=registry)
+        async def start(**_: Any) -> None:
+            self.start()
+
+        @kopf.on.cleanup(id="compliance-stop", registry=registry)
+        async def stop(**_: Any) -> None:
+            await self.stop()
+
+    def _register_resource(
+        self,
+        registry: kopf.OperatorRegistry,
+        group: str,
+        version: str | None,
+        plural: str,
+        ident: str,
+    ) -> None:
+        auditor = self.auditor
+
+        async def upsert(body: kopf.Body, **_: Any) -> None:
+            if auditor.upsert(body):
+                self._poke()
+
+        async def events(type: str | None, body: kopf.Body, **_: Any) -> None:
+            self._mark_synced()
+            if type == "DELETED":
+                auditor.delete(str(_meta(body).get("uid") or ""))
+                self._poke()
+
+        kopf.index(
+            group=group, version=version, plural=plural, id=f"audit-{ident}", registry=registry
+        )(upsert)
+        kopf.on.event(
+            group=group,
+            version=version,
+            plural=plural,
+            id=f"audit-events-{ident}",
+            registry=registry,
+        )(events)
+
+    # -- the task --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start :meth:`run` as a task of the running loop (kopf's startup handler calls it)."""
+        if self._task is None or self._task.done():
+            self._stop = asyncio.Event()
+            self._task = asyncio.create_task(self.run(self._stop), name="airlock audit")
+
+    async def stop(self) -> None:
+        """Stop the task started by :meth:`start`, and close the API client if it is ours."""
+        if self._stop is not None:
+            self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=10.0)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        if self._own_api:
+            self.api.close()  # type: ignore[no-untyped-call]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Evaluate on change, fully every ``audit_interval``; write results; until ``stop``."""
+        loop = asyncio.get_running_loop()
+        self._wake = wake = asyncio.Event()
+        settings = self.settings
+        next_full = 0.0  # the first pass (once synced) is a full one
+        while not stop.is_set():
+            if not self.synced.is_set():
+                await _wait(wake, stop, 1.0)
+                continue
+            now_loop = loop.time()
+            timeout = next_full - now_loop
+            expiry = self.auditor.next_expiry()
+            if expiry is not None:
+                due = (expiry - self.clock()).total_seconds() + 0.05
+                if due <= 0:
+                    self.auditor.request_full_pass()  # an exception lapsed: judge again
+                timeout = min(timeout, due)
+            full_due = timeout <= 0
+            if not (full_due or self.auditor.pending or self._isolation_dirty):
+                await _wait(wake, stop, timeout)
+                continue
+            if not full_due:
+                await _wait(stop, stop, settings.debounce)  # gather the burst
+                if stop.is_set():
+                    break
+            wake.clear()
+            if self.leading is not None and not await self._leading():
+                if self._published:
+                    clear_metrics()
+                    self._published = False
+                self.auditor.request_full_pass()  # everything again once leading
+                await _wait(stop, stop, min(settings.debounce * 5, 10.0))
+                continue
+            try:
+                await self.run_once(full=full_due)
+            except Exception:  # the loop must survive anything one pass does
+                _log.exception("audit pass failed; retrying")
+                await _wait(stop, stop, 5.0)
+                continue
+            if self.last_pass is not None and self.last_pass.full:
+                next_full = loop.time() + settings.audit_interval
+
+    async def _leading(self) -> bool:
+        assert self.leading is not None
+        try:
+            return await self.leading()
+        except Exception:  # not knowing means not writing
+            return False
+
+    async def run_once(self, *, full: bool = False) -> PassResult:
+        """One pass (full, or of what changed) and everything that follows from it."""
+        auditor = self.auditor
+        auditor.begin(full=full)
+        while not auditor.step(self.settings.step):
+            await asyncio.sleep(0)
+        result = auditor.finish()
+        self.last_pass = result
+        self.passes += 1
+        publish_metrics(
+            result.summary, namespace_label=self.settings.metrics_namespace_label, result=result
+        )
+        self._published = True
+        if result.full:
+            _log.info(
+                "audit: %d workloads evaluated in %.2f s; %s",
+                result.evaluated,
+                result.duration,
+                ", ".join(f"{e} {r:.0%}" for e, r in result.summary.compliance.items()),
+            )
+        if self.settings.reports:
+            await self._sync_reports(result)
+        if self.settings.isolation and (self._isolation_dirty or result.full):
+            self._isolation_dirty = False
+            await self.isolation.reconcile(
+                auditor.policy, auditor.namespaces, terminating=frozenset(self._terminating)
+            )
+        if result.full:
+            await self._write_last_audit(result)
+        return result
+
+    async def _sync_reports(self, result: PassResult) -> None:
+        writer = self.reports
+        recheck = result.full or not writer.available
+        if recheck and not await writer.check_available():
+            return
+        namespaces = set(result.changed_namespaces)
+        if result.full:
+            namespaces |= self.auditor.audited_namespaces() | writer.present
+        await writer.sync(namespaces, self.auditor.results, result.summary.time)
+
+    async def _write_last_audit(self, result: PassResult) -> None:
+        body = {"status": {"lastAudit": result.summary.last_audit()}}
+        try:
+            await asyncio.to_thread(
+                self.custom.patch_cluster_custom_object_status,
+                API_GROUP,
+                CRD_VERSION,
+                "baselinepolicies",
+                self.settings.policy_name,
+                body,
+                _content_type="application/merge-patch+json",
+                _request_timeout=_TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status != 404:  # no BaselinePolicy object: the built-in default is in force
+                _log.warning("cannot record lastAudit: HTTP %s %s", exc.status, exc.reason)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            _log.warning("cannot record lastAudit: %s", type(exc).__name__)
+
+
+async def _wait(event: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
+    """Until ``event`` or ``stop`` is set, or ``timeout`` seconds (at most an hour) pass."""
+    if event.is_set() or stop.is_set():
+        return
+    waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())}
+    try:
+        await asyncio.wait(
+            waiters, timeout=max(0.0, min(timeout, 3600.0)), return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def register_compliance(
+    registry: kopf.OperatorRegistry,
+    settings: object,
+    *,
+    api: client.ApiClient | None = None,
+    leading: LeaderCheck | None = None,
+) -> Compliance:
+    """Register the audit, metrics, PolicyReport and isolation handlers on ``registry``.
+
+    ``settings`` is the controller's :class:`~airlock.controller.settings.ControllerSettings`
+    (fields read: ``policy_name``, ``kubeconfig``, ``audit_interval``,
+    ``metrics_namespace_label``; absent ones take :class:`ComplianceSettings` defaults) or a
+    :class:`ComplianceSettings`. ``leading`` is the controller's peering check; None (standalone)
+    means always leading. The returned :class:`Compliance` is for tests and introspection; kopf's
+    startup and cleanup handlers run and stop its task.
+    """
+    resolved = (
+        settings
+        if isinstance(settings, ComplianceSettings)
+        else ComplianceSettings.from_controller(settings)
+    )
+    compliance = Compliance(resolved, api=api, leading=leading)
+    compliance.register(registry)
+    return compliance
