@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-unit lint fmt demo bench manifests chart-lint clean
+.PHONY: help venv test test-unit lint fmt demo bench bench-webhook manifests chart-lint clean
 
 include hack/cluster.mk
 
@@ -45,6 +45,9 @@ demo: $(STAMP) ## the main job: show Airlock's verdicts on the example workloads
 bench: $(STAMP) ## benchmarks; results are recorded in bench/RESULTS.md
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_scan.py
+
+bench-webhook: $(STAMP) ## webhook reviews/s, latency and RSS over TLS (bench/RESULTS.md)
+	$(BIN)/python bench/bench_webhook.py
 
 manifests: $(STAMP) cluster-bins ## sync chart copies (CRDs, dashboard, alerts) and re-render manifests/install.yaml
 	$(BIN)/python charts/render_install.py
