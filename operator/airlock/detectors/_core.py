@@ -311,7 +311,9 @@ class DetectorSet:
         self, value: str, cls: NameClass | None, reason: str, *, generic: bool, whole: str = ""
     ) -> Detection | None:
         """One literal (an env value, a flag's value, a bare argument)."""
-        if len(value) >= _MIN_FORMAT_LEN:
+        if len(value) >= _MIN_FORMAT_LEN and (
+            "PRIVATE" in value or "service_account" in value or has_anchor(value)
+        ):
             hit = self._hit(value)
             if hit is not None:
                 return Detection(hit.kind, fingerprint(hit.secret), hit.reason)

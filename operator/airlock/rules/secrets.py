@@ -98,7 +98,9 @@ def check_args(wl: Workload, scope: Scope) -> Iterator[Hit]:
         source = c.container.get("source")
         if isinstance(source, str) and source:
             for _i, det in detectors.check_args([source]):
-                yield Hit(f"{c.path}.source", f"script holds a plaintext {det.kind} {det.redacted()}")
+                yield Hit(
+                    f"{c.path}.source", f"script holds a plaintext {det.kind} {det.redacted()}"
+                )
 
 
 def configmap_credentials(obj: Mapping[str, object], scope: Scope) -> Iterator[tuple[str, str]]:
