@@ -347,7 +347,7 @@ def write_results(section: str) -> None:
     old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(old):
-        new = pattern.sub(lambda _m: section, old)
+        new = pattern.sub(lambda _m: section.rstrip("\n") + "\n\n", old)
     else:
         new = old.rstrip("\n") + "\n\n" + section
     RESULTS.write_text(new.rstrip("\n") + "\n")
@@ -362,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     args = ap.parse_args(argv)
 
+    load_before = os.getloadavg()
     rows: list[tuple[str, int, float, float]] = []  # (input, docs, seconds, docs/s)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="airlock-bench-") as tmp:
@@ -434,7 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} by `bench/bench_scan.py` "
             f"(best of {args.runs} runs).",
-            f"Machine: {machine()}.",
+            f"Machine: {machine()}; load average before the run "
+            f"{' / '.join(f'{x:.2f}' for x in load_before)} (1/5/15 min; other work on a "
+            "shared machine lowers the figures).",
             "",
             "Method: *in-process* = `load_paths` + `run_scan(engine.evaluate)` + JSON report in "
             "one interpreter; *end to end* = the console script `airlock scan --format json "

@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from airlock import __version__
 from airlock.engine import evaluate
@@ -65,6 +65,7 @@ class Command:
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    heavy: bool = False  # configuring imports kopf and the Kubernetes client (~0.6 s)
 
 
 # --------------------------------------------------------------------------------------- scan
@@ -213,15 +214,274 @@ def _no_flags(_p: argparse.ArgumentParser) -> None:
     return None
 
 
-# The one registry of subcommands (`airlock webhook` and `airlock controller` join it here).
+# ------------------------------------------------------------------ webhook, controller, ops
+# The long-running commands import kopf, aiohttp and the Kubernetes client lazily, so that
+# `airlock scan` in CI starts fast and needs none of them at import time.
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"AIRLOCK_WEBHOOK_{name}", default)
+
+
+def _configure_webhook(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Serve AdmissionReviews over HTTPS (/validate, /mutate, /healthz, /readyz), with the "
+        "policy, exceptions and namespace environments kept current by read-only watches. "
+        "Every flag also reads AIRLOCK_WEBHOOK_<FLAG> (e.g. AIRLOCK_WEBHOOK_PORT)."
+    )
+    p.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="kubeconfig file (default: $KUBECONFIG, else in-cluster)",
+    )
+    p.add_argument("--host", default=_env("HOST", "0.0.0.0"), help="address to bind (0.0.0.0)")  # noqa: S104
+    p.add_argument("--port", type=int, default=int(_env("PORT", "8443")), help="HTTPS port (8443)")
+    p.add_argument("--metrics-host", default=_env("METRICS_HOST", "0.0.0.0"))  # noqa: S104
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(_env("METRICS_PORT", "8080")),
+        help="plain-HTTP /metrics port (8080); 0 picks a free port",
+    )
+    p.add_argument(
+        "--tls-cert-file",
+        type=Path,
+        default=Path(_env("TLS_CERT_FILE", "/etc/airlock/tls/tls.crt")),
+        help="PEM serving certificate chain, re-read when it changes on disk",
+    )
+    p.add_argument(
+        "--tls-key-file", type=Path, default=Path(_env("TLS_KEY_FILE", "/etc/airlock/tls/tls.key"))
+    )
+    p.add_argument(
+        "--policy-name",
+        default=_env("POLICY_NAME", "default"),
+        help="the BaselinePolicy in force (default)",
+    )
+    p.add_argument(
+        "--fail-open",
+        action="store_true",
+        default=_env("FAIL_OPEN", "false") == "true",
+        help="admit (with a warning) when Airlock itself fails; default: deny",
+    )
+    p.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+
+
+def _logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if level != "DEBUG":
+        # kopf logs every handler call at INFO and aiohttp every request: one line per event
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _run_webhook(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from airlock.admission.server import run_webhook
+    from airlock.admission.settings import (
+        AdmissionSettings,
+        MetricsSettings,
+        ServerSettings,
+        TLSSettings,
+        WebhookSettings,
+    )
+    from airlock.admission.store import StateStore
+    from airlock.controller.watch import run_watchers
+
+    for f in (args.tls_cert_file, args.tls_key_file):
+        if not f.is_file():
+            raise AirlockError(f"TLS file {f} does not exist (see --tls-cert-file/--tls-key-file)")
+    settings = WebhookSettings(
+        tls=TLSSettings(cert_file=args.tls_cert_file, key_file=args.tls_key_file),
+        server=ServerSettings(host=args.host, port=args.port),
+        metrics=MetricsSettings(host=args.metrics_host, port=args.metrics_port),
+        admission=AdmissionSettings(fail_open=args.fail_open),
+        policy_name=args.policy_name,
+    )
+    _logging(args.log_level)
+
+    async def serve() -> None:
+        store = StateStore(settings.policy_name)
+        stop = asyncio.Event()
+        server = asyncio.create_task(run_webhook(settings, store), name="airlock webhook")
+        watch = asyncio.create_task(
+            run_watchers(
+                store, kubeconfig=args.kubeconfig, policy_name=settings.policy_name, stop=stop
+            ),
+            name="airlock watchers",
+        )
+        stopped: asyncio.Task[Any] = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({server, watch, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        for task in (server, watch, stopped):
+            task.cancel()
+        results = await asyncio.gather(server, watch, stopped, return_exceptions=True)
+        for task, result in zip((server, watch, stopped), results, strict=True):
+            if (
+                task in done
+                and isinstance(result, BaseException)
+                and not isinstance(result, asyncio.CancelledError)
+            ):
+                raise result
+
+    try:
+        asyncio.run(serve())
+    except OSError as exc:  # the port is taken, the certificate unreadable, …
+        raise AirlockError(f"webhook cannot serve: {exc.strerror or exc}") from None
+    return EXIT_OK
+
+
+def _configure_controller(p: argparse.ArgumentParser) -> None:
+    from airlock.controller.certs import add_cert_arguments
+    from airlock.controller.settings import add_arguments
+
+    p.description = (
+        "Run the controller (one active replica through kopf peering): BaselinePolicy status, "
+        "the PolicyException lifecycle, webhook certificates, the background audit, "
+        "PolicyReports and environment isolation. Flags also read AIRLOCK_CONTROLLER_<FLAG>."
+    )
+    add_arguments(p)
+    add_cert_arguments(p)
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("AIRLOCK_CONTROLLER_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+
+
+def _run_controller(args: argparse.Namespace) -> int:
+    from airlock.controller import plugins
+    from airlock.controller.runner import run_controller
+    from airlock.controller.settings import settings_from_args
+
+    _logging(args.log_level)
+    settings = settings_from_args(args)
+    return run_controller(settings, plugins.from_args(args, settings))
+
+
+def _configure_uninstall(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Delete Airlock's Validating- and MutatingWebhookConfigurations, so the API server stops "
+        "calling the webhook whatever state it is in (helm's pre-delete hook; the emergency "
+        "runbook). Missing ones are fine."
+    )
+    p.add_argument(
+        "--name",
+        action="append",
+        default=None,
+        help="webhook configuration name (repeatable; default: airlock)",
+    )
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+
+
+def _run_uninstall(args: argparse.Namespace) -> int:
+    from airlock.controller.certs import remove_webhook_configurations
+    from airlock.controller.kube import api_client
+
+    api = api_client(args.kubeconfig)
+    try:
+        deleted = remove_webhook_configurations(api, args.name or ["airlock"])
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+    for item in deleted:
+        print(f"deleted {item}")
+    if not deleted:
+        print("no Airlock webhook configuration was present")
+    return EXIT_OK
+
+
+def _configure_webhook_config(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Print the Validating- and MutatingWebhookConfigurations as YAML, pointing either at a "
+        "Service (in-cluster) or at a URL with a caBundle (a webhook running outside the cluster)."
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="https://HOST:PORT of the webhook (paths are appended)")
+    where.add_argument(
+        "--service",
+        metavar="NAMESPACE/NAME[:PORT]",
+        help="the webhook's Service (port 443 by default)",
+    )
+    p.add_argument("--ca-file", type=Path, help="PEM CA that signed the serving certificate")
+    p.add_argument("--name", default="airlock", help="configuration name (airlock)")
+    p.add_argument(
+        "--airlock-namespace",
+        default="airlock-system",
+        help="Airlock's own namespace, always excluded (airlock-system)",
+    )
+
+
+def _run_webhook_config(args: argparse.Namespace) -> int:
+    from airlock.admission.webhookconfig import render_webhook_configurations, to_yaml
+
+    ca = b""
+    if args.ca_file is not None:
+        try:
+            ca = args.ca_file.read_bytes()
+        except OSError as exc:
+            raise AirlockError(f"{args.ca_file}: {exc.strerror}") from None
+    service = None
+    if args.service:
+        ns, _, rest = args.service.partition("/")
+        name, _, port = rest.partition(":")
+        if not ns or not name or (port and not port.isdigit()):
+            raise AirlockError(f"--service {args.service!r}: expected NAMESPACE/NAME[:PORT]")
+        service = (ns, name, int(port or 443))
+    try:
+        objs = render_webhook_configurations(
+            name=args.name,
+            service=service,
+            url=args.url,
+            ca_bundle=ca,
+            airlock_namespace=args.airlock_namespace,
+        )
+    except ValueError as exc:
+        raise AirlockError(str(exc)) from None
+    sys.stdout.write(to_yaml(objs))
+    return EXIT_OK
+
+
+# The one registry of subcommands.
 COMMANDS: tuple[Command, ...] = (
     Command("scan", "check manifests against the baseline (CI)", _configure_scan, _run_scan),
     Command("explain", "describe a rule: what, why, how to fix", _configure_explain, _run_explain),
     Command("version", "print the version", _no_flags, _run_version),
+    Command("webhook", "serve admission reviews over HTTPS", _configure_webhook, _run_webhook),
+    Command(
+        "controller",
+        "run the controller: status, exceptions, certificates, audit",
+        _configure_controller,
+        _run_controller,
+        heavy=True,
+    ),
+    Command(
+        "webhook-config",
+        "print the webhook configurations as YAML",
+        _configure_webhook_config,
+        _run_webhook_config,
+    ),
+    Command(
+        "uninstall-webhooks",
+        "delete Airlock's webhook configurations (emergency, pre-delete hook)",
+        _configure_uninstall,
+        _run_uninstall,
+    ),
 )
 
 
-def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+def build_parser(
+    commands: Sequence[Command] = COMMANDS, argv: Sequence[str] | None = None
+) -> argparse.ArgumentParser:
+    """The parser; given ``argv``, heavy subcommands not named in it are left unconfigured, so
+    `airlock scan` does not pay for importing kopf to build `airlock controller`'s flags."""
     parser = argparse.ArgumentParser(
         prog="airlock",
         description="Airlock: a security baseline for AI workloads on Kubernetes.",
@@ -238,7 +498,8 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
             epilog=_EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        cmd.configure(p)
+        if not cmd.heavy or argv is None or cmd.name in argv:
+            cmd.configure(p)
         p.set_defaults(handler=cmd.run)
     return parser
 
@@ -263,7 +524,9 @@ def _internal_error(exc: BaseException) -> None:
 
 def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = COMMANDS) -> int:
     """Entry point of the console script; returns the exit code (see the module docstring)."""
-    parser = build_parser(commands)
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(commands, argv)
     try:
         args = parser.parse_args(argv)
         handler: Callable[[argparse.Namespace], int] = args.handler
