@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-unit lint fmt demo bench bench-webhook manifests chart-lint clean
+.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-webhook manifests chart-lint clean
 
 include hack/cluster.mk
 
@@ -39,8 +39,11 @@ fmt: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-demo: $(STAMP) ## the main job: show Airlock's verdicts on the example workloads
-	$(BIN)/airlock scan manifests/examples/ --namespace-env ml-dev=dev --namespace-env ml-prod=prod || true
+demo: $(STAMP) cluster-bins ## the main job: Airlock on a local control plane, applying example workloads
+	$(BIN)/python hack/demo.py up
+
+demo-down: $(STAMP) ## stop the demo's webhook, controller and local control plane
+	$(BIN)/python hack/demo.py down
 
 bench: $(STAMP) ## benchmarks; results are recorded in bench/RESULTS.md
 	$(BIN)/python bench/bench_engine.py

@@ -1,0 +1,321 @@
+"""`make demo`: Airlock enforcing a three-environment baseline on a real local control plane.
+
+Brings the local cluster up (or reuses it), installs the CRDs, the example policy and three
+labelled namespaces, starts `airlock webhook` and `airlock controller` in the background, registers
+the webhook configurations (URL form: the webhook runs on this machine), then applies the example
+workloads with kubectl and says what Airlock did to each. `python hack/demo.py down` stops it all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "hack"))
+
+import localcluster  # noqa: E402
+
+DEMO = ROOT / ".local" / "demo"
+CLUSTER = ROOT / ".local" / "cluster"
+AIRLOCK = Path(sys.executable).parent / "airlock"
+NAMESPACES = {"ml-dev": "dev", "ml-staging": "staging", "ml-prod": "prod"}
+EXAMPLES = ROOT / "manifests" / "examples" / "workloads"
+
+BOLD, RED, YELLOW, BLUE, GREEN, DIM, RESET = (
+    ("\033[1m", "\033[31m", "\033[33m", "\033[34m", "\033[32m", "\033[2m", "\033[0m")
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    else ("",) * 7
+)
+
+
+def say(msg: str) -> None:
+    print(f"{BOLD}==>{RESET} {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Env:
+    kubectl: Path
+    kubeconfig: Path
+
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.kubectl), "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise SystemExit(f"demo: kubectl {' '.join(args)} failed:\n{proc.stderr.strip()}")
+        return proc
+
+
+def start(name: str, argv: list[str]) -> int:
+    log = (DEMO / f"{name}.log").open("ab")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc.pid
+
+
+def wait_ready(url: str, ca: Path, pid: int, log: Path, timeout: float = 60.0) -> None:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise SystemExit(
+                f"demo: the webhook exited; see {log}:\n{log.read_text()[-2000:]}"
+            ) from None
+        try:
+            with urllib.request.urlopen(url, context=ctx, timeout=2) as r:  # noqa: S310 - our https URL
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"demo: the webhook did not become ready in {timeout:.0f}s; see {log}")
+
+
+def stop_pids() -> None:
+    pids_file = DEMO / "pids.json"
+    if not pids_file.exists():
+        return
+    for name, pid in json.loads(pids_file.read_text()).items():
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        for _ in range(50):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+        print(f"stopped {name} (pid {pid})")
+    pids_file.unlink()
+
+
+def outcome(proc: subprocess.CompletedProcess[str]) -> tuple[str, list[str]]:
+    """What Airlock did, from kubectl's exit code, its error and its `Warning:` lines."""
+    warnings = [
+        ln.removeprefix("Warning: ")
+        for ln in proc.stderr.splitlines()
+        if ln.startswith("Warning: ")
+    ]
+    if proc.returncode != 0:
+        err = proc.stderr.strip().splitlines()
+        body = [ln for ln in err if not ln.startswith("Warning: ")]
+        return f"{RED}DENIED{RESET}", body
+    patched = [w for w in warnings if w.startswith("airlock set") or w.startswith("airlock pinned")]
+    if patched:
+        return f"{BLUE}PATCHED{RESET}", warnings
+    if warnings:
+        return f"{YELLOW}WARNED{RESET}", warnings
+    return f"{GREEN}ADMITTED{RESET}", [proc.stdout.strip()]
+
+
+def up() -> int:
+    DEMO.mkdir(parents=True, exist_ok=True)
+    stop_pids()
+    say("local control plane (etcd, kube-apiserver, kube-controller-manager)")
+    cluster = localcluster.start(CLUSTER)
+    print(f"    {cluster.server} ({'reused' if cluster.reused else 'started'})")
+    k = Env(cluster.bin_dir / "kubectl", cluster.kubeconfig)
+
+    say("CRDs: BaselinePolicy, PolicyException, kopf peering, PolicyReport; test-only AI kinds")
+    k.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "crds"))
+    k.run(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        str(ROOT / "manifests" / "testing" / "ai-crds.yaml"),
+    )
+    k.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+
+    say(
+        "namespaces ml-dev (warn), ml-staging (enforce), ml-prod (enforce, prod registry + digests)"
+    )
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"airlock.dev/environment": env}},
+        }
+        for ns, env in NAMESPACES.items()
+    ]
+    k.run("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    k.run("apply", "-f", str(ROOT / "manifests" / "examples" / "policy-default.yaml"))
+
+    say("webhook serving certificate, signed by the local webhook CA")
+    cert, key = localcluster.issue_serving_cert(
+        cluster.webhook_ca_cert,
+        cluster.webhook_ca_key,
+        DEMO / "tls",
+        hosts=("127.0.0.1", "localhost"),
+    )
+    port, wmetrics, cmetrics = free_port(), free_port(), free_port()
+    kube = str(cluster.kubeconfig)
+    say(
+        f"starting airlock webhook on https://127.0.0.1:{port} and airlock controller "
+        f"(logs in {DEMO.relative_to(ROOT)}/)"
+    )
+    pids = {
+        "webhook": start(
+            "webhook",
+            [
+                str(AIRLOCK),
+                "webhook",
+                "--kubeconfig",
+                kube,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--metrics-host",
+                "127.0.0.1",
+                "--metrics-port",
+                str(wmetrics),
+                "--tls-cert-file",
+                str(cert),
+                "--tls-key-file",
+                str(key),
+            ],
+        ),
+        "controller": start(
+            "controller",
+            [
+                str(AIRLOCK),
+                "controller",
+                "--kubeconfig",
+                kube,
+                "--namespace",
+                "default",
+                "--metrics-host",
+                "127.0.0.1",
+                "--metrics-port",
+                str(cmetrics),
+                "--certificates",
+                "external",
+                "--identity",
+                "demo-controller",
+            ],
+        ),
+    }
+    (DEMO / "pids.json").write_text(json.dumps(pids))
+    wait_ready(
+        f"https://127.0.0.1:{port}/readyz",
+        cluster.webhook_ca_cert,
+        pids["webhook"],
+        DEMO / "webhook.log",
+    )
+    print("    webhook ready: policy, exceptions and namespace environments loaded")
+
+    say("registering the Validating/Mutating webhook configurations (URL + caBundle)")
+    rendered = subprocess.run(
+        [
+            str(AIRLOCK),
+            "webhook-config",
+            "--url",
+            f"https://127.0.0.1:{port}",
+            "--ca-file",
+            str(cluster.webhook_ca_cert),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (DEMO / "webhook-configurations.yaml").write_text(rendered)
+    k.run("apply", "-f", str(DEMO / "webhook-configurations.yaml"))
+    # the API server picks new webhook configurations up asynchronously: probe until it denies
+    probe = json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "airlock-probe", "namespace": "ml-prod"},
+            "spec": {
+                "containers": [
+                    {"name": "c", "image": "busybox", "securityContext": {"privileged": True}}
+                ]
+            },
+        }
+    )
+    for _ in range(60):
+        if k.run("apply", "--dry-run=server", "-f", "-", stdin=probe, check=False).returncode != 0:
+            break
+        time.sleep(0.5)
+
+    env_file = DEMO / "env"
+    env_file.write_text(
+        f"export KUBECONFIG={cluster.kubeconfig}\n"
+        f"export PATH={cluster.bin_dir}:$PATH\n"
+        f"export AIRLOCK_WEBHOOK_METRICS_URL=http://127.0.0.1:{wmetrics}/metrics\n"
+        f"export AIRLOCK_CONTROLLER_METRICS_URL=http://127.0.0.1:{cmetrics}/metrics\n"
+    )
+
+    say("applying the example workloads with kubectl\n")
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        about = " ".join(
+            ln.lstrip("# ") for ln in path.read_text().splitlines() if ln.startswith("#")
+        )
+        proc = k.run("apply", "-f", str(path), check=False)
+        verdict, lines = outcome(proc)
+        print(f"{BOLD}{path.relative_to(ROOT)}{RESET}\n  {DIM}{about}{RESET}\n  {verdict}")
+        for ln in lines[:12]:
+            print(f"    {ln}")
+        if len(lines) > 12:
+            print(f"    … {len(lines) - 12} more lines")
+        print()
+
+    say("try it yourself")
+    print(f"""    source {env_file.relative_to(ROOT)}
+    kubectl apply -f manifests/examples/workloads/03-deployment-latest.yaml
+    kubectl get baselinepolicy default -o yaml          # status: Ready, observedGeneration
+    curl -s $AIRLOCK_WEBHOOK_METRICS_URL | grep airlock_admission_requests_total
+    .venv/bin/airlock explain plaintext-secret-env
+    make demo-down                                      # stops webhook, controller, cluster
+""")
+    return 0
+
+
+def down() -> int:
+    stop_pids()
+    if CLUSTER.exists():
+        for line in localcluster.stop(CLUSTER):
+            print(line)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=["up", "down"], nargs="?", default="up")
+    args = parser.parse_args()
+    return up() if args.action == "up" else down()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
