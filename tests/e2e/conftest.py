@@ -42,7 +42,8 @@ def e2e_cluster() -> Iterator[E2ECluster]:
         started = False
     else:
         cluster = localcluster.start(E2E_RUN_DIR)
-        kubeconfig, bins, started = cluster.kubeconfig, cluster.bin_dir, True
+        # a cluster this run found already running belongs to another run: leave it up
+        kubeconfig, bins, started = cluster.kubeconfig, cluster.bin_dir, not cluster.reused
     api = config.new_client_from_config(config_file=str(kubeconfig))
     try:
         yield E2ECluster(

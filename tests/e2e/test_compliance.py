@@ -500,7 +500,13 @@ def test_fixing_a_workload_records_remediation(scene: Scene) -> None:
         )
 
     before = remediated()
-    fixed = deployment("fixme", container(f"registry.corp.example/model:1.0@{DIGEST}"))
+    # a strategic merge patch: privileged must be said false, not just left out
+    fixed = deployment(
+        "fixme",
+        container(
+            f"registry.corp.example/model:1.0@{DIGEST}", securityContext={"privileged": False}
+        ),
+    )
     scene.apps.patch_namespaced_deployment(
         "fixme", scene.prod, {"spec": {"template": fixed["spec"]["template"]}}
     )

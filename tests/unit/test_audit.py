@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,10 +13,12 @@ from typing import Any
 import pytest
 from airlock import metrics
 from airlock.controller.audit import AUDITED_RESOURCES, Auditor, publish_metrics, strip
+from airlock.controller.compliance import Compliance, ComplianceSettings
 from airlock.findings import Action
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.unit.builders import clean_pod, deployment
+from tests.unit.test_reports import FakeApi
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TOKEN = "hf_" + "Qx7Lm2Np9Rt4Vw8Yz3Bc6Df1Gh5Jk0Ms2Pq"
@@ -554,3 +559,61 @@ def test_namespace_label_can_be_dropped(auditor: Auditor) -> None:
         'airlock_audit_violations{environment="prod",namespace="",rule="privileged-container",'
         'severity="critical"} 2.0' in text
     )
+
+
+# --- the task ----------------------------------------------------------------------------------
+
+
+def test_task_waits_for_sync_then_passes_on_change_and_on_interval() -> None:
+    """The loop behind the kopf handlers, against an in-memory API, in a thread with a deadline
+    (a loop that never yields would starve its own event loop, so nothing inside could time it
+    out)."""
+    api = FakeApi()
+    compliance = Compliance(
+        ComplianceSettings(audit_interval=1.0, debounce=0.01), custom=api, clock=lambda: T0
+    )
+    seen: dict[str, Any] = {}
+
+    async def until(predicate: Any, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(compliance.run(stop))
+        compliance.auditor.set_policy(POLICY)
+        compliance.auditor.set_namespace("ml-prod", {"airlock.dev/environment": "prod"})
+        compliance.auditor.upsert(pod(name="bad", privileged=True))
+        await asyncio.sleep(0.2)
+        seen["before_sync"] = compliance.passes
+        compliance.mark_synced()
+        await until(lambda: compliance.passes >= 1)
+        seen["first"] = compliance.last_pass
+        await until(lambda: compliance.passes >= 2)  # full passes keep coming every interval
+        assert compliance.last_pass is not None
+        assert compliance.last_pass.full
+        # right after a full pass, the next one is an interval away: a change goes alone
+        compliance.auditor.upsert(pod(name="worse", latest=True))
+        compliance.poke()  # what the watch handlers do after feeding the auditor
+        await until(lambda: compliance.last_pass is not None and not compliance.last_pass.full)
+        seen["incremental"] = compliance.last_pass
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    runner = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+    runner.start()
+    runner.join(20)
+    assert not runner.is_alive(), "the audit task starved its event loop"
+    assert seen["before_sync"] == 0
+    assert seen["first"].full
+    assert seen["incremental"].evaluated == 1
+    report = api.objects[("policyreports", "ml-prod", "airlock")]
+    assert {(r["resources"][0]["name"], r["rule"]) for r in report["results"]} >= {
+        ("bad", "privileged-container"),
+        ("worse", "image-tag-latest"),
+    }
+    assert api.status_patches[0]["status"]["lastAudit"]["workloads"] == 1
+    # isolation is audit: no NetworkPolicy was written
+    assert not [k for k in api.objects if k[0] == "networkpolicies"]

@@ -69,13 +69,16 @@ def container_pointers(node: Any, ptr: tuple[str | int, ...] = ()) -> Iterator[t
             yield from container_pointers(value, (*ptr, i))
 
 
+# Upstream has a few samples that are not valid YAML (templated image names): they are left out
+# at collection rather than skipped, so every collected case checks something.
 @pytest.mark.parametrize(
-    "path", corpus_files(), ids=lambda p: str(p.relative_to(CORPUS)) if CORPUS.is_dir() else ""
+    "path",
+    [p for p in corpus_files() if load(p) is not None],
+    ids=lambda p: str(p.relative_to(CORPUS)) if CORPUS.is_dir() else "",
 )
 def test_every_container_is_discovered(path: Path) -> None:
     docs = load(path)
-    if docs is None:
-        pytest.skip("upstream sample is not valid YAML")
+    assert docs is not None
     for index, doc in enumerate(docs):
         w = discover(doc)
         found = {c.path for _, c in w.containers}

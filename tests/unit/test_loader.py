@@ -89,18 +89,6 @@ def test_non_utf8_file_is_an_error_naming_it(tmp_path: Path) -> None:
     assert messages(result.errors) == [f"{bad}: not UTF-8 text (byte 48)"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_file_is_an_error_naming_it(tmp_path: Path) -> None:
-    locked = tmp_path / "locked.yaml"
-    locked.write_text("apiVersion: v1\nkind: ConfigMap\n")
-    locked.chmod(0)
-    try:
-        result = load_paths([str(locked)])
-    finally:
-        locked.chmod(0o600)
-    assert messages(result.errors) == [f"{locked}: cannot read: Permission denied"]
-
-
 def test_dangling_link_found_in_a_directory_is_an_error_naming_it(tmp_path: Path) -> None:
     (tmp_path / "gone.yaml").symlink_to(tmp_path / "missing-target.yaml")
     result = load_paths([str(tmp_path)])

@@ -181,6 +181,7 @@ class FakeApi:
         self.calls: list[tuple[str, str, str]] = []
         self.crd = crd
         self.rv = 0
+        self.status_patches: list[dict[str, Any]] = []
 
     def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.rv += 1
@@ -195,6 +196,13 @@ class FakeApi:
         self.calls.append(("list-crds", "", ""))
         crd = {"spec": {"versions": [{"name": "v1alpha2", "served": True}]}}
         return {"items": [crd] if self.crd else []}
+
+    def patch_cluster_custom_object_status(self, *args: Any, **kw: Any) -> Any:
+        _group, _version, plural, name, body = args
+        assert kw.get("_content_type") == "application/merge-patch+json"
+        self.calls.append(("patch-status", name, plural))
+        self.status_patches.append(copy.deepcopy(body))
+        return {}
 
     def create_namespaced_custom_object(self, *args: Any, **_: Any) -> Any:
         _group, _version, ns, plural, body = args

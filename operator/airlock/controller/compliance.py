@@ -145,13 +145,19 @@ class Compliance:
         settings: ComplianceSettings,
         *,
         api: client.ApiClient | None = None,
+        custom: Any | None = None,
         leading: LeaderCheck | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``custom`` replaces the ``CustomObjectsApi`` (every write goes through it): tests
+        pass an in-memory one; otherwise one is made on ``api``, or on a client of its own."""
         self.settings = settings
-        self._own_api = api is None
-        self.api = api if api is not None else api_client(settings.kubeconfig)
-        self.custom = client.CustomObjectsApi(self.api)
+        self._own_api: client.ApiClient | None = None
+        if custom is None:
+            if api is None:
+                api = self._own_api = api_client(settings.kubeconfig)
+            custom = client.CustomObjectsApi(api)
+        self.custom = custom
         self.leading = leading
         self.clock = clock
         self.auditor = Auditor(settings.policy_name, clock=clock)
@@ -174,16 +180,18 @@ class Compliance:
 
     # -- feeding (called by the kopf handlers) ---------------------------------------------------
 
-    def _poke(self) -> None:
+    def poke(self) -> None:
+        """Wake the task: something was fed to the auditor outside the handlers."""
         if self._wake is not None:
             self._wake.set()
 
-    def _mark_synced(self) -> None:
+    def mark_synced(self) -> None:
+        """Every initial listing is in the index: passes may start (the first is full)."""
         if not self.synced.is_set():
             self.auditor.mark_isolation_known()
             self.synced.set()
             _log.info("audit index loaded: %d objects", len(self.auditor))
-            self._poke()
+            self.poke()
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
         """Add every handler to ``registry`` (a fresh one, never kopf's global registry)."""
@@ -203,18 +211,18 @@ class Compliance:
                 self._terminating.discard(name)
             if auditor.set_namespace(name, meta.get("labels") or {}):
                 self._isolation_dirty = True
-                self._poke()
+                self.poke()
 
         @kopf.on.event("v1", "namespaces", id="compliance-namespace-events", registry=registry)
         async def namespace_events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self._mark_synced()
+            self.mark_synced()
             if type == "DELETED":
                 name = str(_meta(body).get("name") or "")
                 self._terminating.discard(name)
                 auditor.delete_namespace(name)
                 self.isolation.forget(name)
                 self.reports.forget(name)
-                self._poke()
+                self.poke()
 
         @kopf.index(
             API_GROUP, CRD_VERSION, "baselinepolicies", id="compliance-policy", registry=registry
@@ -222,7 +230,7 @@ class Compliance:
         async def policy_state(body: kopf.Body, **_: Any) -> None:
             if auditor.set_policy(body):
                 self._isolation_dirty = True
-                self._poke()
+                self.poke()
 
         @kopf.on.event(
             API_GROUP,
@@ -232,10 +240,10 @@ class Compliance:
             registry=registry,
         )
         async def policy_events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self._mark_synced()
+            self.mark_synced()
             if type == "DELETED" and auditor.delete_policy(str(_meta(body).get("name") or "")):
                 self._isolation_dirty = True
-                self._poke()
+                self.poke()
 
         @kopf.index(
             API_GROUP,
@@ -246,7 +254,7 @@ class Compliance:
         )
         async def exception_state(body: kopf.Body, **_: Any) -> None:
             auditor.set_exception(body)
-            self._poke()
+            self.poke()
 
         @kopf.on.event(
             API_GROUP,
@@ -256,11 +264,11 @@ class Compliance:
             registry=registry,
         )
         async def exception_events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self._mark_synced()
+            self.mark_synced()
             if type == "DELETED":
                 meta = _meta(body)
                 auditor.delete_exception(str(meta.get("namespace")), str(meta.get("name")))
-                self._poke()
+                self.poke()
 
         def is_isolation_policy(name: str | None, **_: Any) -> bool:
             return name == NETWORK_POLICY_NAME
@@ -277,7 +285,7 @@ class Compliance:
             auditor.set_isolated(str(_meta(body).get("namespace") or ""), True)
             if self.isolation.observe(body):
                 self._isolation_dirty = True
-            self._poke()
+            self.poke()
 
         @kopf.on.event(
             NP_GROUP,
@@ -288,13 +296,13 @@ class Compliance:
             registry=registry,
         )
         async def network_policy_events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self._mark_synced()
+            self.mark_synced()
             if type == "DELETED":
                 ns = str(_meta(body).get("namespace") or "")
                 auditor.set_isolated(ns, False)
                 self.isolation.forget(ns)
                 self._isolation_dirty = True
-                self._poke()
+                self.poke()
 
         def is_our_report(name: str | None, **_: Any) -> bool:
             return name == _reports.REPORT_NAME
@@ -309,7 +317,7 @@ class Compliance:
         )
         async def report_state(body: kopf.Body, **_: Any) -> None:
             if self.reports.observe(body):
-                self._poke()
+                self.poke()
 
         @kopf.on.event(
             _reports.GROUP,
@@ -320,9 +328,9 @@ class Compliance:
             registry=registry,
         )
         async def report_events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self._mark_synced()
+            self.mark_synced()
             if type == "DELETED" and self.reports.forget(str(_meta(body).get("namespace") or "")):
-                self._poke()
+                self.poke()
 
         @kopf.on.startup(id="compliance-start", registry=registry)
         async def start(**_: Any) -> None:
@@ -344,13 +352,13 @@ class Compliance:
 
         async def upsert(body: kopf.Body, **_: Any) -> None:
             if auditor.upsert(body):
-                self._poke()
+                self.poke()
 
         async def events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self._mark_synced()
+            self.mark_synced()
             if type == "DELETED":
                 auditor.delete(str(_meta(body).get("uid") or ""))
-                self._poke()
+                self.poke()
 
         kopf.index(
             group=group, version=version, plural=plural, id=f"audit-{ident}", registry=registry
@@ -383,8 +391,9 @@ class Compliance:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
             self._task = None
-        if self._own_api:
-            self.api.close()  # type: ignore[no-untyped-call]
+        if self._own_api is not None:
+            self._own_api.close()  # type: ignore[no-untyped-call]
+            self._own_api = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Evaluate on change, fully every ``audit_interval``; write results; until ``stop``."""
@@ -394,6 +403,7 @@ class Compliance:
         next_full = 0.0  # the first pass (once synced) is a full one
         while not stop.is_set():
             if not self.synced.is_set():
+                wake.clear()  # _mark_synced sets it again
                 await _wait(wake, stop, 1.0)
                 continue
             now_loop = loop.time()
@@ -406,6 +416,7 @@ class Compliance:
                 timeout = min(timeout, due)
             full_due = timeout <= 0
             if not (full_due or self.auditor.pending or self._isolation_dirty):
+                wake.clear()  # nothing pending was checked just above; a later poke sets it
                 await _wait(wake, stop, timeout)
                 continue
             if not full_due:
@@ -458,8 +469,8 @@ class Compliance:
             )
         if self.settings.reports:
             await self._sync_reports(result)
-        if self.settings.isolation and (self._isolation_dirty or result.full):
-            self._isolation_dirty = False
+        isolation_due, self._isolation_dirty = self._isolation_dirty or result.full, False
+        if self.settings.isolation and isolation_due:
             await self.isolation.reconcile(
                 auditor.policy, auditor.namespaces, terminating=frozenset(self._terminating)
             )
@@ -500,6 +511,7 @@ class Compliance:
 async def _wait(event: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
     """Until ``event`` or ``stop`` is set, or ``timeout`` seconds (at most an hour) pass."""
     if event.is_set() or stop.is_set():
+        await asyncio.sleep(0)  # always yield: callers loop on this
         return
     waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())}
     try:
