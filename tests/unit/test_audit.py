@@ -585,7 +585,9 @@ def test_task_waits_for_sync_then_passes_on_change_and_on_interval() -> None:
         task = asyncio.create_task(compliance.run(stop))
         compliance.auditor.set_policy(POLICY)
         compliance.auditor.set_namespace("ml-prod", {"airlock.dev/environment": "prod"})
+        await asyncio.sleep(0.05)  # the task runs, waiting for the sync
         compliance.auditor.upsert(pod(name="bad", privileged=True))
+        compliance.poke()  # handlers poke during the initial listing, before the sync
         await asyncio.sleep(0.2)
         seen["before_sync"] = compliance.passes
         compliance.mark_synced()
