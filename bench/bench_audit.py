@@ -158,7 +158,7 @@ def meta(name: str, ns: str, owner: dict[str, Any] | None, labelled: bool) -> di
 
 def cluster(pods: int, deployments: int, seed: int = 7) -> tuple[list[dict[str, Any]], int]:
     """Namespaces and objects; returns (objects, number of pods among them)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     objs: list[dict[str, Any]] = []
     for i in range(100):
         env = ENVS[i % 3]

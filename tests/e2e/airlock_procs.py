@@ -85,9 +85,7 @@ def metric_value(exposition: str, name: str, labels: dict[str, str]) -> float:
             continue
         head, _, value = line.rpartition(" ")
         body = head[len(name) + 1 : head.rindex("}")]
-        have = dict(
-            (k, v.strip('"')) for k, _, v in (item.partition("=") for item in body.split(","))
-        )
+        have = {k: v.strip('"') for k, _, v in (item.partition("=") for item in body.split(","))}
         if all(have.get(k) == v for k, v in labels.items()):
             total += float(value)
     return total
@@ -245,8 +243,9 @@ class Airlock:
         def ready() -> bool | None:
             if not self.webhook.alive():
                 raise AirlockStartError(f"the webhook exited:\n{self.webhook.tail()}")
+            url = f"{self.url}/readyz"
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", context=ctx, timeout=2) as r:  # noqa: S310 - our https URL
+                with urllib.request.urlopen(url, context=ctx, timeout=2) as r:  # noqa: S310 - https
                     return True if r.status == 200 else None
             except (OSError, urllib.error.HTTPError):
                 return None
@@ -267,7 +266,7 @@ class Airlock:
                 raise AirlockStartError(f"the controller exited:\n{self.controller.tail()}")
             try:
                 url = f"http://127.0.0.1:{self.controller_liveness_port}/healthz"
-                with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback http
+                with urllib.request.urlopen(url, timeout=2) as r:
                     return True if r.status == 200 else None
             except OSError:
                 return None
@@ -316,7 +315,7 @@ class Airlock:
 
     def webhook_metrics(self) -> str:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 - loopback http
+        with urllib.request.urlopen(url, timeout=5) as r:
             return str(r.read().decode())
 
     # -- registration -----------------------------------------------------------------------------

@@ -403,6 +403,7 @@ class Compliance:
         next_full = 0.0  # the first pass (once synced) is a full one
         while not stop.is_set():
             if not self.synced.is_set():
+                wake.clear()  # _mark_synced sets it again
                 await _wait(wake, stop, 1.0)
                 continue
             now_loop = loop.time()
@@ -510,6 +511,7 @@ class Compliance:
 async def _wait(event: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
     """Until ``event`` or ``stop`` is set, or ``timeout`` seconds (at most an hour) pass."""
     if event.is_set() or stop.is_set():
+        await asyncio.sleep(0)  # always yield: callers loop on this
         return
     waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())}
     try:

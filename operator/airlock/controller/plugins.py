@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from airlock.controller.certs import cert_settings_from_args, register_certs
+from airlock.controller.compliance import register_compliance
 from airlock.controller.runner import Controller, Plugin
 from airlock.controller.settings import ControllerSettings
 
@@ -27,4 +28,12 @@ def from_args(args: argparse.Namespace, settings: ControllerSettings) -> list[Pl
             leading=None if c.settings.standalone else c.is_leading,
         )
 
-    return [certificates]
+    def compliance(c: Controller) -> None:
+        register_compliance(
+            c.registry,
+            c.settings,
+            api=c.api,
+            leading=None if c.settings.standalone else c.is_leading,
+        )
+
+    return [certificates, compliance]

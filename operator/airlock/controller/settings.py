@@ -80,6 +80,20 @@ class ControllerSettings:
     """Seconds between full LISTs of PolicyExceptions, which drop objects whose deletion was
     missed (for instance while this replica was standby)."""
 
+    audit_interval: float = 300.0
+    """Seconds between full audit passes over every indexed workload. Changes are re-evaluated
+    within seconds anyway; the full pass catches what time alone changes (an exception
+    expiring) and bounds any drift. The chart's "audit stale" alert assumes this value."""
+
+    metrics_namespace_label: bool = True
+    """Keep the ``namespace`` label on ``airlock_audit_violations``. Very large clusters (many
+    thousands of namespaces) turn it off to bound the series count; violations are then summed
+    per rule, environment and severity."""
+
+    policy_reports: bool = True
+    """Write one wgpolicyk8s.io PolicyReport per namespace (skipped with one log line when the
+    CRD is not installed)."""
+
     def effective_priority(self) -> int:
         if self.priority is not None:
             return self.priority
@@ -124,6 +138,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resync-interval", type=float, default=env("RESYNC_INTERVAL", d.resync_interval)
     )
+    parser.add_argument(
+        "--audit-interval",
+        type=float,
+        default=env("AUDIT_INTERVAL", d.audit_interval),
+        help="seconds between full audit passes (300)",
+    )
+    parser.add_argument(
+        "--no-metrics-namespace-label",
+        dest="metrics_namespace_label",
+        action="store_false",
+        default=str(env("METRICS_NAMESPACE_LABEL", "true")).lower() in {"1", "true", "yes"},
+        help="sum audit violations over namespaces (very large clusters)",
+    )
+    parser.add_argument(
+        "--no-policy-reports",
+        dest="policy_reports",
+        action="store_false",
+        default=str(env("POLICY_REPORTS", "true")).lower() in {"1", "true", "yes"},
+        help="do not write PolicyReports",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> ControllerSettings:
@@ -140,6 +174,9 @@ def settings_from_args(args: argparse.Namespace) -> ControllerSettings:
         liveness_endpoint=args.liveness_endpoint or None,
         sweep_interval=float(args.sweep_interval),
         resync_interval=float(args.resync_interval),
+        audit_interval=float(args.audit_interval),
+        metrics_namespace_label=bool(args.metrics_namespace_label),
+        policy_reports=bool(args.policy_reports),
     )
 
 
