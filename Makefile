@@ -52,6 +52,12 @@ bench: $(STAMP) ## benchmarks; results are recorded in bench/RESULTS.md
 bench-webhook: $(STAMP) ## webhook reviews/s, latency and RSS over TLS (bench/RESULTS.md)
 	$(BIN)/python bench/bench_webhook.py
 
+bench-apiserver: $(STAMP) cluster-bins ## Pod-creation latency through the API server with and without Airlock
+	$(BIN)/python bench/bench_apiserver_latency.py
+
+bench-audit: $(STAMP) ## a full audit pass over 10,000 pods: time and memory
+	$(BIN)/python bench/bench_audit.py
+
 manifests: $(STAMP) cluster-bins ## sync chart copies (CRDs, dashboard, alerts) and re-render manifests/install.yaml
 	$(BIN)/python charts/render_install.py
 

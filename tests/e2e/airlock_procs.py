@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -386,14 +386,3 @@ class Airlock:
     ) -> None:
         """Poll ``probe`` until it is true (for instance: a dry-run that must now be denied)."""
         poll_until(lambda: True if probe() else None, what, timeout, step=0.25)
-
-
-@contextlib.contextmanager
-def running_airlock(**kwargs: Any) -> Iterator[Airlock]:
-    """An :class:`Airlock` started (not registered) for the block, stopped after it."""
-    airlock = Airlock(**kwargs)
-    try:
-        airlock.start()
-        yield airlock
-    finally:
-        airlock.stop()

@@ -317,8 +317,7 @@ class Rig:
         return True
 
     def rule_results(self, rule: str, environment: str, result: str = "fail") -> float:
-        labels = {"rule": rule, "environment": environment, "result": result}
-        labels["source"] = "admission"
+        labels = {"rule": rule, "environment": environment, "result": result, "source": "admission"}
         return metric_value(self.airlock.webhook_metrics(), "airlock_rule_results_total", labels)
 
     # -- webhook availability ----------------------------------------------------------------------
@@ -342,11 +341,6 @@ class Rig:
 
         self.airlock.wait_until(validating, "the validating webhook to deny")
         self.airlock.wait_until(mutating, "the mutating webhook to patch")
-
-    def restart_webhook(self) -> None:
-        self.airlock.stop_webhook()
-        self.airlock.start_webhook()
-        self.wait_webhooks_in_force()
 
 
 @pytest.fixture(scope="module")
@@ -970,8 +964,23 @@ def test_webhook_down_pods_fail_closed_system_and_workloads_pass(
     system_pod = pod(
         f"airlock-e2e-{rig.airlock.tag}", "kube-system", container_sc={"privileged": True}
     )
+    rig.create_pod(pod("running", ns))  # admitted while Airlock is up
     rig.airlock.stop_webhook()
     try:
+        # a metadata-only update (what controllers do to finalizers and labels) needs no check,
+        # so the fail-closed Pod webhook's matchConditions keep it working during the outage
+        labelled = rig.core.patch_namespaced_pod(
+            "running", ns, {"metadata": {"labels": {"touched": "during-outage"}}}
+        )
+        assert labelled.metadata.labels["touched"] == "during-outage"
+        # …while a spec change (a new image) still cannot pass unchecked
+        new_image = {
+            "spec": {"containers": [{"name": "app", "image": IMAGE.replace(":1.0", ":1.1")}]}
+        }
+        with pytest.raises(ApiException) as caught:
+            rig.core.patch_namespaced_pod("running", ns, new_image)
+        assert f'failed calling webhook "{POD_WEBHOOK}"' in message_of(caught.value)
+
         # even a Pod with nothing to object to: nobody could check it
         with pytest.raises(ApiException) as caught:
             rig.create_pod(pod("clean", ns))

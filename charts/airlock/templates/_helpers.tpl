@@ -138,6 +138,10 @@ keeps the token out of every container that does not need it.
       {{- end }}
   rules:
     {{- .rules | nindent 4 }}
+  {{- with .matchConditions }}
+  matchConditions:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   {{- if .mutating }}
   reinvocationPolicy: Never
   {{- end }}

@@ -97,10 +97,27 @@ class WebhookGroup:
     # (apiGroups, resources, operations)
     failure_policy: FailurePolicy
     timeout_seconds: int
+    match_conditions: tuple[tuple[str, str], ...] = ()  # (name, CEL expression)
 
+
+# The fail-closed Pod webhook is only called when there is something to check: a CREATE, or an
+# UPDATE that changes the spec. A label, annotation or finalizer change has nothing for the rules
+# (the handler would only warn), and must keep working while Airlock is down: controllers remove
+# finalizers from Pods (Job tracking) and relabel them all the time.
+POD_SPEC_CHANGED: Final = (
+    "create-or-spec-change",
+    "request.operation == 'CREATE' || object.spec != oldObject.spec",
+)
 
 VALIDATING_WEBHOOKS: Final = (
-    WebhookGroup("pods.validate.airlock.dev", "/validate", ((("",), ("pods",), _CU),), "Fail", 5),
+    WebhookGroup(
+        "pods.validate.airlock.dev",
+        "/validate",
+        ((("",), ("pods",), _CU),),
+        "Fail",
+        5,
+        (POD_SPEC_CHANGED,),
+    ),
     WebhookGroup(
         "workloads.validate.airlock.dev",
         "/validate",
@@ -194,6 +211,11 @@ def _webhook(
             for groups, resources, operations in group.rules
         ],
     }
+    if group.match_conditions:
+        hook["matchConditions"] = [
+            {"name": name, "expression": expression}
+            for name, expression in group.match_conditions
+        ]
     if mutating:
         hook["reinvocationPolicy"] = "Never"
     return hook
