@@ -213,8 +213,7 @@ def _webhook(
     }
     if group.match_conditions:
         hook["matchConditions"] = [
-            {"name": name, "expression": expression}
-            for name, expression in group.match_conditions
+            {"name": name, "expression": expression} for name, expression in group.match_conditions
         ]
     if mutating:
         hook["reinvocationPolicy"] = "Never"
