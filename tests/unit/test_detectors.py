@@ -947,3 +947,18 @@ def test_polaris_configmap_fixtures() -> None:
     assert flagged("success.valid_keys_and_values.yaml") == []
     assert flagged("failure.key_aws_secret_access_key.yaml") == []  # value is "xxxxx"
     assert flagged("failure.value_private_key.yaml") == []  # key body is "xxxxxxxx"
+
+
+def test_memo_of_clean_values_never_holds_a_credential() -> None:
+    """check_env remembers only negatives: a credential is re-detected every time and never
+    kept in the memo (which lives as long as the policy)."""
+    ds = DetectorSet()
+    token = "hf_" + "Zq8Lm3Np7Rt2Vw9Yx4Bc6Df1Gh5Jk0Ms"
+    assert ds.check_env("LOG_FORMAT", "json-lines") is None
+    assert ds.check_env("LOG_FORMAT", "json-lines") is None
+    first, second = ds.check_env("HF_TOKEN", token), ds.check_env("HF_TOKEN", token)
+    assert first is not None
+    assert first == second
+    memo = ds._clean
+    assert ("LOG_FORMAT", "json-lines") in memo
+    assert all(token not in value for _, value in memo)

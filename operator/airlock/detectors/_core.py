@@ -218,6 +218,10 @@ class _Found:
             self.detections.append(det)
 
 
+_CLEAN_MAX_ENTRIES = 50_000  # about 5 MB of short strings at most; cleared when full
+_CLEAN_MAX_LEN = 512  # longer values (scripts, certificates) are checked every time
+
+
 class DetectorSet:
     """All credential detectors, tuned by one policy.
 
@@ -226,7 +230,7 @@ class DetectorSet:
     changes after construction is the memo of name classifications, which is a pure cache.
     """
 
-    __slots__ = ("_allow", "_extra", "_names", "_patterns")
+    __slots__ = ("_allow", "_clean", "_extra", "_names", "_patterns")
 
     def __init__(
         self, extra_credential_names: Iterable[str] = (), allow_values: Iterable[str] = ()
@@ -259,6 +263,10 @@ class DetectorSet:
             detail = "; ".join(f"{p}: {m}" for p, m in errors)
             raise PolicyError(f"invalid detector settings: {detail}", errors)
         self._extra: tuple[tuple[str, ...], ...] = tuple(extra)
+        # (name, value) pairs known to hold no credential. Only negatives are remembered, so no
+        # credential is ever kept beyond the call that saw it; env values repeat across the
+        # Pods of a controller and across replica types, so most lookups on the hot path hit.
+        self._clean: set[tuple[str, str]] = set()
         self._allow: tuple[re.Pattern[str], ...] = tuple(allow)
         self._patterns = _compile_patterns(self._extra) if self._extra else _DEFAULT_PATTERNS
         self._names: dict[str, NameClass | None] = {}
@@ -339,6 +347,17 @@ class DetectorSet:
         n = len(value)
         if n < MIN_SECRET_LEN:
             return None
+        key = (name, value)
+        if key in self._clean:
+            return None
+        found = self._check_env(name, value, n)
+        if found is None and n <= _CLEAN_MAX_LEN:
+            if len(self._clean) >= _CLEAN_MAX_ENTRIES:
+                self._clean.clear()
+            self._clean.add(key)
+        return found
+
+    def _check_env(self, name: str, value: str, n: int) -> Detection | None:
         cls = self._classify(name)
         if cls is None:
             if n < _MIN_FORMAT_LEN:
