@@ -123,20 +123,15 @@ def service_namespaces(text: str) -> Iterator[tuple[str, str]]:
 
     Recognised forms: ``svc.ns``, ``svc.ns.svc`` and ``svc.ns.svc.<cluster domain>`` (and pods
     behind headless Services, ``pod.svc.ns.svc…``), also inside URLs with schemes, credentials,
-    ports and paths. The two-label form is ambiguous with ordinary
-    host names; callers only act on namespaces they know.
+    ports and paths. The two-label form is ambiguous with ordinary host names; callers only act
+    on namespaces they know.
     """
-    for host, ns, _offset in _service_names(text):
-        yield host, ns
-
-
-def _service_names(text: str) -> Iterator[tuple[str, str, int]]:
     if "." not in text:
         return
-    for m in _HOST.finditer(text.lower()):
-        ns = _namespace_of(m.group(0))
-        if ns is not None:
-            yield ns[0], ns[1], m.start()
+    for token in _HOST.findall(text.lower()):
+        found = _namespace_of(token)
+        if found is not None:
+            yield found
 
 
 def _namespace_of(token: str) -> tuple[str, str] | None:
@@ -155,13 +150,10 @@ def _namespace_of(token: str) -> tuple[str, str] | None:
 
 def _foreign_hosts(value: str, scope: Scope) -> Iterator[tuple[str, str, str]]:
     """``(host, namespace, environment)`` of each Service name in another environment."""
-    ns_env = scope.ctx.namespace_env
-    for token in _HOST.findall(value.lower()):
-        found = _namespace_of(token)
-        if found is not None and found[1] in ns_env:
-            target = _foreign(found[1], scope)
-            if target is not None:
-                yield found[0], found[1], target
+    for host, ns in service_namespaces(value):
+        target = _foreign(ns, scope)
+        if target is not None:
+            yield host, ns, target
 
 
 def _foreign(ns: str, scope: Scope) -> str | None:
