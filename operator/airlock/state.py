@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from types import MappingProxyType
 
 from airlock.detectors import DetectorSet
@@ -82,14 +83,10 @@ class CompiledPolicy:
         )
 
 
-_DEFAULT_POLICY: CompiledPolicy | None = None
-
-
+@cache
 def _default_policy() -> CompiledPolicy:
-    global _DEFAULT_POLICY  # noqa: PLW0603 - built once, lazily, and immutable
-    if _DEFAULT_POLICY is None:
-        _DEFAULT_POLICY = CompiledPolicy.from_spec(PolicySpec())
-    return _DEFAULT_POLICY
+    """The empty-spec policy, compiled once (it is immutable)."""
+    return CompiledPolicy.from_spec(PolicySpec())
 
 
 @dataclass(frozen=True, slots=True)
