@@ -172,9 +172,20 @@ def main() -> int:
     dirty = realistic_pod()
     dirty["spec"]["containers"][0]["env"][5]["value"] = "hf_" + "Zx8Kq2Wm9Rt4Lp7Nv3Bc6Hd1Fg5Js0Ay"
     dirty["spec"]["containers"][1]["image"] = "nvcr.io/nvidia/k8s/dcgm-exporter:latest"
+    # Every env value new: the memos of clean values and of parsed values never hit, as for a
+    # cluster whose every Pod is different (the repeated-pod rows are the common case).
+    fresh = []
+    for i in range(min(args.n, 5000)):
+        p = realistic_pod()
+        for c in (*p["spec"]["containers"], *p["spec"]["initContainers"]):
+            for e in c["env"]:
+                e["value"] = f"{e['value']}-{i}"
+        fresh.append(p)
+    fresh_iter = iter(fresh * (args.n // len(fresh) + 2))
     rows = []
     for label, fn in (
         ("evaluate, compliant pod", lambda: evaluate(pod, ctx)),
+        ("evaluate, compliant pod, every env value new", lambda: evaluate(next(fresh_iter), ctx)),
         ("evaluate, pod with 4 findings", lambda: evaluate(dirty, ctx)),
         ("mutate, compliant pod", lambda: mutate(pod, ctx)),
     ):

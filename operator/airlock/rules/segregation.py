@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from airlock.findings import RuleInfo, Severity
@@ -94,6 +95,8 @@ NETWORK_ISOLATION_MISSING = RuleInfo(
 # Dotted runs of DNS label characters; validated in code, which is about twice as fast as a
 # regex that checks label boundaries itself (this runs on every dotted env value).
 _HOST = re.compile(r"[a-z0-9-]+\.[a-z0-9.-]+")
+# Values up to this length have their parse remembered (scripts and certificates are longer).
+_MEMO_MAX_LEN = 512
 _STORAGE_SCHEMES = frozenset(
     {"s3", "s3a", "gs", "gcs", "hf", "az", "abfs", "abfss", "wasb", "wasbs", "pvc", "oci", "hdfs",
      "webhdfs", "minio"}
@@ -102,23 +105,36 @@ _SCHEME_BEFORE = re.compile(r"[A-Za-z0-9]+$")
 _URI_REST = re.compile(r"[^\s\"',;]+")
 
 
-def storage_uris(text: str) -> Iterator[tuple[str, int]]:
+def storage_uris(text: str) -> tuple[tuple[str, int], ...]:
     """``(uri, offset)`` of every storage URI (``s3://``, ``gs://``, ``hf://``, ``pvc://`` …).
 
     Finds ``://`` with ``str.find`` and reads the scheme backwards: far cheaper than a regex
     scanning every position of every env value, and this runs on the admission hot path.
     """
+    if "://" not in text:
+        return ()
+    if len(text) <= _MEMO_MAX_LEN:
+        return _storage_uris(text)
+    return _find_storage_uris(text)
+
+
+def _find_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
+    found: list[tuple[str, int]] = []
     at = text.find("://")
     while at != -1:
         head = _SCHEME_BEFORE.search(text, max(0, at - 8), at)
         if head is not None and head.group(0).lower() in _STORAGE_SCHEMES:
             rest = _URI_REST.match(text, at + 3)
             if rest is not None:
-                yield text[head.start() : rest.end()], head.start()
+                found.append((text[head.start() : rest.end()], head.start()))
         at = text.find("://", at + 3)
+    return tuple(found)
 
 
-def service_namespaces(text: str) -> Iterator[tuple[str, str]]:
+_storage_uris = lru_cache(maxsize=8192)(_find_storage_uris)
+
+
+def service_namespaces(text: str) -> tuple[tuple[str, str], ...]:
     """``(host, namespace)`` for every Service DNS name in ``text``.
 
     Recognised forms: ``svc.ns``, ``svc.ns.svc`` and ``svc.ns.svc.<cluster domain>`` (and pods
@@ -127,11 +143,20 @@ def service_namespaces(text: str) -> Iterator[tuple[str, str]]:
     on namespaces they know.
     """
     if "." not in text:
-        return
-    for token in _HOST.findall(text.lower()):
-        found = _namespace_of(token)
-        if found is not None:
-            yield found
+        return ()
+    if len(text) <= _MEMO_MAX_LEN:
+        return _service_namespaces(text)
+    return _parse_service_names(text)
+
+
+def _parse_service_names(text: str) -> tuple[tuple[str, str], ...]:
+    found = (_namespace_of(token) for token in _HOST.findall(text.lower()))
+    return tuple(f for f in found if f is not None)
+
+
+# Env values repeat across the Pods of a controller and across replica types: the parse of a
+# value is independent of the policy, so it is remembered (bounded, least recently used).
+_service_namespaces = lru_cache(maxsize=8192)(_parse_service_names)
 
 
 def _namespace_of(token: str) -> tuple[str, str] | None:
