@@ -10,9 +10,10 @@ object itself is handed to the engine, which tolerates any shape.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, NotRequired, TypedDict, cast
+
+import orjson
 
 from airlock.errors import AdmissionError
 
@@ -161,9 +162,7 @@ def allow(
     resp: AdmissionResponse = {"uid": uid, "allowed": True}
     if patch:
         resp["patchType"] = "JSONPatch"
-        resp["patch"] = base64.b64encode(
-            json.dumps(list(patch), separators=(",", ":")).encode()
-        ).decode("ascii")
+        resp["patch"] = base64.b64encode(orjson.dumps(list(patch))).decode("ascii")
     if warnings:
         resp["warnings"] = list(warnings)
     return review(resp)
@@ -190,4 +189,4 @@ def deny(
 
 def encode(answer: AdmissionReview | Mapping[str, Any]) -> bytes:
     """Compact JSON; non-ASCII kept as UTF-8 (messages may hold names in any script)."""
-    return json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(answer)

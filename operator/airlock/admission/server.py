@@ -28,6 +28,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Final
 
+import orjson
 from aiohttp import web
 from cryptography import x509
 
@@ -250,8 +251,8 @@ class WebhookServer:
             return _error(413, f"request body larger than {limit} bytes")
         started = perf_counter()
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            data = orjson.loads(body)
+        except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
             return _error(400, "body is not valid JSON (or nested too deeply)")
         admission: AdmissionSettings = self.settings.admission
         try:
