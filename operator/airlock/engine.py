@@ -63,6 +63,7 @@ def evaluate(obj: Mapping[str, Any], ctx: EvalContext) -> Verdict:
 
 
 def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
+    """``evaluate`` for an object already discovered (the audit keeps discovered workloads)."""
     ns = wl.namespace
     env = ctx.environment_of(ns)
     if ns is not None and ns in ctx.policy.excluded_namespaces:
@@ -102,5 +103,5 @@ def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
 def _waiver(matching: list[ExceptionRecord], rule: str) -> str | None:
     for rec in matching:
         if rec.waives(rule):
-            return f"{rec.namespace}/{rec.name}"
+            return rec.key
     return None
