@@ -419,3 +419,54 @@ def test_command_and_args_are_read_as_one_command_line() -> None:
     _c(p)["command"] = ["mysql", "-h", "db"]
     _c(p)["args"] = ["-pS3cr3tPassw0rd!x", "-e", "select 1"]
     assert hits(p) == {("plaintext-secret-args", f"{C0}.args[0]")}
+
+
+def _exception(**annotations: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "airlock.dev/v1alpha1",
+        "kind": "PolicyException",
+        "metadata": {
+            "name": "legacy",
+            "namespace": "team-a",
+            "creationTimestamp": "2026-11-01T00:00:00Z",
+            "annotations": annotations,
+        },
+        "spec": {
+            "rules": ["run-as-root", "writable-root-filesystem"],
+            "match": {"kinds": ["Pod"], "names": ["p*"]},
+            "expires": "2026-12-01T00:00:00Z",
+            "owner": "ml-platform",
+            "reason": "legacy image needs root until it is rebuilt",
+        },
+    }
+
+
+def test_exceptions_waive_exactly_their_rules_only_while_active() -> None:
+    from datetime import UTC, datetime
+
+    from airlock.model import ExceptionRecord
+
+    p = clean_pod()
+    _sc(p).update(runAsUser=0, readOnlyRootFilesystem=False, privileged=True)
+    approved = ExceptionRecord.from_object(
+        _exception(**{"airlock.dev/created-by": "alice", "airlock.dev/approved-by": "bob"})
+    )
+    self_approved = ExceptionRecord.from_object(
+        _exception(**{"airlock.dev/created-by": "alice", "airlock.dev/approved-by": "alice"})
+    )
+    during = datetime(2026, 11, 20, tzinfo=UTC)
+    after = datetime(2026, 12, 2, tzinfo=UTC)
+
+    def waived(rec: ExceptionRecord, now: datetime) -> dict[str, str | None]:
+        verdict = evaluate(p, ctx(exceptions=[rec], now=now))
+        return {f.rule: f.exempted_by for f in verdict.findings}
+
+    assert waived(approved, during) == {
+        "run-as-root": "team-a/legacy",
+        "writable-root-filesystem": "team-a/legacy",
+        "privileged-container": None,  # not named by the exception: still enforced
+    }
+    assert set(waived(self_approved, during).values()) == {None}
+    assert set(waived(approved, after).values()) == {None}
+    verdict = evaluate(p, ctx(exceptions=[approved], now=during))
+    assert [f.rule for f in verdict.enforced] == ["privileged-container"]
