@@ -25,17 +25,16 @@ from typing import Any, TypeVar
 
 import kopf
 import pytest
-import yaml
 from airlock import metrics
 from airlock.controller.compliance import Compliance, ComplianceSettings, register_compliance
 from airlock.controller.kube import register_login
+from e2e_rig import install_crds
+from e2e_rig import poll as rig_poll
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.e2e
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CRD_DIR = REPO_ROOT / "manifests" / "crds"
 GROUP, VERSION = "airlock.dev", "v1alpha1"
 TAG = uuid.uuid4().hex[:6]
 PREFIX = f"comp-{TAG}"
@@ -51,14 +50,7 @@ T = TypeVar("T")
 
 
 def poll(fetch: Callable[[], T | None], what: str, timeout: float = WAIT) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.25)
+    return rig_poll(fetch, what, timeout)
 
 
 def sample(name: str, **labels: str) -> float | None:
@@ -66,50 +58,6 @@ def sample(name: str, **labels: str) -> float | None:
 
 
 # --- cluster setup -------------------------------------------------------------------------------
-
-
-def apply_crds(api_client: client.ApiClient) -> None:
-    ext = client.ApiextensionsV1Api(api_client)
-    names = []
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            name = doc["metadata"]["name"]
-            names.append(name)
-            try:
-                ext.create_custom_resource_definition(doc)
-            except ApiException as err:
-                if err.status != 409:
-                    raise
-                current = ext.read_custom_resource_definition(name)
-                doc["metadata"]["resourceVersion"] = current.metadata.resource_version
-                ext.replace_custom_resource_definition(name, doc)
-
-    def established(name: str) -> bool | None:
-        crd = ext.read_custom_resource_definition(name)
-        conditions = (crd.status.conditions or []) if crd.status else []
-        return (
-            True
-            if any(c.type == "Established" and c.status == "True" for c in conditions)
-            else None
-        )
-
-    for name in names:
-        poll(lambda name=name: established(name), f"CRD {name} to be established")
-    custom = client.CustomObjectsApi(api_client)
-
-    def served() -> bool | None:
-        try:
-            custom.list_cluster_custom_object(
-                "wgpolicyk8s.io", "v1alpha2", "policyreports", limit=1
-            )
-            custom.list_cluster_custom_object(GROUP, VERSION, "policyexceptions", limit=1)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        return True
-
-    poll(served, "the CRDs to be served")
 
 
 def policy_spec(isolation: str) -> dict[str, Any]:
@@ -291,7 +239,7 @@ class Scene:
 def scene(
     api_client: client.ApiClient, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scene]:
-    apply_crds(api_client)
+    install_crds(api_client)
     core = client.CoreV1Api(api_client)
     apps = client.AppsV1Api(api_client)
     custom = client.CustomObjectsApi(api_client)

@@ -24,17 +24,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import yaml
 from airlock.admission.store import StateStore
 from airlock.controller import run_watchers
 from airlock.model import APPROVED_BY_ANNOTATION, CREATED_BY_ANNOTATION
+from e2e_rig import install_crds
+from e2e_rig import poll as rig_poll
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.e2e
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CRD_DIR = REPO_ROOT / "manifests" / "crds"
 GROUP, VERSION = "airlock.dev", "v1alpha1"
 START_TIMEOUT = 30.0
 STATUS_TIMEOUT = 20.0
@@ -44,14 +43,7 @@ T = TypeVar("T")
 
 
 def poll(fetch: Callable[[], T | None], what: str, timeout: float = STATUS_TIMEOUT) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
+    return rig_poll(fetch, what, timeout)
 
 
 def free_port() -> int:
@@ -73,46 +65,8 @@ def rfc3339(moment: datetime) -> str:
 
 @pytest.fixture(scope="module")
 def crds(api_client: client.ApiClient) -> None:
-    """Apply manifests/crds (create or replace) and wait until each is served.
-
-    They are left installed: other modules may use them, and deleting a CRD deletes its objects.
-    """
-    ext = client.ApiextensionsV1Api(api_client)
-    names = []
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            name = doc["metadata"]["name"]
-            names.append(name)
-            try:
-                ext.create_custom_resource_definition(doc)
-            except ApiException as err:
-                if err.status != 409:
-                    raise
-                current = ext.read_custom_resource_definition(name)
-                doc["metadata"]["resourceVersion"] = current.metadata.resource_version
-                ext.replace_custom_resource_definition(name, doc)
-
-    def established(name: str) -> bool | None:
-        crd = ext.read_custom_resource_definition(name)
-        conditions = (crd.status.conditions or []) if crd.status else []
-        ok = any(c.type == "Established" and c.status == "True" for c in conditions)
-        return True if ok else None
-
-    for name in names:
-        poll(lambda name=name: established(name), f"CRD {name} to be established", 30)
-    custom = client.CustomObjectsApi(api_client)
-
-    def served() -> bool | None:
-        try:
-            custom.list_cluster_custom_object(GROUP, VERSION, "policyexceptions", limit=1)
-            custom.list_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", limit=1)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        return True
-
-    poll(served, "the CRDs to be served", 30)
+    """Apply manifests/crds and wait until each is served (left installed afterwards)."""
+    install_crds(api_client)
 
 
 # --- the controller process ----------------------------------------------------------------------
