@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from airlock.engine import evaluate, mutate
 from airlock.model import load_policy
 from airlock.state import EvalContext
 
-from tests.unit.builders import DIGEST, clean_pod, deployment
-
-
-def apply_patch(obj: dict[str, Any], ops: tuple[dict[str, Any], ...]) -> dict[str, Any]:
-    """A small RFC 6902 'add'/'replace' applier, enough to check our patches land where meant."""
-    out = copy.deepcopy(obj)
-    for op in ops:
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
-        target: Any = out
-        for part in parts[:-1]:
-            target = target[int(part)] if isinstance(target, list) else target[part]
-        last = parts[-1]
-        if op["op"] == "add" and isinstance(target, dict):
-            assert op["op"] != "add" or last not in target, f"add over existing {op['path']}"
-            target[last] = op["value"]
-        elif op["op"] == "replace":
-            assert last in target
-            target[last] = op["value"]
-        else:
-            raise AssertionError(op)
-    return out
+from tests.unit.builders import DIGEST, apply_patch, clean_pod, deployment
 
 
 def bare_pod(namespace: str = "team-a") -> dict[str, Any]:
@@ -48,7 +27,7 @@ def test_secure_defaults_fill_unset_fields_and_report_each() -> None:
     ctx = EvalContext.build()
     pod = bare_pod()
     patch = mutate(pod, ctx)
-    out = apply_patch(pod, patch.ops)
+    out = apply_patch(pod, patch.ops, fill_only=True)
     spec = out["spec"]
     assert spec["automountServiceAccountToken"] is False
     assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
@@ -110,11 +89,11 @@ def test_owner_label_inherited_from_namespace() -> None:
     ctx = EvalContext.build(namespace_labels={"team-a": {"airlock.dev/owner": "vision"}})
     pod = bare_pod()
     patch = mutate(pod, ctx)
-    out = apply_patch(pod, patch.ops)
+    out = apply_patch(pod, patch.ops, fill_only=True)
     assert out["metadata"]["labels"] == {"airlock.dev/owner": "vision"}
     assert any("inherited from namespace team-a" in c for c in patch.changes)
     pod["metadata"]["labels"] = {"app": "x"}
-    out = apply_patch(pod, mutate(pod, ctx).ops)
+    out = apply_patch(pod, mutate(pod, ctx).ops, fill_only=True)
     assert out["metadata"]["labels"] == {"app": "x", "airlock.dev/owner": "vision"}
 
 

@@ -188,33 +188,3 @@ def policy_exception(
             "reason": "vendor image runs as root until the 2.0 release",
         },
     }
-
-
-def apply_patch(obj: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
-    """A minimal RFC 6902 applier (add, replace, remove), strict about missing parents."""
-    doc = copy.deepcopy(obj)
-    for op in ops:
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
-        parent: Any = doc
-        for part in parts[:-1]:
-            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
-        last = parts[-1]
-        if op["op"] == "add":
-            if isinstance(parent, list):
-                parent.insert(len(parent) if last == "-" else int(last), op["value"])
-            else:
-                parent[last] = op["value"]
-        elif op["op"] == "replace":
-            if isinstance(parent, list):
-                parent[int(last)] = op["value"]
-            else:
-                assert last in parent, op
-                parent[last] = op["value"]
-        elif op["op"] == "remove":
-            if isinstance(parent, list):
-                del parent[int(last)]
-            else:
-                del parent[last]
-        else:
-            raise AssertionError(f"unexpected op {op}")
-    return doc

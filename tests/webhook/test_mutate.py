@@ -7,10 +7,10 @@ import json
 
 from airlock.engine import evaluate
 
+from tests.unit.builders import apply_patch
 from tests.webhook.conftest import ServerThread, admission_review, loaded_store
 from tests.webhook.objects import (
     SECRET_FRAGMENTS,
-    apply_patch,
     deployment,
     leaky_pod,
     unhardened_pod,
