@@ -19,7 +19,7 @@ from airlock.errors import PolicyError
 from airlock.findings import Action
 from airlock.model import RULE_IDS, ExceptionRecord, ExceptionState, PolicySpec
 
-__all__ = ["CompiledEnvironment", "CompiledPolicy", "EvalContext"]
+__all__ = ["CompiledEnvironment", "CompiledPolicy", "EvalContext", "default_policy"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -63,7 +63,6 @@ class CompiledPolicy:
                 allowed_storage_prefixes=tuple(env.allowed_storage_prefixes),
                 reachable=frozenset(env.reachable_environments),
             )
-        default = spec.default_environment or spec.environments[0].name
         owners = sorted(
             ((p, e.name) for e in spec.environments for p in e.allowed_storage_prefixes),
             key=lambda pe: -len(pe[0]),
@@ -75,7 +74,7 @@ class CompiledPolicy:
                 allow_values=spec.detectors.allow_values,
             ),
             environments=MappingProxyType(envs),
-            default_environment=default,
+            default_environment=spec.default_environment_name,
             excluded_namespaces=frozenset(spec.excluded_namespaces),
             environment_label=spec.environment_label,
             owner_label=spec.owner_label,
@@ -84,7 +83,7 @@ class CompiledPolicy:
 
 
 @cache
-def _default_policy() -> CompiledPolicy:
+def default_policy() -> CompiledPolicy:
     """The empty-spec policy, compiled once (it is immutable)."""
     return CompiledPolicy.from_spec(PolicySpec())
 
@@ -125,7 +124,7 @@ class EvalContext:
         image_digests: Mapping[str, str] | None = None,
     ) -> EvalContext:
         if policy is None:
-            compiled = _default_policy()
+            compiled = default_policy()
         elif isinstance(policy, CompiledPolicy):
             compiled = policy
         else:

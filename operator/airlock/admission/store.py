@@ -33,8 +33,8 @@ from typing import Any, Final, Literal
 
 from airlock import metrics
 from airlock.errors import PolicyError
-from airlock.model import ExceptionRecord, ExceptionState, PolicySpec, load_policy
-from airlock.state import CompiledPolicy, EvalContext
+from airlock.model import ExceptionRecord, ExceptionState, load_policy
+from airlock.state import CompiledPolicy, EvalContext, default_policy
 
 __all__ = ["SYNC_KINDS", "StateStore", "SyncKind"]
 
@@ -74,7 +74,7 @@ class StateStore:
         if unknown:
             raise ValueError(f"unknown sync kinds: {sorted(unknown)}")
         self._clock = clock
-        self._policy: CompiledPolicy = CompiledPolicy.from_spec(PolicySpec())
+        self._policy: CompiledPolicy = default_policy()
         self._policy_generation: str | None = None  # None: the built-in empty-spec policy
         self._policy_error: PolicyError | None = None
         self._namespaces: dict[str, Mapping[str, str]] = {}
@@ -114,7 +114,7 @@ class StateStore:
         """The followed policy was deleted: fall back to the empty-spec policy (see module doc)."""
         if name is not None and name != self.policy_name:
             return
-        self._policy = CompiledPolicy.from_spec(PolicySpec())
+        self._policy = default_policy()
         self._policy_generation = None
         self._policy_error = None
         self._set_policy_info()

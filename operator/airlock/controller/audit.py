@@ -43,7 +43,7 @@ import json
 import logging
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from time import perf_counter
@@ -830,6 +830,3 @@ class Auditor:
 
     def get(self, uid: str) -> AuditedWorkload | None:
         return self._results.get(uid)
-
-    def namespaces_of(self, uids: Iterable[str]) -> set[str]:
-        return {e.ref.namespace for uid in uids if (e := self._entries.get(uid)) is not None}

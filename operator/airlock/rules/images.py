@@ -62,7 +62,7 @@ def _images(wl: Workload) -> Iterator[tuple[ContainerView, str, ImageRef | None]
 
 def check_latest(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for c, image, ref in _images(wl):
-        if ref is not None and not ref.pinned and (ref.tag is None or ref.tag == "latest"):
+        if ref is not None and ref.latest and not ref.pinned:
             what = "has no tag" if ref.tag is None else "uses the :latest tag"
             yield Hit(f"{c.path}.image", f"image {image} {what}")
 
