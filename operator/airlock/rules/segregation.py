@@ -95,7 +95,8 @@ NETWORK_ISOLATION_MISSING = RuleInfo(
 # Dotted runs of DNS label characters; validated in code, which is about twice as fast as a
 # regex that checks label boundaries itself (this runs on every dotted env value).
 _HOST = re.compile(r"[a-z0-9-]+\.[a-z0-9.-]+")
-# Values up to this length have their parse remembered (scripts and certificates are longer).
+# Values up to this length have their parse remembered (scripts and certificates are longer);
+# values with userinfo (`user:password@host`) never are, so the memo holds no URL credentials.
 _MEMO_MAX_LEN = 512
 _STORAGE_SCHEMES = frozenset(
     {"s3", "s3a", "gs", "gcs", "hf", "az", "abfs", "abfss", "wasb", "wasbs", "pvc", "oci", "hdfs",
@@ -113,7 +114,7 @@ def storage_uris(text: str) -> tuple[tuple[str, int], ...]:
     """
     if "://" not in text:
         return ()
-    if len(text) <= _MEMO_MAX_LEN:
+    if len(text) <= _MEMO_MAX_LEN and "@" not in text:
         return _storage_uris(text)
     return _find_storage_uris(text)
 
@@ -144,7 +145,7 @@ def service_namespaces(text: str) -> tuple[tuple[str, str], ...]:
     """
     if "." not in text:
         return ()
-    if len(text) <= _MEMO_MAX_LEN:
+    if len(text) <= _MEMO_MAX_LEN and "@" not in text:
         return _service_namespaces(text)
     return _parse_service_names(text)
 
