@@ -7,8 +7,8 @@ The chart ships copies of files that live elsewhere, because Helm can only read 
 chart directory: the CRDs (manifests/crds/ -> charts/airlock/crds/) and, once they exist, the
 Grafana dashboard and Prometheus rules (manifests/monitoring/ -> charts/airlock/files/).
 manifests/install.yaml is `helm template` of the chart with default values, for people who
-install with kubectl: a Namespace, the CRDs, then everything else, without Helm hooks (the
-pre-delete cleanup Job would otherwise run at once under `kubectl apply`).
+install with kubectl: a Namespace, the CRDs, then everything else (the chart has no Helm hooks;
+`--no-hooks` keeps it so should one ever be added).
 
 Helm comes from $HELM, else the local control plane's binaries (hack/localcluster.py).
 """

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane's binaries (etcd, kube-apiserver, kube-controller-manager,
-# kubectl, helm) from the Go module proxy into a cache outside the repository, keyed by the
+# kubectl, helm), the node's (kubelet, kube-scheduler, kube-proxy) and the sandbox program
+# (pause) from the Go module proxy into a cache outside the repository, keyed by the
 # pinned versions. CI runs in a fresh clone on the same machine, so a checkout-local cache
 # would make every run cold; a version-keyed folder also means a version bump never reuses
 # a stale binary. A second run finds everything and returns at once.
@@ -23,8 +24,8 @@ if [[ "${1:-}" == "--print-dir" ]]; then
 	exit 0
 fi
 
-K8S_BINS=(kube-apiserver kube-controller-manager kubectl)
-ALL_BINS=(etcd "${K8S_BINS[@]}" helm)
+K8S_BINS=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
+ALL_BINS=(etcd "${K8S_BINS[@]}" helm pause)
 JOBS="${AIRLOCK_BUILD_JOBS:-2}"
 MIN_FREE_GB="${AIRLOCK_MIN_FREE_GB:-8}"
 
@@ -129,6 +130,12 @@ if [[ ! -x "$DIR/helm" ]]; then
 	GOBIN="$PARTIAL" go install -p "$JOBS" -ldflags "$ld" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 	install_bins helm
 	say "helm built in $((SECONDS - t)) s"
+fi
+
+if [[ ! -x "$DIR/pause" ]]; then
+	say "go build pause (the node's sandbox program, static)"
+	(cd "$HACK/k8s/pause" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$PARTIAL/pause" .)
+	install_bins pause
 fi
 
 rm -rf "$PARTIAL"

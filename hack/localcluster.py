@@ -5,11 +5,14 @@ test fixture (by import), so the demo cluster and the test cluster are started b
 code. Everything lives in one run directory: PKI, etcd data, kubeconfigs, logs and the pids of
 the processes this module started, which is all `stop` ever signals.
 
-    python hack/localcluster.py up   [--run-dir .local/cluster]
+    python hack/localcluster.py up   [--run-dir .local/cluster] [--node]
     python hack/localcluster.py down [--run-dir .local/cluster]
     python hack/localcluster.py status [--run-dir .local/cluster]
 
-No kubelet, scheduler or kube-proxy runs: Pods stay Pending, Services have no endpoints.
+Without --node no kubelet, scheduler or kube-proxy runs: Pods stay Pending, Services have no
+endpoints. With --node (root only) a real node joins: containerd, runc, CNI, kubelet,
+kube-scheduler and kube-proxy (hack/localnode.py), and the API server listens on the node's
+bridge address instead of 127.0.0.1 so pods can reach it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,12 +42,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import localnode
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HACK = REPO_ROOT / "hack"
 DEFAULT_RUN_DIR = Path(".local/cluster")
 STATE_FILE = "state.json"
 # Start order; stop goes in reverse so the controller manager never sees its API vanish first.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")
+NODE_BINARIES = ("kubelet", "kube-scheduler", "kube-proxy", "pause")
 SERVICE_CIDR = "10.0.0.0/24"
 STARTUP_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
@@ -70,6 +77,7 @@ class Cluster:
     bin_dir: Path
     pids: dict[str, int] = field(default_factory=dict)
     reused: bool = False
+    node: bool = False
 
 
 # --------------------------------------------------------------------------- binaries
@@ -100,7 +108,7 @@ def bin_dir() -> Path:
 def ensure_binaries() -> Path:
     """Build what is missing (instant when cached); progress goes to our stderr."""
     directory = bin_dir()
-    if all((directory / name).is_file() for name in (*COMPONENTS, "kubectl", "helm")):
+    if all((directory / n).is_file() for n in (*COMPONENTS, *NODE_BINARIES, "kubectl", "helm")):
         return directory
     result = subprocess.run(
         ["bash", str(HACK / "build-bins.sh")],
@@ -245,7 +253,7 @@ def issue_serving_cert(
     return issue_cert(ca_cert, ca_key, out_dir, "webhook-serving", hosts[0], hosts=hosts)
 
 
-def _make_pki(pki: Path) -> None:
+def _make_pki(pki: Path, *, node: bool = False) -> None:
     pki.mkdir(parents=True, exist_ok=True)
     ca_crt, ca_key = make_ca(pki, "ca", "airlock-local-cluster-ca")
     make_ca(pki, "webhook-ca", "airlock-local-webhook-ca")
@@ -257,6 +265,7 @@ def _make_pki(pki: Path) -> None:
         "kube-apiserver",
         hosts=(
             "127.0.0.1",
+            *((localnode.NODE_IP,) if node else ()),
             "10.0.0.1",
             "localhost",
             "kubernetes",
@@ -277,6 +286,24 @@ def _make_pki(pki: Path) -> None:
         org="system:masters",
         client=True,
     )
+    if node:
+        # the node's identities, each covered by Kubernetes' built-in RBAC
+        clients = {
+            "kubelet": (f"system:node:{localnode.NODE_NAME}", "system:nodes"),
+            "kube-proxy": ("system:kube-proxy", None),
+            "kube-scheduler": ("system:kube-scheduler", None),
+            "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
+        }
+        for stem, (cn, org) in clients.items():
+            issue_cert(ca_crt, ca_key, pki, stem, cn, org=org, client=True)
+        issue_cert(
+            ca_crt,
+            ca_key,
+            pki,
+            "kubelet-serving",
+            localnode.NODE_NAME,
+            hosts=(localnode.NODE_IP, localnode.NODE_NAME),
+        )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write_key(pki / "sa.key", sa_key)
     (pki / "sa.pub").write_bytes(
@@ -443,6 +470,7 @@ def _cluster_from_state(run_dir: Path, state: dict[str, object], *, reused: bool
         bin_dir=Path(str(state["bin_dir"])),
         pids={name: p["pid"] for name, p in _procs(state).items()},
         reused=reused,
+        node=bool(state.get("node")),
     )
 
 
@@ -526,6 +554,7 @@ def start(
     *,
     binaries: Path | None = None,
     timeout: float = STARTUP_TIMEOUT_S,
+    node: bool = False,
 ) -> Cluster:
     """Start (or find running) a control plane in run_dir and wait until it is usable.
 
@@ -535,24 +564,52 @@ def start(
     """
     directory = _resolve(run_dir)
     running = status(directory)
-    if running is not None:
+    if running is not None and running.node == node:
         return running
     if _load_state(directory) is not None:
-        stop(directory)  # half-dead leftovers: clear them before starting afresh
+        stop(directory)  # half-dead leftovers, or the other kind: clear them first
+    if node:
+        reason = localnode.unavailable_reason()
+        if reason is not None:
+            raise localnode.NodeUnavailableError(reason)
+        localnode.ensure_packages()
 
     bins = binaries or ensure_binaries()
-    for name in COMPONENTS:
+    for name in (*COMPONENTS, *(NODE_BINARIES if node else ())):
         if not (bins / name).is_file():
             raise ClusterError(f"{bins / name} is missing; run `make cluster-bins`")
+    if node:
+        with localnode.host_lock():
+            holder = localnode.owner()
+            if holder is not None and holder != directory:
+                if status(holder) is not None:
+                    raise ClusterError(
+                        f"a node is already up on this machine, from {holder}; one node per "
+                        "machine (host-wide ports and cgroups): stop it first "
+                        f"(python hack/localcluster.py down --run-dir {holder})"
+                    )
+                localnode._say(f"cleaning up after an earlier node in {holder}")
+                stop(holder)
+            localnode.claim(directory)
 
     for sub in ("pki", "etcd-data", "apiserver-certs"):
         shutil.rmtree(directory / sub, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
     pki = directory / "pki"
-    _make_pki(pki)
+    _make_pki(pki, node=node)
 
     etcd_port, peer_port, api_port = _free_ports(3)
-    server = f"https://127.0.0.1:{api_port}"
+    api_host = "127.0.0.1"
+    if node:
+        record = localnode.snapshot()
+        record.save(directory / NODE_HOST_RECORD)
+        try:
+            localnode.network_up(record)
+            localnode.service_route(SERVICE_CIDR)
+        finally:
+            record.save(directory / NODE_HOST_RECORD)
+        api_host = localnode.NODE_IP
+    server = f"https://{api_host}:{api_port}"
     etcd_url = f"http://127.0.0.1:{etcd_port}"
     peer_url = f"http://127.0.0.1:{peer_port}"
     _write_kubeconfig(directory / "kubeconfig", server, pki, "admin", "admin")
@@ -563,6 +620,11 @@ def start(
         "system:kube-controller-manager",
         "controller-manager",
     )
+    node_kubeconfigs: dict[str, Path] = {}
+    if node:
+        for stem in ("kubelet", "kube-proxy", "kube-scheduler"):
+            node_kubeconfigs[stem] = directory / f"{stem}.kubeconfig"
+            _write_kubeconfig(node_kubeconfigs[stem], server, pki, stem, stem)
 
     argv: dict[str, list[str]] = {
         "etcd": [
@@ -581,20 +643,33 @@ def start(
         "kube-apiserver": [
             str(bins / "kube-apiserver"),
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
+            f"--bind-address={api_host}",
             f"--secure-port={api_port}",
             f"--cert-dir={directory / 'apiserver-certs'}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",
             f"--client-ca-file={pki / 'ca.crt'}",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC" if node else "--authorization-mode=RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
-            "--endpoint-reconciler-type=none",
             "--profiling=false",
+            *(
+                [
+                    # the `kubernetes` Service points at the bridge address, reachable from pods
+                    f"--advertise-address={api_host}",
+                    "--endpoint-reconciler-type=lease",
+                    "--enable-admission-plugins=NodeRestriction",
+                    f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                    f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                    f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+                    "--kubelet-preferred-address-types=InternalIP",
+                ]
+                if node
+                else ["--endpoint-reconciler-type=none"]
+            ),
         ],
         "kube-controller-manager": [
             str(bins / "kube-controller-manager"),
@@ -610,7 +685,7 @@ def start(
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             # Without nodes these only log errors; everything else (namespaces, service
             # accounts, garbage collection, ReplicaSets, Jobs) works as in a real cluster.
-            "--controllers=*,-nodeipam,-nodelifecycle",
+            "--controllers=*,-nodeipam" if node else "--controllers=*,-nodeipam,-nodelifecycle",
             "--profiling=false",
         ],
     }
@@ -619,6 +694,7 @@ def start(
         "server": server,
         "bin_dir": str(bins),
         "etcd": etcd_url,
+        "node": node,
         "started_at": _now().isoformat(timespec="seconds"),
         "procs": {},
     }
@@ -626,20 +702,24 @@ def start(
     state["procs"] = procs
     deadline = time.monotonic() + timeout
     ctx = _admin_ssl(pki)
+
+    def launch(name: str, command: list[str]) -> None:
+        pid = _spawn(command, directory / f"{name}.log")
+        start_time = None
+        for _ in range(100):
+            start_time = _proc_start_time(pid)
+            if start_time is not None:
+                break
+            time.sleep(0.01)
+        if start_time is None:
+            _reap(pid)
+            raise ClusterError(f"{name} exited at once:\n{_tail(directory / (name + '.log'))}")
+        procs[name] = {"pid": pid, "start_time": start_time}
+        _save_state(directory, state)
+
     try:
         for name in COMPONENTS:
-            pid = _spawn(argv[name], directory / f"{name}.log")
-            start_time = None
-            for _ in range(100):
-                start_time = _proc_start_time(pid)
-                if start_time is not None:
-                    break
-                time.sleep(0.01)
-            if start_time is None:
-                _reap(pid)
-                raise ClusterError(f"{name} exited at once:\n{_tail(directory / (name + '.log'))}")
-            procs[name] = {"pid": pid, "start_time": start_time}
-            _save_state(directory, state)
+            launch(name, argv[name])
             if name == "etcd":
                 _wait_until(
                     "etcd /health",
@@ -663,12 +743,78 @@ def start(
             procs,
             directory,
         )
+        if node:
+            _start_node(directory, bins, pki, server, node_kubeconfigs, launch, procs, deadline)
     except BaseException:
         stop(directory, keep_logs=True)
         raise
 
     _write_env(directory, server, pki, bins)
     return _cluster_from_state(directory, state, reused=False)
+
+
+NODE_HOST_RECORD = "node-host.json"
+
+
+def _start_node(  # noqa: PLR0917 (one call site, all required)
+    directory: Path,
+    bins: Path,
+    pki: Path,
+    server: str,
+    kubeconfigs: dict[str, Path],
+    launch: Callable[[str, list[str]], None],
+    procs: dict[str, dict[str, int]],
+    deadline: float,
+) -> None:
+    """containerd (with the pause image), kubelet, kube-scheduler, kube-proxy; wait for Ready."""
+    tails = localnode.write_configs(
+        directory, pki=pki, service_cidr=SERVICE_CIDR, api_server=server, kubeconfigs=kubeconfigs
+    )
+    launch("containerd", [shutil.which("containerd") or "containerd", *tails["containerd"]])
+    sock = localnode.containerd_socket(directory)
+    _wait_until("containerd's socket", _poll_path(sock), deadline, procs, directory)
+    localnode.import_image(directory, pause_image_archive(bins))
+    for name in ("kubelet", "kube-scheduler", "kube-proxy"):
+        launch(name, [str(bins / name), *tails[name]])
+    ctx = _admin_ssl(pki)
+    _wait_until(
+        f"node {localnode.NODE_NAME} Ready",
+        _poll_node_ready(server, ctx),
+        deadline,
+        procs,
+        directory,
+    )
+
+
+def pause_image_archive(bins: Path) -> Path:
+    """The sandbox image, packed from the pause binary by hack/build-image.sh (cached)."""
+    archive = REPO_ROOT / ".local" / "image" / "pause.oci.tar"
+    if not archive.is_file():
+        result = subprocess.run(
+            ["bash", str(HACK / "build-image.sh"), "pause"], check=False, stdout=subprocess.PIPE
+        )
+        if result.returncode != 0 or not archive.is_file():
+            raise ClusterError("hack/build-image.sh pause failed (see its output above)")
+    del bins
+    return archive
+
+
+def _poll_path(path: Path) -> Iterator[bool]:
+    while True:
+        yield path.exists()
+
+
+def _poll_node_ready(server: str, ctx: ssl.SSLContext) -> Iterator[bool]:
+    while True:
+        status, body = _get(server, f"/api/v1/nodes/{localnode.NODE_NAME}", ctx)
+        ready = False
+        if status == 200:
+            with contextlib.suppress(ValueError):
+                conditions = json.loads(body).get("status", {}).get("conditions") or []
+                ready = any(
+                    c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+                )
+        yield ready
 
 
 def _poll_etcd(url: str) -> Iterator[bool]:
@@ -703,12 +849,17 @@ def stop(run_dir: Path | str = DEFAULT_RUN_DIR, *, keep_logs: bool = True) -> li
     directory = _resolve(run_dir)
     state = _load_state(directory)
     stopped: list[str] = []
+    record_path = directory / NODE_HOST_RECORD
+    node = (state is not None and bool(state.get("node"))) or record_path.is_file()
     if state is not None:
         procs = _procs(state)
-        for name in reversed(COMPONENTS):
-            proc = procs.get(name)
-            if proc is None:
-                continue
+        for name in reversed(list(procs)):
+            proc = procs[name]
+            if name == "containerd":
+                # the kubelet is gone: kill what runs in the pods, then their shims
+                killed = localnode.kill_containers(directory)
+                if killed:
+                    stopped.append(f"{killed} container processes and shims")
             pid, start_time = proc["pid"], proc["start_time"]
             if not _is_ours(pid, start_time):
                 _reap(pid)
@@ -725,6 +876,12 @@ def stop(run_dir: Path | str = DEFAULT_RUN_DIR, *, keep_logs: bool = True) -> li
                     time.sleep(0.05)
             _wait_gone(pid, start_time)
             stopped.append(f"{name} (pid {pid})")
+    if node:
+        localnode.kill_containers(directory)  # shims whose containerd died earlier
+        localnode.unmount_under(directory)
+        localnode.network_down(localnode.HostRecord.load(record_path))
+        localnode.remove_cgroups()
+        localnode.release(directory)
     if directory.is_dir():
         for child in directory.iterdir():
             if keep_logs and child.suffix == ".log":
@@ -753,6 +910,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument(
+        "--node",
+        action="store_true",
+        help="up: add a real node (containerd, kubelet, kube-scheduler, kube-proxy; root only)",
+    )
+    parser.add_argument(
         "--run-dir",
         default=str(DEFAULT_RUN_DIR),
         help="run directory, relative to the repository root (default: %(default)s)",
@@ -762,7 +924,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "up":
             began = time.monotonic()
-            cluster = start(run_dir)
+            cluster = start(run_dir, node=args.node)
             verb = "already running" if cluster.reused else "started"
             took = "" if cluster.reused else f" in {time.monotonic() - began:.1f} s"
             pids = ", ".join(f"{n} {p}" for n, p in cluster.pids.items())
@@ -779,7 +941,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"no healthy local cluster in {_display(run_dir)}")
                 return 1
             print(f"local cluster running: {found.server} ({_display(found.kubeconfig)})")
-    except ClusterError as err:
+    except (ClusterError, localnode.NodeError, localnode.NodeUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -219,55 +219,46 @@ def _no_flags(_p: argparse.ArgumentParser) -> None:
 # `airlock scan` in CI starts fast and needs none of them at import time.
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"AIRLOCK_WEBHOOK_{name}", default)
-
-
 def _configure_webhook(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Serve AdmissionReviews over HTTPS (/validate, /mutate, /healthz, /readyz), with the "
         "policy, exceptions and namespace environments kept current by read-only watches. "
-        "Every flag also reads AIRLOCK_WEBHOOK_<FLAG> (e.g. AIRLOCK_WEBHOOK_PORT)."
+        "Settings come from flags only: environment variables such as AIRLOCK_WEBHOOK_PORT are "
+        "what Kubernetes injects for a Service named airlock-webhook, so they are never read."
     )
     p.add_argument(
         "--kubeconfig",
         default=os.environ.get("KUBECONFIG"),
         help="kubeconfig file (default: $KUBECONFIG, else in-cluster)",
     )
-    p.add_argument("--host", default=_env("HOST", "0.0.0.0"), help="address to bind (0.0.0.0)")  # noqa: S104
-    p.add_argument("--port", type=int, default=int(_env("PORT", "8443")), help="HTTPS port (8443)")
-    p.add_argument("--metrics-host", default=_env("METRICS_HOST", "0.0.0.0"))  # noqa: S104
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (0.0.0.0)")  # noqa: S104
+    p.add_argument("--port", type=int, default=8443, help="HTTPS port (8443)")
+    p.add_argument("--metrics-host", default="0.0.0.0")  # noqa: S104
     p.add_argument(
         "--metrics-port",
         type=int,
-        default=int(_env("METRICS_PORT", "8080")),
+        default=8080,
         help="plain-HTTP /metrics port (8080); 0 picks a free port",
     )
     p.add_argument(
         "--tls-cert-file",
         type=Path,
-        default=Path(_env("TLS_CERT_FILE", "/etc/airlock/tls/tls.crt")),
+        default=Path("/etc/airlock/tls/tls.crt"),
         help="PEM serving certificate chain, re-read when it changes on disk",
     )
-    p.add_argument(
-        "--tls-key-file", type=Path, default=Path(_env("TLS_KEY_FILE", "/etc/airlock/tls/tls.key"))
-    )
+    p.add_argument("--tls-key-file", type=Path, default=Path("/etc/airlock/tls/tls.key"))
     p.add_argument(
         "--policy-name",
-        default=_env("POLICY_NAME", "default"),
+        default="default",
         help="the BaselinePolicy in force (default)",
     )
     p.add_argument(
         "--fail-open",
         action="store_true",
-        default=_env("FAIL_OPEN", "false") == "true",
+        default=False,
         help="admit (with a warning) when Airlock itself fails; default: deny",
     )
-    p.add_argument(
-        "--log-level",
-        default=_env("LOG_LEVEL", "INFO"),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
 def _logging(level: str) -> None:
@@ -346,15 +337,13 @@ def _configure_controller(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Run the controller (one active replica through kopf peering): BaselinePolicy status, "
         "the PolicyException lifecycle, webhook certificates, the background audit, "
-        "PolicyReports and environment isolation. Flags also read AIRLOCK_CONTROLLER_<FLAG>."
+        "PolicyReports and environment isolation. Settings come from flags only (environment "
+        "variables named after Services, such as AIRLOCK_CONTROLLER_METRICS_PORT, are what "
+        "Kubernetes injects into pods and are never read)."
     )
     add_arguments(p)
     add_cert_arguments(p)
-    p.add_argument(
-        "--log-level",
-        default=os.environ.get("AIRLOCK_CONTROLLER_LOG_LEVEL", "INFO"),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
 def _run_controller(args: argparse.Namespace) -> int:

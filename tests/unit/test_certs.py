@@ -255,8 +255,9 @@ def test_inconsistent_settings_are_refused(kwargs: dict[str, object]) -> None:
         CertSettings(**kwargs)  # type: ignore[arg-type]
 
 
-def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flags_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRLOCK_CONTROLLER_TLS_SECRET", "from-env")
+    monkeypatch.setenv("AIRLOCK_CONTROLLER_CA_VALIDITY_DAYS", "tcp://10.0.0.7:443")
     parser = argparse.ArgumentParser()
     add_cert_arguments(parser)
     args = parser.parse_args(
@@ -271,7 +272,7 @@ def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     settings = cert_settings_from_args(args, namespace="sec")
     assert settings.mode == "external"
-    assert settings.secret_name == "from-env"
+    assert settings.secret_name == CertSettings().secret_name
     assert settings.webhook_configurations == ("gate",)
     assert settings.cert_validity == dt.timedelta(days=60)
     assert settings.namespace == "sec"

@@ -277,7 +277,6 @@ def test_controller_flags_parse_and_name_the_objects_the_chart_creates(helm: str
     [
         ("Deployment", "airlock-webhook"),
         ("Deployment", "airlock-controller"),
-        ("Job", "airlock-cleanup"),
     ],
 )
 def test_every_container_command_line_is_accepted_by_the_cli(
@@ -477,21 +476,56 @@ def test_default_policy_starts_in_audit_and_excludes_the_release_namespace(helm:
     assert not [d for d in render(helm, "policy.create=false") if d["kind"] == "BaselinePolicy"]
 
 
-def test_cleanup_hook_runs_before_delete_and_may_only_delete_our_webhooks(helm: str) -> None:
+def test_no_helm_hooks_so_uninstall_cannot_be_blocked(helm: str) -> None:
+    """A pre-delete hook that cannot run (image missing, no node) makes `helm uninstall` fail
+    and leaves the fail-closed Pod webhook behind; without hooks uninstall is one pass of plain
+    deletions, the webhook configurations among them."""
+    for values in ((), ("certificates.mode=certManager",), ("networkPolicy.enabled=true",)):
+        docs = render(helm, *values)
+        hooks = [
+            (d["kind"], d["metadata"]["name"])
+            for d in docs
+            if "helm.sh/hook" in (d["metadata"].get("annotations") or {})
+        ]
+        assert hooks == [], values
+        kinds = {d["kind"] for d in docs}
+        assert {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"} <= kinds
+        assert "Job" not in kinds
+
+
+@pytest.mark.parametrize("component", ["webhook", "controller"])
+def test_pods_get_no_service_link_variables(helm: str, component: str) -> None:
+    """The kubelet would inject AIRLOCK_WEBHOOK_PORT=tcp://… for the Service airlock-webhook."""
+    pod = one(render(helm), "Deployment", f"airlock-{component}")["spec"]["template"]["spec"]
+    assert pod["enableServiceLinks"] is False
+
+
+def test_the_chart_owns_the_peering_object_and_the_controller_never_creates_it(
+    helm: str,
+) -> None:
     docs = render(helm)
-    job = one(docs, "Job")
-    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
-    role = one(docs, "ClusterRole", "airlock-cleanup")
-    assert role["rules"] == [
-        {
-            "apiGroups": ["admissionregistration.k8s.io"],
-            "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
-            "resourceNames": ["airlock"],
-            "verbs": ["delete"],
-        }
+    assert one(docs, "ClusterKopfPeering", "airlock")
+    args = _args(one(docs, "Deployment", "airlock-controller"))
+    assert "--no-create-peering" in args
+    assert "--peering-name=airlock" in args
+    peering = [
+        r
+        for r in one(docs, "ClusterRole", "airlock-controller")["rules"]
+        if r["apiGroups"] == ["kopf.dev"]
     ]
-    assert role["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
-    assert _args(job) == ["uninstall-webhooks", "--name=airlock"]
+    assert peering == [
+        {
+            "apiGroups": ["kopf.dev"],
+            "resources": ["clusterkopfpeerings"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["kopf.dev"],
+            "resources": ["clusterkopfpeerings"],
+            "resourceNames": ["airlock"],
+            "verbs": ["patch"],
+        },
+    ]
 
 
 # --------------------------------------------------------------------------- copies in step

@@ -710,3 +710,42 @@ def test_every_container_of_the_ai_corpus_is_seen(capsys: pytest.CaptureFixture[
     assert report["summary"]["objects"] > 400
     kinds = {f["kind"] for f in report["findings"]}
     assert {"PyTorchJob", "InferenceService", "RayCluster", "JobSet"} <= kinds
+
+
+# What the kubelet injects into every pod of a namespace holding the chart's Services (service
+# links): one of these made every Airlock pod crash at start (`int('tcp://…')`).
+SERVICE_LINKS = {
+    "AIRLOCK_WEBHOOK_PORT": "tcp://10.0.0.12:443",
+    "AIRLOCK_WEBHOOK_SERVICE_HOST": "10.0.0.12",
+    "AIRLOCK_WEBHOOK_SERVICE_PORT": "443",
+    "AIRLOCK_WEBHOOK_METRICS_PORT": "tcp://10.0.0.13:8080",
+    "AIRLOCK_WEBHOOK_PORT_443_TCP": "tcp://10.0.0.12:443",
+    "AIRLOCK_CONTROLLER_METRICS_PORT": "tcp://10.0.0.14:8080",
+    "AIRLOCK_CONTROLLER_METRICS_SERVICE_PORT": "8080",
+}
+
+
+@pytest.mark.parametrize("command", ["webhook", "controller", "uninstall-webhooks"])
+def test_service_link_variables_change_nothing(
+    monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    for name, value in SERVICE_LINKS.items():
+        monkeypatch.setenv(name, value)
+    args = build_parser(argv=[command]).parse_args([command])
+    if command == "webhook":
+        assert (args.port, args.metrics_port, args.host) == (8443, 8080, "0.0.0.0")  # noqa: S104
+        assert args.policy_name == "default"
+        assert args.fail_open is False
+    elif command == "controller":
+        assert args.metrics_port == 8080
+        assert args.peering_name == "airlock"
+
+
+def test_the_webhook_help_says_settings_are_flags_only(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SERVICE_LINKS.items():
+        monkeypatch.setenv(name, value)
+    code, out, _ = run(capsys, "webhook", "--help")
+    assert code == 0
+    assert "flags only" in " ".join(out.split())

@@ -24,6 +24,7 @@ from airlock.controller.settings import (
     ControllerSettings,
     add_arguments,
     controller_kopf_settings,
+    process_identity,
     settings_from_args,
     watcher_kopf_settings,
 )
@@ -336,14 +337,33 @@ def test_kopf_settings_choices() -> None:
     assert standalone.peering.standalone is True
 
 
-def test_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRLOCK_CONTROLLER_POLICY_NAME", "prod-baseline")
+def test_settings_from_flags_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # what the kubelet injects for Services named airlock-controller and -metrics
+    monkeypatch.setenv("AIRLOCK_CONTROLLER_METRICS_PORT", "tcp://10.0.0.7:8080")
+    monkeypatch.setenv("AIRLOCK_CONTROLLER_PORT", "tcp://10.0.0.8:443")
+    monkeypatch.setenv("AIRLOCK_CONTROLLER_POLICY_NAME", "from-env")
     parser = argparse.ArgumentParser()
     add_arguments(parser)
+    defaults = settings_from_args(parser.parse_args([]))
+    assert defaults.metrics_port == 8080
+    assert defaults.policy_name == "default"
+    assert defaults.create_peering is True
     settings = settings_from_args(
-        parser.parse_args(["--standalone", "--metrics-port", "0", "--liveness-endpoint", ""])
+        parser.parse_args(
+            [
+                "--standalone",
+                "--metrics-port",
+                "0",
+                "--liveness-endpoint",
+                "",
+                "--policy-name",
+                "prod-baseline",
+                "--no-create-peering",
+            ]
+        )
     )
     assert settings.policy_name == "prod-baseline"
+    assert settings.create_peering is False
     assert settings.standalone is True
     assert settings.metrics_port == 0
     assert settings.liveness_endpoint is None
@@ -470,3 +490,18 @@ def test_watch_handlers_feed_the_store() -> None:
         assert store.policy_generation is None
 
     asyncio.run(scenario())
+
+
+def test_process_identity_needs_no_passwd_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf's own identity detection calls getpass.getuser(), which raises for a UID without a
+    passwd entry (a container's runAsUser); Airlock always names itself."""
+    import getpass
+
+    def no_user() -> str:
+        raise KeyError("getpwuid(): uid not found: 23456")
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    monkeypatch.delenv("POD_NAME", raising=False)
+    assert process_identity("airlock-webhook").startswith("airlock-webhook@")
+    monkeypatch.setenv("POD_NAME", "airlock-webhook-5d9c-abcde")
+    assert process_identity("airlock-webhook") == "airlock-webhook-5d9c-abcde"

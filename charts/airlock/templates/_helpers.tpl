@@ -20,7 +20,6 @@
 
 {{- define "airlock.webhookName" -}}{{ include "airlock.fullname" . | trunc 55 | trimSuffix "-" }}-webhook{{- end -}}
 {{- define "airlock.controllerName" -}}{{ include "airlock.fullname" . | trunc 52 | trimSuffix "-" }}-controller{{- end -}}
-{{- define "airlock.cleanupName" -}}{{ include "airlock.fullname" . | trunc 55 | trimSuffix "-" }}-cleanup{{- end -}}
 {{- define "airlock.tlsSecretName" -}}{{ default (printf "%s-tls" (include "airlock.webhookName" .)) .Values.certificates.secretName }}{{- end -}}
 
 {{/* Labels --------------------------------------------------------------------------------- */}}

@@ -33,7 +33,6 @@ import asyncio
 import base64
 import datetime as dt
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -145,44 +144,33 @@ class CertSettings:
             raise AirlockError("propagation_grace and check_interval must be positive")
 
 
-_ENV_PREFIX = "AIRLOCK_CONTROLLER_"
-
-
 def add_cert_arguments(parser: argparse.ArgumentParser) -> None:
-    """The certificate flags of ``airlock controller``; each also reads
-    ``AIRLOCK_CONTROLLER_<NAME>`` like the controller's other flags."""
+    """The certificate flags of ``airlock controller`` (flags only, like its other flags)."""
     d = CertSettings()
-
-    def env(name: str, default: object) -> object:
-        return os.environ.get(_ENV_PREFIX + name, default)
 
     days = d.ca_validity.days, d.ca_renew_before.days, d.cert_validity.days
     parser.add_argument(
         "--certificates",
         choices=("self-signed", "external"),
-        default=env("CERTIFICATES", d.mode),
+        default=d.mode,
         help="self-signed: issue and rotate the webhook CA and certificate (default); "
         "external: cert-manager does, only export the expiry metric",
     )
-    parser.add_argument("--tls-secret", default=env("TLS_SECRET", d.secret_name))
-    parser.add_argument("--webhook-service", default=env("WEBHOOK_SERVICE", d.service_name))
+    parser.add_argument("--tls-secret", default=d.secret_name)
+    parser.add_argument("--webhook-service", default=d.service_name)
     parser.add_argument(
         "--webhook-configuration",
-        default=env("WEBHOOK_CONFIGURATION", d.webhook_configurations[0]),
+        default=d.webhook_configurations[0],
         help="name of the Validating- and MutatingWebhookConfiguration whose caBundle is kept",
     )
-    parser.add_argument("--cluster-domain", default=env("CLUSTER_DOMAIN", d.cluster_domain))
-    parser.add_argument("--ca-validity-days", type=int, default=env("CA_VALIDITY_DAYS", days[0]))
-    parser.add_argument(
-        "--ca-renew-before-days", type=int, default=env("CA_RENEW_BEFORE_DAYS", days[1])
-    )
-    parser.add_argument(
-        "--cert-validity-days", type=int, default=env("CERT_VALIDITY_DAYS", days[2])
-    )
+    parser.add_argument("--cluster-domain", default=d.cluster_domain)
+    parser.add_argument("--ca-validity-days", type=int, default=days[0])
+    parser.add_argument("--ca-renew-before-days", type=int, default=days[1])
+    parser.add_argument("--cert-validity-days", type=int, default=days[2])
     parser.add_argument(
         "--cert-renew-before-days",
         type=int,
-        default=env("CERT_RENEW_BEFORE_DAYS", d.cert_renew_before.days),
+        default=d.cert_renew_before.days,
     )
 
 

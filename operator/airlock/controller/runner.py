@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import secrets
 import signal
@@ -211,8 +212,49 @@ class Controller:
         self._leader_checked = (loop.time(), verdict)
         return verdict
 
-    async def ensure_peering_object(self) -> None:
-        """Create the ClusterKopfPeering object if missing; kopf never creates it itself."""
+    async def ensure_peering_object(self, stop: asyncio.Event) -> bool:
+        """Make sure the ClusterKopfPeering exists; False if ``stop`` was set first.
+
+        With ``create_peering`` the controller creates it when missing (kopf never does). Off
+        (the chart), it waits for the object the chart creates, checking every 2 s: creating it
+        here would race Helm, whose install then fails with ``already exists``.
+        """
+        name = self.settings.peering_name
+        waiting_said = False
+        while not stop.is_set():
+            try:
+                await self._call(
+                    self.custom.get_cluster_custom_object,
+                    PEERING_GROUP,
+                    PEERING_VERSION,
+                    PEERING_PLURAL,
+                    name,
+                    _request_timeout=_REQUEST_TIMEOUT,
+                )
+                return True
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise AirlockError(
+                        f"cannot read the ClusterKopfPeering {name!r}: "
+                        f"HTTP {exc.status} {exc.reason}"
+                    ) from None
+                if "clusterkopfpeerings" not in str(exc.body or ""):
+                    # a 404 without the resource's name: the CRD itself is missing
+                    raise AirlockError(
+                        "the ClusterKopfPeering CRD is not installed "
+                        "(kubectl apply -f manifests/crds/kopf-peering.yaml), or run --standalone"
+                    ) from None
+            if self.settings.create_peering:
+                await self._create_peering_object()
+                return True
+            if not waiting_said:
+                _log.info("waiting for the ClusterKopfPeering %s (created by the chart)", name)
+                waiting_said = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+        return False
+
+    async def _create_peering_object(self) -> None:
         body = {
             "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
             "kind": "ClusterKopfPeering",
@@ -245,8 +287,8 @@ class Controller:
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
-        if not settings.standalone:
-            await self.ensure_peering_object()
+        if not settings.standalone and not await self.ensure_peering_object(stop):
+            return
         metrics_runner: web.AppRunner | None = None
         if settings.metrics_port:
             metrics_runner = await start_metrics_server(

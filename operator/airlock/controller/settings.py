@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import random
+import socket
 from dataclasses import dataclass
 
 import kopf
@@ -21,11 +22,10 @@ __all__ = [
     "ControllerSettings",
     "add_arguments",
     "controller_kopf_settings",
+    "process_identity",
     "settings_from_args",
     "watcher_kopf_settings",
 ]
-
-_ENV_PREFIX = "AIRLOCK_CONTROLLER_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,11 @@ class ControllerSettings:
     watches cluster-wide, and kopf ties the peering scope to the operator's scope, so the
     peering object is cluster-scoped (manifests/crds/kopf-peering.yaml). The controller creates
     it when it is missing."""
+
+    create_peering: bool = True
+    """Create the peering object when it is missing. The chart turns this off: it owns the
+    object (so uninstall removes it), and a controller racing Helm to create it made one
+    install in three fail with ``already exists``. Off, the controller waits for it."""
 
     standalone: bool = False
     """Run without peering (a single replica, tests). With peering off, two replicas would both
@@ -104,58 +109,71 @@ class ControllerSettings:
         return self.identity or os.environ.get("POD_NAME") or None
 
 
+def process_identity(component: str) -> str:
+    """This process's name for kopf: ``$POD_NAME`` (the chart sets it from the downward API),
+    else ``<component>@<host>/<pid>``.
+
+    Always passed to kopf explicitly: kopf's own detection calls ``getpass.getuser()``, which
+    raises in a container whose user has no passwd entry (any ``runAsUser`` the image does not
+    list)."""
+    return os.environ.get("POD_NAME") or f"{component}@{socket.gethostname()}/{os.getpid()}"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The controller's flags, for ``airlock controller`` and ``python -m airlock.controller``.
 
-    Each flag also reads ``AIRLOCK_CONTROLLER_<NAME>`` so a chart can set it in ``env``.
+    Flags only: no setting is read from an environment variable, because the kubelet injects
+    ``<SERVICE>_PORT=tcp://…`` and friends for every Service in the namespace (the chart's
+    ``airlock-controller-metrics`` Service alone would set ``AIRLOCK_CONTROLLER_METRICS_PORT``).
     """
     d = ControllerSettings()
 
-    def env(name: str, default: object) -> object:
-        return os.environ.get(_ENV_PREFIX + name, default)
-
-    parser.add_argument("--kubeconfig", default=env("KUBECONFIG", d.kubeconfig))
-    parser.add_argument("--namespace", default=env("NAMESPACE", d.namespace))
-    parser.add_argument("--policy-name", default=env("POLICY_NAME", d.policy_name))
-    parser.add_argument("--peering-name", default=env("PEERING_NAME", d.peering_name))
+    parser.add_argument("--kubeconfig", default=d.kubeconfig)
+    parser.add_argument("--namespace", default=d.namespace)
+    parser.add_argument("--policy-name", default=d.policy_name)
+    parser.add_argument("--peering-name", default=d.peering_name)
+    parser.add_argument(
+        "--no-create-peering",
+        dest="create_peering",
+        action="store_false",
+        default=d.create_peering,
+        help="wait for the ClusterKopfPeering to exist instead of creating it (the Helm chart "
+        "creates it, and a controller that created it first would make the install fail)",
+    )
     parser.add_argument(
         "--standalone",
         action="store_true",
-        default=str(env("STANDALONE", "")).lower() in {"1", "true", "yes"},
+        default=False,
     )
-    parser.add_argument("--priority", type=int, default=env("PRIORITY", d.priority))
-    parser.add_argument("--identity", default=env("IDENTITY", d.identity))
-    parser.add_argument("--metrics-host", default=env("METRICS_HOST", d.metrics_host))
-    parser.add_argument("--metrics-port", type=int, default=env("METRICS_PORT", d.metrics_port))
+    parser.add_argument("--priority", type=int, default=d.priority)
+    parser.add_argument("--identity", default=d.identity)
+    parser.add_argument("--metrics-host", default=d.metrics_host)
+    parser.add_argument("--metrics-port", type=int, default=d.metrics_port)
     parser.add_argument(
         "--liveness-endpoint",
-        default=env("LIVENESS_ENDPOINT", d.liveness_endpoint),
+        default=d.liveness_endpoint,
         help="kopf liveness URL, e.g. http://0.0.0.0:8081/healthz; empty turns it off",
     )
-    parser.add_argument(
-        "--sweep-interval", type=float, default=env("SWEEP_INTERVAL", d.sweep_interval)
-    )
-    parser.add_argument(
-        "--resync-interval", type=float, default=env("RESYNC_INTERVAL", d.resync_interval)
-    )
+    parser.add_argument("--sweep-interval", type=float, default=d.sweep_interval)
+    parser.add_argument("--resync-interval", type=float, default=d.resync_interval)
     parser.add_argument(
         "--audit-interval",
         type=float,
-        default=env("AUDIT_INTERVAL", d.audit_interval),
+        default=d.audit_interval,
         help="seconds between full audit passes (300)",
     )
     parser.add_argument(
         "--no-metrics-namespace-label",
         dest="metrics_namespace_label",
         action="store_false",
-        default=str(env("METRICS_NAMESPACE_LABEL", "true")).lower() in {"1", "true", "yes"},
+        default=True,
         help="sum audit violations over namespaces (very large clusters)",
     )
     parser.add_argument(
         "--no-policy-reports",
         dest="policy_reports",
         action="store_false",
-        default=str(env("POLICY_REPORTS", "true")).lower() in {"1", "true", "yes"},
+        default=True,
         help="do not write PolicyReports",
     )
 
@@ -166,6 +184,7 @@ def settings_from_args(args: argparse.Namespace) -> ControllerSettings:
         namespace=args.namespace,
         policy_name=args.policy_name,
         peering_name=args.peering_name,
+        create_peering=bool(args.create_peering),
         standalone=bool(args.standalone),
         priority=None if args.priority in (None, "") else int(args.priority),
         identity=args.identity or None,

@@ -26,7 +26,7 @@ import kopf
 from airlock.admission.store import StateStore, SyncKind
 from airlock.controller._operator import run_operator
 from airlock.controller.kube import CRD_VERSION, register_login
-from airlock.controller.settings import watcher_kopf_settings
+from airlock.controller.settings import process_identity, watcher_kopf_settings
 from airlock.model import API_GROUP
 
 __all__ = ["build_watch_registry", "run_watchers"]
@@ -158,6 +158,7 @@ async def run_watchers(
             settings=watcher_kopf_settings(),
             standalone=True,
             clusterwide=True,
+            identity=process_identity("airlock-webhook"),
         )
     finally:
         stop.set()
