@@ -23,10 +23,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install Airlock with its dev tools
 
-test-unit: $(STAMP) ## fast tests only (no control plane)
-	$(BIN)/pytest -m 'not e2e' -q
+test-unit: $(STAMP) ## fast tests only (no control plane, no node)
+	$(BIN)/pytest -m 'not e2e and not node' -q
 
-test: $(STAMP) cluster-bins ## all tests: unit, webhook and end-to-end on the local control plane
+test: $(STAMP) cluster-bins ## all tests: unit, webhook, end-to-end, and the chart on a real node (root)
 	$(BIN)/pytest -q
 
 lint: $(STAMP) ## ruff (lint + format check), mypy strict, import layers

@@ -3,7 +3,7 @@
 # Included by the top Makefile, which defines BIN (.venv/bin) and STAMP (.venv/.installed).
 CLUSTER_DIR ?= .local/cluster
 
-.PHONY: cluster-bins cluster-up cluster-down cluster-status kind-up kind-down
+.PHONY: cluster-bins cluster-up cluster-down cluster-status node-up node-down kind-up kind-down
 
 cluster-bins: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm once (cached in ~/.cache/airlock)
 	@bash hack/build-bins.sh >/dev/null
@@ -13,6 +13,11 @@ cluster-up: $(STAMP) cluster-bins ## start the local control plane; writes .loca
 
 cluster-down: $(STAMP) ## stop the local control plane's processes and remove its run state
 	@$(BIN)/python hack/localcluster.py down --run-dir $(CLUSTER_DIR)
+
+node-up: $(STAMP) cluster-bins ## (root) the control plane plus a real node: containerd, kubelet, scheduler, kube-proxy
+	@$(BIN)/python hack/localcluster.py up --node --run-dir $(CLUSTER_DIR)
+
+node-down: cluster-down ## stop the node and the control plane; undo every host change (same as cluster-down)
 
 cluster-status: $(STAMP) ## tell whether the local control plane is up
 	@$(BIN)/python hack/localcluster.py status --run-dir $(CLUSTER_DIR)

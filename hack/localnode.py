@@ -27,6 +27,8 @@ import contextlib
 import fcntl
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -247,7 +249,7 @@ def _remove_new_chains(record: HostRecord) -> None:
             for line in out.splitlines():
                 if not line.startswith("-A "):
                     continue
-                parts = line.split()
+                parts = shlex.split(line)
                 if parts[1] in new_set:
                     continue
                 if "-j" in parts and parts[parts.index("-j") + 1] in new_set:
@@ -433,23 +435,29 @@ def containerd_socket(run_dir: Path) -> Path:
     return run_dir / "node" / "containerd" / "containerd.sock"
 
 
-def import_image(run_dir: Path, archive: Path) -> str:
-    """Import an OCI archive into the node's containerd (namespace k8s.io); returns ctr's output."""
+def import_image(run_dir: Path, archive: Path) -> list[str]:
+    """Import an OCI archive into the node's containerd (namespace k8s.io); returns the image
+    names it held.
+
+    Each name also gets its ``repository@sha256:…`` alias: the kubelet asks for a pod's image by
+    digest when the pod names one, and an imported image (unlike a pulled one) is known only by
+    the name in the archive.
+    """
     if not archive.is_file():
         raise NodeError(f"{archive} does not exist (make image)")
-    return _run(
-        [
-            "ctr",
-            "--address",
-            str(containerd_socket(run_dir)),
-            "-n",
-            "k8s.io",
-            "images",
-            "import",
-            "--all-platforms",
-            str(archive),
-        ]
-    )
+    ctr = ["ctr", "--address", str(containerd_socket(run_dir)), "-n", "k8s.io"]
+    out = _run([*ctr, "images", "import", "--all-platforms", str(archive)])
+    found = re.findall(r"unpacking (\S+) \((sha256:[0-9a-f]{64})\)", out)
+    if not found:
+        raise NodeError(f"ctr imported no named image from {archive}: {out.strip()}")
+    names = []
+    for name, digest in found:
+        repository = name.rsplit("@", 1)[0]
+        if ":" in repository.rsplit("/", 1)[-1]:
+            repository = repository.rsplit(":", 1)[0]
+        _run([*ctr, "images", "tag", "--force", name, f"{repository}@{digest}"])
+        names.append(name)
+    return names
 
 
 def list_images(run_dir: Path) -> list[str]:

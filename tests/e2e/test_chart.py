@@ -2,9 +2,10 @@
 certificates issued with the controller's own permissions, RBAC, upgrade, uninstall.
 
 No kubelet runs, so the Deployments never become ready and nothing here waits for them (no
-`helm install --wait`); the pre-delete hook Job could never complete either, so uninstall runs
-with --no-hooks and proves the other half of the design: the webhook configurations are regular
-chart resources that helm itself deletes.
+`helm install --wait`). That is also the case where a pre-delete hook Job would hang uninstall
+until its deadline and then fail it, leaving the fail-closed Pod webhook behind: the chart has
+no hooks, and a plain `helm uninstall` here must remove every webhook configuration at once.
+(tests/node/ runs the same chart on a real node, with Airlock's own image.)
 
 Cluster-scoped names are per release and the webhooks only see namespaces labelled for this
 module's release, so the install cannot disturb other tests sharing the cluster.
@@ -16,6 +17,7 @@ import asyncio
 import base64
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -166,7 +168,7 @@ def release(
     rel.helm("install", rel.name, str(CHART), "--namespace", namespace, *rel.values)
     yield rel
     # Whatever happened above: leave no webhook configuration and no release behind.
-    rel.helm("uninstall", rel.name, "--namespace", namespace, "--no-hooks", check=False)
+    rel.helm("uninstall", rel.name, "--namespace", namespace, check=False)
     admission = client.AdmissionregistrationV1Api(e2e_cluster.api_client)
     for delete in (
         admission.delete_validating_webhook_configuration,
@@ -497,7 +499,10 @@ def test_upgrade_keeps_certificates_and_uninstall_leaves_no_webhook_behind(
     )
     assert set(secret.data) == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
 
-    release.helm("uninstall", release.name, "--namespace", release.namespace, "--no-hooks")
+    # no --no-hooks: nothing may wait for a pod (none can run here)
+    began = time.monotonic()
+    release.helm("uninstall", release.name, "--namespace", release.namespace, "--timeout", "60s")
+    assert time.monotonic() - began < 30
     for read in (
         admission.read_validating_webhook_configuration,
         admission.read_mutating_webhook_configuration,
@@ -517,23 +522,39 @@ def test_upgrade_keeps_certificates_and_uninstall_leaves_no_webhook_behind(
     client.ApiextensionsV1Api(api).read_custom_resource_definition("baselinepolicies.airlock.dev")
 
 
-def test_hook_path_cleanup_then_uninstall(
+def test_uninstall_with_an_image_that_does_not_exist_leaves_no_webhook(
     e2e_cluster: E2ECluster, crds: None, namespace_factory: Any, tmp_path: Path
 ) -> None:
-    """What the pre-delete Job does (remove_webhook_configurations), then the rest of uninstall:
-    helm copes with the configurations being gone already."""
-    namespace = namespace_factory("chart-hook")
+    """No pod of this release can ever run (no node here, and no such image): uninstall still
+    removes both webhook configurations and the release; `uninstall-webhooks` (the runbook's
+    command) then finds nothing to delete."""
+    namespace = namespace_factory("chart-noimage")
     suffix = namespace.rsplit("-", 1)[1]
-    rel = Release(f"hk-{suffix}", namespace, f"hk-{suffix}-airlock", suffix, e2e_cluster, tmp_path)
-    rel.helm("install", rel.name, str(CHART), "--namespace", namespace, *rel.values)
+    rel = Release(f"ni-{suffix}", namespace, f"ni-{suffix}-airlock", suffix, e2e_cluster, tmp_path)
+    rel.helm(
+        "install",
+        rel.name,
+        str(CHART),
+        "--namespace",
+        namespace,
+        *rel.values,
+        "--set",
+        "image.repository=registry.invalid/nothing/here",
+    )
     try:
-        deleted = remove_webhook_configurations(e2e_cluster.api_client, [rel.fullname])
-        assert deleted == [
-            f"ValidatingWebhookConfiguration/{rel.fullname}",
-            f"MutatingWebhookConfiguration/{rel.fullname}",
-        ]
+        began = time.monotonic()
+        rel.helm("uninstall", rel.name, "--namespace", namespace, "--timeout", "60s")
+        assert time.monotonic() - began < 30
+        admission = client.AdmissionregistrationV1Api(e2e_cluster.api_client)
+        for read in (
+            admission.read_validating_webhook_configuration,
+            admission.read_mutating_webhook_configuration,
+        ):
+            with pytest.raises(ApiException) as gone:
+                read(rel.fullname)
+            assert gone.value.status == 404
         assert remove_webhook_configurations(e2e_cluster.api_client, [rel.fullname]) == []
     finally:
-        rel.helm("uninstall", rel.name, "--namespace", namespace, "--no-hooks")
+        rel.helm("uninstall", rel.name, "--namespace", namespace, check=False)
     listed = rel.helm("list", "--namespace", namespace, "-q").stdout.split()
     assert rel.name not in listed

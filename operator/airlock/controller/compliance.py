@@ -148,9 +148,12 @@ class Compliance:
         custom: Any | None = None,
         leading: LeaderCheck | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owner: Callable[[], Mapping[str, Any] | None] = lambda: None,
     ) -> None:
-        """``custom`` replaces the ``CustomObjectsApi`` (every write goes through it): tests
-        pass an in-memory one; otherwise one is made on ``api``, or on a client of its own."""
+        """``owner`` gives the owner reference of what the controller creates (reports and
+        NetworkPolicies), read at each write. ``custom`` replaces the ``CustomObjectsApi``
+        (every write goes through it): tests pass an in-memory one; otherwise one is made on
+        ``api``, or on a client of its own."""
         self.settings = settings
         self._own_api: client.ApiClient | None = None
         if custom is None:
@@ -166,8 +169,9 @@ class Compliance:
             policy_name=settings.policy_name,
             include_passes=settings.report_passes,
             max_results=settings.report_max_results,
+            owner=owner,
         )
-        self.isolation = IsolationReconciler(self.custom)
+        self.isolation = IsolationReconciler(self.custom, owner=owner)
         self.synced = asyncio.Event()
         self.last_pass: PassResult | None = None
         self.passes = 0
@@ -530,6 +534,7 @@ def register_compliance(
     *,
     api: client.ApiClient | None = None,
     leading: LeaderCheck | None = None,
+    owner: Callable[[], Mapping[str, Any] | None] = lambda: None,
 ) -> Compliance:
     """Register the audit, metrics, PolicyReport and isolation handlers on ``registry``.
 
@@ -545,6 +550,6 @@ def register_compliance(
         if isinstance(settings, ComplianceSettings)
         else ComplianceSettings.from_controller(settings)
     )
-    compliance = Compliance(resolved, api=api, leading=leading)
+    compliance = Compliance(resolved, api=api, leading=leading, owner=owner)
     compliance.register(registry)
     return compliance

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -203,6 +203,8 @@ class IsolationReconciler:
 
     api: NetworkPolicyApi
     observed: dict[str, ObservedNetworkPolicy] = field(default_factory=dict)
+    owner: Callable[[], Mapping[str, Any] | None] = lambda: None
+    """The owner reference put on every NetworkPolicy created (see ReportWriter.owner)."""
 
     def observe(self, obj: Mapping[str, Any]) -> bool:
         """Record a watched NetworkPolicy named ``airlock-environment-isolation``.
@@ -230,8 +232,12 @@ class IsolationReconciler:
     ) -> IsolationPlan:
         """Apply the plan; failures are logged and retried at the next reconcile."""
         plan = plan_isolation(spec, namespaces, self.observed, terminating=terminating)
-        for body in plan.create:
-            ns = body["metadata"]["namespace"]
+        owner = self.owner()
+        for wanted in plan.create:
+            ns = wanted["metadata"]["namespace"]
+            body = wanted
+            if owner is not None:
+                body = {**wanted, "metadata": {**wanted["metadata"], "ownerReferences": [owner]}}
             result = await self._call(
                 "create",
                 ns,

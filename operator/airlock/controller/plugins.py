@@ -34,6 +34,7 @@ def from_args(args: argparse.Namespace, settings: ControllerSettings) -> list[Pl
             c.settings,
             api=c.api,
             leading=None if c.settings.standalone else c.is_leading,
+            owner=lambda: c.owner_reference,
         )
 
     return [certificates, compliance]

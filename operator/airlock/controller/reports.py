@@ -205,6 +205,9 @@ class ReportWriter:
     include_passes: bool = False
     max_results: int = DEFAULT_MAX_RESULTS
     available: bool | None = None  # None: not checked yet
+    owner: Callable[[], Mapping[str, Any] | None] = lambda: None
+    """The owner reference put on every report written (the installation's peering object, so
+    uninstalling Airlock lets the garbage collector remove its reports); None: no owner."""
     present: set[str] = field(default_factory=set)  # namespaces holding our report
     _written: dict[str, tuple[str, str]] = field(default_factory=dict)
     _retry: set[str] = field(default_factory=set)
@@ -343,6 +346,9 @@ class ReportWriter:
         return writes
 
     async def _write(self, ns: str, report: dict[str, Any], digest: str) -> None:
+        owner = self.owner()
+        if owner is not None:
+            report = {**report, "metadata": {**report["metadata"], "ownerReferences": [owner]}}
         try:
             result = await asyncio.to_thread(
                 self.api.create_namespaced_custom_object,

@@ -121,6 +121,11 @@ class Controller:
             resync_interval=settings.resync_interval,
         )
         self._leader_checked = (float("-inf"), False)
+        self.owner_reference: dict[str, Any] | None = None
+        """The peering object as the owner of what the controller creates in other namespaces
+        (PolicyReports, isolation NetworkPolicies): the chart owns the peering object, so
+        `helm uninstall` deletes it and the garbage collector then removes those. None when
+        standalone (nothing owns them; they stay until deleted)."""
         self.registry = build_controller_registry(self)
         for plugin in plugins:
             plugin(self)
@@ -223,7 +228,7 @@ class Controller:
         waiting_said = False
         while not stop.is_set():
             try:
-                await self._call(
+                found = await self._call(
                     self.custom.get_cluster_custom_object,
                     PEERING_GROUP,
                     PEERING_VERSION,
@@ -231,6 +236,7 @@ class Controller:
                     name,
                     _request_timeout=_REQUEST_TIMEOUT,
                 )
+                self._own_by(found)
                 return True
             except ApiException as exc:
                 if exc.status != 404:
@@ -245,7 +251,7 @@ class Controller:
                         "(kubectl apply -f manifests/crds/kopf-peering.yaml), or run --standalone"
                     ) from None
             if self.settings.create_peering:
-                await self._create_peering_object()
+                self._own_by(await self._create_peering_object())
                 return True
             if not waiting_said:
                 _log.info("waiting for the ClusterKopfPeering %s (created by the chart)", name)
@@ -254,14 +260,25 @@ class Controller:
                 await asyncio.wait_for(stop.wait(), timeout=2.0)
         return False
 
-    async def _create_peering_object(self) -> None:
+    def _own_by(self, peering: Any) -> None:
+        meta = peering.get("metadata") if isinstance(peering, Mapping) else None
+        uid = meta.get("uid") if isinstance(meta, Mapping) else None
+        if uid:
+            self.owner_reference = {
+                "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+                "kind": "ClusterKopfPeering",
+                "name": self.settings.peering_name,
+                "uid": str(uid),
+            }
+
+    async def _create_peering_object(self) -> Any:
         body = {
             "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
             "kind": "ClusterKopfPeering",
             "metadata": {"name": self.settings.peering_name},
         }
         try:
-            await self._call(
+            created = await self._call(
                 self.custom.create_cluster_custom_object,
                 PEERING_GROUP,
                 PEERING_VERSION,
@@ -271,7 +288,14 @@ class Controller:
             )
         except ApiException as exc:
             if exc.status == 409:
-                return
+                return await self._call(
+                    self.custom.get_cluster_custom_object,
+                    PEERING_GROUP,
+                    PEERING_VERSION,
+                    PEERING_PLURAL,
+                    self.settings.peering_name,
+                    _request_timeout=_REQUEST_TIMEOUT,
+                )
             if exc.status == 404:
                 raise AirlockError(
                     "the ClusterKopfPeering CRD is not installed "
@@ -282,6 +306,7 @@ class Controller:
                 f"HTTP {exc.status} {exc.reason}"
             ) from None
         _log.info("created ClusterKopfPeering %s", self.settings.peering_name)
+        return created
 
     # -- running --------------------------------------------------------------------------------
 

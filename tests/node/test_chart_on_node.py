@@ -1,0 +1,558 @@
+"""Airlock the way cluster admins run it: its own image, installed with Helm, as pods on a real
+node, answering the API server through its Service.
+
+One release (`airlock` in `airlock-system`, the names the README documents) is installed by
+digest for the whole module and exercised in order: ready, deny / warn / patch / admit, an
+exception approved by a second person, metrics and PolicyReports, then disruptions under a
+steady stream of Pod creations (rolling restart, a deleted pod, a certificate rotation, helm
+upgrade), and last uninstall, which must leave nothing behind. A second release whose image
+does not exist checks that uninstall never depends on Airlock's pods running.
+
+The pods run as a UID the image has no passwd entry for: identity must not depend on one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from conftest import NodeCluster
+from e2e_rig import REPO_ROOT, install_crds
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+CHART = REPO_ROOT / "charts" / "airlock"
+RELEASE, NAMESPACE = "airlock", "airlock-system"
+ENV_LABEL = "airlock.dev/environment"
+# Looks like a Hugging Face token; never a real one. It must never come back in clear.
+SECRET = "hf_" + "Qx7rT2mZ9vB4nK8pL3wY6cJ1dF5gH0sAeU"
+NO_PASSWD_UID = 23456
+T = TypeVar("T")
+
+
+def poll(fetch: Callable[[], T | None], what: str, timeout: float = 120.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+
+
+def say(message: str) -> None:
+    """Numbers the closing note reports (printed with -s, and kept in the log on failure)."""
+    print(f"[node-test] {message}", flush=True)
+
+
+@dataclass
+class Helm:
+    node: NodeCluster
+    home: Path
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "HELM_CACHE_HOME": str(self.home / "cache"),
+            "HELM_CONFIG_HOME": str(self.home / "config"),
+            "HELM_DATA_HOME": str(self.home / "data"),
+            "KUBECONFIG": str(self.node.kubeconfig),
+        }
+        result = subprocess.run(
+            [self.node.tool("helm"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=300,
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+
+def values(node: NodeCluster, **extra: Any) -> dict[str, Any]:
+    spec = {
+        "environmentLabel": ENV_LABEL,
+        "defaultEnvironment": "dev",
+        "environments": [
+            {"name": "dev", "mode": "warn", "rules": {"image-digest-missing": "audit"}},
+            {
+                "name": "prod",
+                "mode": "enforce",
+                "allowedRegistries": ["registry.corp.example/prod/"],
+            },
+        ],
+        "mutations": {"secureDefaults": True, "inheritOwnerLabel": True},
+        "ownerLabel": "airlock.dev/owner",
+        "exceptions": {"maxDays": 90, "requireApproval": True},
+        "isolation": "audit",
+    }
+    out: dict[str, Any] = {
+        "image": {
+            "repository": node.image_repository,
+            "digest": node.image_digest,
+            "pullPolicy": "IfNotPresent",
+        },
+        "podSecurityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NO_PASSWD_UID,
+            "runAsGroup": NO_PASSWD_UID,
+            "fsGroup": NO_PASSWD_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "policy": {"spec": spec},
+    }
+    out.update(extra)
+    return out
+
+
+def write_values(path: Path, data: dict[str, Any]) -> str:
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return str(path)
+
+
+def deployment_ready(apps: client.AppsV1Api, name: str) -> bool | None:
+    dep = apps.read_namespaced_deployment(name, NAMESPACE)
+    want = dep.spec.replicas or 0
+    st = dep.status
+    if (
+        st.observed_generation == dep.metadata.generation
+        and (st.updated_replicas or 0) == want
+        and (st.ready_replicas or 0) == want
+        and (st.replicas or 0) == want
+    ):
+        return True
+    return None
+
+
+def pod_body(name: str, image: str, *, hardened: bool = True, **extra: Any) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": image}
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"airlock.dev/owner": "ml-team"}},
+        "spec": {"containers": [container]},
+    }
+    if hardened:
+        container["securityContext"] = {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        pod["spec"]["automountServiceAccountToken"] = False
+    container.update(extra.pop("container", {}))
+    pod["spec"].update(extra)
+    return pod
+
+
+PROD_IMAGE = "registry.corp.example/prod/serve:1.4.2@sha256:" + "ab" * 32
+
+
+@dataclass
+class Installed:
+    node: NodeCluster
+    helm: Helm
+    values_file: str
+    dev: str
+    prod: str
+    install_to_ready: float
+    api: client.ApiClient = field(repr=False)
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+
+@pytest.fixture(scope="module")
+def installed(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    api = node_cluster.api_client
+    install_crds(api)
+    core = client.CoreV1Api(api)
+    suffix = uuid.uuid4().hex[:6]
+    dev, prod = f"ml-dev-{suffix}", f"ml-prod-{suffix}"
+    for ns, env in ((dev, "dev"), (prod, "prod")):
+        core.create_namespace(
+            client.V1Namespace(
+                metadata=client.V1ObjectMeta(
+                    name=ns, labels={ENV_LABEL: env, "airlock.dev/owner": "ml-team"}
+                )
+            )
+        )
+    home = tmp_path_factory.mktemp("helm")
+    helm = Helm(node_cluster, home)
+    vfile = write_values(home / "values.yaml", values(node_cluster))
+    began = time.monotonic()
+    helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace", "-f", vfile)
+    apps = client.AppsV1Api(api)
+    poll(lambda: deployment_ready(apps, "airlock-webhook"), "the webhook pods Ready", 240)
+    poll(lambda: deployment_ready(apps, "airlock-controller"), "the controller Ready", 240)
+    took = time.monotonic() - began
+    say(f"helm install to webhook and controller Ready: {took:.1f} s")
+    yield Installed(node_cluster, helm, vfile, dev, prod, took, api)
+    helm("uninstall", RELEASE, "--namespace", NAMESPACE, check=False)
+    for ns in (dev, prod):
+        try:
+            core.delete_namespace(ns)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+
+def test_pods_are_ready_with_certificates_issued_and_ca_bundles_filled(
+    installed: Installed,
+) -> None:
+    api = installed.api
+    secret = installed.core.read_namespaced_secret("airlock-webhook-tls", NAMESPACE)
+    assert {"tls.crt", "tls.key", "ca.crt"} <= set(secret.data or {})
+    ca = base64.b64decode(secret.data["ca.crt"])
+    admission = client.AdmissionregistrationV1Api(api)
+    for config in (
+        admission.read_validating_webhook_configuration("airlock"),
+        admission.read_mutating_webhook_configuration("airlock"),
+    ):
+        for hook in config.webhooks:
+            assert hook.client_config.service.name == "airlock-webhook"
+            assert base64.b64decode(hook.client_config.ca_bundle) == ca
+    pods = installed.core.list_namespaced_pod(NAMESPACE).items
+    running = sorted(p.metadata.labels.get("app.kubernetes.io/component", "") for p in pods)
+    assert running == ["controller", "webhook", "webhook"]
+    for pod in pods:
+        spec = pod.spec
+        assert spec.enable_service_links is False
+        assert spec.security_context.run_as_user == NO_PASSWD_UID
+        (container,) = spec.containers
+        assert container.image.endswith("@" + installed.node.image_digest)
+        # no admin credentials anywhere: only the pod's own service-account token
+        volumes = {v.name: v for v in spec.volumes}
+        for mount in container.volume_mounts:
+            vol = volumes[mount.name]
+            assert vol.host_path is None
+            if vol.secret is not None:
+                assert vol.secret.secret_name == "airlock-webhook-tls"
+        assert pod.status.container_statuses[0].restart_count == 0
+
+
+def kubectl_warnings(stderr: str) -> list[str]:
+    return [line.removeprefix("Warning: ") for line in stderr.splitlines() if line.startswith("Warning: ")]
+
+
+def test_denial_through_the_service_names_every_violation_and_redacts_the_secret(
+    installed: Installed,
+) -> None:
+    bad = pod_body(
+        "leaky",
+        "docker.io/library/python:latest",
+        hardened=False,
+        container={
+            "env": [{"name": "HF_TOKEN", "value": SECRET}],
+            "securityContext": {"privileged": True},
+        },
+    )
+    began = time.monotonic()
+    proc = installed.node.kubectl("create", "-n", installed.prod, "-f", "-", stdin=json.dumps(bad))
+    took = time.monotonic() - began
+    assert proc.returncode != 0
+    message = proc.stderr
+    assert 'admission webhook "pods.validate.airlock.dev" denied the request' in message
+    for rule in (
+        "plaintext-secret-env",
+        "privileged-container",
+        "image-tag-latest",
+        "image-registry-not-allowed",
+    ):
+        assert f"[{rule}]" in message, rule
+    assert "[REDACTED Hugging Face token" in message
+    assert SECRET not in message and SECRET[3:] not in message
+    say(f"denial through the Service: kubectl round trip {took:.2f} s")
+
+
+def test_warning_patch_and_admission_through_the_service(installed: Installed) -> None:
+    # dev warns: admitted, with every finding as a warning, and the secure defaults filled in
+    loose = pod_body("loose", "registry.corp.example/dev/tool:latest", hardened=False)
+    proc = installed.node.kubectl("create", "-n", installed.dev, "-f", "-", stdin=json.dumps(loose))
+    assert proc.returncode == 0, proc.stderr
+    warnings = kubectl_warnings(proc.stderr)
+    assert any(w.startswith("airlock [image-tag-latest] ") for w in warnings), warnings
+    assert any(w.startswith("airlock set ") for w in warnings), warnings
+    stored = installed.core.read_namespaced_pod("loose", installed.dev)
+    sc = stored.spec.containers[0].security_context
+    assert sc.allow_privilege_escalation is False
+    assert sc.capabilities.drop == ["ALL"]
+    assert stored.spec.automount_service_account_token is False
+
+    # prod enforces: a hardened, pinned pod from the prod registry is admitted silently
+    good = pod_body("good", PROD_IMAGE)
+    proc = installed.node.kubectl("create", "-n", installed.prod, "-f", "-", stdin=json.dumps(good))
+    assert proc.returncode == 0, proc.stderr
+    assert [w for w in kubectl_warnings(proc.stderr) if "[" in w] == []
+
+
+def test_an_exception_approved_by_a_second_person_takes_effect(installed: Installed) -> None:
+    node, ns = installed.node, installed.prod
+    privileged = pod_body(
+        "gpu-setup-1", PROD_IMAGE, container={"securityContext": {"privileged": True}}
+    )
+    denied = node.kubectl("create", "-n", ns, "--dry-run=server", "-f", "-", stdin=json.dumps(privileged))
+    assert denied.returncode != 0
+    assert "[privileged-container]" in denied.stderr
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 7 * 86400))
+    exception = {
+        "apiVersion": "airlock.dev/v1alpha1",
+        "kind": "PolicyException",
+        "metadata": {"name": "gpu-setup", "namespace": ns},
+        "spec": {
+            "rules": ["privileged-container"],
+            "match": {"names": ["gpu-setup-*"]},
+            "expires": expires,
+            "owner": "gpu-team@corp.example",
+            "reason": "the driver installer needs privileges until the operator ships",
+        },
+    }
+    alice = ("--as=alice", "--as-group=system:masters")
+    bob = ("--as=bob", "--as-group=system:masters")
+    created = node.kubectl(*alice, "apply", "-f", "-", stdin=json.dumps(exception))
+    assert created.returncode == 0, created.stderr
+    own = node.kubectl(*alice, "annotate", "-n", ns, "policyexception/gpu-setup", "airlock.dev/approve=true")
+    assert own.returncode != 0
+    assert "four-eyes" in own.stderr
+    approved = node.kubectl(*bob, "annotate", "-n", ns, "policyexception/gpu-setup", "airlock.dev/approve=true")
+    assert approved.returncode == 0, approved.stderr
+
+    def admitted() -> bool | None:
+        proc = node.kubectl("create", "-n", ns, "--dry-run=server", "-f", "-", stdin=json.dumps(privileged))
+        return True if proc.returncode == 0 else None
+
+    poll(admitted, "the approved exception to reach both webhook replicas", 60)
+    # both replicas must agree: ask several times (the Service balances between them)
+    for _ in range(10):
+        assert admitted()
+    custom = client.CustomObjectsApi(installed.api)
+
+    def active() -> bool | None:
+        obj = custom.get_namespaced_custom_object("airlock.dev", "v1alpha1", ns, "policyexceptions", "gpu-setup")
+        return True if (obj.get("status") or {}).get("state") == "Active" else None
+
+    poll(active, "the controller to mark the exception Active", 60)
+
+
+def test_controller_metrics_from_its_pod_and_policy_reports(installed: Installed) -> None:
+    (pod,) = installed.core.list_namespaced_pod(
+        NAMESPACE, label_selector="app.kubernetes.io/component=controller"
+    ).items
+    url = f"http://{pod.status.pod_ip}:8080/metrics"
+
+    def scraped() -> str | None:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (a pod on our bridge)
+                text = resp.read().decode()
+        except OSError:
+            return None
+        return text if "airlock_audit_workloads{" in text else None
+
+    text = poll(scraped, f"the controller's audit metrics at {url}", 120)
+    assert 'airlock_policy_info{' in text
+    assert SECRET not in text
+    custom = client.CustomObjectsApi(installed.api)
+
+    def report() -> dict[str, Any] | None:
+        items = custom.list_namespaced_custom_object(
+            "wgpolicyk8s.io", "v1alpha2", installed.dev, "policyreports"
+        )["items"]
+        return items[0] if items and items[0].get("results") else None
+
+    rep = poll(report, f"a PolicyReport in {installed.dev}", 120)
+    assert any(r["policy"] for r in rep["results"])
+    assert SECRET not in json.dumps(rep)
+
+
+class PodStream:
+    """Pod creations (server-side dry run: the whole admission chain, nothing stored) in a
+    steady loop on a thread; counts what the API server answered."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.sent = 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        body = pod_body("stream", PROD_IMAGE)
+        while not self._stop.is_set():
+            self.sent += 1
+            try:
+                self.core.create_namespaced_pod(self.namespace, body, dry_run="All", _request_timeout=30)
+            except ApiException as err:
+                self.failed.append(f"HTTP {err.status}: {(err.body or '')[:300]}")
+            except Exception as err:  # noqa: BLE001 - counted, not raised, and reported below
+                self.failed.append(f"{type(err).__name__}: {err}")
+            time.sleep(0.05)
+
+    def __enter__(self) -> PodStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def test_rolling_restart_of_the_webhook_drops_no_request(installed: Installed) -> None:
+    apps = client.AppsV1Api(installed.api)
+    with PodStream(installed.api, installed.prod) as stream:
+        time.sleep(2)
+        restarted = installed.node.kubectl("rollout", "restart", "-n", NAMESPACE, "deployment/airlock-webhook")
+        assert restarted.returncode == 0, restarted.stderr
+        time.sleep(2)
+        poll(lambda: deployment_ready(apps, "airlock-webhook"), "the restarted webhook Ready", 240)
+        time.sleep(3)
+    say(f"rolling restart: {stream.sent} Pod creations sent, {len(stream.failed)} failed")
+    assert stream.sent > 20
+    assert stream.failed == []
+
+
+def test_deleting_a_webhook_pod_drops_no_request(installed: Installed) -> None:
+    apps = client.AppsV1Api(installed.api)
+    with PodStream(installed.api, installed.prod) as stream:
+        time.sleep(2)
+        victim = installed.core.list_namespaced_pod(
+            NAMESPACE, label_selector="app.kubernetes.io/component=webhook"
+        ).items[0]
+        installed.core.delete_namespaced_pod(victim.metadata.name, NAMESPACE)
+        time.sleep(2)
+        poll(lambda: deployment_ready(apps, "airlock-webhook"), "a replacement webhook pod", 240)
+        time.sleep(3)
+    say(f"webhook pod deleted: {stream.sent} Pod creations sent, {len(stream.failed)} failed")
+    assert stream.sent > 20
+    assert stream.failed == []
+
+
+def test_helm_upgrade_keeps_serving(installed: Installed) -> None:
+    apps = client.AppsV1Api(installed.api)
+    admission = client.AdmissionregistrationV1Api(installed.api)
+    with PodStream(installed.api, installed.prod) as stream:
+        time.sleep(2)
+        installed.helm(
+            "upgrade",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            "-f",
+            installed.values_file,
+            "--set",
+            "webhooks.pods.timeoutSeconds=7",
+            "--set",
+            "webhook.podAnnotations.upgraded=yes",
+        )
+        time.sleep(2)
+        poll(lambda: deployment_ready(apps, "airlock-webhook"), "the upgraded webhook Ready", 240)
+        time.sleep(3)
+    say(f"helm upgrade: {stream.sent} Pod creations sent, {len(stream.failed)} failed")
+    assert stream.failed == []
+    pods = next(h for h in admission.read_validating_webhook_configuration("airlock").webhooks if h.name == "pods.validate.airlock.dev")
+    assert pods.timeout_seconds == 7
+    assert pods.client_config.ca_bundle  # the controller's caBundle survived the upgrade
+
+
+def leftovers(api: client.ApiClient, namespaces: list[str], release: str = RELEASE) -> list[str]:
+    """Everything of a release that is still there after uninstall."""
+    found: list[str] = []
+    admission = client.AdmissionregistrationV1Api(api)
+    for kind, lister in (
+        ("ValidatingWebhookConfiguration", admission.list_validating_webhook_configuration),
+        ("MutatingWebhookConfiguration", admission.list_mutating_webhook_configuration),
+    ):
+        found += [f"{kind}/{o.metadata.name}" for o in lister().items if o.metadata.name.startswith(release)]
+    rbac = client.RbacAuthorizationV1Api(api)
+    found += [f"ClusterRole/{o.metadata.name}" for o in rbac.list_cluster_role().items if o.metadata.name.startswith(release + "-")]
+    found += [
+        f"ClusterRoleBinding/{o.metadata.name}"
+        for o in rbac.list_cluster_role_binding().items
+        if o.metadata.name.startswith(release + "-")
+    ]
+    custom = client.CustomObjectsApi(api)
+    found += [
+        f"ClusterKopfPeering/{o['metadata']['name']}"
+        for o in custom.list_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings")["items"]
+        if o["metadata"]["name"].startswith(release)
+    ]
+    found += [
+        f"BaselinePolicy/{o['metadata']['name']}"
+        for o in custom.list_cluster_custom_object("airlock.dev", "v1alpha1", "baselinepolicies")["items"]
+    ]
+    core = client.CoreV1Api(api)
+    apps = client.AppsV1Api(api)
+    for ns in namespaces:
+        found += [f"Pod {ns}/{p.metadata.name}" for p in core.list_namespaced_pod(ns).items if p.metadata.labels.get("app.kubernetes.io/part-of") == "airlock"]
+        found += [f"Deployment {ns}/{d.metadata.name}" for d in apps.list_namespaced_deployment(ns).items]
+        found += [f"Secret {ns}/{s.metadata.name}" for s in core.list_namespaced_secret(ns).items if s.metadata.name.startswith(release)]
+        found += [f"Service {ns}/{s.metadata.name}" for s in core.list_namespaced_service(ns).items]
+        found += [
+            f"PolicyReport {ns}/{r['metadata']['name']}"
+            for r in custom.list_namespaced_custom_object("wgpolicyk8s.io", "v1alpha2", ns, "policyreports")["items"]
+        ]
+    return found
+
+
+def test_uninstall_removes_everything_airlock_created(installed: Installed) -> None:
+    began = time.monotonic()
+    installed.helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--timeout", "120s")
+    took = time.monotonic() - began
+    say(f"helm uninstall: {took:.1f} s")
+    namespaces = [NAMESPACE, installed.dev, installed.prod]
+
+    def clean() -> list[str] | None:
+        left = leftovers(installed.api, namespaces)
+        return [] if not left else None
+
+    poll(clean, "every object of the release to be gone", 120)
+    # nothing fail-closed is left: a Pod in a checked namespace is admitted at once
+    proc = installed.node.kubectl(
+        "create", "-n", installed.prod, "--dry-run=server", "-f", "-",
+        stdin=json.dumps(pod_body("after", "docker.io/library/python:latest", hardened=False)),
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_uninstall_without_a_runnable_image_leaves_no_webhook(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """The image cannot be pulled, so no Airlock pod ever runs: uninstall must still remove the
+    fail-closed Pod webhook (a pre-delete hook Job would have hung here)."""
+    node = installed.node
+    helm = Helm(node, tmp_path)
+    broken = values(node)
+    broken["image"] = {"repository": "registry.invalid/airlock", "tag": "0.0.0", "pullPolicy": "IfNotPresent"}
+    vfile = write_values(tmp_path / "values.yaml", broken)
+    helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace", "-f", vfile)
+    admission = client.AdmissionregistrationV1Api(installed.api)
+    assert admission.read_validating_webhook_configuration("airlock").webhooks
+    began = time.monotonic()
+    helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--timeout", "120s")
+    took = time.monotonic() - began
+    say(f"helm uninstall with an image that cannot be pulled: {took:.1f} s")
+    assert took < 60
+    poll(
+        lambda: [] if not leftovers(installed.api, [NAMESPACE, installed.dev, installed.prod]) else None,
+        "every object of the broken release to be gone",
+        120,
+    )
