@@ -1,9 +1,13 @@
-"""`make demo`: Airlock enforcing a three-environment baseline on a real local control plane.
+"""`make demo`: Airlock enforcing a three-environment baseline on a real local cluster.
 
-Brings the local cluster up (or reuses it), installs the CRDs, the example policy and three
-labelled namespaces, starts `airlock webhook` and `airlock controller` in the background, registers
-the webhook configurations (URL form: the webhook runs on this machine), then applies the example
-workloads with kubectl and says what Airlock did to each. `python hack/demo.py down` stops it all.
+The way cluster admins run it, where this machine allows (root, cgroups): builds Airlock's image
+(`make image`), brings up the local control plane with a real node (containerd, kubelet,
+kube-scheduler, kube-proxy), imports the image into the node, installs Airlock with Helm by
+digest, then applies the example workloads with kubectl and says what Airlock did to each.
+
+Where no node can run, it says why and falls back to Airlock as host processes: `airlock
+webhook` and `airlock controller` in the background beside a node-less control plane, with the
+webhook configurations in URL form. `python hack/demo.py down` stops everything either way.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
 import localcluster  # noqa: E402
+import localnode  # noqa: E402
 
 DEMO = ROOT / ".local" / "demo"
 CLUSTER = ROOT / ".local" / "cluster"
@@ -136,16 +143,34 @@ def outcome(proc: subprocess.CompletedProcess[str]) -> tuple[str, list[str]]:
     return f"{GREEN}ADMITTED{RESET}", [proc.stdout.strip()]
 
 
-def up() -> int:
+def up(*, host_processes: bool = False) -> int:
     DEMO.mkdir(parents=True, exist_ok=True)
     stop_pids()
-    say("local control plane (etcd, kube-apiserver, kube-controller-manager)")
-    cluster = localcluster.start(CLUSTER)
-    print(f"    {cluster.server} ({'reused' if cluster.reused else 'started'})")
-    k = Env(cluster.bin_dir / "kubectl", cluster.kubeconfig)
+    reason = "asked for (--host-processes)" if host_processes else localnode.unavailable_reason()
+    if reason is None:
+        return up_node()
+    say(f"no real node on this machine ({reason}): Airlock runs as host processes instead")
+    return up_host()
 
-    say("CRDs: BaselinePolicy, PolicyException, kopf peering, PolicyReport; test-only AI kinds")
-    k.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "crds"))
+
+def apply_workloads(k: Env) -> None:
+    say("applying the example workloads with kubectl\n")
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        about = " ".join(
+            ln.lstrip("# ") for ln in path.read_text().splitlines() if ln.startswith("#")
+        )
+        proc = k.run("apply", "-f", str(path), check=False)
+        verdict, lines = outcome(proc)
+        print(f"{BOLD}{path.relative_to(ROOT)}{RESET}\n  {DIM}{about}{RESET}\n  {verdict}")
+        for ln in lines[:12]:
+            print(f"    {ln}")
+        if len(lines) > 12:
+            print(f"    … {len(lines) - 12} more lines")
+        print()
+
+
+def namespaces_and_ai_crds(k: Env) -> None:
+    say("test-only CRDs of the AI kinds (PyTorchJob, InferenceService, …)")
     k.run(
         "apply",
         "--server-side",
@@ -154,7 +179,6 @@ def up() -> int:
         str(ROOT / "manifests" / "testing" / "ai-crds.yaml"),
     )
     k.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-
     say(
         "namespaces ml-dev (warn), ml-staging (enforce), ml-prod (enforce, prod registry + digests)"
     )
@@ -167,6 +191,144 @@ def up() -> int:
         for ns, env in NAMESPACES.items()
     ]
     k.run("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+
+
+def wait_for_denial(k: Env) -> None:
+    """The API server picks new webhook configurations up asynchronously: probe until it denies."""
+    probe = json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "airlock-probe", "namespace": "ml-prod"},
+            "spec": {
+                "containers": [
+                    {"name": "c", "image": "busybox", "securityContext": {"privileged": True}}
+                ]
+            },
+        }
+    )
+    for _ in range(120):
+        if k.run("apply", "--dry-run=server", "-f", "-", stdin=probe, check=False).returncode != 0:
+            return
+        time.sleep(0.5)
+    raise SystemExit("demo: Airlock did not start denying within a minute")
+
+
+def up_node() -> int:
+    began = time.monotonic()
+    say("building Airlock's image without Docker (make image; cached after the first time)")
+    built = subprocess.run(
+        ["bash", str(ROOT / "hack" / "build-image.sh"), "airlock"],
+        check=False,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if built.returncode != 0:
+        raise SystemExit("demo: hack/build-image.sh failed (see above)")
+    digest = (ROOT / ".local" / "image" / "airlock.digest").read_text().strip()
+    archive = ROOT / ".local" / "image" / "airlock.oci.tar"
+    print(f"    {archive.relative_to(ROOT)}  {digest}")
+
+    say("local control plane and a real node (containerd, kubelet, kube-scheduler, kube-proxy)")
+    cluster = localcluster.start(CLUSTER, node=True)
+    print(f"    {cluster.server} ({'reused' if cluster.reused else 'started'})")
+    k = Env(cluster.bin_dir / "kubectl", cluster.kubeconfig)
+    names = localnode.import_image(CLUSTER, archive)
+    repository = names[0].rsplit(":", 1)[0]
+    print(f"    image imported into the node's containerd: {names[0]}@{digest}")
+    namespaces_and_ai_crds(k)
+
+    policy = yaml.safe_load((ROOT / "manifests" / "examples" / "policy-default.yaml").read_text())
+    values = {
+        "image": {"repository": repository, "digest": digest},
+        "policy": {"spec": policy["spec"]},
+    }
+    values_file = DEMO / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    say(
+        "helm install airlock charts/airlock --namespace airlock-system --create-namespace "
+        f"-f {values_file.relative_to(ROOT)}"
+    )
+    helm_env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "HELM_CACHE_HOME": str(DEMO / "helm" / "cache"),
+        "HELM_CONFIG_HOME": str(DEMO / "helm" / "config"),
+        "HELM_DATA_HOME": str(DEMO / "helm" / "data"),
+    }
+    helm = [str(cluster.bin_dir / "helm")]
+    subprocess.run(
+        [*helm, "uninstall", "airlock", "-n", "airlock-system"],
+        env=helm_env,
+        capture_output=True,
+        check=False,
+    )
+    installed = subprocess.run(
+        [
+            *helm,
+            "install",
+            "airlock",
+            str(ROOT / "charts" / "airlock"),
+            "--namespace",
+            "airlock-system",
+            "--create-namespace",
+            "-f",
+            str(values_file),
+        ],
+        env=helm_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if installed.returncode != 0:
+        raise SystemExit(f"demo: helm install failed:\n{installed.stderr.strip()}")
+    t = time.monotonic()
+    for deployment in ("airlock-webhook", "airlock-controller"):
+        proc = k.run(
+            "rollout",
+            "status",
+            "-n",
+            "airlock-system",
+            f"deployment/{deployment}",
+            "--timeout=180s",
+            check=False,
+        )
+        if proc.returncode != 0:
+            pods = k.run("get", "pods", "-n", "airlock-system", "-o", "wide", check=False).stdout
+            raise SystemExit(f"demo: {deployment} did not become ready:\n{proc.stderr}\n{pods}")
+    print(f"    webhook (2 replicas) and controller Ready in {time.monotonic() - t:.0f} s:")
+    for line in k.run("get", "pods", "-n", "airlock-system", "-o", "wide").stdout.splitlines():
+        print(f"      {line}")
+    wait_for_denial(k)
+
+    env_file = DEMO / "env"
+    env_file.write_text(
+        f"export KUBECONFIG={cluster.kubeconfig}\nexport PATH={cluster.bin_dir}:$PATH\n"
+    )
+    apply_workloads(k)
+    say(f"done in {time.monotonic() - began:.0f} s; try it yourself")
+    print(f"""    source {env_file.relative_to(ROOT)}
+    kubectl get pods -n airlock-system -o wide          # Airlock's own pods on the node
+    kubectl apply -f manifests/examples/workloads/03-deployment-latest.yaml
+    kubectl get baselinepolicy default -o yaml          # status: Ready, observedGeneration
+    kubectl get policyreports -A                        # the controller's audit results
+    curl -s http://$(kubectl get pod -n airlock-system -l app.kubernetes.io/component=controller \\
+      -o jsonpath='{{.items[0].status.podIP}}'):8080/metrics | grep airlock_compliance_ratio
+    .venv/bin/airlock explain plaintext-secret-env
+    make demo-down                                      # removes the node, the cluster, everything
+""")
+    return 0
+
+
+def up_host() -> int:
+    say("local control plane (etcd, kube-apiserver, kube-controller-manager)")
+    cluster = localcluster.start(CLUSTER)
+    print(f"    {cluster.server} ({'reused' if cluster.reused else 'started'})")
+    k = Env(cluster.bin_dir / "kubectl", cluster.kubeconfig)
+
+    say("CRDs: BaselinePolicy, PolicyException, kopf peering, PolicyReport")
+    k.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "crds"))
+    namespaces_and_ai_crds(k)
     k.run("apply", "-f", str(ROOT / "manifests" / "examples" / "policy-default.yaml"))
 
     say("webhook serving certificate, signed by the local webhook CA")
@@ -249,23 +411,7 @@ def up() -> int:
     ).stdout
     (DEMO / "webhook-configurations.yaml").write_text(rendered)
     k.run("apply", "-f", str(DEMO / "webhook-configurations.yaml"))
-    # the API server picks new webhook configurations up asynchronously: probe until it denies
-    probe = json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "airlock-probe", "namespace": "ml-prod"},
-            "spec": {
-                "containers": [
-                    {"name": "c", "image": "busybox", "securityContext": {"privileged": True}}
-                ]
-            },
-        }
-    )
-    for _ in range(60):
-        if k.run("apply", "--dry-run=server", "-f", "-", stdin=probe, check=False).returncode != 0:
-            break
-        time.sleep(0.5)
+    wait_for_denial(k)
 
     env_file = DEMO / "env"
     env_file.write_text(
@@ -275,19 +421,7 @@ def up() -> int:
         f"export AIRLOCK_CONTROLLER_METRICS_URL=http://127.0.0.1:{cmetrics}/metrics\n"
     )
 
-    say("applying the example workloads with kubectl\n")
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        about = " ".join(
-            ln.lstrip("# ") for ln in path.read_text().splitlines() if ln.startswith("#")
-        )
-        proc = k.run("apply", "-f", str(path), check=False)
-        verdict, lines = outcome(proc)
-        print(f"{BOLD}{path.relative_to(ROOT)}{RESET}\n  {DIM}{about}{RESET}\n  {verdict}")
-        for ln in lines[:12]:
-            print(f"    {ln}")
-        if len(lines) > 12:
-            print(f"    … {len(lines) - 12} more lines")
-        print()
+    apply_workloads(k)
 
     say("try it yourself")
     print(f"""    source {env_file.relative_to(ROOT)}
@@ -313,8 +447,16 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("action", choices=["up", "down"], nargs="?", default="up")
+    parser.add_argument(
+        "--host-processes",
+        action="store_true",
+        help="run Airlock as host processes beside a node-less control plane, even as root",
+    )
     args = parser.parse_args()
-    return up() if args.action == "up" else down()
+    try:
+        return up(host_processes=args.host_processes) if args.action == "up" else down()
+    except (localcluster.ClusterError, localnode.NodeError) as err:
+        raise SystemExit(f"demo: {err}") from None
 
 
 if __name__ == "__main__":
