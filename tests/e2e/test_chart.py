@@ -251,7 +251,8 @@ def test_every_rendered_object_passes_server_side_validation(
     kinds = {d["kind"] for d in yaml.safe_load_all(rendered) if d}
     out = _kubectl(e2e_cluster, "apply", "--dry-run=server", "-f", "-", stdin=rendered)
     assert "(server dry run)" in out
-    assert {"Deployment", "ValidatingWebhookConfiguration", "BaselinePolicy", "Job"} <= kinds
+    assert {"Deployment", "ValidatingWebhookConfiguration", "BaselinePolicy"} <= kinds
+    assert "Job" not in kinds  # no hooks: uninstall never waits for a pod
     if values:
         assert {"Certificate", "Issuer", "ServiceMonitor", "PrometheusRule", "NetworkPolicy"} <= (
             kinds
