@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client, config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from e2e_rig import REPO_ROOT, localcluster  # noqa: E402
+from e2e_rig import REPO_ROOT, localcluster
 
 NODE_DIR = Path(__file__).resolve().parent
 NODE_RUN_DIR = REPO_ROOT / ".local" / "node-cluster"

@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -29,6 +31,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from conftest import NodeCluster
+from cryptography import x509
 from e2e_rig import REPO_ROOT, install_crds
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -115,6 +118,8 @@ def values(node: NodeCluster, **extra: Any) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "policy": {"spec": spec},
+        # a renewal request (airlock.dev/renew) is honoured within seconds, not minutes
+        "controller": {"extraArgs": ["--cert-check-interval=3"]},
     }
     out.update(extra)
     return out
@@ -181,7 +186,9 @@ class Installed:
 
 
 @pytest.fixture(scope="module")
-def installed(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+def installed(
+    node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Installed]:
     api = node_cluster.api_client
     install_crds(api)
     core = client.CoreV1Api(api)
@@ -199,7 +206,9 @@ def installed(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactor
     helm = Helm(node_cluster, home)
     vfile = write_values(home / "values.yaml", values(node_cluster))
     began = time.monotonic()
-    helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace", "-f", vfile)
+    helm(
+        "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace", "-f", vfile
+    )
     apps = client.AppsV1Api(api)
     poll(lambda: deployment_ready(apps, "airlock-webhook"), "the webhook pods Ready", 240)
     poll(lambda: deployment_ready(apps, "airlock-controller"), "the controller Ready", 240)
@@ -250,7 +259,11 @@ def test_pods_are_ready_with_certificates_issued_and_ca_bundles_filled(
 
 
 def kubectl_warnings(stderr: str) -> list[str]:
-    return [line.removeprefix("Warning: ") for line in stderr.splitlines() if line.startswith("Warning: ")]
+    return [
+        line.removeprefix("Warning: ")
+        for line in stderr.splitlines()
+        if line.startswith("Warning: ")
+    ]
 
 
 def test_denial_through_the_service_names_every_violation_and_redacts_the_secret(
@@ -279,7 +292,8 @@ def test_denial_through_the_service_names_every_violation_and_redacts_the_secret
     ):
         assert f"[{rule}]" in message, rule
     assert "[REDACTED Hugging Face token" in message
-    assert SECRET not in message and SECRET[3:] not in message
+    assert SECRET not in message
+    assert SECRET[3:] not in message
     say(f"denial through the Service: kubectl round trip {took:.2f} s")
 
 
@@ -309,7 +323,9 @@ def test_an_exception_approved_by_a_second_person_takes_effect(installed: Instal
     privileged = pod_body(
         "gpu-setup-1", PROD_IMAGE, container={"securityContext": {"privileged": True}}
     )
-    denied = node.kubectl("create", "-n", ns, "--dry-run=server", "-f", "-", stdin=json.dumps(privileged))
+    denied = node.kubectl(
+        "create", "-n", ns, "--dry-run=server", "-f", "-", stdin=json.dumps(privileged)
+    )
     assert denied.returncode != 0
     assert "[privileged-container]" in denied.stderr
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 7 * 86400))
@@ -329,14 +345,20 @@ def test_an_exception_approved_by_a_second_person_takes_effect(installed: Instal
     bob = ("--as=bob", "--as-group=system:masters")
     created = node.kubectl(*alice, "apply", "-f", "-", stdin=json.dumps(exception))
     assert created.returncode == 0, created.stderr
-    own = node.kubectl(*alice, "annotate", "-n", ns, "policyexception/gpu-setup", "airlock.dev/approve=true")
+    own = node.kubectl(
+        *alice, "annotate", "-n", ns, "policyexception/gpu-setup", "airlock.dev/approve=true"
+    )
     assert own.returncode != 0
     assert "four-eyes" in own.stderr
-    approved = node.kubectl(*bob, "annotate", "-n", ns, "policyexception/gpu-setup", "airlock.dev/approve=true")
+    approved = node.kubectl(
+        *bob, "annotate", "-n", ns, "policyexception/gpu-setup", "airlock.dev/approve=true"
+    )
     assert approved.returncode == 0, approved.stderr
 
     def admitted() -> bool | None:
-        proc = node.kubectl("create", "-n", ns, "--dry-run=server", "-f", "-", stdin=json.dumps(privileged))
+        proc = node.kubectl(
+            "create", "-n", ns, "--dry-run=server", "-f", "-", stdin=json.dumps(privileged)
+        )
         return True if proc.returncode == 0 else None
 
     poll(admitted, "the approved exception to reach both webhook replicas", 60)
@@ -346,7 +368,9 @@ def test_an_exception_approved_by_a_second_person_takes_effect(installed: Instal
     custom = client.CustomObjectsApi(installed.api)
 
     def active() -> bool | None:
-        obj = custom.get_namespaced_custom_object("airlock.dev", "v1alpha1", ns, "policyexceptions", "gpu-setup")
+        obj = custom.get_namespaced_custom_object(
+            "airlock.dev", "v1alpha1", ns, "policyexceptions", "gpu-setup"
+        )
         return True if (obj.get("status") or {}).get("state") == "Active" else None
 
     poll(active, "the controller to mark the exception Active", 60)
@@ -360,14 +384,14 @@ def test_controller_metrics_from_its_pod_and_policy_reports(installed: Installed
 
     def scraped() -> str | None:
         try:
-            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (a pod on our bridge)
+            with urllib.request.urlopen(url, timeout=5) as resp:
                 text = resp.read().decode()
         except OSError:
             return None
         return text if "airlock_audit_workloads{" in text else None
 
     text = poll(scraped, f"the controller's audit metrics at {url}", 120)
-    assert 'airlock_policy_info{' in text
+    assert "airlock_policy_info{" in text
     assert SECRET not in text
     custom = client.CustomObjectsApi(installed.api)
 
@@ -399,10 +423,12 @@ class PodStream:
         while not self._stop.is_set():
             self.sent += 1
             try:
-                self.core.create_namespaced_pod(self.namespace, body, dry_run="All", _request_timeout=30)
+                self.core.create_namespaced_pod(
+                    self.namespace, body, dry_run="All", _request_timeout=30
+                )
             except ApiException as err:
                 self.failed.append(f"HTTP {err.status}: {(err.body or '')[:300]}")
-            except Exception as err:  # noqa: BLE001 - counted, not raised, and reported below
+            except Exception as err:
                 self.failed.append(f"{type(err).__name__}: {err}")
             time.sleep(0.05)
 
@@ -419,7 +445,9 @@ def test_rolling_restart_of_the_webhook_drops_no_request(installed: Installed) -
     apps = client.AppsV1Api(installed.api)
     with PodStream(installed.api, installed.prod) as stream:
         time.sleep(2)
-        restarted = installed.node.kubectl("rollout", "restart", "-n", NAMESPACE, "deployment/airlock-webhook")
+        restarted = installed.node.kubectl(
+            "rollout", "restart", "-n", NAMESPACE, "deployment/airlock-webhook"
+        )
         assert restarted.returncode == 0, restarted.stderr
         time.sleep(2)
         poll(lambda: deployment_ready(apps, "airlock-webhook"), "the restarted webhook Ready", 240)
@@ -441,6 +469,67 @@ def test_deleting_a_webhook_pod_drops_no_request(installed: Installed) -> None:
         poll(lambda: deployment_ready(apps, "airlock-webhook"), "a replacement webhook pod", 240)
         time.sleep(3)
     say(f"webhook pod deleted: {stream.sent} Pod creations sent, {len(stream.failed)} failed")
+    assert stream.sent > 20
+    assert stream.failed == []
+
+
+def served_certificate(ip: str) -> x509.Certificate | None:
+    """The certificate a webhook pod serves on 8443 (no verification: we only read it)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((ip, 8443), timeout=5) as sock, ctx.wrap_socket(sock) as tls:
+            der = tls.getpeercert(binary_form=True)
+    except OSError:
+        return None
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+def test_certificate_rotation_drops_no_request(installed: Installed) -> None:
+    """An admin asks for a new serving certificate (airlock.dev/renew on the Secret); the
+    controller issues it, the kubelet refreshes the mounted files, every replica reloads them,
+    and the API server never sees a handshake fail."""
+    core = installed.core
+
+    def serving_serial() -> int:
+        secret = core.read_namespaced_secret("airlock-webhook-tls", NAMESPACE)
+        pem = base64.b64decode(secret.data["tls.crt"])
+        return x509.load_pem_x509_certificate(pem).serial_number
+
+    before = serving_serial()
+    with PodStream(installed.api, installed.prod) as stream:
+        time.sleep(2)
+        core.patch_namespaced_secret(
+            "airlock-webhook-tls",
+            NAMESPACE,
+            {"metadata": {"annotations": {"airlock.dev/renew": str(time.time())}}},
+        )
+        after = poll(
+            lambda: serving_serial() if serving_serial() != before else None,
+            "the controller to issue a new serving certificate",
+            60,
+        )
+        ips = [
+            p.status.pod_ip
+            for p in core.list_namespaced_pod(
+                NAMESPACE, label_selector="app.kubernetes.io/component=webhook"
+            ).items
+        ]
+        assert len(ips) == 2
+
+        def all_serve_new() -> bool | None:
+            served = [served_certificate(ip) for ip in ips]
+            return True if all(c is not None and c.serial_number == after for c in served) else None
+
+        began = time.monotonic()
+        poll(all_serve_new, "every webhook replica to serve the new certificate", 180)
+        say(
+            "certificate rotation: every replica served the new certificate after "
+            f"{time.monotonic() - began:.0f} s"
+        )
+        time.sleep(3)
+    say(f"certificate rotation: {stream.sent} Pod creations sent, {len(stream.failed)} failed")
     assert stream.sent > 20
     assert stream.failed == []
 
@@ -468,7 +557,11 @@ def test_helm_upgrade_keeps_serving(installed: Installed) -> None:
         time.sleep(3)
     say(f"helm upgrade: {stream.sent} Pod creations sent, {len(stream.failed)} failed")
     assert stream.failed == []
-    pods = next(h for h in admission.read_validating_webhook_configuration("airlock").webhooks if h.name == "pods.validate.airlock.dev")
+    pods = next(
+        h
+        for h in admission.read_validating_webhook_configuration("airlock").webhooks
+        if h.name == "pods.validate.airlock.dev"
+    )
     assert pods.timeout_seconds == 7
     assert pods.client_config.ca_bundle  # the controller's caBundle survived the upgrade
 
@@ -481,9 +574,17 @@ def leftovers(api: client.ApiClient, namespaces: list[str], release: str = RELEA
         ("ValidatingWebhookConfiguration", admission.list_validating_webhook_configuration),
         ("MutatingWebhookConfiguration", admission.list_mutating_webhook_configuration),
     ):
-        found += [f"{kind}/{o.metadata.name}" for o in lister().items if o.metadata.name.startswith(release)]
+        found += [
+            f"{kind}/{o.metadata.name}"
+            for o in lister().items
+            if o.metadata.name.startswith(release)
+        ]
     rbac = client.RbacAuthorizationV1Api(api)
-    found += [f"ClusterRole/{o.metadata.name}" for o in rbac.list_cluster_role().items if o.metadata.name.startswith(release + "-")]
+    found += [
+        f"ClusterRole/{o.metadata.name}"
+        for o in rbac.list_cluster_role().items
+        if o.metadata.name.startswith(release + "-")
+    ]
     found += [
         f"ClusterRoleBinding/{o.metadata.name}"
         for o in rbac.list_cluster_role_binding().items
@@ -497,18 +598,32 @@ def leftovers(api: client.ApiClient, namespaces: list[str], release: str = RELEA
     ]
     found += [
         f"BaselinePolicy/{o['metadata']['name']}"
-        for o in custom.list_cluster_custom_object("airlock.dev", "v1alpha1", "baselinepolicies")["items"]
+        for o in custom.list_cluster_custom_object("airlock.dev", "v1alpha1", "baselinepolicies")[
+            "items"
+        ]
     ]
     core = client.CoreV1Api(api)
     apps = client.AppsV1Api(api)
     for ns in namespaces:
-        found += [f"Pod {ns}/{p.metadata.name}" for p in core.list_namespaced_pod(ns).items if p.metadata.labels.get("app.kubernetes.io/part-of") == "airlock"]
-        found += [f"Deployment {ns}/{d.metadata.name}" for d in apps.list_namespaced_deployment(ns).items]
-        found += [f"Secret {ns}/{s.metadata.name}" for s in core.list_namespaced_secret(ns).items if s.metadata.name.startswith(release)]
+        found += [
+            f"Pod {ns}/{p.metadata.name}"
+            for p in core.list_namespaced_pod(ns).items
+            if p.metadata.labels.get("app.kubernetes.io/part-of") == "airlock"
+        ]
+        found += [
+            f"Deployment {ns}/{d.metadata.name}" for d in apps.list_namespaced_deployment(ns).items
+        ]
+        found += [
+            f"Secret {ns}/{s.metadata.name}"
+            for s in core.list_namespaced_secret(ns).items
+            if s.metadata.name.startswith(release)
+        ]
         found += [f"Service {ns}/{s.metadata.name}" for s in core.list_namespaced_service(ns).items]
         found += [
             f"PolicyReport {ns}/{r['metadata']['name']}"
-            for r in custom.list_namespaced_custom_object("wgpolicyk8s.io", "v1alpha2", ns, "policyreports")["items"]
+            for r in custom.list_namespaced_custom_object(
+                "wgpolicyk8s.io", "v1alpha2", ns, "policyreports"
+            )["items"]
         ]
     return found
 
@@ -527,7 +642,12 @@ def test_uninstall_removes_everything_airlock_created(installed: Installed) -> N
     poll(clean, "every object of the release to be gone", 120)
     # nothing fail-closed is left: a Pod in a checked namespace is admitted at once
     proc = installed.node.kubectl(
-        "create", "-n", installed.prod, "--dry-run=server", "-f", "-",
+        "create",
+        "-n",
+        installed.prod,
+        "--dry-run=server",
+        "-f",
+        "-",
         stdin=json.dumps(pod_body("after", "docker.io/library/python:latest", hardened=False)),
     )
     assert proc.returncode == 0, proc.stderr
@@ -541,9 +661,15 @@ def test_uninstall_without_a_runnable_image_leaves_no_webhook(
     node = installed.node
     helm = Helm(node, tmp_path)
     broken = values(node)
-    broken["image"] = {"repository": "registry.invalid/airlock", "tag": "0.0.0", "pullPolicy": "IfNotPresent"}
+    broken["image"] = {
+        "repository": "registry.invalid/airlock",
+        "tag": "0.0.0",
+        "pullPolicy": "IfNotPresent",
+    }
     vfile = write_values(tmp_path / "values.yaml", broken)
-    helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace", "-f", vfile)
+    helm(
+        "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace", "-f", vfile
+    )
     admission = client.AdmissionregistrationV1Api(installed.api)
     assert admission.read_validating_webhook_configuration("airlock").webhooks
     began = time.monotonic()
@@ -552,7 +678,9 @@ def test_uninstall_without_a_runnable_image_leaves_no_webhook(
     say(f"helm uninstall with an image that cannot be pulled: {took:.1f} s")
     assert took < 60
     poll(
-        lambda: [] if not leftovers(installed.api, [NAMESPACE, installed.dev, installed.prod]) else None,
+        lambda: (
+            [] if not leftovers(installed.api, [NAMESPACE, installed.dev, installed.prod]) else None
+        ),
         "every object of the broken release to be gone",
         120,
     )

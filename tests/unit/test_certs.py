@@ -97,6 +97,21 @@ def test_serving_certificate_renewed_thirty_days_before_expiry_by_the_same_ca() 
     assert data3["ca.key"] == data["ca.key"]
 
 
+def test_a_renewal_request_reissues_only_the_serving_certificate_from_the_same_ca() -> None:
+    data, _ = _advance({}, T0)
+    now = T0 + dt.timedelta(days=3)
+    assert not plan_rotation(data, now, SETTINGS).changed
+    plan = plan_rotation(data, now, SETTINGS, renew_requested=True)
+    assert plan.issue_serving == "renewal requested (airlock.dev/renew)"
+    assert plan.issue_ca is None
+    assert plan.retire == ()
+    renewed = execute(plan, data, now, SETTINGS)
+    assert _leaf(renewed).serial_number != _leaf(data).serial_number
+    assert renewed["ca.crt"] == data["ca.crt"]  # the API server's trust does not change
+    assert _signed_by(_leaf(renewed), _bundle(data))
+    assert _leaf(renewed).not_valid_after_utc == now + dt.timedelta(days=90)
+
+
 def test_ca_rollover_is_staged_so_every_served_certificate_stays_trusted() -> None:
     data, _ = _advance({}, T0)
     old_ca = _bundle(data)[0]
@@ -268,12 +283,15 @@ def test_flags_only(monkeypatch: pytest.MonkeyPatch) -> None:
             "gate",
             "--cert-validity-days",
             "60",
+            "--cert-check-interval",
+            "5",
         ]
     )
     settings = cert_settings_from_args(args, namespace="sec")
     assert settings.mode == "external"
     assert settings.secret_name == CertSettings().secret_name
     assert settings.webhook_configurations == ("gate",)
+    assert settings.check_interval == 5.0
     assert settings.cert_validity == dt.timedelta(days=60)
     assert settings.namespace == "sec"
 

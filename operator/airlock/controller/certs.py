@@ -51,6 +51,8 @@ from airlock import metrics
 from airlock.errors import AirlockError
 
 __all__ = [
+    "RENEWED_ANNOTATION",
+    "RENEW_ANNOTATION",
     "CertRotator",
     "CertSettings",
     "Plan",
@@ -70,6 +72,11 @@ _log = logging.getLogger("airlock.controller.certs")
 CertMode = Literal["self-signed", "external"]
 
 _MAX_TRUSTED_CAS: Final = 4
+RENEW_ANNOTATION: Final = "airlock.dev/renew"
+"""On the TLS Secret: any new value asks for a new serving certificate at the next check
+(``kubectl annotate secret airlock-webhook-tls airlock.dev/renew="$(date +%s)" --overwrite``)."""
+RENEWED_ANNOTATION: Final = "airlock.dev/renewed"
+"""On the TLS Secret: the ``airlock.dev/renew`` value last honoured."""
 """Bound on the bundle: a CA is kept only while it may still have signed a served certificate,
 so more than two means something went wrong; four leaves room without growing forever."""
 
@@ -172,6 +179,13 @@ def add_cert_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=d.cert_renew_before.days,
     )
+    parser.add_argument(
+        "--cert-check-interval",
+        type=float,
+        default=d.check_interval,
+        help="seconds between certificate checks when nothing is due sooner (300); also how "
+        f"soon a {RENEW_ANNOTATION} request on the Secret is honoured",
+    )
 
 
 def cert_settings_from_args(args: argparse.Namespace, *, namespace: str) -> CertSettings:
@@ -187,6 +201,7 @@ def cert_settings_from_args(args: argparse.Namespace, *, namespace: str) -> Cert
         ca_renew_before=dt.timedelta(days=int(args.ca_renew_before_days)),
         cert_validity=dt.timedelta(days=int(args.cert_validity_days)),
         cert_renew_before=dt.timedelta(days=int(args.cert_renew_before_days)),
+        check_interval=float(args.cert_check_interval),
     )
 
 
@@ -330,11 +345,18 @@ def _issued_at(cert: x509.Certificate, settings: CertSettings) -> dt.datetime:
 
 
 def plan_rotation(
-    secret_data: Mapping[str, bytes] | None, now: dt.datetime, settings: CertSettings
+    secret_data: Mapping[str, bytes] | None,
+    now: dt.datetime,
+    settings: CertSettings,
+    *,
+    renew_requested: bool = False,
 ) -> Plan:
     """Decide what the Secret needs at ``now``: a CA, a serving certificate, fewer trusted CAs.
 
-    Pure: the same data, time and settings always give the same plan.
+    ``renew_requested`` (an admin set a new ``airlock.dev/renew`` on the Secret) asks for a new
+    serving certificate from the active CA even though the current one is fine.
+
+    Pure: the same data, time, settings and request always give the same plan.
     """
     state = read_state(secret_data)
     active = state.active_ca
@@ -378,6 +400,8 @@ def plan_rotation(
             issue_serving = "CA rollover: re-signing with the new CA"
         else:
             due.append(ready_at)
+    if issue_serving is None and renew_requested:
+        issue_serving = f"renewal requested ({RENEW_ANNOTATION})"
     if issue_serving is None and leaf is not None:
         due.append(leaf.not_valid_after_utc - settings.cert_renew_before)
 
@@ -605,12 +629,17 @@ class CertRotator:
         if s.mode == "external":
             self._export(data)
             return Plan(next_check=now + dt.timedelta(seconds=s.check_interval))
-        plan = plan_rotation(data, now, s)
+        annotations = (secret.metadata.annotations or {}) if secret is not None else {}
+        renew = annotations.get(RENEW_ANNOTATION)
+        pending = renew if renew and renew != annotations.get(RENEWED_ANNOTATION) else None
+        plan = plan_rotation(data, now, s, renew_requested=pending is not None)
         if self.leading is not None and not await self.leading():
             self._export(data)
             return plan
         if plan.changed:
             data = execute(plan, data, now, s)
+            if pending is not None and secret is not None:
+                secret.metadata.annotations = {**annotations, RENEWED_ANNOTATION: pending}
             await self._write_secret(secret, data)
             for line in plan.describe():
                 _log.info("webhook TLS: %s", line)
