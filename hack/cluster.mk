@@ -3,7 +3,7 @@
 # Included by the top Makefile, which defines BIN (.venv/bin) and STAMP (.venv/.installed).
 CLUSTER_DIR ?= .local/cluster
 
-.PHONY: cluster-bins cluster-up cluster-down cluster-status node-up node-down kind-up kind-down
+.PHONY: cluster-bins cluster-up cluster-down cluster-status node-up node-down image kind-up kind-down
 
 cluster-bins: ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm once (cached in ~/.cache/airlock)
 	@bash hack/build-bins.sh >/dev/null
@@ -18,6 +18,9 @@ node-up: $(STAMP) cluster-bins ## (root) the control plane plus a real node: con
 	@$(BIN)/python hack/localcluster.py up --node --run-dir $(CLUSTER_DIR)
 
 node-down: cluster-down ## stop the node and the control plane; undo every host change (same as cluster-down)
+
+image: ## (root) Airlock's image and the node's pause image as OCI archives in .local/image, no Docker
+	@bash hack/build-image.sh $(or $(IMAGES),all)
 
 cluster-status: $(STAMP) ## tell whether the local control plane is up
 	@$(BIN)/python hack/localcluster.py status --run-dir $(CLUSTER_DIR)

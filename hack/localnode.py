@@ -451,12 +451,16 @@ def import_image(run_dir: Path, archive: Path) -> list[str]:
     if not found:
         raise NodeError(f"ctr imported no named image from {archive}: {out.strip()}")
     names = []
+    imported = {name for name, _ in found}
     for name, digest in found:
-        repository = name.rsplit("@", 1)[0]
-        if ":" in repository.rsplit("/", 1)[-1]:
-            repository = repository.rsplit(":", 1)[0]
-        _run([*ctr, "images", "tag", "--force", name, f"{repository}@{digest}"])
+        if "@" in name:
+            continue  # the archive's own digest alias
+        repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+        if f"{repository}@{digest}" not in imported:
+            _run([*ctr, "images", "tag", "--force", name, f"{repository}@{digest}"])
         names.append(name)
+    if not names:
+        raise NodeError(f"{archive} names no tagged image: {sorted(imported)}")
     return names
 
 
