@@ -381,7 +381,7 @@ async def _serve_airlock(port: int, cert: Path, key: Path, ready: Callable[[], N
 
     settings = WebhookSettings(
         tls=TLSSettings(cert_file=cert, key_file=key),
-        server=ServerSettings(host=HOST, port=port),
+        server=ServerSettings(host=HOST, port=port, drain_seconds=0),
         metrics=MetricsSettings(host=HOST, port=0),
     )
     server = WebhookServer(settings, _store())

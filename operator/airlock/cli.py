@@ -258,6 +258,13 @@ def _configure_webhook(p: argparse.ArgumentParser) -> None:
         default=False,
         help="admit (with a warning) when Airlock itself fails; default: deny",
     )
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=5.0,
+        help="after SIGTERM, keep answering this long with Connection: close so the API server "
+        "moves its keep-alive connections to other replicas (5; 0 stops at once)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -292,7 +299,7 @@ def _run_webhook(args: argparse.Namespace) -> int:
             raise AirlockError(f"TLS file {f} does not exist (see --tls-cert-file/--tls-key-file)")
     settings = WebhookSettings(
         tls=TLSSettings(cert_file=args.tls_cert_file, key_file=args.tls_key_file),
-        server=ServerSettings(host=args.host, port=args.port),
+        server=ServerSettings(host=args.host, port=args.port, drain_seconds=args.drain_seconds),
         metrics=MetricsSettings(host=args.metrics_host, port=args.metrics_port),
         admission=AdmissionSettings(fail_open=args.fail_open),
         policy_name=args.policy_name,

@@ -188,6 +188,9 @@ class Airlock:
                 str(self.serving_key),
                 "--policy-name",
                 self.policy_name,
+                # nothing here pools connections to it; tests stop it often
+                "--drain-seconds",
+                "0",
             ],
             self.workdir / "webhook.log",
         )

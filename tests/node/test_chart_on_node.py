@@ -320,9 +320,10 @@ def test_warning_patch_and_admission_through_the_service(installed: Installed) -
 
 def test_an_exception_approved_by_a_second_person_takes_effect(installed: Installed) -> None:
     node, ns = installed.node, installed.prod
-    privileged = pod_body(
-        "gpu-setup-1", PROD_IMAGE, container={"securityContext": {"privileged": True}}
-    )
+    privileged = pod_body("gpu-setup-1", PROD_IMAGE)
+    sc = privileged["spec"]["containers"][0]["securityContext"]
+    del sc["allowPrivilegeEscalation"]  # the API server refuses false next to privileged
+    sc["privileged"] = True
     denied = node.kubectl(
         "create", "-n", ns, "--dry-run=server", "-f", "-", stdin=json.dumps(privileged)
     )
@@ -334,7 +335,7 @@ def test_an_exception_approved_by_a_second_person_takes_effect(installed: Instal
         "kind": "PolicyException",
         "metadata": {"name": "gpu-setup", "namespace": ns},
         "spec": {
-            "rules": ["privileged-container"],
+            "rules": ["privileged-container", "privilege-escalation"],
             "match": {"names": ["gpu-setup-*"]},
             "expires": expires,
             "owner": "gpu-team@corp.example",
@@ -355,13 +356,20 @@ def test_an_exception_approved_by_a_second_person_takes_effect(installed: Instal
     )
     assert approved.returncode == 0, approved.stderr
 
+    last: list[str] = []
+
     def admitted() -> bool | None:
         proc = node.kubectl(
             "create", "-n", ns, "--dry-run=server", "-f", "-", stdin=json.dumps(privileged)
         )
+        last[:] = [proc.stderr]
         return True if proc.returncode == 0 else None
 
-    poll(admitted, "the approved exception to reach both webhook replicas", 60)
+    try:
+        poll(admitted, "the approved exception to reach both webhook replicas", 60)
+    except BaseException:
+        print("last answer:", last)
+        raise
     # both replicas must agree: ask several times (the Service balances between them)
     for _ in range(10):
         assert admitted()

@@ -567,3 +567,13 @@ def test_install_yaml_has_no_hooks_and_creates_its_namespace() -> None:
         if d
     ]
     assert kinds.count("CustomResourceDefinition") == len(crds) >= 4
+
+
+def test_a_terminating_webhook_pauses_then_drains_within_its_grace_period(helm: str) -> None:
+    pod = one(render(helm), "Deployment", "airlock-webhook")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert "--drain-seconds=5" in container["args"]
+    assert pod["terminationGracePeriodSeconds"] >= 5 + 5 + 5 + 10
+    off = one(render(helm, "webhook.preStopSeconds=0"), "Deployment", "airlock-webhook")
+    assert "lifecycle" not in off["spec"]["template"]["spec"]["containers"][0]

@@ -207,6 +207,7 @@ class ServerThread:
     def start(self) -> None:
         self.thread.start()
         self.call(self.server.start())
+        self.server_port = self.server.port  # kept: the property fails once stopped
 
     def stop(self) -> None:
         self.call(self.server.stop())
@@ -282,7 +283,7 @@ class ServerThread:
 def test_settings(tls: TLSFiles, **admission: Any) -> WebhookSettings:
     return WebhookSettings(
         tls=TLSSettings(cert_file=tls.cert_file, key_file=tls.key_file, reload_interval=0.1),
-        server=ServerSettings(host="127.0.0.1", port=0, shutdown_timeout=0.5),
+        server=ServerSettings(host="127.0.0.1", port=0, shutdown_timeout=0.5, drain_seconds=0),
         metrics=MetricsSettings(host="127.0.0.1", port=0),
         admission=replace(AdmissionSettings(), **admission),
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
 import time
+from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import pytest
 from airlock import metrics
 from airlock.admission import StateStore
@@ -21,6 +24,7 @@ from tests.webhook.conftest import (
     admission_review,
     issue_serving_cert,
     loaded_store,
+    test_settings,
 )
 from tests.webhook.objects import SECRET_FRAGMENTS, leaky_pod
 
@@ -162,6 +166,50 @@ def test_healthz_and_readyz_follow_the_initial_sync(make_server: ServerFactory) 
     status, raw = srv.request("GET", "/readyz")
     assert status == 200
     assert json.loads(raw) == {"ready": True}
+
+
+def test_stopping_drains_keep_alive_connections_before_closing(
+    make_server: ServerFactory, tls_files: TLSFiles
+) -> None:
+    """The API server pools keep-alive connections to each replica. Told to stop, the server
+    keeps answering for drain_seconds, each answer closing its connection, and fails /readyz;
+    only then does it stop listening."""
+    base = test_settings(tls_files)
+    srv = make_server(settings=replace(base, server=replace(base.server, drain_seconds=1.5)))
+    review = json.dumps(admission_review(leaky_pod("ml-dev"))).encode()
+
+    async def exchange(session: aiohttp.ClientSession) -> tuple[int, str | None]:
+        async with session.post(
+            srv.base + "/validate",
+            data=review,
+            headers={"Content-Type": "application/json"},
+            ssl=tls_files.client_context(),
+        ) as resp:
+            await resp.read()
+            return resp.status, resp.headers.get("Connection")
+
+    async def scenario() -> tuple[list[tuple[int, str | None]], int]:
+        async with aiohttp.ClientSession() as session:
+            before = await exchange(session)
+            stopping = asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(srv.server.stop(), srv.loop)
+            )
+            await asyncio.sleep(0.3)
+            during = await exchange(session)
+            async with session.get(srv.base + "/readyz", ssl=tls_files.client_context()) as r:
+                ready = r.status
+            await stopping
+            return [before, during], ready
+
+    (before, during), ready = asyncio.run(scenario())
+    assert before == (200, None)
+    assert during == (200, "close")
+    assert ready == 503
+    with (
+        pytest.raises(ConnectionRefusedError),
+        socket.create_connection(("127.0.0.1", srv.server_port), 2),
+    ):
+        pass
 
 
 def test_get_on_review_endpoints_is_refused(webhook: ServerThread) -> None:

@@ -129,6 +129,8 @@ class WebhookServer:
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self.draining = False
+        """Set by :meth:`stop`: answers close their connection, ``/readyz`` fails."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -178,6 +180,12 @@ class WebhookServer:
         )
 
     async def stop(self) -> None:
+        drain = self.settings.server.drain_seconds
+        if self._runner is not None and drain > 0 and not self.draining:
+            self.draining = True
+            log.info("draining for %.0f s: answering with Connection: close", drain)
+            await asyncio.sleep(drain)
+        self.draining = True
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -258,13 +266,24 @@ class WebhookServer:
         try:
             answer = handler(data, self.store, admission, started=started)
         except AdmissionError as exc:
-            return _error(400, str(exc))
-        return web.Response(body=encode(answer), content_type=_JSON)
+            return self._closing(_error(400, str(exc)))
+        return self._closing(web.Response(body=encode(answer), content_type=_JSON))
+
+    def _closing(self, response: web.Response) -> web.Response:
+        if self.draining:
+            response.force_close()  # Connection: close, then the socket is closed
+        return response
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.Response(body=b'{"status":"ok"}', content_type=_JSON)
 
     async def _readyz(self, _request: web.Request) -> web.Response:
+        if self.draining:
+            return self._closing(
+                web.Response(
+                    status=503, body=b'{"ready":false,"draining":true}', content_type=_JSON
+                )
+            )
         if self.store.ready:
             return web.Response(body=b'{"ready":true}', content_type=_JSON)
         waiting = ", ".join(self.store.pending_sync)

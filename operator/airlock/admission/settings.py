@@ -53,6 +53,14 @@ class ServerSettings:
     shutdown_timeout: float = 5.0
     """Seconds in-flight requests get to finish when the server stops (rolling update)."""
 
+    drain_seconds: float = 5.0
+    """Seconds the server keeps answering after it is told to stop, with ``Connection: close``
+    on every answer and ``/readyz`` failing. The API server keeps pooled keep-alive connections
+    to each replica; closing them while it writes a review on one fails that review (a Pod
+    creation, with the fail-closed Pod webhook). Draining ends each connection cleanly after
+    its next answer, so the API server moves to the other replicas first. The chart's
+    terminationGracePeriodSeconds leaves room for it (and for the preStop pause before)."""
+
 
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
