@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import pytest
 from airlock.admission.store import StateStore
 from airlock.controller import run_watchers
+from airlock.engine import evaluate
 from airlock.model import APPROVED_BY_ANNOTATION, CREATED_BY_ANNOTATION
 from e2e_rig import install_crds
 from e2e_rig import poll as rig_poll
@@ -95,7 +96,14 @@ class RunningController:
 
 @contextlib.contextmanager
 def controller_process(
-    kubeconfig: Path, log: Path, *, policy_name: str, peering_name: str, priority: int
+    kubeconfig: Path,
+    log: Path,
+    *,
+    policy_name: str,
+    peering_name: str,
+    priority: int,
+    extra_args: tuple[str, ...] = (),
+    before_alive: Callable[[RunningController], None] | None = None,
 ) -> Iterator[RunningController]:
     """``python -m airlock.controller`` until the block ends; then SIGTERM, and exit code 0."""
     running = RunningController(
@@ -128,11 +136,14 @@ def controller_process(
         f"http://127.0.0.1:{running.liveness_port}/healthz",
         "--sweep-interval",
         "60",
+        *extra_args,
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRLOCK_CONTROLLER_")}
     with log.open("wb") as out:
         running.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
+        if before_alive is not None:
+            before_alive(running)
 
         def alive() -> bool | None:
             if running.process.poll() is not None:
@@ -489,6 +500,133 @@ def test_second_replica_stands_by(
         assert "airlock_exceptions{" in controller.metrics()
     # Its keep-alive is withdrawn on a graceful stop.
     poll(lambda: True if len(peers()) == 1 else None, "the standby's keep-alive to go")
+
+
+def test_a_restart_with_an_invalid_stored_policy_keeps_the_last_valid_generation(
+    controller: RunningController, api_client: client.ApiClient, kubeconfig: Path
+) -> None:
+    """Replica A sees generation 1 and then an invalid generation 2; replica B starts after
+    generation 2 landed. Both apply generation 1 (B reads it from status.inForce, which the
+    controller records), so they give one verdict."""
+    custom = client.CustomObjectsApi(api_client)
+    name = controller.policy_name
+    good = {"environments": [{"name": "dev", "mode": "warn"}, {"name": "prod"}]}
+    generation = apply_policy(custom, name, good)
+
+    def recorded() -> int | None:
+        obj = custom.get_cluster_custom_object(GROUP, VERSION, "baselinepolicies", name)
+        in_force = (obj.get("status") or {}).get("inForce") or {}
+        # the stored spec, with the CRD's defaults filled in
+        return in_force.get("generation") if in_force.get("spec") == obj["spec"] else None
+
+    assert poll(recorded, "the controller to record the generation in force") == generation
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "nowhere"},
+        "spec": {
+            "containers": [{"name": "c", "image": "x", "securityContext": {"privileged": True}}]
+        },
+    }
+
+    async def replica(change: Callable[[], None] | None) -> tuple[Any, list[tuple[str, str]]]:
+        store = StateStore(name)
+        stop = asyncio.Event()
+        watchers = asyncio.create_task(
+            run_watchers(store, kubeconfig=str(kubeconfig), policy_name=name, stop=stop)
+        )
+        try:
+            await until(lambda: store.ready, "the store to be ready", 30)
+            if change is not None:
+                await asyncio.get_running_loop().run_in_executor(None, change)
+                await until(lambda: store.policy_error is not None, "the refused generation", 30)
+            verdict = evaluate(pod, store.context)
+            return store.in_force, sorted((f.rule, f.action.value) for f in verdict.findings)
+        finally:
+            stop.set()
+            await asyncio.wait_for(watchers, timeout=STOP_TIMEOUT)
+
+    invalid = {**good, "detectors": {"allowValues": [".*"]}}
+
+    async def both() -> tuple[tuple[Any, list[tuple[str, str]]], ...]:
+        # one after the other in one loop; kopf closes its connections shortly after stopping
+        a = await replica(lambda: apply_policy(custom, name, invalid))
+        await asyncio.sleep(0.5)
+        b = await replica(None)
+        await asyncio.sleep(0.5)
+        return a, b
+
+    (a_in_force, a_verdict), (b_in_force, b_verdict) = asyncio.run(both())
+    assert (a_in_force.source, a_in_force.generation) == ("last-valid", generation)
+    assert (b_in_force.source, b_in_force.generation) == ("recorded", generation)
+    assert a_in_force.spec == b_in_force.spec
+    assert a_verdict == b_verdict
+    assert ("privileged-container", "warn") in a_verdict  # dev (the default) warns
+
+
+def test_with_no_create_peering_the_controller_waits_for_the_charts_peering_object(
+    crds: None, api_client: client.ApiClient, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """The chart creates the ClusterKopfPeering; a controller that created it first made one
+    `helm install` in three fail with `already exists`. With --no-create-peering it waits."""
+    custom = client.CustomObjectsApi(api_client)
+    name = f"e2e-wait-{suffix()}"
+    log = tmp_path / "controller.log"
+    chart_labels = {"app.kubernetes.io/managed-by": "Helm"}
+
+    def missing() -> bool:
+        try:
+            custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
+        except ApiException as err:
+            if err.status == 404:
+                return True
+            raise
+        return False
+
+    def helm_creates_it_later(running: RunningController) -> None:
+        poll(
+            lambda: True if "waiting for the ClusterKopfPeering" in log.read_text() else None,
+            "the controller to say it waits",
+        )
+        time.sleep(2)
+        assert running.process.poll() is None, log.read_text()
+        assert missing(), "the controller created the peering object itself"
+        custom.create_cluster_custom_object(
+            "kopf.dev",
+            "v1",
+            "clusterkopfpeerings",
+            {
+                "apiVersion": "kopf.dev/v1",
+                "kind": "ClusterKopfPeering",
+                "metadata": {"name": name, "labels": chart_labels},
+            },
+        )
+
+    try:
+        with controller_process(
+            kubeconfig,
+            log,
+            policy_name=name,
+            peering_name=name,
+            priority=500,
+            extra_args=("--no-create-peering",),
+            before_alive=helm_creates_it_later,
+        ):
+            obj = poll(
+                lambda: (
+                    found
+                    if (
+                        found := custom.get_cluster_custom_object(
+                            "kopf.dev", "v1", "clusterkopfpeerings", name
+                        )
+                    ).get("status")
+                    else None
+                ),
+                "the controller's keep-alive in the chart's peering object",
+            )
+            assert obj["metadata"]["labels"] == chart_labels
+    finally:
+        delete_quietly(custom, "kopf.dev", "v1", "clusterkopfpeerings", name)
 
 
 # --- the webhook's watchers ----------------------------------------------------------------------

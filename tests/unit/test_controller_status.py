@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from airlock.cluster import ClusterState
 from airlock.controller import exception_status, policy_status, time_left
 from airlock.controller._status import status_patch
 from airlock.errors import PolicyError
@@ -129,6 +130,26 @@ def test_invalid_generation_keeps_the_previous_one_in_force() -> None:
     # Ready flipped True -> False: a new transition time; Active stayed True: the old one.
     assert cond(status, "Ready")["lastTransitionTime"] == "2026-03-01T12:05:00Z"
     assert active["lastTransitionTime"] == "2026-03-01T12:00:00Z"
+
+
+def test_the_generation_in_force_is_recorded_for_replicas_that_start_later() -> None:
+    spec = {"environments": [{"name": "dev", "mode": "warn"}, {"name": "prod"}]}
+    good = policy(spec, generation=5)
+    good["status"] = policy_status(good, NOW)
+    assert good["status"]["inForce"] == {"generation": 5, "spec": spec}
+    bad = copy.deepcopy(good)
+    bad["metadata"]["generation"] = 6
+    bad["spec"] = {"environments": [{"name": "dev", "mode": "strict"}]}
+    kept = policy_status(bad, LATER)
+    assert kept["inForce"] == {"generation": 5, "spec": spec}  # not the invalid one
+    # a process that starts now (airlock.cluster) applies exactly that generation
+    fresh = ClusterState("default")
+    bad["status"] = kept
+    fresh.set_policy(bad)
+    assert (fresh.in_force.source, fresh.in_force.generation) == ("recorded", 5)
+    assert fresh.spec == load_policy(policy(spec))
+    other = policy(spec, name="staging-draft")
+    assert policy_status(other, NOW, active=False)["inForce"] is None
 
 
 def test_policy_with_another_name_is_never_active() -> None:

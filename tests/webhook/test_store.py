@@ -14,14 +14,33 @@ from tests.webhook.conftest import POLICY, loaded_store
 from tests.webhook.objects import clean_pod, policy_exception
 
 
-def test_without_a_policy_object_the_empty_spec_policy_enforces_everything() -> None:
+def test_without_a_policy_object_nothing_is_denied_and_every_rule_audits() -> None:
     store = StateStore()
     ctx = store.context
     assert list(ctx.policy.environments) == ["default"]
     verdict = evaluate(clean_pod("anywhere", "x") | {"metadata": {"name": "x"}}, ctx)
     assert verdict.environment == "default"
-    assert {f.rule for f in verdict.enforced} == {"owner-label-missing"}
+    assert verdict.enforced == ()
+    assert {f.rule for f in verdict.findings} == {"owner-label-missing"}
+    assert {f.action.value for f in verdict.findings} == {"audit"}
+    assert not ctx.policy.spec.mutations.secure_defaults  # nothing is patched either
     assert store.policy_generation is None
+    store.set_policy(
+        {
+            "apiVersion": "airlock.dev/v1alpha1",
+            "kind": "BaselinePolicy",
+            "metadata": {"name": "default", "generation": 1},
+            "spec": {},
+        }
+    )
+    assert store.policy_generation == "1"
+    store.delete_policy("default")
+    assert (
+        metrics.REGISTRY.get_sample_value(
+            "airlock_policy_info", {"policy": "default", "generation": "1"}
+        )
+        is None
+    )
 
 
 def test_invalid_policy_keeps_the_last_valid_one_and_records_the_error() -> None:

@@ -47,17 +47,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from time import perf_counter
-from types import MappingProxyType
 from typing import Any, Final
 
 from airlock import metrics
+from airlock.cluster import ClusterState
 from airlock.engine import Verdict, evaluate
-from airlock.errors import PolicyError
 from airlock.findings import Action, Severity
-from airlock.model import ExceptionRecord, ExceptionState, PolicySpec, load_policy
+from airlock.model import PolicySpec
 from airlock.rules import Scope
 from airlock.rules.secrets import configmap_credentials
-from airlock.state import CompiledPolicy, EvalContext
+from airlock.state import EvalContext
 
 __all__ = [
     "AUDITED_RESOURCES",
@@ -443,12 +442,9 @@ class Auditor:
     ) -> None:
         self.policy_name = policy_name
         self._clock = clock
-        self._spec = PolicySpec()
-        self._policy = CompiledPolicy.from_spec(self._spec)
-        self._namespaces: dict[str, Mapping[str, str]] = {}
-        self._exceptions: dict[tuple[str, str], ExceptionRecord] = {}
-        self._isolated: set[str] = set()
-        self._isolation_known = False
+        # the same picture of the cluster, with the same rules for what is in force, as the
+        # webhook's (airlock.cluster)
+        self.state = ClusterState(policy_name, required=(), clock=clock)
         self._entries: dict[str, _Entry] = {}
         self._children: dict[str, set[str]] = {}
         self._by_namespace: dict[str, set[str]] = {}
@@ -463,105 +459,76 @@ class Auditor:
 
     @property
     def policy(self) -> PolicySpec:
-        return self._spec
+        return self.state.spec
 
     def set_policy(self, obj: Mapping[str, Any]) -> bool:
-        """Adopt the followed BaselinePolicy; True when the spec in force changed.
-
-        An invalid version leaves the last valid spec in force (the controller's status handler
-        reports the error); other policies are ignored.
-        """
-        meta = obj.get("metadata")
-        if not isinstance(meta, Mapping) or meta.get("name") != self.policy_name:
-            return False
-        try:
-            spec = load_policy(obj)
-        except PolicyError:
-            return False
-        return self._adopt(spec)
+        """Observe the followed BaselinePolicy; True when the policy in force changed (then a
+        full pass follows). What is in force when it is invalid or gone: see airlock.cluster."""
+        before = self.state.version
+        self.state.set_policy(obj)
+        return self._full_if_changed(before)
 
     def delete_policy(self, name: str) -> bool:
-        """The followed policy is gone: the built-in default applies, as in the webhook."""
-        if name != self.policy_name:
-            return False
-        return self._adopt(PolicySpec())
+        """The followed policy is gone: every rule audits, as in the webhook."""
+        before = self.state.version
+        self.state.delete_policy(name)
+        return self._full_if_changed(before)
 
-    def _adopt(self, spec: PolicySpec) -> bool:
-        if spec == self._spec:
-            return False  # a status write or a metadata change: nothing to re-evaluate
-        self._spec = spec
-        self._policy = CompiledPolicy.from_spec(spec)
+    def _full_if_changed(self, before: int) -> bool:
+        if self.state.version == before:
+            return False  # a status write, a resync, another policy: nothing to re-evaluate
         self._full = True
         return True
 
     def set_namespace(self, name: str, labels: Mapping[str, str] | None) -> bool:
-        new = MappingProxyType({str(k): str(v) for k, v in (labels or {}).items()})
-        if self._namespaces.get(name) == new:
-            return False
-        self._namespaces[name] = new
-        self._full = True
-        return True
+        before = self.state.version
+        self.state.set_namespace(name, labels)
+        return self._full_if_changed(before)
 
     def delete_namespace(self, name: str) -> None:
-        if self._namespaces.pop(name, None) is not None:
-            self._full = True
-        self._isolated.discard(name)
+        before = self.state.version
+        self.state.delete_namespace(name)
+        self._full_if_changed(before)
 
     @property
     def namespaces(self) -> Mapping[str, Mapping[str, str]]:
-        return MappingProxyType(self._namespaces)
+        return self.state.namespaces
 
     def set_exception(self, obj: Mapping[str, Any]) -> None:
-        """Adopt a PolicyException; an invalid one waives nothing (the webhook agrees)."""
+        """Observe a PolicyException; an invalid one waives nothing (the webhook agrees)."""
         meta = obj.get("metadata")
         meta = meta if isinstance(meta, Mapping) else {}
-        key = (_text(meta.get("namespace")), _text(meta.get("name")))
-        try:
-            record: ExceptionRecord | None = ExceptionRecord.from_object(obj)
-        except PolicyError:
-            record = None
-        if self._exceptions.get(key) == record:
-            return
-        if record is None:
-            self._exceptions.pop(key, None)
-        else:
-            self._exceptions[key] = record
-        self._dirty_namespaces.add(key[0])
+        before = self.state.version
+        self.state.set_exception(obj)
+        if self.state.version != before:
+            self._dirty_namespaces.add(_text(meta.get("namespace")))
 
     def delete_exception(self, namespace: str, name: str) -> None:
-        if self._exceptions.pop((namespace, name), None) is not None:
+        before = self.state.version
+        self.state.delete_exception(namespace, name)
+        if self.state.version != before:
             self._dirty_namespaces.add(namespace)
 
     def next_expiry(self, now: datetime | None = None) -> datetime | None:
         """When the next active exception expires: its workloads must be judged again then."""
-        moment = now or self._clock()
-        settings = self._spec.exceptions
-        times = [
-            r.spec.expires
-            for r in self._exceptions.values()
-            if r.spec.expires > moment and r.state(moment, settings) is ExceptionState.ACTIVE
-        ]
-        return min(times) if times else None
+        return self.state.next_expiry(now)
 
     def set_isolated(self, namespace: str, present: bool) -> None:
         """Whether ``namespace`` has a NetworkPolicy named ``airlock-environment-isolation``."""
-        before = namespace in self._isolated
-        if present:
-            self._isolated.add(namespace)
-        else:
-            self._isolated.discard(namespace)
-        if before != present and self._isolation_known:
+        before = self.state.version
+        self.state.set_isolation(namespace, present)
+        if self.state.version != before and self.state.isolation_known:
             self._dirty_namespaces.add(namespace)
 
     def mark_isolation_known(self) -> None:
         """NetworkPolicies are fully listed: ``network-isolation-missing`` may now fire."""
-        if not self._isolation_known:
-            self._isolation_known = True
-            self._full = True
+        before = self.state.version
+        self.state.mark_synced("networkpolicies")
+        self._full_if_changed(before)
 
     @property
     def isolated_namespaces(self) -> frozenset[str]:
-        return frozenset(self._isolated)
+        return self.state.isolated_namespaces
 
     # -- the index -------------------------------------------------------------------------------
 
@@ -635,14 +602,7 @@ class Auditor:
 
     def context(self, now: datetime | None = None) -> EvalContext:
         """The evaluation context of the current state, as the next pass would use it."""
-        return EvalContext.build(
-            self._policy,
-            namespace_labels=self._namespaces,
-            exceptions=tuple(self._exceptions.values()),
-            now=now or self._clock(),
-            isolated_namespaces=frozenset(self._isolated) if self._isolation_known else None,
-            credential_configmaps=self._credential_cms,
-        )
+        return self.state.context_at(now, credential_configmaps=self._credential_cms)
 
     def begin(self, *, full: bool | None = None, now: datetime | None = None) -> None:
         """Start a pass: full when asked or when the state requires it, else what changed.
@@ -794,7 +754,7 @@ class Auditor:
     # -- reading results -------------------------------------------------------------------------
 
     def summary(self, now: datetime | None = None) -> AuditSummary:
-        workloads: dict[str, list[int]] = {env: [0, 0] for env in self._policy.environments}
+        workloads: dict[str, list[int]] = {env: [0, 0] for env in self.state.policy.environments}
         violations: Counter[tuple[str, str, str, str]] = Counter()
         for audited in self._results.values():
             bad = False

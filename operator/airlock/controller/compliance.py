@@ -506,7 +506,7 @@ class Compliance:
                 _request_timeout=_TIMEOUT,
             )
         except ApiException as exc:
-            if exc.status != 404:  # no BaselinePolicy object: the built-in default is in force
+            if exc.status != 404:  # no BaselinePolicy object: nothing is in force, all audits
                 _log.warning("cannot record lastAudit: HTTP %s %s", exc.status, exc.reason)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             _log.warning("cannot record lastAudit: %s", type(exc).__name__)

@@ -11,6 +11,7 @@ PolicyException's state depends on the policy's ``exceptions`` settings.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any
 import kopf
 
 from airlock import metrics
+from airlock.cluster import IN_FORCE_STATUS_KEY, PolicyTracker
 from airlock.controller._status import (
     condition,
     generation_of,
@@ -47,6 +49,8 @@ def policy_status(obj: Mapping[str, Any], now: datetime, *, active: bool = True)
     """
     generation = generation_of(obj)
     previous = previous_status(obj)
+    recorded = previous.get(IN_FORCE_STATUS_KEY)
+    recorded = recorded if isinstance(recorded, Mapping) else None
     prior_active = previous.get("activeGeneration")
     prior_active = prior_active if isinstance(prior_active, int) else None
     try:
@@ -62,6 +66,7 @@ def policy_status(obj: Mapping[str, Any], now: datetime, *, active: bool = True)
             previous=previous,
         )
         active_generation = prior_active
+        record = recorded if active else None  # the last valid generation stays recorded
         environments = previous.get("environments")
         environments = environments if isinstance(environments, int) else None
         if not active:
@@ -76,8 +81,8 @@ def policy_status(obj: Mapping[str, Any], now: datetime, *, active: bool = True)
             in_force = (
                 False,
                 "NoValidGeneration",
-                "no generation of this policy has been valid: the built-in default "
-                "(every rule enforced) applies",
+                "no generation of this policy has been valid: nothing is denied or patched, "
+                "every rule audits",
             )
     else:
         names = [env.name for env in spec.environments]
@@ -91,6 +96,11 @@ def policy_status(obj: Mapping[str, Any], now: datetime, *, active: bool = True)
             previous=previous,
         )
         active_generation = generation if active else prior_active
+        # What a webhook replica that starts while a later generation is invalid reads, so it
+        # applies the same policy as its peers (airlock.cluster).
+        record = (
+            {"generation": generation, "spec": _plain(obj.get("spec") or {})} if active else None
+        )
         environments = len(names)
         if active:
             in_force = (True, "InForce", f"generation {generation} is in force")
@@ -100,6 +110,7 @@ def policy_status(obj: Mapping[str, Any], now: datetime, *, active: bool = True)
     return {
         "observedGeneration": generation,
         "activeGeneration": active_generation,
+        IN_FORCE_STATUS_KEY: record,
         "environments": environments,
         "conditions": [
             ready,
@@ -110,6 +121,11 @@ def policy_status(obj: Mapping[str, Any], now: datetime, *, active: bool = True)
     }
 
 
+def _plain(value: Any) -> Any:
+    """kopf's read-only views as plain JSON values."""
+    return json.loads(json.dumps(value, default=dict))
+
+
 def _not_selected() -> str:
     return (
         "not the policy in force: Airlock enforces the BaselinePolicy named by its "
@@ -118,59 +134,49 @@ def _not_selected() -> str:
 
 
 class PolicyCache:
-    """The selected policy's last valid spec, as the controller knows it.
-
-    Mirrors the webhook's rule: an invalid generation leaves the last valid spec in force, and
-    without any valid one the built-in default applies (``PolicySpec()``: 90 days, approval
-    required).
-    """
+    """The followed policy as the controller applies it to PolicyExceptions: the same
+    :class:`~airlock.cluster.PolicyTracker` rules as the webhook and the audit (the last valid
+    generation, the recorded one, or audit everywhere when there is none), plus the
+    controller's own ``airlock_policy_info`` and ``airlock_policy_load_errors_total``."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._spec: PolicySpec | None = None
-        self._generation: int | None = None
+        self.tracker = PolicyTracker(name)
         self._failed: set[tuple[str, int | None]] = set()
 
     @property
     def spec(self) -> PolicySpec:
-        return self._spec if self._spec is not None else _DEFAULT_SPEC
+        return self.tracker.in_force.spec
 
     @property
     def generation(self) -> int | None:
-        return self._generation
+        in_force = self.tracker.in_force
+        return None if in_force.source == "absent" else in_force.generation
 
     def observe(self, obj: Mapping[str, Any]) -> bool:
         """Take a new version of a BaselinePolicy; True when the spec in force changed."""
         meta = obj.get("metadata") or {}
         if meta.get("name") != self.name:
             return False
-        generation = generation_of(obj)
-        try:
-            spec = load_policy(obj)
-        except PolicyError:
-            key = (str(meta.get("uid") or ""), generation)
+        changed = self.tracker.observe(obj)
+        if self.tracker.error is not None:
+            key = (str(meta.get("uid") or ""), generation_of(obj))
             if key not in self._failed:  # count each bad generation once, not once per event
                 self._failed.add(key)
                 metrics.POLICY_LOAD_ERRORS.inc()
-            return False
-        changed = spec != self._spec
-        self._spec, self._generation = spec, generation
         metrics.POLICY_INFO.clear()
-        metrics.POLICY_INFO.labels(self.name, str(generation or 0)).set(1)
+        if self.generation is not None:
+            metrics.POLICY_INFO.labels(self.name, str(self.generation)).set(1)
         return changed
 
     def forget(self, name: str) -> bool:
         """The named policy was deleted; True when that changed the spec in force."""
         if name != self.name:
             return False
-        changed = self._spec is not None
-        self._spec, self._generation = None, None
+        changed = self.tracker.forget(name)
         self._failed.clear()
         metrics.POLICY_INFO.clear()
         return changed
-
-
-_DEFAULT_SPEC = PolicySpec()
 
 
 def register_policy_handlers(

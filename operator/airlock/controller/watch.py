@@ -74,10 +74,10 @@ def build_watch_registry(
 
     # --- the BaselinePolicy in force -------------------------------------------------------
 
-    # The controller's status writes are MODIFIED events too; the spec (and so the policy in
-    # force) changes only with metadata.generation, so one validation per generation is enough.
-    # That also counts an invalid generation once in airlock_policy_load_errors_total.
-    policy_seen: dict[str, tuple[str, object]] = {}
+    # Every version is handed to the store: what is in force may come from the controller's
+    # status (status.inForce, for a replica starting while the stored generation is invalid),
+    # and the store counts each refused generation once. The log says so once per generation.
+    policy_logged: set[tuple[str, object]] = set()
 
     @kopf.index(API_GROUP, CRD_VERSION, "baselinepolicies", id="policy-state", registry=registry)
     async def policy_state(body: kopf.Body, **_: Any) -> None:
@@ -85,18 +85,20 @@ def build_watch_registry(
         name = str(meta.get("name") or "")
         if name != store.policy_name:
             return
-        version = (str(meta.get("uid") or ""), meta.get("generation"))
-        if policy_seen.get(name) == version:
-            return
-        policy_seen[name] = version
         error = store.set_policy(body)
-        if error is not None:
-            # The webhook keeps the last valid policy; the controller reports the full error
-            # in the policy's status. The log names the failing field paths.
-            paths = ", ".join(path for path, _ in error.errors) or str(error)
-            _log.warning(
-                "BaselinePolicy %s refused, the last valid one stays in force: %s", name, paths
+        key = (str(meta.get("uid") or ""), meta.get("generation"))
+        if error is not None and key not in policy_logged:
+            policy_logged.add(key)
+            in_force = store.in_force
+            kept = (
+                f"generation {in_force.generation} stays in force ({in_force.source})"
+                if in_force.source != "absent"
+                else "no valid generation is known: every rule audits"
             )
+            # The controller reports the full error in the policy's status; the log names the
+            # failing field paths only.
+            paths = ", ".join(path for path, _ in error.errors) or str(error)
+            _log.warning("BaselinePolicy %s refused, %s: %s", name, kept, paths)
 
     @kopf.on.event(
         API_GROUP, CRD_VERSION, "baselinepolicies", id="policy-events", registry=registry
@@ -105,8 +107,13 @@ def build_watch_registry(
         mark_synced()
         if type == "DELETED":
             name = _names(body)[1]
-            policy_seen.pop(name, None)
+            policy_logged.clear()
             store.delete_policy(name)
+            if name == store.policy_name:
+                _log.warning(
+                    "BaselinePolicy %s deleted: nothing is denied or patched, every rule audits",
+                    name,
+                )
 
     # --- PolicyExceptions ------------------------------------------------------------------
 
