@@ -239,9 +239,13 @@ def up_node() -> int:
     namespaces_and_ai_crds(k)
 
     policy = yaml.safe_load((ROOT / "manifests" / "examples" / "policy-default.yaml").read_text())
+    spec = dict(policy["spec"])
+    # the chart keeps one list for the webhooks and the policy, plus its own namespace
+    excluded = [ns for ns in spec.pop("excludedNamespaces", []) if ns != "airlock-system"]
     values = {
         "image": {"repository": repository, "digest": digest},
-        "policy": {"spec": policy["spec"]},
+        "excludedNamespaces": excluded,
+        "policy": {"spec": spec},
     }
     values_file = DEMO / "values.yaml"
     values_file.write_text(yaml.safe_dump(values))
