@@ -439,7 +439,49 @@ def test_rbac_grants_each_service_account_exactly_what_it_needs(release: Release
         ("controller", "update", "secrets", {"namespace": ns, "name": tls}, True),
         ("controller", "get", "secrets", {"namespace": ns, "name": "other"}, False),
         ("controller", "list", "secrets", {"namespace": ns}, False),
-        ("controller", "create", "secrets", {"namespace": ns}, False),
+        # the TLS Secret is created again if deleted; create cannot be limited by name
+        ("controller", "create", "secrets", {"namespace": ns}, True),
+        ("controller", "create", "secrets", {"namespace": "team-a"}, False),
+        # its own report and NetworkPolicy by name, nobody else's
+        (
+            "controller",
+            "update",
+            "policyreports",
+            {"group": "wgpolicyk8s.io", "namespace": "team-a", "name": "airlock"},
+            True,
+        ),
+        (
+            "controller",
+            "delete",
+            "policyreports",
+            {"group": "wgpolicyk8s.io", "namespace": "team-a", "name": "kyverno-report"},
+            False,
+        ),
+        (
+            "controller",
+            "patch",
+            "networkpolicies",
+            {
+                "group": "networking.k8s.io",
+                "namespace": "team-a",
+                "name": "airlock-environment-isolation",
+            },
+            True,
+        ),
+        (
+            "controller",
+            "delete",
+            "networkpolicies",
+            {"group": "networking.k8s.io", "namespace": "team-a", "name": "default-deny"},
+            False,
+        ),
+        (
+            "controller",
+            "patch",
+            "clusterkopfpeerings",
+            {"group": "kopf.dev", "name": "someone-elses-operator"},
+            False,
+        ),
         ("controller", "get", "secrets", {"namespace": "team-a", "name": tls}, False),
         (
             "controller",

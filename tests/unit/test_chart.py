@@ -20,6 +20,8 @@ import pytest
 import yaml
 from airlock.admission.webhookconfig import WORKLOAD_RULES, render_webhook_configurations
 from airlock.cli import build_parser
+from airlock.controller import isolation as isolation_mod
+from airlock.controller import reports
 from airlock.controller.certs import add_cert_arguments, cert_settings_from_args
 from airlock.controller.settings import add_arguments, settings_from_args
 
@@ -577,3 +579,62 @@ def test_a_terminating_webhook_pauses_then_drains_within_its_grace_period(helm: 
     assert pod["terminationGracePeriodSeconds"] >= 5 + 5 + 5 + 10
     off = one(render(helm, "webhook.preStopSeconds=0"), "Deployment", "airlock-webhook")
     assert "lifecycle" not in off["spec"]["template"]["spec"]["containers"][0]
+
+
+def _permissions(role: Any) -> set[tuple[str, str, str, tuple[str, ...]]]:
+    return {
+        (group, resource, verb, tuple(rule.get("resourceNames", ())))
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+READS = {"get", "list", "watch"}
+
+
+def test_every_write_permission_is_exactly_the_intended_one(helm: str) -> None:
+    """What the pods may change, verb by verb: Airlock's own objects by name wherever RBAC can
+    limit a verb by name (create cannot be), status of its own CRDs, and Events."""
+    docs = render(helm)
+    webhook = _permissions(one(docs, "ClusterRole", "airlock-webhook"))
+    assert {verb for _, _, verb, _ in webhook} <= READS  # the webhook writes nothing
+    controller = _permissions(one(docs, "ClusterRole", "airlock-controller"))
+    writes = {p for p in controller if p[2] not in READS}
+    own = ("airlock",)
+    isolation = ("airlock-environment-isolation",)
+    assert writes == {
+        ("airlock.dev", "baselinepolicies/status", "patch", ()),
+        ("airlock.dev", "baselinepolicies/status", "update", ()),
+        ("airlock.dev", "policyexceptions/status", "patch", ()),
+        ("airlock.dev", "policyexceptions/status", "update", ()),
+        ("wgpolicyk8s.io", "policyreports", "create", ()),
+        ("wgpolicyk8s.io", "policyreports", "update", own),
+        ("wgpolicyk8s.io", "policyreports", "patch", own),
+        ("wgpolicyk8s.io", "policyreports", "delete", own),
+        ("networking.k8s.io", "networkpolicies", "create", ()),
+        ("networking.k8s.io", "networkpolicies", "update", isolation),
+        ("networking.k8s.io", "networkpolicies", "patch", isolation),
+        ("networking.k8s.io", "networkpolicies", "delete", isolation),
+        ("kopf.dev", "clusterkopfpeerings", "patch", own),
+        ("", "events", "create", ()),
+        ("", "events", "patch", ()),
+        ("events.k8s.io", "events", "create", ()),
+        ("events.k8s.io", "events", "patch", ()),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch", own),
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch", own),
+    }
+    # no Secret anywhere in the cluster: only the TLS Secret, in the release namespace
+    assert not [p for p in controller if p[1] == "secrets"]
+    role = one(docs, "Role", "airlock-controller")
+    assert role["metadata"]["namespace"] == NS
+    assert _permissions(role) == {
+        ("", "secrets", "get", ("airlock-webhook-tls",)),
+        ("", "secrets", "update", ("airlock-webhook-tls",)),
+        ("", "secrets", "patch", ("airlock-webhook-tls",)),
+        ("", "secrets", "create", ()),
+    }
+    # the names in RBAC are the names the code writes
+    assert own == (reports.REPORT_NAME,)
+    assert isolation == (isolation_mod.NETWORK_POLICY_NAME,)
