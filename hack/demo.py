@@ -103,6 +103,40 @@ def wait_ready(url: str, ca: Path, pid: int, log: Path, timeout: float = 60.0) -
     raise SystemExit(f"demo: the webhook did not become ready in {timeout:.0f}s; see {log}")
 
 
+def wait_alive(url: str, pid: int, log: Path, timeout: float = 60.0) -> None:
+    """Until ``url`` answers 200; fail loudly, with the log, if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        check_running({log.stem: pid})
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - our loopback URL
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"demo: {url} did not answer in {timeout:.0f}s; see {log}")
+
+
+def check_running(pids: dict[str, int]) -> None:
+    """Every process the demo started must still run: a demo that reports success over a
+    dead controller lies."""
+    for name, pid in pids.items():
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = 0
+        try:
+            os.kill(pid, 0)
+            alive = done == 0
+        except ProcessLookupError:
+            alive = False
+        if not alive:
+            log = DEMO / f"{name}.log"
+            tail = log.read_text()[-2000:] if log.exists() else "(no log)"
+            raise SystemExit(f"demo: airlock {name} (pid {pid}) exited; see {log}:\n{tail}")
+
+
 def stop_pids() -> None:
     pids_file = DEMO / "pids.json"
     if not pids_file.exists():
@@ -146,7 +180,10 @@ def outcome(proc: subprocess.CompletedProcess[str]) -> tuple[str, list[str]]:
 def up(*, host_processes: bool = False) -> int:
     DEMO.mkdir(parents=True, exist_ok=True)
     stop_pids()
-    reason = "asked for (--host-processes)" if host_processes else localnode.unavailable_reason()
+    if host_processes:
+        say("Airlock as host processes beside a node-less control plane (--host-processes)")
+        return up_host()
+    reason = localnode.unavailable_reason()
     if reason is None:
         return up_node()
     say(f"no real node on this machine ({reason}): Airlock runs as host processes instead")
@@ -342,7 +379,7 @@ def up_host() -> int:
         DEMO / "tls",
         hosts=("127.0.0.1", "localhost"),
     )
-    port, wmetrics, cmetrics = free_port(), free_port(), free_port()
+    port, wmetrics, cmetrics, liveness = free_port(), free_port(), free_port(), free_port()
     kube = str(cluster.kubeconfig)
     say(
         f"starting airlock webhook on https://127.0.0.1:{port} and airlock controller "
@@ -387,6 +424,9 @@ def up_host() -> int:
                 "external",
                 "--identity",
                 "demo-controller",
+                # every listener on loopback, on a free port (kopf's default is 0.0.0.0:8081)
+                "--liveness-endpoint",
+                f"http://127.0.0.1:{liveness}/healthz",
             ],
         ),
     }
@@ -398,6 +438,8 @@ def up_host() -> int:
         DEMO / "webhook.log",
     )
     print("    webhook ready: policy, exceptions and namespace environments loaded")
+    wait_alive(f"http://127.0.0.1:{liveness}/healthz", pids["controller"], DEMO / "controller.log")
+    print("    controller alive (kopf liveness endpoint answers)")
 
     say("registering the Validating/Mutating webhook configurations (URL + caBundle)")
     rendered = subprocess.run(
@@ -426,6 +468,7 @@ def up_host() -> int:
     )
 
     apply_workloads(k)
+    check_running(pids)
 
     say("try it yourself")
     print(f"""    source {env_file.relative_to(ROOT)}
