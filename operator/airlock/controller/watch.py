@@ -1,4 +1,4 @@
-"""The webhook's watches: kopf, standalone and read-only, keeping a StateStore current.
+"""The webhook's watches: kopf, standalone and read-only, keeping a ClusterState current.
 
 ``airlock webhook`` runs :func:`run_watchers` in the same event loop as its aiohttp server. The
 registry (:func:`build_watch_registry`) holds only ``@kopf.index`` and ``@kopf.on.event``
@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
-from airlock.admission.store import StateStore, SyncKind
+from airlock.cluster import ClusterState, SyncKind
 from airlock.controller._operator import run_operator
 from airlock.controller.kube import CRD_VERSION, register_login
 from airlock.controller.settings import process_identity, watcher_kopf_settings
@@ -40,7 +40,7 @@ def _names(body: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def build_watch_registry(
-    store: StateStore, *, kubeconfig: str | None = None, login: bool = True
+    store: ClusterState, *, kubeconfig: str | None = None, login: bool = True
 ) -> kopf.OperatorRegistry:
     """A fresh registry with the webhook's read-only handlers feeding ``store``.
 
@@ -135,17 +135,19 @@ def build_watch_registry(
 
 
 async def run_watchers(
-    store: StateStore,
+    store: ClusterState,
     *,
     kubeconfig: str | None,
     policy_name: str,
     stop: asyncio.Event,
+    on_signal: Callable[[], None] | None = None,
 ) -> None:
     """Watch namespaces, BaselinePolicies and PolicyExceptions into ``store`` until ``stop``.
 
     Runs kopf in the current event loop (standalone, cluster-wide). In the main thread, once
-    kopf is up, SIGINT and SIGTERM set ``stop`` (kopf's own handlers are replaced), so the
-    webhook and the watches stop together. When kopf ends for any other reason (a fatal error)
+    kopf is up, SIGINT and SIGTERM call ``on_signal`` (default: set ``stop``; kopf's own
+    handlers are replaced), so the process decides the order in which its parts stop
+    (:mod:`airlock.webhook_process`). When kopf ends for any other reason (a fatal error)
     ``stop`` is set too: better no webhook than one serving a picture that no longer updates.
 
     Mind kopf's shutdown: it treats every task created after it started as its own, and
@@ -160,7 +162,7 @@ async def run_watchers(
     try:
         await run_operator(
             stop,
-            stop.set,
+            on_signal or stop.set,
             registry=registry,
             settings=watcher_kopf_settings(),
             standalone=True,
