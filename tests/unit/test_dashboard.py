@@ -289,6 +289,7 @@ def test_alerts_cover_staleness_prod_exceptions_certificates_and_webhook() -> No
     )
     assert 'decision="error"' in by_name["AirlockWebhookErrors"]
     assert "histogram_quantile" in by_name["AirlockWebhookLatencyHigh"]
+    assert "unless count(airlock_policy_info)" in by_name["AirlockPolicyMissing"]
     for rule in rules():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}
         assert rule["annotations"]["summary"]
