@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-webhook manifests chart-lint clean
+.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-webhook fuzz manifests chart-lint clean
 
 include hack/cluster.mk
 
@@ -51,6 +51,9 @@ bench: $(STAMP) ## benchmarks; results are recorded in bench/RESULTS.md
 
 bench-webhook: $(STAMP) ## webhook reviews/s, latency and RSS over TLS (bench/RESULTS.md)
 	$(BIN)/python bench/bench_webhook.py
+
+fuzz: $(STAMP) ## 20,000 hostile and valid requests plus slow clients against the webhook; summary in bench/RESULTS.md
+	$(BIN)/python bench/fuzz_webhook.py
 
 bench-apiserver: $(STAMP) cluster-bins ## Pod-creation latency through the API server with and without Airlock
 	$(BIN)/python bench/bench_apiserver_latency.py

@@ -408,7 +408,7 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def _spawn(argv: list[str], log: Path) -> int:
+def _spawn(argv: list[str], log: Path, *, append: bool = False) -> int:
     """Start a detached process (own session, output to log) and return its pid.
 
     posix_spawn instead of Popen: the process must outlive this Python process when started by
@@ -417,7 +417,13 @@ def _spawn(argv: list[str], log: Path) -> int:
     env = {k: v for k, v in os.environ.items() if k not in {"KUBECONFIG"}}
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+        (
+            os.POSIX_SPAWN_OPEN,
+            1,
+            str(log),
+            os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC),
+            0o644,
+        ),
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
     return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
@@ -700,6 +706,8 @@ def start(
     }
     procs: dict[str, dict[str, int]] = {}
     state["procs"] = procs
+    argvs: dict[str, list[str]] = {}
+    state["argv"] = argvs  # to restart one component (failure-injection tests)
     deadline = time.monotonic() + timeout
     ctx = _admin_ssl(pki)
 
@@ -715,6 +723,7 @@ def start(
             _reap(pid)
             raise ClusterError(f"{name} exited at once:\n{_tail(directory / (name + '.log'))}")
         procs[name] = {"pid": pid, "start_time": start_time}
+        argvs[name] = command
         _save_state(directory, state)
 
     try:
@@ -838,6 +847,49 @@ def _write_env(run_dir: Path, server: str, pki: Path, bins: Path) -> None:
         'export PATH="$AIRLOCK_BIN:$PATH"',
     ]
     (run_dir / "env").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def restart(run_dir: Path | str, name: str, *, timeout: float = 60.0) -> int:
+    """Stop one component (SIGTERM, then SIGKILL) and start it again with the same command
+    line; wait until the API server answers /readyz again. Returns the new pid. For
+    failure-injection tests: an API server restart, as in a control-plane upgrade."""
+    directory = _resolve(run_dir)
+    state = _load_state(directory)
+    if state is None:
+        raise ClusterError(f"no cluster recorded in {directory}")
+    procs = _procs(state)
+    argvs = state.get("argv")
+    if name not in procs or not isinstance(argvs, dict) or name not in argvs:
+        raise ClusterError(f"{name} is not a component of the cluster in {directory}")
+    proc = procs[name]
+    if _is_ours(proc["pid"], proc["start_time"]):
+        os.kill(proc["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _is_ours(proc["pid"], proc["start_time"]) and time.monotonic() < deadline:
+            _reap(proc["pid"])
+            time.sleep(0.1)
+        if _is_ours(proc["pid"], proc["start_time"]):
+            os.kill(proc["pid"], signal.SIGKILL)
+        _wait_gone(proc["pid"], proc["start_time"])
+    pid = _spawn(list(argvs[name]), directory / f"{name}.log", append=True)
+    start_time = None
+    for _ in range(100):
+        start_time = _proc_start_time(pid)
+        if start_time is not None:
+            break
+        time.sleep(0.01)
+    if start_time is None:
+        raise ClusterError(f"{name} exited at once:\n{_tail(directory / (name + '.log'))}")
+    procs[name] = {"pid": pid, "start_time": start_time}
+    _save_state(directory, state)
+    _wait_until(
+        "kube-apiserver /readyz",
+        _poll(str(state["server"]), "/readyz", _admin_ssl(directory / "pki"), "ok"),
+        time.monotonic() + timeout,
+        procs,
+        directory,
+    )
+    return pid
 
 
 def stop(run_dir: Path | str = DEFAULT_RUN_DIR, *, keep_logs: bool = True) -> list[str]:

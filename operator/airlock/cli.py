@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from airlock import __version__
 from airlock.engine import evaluate
@@ -265,6 +265,46 @@ def _configure_webhook(p: argparse.ArgumentParser) -> None:
         help="after SIGTERM, keep answering this long with Connection: close so the API server "
         "moves its keep-alive connections to other replicas (5; 0 stops at once)",
     )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection that has not sent a request's head within this time: from the "
+        "connection's start (TLS handshake included) or a later request's first byte (10)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection that has not sent a request's body within this time after "
+        "its head (10)",
+    )
+    p.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="close an idle keep-alive connection after this time; longer than the API "
+        "server's 90 s, so the API server closes its pooled connections first (120)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        metavar="N",
+        help="open connections (TLS handshakes included) past which new ones are closed at "
+        "once (256; about 100 KB each)",
+    )
+    p.add_argument(
+        "--max-pending-body-bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        metavar="BYTES",
+        help="request bodies being received at once, over all connections, past which a "
+        "request is answered 429 unread (16 MiB; at least the 3 MiB largest review)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -283,7 +323,6 @@ def _logging(level: str) -> None:
 def _run_webhook(args: argparse.Namespace) -> int:
     import asyncio
 
-    from airlock.admission.server import run_webhook
     from airlock.admission.settings import (
         AdmissionSettings,
         MetricsSettings,
@@ -291,47 +330,46 @@ def _run_webhook(args: argparse.Namespace) -> int:
         TLSSettings,
         WebhookSettings,
     )
-    from airlock.admission.store import StateStore
-    from airlock.controller.watch import run_watchers
+    from airlock.webhook_process import serve_webhook
 
     for f in (args.tls_cert_file, args.tls_key_file):
         if not f.is_file():
             raise AirlockError(f"TLS file {f} does not exist (see --tls-cert-file/--tls-key-file)")
+    limits = {
+        "--header-timeout": args.header_timeout,
+        "--body-timeout": args.body_timeout,
+        "--keepalive-timeout": args.keepalive_timeout,
+        "--max-connections": args.max_connections,
+    }
+    for flag, value in limits.items():
+        if not value > 0:
+            raise AirlockError(f"{flag} must be positive, not {value}")
+    server = ServerSettings(
+        host=args.host,
+        port=args.port,
+        drain_seconds=args.drain_seconds,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keepalive_timeout=args.keepalive_timeout,
+        max_connections=args.max_connections,
+        max_pending_body_bytes=args.max_pending_body_bytes,
+    )
+    if server.max_pending_body_bytes < server.max_body_bytes:
+        raise AirlockError(
+            f"--max-pending-body-bytes must be at least {server.max_body_bytes} (the largest "
+            "review), or the largest objects could never be admitted"
+        )
     settings = WebhookSettings(
         tls=TLSSettings(cert_file=args.tls_cert_file, key_file=args.tls_key_file),
-        server=ServerSettings(host=args.host, port=args.port, drain_seconds=args.drain_seconds),
+        server=server,
         metrics=MetricsSettings(host=args.metrics_host, port=args.metrics_port),
         admission=AdmissionSettings(fail_open=args.fail_open),
         policy_name=args.policy_name,
     )
     _logging(args.log_level)
 
-    async def serve() -> None:
-        store = StateStore(settings.policy_name)
-        stop = asyncio.Event()
-        server = asyncio.create_task(run_webhook(settings, store), name="airlock webhook")
-        watch = asyncio.create_task(
-            run_watchers(
-                store, kubeconfig=args.kubeconfig, policy_name=settings.policy_name, stop=stop
-            ),
-            name="airlock watchers",
-        )
-        stopped: asyncio.Task[Any] = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({server, watch, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        for task in (server, watch, stopped):
-            task.cancel()
-        results = await asyncio.gather(server, watch, stopped, return_exceptions=True)
-        for task, result in zip((server, watch, stopped), results, strict=True):
-            if (
-                task in done
-                and isinstance(result, BaseException)
-                and not isinstance(result, asyncio.CancelledError)
-            ):
-                raise result
-
     try:
-        asyncio.run(serve())
+        asyncio.run(serve_webhook(settings, kubeconfig=args.kubeconfig))
     except OSError as exc:  # the port is taken, the certificate unreadable, …
         raise AirlockError(f"webhook cannot serve: {exc.strerror or exc}") from None
     return EXIT_OK

@@ -48,6 +48,7 @@ __all__ = [
     "APPROVED_BY_ANNOTATION",
     "APPROVE_ANNOTATION",
     "CREATED_BY_ANNOTATION",
+    "MAX_NESTING",
     "RULE_IDS",
     "DetectorSettings",
     "Environment",
@@ -62,10 +63,17 @@ __all__ = [
     "format_loc",
     "load_exception",
     "load_policy",
+    "nested_deeper_than",
 ]
 
 API_GROUP: Final = "airlock.dev"
 API_VERSION: Final = "airlock.dev/v1alpha1"
+
+# Objects and lists nested deeper than this are refused (a policy, an exception, an admission
+# request's object). A BaselinePolicy spec is at most six levels deep and the deepest Kubernetes
+# objects (managedFields of a workflow with inline templates) a few dozen, while Python's
+# recursion limit is 1,000 and orjson refuses to encode more than 254: a hundred is far from both.
+MAX_NESTING: Final = 100
 
 # Written by the mutating webhook, never trusted from the user: the webhook overwrites
 # created-by with userInfo.username on CREATE, and sets approved-by to the requesting user on an
@@ -490,7 +498,7 @@ def _unwrap(obj: Mapping[str, Any], kind: str) -> Any:
     if not isinstance(obj, Mapping):
         raise PolicyError(f"invalid {kind}: expected an object", [("spec", "expected an object")])
     if "apiVersion" not in obj and "kind" not in obj:
-        return _drop_nulls(obj)
+        return _drop_nulls(obj, kind)
     problems: list[tuple[str, str]] = []
     if obj.get("apiVersion") != API_VERSION:
         problems.append(("apiVersion", f"must be '{API_VERSION}'"))
@@ -500,20 +508,61 @@ def _unwrap(obj: Mapping[str, Any], kind: str) -> Any:
         detail = "; ".join(f"{path}: {msg}" for path, msg in problems)
         raise PolicyError(f"invalid {kind}: {detail}", problems)
     spec = obj.get("spec")
-    return {} if spec is None else _drop_nulls(spec)
+    return {} if spec is None else _drop_nulls(spec, kind)
 
 
-def _drop_nulls(value: Any) -> Any:
+def nested_deeper_than(value: object, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` holds objects or lists nested more than ``limit`` levels deep.
+
+    ``{}`` and ``[]`` are one level, a scalar none. Iterative, and it stops at the first node
+    past the limit, so a hostile document costs at most one walk of ``limit`` levels.
+    """
+    if not isinstance(value, Mapping | list):
+        return False
+    if limit < 1:
+        return True
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, Mapping) else node:
+            if isinstance(child, Mapping | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _drop_nulls(value: Any, kind: str) -> Any:
     """Remove ``null`` fields from objects, as the API server does for non-nullable fields.
 
     ``match:`` with every line commented out is ``null`` in YAML; the cluster stores it as absent,
     so the model must read it as absent too, or a file and the stored object would disagree.
+
+    Iterative, so no input can exhaust the stack: a spec nested deeper than
+    :data:`MAX_NESTING` levels is refused with a :class:`PolicyError` saying so.
     """
-    if isinstance(value, Mapping):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
+    if not isinstance(value, Mapping | list):
+        return value
+    root: dict[Any, Any] | list[Any] = {} if isinstance(value, Mapping) else []
+    stack: list[tuple[Any, dict[Any, Any] | list[Any], int]] = [(value, root, 1)]
+    while stack:
+        source, copy, depth = stack.pop()
+        if depth > MAX_NESTING:
+            message = f"nested deeper than {MAX_NESTING} levels"
+            raise PolicyError(f"invalid {kind}: spec: {message}", [("spec", message)])
+        pairs = source.items() if isinstance(source, Mapping) else enumerate(source)
+        for key, child in pairs:
+            if child is None and isinstance(copy, dict):
+                continue
+            new: Any = child
+            if isinstance(child, Mapping | list):
+                new = {} if isinstance(child, Mapping) else []
+                stack.append((child, new, depth + 1))
+            if isinstance(copy, dict):
+                copy[key] = new
+            else:
+                copy.append(new)
+    return root
 
 
 def load_policy(obj: Mapping[str, Any]) -> PolicySpec:

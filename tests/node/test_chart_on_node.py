@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from conftest import NodeCluster
+from conftest import NodeCluster, localcluster
 from cryptography import x509
 from e2e_rig import REPO_ROOT, install_crds
 from kubernetes import client
@@ -311,6 +311,19 @@ def test_warning_patch_and_admission_through_the_service(installed: Installed) -
     assert sc.capabilities.drop == ["ALL"]
     assert stored.spec.automount_service_account_token is False
 
+    # a credential in a warn environment is admitted with a redacted warning; from here on it
+    # runs in the cluster, where the audit finds it (and the sweep below checks every channel)
+    leaky = pod_body(
+        "leaky-dev",
+        "registry.corp.example/dev/tool:1.0",
+        container={"env": [{"name": "HF_TOKEN", "value": SECRET}]},
+    )
+    proc = installed.node.kubectl("create", "-n", installed.dev, "-f", "-", stdin=json.dumps(leaky))
+    assert proc.returncode == 0, proc.stderr
+    assert any("[plaintext-secret-env]" in w for w in kubectl_warnings(proc.stderr))
+    assert SECRET not in proc.stderr
+    assert SECRET[3:] not in proc.stderr
+
     # prod enforces: a hardened, pinned pod from the prod registry is admitted silently
     good = pod_body("good", PROD_IMAGE)
     proc = installed.node.kubectl("create", "-n", installed.prod, "-f", "-", stdin=json.dumps(good))
@@ -572,6 +585,215 @@ def test_helm_upgrade_keeps_serving(installed: Installed) -> None:
     )
     assert pods.timeout_seconds == 7
     assert pods.client_config.ca_bundle  # the controller's caBundle survived the upgrade
+
+
+def pods_of(installed: Installed, component: str) -> list[Any]:
+    return list(
+        installed.core.list_namespaced_pod(
+            NAMESPACE, label_selector=f"app.kubernetes.io/component={component}"
+        ).items
+    )
+
+
+def scrape(ip: str) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://{ip}:8080/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+    except OSError:
+        return None
+
+
+def test_the_controller_restarted_mid_audit_comes_back_with_reports_and_metrics(
+    installed: Installed,
+) -> None:
+    apps = client.AppsV1Api(installed.api)
+    (old,) = pods_of(installed, "controller")
+    installed.core.delete_namespaced_pod(old.metadata.name, NAMESPACE, grace_period_seconds=0)
+    poll(
+        lambda: (
+            True
+            if [p for p in pods_of(installed, "controller") if p.metadata.name != old.metadata.name]
+            else None
+        ),
+        "a new controller pod",
+        60,
+    )
+    poll(lambda: deployment_ready(apps, "airlock-controller"), "the new controller Ready", 180)
+    (new,) = [p for p in pods_of(installed, "controller") if p.metadata.name != old.metadata.name]
+    text = poll(
+        lambda: t if (t := scrape(new.status.pod_ip)) and "airlock_audit_workloads{" in t else None,
+        "the new controller's audit metrics",
+        120,
+    )
+    assert 'airlock_compliance_ratio{environment="dev"}' in text
+    custom = client.CustomObjectsApi(installed.api)
+    report = custom.get_namespaced_custom_object(
+        "wgpolicyk8s.io", "v1alpha2", installed.dev, "policyreports", "airlock"
+    )
+    assert report["results"]
+
+
+def test_policy_deleted_then_invalid_gives_one_answer_on_every_replica_and_restart(
+    installed: Installed,
+) -> None:
+    """No policy: nothing is denied (audit everywhere). An invalid policy that lands while the
+    policy check is off: the last valid generation stays in force, also in webhook pods that
+    start afterwards (they read status.inForce)."""
+    node, ns = installed.node, installed.prod
+    custom = client.CustomObjectsApi(installed.api)
+    apps = client.AppsV1Api(installed.api)
+    bad_pod = json.dumps(pod_body("loose", "docker.io/library/python:latest", hardened=False))
+
+    def verdict() -> bool:
+        """True when prod denies the loose pod."""
+        proc = node.kubectl("create", "-n", ns, "--dry-run=server", "-f", "-", stdin=bad_pod)
+        return proc.returncode != 0
+
+    def all_agree(expected: bool) -> bool | None:
+        answers = [verdict() for _ in range(8)]  # the Service spreads them over both replicas
+        return True if answers == [expected] * 8 else None
+
+    assert all_agree(True)
+    policy = custom.get_cluster_custom_object(
+        "airlock.dev", "v1alpha1", "baselinepolicies", "default"
+    )
+    custom.delete_cluster_custom_object("airlock.dev", "v1alpha1", "baselinepolicies", "default")
+    poll(lambda: all_agree(False), "both replicas to stop denying without a policy", 60)
+
+    # back, valid, through helm (it owns the object)
+    installed.helm(
+        "upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE, "-f", installed.values_file
+    )
+    poll(lambda: all_agree(True), "the policy back in force", 60)
+    current = custom.get_cluster_custom_object(
+        "airlock.dev", "v1alpha1", "baselinepolicies", "default"
+    )
+
+    def recorded() -> bool | None:
+        obj = custom.get_cluster_custom_object(
+            "airlock.dev", "v1alpha1", "baselinepolicies", "default"
+        )
+        in_force = (obj.get("status") or {}).get("inForce") or {}
+        return True if in_force.get("generation") == obj["metadata"]["generation"] else None
+
+    poll(recorded, "the controller to record the generation in force", 60)
+    # an invalid generation lands: the policy check is taken out of the way first, as when the
+    # webhook was down (failurePolicy Ignore)
+    admission = client.AdmissionregistrationV1Api(installed.api)
+    config = admission.read_validating_webhook_configuration("airlock")
+    index = next(
+        i for i, h in enumerate(config.webhooks) if h.name == "policies.validate.airlock.dev"
+    )
+    admission.patch_validating_webhook_configuration(
+        "airlock", [{"op": "remove", "path": f"/webhooks/{index}"}]
+    )
+    time.sleep(2)
+    # valid for the CRD's schema, refused by Airlock: an allow-list entry matching everything
+    custom.patch_cluster_custom_object(
+        "airlock.dev",
+        "v1alpha1",
+        "baselinepolicies",
+        "default",
+        {"spec": {"detectors": {"allowValues": [".*"]}}},
+    )
+
+    def refused() -> bool | None:
+        obj = custom.get_cluster_custom_object(
+            "airlock.dev", "v1alpha1", "baselinepolicies", "default"
+        )
+        ready = [c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == "Ready"]
+        return True if ready and ready[0]["status"] == "False" else None
+
+    poll(refused, "the controller to mark the invalid generation", 60)
+    time.sleep(3)
+    assert all_agree(True)  # the last valid generation stays in force on both replicas
+    restarted = node.kubectl("rollout", "restart", "-n", NAMESPACE, "deployment/airlock-webhook")
+    assert restarted.returncode == 0, restarted.stderr
+    time.sleep(2)
+    poll(lambda: deployment_ready(apps, "airlock-webhook"), "the restarted webhook Ready", 240)
+    assert all_agree(True)  # fresh replicas read the recorded generation
+    del policy, current
+    # put the valid policy back (helm restores the webhook entry and the spec)
+    installed.helm(
+        "upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE, "-f", installed.values_file
+    )
+    poll(
+        lambda: (
+            True
+            if any(
+                h.name == "policies.validate.airlock.dev"
+                for h in admission.read_validating_webhook_configuration("airlock").webhooks
+            )
+            else None
+        ),
+        "helm to restore the policy webhook",
+        30,
+    )
+
+
+def test_an_api_server_restart_leaves_the_webhook_serving_and_watching(
+    installed: Installed,
+) -> None:
+    """The API server goes away and comes back (a control-plane upgrade): Airlock's pods keep
+    running, its watches reconnect, and a namespace relabelled after the restart is judged by
+    its new environment on every replica."""
+    node = installed.node
+    began = time.monotonic()
+    localcluster.restart(node.run_dir, "kube-apiserver")
+    say(f"kube-apiserver restarted in {time.monotonic() - began:.1f} s")
+    ns = f"ml-moved-{uuid.uuid4().hex[:6]}"
+    installed.core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={ENV_LABEL: "dev"}))
+    )
+    loose = json.dumps(pod_body("loose", "docker.io/library/python:latest", hardened=False))
+
+    def denied() -> bool:
+        proc = node.kubectl("create", "-n", ns, "--dry-run=server", "-f", "-", stdin=loose)
+        return proc.returncode != 0
+
+    try:
+        poll(lambda: True if not any(denied() for _ in range(6)) else None, "dev to warn", 60)
+        installed.core.patch_namespace(ns, {"metadata": {"labels": {ENV_LABEL: "prod"}}})
+        poll(
+            lambda: True if all(denied() for _ in range(6)) else None,
+            "both replicas to see the namespace move to prod",
+            60,
+        )
+        for pod in pods_of(installed, "webhook") + pods_of(installed, "controller"):
+            assert pod.status.container_statuses[0].ready, pod.metadata.name
+    finally:
+        installed.core.delete_namespace(ns)
+
+
+def test_no_secret_in_any_output_channel(installed: Installed) -> None:
+    """The leaky pod runs in dev: its token must appear in no log, Event, metric, report or
+    status Airlock wrote."""
+    needles = (SECRET, SECRET[3:], SECRET[5:20])
+    channels: dict[str, str] = {}
+    for pod in installed.core.list_namespaced_pod(NAMESPACE).items:
+        for previous in (False, True):
+            try:
+                channels[f"log {pod.metadata.name} previous={previous}"] = (
+                    installed.core.read_namespaced_pod_log(
+                        pod.metadata.name, NAMESPACE, previous=previous
+                    )
+                )
+            except ApiException as err:
+                if err.status not in (400, 404):
+                    raise
+        channels[f"metrics {pod.metadata.name}"] = scrape(pod.status.pod_ip) or ""
+    events = installed.core.list_event_for_all_namespaces()
+    channels["events"] = json.dumps(installed.api.sanitize_for_serialization(events))
+    custom = client.CustomObjectsApi(installed.api)
+    reports = custom.list_cluster_custom_object("wgpolicyk8s.io", "v1alpha2", "policyreports")
+    channels["policyreports"] = json.dumps(reports)
+    for plural in ("baselinepolicies", "policyexceptions"):
+        objs = custom.list_cluster_custom_object("airlock.dev", "v1alpha1", plural)
+        channels[plural] = json.dumps([o.get("status") for o in objs["items"]])
+    assert "[REDACTED Hugging Face token" in channels["policyreports"]  # it was seen
+    assert sum(len(text) for text in channels.values()) > 10_000
+    leaks = [name for name, text in channels.items() if any(n in text for n in needles)]
+    assert leaks == []
 
 
 def leftovers(api: client.ApiClient, namespaces: list[str], release: str = RELEASE) -> list[str]:

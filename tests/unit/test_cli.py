@@ -749,3 +749,46 @@ def test_the_webhook_help_says_settings_are_flags_only(
     code, out, _ = run(capsys, "webhook", "--help")
     assert code == 0
     assert "flags only" in " ".join(out.split())
+
+
+def test_the_webhook_limit_flags_default_to_the_server_settings() -> None:
+    from airlock.admission.settings import ServerSettings
+
+    args = build_parser(argv=["webhook"]).parse_args(["webhook"])
+    defaults = ServerSettings()
+    assert (
+        args.header_timeout,
+        args.body_timeout,
+        args.keepalive_timeout,
+        args.max_connections,
+        args.max_pending_body_bytes,
+    ) == (
+        defaults.header_timeout,
+        defaults.body_timeout,
+        defaults.keepalive_timeout,
+        defaults.max_connections,
+        defaults.max_pending_body_bytes,
+    )
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--header-timeout", "0"],
+        ["--body-timeout", "-1"],
+        ["--keepalive-timeout", "0"],
+        ["--max-connections", "0"],
+        ["--max-pending-body-bytes", "1000"],
+    ],
+)
+def test_the_webhook_refuses_limits_that_cannot_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, flags: list[str]
+) -> None:
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text("not read before the flags are checked")
+    key.write_text("idem")
+    code, _, err = run(
+        capsys, "webhook", "--tls-cert-file", str(cert), "--tls-key-file", str(key), *flags
+    )
+    assert code == 2
+    assert flags[0] in err

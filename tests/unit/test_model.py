@@ -7,9 +7,11 @@ from typing import Any
 
 import pydantic
 import pytest
+from airlock import model
 from airlock.errors import PolicyError
 from airlock.findings import Action
 from airlock.model import (
+    MAX_NESTING,
     RULE_IDS,
     DetectorSettings,
     Environment,
@@ -22,6 +24,7 @@ from airlock.model import (
     format_loc,
     load_exception,
     load_policy,
+    nested_deeper_than,
 )
 
 MODES_MSG = "Input should be 'enforce', 'warn', 'audit' or 'off'"
@@ -396,6 +399,48 @@ def test_null_fields_read_as_absent_like_the_api_server_stores_them() -> None:
     )
     assert policy.detectors == DetectorSettings()
     assert policy.environments[0].mode is Action.ENFORCE
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(levels - 1):
+        node["a"] = {}
+        node = node["a"]
+    return root
+
+
+def test_nesting_depth_counts_objects_and_lists_and_stops_at_the_limit() -> None:
+    assert not nested_deeper_than("scalar", 0)
+    assert nested_deeper_than({}, 0)
+    assert not nested_deeper_than({"a": [1, {"b": []}]}, 4)  # object, list, object, list
+    assert nested_deeper_than({"a": [1, {"b": []}]}, 3)
+    assert not nested_deeper_than(_nested(MAX_NESTING))
+    assert nested_deeper_than(_nested(MAX_NESTING + 1))
+    assert nested_deeper_than(_nested(100_000))  # no recursion: any depth is measured
+
+
+@pytest.mark.parametrize("loader", [load_policy, load_exception])
+def test_a_spec_nested_past_the_limit_is_refused_by_name_not_by_a_recursion_error(
+    loader: Any,
+) -> None:
+    """A stored object can be nested as deep as etcd allows; null removal must not recurse."""
+    spec = {"environments": [{"name": "dev", "extra": _nested(5_000)}]}
+    with pytest.raises(PolicyError) as info:
+        loader(spec)
+    assert info.value.errors == [("spec", f"nested deeper than {MAX_NESTING} levels")]
+    assert f"nested deeper than {MAX_NESTING} levels" in str(info.value)
+    # up to the limit, nulls are dropped at every level, lists keep theirs (as before)
+    deep = _nested(MAX_NESTING - 2)  # the list and the object below make it MAX_NESTING
+    node = deep
+    while node:
+        node = node["a"]
+    node.update({"gone": None, "kept": [None, {"gone": None}]})
+    cleaned = model._drop_nulls(deep, "BaselinePolicy")
+    node = cleaned
+    while "a" in node:
+        node = node["a"]
+    assert node == {"kept": [None, {}]}
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,14 @@ per place, so a pod with forty plaintext variables does not outweigh forty pods 
 requests get the same answer but are left out of that counter (a ``kubectl apply --dry-run=server``
 is not a workload); ``airlock_admission_requests_total`` counts them like any request.
 
+Objects nested deeper than :data:`~airlock.model.MAX_NESTING` levels are refused with code 400
+naming the limit. Airlock's own kinds are measured up front (their whole spec is validated
+anyway); other kinds are read only along the paths the engine knows, whatever their depth, so
+measuring every review would cost the hot path for nothing: their depth is measured only when
+something fails on them (an equality of deep UPDATE objects, a patch too deep to encode), and a
+failure on an object past the limit is answered as the client's mistake, not as an internal
+error.
+
 DELETE and CONNECT are admitted without evaluation. An UPDATE that changes nothing but
 ``metadata`` is not denied unless ``enforce_on_metadata_update`` is set (its enforced findings
 become warnings), so labelling an object admitted before the policy tightened keeps working.
@@ -34,7 +42,7 @@ from airlock import metrics
 from airlock.engine import Verdict, evaluate, mutate
 from airlock.errors import AdmissionError, PolicyError
 from airlock.findings import Finding
-from airlock.model import API_GROUP, load_policy
+from airlock.model import API_GROUP, MAX_NESTING, load_policy, nested_deeper_than
 from airlock.workloads import SUPPORTED_KINDS
 
 from .exceptions import check_exception, exception_patch
@@ -113,24 +121,13 @@ def _handle(
         else:
             answer, decision, environment = _validate(req, store, settings)
     except Exception as exc:  # a bug anywhere must still produce an answer
-        _log_internal(req, exc, "mutate" if mutating else "validate")
         decision, environment = "error", NO_ENVIRONMENT
-        if mutating or settings.fail_open:
-            answer = allow(
-                req["uid"],
-                warnings=[
-                    "airlock internal error: admitted without "
-                    + ("mutation" if mutating else "checks")
-                ],
-            )
+        too_deep = _too_deep(req)
+        if too_deep is not None:  # the client's doing (see the module docstring): no traceback
+            answer = _bad_request(req["uid"], too_deep)
         else:
-            answer = deny(
-                req["uid"],
-                "airlock internal error: the request could not be checked; retry, or ask the "
-                "platform team to look at the airlock webhook logs",
-                code=500,
-                reason="InternalError",
-            )
+            _log_internal(req, exc, "mutate" if mutating else "validate")
+            answer = _internal_error(req["uid"], mutating=mutating, fail_open=settings.fail_open)
     key = (kind, operation, decision, environment)
     counter = _REQUEST_CHILDREN.get(key)
     if counter is None:
@@ -143,6 +140,19 @@ def _handle(
         )
     histogram.observe(perf_counter() - start)
     return answer
+
+
+def _internal_error(uid: str, *, mutating: bool, fail_open: bool) -> AdmissionReview:
+    if mutating or fail_open:
+        what = "mutation" if mutating else "checks"
+        return allow(uid, warnings=[f"airlock internal error: admitted without {what}"])
+    return deny(
+        uid,
+        "airlock internal error: the request could not be checked; retry, or ask the "
+        "platform team to look at the airlock webhook logs",
+        code=500,
+        reason="InternalError",
+    )
 
 
 def _log_internal(req: AdmissionRequest, exc: BaseException, endpoint: str) -> None:
@@ -176,7 +186,10 @@ def _validate(
     obj = req.get("object")
     if not isinstance(obj, Mapping):
         return _bad_request(uid, "request.object is missing"), "error", NO_ENVIRONMENT
-    if req["kind"].get("group") == API_GROUP:
+    if req["kind"].get("group") == API_GROUP and req["kind"]["kind"] in _OWN_KINDS:
+        too_deep = _too_deep(req)
+        if too_deep is not None:
+            return _bad_request(uid, too_deep), "error", NO_ENVIRONMENT
         if req["kind"]["kind"] == "BaselinePolicy":
             return _validate_policy(req, obj, store, settings)
         if req["kind"]["kind"] == "PolicyException":
@@ -203,6 +216,17 @@ def _validate(
     if warnings:
         return allow(uid, warnings=warnings), "warned", verdict.environment
     return allow(uid), "allowed", verdict.environment
+
+
+_OWN_KINDS: Final = frozenset({"BaselinePolicy", "PolicyException"})
+
+
+def _too_deep(req: AdmissionRequest) -> str | None:
+    """Which of the request's objects is nested past the limit, as a message; None if neither."""
+    for key in ("object", "oldObject"):
+        if nested_deeper_than(req.get(key)):
+            return f"request.{key} is nested deeper than {MAX_NESTING} levels"
+    return None
 
 
 def _bad_request(uid: str, message: str) -> AdmissionReview:
@@ -396,6 +420,9 @@ def _mutate(
     ops: Sequence[Mapping[str, Any]] = ()
     changes: Sequence[str] = ()
     if gvk.get("group") == API_GROUP and gvk["kind"] == "PolicyException":
+        too_deep = _too_deep(req)
+        if too_deep is not None:
+            return _bad_request(uid, too_deep), "error", environment
         ops, changes = exception_patch(req)
     elif (
         gvk.get("group", "") == ""

@@ -2,9 +2,11 @@
 
 The API server is trusted to send well-formed reviews, but the webhook port is reachable by any
 pod that can reach the Service, so everything is checked before use and a malformed body gets a
-short error, never a traceback. The checks are the few that decide whether an answer is possible
-at all (``apiVersion``, ``kind``, ``request.uid``, ``request.kind.kind``, ``operation``); the
-object itself is handed to the engine, which tolerates any shape.
+short error, never a traceback. Every field of the request envelope is checked for its type
+(and the names for their Kubernetes length bounds), so nothing past :func:`parse_request` meets
+a list where it expects a string; the object itself is handed to the engine, which tolerates any
+shape. A problem found before ``request.uid`` is known can only be answered with HTTP 400; once
+the uid is known, the answer is an AdmissionReview denying with code 400.
 """
 
 from __future__ import annotations
@@ -106,6 +108,67 @@ def _bad(message: str, uid: str | None = None) -> AdmissionError:
     return AdmissionError(message, uid=uid)
 
 
+# Length bounds of the strings that end up in messages, logs and metrics: Kubernetes' own (a
+# name is a DNS subdomain, a namespace a DNS label), generous for the others.
+_MAX_UID: Final = 128
+_MAX_NAME: Final = 253
+_MAX_NAMESPACE: Final = 63
+_MAX_TYPE_FIELD: Final = 253  # group, version, kind, resource, subresource
+
+
+def _check_type_ref(
+    req: Mapping[str, Any], key: str, fields: tuple[str, str, str], uid: str, *, required: bool
+) -> None:
+    """``request.<key>`` is a group/version/kind (or /resource) object of short strings."""
+    ref = req.get(key)
+    if ref is None and not required:
+        return
+    last = fields[2]
+    if not isinstance(ref, Mapping):
+        raise _bad(f"request.{key} must be an object with {'/'.join(fields)}", uid)
+    for name in fields:
+        value = ref.get(name, "" if name != last else None)
+        if (
+            not isinstance(value, str)
+            or len(value) > _MAX_TYPE_FIELD
+            or (name == last and not value)
+        ):
+            what = "a non-empty string" if name == last else "a string"
+            raise _bad(
+                f"request.{key}.{name} must be {what} of at most {_MAX_TYPE_FIELD} characters", uid
+            )
+
+
+def _check_string(req: Mapping[str, Any], key: str, limit: int, uid: str) -> None:
+    value = req.get(key)
+    if value is not None and (not isinstance(value, str) or len(value) > limit):
+        raise _bad(f"request.{key} must be a string of at most {limit} characters", uid)
+
+
+def _check_user(user: object, uid: str) -> None:
+    if user is None:
+        return
+    if not isinstance(user, Mapping):
+        raise _bad("request.userInfo must be an object", uid)
+    for key in ("username", "uid"):
+        value = user.get(key)
+        if value is not None and not isinstance(value, str):
+            raise _bad(f"request.userInfo.{key} must be a string", uid)
+    groups = user.get("groups")
+    if groups is not None and (
+        not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)
+    ):
+        raise _bad("request.userInfo.groups must be a list of strings", uid)
+    extra = user.get("extra")
+    if extra is not None and (
+        not isinstance(extra, Mapping)
+        or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in extra.values()
+        )
+    ):
+        raise _bad("request.userInfo.extra must map names to lists of strings", uid)
+
+
 def parse_request(body: object) -> AdmissionRequest:
     """Check a decoded AdmissionReview and return its request.
 
@@ -122,29 +185,27 @@ def parse_request(body: object) -> AdmissionRequest:
     if not isinstance(req, Mapping):
         raise _bad("request must be an object")
     uid = req.get("uid")
-    if not isinstance(uid, str) or not uid or len(uid) > 128:
-        raise _bad("request.uid must be a non-empty string")
-    gvk = req.get("kind")
-    if (
-        not isinstance(gvk, Mapping)
-        or not isinstance(gvk.get("kind"), str)
-        or not gvk["kind"]
-        or not isinstance(gvk.get("group", ""), str)
-    ):
-        raise _bad("request.kind must be a group/version/kind object", uid)
-    if req.get("operation") not in OPERATIONS:
+    if not isinstance(uid, str) or not uid or len(uid) > _MAX_UID:
+        raise _bad(f"request.uid must be a non-empty string of at most {_MAX_UID} characters")
+    _check_type_ref(req, "kind", ("group", "version", "kind"), uid, required=True)
+    operation = req.get("operation")
+    if not isinstance(operation, str) or operation not in OPERATIONS:
         raise _bad("request.operation must be CREATE, UPDATE, DELETE or CONNECT", uid)
-    for key in ("object", "oldObject"):
+    _check_type_ref(req, "resource", ("group", "version", "resource"), uid, required=False)
+    _check_type_ref(req, "requestKind", ("group", "version", "kind"), uid, required=False)
+    _check_type_ref(req, "requestResource", ("group", "version", "resource"), uid, required=False)
+    _check_string(req, "subResource", _MAX_TYPE_FIELD, uid)
+    _check_string(req, "requestSubResource", _MAX_TYPE_FIELD, uid)
+    _check_string(req, "name", _MAX_NAME, uid)
+    _check_string(req, "namespace", _MAX_NAMESPACE, uid)
+    for key in ("object", "oldObject", "options"):
         value = req.get(key)
         if value is not None and not isinstance(value, Mapping):
             raise _bad(f"request.{key} must be an object or null", uid)
-    for key in ("name", "namespace"):
-        value = req.get(key)
-        if value is not None and not isinstance(value, str):
-            raise _bad(f"request.{key} must be a string", uid)
-    user = req.get("userInfo")
-    if user is not None and not isinstance(user, Mapping):
-        raise _bad("request.userInfo must be an object", uid)
+    dry_run = req.get("dryRun")
+    if dry_run is not None and not isinstance(dry_run, bool):
+        raise _bad("request.dryRun must be true, false or null", uid)
+    _check_user(req.get("userInfo"), uid)
     return cast(AdmissionRequest, req)
 
 

@@ -1,4 +1,5 @@
-"""The HTTPS admission server: aiohttp, TLS with certificate reload, four routes.
+"""The HTTPS admission server: aiohttp's HTTP/1.1 protocol, TLS with certificate reload, four
+routes (dispatched by path: aiohttp's low-level server, no router).
 
 ``POST /validate`` and ``POST /mutate`` take AdmissionReview v1 and answer it; ``GET /healthz``
 says the process serves; ``GET /readyz`` says the watches have delivered their initial state
@@ -11,25 +12,63 @@ pair is loaded *into the existing* :class:`ssl.SSLContext`, which makes every ne
 use it while established keep-alive connections finish with the old one, so rotation needs no
 restart and drops nothing. A pair that fails to load (the key written before the certificate, a
 mismatch) is ignored and the old one stays in use until a loadable pair appears.
+
+Hostile clients
+---------------
+
+The port is reachable by every pod that can reach the Service, so what a connection may cost is
+bounded here (settings in :class:`~.settings.ServerSettings`):
+
+* **Every answer is a JSON document**: an AdmissionReview, or a 4xx ``{"error": "..."}`` of one
+  line, including for requests aiohttp cannot parse. Nothing a client sends is logged with a
+  stack trace, and no log line quotes what it sent.
+* **No decompression**: a ``Content-Encoding`` other than ``identity`` gets 415 before the body
+  is read (the API server never compresses reviews), and aiohttp's own decompression is off.
+* **Deadlines** for the request head (``header_timeout``, from the TLS handshake or from the
+  first byte of a later request on a keep-alive connection) and the body (``body_timeout``, from
+  the end of the head). aiohttp's server has only an idle keep-alive timeout, which a client
+  sending one byte every few seconds never triggers; so each connection carries the deadline of
+  the phase it is in (two float stores per request, no timer objects), one task checks them
+  four times per timeout (at most once a second), and a connection past its deadline is
+  aborted without an answer. The TLS handshake and a closing connection's TLS goodbye get
+  ``header_timeout`` too. Idle keep-alive connections have no deadline: aiohttp closes them
+  after ``keepalive_timeout``.
+* **A cap on connections** (``max_connections``), decided the moment a connection is accepted,
+  before any TLS work: over the cap it is closed at once. That is why TLS is layered on each
+  accepted connection here (with asyncio's own TLS protocol), not by ``create_server(ssl=...)``,
+  where a connection only reaches the application after its handshake. The TLS read buffer is
+  64 KiB instead of asyncio's 256 KiB, allocated up front for every connection: a connection
+  costs about 100 KB instead of 300 KB. (``asyncio.sslproto.SSLProtocol`` is what
+  ``create_server(ssl=...)`` itself uses; its constructor is the same from Python 3.11 on, and
+  the tests exercise every path through it.)
+* **Bodies**: ``max_body_bytes`` per request, and ``max_pending_body_bytes`` over all requests
+  being received at once (429 past it), so slow senders of large bodies cannot add up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import logging
 import os
 import ssl
 import tempfile
+import traceback
+import weakref
+from asyncio import sslproto
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from time import perf_counter
-from typing import Final
+from time import monotonic, perf_counter
+from typing import Any, ClassVar, Final, cast
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import HttpProcessingError, HttpVersion11, RawRequestMessage
+from aiohttp.streams import StreamReader
 from cryptography import x509
 
 from airlock import metrics
@@ -112,6 +151,174 @@ def _error(status: int, message: str) -> web.Response:
     )
 
 
+_IDENTITY: Final = frozenset({"", "identity"})
+# What a client can make aiohttp raise: its connection failing, or bytes that are not HTTP.
+_CLIENT_ERRORS: Final = (OSError, HttpProcessingError, web.RequestPayloadError)
+_TLS_READ_BUFFER: Final = 64 * 1024
+
+
+class _Warning:
+    """A warning about load, logged at most once a minute with how often it happened."""
+
+    __slots__ = ("_clock", "_count", "_message", "_next")
+
+    def __init__(self, message: str, clock: Callable[[], float]) -> None:
+        self._message, self._clock = message, clock
+        self._count, self._next = 0, 0.0
+
+    def __call__(self, *args: object) -> None:
+        self._count += 1
+        now = self._clock()
+        if now >= self._next:
+            log.warning(self._message + " (%d time(s) in the last minute)", *args, self._count)
+            self._count, self._next = 0, now + 60.0
+
+
+class _Connection(web.RequestHandler):
+    """aiohttp's HTTP/1.1 protocol, with the deadline of the request phase it is in.
+
+    ``deadline`` (loop time) is set for the head when the connection starts (after the TLS
+    handshake) and at the first byte after a finished request, moved to the body's when the head
+    is parsed (:meth:`WebhookServer._request`), and cleared when the route handler returns.
+    ``None`` means idle (or a request being answered): only aiohttp's keep-alive timeout applies.
+    """
+
+    __slots__ = ("_head_timeout", "body", "deadline")
+
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        head_timeout: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(manager, loop=loop, **kwargs)
+        self._head_timeout = head_timeout
+        self.deadline: float | None = None
+        self.body: StreamReader | None = None
+        """The body of the latest request (set by :meth:`WebhookServer._request`)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.deadline = self._loop.time() + self._head_timeout
+
+    def data_received(self, data: bytes) -> None:
+        if data and self.deadline is None:
+            self.deadline = self._loop.time() + self._head_timeout
+        super().data_received(data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        body, self.body = self.body, None
+        super().connection_lost(exc)  # fails the body a route handler is still reading
+        if body is not None and not body.is_eof() and body.exception() is None:
+            # Nobody reads it but aiohttp, discarding what is left of a request answered
+            # without its body (a 413, a 415): it would wait its whole lingering time (10 s)
+            # for bytes that can no longer come, holding the connection's task.
+            body.feed_eof()
+
+    def expire(self) -> None:
+        """Drop the connection at once: no answer, no TLS goodbye (the client is too slow)."""
+        self.deadline = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """The answer when aiohttp cannot parse a request (4xx) or a route handler raised (500).
+
+        aiohttp logs both with a stack trace and answers in plain text; a malformed request is
+        the client's doing, so it gets one debug line and a JSON error, and the connection is
+        closed (the stream cannot be trusted past a parse error).
+        """
+        if status >= 500:  # a bug in this module, not the client's bytes
+            log.error(
+                "internal error in the admission server: %s\n%s",
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__ if exc else None)).rstrip(),
+            )
+            reason = "internal error"
+        else:
+            what = type(exc).__name__ if exc is not None else str(status)
+            log.debug("malformed HTTP request from %s: %s", request.remote, what)
+            reason = f"malformed HTTP request ({what})"
+        if request.writer.output_size > 0:
+            raise ConnectionError("an answer was already started: cannot send an error")
+        response = _error(status, reason)
+        response.force_close()
+        return response
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """What aiohttp's protocol loop reports outside route handlers.
+
+        A client's doing (a broken body fed while aiohttp discarded the rest of a refused
+        request, a peer gone mid-answer) is one line without a stack trace; anything else is a
+        bug, in aiohttp or here, and keeps its stack.
+        """
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, _CLIENT_ERRORS):
+            log.info("admission connection closed after %s", type(exc).__name__)
+        else:
+            log.error(*args, **kwargs)
+
+
+class _TLSConnection(sslproto.SSLProtocol):
+    """asyncio's server-side TLS over one accepted TCP connection, counted while it is open."""
+
+    max_size: ClassVar[int] = _TLS_READ_BUFFER  # asyncio's default is 256 KiB per connection
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        app: _Connection,
+        context: ssl.SSLContext,
+        *,
+        timeout: float,
+        closed: Callable[[_TLSConnection], None],
+    ) -> None:
+        waiter: asyncio.Future[None] = loop.create_future()
+        waiter.add_done_callback(_consume)  # a failed handshake is no one's business
+        super().__init__(
+            loop,
+            app,
+            context,
+            waiter,
+            server_side=True,
+            ssl_handshake_timeout=timeout,  # type: ignore[arg-type]  # typeshed: int; any number
+            ssl_shutdown_timeout=timeout,
+        )
+        self._closed_callback = closed
+        self.tcp: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.tcp = transport
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            super().connection_lost(exc)
+        finally:
+            self.tcp = None
+            self._closed_callback(self)
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the cap: closed as soon as it is accepted, before any TLS work."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        cast(asyncio.Transport, transport).abort()
+
+
 class WebhookServer:
     """The admission listener, the metrics listener and the certificate watcher, as one unit.
 
@@ -126,46 +333,44 @@ class WebhookServer:
         self._stamps = self._read_stamps()
         self._failed_stamps: tuple[tuple[int, int, int], ...] | None = None
         _record_expiry(settings.tls.cert_file.read_bytes())
-        self._runner: web.AppRunner | None = None
+        self._http: web.Server | None = None
+        self._listener: asyncio.Server | None = None
+        self._open: weakref.WeakSet[_TLSConnection] = weakref.WeakSet()
+        self._pending_body = 0
         self._metrics_runner: web.AppRunner | None = None
-        self._watcher: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refused = _Warning(
+            "refusing connections: %d open, the limit (--max-connections)", monotonic
+        )
+        self._busy = _Warning(
+            "refusing requests (429): their bodies would exceed %d bytes being received at "
+            "once (--max-pending-body-bytes)",
+            monotonic,
+        )
         self.draining = False
         """Set by :meth:`stop`: answers close their connection, ``/readyz`` fails."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.settings.server.max_body_bytes)
-        app.router.add_post("/validate", self._validate)
-        app.router.add_post("/mutate", self._mutate)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/readyz", self._readyz)
-        return app
-
     async def start(self) -> None:
         server = self.settings.server
-        runner = web.AppRunner(
-            self.app(),
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=server.shutdown_timeout,
-        )
-        await runner.setup()
-        site = web.TCPSite(
-            runner,
+        loop = asyncio.get_running_loop()
+        self._http = http = web.Server(self._dispatch, request_factory=self._request, loop=loop)
+        self._listener = await loop.create_server(
+            functools.partial(self._accept, http, loop),
             server.host,
             server.port,
-            ssl_context=self.ssl_context,
             backlog=1024,
             reuse_address=True,
         )
-        await site.start()
-        self._runner = runner
         if self.settings.metrics.enabled:
             self._metrics_runner = await start_metrics_server(
                 self.settings.metrics.host, self.settings.metrics.port
             )
-        self._watcher = asyncio.create_task(self._watch_certificate(), name="airlock-cert-watch")
+        self._tasks = [
+            asyncio.create_task(self._watch_certificate(), name="airlock-cert-watch"),
+            asyncio.create_task(self._enforce_deadlines(), name="airlock-deadlines"),
+        ]
         # Everything imported and built so far lives as long as the process: move it out of the
         # cyclic collector's reach, so full collections (triggered by the many short-lived
         # dicts of decoded reviews) do not rescan a few hundred thousand module-level objects
@@ -180,31 +385,112 @@ class WebhookServer:
         )
 
     async def stop(self) -> None:
-        drain = self.settings.server.drain_seconds
-        if self._runner is not None and drain > 0 and not self.draining:
+        server = self.settings.server
+        if self._listener is not None and server.drain_seconds > 0 and not self.draining:
             self.draining = True
-            log.info("draining for %.0f s: answering with Connection: close", drain)
-            await asyncio.sleep(drain)
+            log.info("draining for %.0f s: answering with Connection: close", server.drain_seconds)
+            await asyncio.sleep(server.drain_seconds)
         self.draining = True
-        if self._watcher is not None:
-            self._watcher.cancel()
+        if self._listener is not None:
+            self._listener.close()  # no new connections
+        if self._http is not None:
+            self._http.pre_shutdown()  # idle keep-alive connections close now, busy ones after
+            await self._http.shutdown(server.shutdown_timeout)
+        for tls in list(self._open):  # handshakes in progress, TLS goodbyes not yet said
+            if tls.tcp is not None:
+                cast(asyncio.Transport, tls.tcp).abort()
+        for _ in range(100):  # their callbacks run on the next turns of the loop
+            if not self._open:
+                break
+            await asyncio.sleep(0.01)
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
-        for runner in (self._runner, self._metrics_runner):
-            if runner is not None:
-                await runner.cleanup()
-        self._runner = self._metrics_runner = None
+                await task
+        self._tasks = []
+        if self._listener is not None:
+            await self._listener.wait_closed()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+        self._listener = self._http = self._metrics_runner = None
 
     @property
     def port(self) -> int:
-        if self._runner is None:
+        if self._listener is None or not self._listener.sockets:
             raise RuntimeError("server not started")
-        return bound_port(self._runner)
+        return int(self._listener.sockets[0].getsockname()[1])
 
     @property
     def metrics_port(self) -> int | None:
         return None if self._metrics_runner is None else bound_port(self._metrics_runner)
+
+    @property
+    def open_connections(self) -> int:
+        """Connections accepted and not yet closed (TLS handshakes in progress included)."""
+        return len(self._open)
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _accept(self, http: web.Server, loop: asyncio.AbstractEventLoop) -> asyncio.BaseProtocol:
+        """The protocol of a connection just accepted (asyncio's protocol factory)."""
+        server = self.settings.server
+        if len(self._open) >= server.max_connections:
+            self._refused(len(self._open))
+            return _Refused()
+        conn = _Connection(
+            http,
+            loop=loop,
+            head_timeout=server.header_timeout,
+            keepalive_timeout=server.keepalive_timeout,
+            access_log=None,
+            auto_decompress=False,
+        )
+        tls = _TLSConnection(
+            loop,
+            conn,
+            self.ssl_context,
+            timeout=server.header_timeout,
+            closed=self._open.discard,
+        )
+        self._open.add(tls)
+        return tls
+
+    def _request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: web.RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        """aiohttp's request factory, called once a request's head is parsed."""
+        loop = asyncio.get_running_loop()
+        conn = cast(_Connection, protocol)
+        conn.deadline = loop.time() + self.settings.server.body_timeout
+        conn.body = payload
+        return web.BaseRequest(
+            message,
+            payload,
+            protocol,
+            writer,
+            task,
+            loop,
+            client_max_size=self.settings.server.max_body_bytes,
+        )
+
+    async def _enforce_deadlines(self) -> None:
+        server = self.settings.server
+        tick = min(1.0, max(0.05, min(server.header_timeout, server.body_timeout) / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(tick)
+            if self._http is None:
+                continue
+            now = loop.time()
+            for conn in self._http.connections:
+                deadline = cast(_Connection, conn).deadline
+                if deadline is not None and now > deadline:
+                    cast(_Connection, conn).expire()
 
     # -- certificates ---------------------------------------------------------------------------
 
@@ -243,25 +529,61 @@ class WebhookServer:
 
     # -- routes ---------------------------------------------------------------------------------
 
-    async def _validate(self, request: web.Request) -> web.Response:
-        return await self._review(request, handle_validate)
-
-    async def _mutate(self, request: web.Request) -> web.Response:
-        return await self._review(request, handle_mutate)
-
-    async def _review(self, request: web.Request, handler: Handler) -> web.Response:
-        limit = self.settings.server.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            return _error(413, f"request body larger than {limit} bytes")
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
+            path = request.path
+            if path == "/validate":
+                return await self._review(request, handle_validate)
+            if path == "/mutate":
+                return await self._review(request, handle_mutate)
+            if path in ("/healthz", "/readyz"):
+                if request.method not in ("GET", "HEAD"):
+                    return _not_allowed("GET")
+                return self._healthz() if path == "/healthz" else self._readyz()
+            return _error(404, "not found: the endpoints are /validate, /mutate, /healthz, /readyz")
+        finally:
+            cast(_Connection, request.protocol).deadline = None
+
+    async def _review(self, request: web.BaseRequest, handler: Handler) -> web.StreamResponse:
+        if request.method != "POST":
+            return _not_allowed("POST")
+        server = self.settings.server
+        encodings = request.headers.getall(hdrs.CONTENT_ENCODING, None)
+        if encodings is not None and any(e.strip().lower() not in _IDENTITY for e in encodings):
+            return self._closing(
+                _error(
+                    415, "Content-Encoding is not supported: send the AdmissionReview uncompressed"
+                )
+            )
+        limit = server.max_body_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            return self._closing(_error(413, f"request body larger than {limit} bytes"))
+        reserved = limit if length is None else length
+        if self._pending_body + reserved > server.max_pending_body_bytes:
+            self._busy(server.max_pending_body_bytes)
+            return self._closing(
+                _error(429, "too many request bodies being received at once; retry")
+            )
+        self._pending_body += reserved
+        try:
+            if hdrs.EXPECT in request.headers:
+                refused = await _continue(request)
+                if refused is not None:
+                    return self._closing(refused)
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, f"request body larger than {limit} bytes")
+            return self._closing(_error(413, f"request body larger than {limit} bytes"))
+        except Exception as exc:  # the client's bytes or its connection, never Airlock's doing
+            log.debug("request body not read: %s", type(exc).__name__)
+            return self._closing(_error(400, "request body could not be read"))
+        finally:
+            self._pending_body -= reserved
         started = perf_counter()
         try:
             data = orjson.loads(body)
         except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
-            return _error(400, "body is not valid JSON (or nested too deeply)")
+            return self._closing(_error(400, "body is not valid JSON (or nested too deeply)"))
         admission: AdmissionSettings = self.settings.admission
         try:
             answer = handler(data, self.store, admission, started=started)
@@ -274,10 +596,10 @@ class WebhookServer:
             response.force_close()  # Connection: close, then the socket is closed
         return response
 
-    async def _healthz(self, _request: web.Request) -> web.Response:
+    def _healthz(self) -> web.Response:
         return web.Response(body=b'{"status":"ok"}', content_type=_JSON)
 
-    async def _readyz(self, _request: web.Request) -> web.Response:
+    def _readyz(self) -> web.Response:
         if self.draining:
             return self._closing(
                 web.Response(
@@ -292,6 +614,21 @@ class WebhookServer:
             body=json.dumps({"ready": False, "waiting_for": waiting}).encode(),
             content_type=_JSON,
         )
+
+
+def _not_allowed(method: str) -> web.Response:
+    response = _error(405, f"method not allowed: use {method}")
+    response.headers[hdrs.ALLOW] = method if method == "POST" else "GET, HEAD"
+    return response
+
+
+async def _continue(request: web.BaseRequest) -> web.Response | None:
+    """Answer ``Expect: 100-continue`` (curl sends it for large bodies) as aiohttp's router does."""
+    if request.headers[hdrs.EXPECT].lower() != "100-continue" or request.version != HttpVersion11:
+        return _error(417, "only 'Expect: 100-continue' is supported")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0
+    return None
 
 
 async def run_webhook(settings: WebhookSettings, store: StateStore) -> None:

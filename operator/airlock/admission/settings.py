@@ -50,6 +50,44 @@ class ServerSettings:
     objects over 1.5 MiB and a review carries the object twice (object and oldObject), so 3 MiB
     admits every legitimate review while bounding memory per connection."""
 
+    header_timeout: float = 10.0
+    """Seconds a client has to send a request's head (request line and headers): from the start
+    of a new connection (the TLS handshake must also finish within this time, and a closing
+    connection's TLS shutdown too), or from the first byte of a later request on a keep-alive
+    connection. A connection that misses it is closed without an answer, so clients that send a
+    byte every few seconds hold nothing for long. The API server writes a review in one go and
+    gives up itself after the webhook's ``timeoutSeconds`` (at most 30 s, 5 s in the chart), so
+    10 s never cuts off a request it still waits for."""
+
+    body_timeout: float = 10.0
+    """Seconds from the end of a request's head to the end of its body; then the connection is
+    closed without an answer. Same reasoning as ``header_timeout``: a review of the largest
+    object (3 MiB) takes milliseconds on a cluster network."""
+
+    keepalive_timeout: float = 120.0
+    """Seconds an idle keep-alive connection stays open. The API server pools connections to
+    webhooks and its Go client closes one after 90 s idle; staying open longer means the client
+    always closes first. A server that closed a pooled connection just as the API server started
+    writing a review on it would fail that review (Go does not retry a POST), and the Pod
+    webhook fails closed. Bounded, so abandoned connections do not pile up."""
+
+    max_connections: int = 256
+    """Open connections (TLS handshakes in progress included) before new ones are closed at once,
+    before any TLS work: each costs about 100 KB, so 256 bound this at about 25 MB. The API
+    servers keep a few dozen pooled connections per replica and a review takes milliseconds,
+    so legitimate traffic stays far below. At the cap every new connection is refused, the API
+    server's too (logged at most once a minute): the cap bounds memory, it does not tell
+    clients apart, so who may reach the port at all is for a NetworkPolicy to decide."""
+
+    max_pending_body_bytes: int = 16 * 1024 * 1024
+    """Bytes of request bodies being received at once, over all connections: each request
+    reserves its ``Content-Length`` (or ``max_body_bytes`` without one) until its body is read.
+    A request that does not fit gets 429 at once, unread. With ``max_body_bytes`` alone, slow
+    clients sending large bodies on every connection could make the server buffer
+    ``max_connections`` times 3 MiB; this bounds it at 16 MiB, room for five reviews of the
+    largest objects at the same instant (a normal review is 5-50 KB and read in microseconds).
+    Must be at least ``max_body_bytes``."""
+
     shutdown_timeout: float = 5.0
     """Seconds in-flight requests get to finish when the server stops (rolling update)."""
 
