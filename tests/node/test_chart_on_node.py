@@ -462,6 +462,15 @@ class PodStream:
         self._thread.join(timeout=60)
 
 
+def only_serving_webhooks(installed: Installed) -> bool | None:
+    """True once every webhook pod left is one of the Deployment's current, ready replicas."""
+    pods = installed.core.list_namespaced_pod(
+        NAMESPACE, label_selector="app.kubernetes.io/component=webhook"
+    ).items
+    done = len(pods) == 2 and all(p.metadata.deletion_timestamp is None for p in pods)
+    return True if done else None
+
+
 def test_rolling_restart_of_the_webhook_drops_no_request(installed: Installed) -> None:
     apps = client.AppsV1Api(installed.api)
     with PodStream(installed.api, installed.prod) as stream:
@@ -472,7 +481,8 @@ def test_rolling_restart_of_the_webhook_drops_no_request(installed: Installed) -
         assert restarted.returncode == 0, restarted.stderr
         time.sleep(2)
         poll(lambda: deployment_ready(apps, "airlock-webhook"), "the restarted webhook Ready", 240)
-        time.sleep(3)
+        poll(lambda: only_serving_webhooks(installed), "the old pods to be gone", 120)
+        time.sleep(2)
     say(f"rolling restart: {stream.sent} Pod creations sent, {len(stream.failed)} failed")
     assert stream.sent > 20
     assert stream.failed == []
@@ -488,7 +498,9 @@ def test_deleting_a_webhook_pod_drops_no_request(installed: Installed) -> None:
         installed.core.delete_namespaced_pod(victim.metadata.name, NAMESPACE)
         time.sleep(2)
         poll(lambda: deployment_ready(apps, "airlock-webhook"), "a replacement webhook pod", 240)
-        time.sleep(3)
+        # the stream goes on through the victim's whole goodbye: preStop pause, drain, exit
+        poll(lambda: only_serving_webhooks(installed), "the deleted pod to be gone", 120)
+        time.sleep(2)
     say(f"webhook pod deleted: {stream.sent} Pod creations sent, {len(stream.failed)} failed")
     assert stream.sent > 20
     assert stream.failed == []
@@ -536,6 +548,7 @@ def test_certificate_rotation_drops_no_request(installed: Installed) -> None:
             for p in core.list_namespaced_pod(
                 NAMESPACE, label_selector="app.kubernetes.io/component=webhook"
             ).items
+            if p.metadata.deletion_timestamp is None
         ]
         assert len(ips) == 2
 
@@ -608,7 +621,9 @@ def test_the_controller_restarted_mid_audit_comes_back_with_reports_and_metrics(
 ) -> None:
     apps = client.AppsV1Api(installed.api)
     (old,) = pods_of(installed, "controller")
-    installed.core.delete_namespaced_pod(old.metadata.name, NAMESPACE, grace_period_seconds=0)
+    # a graceful delete withdraws its peering keep-alive at once; a killed one would leave it
+    # to expire (kopf's 60 s lifetime) before the new replica may lead
+    installed.core.delete_namespaced_pod(old.metadata.name, NAMESPACE)
     poll(
         lambda: (
             True
@@ -623,7 +638,7 @@ def test_the_controller_restarted_mid_audit_comes_back_with_reports_and_metrics(
     text = poll(
         lambda: t if (t := scrape(new.status.pod_ip)) and "airlock_audit_workloads{" in t else None,
         "the new controller's audit metrics",
-        120,
+        240,
     )
     assert 'airlock_compliance_ratio{environment="dev"}' in text
     custom = client.CustomObjectsApi(installed.api)
