@@ -4,9 +4,10 @@ Everything Airlock raises on purpose derives from :class:`AirlockError`, so a ca
 class. Each subclass carries the location a user needs to fix the problem:
 
     AirlockError
-    ├── PolicyError      a BaselinePolicy or PolicyException does not validate (field path)
-    ├── InputError       a manifest cannot be read or parsed (file and document index)
-    └── AdmissionError   an AdmissionReview request is malformed (request uid, field)
+    ├── PolicyError        a BaselinePolicy or PolicyException does not validate (field path)
+    ├── InputError         a manifest cannot be read or parsed (file and document index)
+    ├── AdmissionError     an AdmissionReview request is malformed (request uid, field)
+    └── StatusWriteError   the controller could not write to the cluster (retried later)
 
 Pydantic's ``ValidationError`` never reaches a user directly: it is converted into a
 ``PolicyError`` whose message names every failing field path.
@@ -14,7 +15,7 @@ Pydantic's ``ValidationError`` never reaches a user directly: it is converted in
 
 from __future__ import annotations
 
-__all__ = ["AdmissionError", "AirlockError", "InputError", "PolicyError"]
+__all__ = ["AdmissionError", "AirlockError", "InputError", "PolicyError", "StatusWriteError"]
 
 
 class AirlockError(Exception):
@@ -57,3 +58,8 @@ class AdmissionError(AirlockError):
     def __init__(self, message: str, uid: str | None = None) -> None:
         super().__init__(message)
         self.uid = uid
+
+
+class StatusWriteError(AirlockError):
+    """A write to the cluster (a status, the peering state) failed for a reason other than the
+    object being gone; the controller retries it later."""

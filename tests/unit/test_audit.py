@@ -18,7 +18,7 @@ from airlock.findings import Action
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.unit.builders import clean_pod, deployment
-from tests.unit.test_reports import FakeApi
+from tests.unit.test_policy_reports import FakeApi
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TOKEN = "hf_" + "Qx7Lm2Np9Rt4Vw8Yz3Bc6Df1Gh5Jk0Ms2Pq"

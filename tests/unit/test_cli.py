@@ -792,3 +792,15 @@ def test_the_webhook_refuses_limits_that_cannot_work(
     )
     assert code == 2
     assert flags[0] in err
+
+
+def test_the_controller_without_credentials_says_so_and_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code, _, err = run(capsys, "controller", "--standalone", "--metrics-port", "0")
+    assert code == 2
+    assert err.startswith("airlock: error: no usable Kubernetes credentials in ")
+    assert "Traceback" not in err

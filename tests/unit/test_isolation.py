@@ -14,7 +14,7 @@ from airlock.controller.isolation import (
 )
 from airlock.model import PolicySpec, load_policy
 
-from tests.unit.test_reports import FakeApi
+from tests.unit.test_policy_reports import FakeApi
 
 LABEL = "airlock.dev/environment"
 NPS = "networkpolicies"

@@ -37,7 +37,7 @@ from airlock.controller._status import (
 )
 from airlock.controller.kube import CRD_VERSION
 from airlock.controller.policy import PolicyCache
-from airlock.errors import AirlockError, PolicyError
+from airlock.errors import AirlockError, PolicyError, StatusWriteError
 from airlock.model import (
     API_GROUP,
     APPROVED_BY_ANNOTATION,
@@ -68,10 +68,6 @@ StatusWriter = Callable[[str, str, dict[str, Any]], Awaitable[Mapping[str, Any] 
 """``(namespace, name, status_patch) -> updated object``, or None when the object is gone."""
 Lister = Callable[[], Awaitable[Sequence[Mapping[str, Any]]]]
 LeaderCheck = Callable[[], Awaitable[bool]]
-
-
-class StatusWriteError(AirlockError):
-    """A status write failed for a reason other than the object being gone; retried later."""
 
 
 def time_left(delta: timedelta) -> str:

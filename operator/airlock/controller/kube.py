@@ -14,6 +14,8 @@ from typing import Any, Final
 import kopf
 from kubernetes import client, config
 
+from airlock.errors import AirlockError
+
 __all__ = [
     "CRD_VERSION",
     "api_client",
@@ -36,17 +38,21 @@ def load_configuration(kubeconfig: str | None) -> client.Configuration:
     laptop. Called again on every kopf re-login, which re-reads a rotated service-account token.
     """
     configuration = client.Configuration()
-    if kubeconfig is not None:
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, client_configuration=configuration, persist_config=False
-        )
-        return configuration
     try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration, persist_config=False
-        )
+        if kubeconfig is not None:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration, persist_config=False
+            )
+            return configuration
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration, persist_config=False
+            )
+    except (config.ConfigException, OSError) as exc:
+        where = kubeconfig or "the pod's service account, $KUBECONFIG or ~/.kube/config"
+        raise AirlockError(f"no usable Kubernetes credentials in {where}: {exc}") from None
     return configuration
 
 
