@@ -220,92 +220,9 @@ def _no_flags(_p: argparse.ArgumentParser) -> None:
 
 
 def _configure_webhook(p: argparse.ArgumentParser) -> None:
-    p.description = (
-        "Serve AdmissionReviews over HTTPS (/validate, /mutate, /healthz, /readyz), with the "
-        "policy, exceptions and namespace environments kept current by read-only watches. "
-        "Settings come from flags only: environment variables such as AIRLOCK_WEBHOOK_PORT are "
-        "what Kubernetes injects for a Service named airlock-webhook, so they are never read."
-    )
-    p.add_argument(
-        "--kubeconfig",
-        default=os.environ.get("KUBECONFIG"),
-        help="kubeconfig file (default: $KUBECONFIG, else in-cluster)",
-    )
-    p.add_argument("--host", default="0.0.0.0", help="address to bind (0.0.0.0)")  # noqa: S104
-    p.add_argument("--port", type=int, default=8443, help="HTTPS port (8443)")
-    p.add_argument("--metrics-host", default="0.0.0.0")  # noqa: S104
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=8080,
-        help="plain-HTTP /metrics port (8080); 0 picks a free port",
-    )
-    p.add_argument(
-        "--tls-cert-file",
-        type=Path,
-        default=Path("/etc/airlock/tls/tls.crt"),
-        help="PEM serving certificate chain, re-read when it changes on disk",
-    )
-    p.add_argument("--tls-key-file", type=Path, default=Path("/etc/airlock/tls/tls.key"))
-    p.add_argument(
-        "--policy-name",
-        default="default",
-        help="the BaselinePolicy in force (default)",
-    )
-    p.add_argument(
-        "--fail-open",
-        action="store_true",
-        default=False,
-        help="admit (with a warning) when Airlock itself fails; default: deny",
-    )
-    p.add_argument(
-        "--drain-seconds",
-        type=float,
-        default=5.0,
-        help="after SIGTERM, keep answering this long with Connection: close so the API server "
-        "moves its keep-alive connections to other replicas (5; 0 stops at once)",
-    )
-    p.add_argument(
-        "--header-timeout",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="close a connection that has not sent a request's head within this time: from the "
-        "connection's start (TLS handshake included) or a later request's first byte (10)",
-    )
-    p.add_argument(
-        "--body-timeout",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="close a connection that has not sent a request's body within this time after "
-        "its head (10)",
-    )
-    p.add_argument(
-        "--keepalive-timeout",
-        type=float,
-        default=120.0,
-        metavar="SECONDS",
-        help="close an idle keep-alive connection after this time; longer than the API "
-        "server's 90 s, so the API server closes its pooled connections first (120)",
-    )
-    p.add_argument(
-        "--max-connections",
-        type=int,
-        default=256,
-        metavar="N",
-        help="open connections (TLS handshakes included) past which new ones are closed at "
-        "once (256; about 100 KB each)",
-    )
-    p.add_argument(
-        "--max-pending-body-bytes",
-        type=int,
-        default=16 * 1024 * 1024,
-        metavar="BYTES",
-        help="request bodies being received at once, over all connections, past which a "
-        "request is answered 429 unread (16 MiB; at least the 3 MiB largest review)",
-    )
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    from airlock.webhook_process import add_arguments
+
+    add_arguments(p)
 
 
 def _logging(level: str) -> None:
@@ -323,51 +240,10 @@ def _logging(level: str) -> None:
 def _run_webhook(args: argparse.Namespace) -> int:
     import asyncio
 
-    from airlock.admission.settings import (
-        AdmissionSettings,
-        MetricsSettings,
-        ServerSettings,
-        TLSSettings,
-        WebhookSettings,
-    )
-    from airlock.webhook_process import serve_webhook
+    from airlock.webhook_process import serve_webhook, settings_from_args
 
-    for f in (args.tls_cert_file, args.tls_key_file):
-        if not f.is_file():
-            raise AirlockError(f"TLS file {f} does not exist (see --tls-cert-file/--tls-key-file)")
-    limits = {
-        "--header-timeout": args.header_timeout,
-        "--body-timeout": args.body_timeout,
-        "--keepalive-timeout": args.keepalive_timeout,
-        "--max-connections": args.max_connections,
-    }
-    for flag, value in limits.items():
-        if not value > 0:
-            raise AirlockError(f"{flag} must be positive, not {value}")
-    server = ServerSettings(
-        host=args.host,
-        port=args.port,
-        drain_seconds=args.drain_seconds,
-        header_timeout=args.header_timeout,
-        body_timeout=args.body_timeout,
-        keepalive_timeout=args.keepalive_timeout,
-        max_connections=args.max_connections,
-        max_pending_body_bytes=args.max_pending_body_bytes,
-    )
-    if server.max_pending_body_bytes < server.max_body_bytes:
-        raise AirlockError(
-            f"--max-pending-body-bytes must be at least {server.max_body_bytes} (the largest "
-            "review), or the largest objects could never be admitted"
-        )
-    settings = WebhookSettings(
-        tls=TLSSettings(cert_file=args.tls_cert_file, key_file=args.tls_key_file),
-        server=server,
-        metrics=MetricsSettings(host=args.metrics_host, port=args.metrics_port),
-        admission=AdmissionSettings(fail_open=args.fail_open),
-        policy_name=args.policy_name,
-    )
+    settings = settings_from_args(args)
     _logging(args.log_level)
-
     try:
         asyncio.run(serve_webhook(settings, kubeconfig=args.kubeconfig))
     except OSError as exc:  # the port is taken, the certificate unreadable, …
@@ -404,7 +280,7 @@ def _run_controller(args: argparse.Namespace) -> int:
 def _configure_uninstall(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Delete Airlock's Validating- and MutatingWebhookConfigurations, so the API server stops "
-        "calling the webhook whatever state it is in (helm's pre-delete hook; the emergency "
+        "calling the webhook whatever state it is in (the emergency "
         "runbook). Missing ones are fine."
     )
     p.add_argument(
@@ -488,7 +364,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("scan", "check manifests against the baseline (CI)", _configure_scan, _run_scan),
     Command("explain", "describe a rule: what, why, how to fix", _configure_explain, _run_explain),
     Command("version", "print the version", _no_flags, _run_version),
-    Command("webhook", "serve admission reviews over HTTPS", _configure_webhook, _run_webhook),
+    Command(
+        "webhook",
+        "serve admission reviews over HTTPS",
+        _configure_webhook,
+        _run_webhook,
+        heavy=True,
+    ),
     Command(
         "controller",
         "run the controller: status, exceptions, certificates, audit",
@@ -504,7 +386,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "uninstall-webhooks",
-        "delete Airlock's webhook configurations (emergency, pre-delete hook)",
+        "delete Airlock's webhook configurations (the emergency runbook)",
         _configure_uninstall,
         _run_uninstall,
     ),

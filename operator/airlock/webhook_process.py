@@ -18,16 +18,162 @@ no webhook than one serving a picture that no longer updates.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from airlock.admission.server import run_webhook
-from airlock.admission.settings import WebhookSettings
+from airlock.admission.settings import (
+    AdmissionSettings,
+    MetricsSettings,
+    ServerSettings,
+    TLSSettings,
+    WebhookSettings,
+)
 from airlock.admission.store import StateStore
 from airlock.controller.watch import run_watchers
+from airlock.errors import AirlockError
 
-__all__ = ["serve_webhook"]
+__all__ = ["add_arguments", "serve_webhook", "settings_from_args"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``airlock webhook``; their defaults are the settings' defaults.
+
+    Flags only: no setting is read from an environment variable, because the kubelet injects
+    ``AIRLOCK_WEBHOOK_PORT=tcp://…`` and friends for the chart's Service ``airlock-webhook``.
+    """
+    server, metrics, tls = ServerSettings(), MetricsSettings(), TLSSettings()
+    p.description = (
+        "Serve AdmissionReviews over HTTPS (/validate, /mutate, /healthz, /readyz), with the "
+        "policy, exceptions and namespace environments kept current by read-only watches. "
+        "Settings come from flags only: environment variables such as AIRLOCK_WEBHOOK_PORT are "
+        "what Kubernetes injects for a Service named airlock-webhook, so they are never read."
+    )
+    p.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="kubeconfig file (default: $KUBECONFIG, else in-cluster)",
+    )
+    p.add_argument("--host", default=server.host, help=f"address to bind ({server.host})")
+    p.add_argument("--port", type=int, default=server.port, help=f"HTTPS port ({server.port})")
+    p.add_argument("--metrics-host", default=metrics.host)
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=metrics.port,
+        help=f"plain-HTTP /metrics port ({metrics.port}); 0 picks a free port",
+    )
+    p.add_argument(
+        "--tls-cert-file",
+        type=Path,
+        default=tls.cert_file,
+        help="PEM serving certificate chain, re-read when it changes on disk",
+    )
+    p.add_argument("--tls-key-file", type=Path, default=tls.key_file)
+    p.add_argument("--policy-name", default="default", help="the BaselinePolicy in force (default)")
+    p.add_argument(
+        "--fail-open",
+        action="store_true",
+        default=AdmissionSettings().fail_open,
+        help="admit (with a warning) when Airlock itself fails; default: deny",
+    )
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=server.drain_seconds,
+        help="after SIGTERM, keep answering this long with Connection: close so the API server "
+        f"moves its keep-alive connections to other replicas ({server.drain_seconds:g}; 0 stops "
+        "at once)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=server.header_timeout,
+        metavar="SECONDS",
+        help="close a connection that has not sent a request's head within this time: from the "
+        "connection's start (TLS handshake included) or a later request's first byte "
+        f"({server.header_timeout:g})",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=server.body_timeout,
+        metavar="SECONDS",
+        help="close a connection that has not sent a request's body within this time after "
+        f"its head ({server.body_timeout:g})",
+    )
+    p.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=server.keepalive_timeout,
+        metavar="SECONDS",
+        help="close an idle keep-alive connection after this time; longer than the API "
+        f"server's 90 s, so the API server closes its pooled connections first "
+        f"({server.keepalive_timeout:g})",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=server.max_connections,
+        metavar="N",
+        help="open connections (TLS handshakes included) past which new ones are closed at "
+        f"once ({server.max_connections}; about 100 KB each)",
+    )
+    p.add_argument(
+        "--max-pending-body-bytes",
+        type=int,
+        default=server.max_pending_body_bytes,
+        metavar="BYTES",
+        help="request bodies being received at once, over all connections, past which a "
+        "request is answered 429 unread (16 MiB; at least the 3 MiB largest review)",
+    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
+    """:class:`WebhookSettings` from :func:`add_arguments`' flags; a bad value is an
+    :class:`~airlock.errors.AirlockError` naming the flag."""
+    for f in (args.tls_cert_file, args.tls_key_file):
+        if not f.is_file():
+            raise AirlockError(f"TLS file {f} does not exist (see --tls-cert-file/--tls-key-file)")
+    limits = {
+        "--header-timeout": args.header_timeout,
+        "--body-timeout": args.body_timeout,
+        "--keepalive-timeout": args.keepalive_timeout,
+        "--max-connections": args.max_connections,
+    }
+    for flag, value in limits.items():
+        if not value > 0:
+            raise AirlockError(f"{flag} must be positive, not {value}")
+    if args.drain_seconds < 0:
+        raise AirlockError(f"--drain-seconds must not be negative, not {args.drain_seconds}")
+    server = ServerSettings(
+        host=args.host,
+        port=args.port,
+        drain_seconds=args.drain_seconds,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keepalive_timeout=args.keepalive_timeout,
+        max_connections=args.max_connections,
+        max_pending_body_bytes=args.max_pending_body_bytes,
+    )
+    if server.max_pending_body_bytes < server.max_body_bytes:
+        raise AirlockError(
+            f"--max-pending-body-bytes must be at least {server.max_body_bytes} (the largest "
+            "review), or the largest objects could never be admitted"
+        )
+    return WebhookSettings(
+        tls=TLSSettings(cert_file=args.tls_cert_file, key_file=args.tls_key_file),
+        server=server,
+        metrics=MetricsSettings(host=args.metrics_host, port=args.metrics_port),
+        admission=AdmissionSettings(fail_open=args.fail_open),
+        policy_name=args.policy_name,
+    )
+
 
 _log = logging.getLogger(__name__)
 

@@ -782,7 +782,7 @@ def register_certs(
 def remove_webhook_configurations(api: client.ApiClient, names: Sequence[str]) -> list[str]:
     """Delete the named Validating- and MutatingWebhookConfigurations; returns what was deleted.
 
-    For ``helm uninstall``'s pre-delete hook and the emergency runbook: once they are gone the
+    For the emergency runbook (``airlock uninstall-webhooks``): once they are gone the
     API server stops calling Airlock, whatever state the webhook pods are in. Missing ones are
     fine (the call is idempotent).
     """
