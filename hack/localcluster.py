@@ -429,6 +429,20 @@ def _spawn(argv: list[str], log: Path, *, append: bool = False) -> int:
     return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
 
 
+def _start_component(
+    directory: Path, name: str, argv: list[str], *, append: bool = False
+) -> tuple[int, int]:
+    """Spawn one component (output to <name>.log); (pid, kernel start time) once it runs."""
+    pid = _spawn(argv, directory / f"{name}.log", append=append)
+    for _ in range(100):
+        start_time = _proc_start_time(pid)
+        if start_time is not None:
+            return pid, start_time
+        time.sleep(0.01)
+    _reap(pid)
+    raise ClusterError(f"{name} exited at once:\n{_tail(directory / (name + '.log'))}")
+
+
 def _tail(log: Path, lines: int = 25) -> str:
     try:
         text = log.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -712,16 +726,7 @@ def start(
     ctx = _admin_ssl(pki)
 
     def launch(name: str, command: list[str]) -> None:
-        pid = _spawn(command, directory / f"{name}.log")
-        start_time = None
-        for _ in range(100):
-            start_time = _proc_start_time(pid)
-            if start_time is not None:
-                break
-            time.sleep(0.01)
-        if start_time is None:
-            _reap(pid)
-            raise ClusterError(f"{name} exited at once:\n{_tail(directory / (name + '.log'))}")
+        pid, start_time = _start_component(directory, name, command)
         procs[name] = {"pid": pid, "start_time": start_time}
         argvs[name] = command
         _save_state(directory, state)
@@ -871,15 +876,7 @@ def restart(run_dir: Path | str, name: str, *, timeout: float = 60.0) -> int:
         if _is_ours(proc["pid"], proc["start_time"]):
             os.kill(proc["pid"], signal.SIGKILL)
         _wait_gone(proc["pid"], proc["start_time"])
-    pid = _spawn(list(argvs[name]), directory / f"{name}.log", append=True)
-    start_time = None
-    for _ in range(100):
-        start_time = _proc_start_time(pid)
-        if start_time is not None:
-            break
-        time.sleep(0.01)
-    if start_time is None:
-        raise ClusterError(f"{name} exited at once:\n{_tail(directory / (name + '.log'))}")
+    pid, start_time = _start_component(directory, name, list(argvs[name]), append=True)
     procs[name] = {"pid": pid, "start_time": start_time}
     _save_state(directory, state)
     _wait_until(

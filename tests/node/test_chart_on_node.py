@@ -33,6 +33,7 @@ import yaml
 from conftest import NodeCluster, localcluster
 from cryptography import x509
 from e2e_rig import REPO_ROOT, install_crds
+from e2e_rig import poll as rig_poll
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -46,14 +47,8 @@ T = TypeVar("T")
 
 
 def poll(fetch: Callable[[], T | None], what: str, timeout: float = 120.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
+    """e2e_rig's poll, with a longer default: pods start, stop and reload here."""
+    return rig_poll(fetch, what, timeout)
 
 
 def say(message: str) -> None:

@@ -195,14 +195,7 @@ class Controller:
         if loop.time() - checked_at < _LEADER_CACHE_SECONDS:
             return verdict
         try:
-            obj = await self._call(
-                self.custom.get_cluster_custom_object,
-                PEERING_GROUP,
-                PEERING_VERSION,
-                PEERING_PLURAL,
-                self.settings.peering_name,
-                _request_timeout=_REQUEST_TIMEOUT,
-            )
+            obj = await self._read_peering_object()
         except ApiException as exc:
             raise StatusWriteError(f"peering: HTTP {exc.status} {exc.reason}") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -228,14 +221,7 @@ class Controller:
         waiting_said = False
         while not stop.is_set():
             try:
-                found = await self._call(
-                    self.custom.get_cluster_custom_object,
-                    PEERING_GROUP,
-                    PEERING_VERSION,
-                    PEERING_PLURAL,
-                    name,
-                    _request_timeout=_REQUEST_TIMEOUT,
-                )
+                found = await self._read_peering_object()
                 self._own_by(found)
                 return True
             except ApiException as exc:
@@ -259,6 +245,16 @@ class Controller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=2.0)
         return False
+
+    async def _read_peering_object(self) -> Any:
+        return await self._call(
+            self.custom.get_cluster_custom_object,
+            PEERING_GROUP,
+            PEERING_VERSION,
+            PEERING_PLURAL,
+            self.settings.peering_name,
+            _request_timeout=_REQUEST_TIMEOUT,
+        )
 
     def _own_by(self, peering: Any) -> None:
         meta = peering.get("metadata") if isinstance(peering, Mapping) else None
@@ -288,14 +284,7 @@ class Controller:
             )
         except ApiException as exc:
             if exc.status == 409:
-                return await self._call(
-                    self.custom.get_cluster_custom_object,
-                    PEERING_GROUP,
-                    PEERING_VERSION,
-                    PEERING_PLURAL,
-                    self.settings.peering_name,
-                    _request_timeout=_REQUEST_TIMEOUT,
-                )
+                return await self._read_peering_object()
             if exc.status == 404:
                 raise AirlockError(
                     "the ClusterKopfPeering CRD is not installed "
