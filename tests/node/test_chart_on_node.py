@@ -629,12 +629,17 @@ def test_the_controller_restarted_mid_audit_comes_back_with_reports_and_metrics(
         60,
     )
     poll(lambda: deployment_ready(apps, "airlock-controller"), "the new controller Ready", 180)
-    (new,) = [p for p in pods_of(installed, "controller") if p.metadata.name != old.metadata.name]
-    text = poll(
-        lambda: t if (t := scrape(new.status.pod_ip)) and "airlock_audit_workloads{" in t else None,
-        "the new controller's audit metrics",
-        240,
-    )
+
+    def new_pod_metrics() -> str | None:
+        # read the pod again each time: the Deployment may count the old pod as ready while the
+        # new one has no address yet
+        pods = [p for p in pods_of(installed, "controller") if p.metadata.name != old.metadata.name]
+        if len(pods) != 1 or not pods[0].status.pod_ip:
+            return None
+        text = scrape(pods[0].status.pod_ip)
+        return text if text and "airlock_audit_workloads{" in text else None
+
+    text = poll(new_pod_metrics, "the new controller's audit metrics", 240)
     assert 'airlock_compliance_ratio{environment="dev"}' in text
     custom = client.CustomObjectsApi(installed.api)
     report = custom.get_namespaced_custom_object(
