@@ -83,33 +83,17 @@ def start(name: str, argv: list[str]) -> int:
     return proc.pid
 
 
-def wait_ready(url: str, ca: Path, pid: int, log: Path, timeout: float = 60.0) -> None:
-    ctx = ssl.create_default_context(cafile=str(ca))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            raise SystemExit(
-                f"demo: the webhook exited; see {log}:\n{log.read_text()[-2000:]}"
-            ) from None
-        try:
-            with urllib.request.urlopen(url, context=ctx, timeout=2) as r:  # noqa: S310 - our https URL
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"demo: the webhook did not become ready in {timeout:.0f}s; see {log}")
-
-
-def wait_alive(url: str, pid: int, log: Path, timeout: float = 60.0) -> None:
-    """Until ``url`` answers 200; fail loudly, with the log, if the process exits first."""
+def wait_alive(
+    url: str, pid: int, log: Path, ca: Path | None = None, timeout: float = 60.0
+) -> None:
+    """Until ``url`` answers 200 (https with ``ca``); fail loudly, with the log, if the process
+    exits first."""
+    ctx = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         check_running({log.stem: pid})
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - our loopback URL
+            with urllib.request.urlopen(url, context=ctx, timeout=2) as r:  # noqa: S310 - ours
                 if r.status == 200:
                     return
         except OSError:
@@ -431,11 +415,11 @@ def up_host() -> int:
         ),
     }
     (DEMO / "pids.json").write_text(json.dumps(pids))
-    wait_ready(
+    wait_alive(
         f"https://127.0.0.1:{port}/readyz",
-        cluster.webhook_ca_cert,
         pids["webhook"],
         DEMO / "webhook.log",
+        ca=cluster.webhook_ca_cert,
     )
     print("    webhook ready: policy, exceptions and namespace environments loaded")
     wait_alive(f"http://127.0.0.1:{liveness}/healthz", pids["controller"], DEMO / "controller.log")

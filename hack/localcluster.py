@@ -782,12 +782,12 @@ def _start_node(  # noqa: PLR0917 (one call site, all required)
 ) -> None:
     """containerd (with the pause image), kubelet, kube-scheduler, kube-proxy; wait for Ready."""
     tails = localnode.write_configs(
-        directory, pki=pki, service_cidr=SERVICE_CIDR, api_server=server, kubeconfigs=kubeconfigs
+        directory, pki=pki, service_cidr=SERVICE_CIDR, kubeconfigs=kubeconfigs
     )
     launch("containerd", [shutil.which("containerd") or "containerd", *tails["containerd"]])
     sock = localnode.containerd_socket(directory)
     _wait_until("containerd's socket", _poll_path(sock), deadline, procs, directory)
-    localnode.import_image(directory, pause_image_archive(bins))
+    localnode.import_image(directory, pause_image_archive())
     for name in ("kubelet", "kube-scheduler", "kube-proxy"):
         launch(name, [str(bins / name), *tails[name]])
     ctx = _admin_ssl(pki)
@@ -800,7 +800,7 @@ def _start_node(  # noqa: PLR0917 (one call site, all required)
     )
 
 
-def pause_image_archive(bins: Path) -> Path:
+def pause_image_archive() -> Path:
     """The sandbox image, packed from the pause binary by hack/build-image.sh (cached)."""
     archive = REPO_ROOT / ".local" / "image" / "pause.oci.tar"
     if not archive.is_file():
@@ -809,7 +809,6 @@ def pause_image_archive(bins: Path) -> Path:
         )
         if result.returncode != 0 or not archive.is_file():
             raise ClusterError("hack/build-image.sh pause failed (see its output above)")
-    del bins
     return archive
 
 

@@ -46,7 +46,6 @@ OWNER_FILE = Path("/run/airlock-node.json")
 LOCK_FILE = Path("/run/lock/airlock-node.lock")
 PAUSE_IMAGE = "localhost/airlock/pause:3.10"
 NODE_COMPONENTS = ("containerd", "kubelet", "kube-scheduler", "kube-proxy")
-HOST_PORTS = (10248, 10249, 10250, 10256)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 APT_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "conntrack")
 CNI_BIN_DIR = Path("/usr/lib/cni")
@@ -288,7 +287,7 @@ def network_down(record: HostRecord | None) -> None:
 
 
 def write_configs(
-    run_dir: Path, *, pki: Path, service_cidr: str, api_server: str, kubeconfigs: dict[str, Path]
+    run_dir: Path, *, pki: Path, service_cidr: str, kubeconfigs: dict[str, Path]
 ) -> dict[str, list[str]]:
     """Write containerd, CNI, kubelet and kube-proxy configuration; return each one's argv tail."""
     node = run_dir / "node"
@@ -408,7 +407,6 @@ oom_score = 0
         },
     }
     (node / "kube-proxy.json").write_text(json.dumps(proxy, indent=2) + "\n")
-    del api_server
     return {
         "containerd": ["--config", str(node / "containerd/config.toml"), "--log-level", "warn"],
         "kubelet": [

@@ -118,6 +118,10 @@ class PolicyTracker:
         self.name = name
         self._in_force = ABSENT_POLICY
         self._error: PolicyError | None = None
+        self._refused: set[tuple[str, int]] = set()  # (uid, generation) refused so far
+        self.new_refusal = False
+        """Whether the last :meth:`observe` refused a generation not refused before: count and
+        log a refusal once, not once per status write."""
 
     @property
     def in_force(self) -> PolicyInForce:
@@ -130,6 +134,7 @@ class PolicyTracker:
 
     def observe(self, obj: Mapping[str, Any]) -> bool:
         """A version of a BaselinePolicy; True when the spec in force changed."""
+        self.new_refusal = False
         meta = _meta(obj)
         if meta.get("name") != self.name:
             return False
@@ -138,6 +143,9 @@ class PolicyTracker:
             spec = load_policy(obj)
         except PolicyError as exc:
             self._error = exc
+            key = (str(meta.get("uid") or ""), generation)
+            self.new_refusal = key not in self._refused
+            self._refused.add(key)
             if self._in_force.source != "absent":
                 if self._in_force.source == "policy":
                     return self._adopt(self._in_force.spec, "last-valid", self._in_force.generation)
@@ -154,6 +162,8 @@ class PolicyTracker:
         if name is not None and name != self.name:
             return False
         self._error = None
+        self._refused.clear()
+        self.new_refusal = False
         changed = self._in_force is not ABSENT_POLICY
         self._in_force = ABSENT_POLICY
         return changed
@@ -167,7 +177,8 @@ class PolicyTracker:
         return current.spec != spec
 
 
-def _utcnow() -> datetime:
+def utcnow() -> datetime:
+    """The default clock of the cluster state: now, in UTC."""
     return datetime.now(UTC)
 
 
@@ -184,7 +195,7 @@ class ClusterState:
         policy_name: str = "default",
         *,
         required: Iterable[SyncKind] = ("policy", "namespaces", "exceptions"),
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.tracker = PolicyTracker(policy_name)
         self._required = frozenset(required)

@@ -39,6 +39,7 @@ __all__ = [
     "RULE_RESULTS",
     "WEBHOOK_CERTIFICATE_EXPIRY",
     "exposition",
+    "show_policy",
 ]
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
@@ -187,6 +188,13 @@ WEBHOOK_CERTIFICATE_EXPIRY: Final = Gauge(
     "Unix time at which the webhook's serving certificate expires (notAfter).",
     registry=REGISTRY,
 )
+
+
+def show_policy(name: str, generation: int | None) -> None:
+    """``airlock_policy_info``: the generation of ``name`` in force, or absent when none is."""
+    POLICY_INFO.clear()
+    if generation is not None:
+        POLICY_INFO.labels(name, str(generation)).set(1)
 
 
 def exposition() -> bytes:

@@ -13,8 +13,7 @@ exceptions an approved waiver would be ignored (a spurious denial).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
 from airlock import metrics
@@ -24,26 +23,12 @@ from airlock.errors import PolicyError
 __all__ = ["SYNC_KINDS", "StateStore", "SyncKind"]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class StateStore(ClusterState):
     """The cluster state the webhook reads on every request (``context``), with its metrics.
 
     ``set_policy`` and ``set_exception`` return the object's validation error (None when it was
     adopted), for the watch handlers' logs.
     """
-
-    def __init__(
-        self,
-        policy_name: str = "default",
-        *,
-        required: Iterable[SyncKind] = ("policy", "namespaces", "exceptions"),
-        clock: Callable[[], datetime] = _utcnow,
-    ) -> None:
-        super().__init__(policy_name, required=required, clock=clock)
-        self._counted: set[tuple[str, object]] = set()
 
     def set_policy(self, obj: Mapping[str, Any]) -> PolicyError | None:
         """Observe a BaselinePolicy; its validation error, or None when it validates (or is
@@ -53,28 +38,18 @@ class StateStore(ClusterState):
         if meta.get("name") != self.policy_name:
             return None
         error = super().set_policy(obj)
-        self._set_policy_info()
-        if error is not None:
-            key = (str(meta.get("uid") or ""), meta.get("generation"))
-            if key not in self._counted:  # once per refused generation, not per status write
-                self._counted.add(key)
-                metrics.POLICY_LOAD_ERRORS.inc()
+        metrics.show_policy(self.policy_name, self.in_force.generation)
+        if self.tracker.new_refusal:
+            metrics.POLICY_LOAD_ERRORS.inc()
         return error
 
     def delete_policy(self, name: str | None = None) -> None:
         super().delete_policy(name)
         if name is None or name == self.policy_name:
-            self._counted.clear()
-            self._set_policy_info()
-
-    def _set_policy_info(self) -> None:
-        metrics.POLICY_INFO.clear()
-        generation = self.policy_generation
-        if generation is not None:
-            metrics.POLICY_INFO.labels(self.policy_name, generation).set(1)
+            metrics.show_policy(self.policy_name, self.in_force.generation)
 
     @property
     def policy_generation(self) -> str | None:
         """``metadata.generation`` of the policy in force; None when no policy is."""
         generation = self.in_force.generation
-        return None if self.in_force.source == "absent" else str(generation or 0)
+        return None if generation is None else str(generation)

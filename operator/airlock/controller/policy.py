@@ -142,7 +142,6 @@ class PolicyCache:
     def __init__(self, name: str) -> None:
         self.name = name
         self.tracker = PolicyTracker(name)
-        self._failed: set[tuple[str, int | None]] = set()
 
     @property
     def spec(self) -> PolicySpec:
@@ -150,8 +149,7 @@ class PolicyCache:
 
     @property
     def generation(self) -> int | None:
-        in_force = self.tracker.in_force
-        return None if in_force.source == "absent" else in_force.generation
+        return self.tracker.in_force.generation
 
     def observe(self, obj: Mapping[str, Any]) -> bool:
         """Take a new version of a BaselinePolicy; True when the spec in force changed."""
@@ -159,14 +157,9 @@ class PolicyCache:
         if meta.get("name") != self.name:
             return False
         changed = self.tracker.observe(obj)
-        if self.tracker.error is not None:
-            key = (str(meta.get("uid") or ""), generation_of(obj))
-            if key not in self._failed:  # count each bad generation once, not once per event
-                self._failed.add(key)
-                metrics.POLICY_LOAD_ERRORS.inc()
-        metrics.POLICY_INFO.clear()
-        if self.generation is not None:
-            metrics.POLICY_INFO.labels(self.name, str(self.generation)).set(1)
+        if self.tracker.new_refusal:  # each bad generation once, not once per event
+            metrics.POLICY_LOAD_ERRORS.inc()
+        metrics.show_policy(self.name, self.generation)
         return changed
 
     def forget(self, name: str) -> bool:
@@ -174,8 +167,7 @@ class PolicyCache:
         if name != self.name:
             return False
         changed = self.tracker.forget(name)
-        self._failed.clear()
-        metrics.POLICY_INFO.clear()
+        metrics.show_policy(self.name, None)
         return changed
 
 

@@ -76,8 +76,7 @@ def build_watch_registry(
 
     # Every version is handed to the store: what is in force may come from the controller's
     # status (status.inForce, for a replica starting while the stored generation is invalid),
-    # and the store counts each refused generation once. The log says so once per generation.
-    policy_logged: set[tuple[str, object]] = set()
+    # and the store counts each refused generation once; the log says so once too.
 
     @kopf.index(API_GROUP, CRD_VERSION, "baselinepolicies", id="policy-state", registry=registry)
     async def policy_state(body: kopf.Body, **_: Any) -> None:
@@ -86,9 +85,7 @@ def build_watch_registry(
         if name != store.policy_name:
             return
         error = store.set_policy(body)
-        key = (str(meta.get("uid") or ""), meta.get("generation"))
-        if error is not None and key not in policy_logged:
-            policy_logged.add(key)
+        if error is not None and store.tracker.new_refusal:
             in_force = store.in_force
             kept = (
                 f"generation {in_force.generation} stays in force ({in_force.source})"
@@ -107,7 +104,6 @@ def build_watch_registry(
         mark_synced()
         if type == "DELETED":
             name = _names(body)[1]
-            policy_logged.clear()
             store.delete_policy(name)
             if name == store.policy_name:
                 _log.warning(
