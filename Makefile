@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-webhook fuzz manifests chart-lint clean
+.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-webhook fuzz pss-agreement manifests chart-lint clean
 
 include hack/cluster.mk
 
@@ -60,6 +60,9 @@ bench-apiserver: $(STAMP) cluster-bins ## Pod-creation latency through the API s
 
 bench-audit: $(STAMP) ## a full audit pass over 10,000 pods: time and memory
 	$(BIN)/python bench/bench_audit.py
+
+pss-agreement: $(STAMP) ## airlock scan vs upstream Pod Security fixtures, every version and level (bench/RESULTS.md)
+	$(BIN)/python bench/pss_agreement.py --record
 
 manifests: $(STAMP) cluster-bins ## sync chart copies (CRDs, dashboard, alerts) and re-render manifests/install.yaml
 	$(BIN)/python charts/render_install.py

@@ -58,6 +58,7 @@ __all__ = [
     "ExceptionState",
     "IsolationMode",
     "Mutations",
+    "PodSecurity",
     "PolicyExceptionSpec",
     "PolicySpec",
     "format_loc",
@@ -103,6 +104,14 @@ RULE_IDS: Final[tuple[str, ...]] = (
     "seccomp-unconfined",
     "service-account-token-automount",
     "writable-root-filesystem",
+    "host-ports",
+    "apparmor-profile",
+    "selinux-options",
+    "proc-mount",
+    "unsafe-sysctls",
+    "restricted-volume-types",
+    "windows-host-process",
+    "host-probes",
     "owner-label-missing",
 )
 _RULE_ID_SET: Final = frozenset(RULE_IDS)
@@ -121,6 +130,7 @@ _STORAGE_PREFIX = r"^[a-z][a-z0-9+.-]*://\S*$"
 _CREDENTIAL_NAME = r"^[^\s=]+$"
 _KIND = r"^[A-Z][A-Za-z0-9]*$"
 _NAME_GLOB = r"^[-a-z0-9.*?\[\]!]+$"
+_PSS_VERSION = r"^(latest|v1\.(0|[1-9][0-9]{0,2}))$"
 
 _SIMPLE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -303,6 +313,36 @@ class _Model(BaseModel):
     )
 
 
+PodSecurityVersion = Annotated[
+    str,
+    _Checked(
+        _PSS_VERSION,
+        "pod_security_version",
+        "must be 'latest' or a Kubernetes minor version such as 'v1.30'",
+        max_length=8,
+    ),
+]
+PodSecurityLevel = Literal["baseline", "restricted"]
+
+
+class PodSecurity(_Model):
+    """Which Pod Security Standard an environment is judged by, like PSA's enforce labels.
+
+    ``level: baseline`` turns the restricted-only controls off (``run-as-root``,
+    ``privilege-escalation``, ``restricted-volume-types`` and the restricted halves of
+    ``dangerous-capabilities``, ``seccomp-unconfined`` and ``proc-mount``). ``version`` pins the
+    standard as it was in that Kubernetes minor release ('v1.24' judges as PSA 1.24 does); a
+    version newer than the newest Airlock knows is judged as ``latest``, as PSA does.
+    ``allowedHostPorts`` is the standard's optional "known list" of host ports (PSA has none).
+    """
+
+    level: PodSecurityLevel = "restricted"
+    version: PodSecurityVersion = "latest"
+    allowed_host_ports: Annotated[
+        list[Annotated[int, Field(ge=1, le=65535)]], Field(max_length=256)
+    ] = []
+
+
 class Environment(_Model):
     """One environment (dev, staging, prod, …): its default mode and what it may use."""
 
@@ -312,6 +352,7 @@ class Environment(_Model):
     allowed_storage_prefixes: Annotated[list[StoragePrefix], Field(max_length=256)] = []
     reachable_environments: Annotated[list[DnsLabel], Field(max_length=32)] = []
     rules: RuleOverrides = {}
+    pod_security: PodSecurity = PodSecurity()
 
 
 class DetectorSettings(_Model):

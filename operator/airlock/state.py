@@ -13,13 +13,44 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from types import MappingProxyType
+from typing import Final
 
 from airlock.detectors import DetectorSet
 from airlock.errors import PolicyError
 from airlock.findings import Action
-from airlock.model import RULE_IDS, ExceptionRecord, ExceptionState, PolicySpec
+from airlock.model import RULE_IDS, ExceptionRecord, ExceptionState, PodSecurity, PolicySpec
 
-__all__ = ["CompiledEnvironment", "CompiledPolicy", "EvalContext", "default_policy"]
+__all__ = [
+    "PSS_LATEST",
+    "CompiledEnvironment",
+    "CompiledPolicy",
+    "EvalContext",
+    "PodSecurityProfile",
+    "default_policy",
+]
+
+# The minor version that stands for ``latest``: newer than any release, so every versioned
+# control applies with its newest semantics.
+PSS_LATEST: Final = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PodSecurityProfile:
+    """The Pod Security Standard an environment is judged by: level, version, host-port list."""
+
+    restricted: bool = True
+    minor: int = PSS_LATEST  # the Kubernetes 1.N whose standard applies
+    allowed_host_ports: frozenset[int] = frozenset()
+
+    @classmethod
+    def from_spec(cls, spec: PodSecurity) -> PodSecurityProfile:
+        minor = PSS_LATEST if spec.version == "latest" else int(spec.version.partition(".")[2])
+        return cls(
+            restricted=spec.level == "restricted",
+            minor=minor,
+            allowed_host_ports=frozenset(spec.allowed_host_ports),
+        )
+
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -34,6 +65,7 @@ class CompiledEnvironment:
     allowed_registries: tuple[str, ...]
     allowed_storage_prefixes: tuple[str, ...]
     reachable: frozenset[str]
+    pod_security: PodSecurityProfile = PodSecurityProfile()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +94,7 @@ class CompiledPolicy:
                 allowed_registries=tuple(env.allowed_registries),
                 allowed_storage_prefixes=tuple(env.allowed_storage_prefixes),
                 reachable=frozenset(env.reachable_environments),
+                pod_security=PodSecurityProfile.from_spec(env.pod_security),
             )
         owners = sorted(
             ((p, e.name) for e in spec.environments for p in e.allowed_storage_prefixes),

@@ -44,7 +44,7 @@ def errors_of(spec: Any) -> list[tuple[str, str]]:
 
 
 def test_rule_ids_are_the_catalog_in_order() -> None:
-    assert len(RULE_IDS) == len(set(RULE_IDS)) == 21
+    assert len(RULE_IDS) == len(set(RULE_IDS)) == 29
     assert RULE_IDS[:3] == (
         "plaintext-secret-env",
         "plaintext-secret-args",
@@ -53,7 +53,8 @@ def test_rule_ids_are_the_catalog_in_order() -> None:
     assert RULE_IDS.index("image-registry-not-allowed") == 5
     assert RULE_IDS.index("network-isolation-missing") == 10
     assert RULE_IDS[11] == "privileged-container"
-    assert RULE_IDS[-2:] == ("writable-root-filesystem", "owner-label-missing")
+    assert RULE_IDS[19:21] == ("writable-root-filesystem", "host-ports")
+    assert RULE_IDS[-2:] == ("host-probes", "owner-label-missing")
 
 
 # --- defaults -----------------------------------------------------------------------------------

@@ -157,6 +157,48 @@ POSITIVE: list[tuple[str, Mut, str]] = [
         lambda p: _sc(p).update(readOnlyRootFilesystem=False),
         f"{C0}.securityContext.readOnlyRootFilesystem",
     ),
+    (
+        "host-ports",
+        lambda p: _c(p).update(ports=[{"containerPort": 8080, "hostPort": 8080}]),
+        f"{C0}.ports[0].hostPort",
+    ),
+    (
+        "apparmor-profile",
+        lambda p: _sc(p).update(appArmorProfile={"type": "Unconfined"}),
+        f"{C0}.securityContext.appArmorProfile.type",
+    ),
+    (
+        "selinux-options",
+        lambda p: _sc(p).update(seLinuxOptions={"type": "spc_t"}),
+        f"{C0}.securityContext.seLinuxOptions",
+    ),
+    (
+        "proc-mount",
+        lambda p: _sc(p).update(procMount="Unmasked"),
+        f"{C0}.securityContext.procMount",
+    ),
+    (
+        "unsafe-sysctls",
+        lambda p: p["spec"]["securityContext"].update(sysctls=[{"name": "kernel.msgmax"}]),
+        "spec.securityContext.sysctls[0].name",
+    ),
+    (
+        "restricted-volume-types",
+        lambda p: p["spec"].update(volumes=[{"name": "n", "nfs": {"server": "nfs", "path": "/"}}]),
+        "spec.volumes[0].nfs",
+    ),
+    (
+        "windows-host-process",
+        lambda p: _sc(p).update(windowsOptions={"hostProcess": True}),
+        f"{C0}.securityContext.windowsOptions.hostProcess",
+    ),
+    (
+        "host-probes",
+        lambda p: _c(p).update(
+            livenessProbe={"httpGet": {"host": "169.254.169.254", "path": "/", "port": 80}}
+        ),
+        f"{C0}.livenessProbe.httpGet.host",
+    ),
     ("owner-label-missing", lambda p: p["metadata"].update(labels={}), "metadata.labels"),
 ]
 
@@ -171,7 +213,11 @@ def test_rule_fires_at_its_path_and_nothing_else_changes(rule: str, spoil: Mut, 
 
 
 # a spoiled pod may rightly break a second rule too: an untagged image has no digest either
-ALSO = {"image-tag-latest": ("image-digest-missing",)}
+# and at restricted level a hostPath volume is also a restricted volume type
+ALSO = {
+    "image-tag-latest": ("image-digest-missing",),
+    "host-path-volume": ("restricted-volume-types",),
+}
 
 
 def test_catalog_is_covered_by_positive_cases() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from airlock.findings import RuleInfo
-from airlock.rules import governance, hardening, images, secrets, segregation
+from airlock.rules import governance, hardening, images, pod_security, secrets, segregation
 from airlock.rules.base import Hit, Rule, Scope
 
 __all__ = ["AUDIT_ONLY", "RULES", "RULE_INFO", "Hit", "Rule", "Scope", "explain"]
@@ -20,6 +20,7 @@ RULES: tuple[Rule, ...] = (
     *images.RULES,
     *segregation.RULES,
     *hardening.RULES,
+    *pod_security.RULES,
     *governance.RULES,
 )
 

@@ -1,12 +1,14 @@
-"""Pod hardening: the Pod Security Standards controls that matter most, with upstream semantics.
+"""Pod hardening: the core Pod Security Standards controls, plus two rules beyond the standard.
 
-``privileged-container``, ``host-namespaces``, ``host-path-volume``, the baseline half of
-``dangerous-capabilities`` and ``seccomp-unconfined`` follow the *baseline* level; the rest follow
-*restricted*. Two rules go beyond PSS: the service-account token and the writable root filesystem.
-Pod-spec fragments whose pod is supplied elsewhere (``PodSpecView.complete`` false, e.g. a TrainJob
-trainer) get only the checks for explicitly dangerous values (privileged, host namespaces,
-hostPath):
-a missing setting proves nothing there, since the runtime supplies the pod.
+Each PSS rule follows upstream's semantics at the level and version of the object's environment
+(see :mod:`airlock.rules.podsec`): ``privileged-container``, ``host-namespaces``,
+``host-path-volume`` and the baseline halves of ``dangerous-capabilities`` and
+``seccomp-unconfined`` apply at both levels; ``run-as-root``, ``privilege-escalation`` and the
+restricted halves only at ``restricted``, from the version that introduced them. The other PSS
+controls are in :mod:`airlock.rules.pod_security`. Two rules go beyond PSS: the service-account
+token and the writable root filesystem. Pod-spec fragments whose pod is supplied elsewhere
+(``PodSpecView.complete`` false, e.g. a TrainJob trainer) get only the checks for explicitly
+dangerous values: a missing setting proves nothing there, since the runtime supplies the pod.
 """
 
 from __future__ import annotations
@@ -16,7 +18,18 @@ from typing import Any
 
 from airlock.findings import RuleInfo, Severity
 from airlock.rules.base import Hit, Rule, Scope, mapping, sequence
-from airlock.workloads import ContainerView, PodSpecView, Workload
+from airlock.rules.podsec import (
+    complete,
+    container_name,
+    container_sc,
+    pod_annotations,
+    pod_field,
+    pod_sc,
+    profile,
+    restricted_since,
+    windows_exempt,
+)
+from airlock.workloads import PodSpecView, Workload, json_path
 
 _PSS_B = "PSS baseline"
 _PSS_R = "PSS restricted"
@@ -159,43 +172,28 @@ _BASELINE_CAPS = frozenset(
     }
 )  # fmt: skip
 
+# The first standard (1.N) in which each restricted control applies.
+_ESCALATION_SINCE = 8
+_SECCOMP_FIELDS_SINCE = 19
+_CAPABILITIES_RESTRICTED_SINCE = 22
+_RUN_AS_USER_SINCE = 23
 
-def _complete(wl: Workload) -> Iterator[PodSpecView]:
-    for pod in wl.pod_specs:
-        if pod.complete:
-            yield pod
-
-
-def _sc(c: ContainerView) -> Mapping[str, Any]:
-    return mapping(c.container.get("securityContext"))
-
-
-def _pod_field(pod: PodSpecView, key: str) -> Any:
-    """A pod-level field as it applies (Argo templates inherit workflow-level defaults)."""
-    found = pod.effective(key)
-    return None if found is None else found[1]
-
-
-def _pod_sc(pod: PodSpecView) -> Mapping[str, Any]:
-    return mapping(_pod_field(pod, "securityContext"))
-
-
-def _windows(pod: PodSpecView) -> bool:
-    """PSS exempts Windows pods from the Linux-only restricted controls."""
-    return mapping(pod.spec.get("os")).get("name") == "windows"
+_SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
+_SECCOMP_CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
+_SECCOMP_TYPES = frozenset({"RuntimeDefault", "Localhost"})
 
 
 def check_privileged(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for pod in wl.pod_specs:
         for c in pod.containers:
-            if _sc(c).get("privileged") is True:
+            if container_sc(c).get("privileged") is True:
                 yield Hit(f"{c.path}.securityContext.privileged", "container runs privileged")
 
 
 def check_host_namespaces(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for pod in wl.pod_specs:
         for field in ("hostNetwork", "hostPID", "hostIPC"):
-            if _pod_field(pod, field) is True:
+            if pod_field(pod, field) is True:
                 yield Hit(f"{pod.path}.{field}", f"{field}: true shares the node's namespace")
 
 
@@ -212,62 +210,70 @@ def check_host_path(wl: Workload, scope: Scope) -> Iterator[Hit]:
 
 
 def check_privilege_escalation(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    for pod in _complete(wl):
-        if _windows(pod):
+    if not restricted_since(scope, _ESCALATION_SINCE):
+        return
+    for pod in complete(wl):
+        if windows_exempt(pod, scope):
             continue
         for c in pod.containers:
-            if _sc(c).get("allowPrivilegeEscalation") is not False:
+            if container_sc(c).get("allowPrivilegeEscalation") is not False:
                 yield Hit(
                     f"{c.path}.securityContext.allowPrivilegeEscalation",
-                    f"container {c.container.get('name', '?')} allows privilege escalation",
+                    f"container {container_name(c)} allows privilege escalation",
                 )
 
 
 def check_run_as_root(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    for pod in _complete(wl):
-        pod_sc = _pod_sc(pod)
-        pod_non_root = pod_sc.get("runAsNonRoot")
-        if pod_sc.get("runAsUser") == 0:
+    """runAsNonRoot (restricted, 1.0+) and runAsUser: 0 (restricted, 1.23+)."""
+    if not profile(scope).restricted:
+        return
+    user_check = profile(scope).minor >= _RUN_AS_USER_SINCE
+    for pod in complete(wl):
+        psc = pod_sc(pod)
+        pod_non_root = psc.get("runAsNonRoot")
+        if pod_non_root is False:
+            yield Hit(f"{pod.path}.securityContext.runAsNonRoot", "pod sets runAsNonRoot: false")
+        if user_check and psc.get("runAsUser") == 0:
             yield Hit(f"{pod.path}.securityContext.runAsUser", "pod runs as user 0 (root)")
-        if _windows(pod):
-            continue
         for c in pod.containers:
-            sc = _sc(c)
-            name = c.container.get("name", "?")
+            sc = container_sc(c)
+            name = container_name(c)
             non_root = sc.get("runAsNonRoot")
             if non_root is False:
                 yield Hit(
                     f"{c.path}.securityContext.runAsNonRoot",
                     f"container {name} sets runAsNonRoot: false",
                 )
-            elif non_root is not True and pod_non_root is not True:
+            elif non_root is None and pod_non_root is not True:
                 yield Hit(
                     f"{c.path}.securityContext.runAsNonRoot",
                     f"container {name} may run as root: runAsNonRoot is not true "
                     "at pod or container level",
                 )
-            if sc.get("runAsUser") == 0:
+            if user_check and sc.get("runAsUser") == 0:
                 yield Hit(
                     f"{c.path}.securityContext.runAsUser", f"container {name} runs as user 0 (root)"
                 )
 
 
 def check_capabilities(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    for pod in _complete(wl):
-        windows = _windows(pod)
+    """Baseline: only the default set may be added. Restricted (1.22+): drop ALL, add at most
+    NET_BIND_SERVICE."""
+    restricted = restricted_since(scope, _CAPABILITIES_RESTRICTED_SINCE)
+    for pod in wl.pod_specs:
+        strict = restricted and pod.complete and not windows_exempt(pod, scope)
         for c in pod.containers:
-            caps = mapping(_sc(c).get("capabilities"))
-            name = c.container.get("name", "?")
+            caps = mapping(container_sc(c).get("capabilities"))
+            name = container_name(c)
             added = [a for a in sequence(caps.get("add")) if isinstance(a, str)]
-            beyond = [a for a in added if a != "NET_BIND_SERVICE"]
+            worst = [a for a in added if a not in _BASELINE_CAPS]
+            beyond = [a for a in added if a != "NET_BIND_SERVICE"] if strict else worst
             if beyond:
-                worst = [a for a in beyond if a not in _BASELINE_CAPS]
-                shown = ", ".join(worst or beyond)
                 yield Hit(
                     f"{c.path}.securityContext.capabilities.add",
-                    f"container {name} adds capabilities {shown}",
+                    f"container {name} adds capabilities {', '.join(worst or beyond)}",
                 )
-            if not windows and "ALL" not in sequence(caps.get("drop")):
+            if strict and "ALL" not in sequence(caps.get("drop")):
                 yield Hit(
                     f"{c.path}.securityContext.capabilities.drop",
                     f"container {name} does not drop ALL capabilities",
@@ -278,33 +284,64 @@ def _seccomp_type(sc: Mapping[str, Any]) -> Any:
     return mapping(sc.get("seccompProfile")).get("type")
 
 
-def check_seccomp(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    for pod in _complete(wl):
-        pod_type = _seccomp_type(_pod_sc(pod))
-        if pod_type == "Unconfined":
+def _seccomp_annotation_ok(value: Any) -> bool:
+    return isinstance(value, str) and (
+        value in ("runtime/default", "docker/default") or value.startswith("localhost/")
+    )
+
+
+def _seccomp_annotations(wl: Workload, pod: PodSpecView) -> Iterator[Hit]:
+    """Standards before 1.19 judge the alpha annotations (anything but runtime/default,
+    docker/default and localhost/* is refused)."""
+    annotations = pod_annotations(wl, pod)
+    meta = pod.metadata_pointer or ()
+    if _SECCOMP_POD_ANNOTATION in annotations:
+        value = annotations[_SECCOMP_POD_ANNOTATION]
+        if not _seccomp_annotation_ok(value):
             yield Hit(
-                f"{pod.path}.securityContext.seccompProfile.type", "pod seccomp profile Unconfined"
+                json_path((*meta, "annotations", _SECCOMP_POD_ANNOTATION)),
+                f"pod seccomp annotation {value!r} is not allowed",
             )
-        if _windows(pod):
-            continue
-        pod_ok = pod_type in ("RuntimeDefault", "Localhost")
+    for c in pod.containers:
+        key = _SECCOMP_CONTAINER_ANNOTATION + container_name(c)
+        if key in annotations and not _seccomp_annotation_ok(annotations[key]):
+            yield Hit(
+                json_path((*meta, "annotations", key)),
+                f"container {container_name(c)} seccomp annotation "
+                f"{annotations[key]!r} is not allowed",
+            )
+
+
+def check_seccomp(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    """Baseline: no Unconfined profile (annotations before 1.19, fields since). Restricted
+    (1.19+): RuntimeDefault or Localhost at pod level or on every container."""
+    if profile(scope).minor < _SECCOMP_FIELDS_SINCE:
+        for pod in wl.pod_specs:
+            yield from _seccomp_annotations(wl, pod)
+        return
+    restricted = profile(scope).restricted
+    for pod in wl.pod_specs:
+        pod_type = _seccomp_type(pod_sc(pod))
+        path = f"{pod.path}.securityContext.seccompProfile.type"
+        if pod_type is not None and pod_type not in _SECCOMP_TYPES:
+            yield Hit(path, f"pod seccomp profile {pod_type!r} is not allowed")
+        strict = restricted and pod.complete and not windows_exempt(pod, scope)
+        pod_ok = pod_type in _SECCOMP_TYPES
         for c in pod.containers:
-            ctype = _seccomp_type(_sc(c))
-            name = c.container.get("name", "?")
+            ctype = _seccomp_type(container_sc(c))
+            name = container_name(c)
             path = f"{c.path}.securityContext.seccompProfile.type"
-            if ctype == "Unconfined":
-                yield Hit(path, f"container {name} seccomp profile Unconfined")
-            elif ctype is None and not pod_ok and pod_type != "Unconfined":
+            if ctype is not None and ctype not in _SECCOMP_TYPES:
+                yield Hit(path, f"container {name} seccomp profile {ctype!r} is not allowed")
+            elif strict and ctype is None and not pod_ok and pod_type is None:
                 yield Hit(
                     path, f"container {name} has no RuntimeDefault or Localhost seccomp profile"
                 )
-            elif ctype is not None and ctype not in ("RuntimeDefault", "Localhost"):
-                yield Hit(path, f"container {name} seccomp profile {ctype!r} is not allowed")
 
 
 def check_token_automount(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    for pod in _complete(wl):
-        if _pod_field(pod, "automountServiceAccountToken") is not False:
+    for pod in complete(wl):
+        if pod_field(pod, "automountServiceAccountToken") is not False:
             yield Hit(
                 f"{pod.path}.automountServiceAccountToken",
                 "the service-account token is mounted into the pod",
@@ -312,14 +349,14 @@ def check_token_automount(wl: Workload, scope: Scope) -> Iterator[Hit]:
 
 
 def check_read_only_root(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    for pod in _complete(wl):
+    for pod in complete(wl):
         for c in pod.containers:
             if c.group == "ephemeralContainers":
                 continue
-            if _sc(c).get("readOnlyRootFilesystem") is not True:
+            if container_sc(c).get("readOnlyRootFilesystem") is not True:
                 yield Hit(
                     f"{c.path}.securityContext.readOnlyRootFilesystem",
-                    f"container {c.container.get('name', '?')} has a writable root filesystem",
+                    f"container {container_name(c)} has a writable root filesystem",
                 )
 
 

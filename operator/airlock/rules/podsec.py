@@ -1,0 +1,100 @@
+"""What the Pod Security Standards rules share: the profile in force and the pod's fields.
+
+Every PSS control is judged at the level and version of the object's environment
+(:class:`~airlock.state.PodSecurityProfile`), as Pod Security Admission judges a namespace by its
+``enforce`` and ``enforce-version`` labels. Controls visit every container of a pod: ``containers``,
+``initContainers`` and ``ephemeralContainers`` (and the AI kinds' extra container lists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from airlock.rules.base import Scope, mapping
+from airlock.state import PodSecurityProfile
+from airlock.workloads import ContainerView, PodSpecView, Workload
+
+__all__ = [
+    "complete",
+    "container_name",
+    "container_sc",
+    "pod_annotations",
+    "pod_field",
+    "pod_sc",
+    "profile",
+    "restricted_since",
+    "user_namespaced",
+    "windows",
+    "windows_exempt",
+]
+
+# Windows pods are exempt from the Linux-only restricted controls from this version on.
+WINDOWS_EXEMPT_SINCE = 25
+
+
+def profile(scope: Scope) -> PodSecurityProfile:
+    return scope.env.pod_security
+
+
+def restricted_since(scope: Scope, minor: int) -> bool:
+    """True when the environment is judged at restricted level by a standard of 1.``minor``+."""
+    pss = scope.env.pod_security
+    return pss.restricted and pss.minor >= minor
+
+
+def complete(wl: Workload) -> Iterator[PodSpecView]:
+    """Pod specs whose whole pod is here: a missing setting in a fragment proves nothing."""
+    for pod in wl.pod_specs:
+        if pod.complete:
+            yield pod
+
+
+def container_sc(c: ContainerView) -> Mapping[str, Any]:
+    return mapping(c.container.get("securityContext"))
+
+
+def container_name(c: ContainerView) -> str:
+    name = c.container.get("name")
+    return name if isinstance(name, str) else "?"
+
+
+def pod_field(pod: PodSpecView, key: str) -> Any:
+    """A pod-level field as it applies (Argo templates inherit workflow-level defaults)."""
+    found = pod.effective(key)
+    return None if found is None else found[1]
+
+
+def pod_sc(pod: PodSpecView) -> Mapping[str, Any]:
+    return mapping(pod_field(pod, "securityContext"))
+
+
+def windows(pod: PodSpecView) -> bool:
+    """A pod that declares ``os.name: windows``."""
+    return mapping(pod.spec.get("os")).get("name") == "windows"
+
+
+def windows_exempt(pod: PodSpecView, scope: Scope) -> bool:
+    """Windows pods skip the Linux-only restricted controls in standards 1.25 and later."""
+    return scope.env.pod_security.minor >= WINDOWS_EXEMPT_SINCE and windows(pod)
+
+
+def user_namespaced(pod: PodSpecView) -> bool:
+    """The pod runs in its own user namespace (``hostUsers: false``)."""
+    return pod_field(pod, "hostUsers") is False
+
+
+def pod_annotations(wl: Workload, pod: PodSpecView) -> Mapping[str, Any]:
+    """The annotations of the pod that ``pod`` describes (a template's, or the Pod's own)."""
+    ptr = pod.metadata_pointer
+    if ptr is None:
+        return {}
+    node: Any = wl.obj
+    for key in ptr:
+        if isinstance(key, int):
+            node = node[key] if isinstance(node, list) and -len(node) <= key < len(node) else None
+        else:
+            node = mapping(node).get(key)
+        if node is None:
+            return {}
+    return mapping(mapping(node).get("annotations"))
