@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import platform
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -192,6 +191,8 @@ def _run_explain(args: argparse.Namespace) -> int:
 
 
 def _version_text() -> str:
+    import platform  # only `airlock version` needs it (start-up time)
+
     return (
         f"airlock {__version__}\n"
         f"Python {platform.python_version()} ({platform.python_implementation()}) "

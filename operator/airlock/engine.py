@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airlock.findings import Action, Finding
-from airlock.model import ExceptionRecord
 from airlock.mutations import Patch, mutate
 from airlock.rules import AUDIT_ONLY, RULES, Scope
 from airlock.state import EvalContext
 from airlock.workloads import Workload, discover
+
+if TYPE_CHECKING:
+    from airlock.model import ExceptionRecord
 
 __all__ = ["Patch", "Verdict", "evaluate", "evaluate_workload", "mutate"]
 

@@ -39,6 +39,15 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
+from airlock.catalog import (
+    API_GROUP,
+    API_VERSION,
+    DEFAULT_ENVIRONMENT,
+    DEFAULT_ENVIRONMENT_LABEL,
+    DEFAULT_EXCLUDED_NAMESPACES,
+    DEFAULT_OWNER_LABEL,
+    RULE_IDS,
+)
 from airlock.errors import PolicyError
 from airlock.findings import Action
 
@@ -67,8 +76,6 @@ __all__ = [
     "nested_deeper_than",
 ]
 
-API_GROUP: Final = "airlock.dev"
-API_VERSION: Final = "airlock.dev/v1alpha1"
 
 # Objects and lists nested deeper than this are refused (a policy, an exception, an admission
 # request's object). A BaselinePolicy spec is at most six levels deep and the deepest Kubernetes
@@ -83,37 +90,6 @@ CREATED_BY_ANNOTATION: Final = "airlock.dev/created-by"
 APPROVED_BY_ANNOTATION: Final = "airlock.dev/approved-by"
 APPROVE_ANNOTATION: Final = "airlock.dev/approve"
 
-RULE_IDS: Final[tuple[str, ...]] = (
-    "plaintext-secret-env",
-    "plaintext-secret-args",
-    "plaintext-secret-configmap",
-    "image-tag-latest",
-    "image-digest-missing",
-    "image-registry-not-allowed",
-    "cross-env-service-reference",
-    "cross-env-node-pool",
-    "cross-env-model-source",
-    "namespace-environment-missing",
-    "network-isolation-missing",
-    "privileged-container",
-    "host-namespaces",
-    "host-path-volume",
-    "privilege-escalation",
-    "run-as-root",
-    "dangerous-capabilities",
-    "seccomp-unconfined",
-    "service-account-token-automount",
-    "writable-root-filesystem",
-    "host-ports",
-    "apparmor-profile",
-    "selinux-options",
-    "proc-mount",
-    "unsafe-sysctls",
-    "restricted-volume-types",
-    "windows-host-process",
-    "host-probes",
-    "owner-label-missing",
-)
 _RULE_ID_SET: Final = frozenset(RULE_IDS)
 
 IsolationMode = Literal["enforce", "audit", "off"]
@@ -383,22 +359,22 @@ class ExceptionSettings(_Model):
     require_approval: bool = True
 
 
-_DEFAULT_EXCLUDED = ["kube-system", "kube-public", "kube-node-lease", "airlock-system"]
+_DEFAULT_EXCLUDED = list(DEFAULT_EXCLUDED_NAMESPACES)
 
 
 class PolicySpec(_Model):
     """The spec of a ``BaselinePolicy``. An empty spec is a useful policy: every rule enforced."""
 
-    environment_label: LabelKey = "airlock.dev/environment"
+    environment_label: LabelKey = DEFAULT_ENVIRONMENT_LABEL
     default_environment: DnsLabel | None = None
     excluded_namespaces: Annotated[list[DnsLabel], Field(max_length=256)] = _DEFAULT_EXCLUDED
     environments: Annotated[list[Environment], Field(min_length=1, max_length=32)] = [
-        Environment(name="default", mode=Action.ENFORCE)
+        Environment(name=DEFAULT_ENVIRONMENT, mode=Action.ENFORCE)
     ]
     rules: RuleOverrides = {}
     detectors: DetectorSettings = DetectorSettings()
     mutations: Mutations = Mutations()
-    owner_label: LabelKey = "airlock.dev/owner"
+    owner_label: LabelKey = DEFAULT_OWNER_LABEL
     exceptions: ExceptionSettings = ExceptionSettings()
     isolation: IsolationMode = "audit"
     # Namespaces whose pods may always reach every environment (monitoring scrapers, ingress

@@ -13,12 +13,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
+from airlock.catalog import (
+    DEFAULT_ENVIRONMENT,
+    DEFAULT_ENVIRONMENT_LABEL,
+    DEFAULT_EXCLUDED_NAMESPACES,
+    DEFAULT_OWNER_LABEL,
+    RULE_IDS,
+)
 from airlock.detectors import DetectorSet
 from airlock.errors import PolicyError
 from airlock.findings import Action
-from airlock.model import RULE_IDS, ExceptionRecord, ExceptionState, PodSecurity, PolicySpec
+
+if TYPE_CHECKING:  # pydantic models: imported when a policy or an exception is actually given
+    from airlock.model import ExceptionRecord, PodSecurity, PolicySpec
 
 __all__ = [
     "PSS_LATEST",
@@ -70,7 +79,9 @@ class CompiledEnvironment:
 
 @dataclass(frozen=True, slots=True)
 class CompiledPolicy:
-    spec: PolicySpec
+    """A policy as lookup tables. ``source`` is the validated spec; ``None`` for the built-in
+    default, whose tables are built without pydantic (``airlock scan`` starts faster)."""
+
     detectors: DetectorSet
     environments: Mapping[str, CompiledEnvironment]
     default_environment: str
@@ -79,6 +90,34 @@ class CompiledPolicy:
     owner_label: str
     # storage prefixes of every environment, to tell "another environment's store" from "unknown"
     storage_owner: tuple[tuple[str, str], ...]  # (prefix, environment), longest prefix first
+    source: PolicySpec | None = None
+
+    @property
+    def spec(self) -> PolicySpec:
+        """The validated spec (for the default policy, an empty spec built on first use)."""
+        return self.source if self.source is not None else _empty_spec()
+
+    @classmethod
+    def builtin(cls) -> CompiledPolicy:
+        """The policy of an empty spec, from the catalog's defaults: every rule enforced in one
+        environment, restricted Pod Security at the latest version."""
+        env = CompiledEnvironment(
+            name=DEFAULT_ENVIRONMENT,
+            mode=Action.ENFORCE,
+            actions=MappingProxyType(dict.fromkeys(RULE_IDS, Action.ENFORCE)),
+            allowed_registries=(),
+            allowed_storage_prefixes=(),
+            reachable=frozenset(),
+        )
+        return cls(
+            detectors=DetectorSet(),
+            environments=MappingProxyType({env.name: env}),
+            default_environment=env.name,
+            excluded_namespaces=frozenset(DEFAULT_EXCLUDED_NAMESPACES),
+            environment_label=DEFAULT_ENVIRONMENT_LABEL,
+            owner_label=DEFAULT_OWNER_LABEL,
+            storage_owner=(),
+        )
 
     @classmethod
     def from_spec(cls, spec: PolicySpec) -> CompiledPolicy:
@@ -101,7 +140,7 @@ class CompiledPolicy:
             key=lambda pe: -len(pe[0]),
         )
         return cls(
-            spec=spec,
+            source=spec,
             detectors=DetectorSet(
                 extra_credential_names=spec.detectors.extra_credential_names,
                 allow_values=spec.detectors.allow_values,
@@ -118,7 +157,14 @@ class CompiledPolicy:
 @cache
 def default_policy() -> CompiledPolicy:
     """The empty-spec policy, compiled once (it is immutable)."""
-    return CompiledPolicy.from_spec(PolicySpec())
+    return CompiledPolicy.builtin()
+
+
+@cache
+def _empty_spec() -> PolicySpec:
+    from airlock.model import PolicySpec  # pydantic only when a spec is read
+
+    return PolicySpec()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +223,8 @@ class EvalContext:
             if value and ns not in ns_env:
                 ns_env[ns] = value
         active: dict[str, list[ExceptionRecord]] = {}
+        if exceptions:
+            from airlock.model import ExceptionState  # pydantic only when needed
         for rec in exceptions:
             if rec.state(moment, compiled.spec.exceptions) is ExceptionState.ACTIVE:
                 active.setdefault(rec.namespace, []).append(rec)

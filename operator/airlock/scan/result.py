@@ -1,8 +1,9 @@
 """Running a scan: loaded documents in, verdicts and a summary out.
 
-The evaluator is passed in rather than imported: ``airlock.scan`` and ``airlock.engine`` are
-independent siblings of one layer (import-linter keeps them so), and the CLI wires
-``airlock.engine.evaluate`` in. Tests and benchmarks pass the same function.
+The evaluator is passed in rather than imported: the CLI wires ``airlock.engine.evaluate`` in,
+and tests and benchmarks pass the same function, so loading, formats and summaries are tested and
+measured apart from the rules. (``airlock.scan`` sits one layer above the engine in the
+import-linter contract; nothing in it imports the engine.)
 
 Airlock's own objects found among the scanned files are inputs, not workloads: a
 ``PolicyException`` is fed to the context (so ``airlock scan app.yaml exceptions.yaml`` sees the
@@ -17,13 +18,16 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from airlock.catalog import API_VERSION
 from airlock.errors import InputError, PolicyError
 from airlock.findings import Action, Finding
-from airlock.model import API_VERSION, ExceptionRecord, PolicySpec, load_policy
 from airlock.scan.loader import Document, LoadResult, parse_yaml, paused_gc, read_text
 from airlock.state import EvalContext
+
+if TYPE_CHECKING:  # pydantic models: imported only when a policy or an exception is read
+    from airlock.model import ExceptionRecord, PolicySpec
 
 __all__ = [
     "Evaluator",
@@ -159,11 +163,15 @@ def _run_scan(
         kind = doc.obj["kind"]
         airlock_object = doc.obj["apiVersion"] == API_VERSION
         if airlock_object and kind == "PolicyException":
+            from airlock.model import ExceptionRecord  # pydantic on demand
+
             try:
                 exceptions.append(ExceptionRecord.from_object(doc.obj))
             except PolicyError as exc:
                 result.errors.append(InputError(str(exc), doc.display, doc.index))
         elif airlock_object and kind == "BaselinePolicy":
+            from airlock.model import load_policy  # pydantic on demand
+
             try:
                 load_policy(doc.obj)
             except PolicyError as exc:
@@ -220,7 +228,11 @@ def _run_scan(
 def _check_environments(policy: PolicySpec | None, ns_env: Mapping[str, str]) -> None:
     """A ``--namespace-env`` value must name a declared environment: a typo would scan silently
     against the default environment instead."""
-    known = {e.name for e in (policy or PolicySpec()).environments}
+    if policy is None:
+        from airlock.model import PolicySpec  # pydantic on demand
+
+        policy = PolicySpec()
+    known = {e.name for e in policy.environments}
     for ns, env in sorted(ns_env.items()):
         if env not in known:
             raise PolicyError(
@@ -236,6 +248,8 @@ def load_policy_file(path: str) -> PolicySpec:
     Raises :class:`InputError` when the file cannot be read or parsed and :class:`PolicyError`
     (message naming the file and every failing field path) when the policy is invalid.
     """
+    from airlock.model import load_policy  # pydantic on demand
+
     text = read_text(path)
     errors: list[InputError] = []
     candidates = [r for r in parse_yaml(text, path, errors) if r.value is not None]
