@@ -7,6 +7,7 @@ class. Each subclass carries the location a user needs to fix the problem:
     ├── PolicyError        a BaselinePolicy or PolicyException does not validate (field path)
     ├── InputError         a manifest cannot be read or parsed (file and document index)
     ├── AdmissionError     an AdmissionReview request is malformed (request uid, field)
+    ├── KubeError          a call to the API server failed (HTTP status, or no answer at all)
     └── StatusWriteError   the controller could not write to the cluster (retried later)
 
 Pydantic's ``ValidationError`` never reaches a user directly: it is converted into a
@@ -15,7 +16,14 @@ Pydantic's ``ValidationError`` never reaches a user directly: it is converted in
 
 from __future__ import annotations
 
-__all__ = ["AdmissionError", "AirlockError", "InputError", "PolicyError", "StatusWriteError"]
+__all__ = [
+    "AdmissionError",
+    "AirlockError",
+    "InputError",
+    "KubeError",
+    "PolicyError",
+    "StatusWriteError",
+]
 
 
 class AirlockError(Exception):
@@ -58,6 +66,22 @@ class AdmissionError(AirlockError):
     def __init__(self, message: str, uid: str | None = None) -> None:
         super().__init__(message)
         self.uid = uid
+
+
+class KubeError(AirlockError):
+    """A call to the API server failed (:class:`airlock.controller.kube.Kube` raises it).
+
+    ``status`` is the HTTP status of the answer, None when none came (connection refused or
+    reset, timeout); ``reason`` is the HTTP reason or the transport error's class name, never
+    the response body (which may echo a Secret). ``body`` is kept for callers that must tell a
+    missing object from a missing resource type (a 404 naming the resource or not).
+    """
+
+    def __init__(self, status: int | None, reason: str, body: str = "") -> None:
+        super().__init__(f"HTTP {status} {reason}" if status is not None else reason)
+        self.status = status
+        self.reason = reason
+        self.body = body
 
 
 class StatusWriteError(AirlockError):

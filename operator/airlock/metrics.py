@@ -11,7 +11,7 @@ bounded sets (rule ids, environment names declared by the policy, API kinds the 
 configuration routes to us, namespaces, exception names).
 
 This module is layer 1: it imports prometheus_client and nothing else of the project. Serving the
-registry over HTTP is the admission layer's job (:mod:`airlock.admission.metrics_http`).
+registry over HTTP is :mod:`airlock.metrics_http`'s job, for the webhook and the controller.
 """
 
 from __future__ import annotations

@@ -14,11 +14,12 @@ import pytest
 from airlock import metrics
 from airlock.controller.audit import AUDITED_RESOURCES, Auditor, publish_metrics, strip
 from airlock.controller.compliance import Compliance, ComplianceSettings
+from airlock.controller.kube import Kube
 from airlock.findings import Action
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.unit.builders import clean_pod, deployment
-from tests.unit.test_policy_reports import FakeApi
+from tests.support.builders import clean_pod, deployment
+from tests.support.kube import FakeApi
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TOKEN = "hf_" + "Qx7Lm2Np9Rt4Vw8Yz3Bc6Df1Gh5Jk0Ms2Pq"
@@ -570,7 +571,9 @@ def test_task_waits_for_sync_then_passes_on_change_and_on_interval() -> None:
     out)."""
     api = FakeApi()
     compliance = Compliance(
-        ComplianceSettings(audit_interval=1.0, debounce=0.01), custom=api, clock=lambda: T0
+        ComplianceSettings(audit_interval=1.0, debounce=0.01),
+        kube=Kube(custom=api),
+        clock=lambda: T0,
     )
     seen: dict[str, Any] = {}
 

@@ -16,9 +16,10 @@ import pytest
 from airlock import metrics
 from airlock.admission.store import StateStore
 from airlock.controller import build_watch_registry
-from airlock.controller.exceptions import ExceptionLifecycle, StatusWriteError
-from airlock.controller.kube import connection_info, load_configuration
+from airlock.controller.compliance import Compliance, ComplianceSettings
+from airlock.controller.kube import Kube, connection_info, load_configuration
 from airlock.controller.policy import PolicyCache
+from airlock.controller.policy_exceptions import ExceptionLifecycle, StatusWriteError
 from airlock.controller.runner import Controller, peering_allows
 from airlock.controller.settings import (
     ControllerSettings,
@@ -41,8 +42,13 @@ class Clock:
         return self.now
 
 
-class FakeApi:
-    """Applies status merge patches to stored objects, like the API server's status endpoint."""
+class FakeStatusEndpoint:
+    """Applies status merge patches to stored objects, like the API server's status endpoint.
+
+    It fakes the lifecycle's own two callbacks (``write_status``, ``list_objects``), which the
+    controller implements on the Kubernetes seam; the seam itself is faked once, in
+    tests/support/kube.py.
+    """
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
@@ -98,7 +104,7 @@ def gauge(metric: str, **labels: str) -> float | None:
 
 
 def make(
-    api: FakeApi, clock: Clock, cache: PolicyCache | None = None, **kwargs: Any
+    api: FakeStatusEndpoint, clock: Clock, cache: PolicyCache | None = None, **kwargs: Any
 ) -> ExceptionLifecycle:
     return ExceptionLifecycle(
         cache or PolicyCache("default"),
@@ -110,13 +116,13 @@ def make(
     )
 
 
-def add(api: FakeApi, life: ExceptionLifecycle, obj: dict[str, Any]) -> None:
+def add(api: FakeStatusEndpoint, life: ExceptionLifecycle, obj: dict[str, Any]) -> None:
     api.objects[(obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
     life.observe(obj)
 
 
 def test_sweep_writes_status_and_wakes_exactly_at_expiry() -> None:
-    api, clock = FakeApi(), Clock()
+    api, clock = FakeStatusEndpoint(), Clock()
     life = make(api, clock)
     add(api, life, pex("soon", T0 + timedelta(seconds=5)))
     add(api, life, pex("later", T0 + timedelta(days=3, minutes=30), approved=False))
@@ -150,7 +156,7 @@ def test_sweep_writes_status_and_wakes_exactly_at_expiry() -> None:
 
 
 def test_policy_change_makes_a_long_exception_invalid() -> None:
-    api, clock, cache = FakeApi(), Clock(), PolicyCache("default")
+    api, clock, cache = FakeStatusEndpoint(), Clock(), PolicyCache("default")
     life = make(api, clock, cache)
     add(api, life, pex("long", T0 + timedelta(days=30)))
     asyncio.run(life.sweep())
@@ -192,7 +198,7 @@ def test_invalid_policy_is_counted_once_per_generation_and_keeps_the_last_valid(
 
 
 def test_gone_objects_and_failed_writes() -> None:
-    api, clock = FakeApi(), Clock()
+    api, clock = FakeStatusEndpoint(), Clock()
     life = make(api, clock)
     obj = pex("gone", T0 + timedelta(days=1))
     life.observe(obj)  # never stored in the fake API: the write answers "not found"
@@ -206,7 +212,7 @@ def test_gone_objects_and_failed_writes() -> None:
 
 
 def test_resync_forgets_deletions_that_were_missed() -> None:
-    api, clock = FakeApi(), Clock()
+    api, clock = FakeStatusEndpoint(), Clock()
     life = make(api, clock)
     add(api, life, pex("kept", T0 + timedelta(days=1)))
     add(api, life, pex("deleted", T0 + timedelta(days=1)))
@@ -218,7 +224,7 @@ def test_resync_forgets_deletions_that_were_missed() -> None:
 
 
 def test_standby_replica_writes_nothing_and_exports_nothing() -> None:
-    api, clock = FakeApi(), Clock()
+    api, clock = FakeStatusEndpoint(), Clock()
 
     async def never() -> bool:
         return False
@@ -240,7 +246,7 @@ def test_standby_replica_writes_nothing_and_exports_nothing() -> None:
 
 
 def test_run_loop_wakes_on_observe_and_stops() -> None:
-    api, clock = FakeApi(), Clock()
+    api, clock = FakeStatusEndpoint(), Clock()
     life = make(api, clock)
 
     async def scenario() -> None:
@@ -300,6 +306,24 @@ def test_webhook_registry_is_read_only() -> None:
     assert watched == indexed == {"namespaces", "baselinepolicies", "policyexceptions"}
     # A new registry each time: nothing lands in kopf's global one.
     assert build_watch_registry(StateStore("default"), login=False) is not registry
+
+
+def test_compliance_registry_shares_the_webhook_feeder() -> None:
+    # The audit learns the cluster state through the same feeder as the webhook: the same three
+    # kinds, the same index/event pair per kind, under its own prefix; nothing writes.
+    registry = kopf.OperatorRegistry()
+    Compliance(ComplianceSettings(), kube=Kube(custom=object())).register(registry)
+    assert registry._changing.get_all_handlers() == []
+    assert registry._spawning.get_all_handlers() == []
+    indexed = {h.id: h.selector for h in registry._indexing.get_all_handlers()}
+    watched = {h.id: h.selector for h in registry._watching.get_all_handlers()}
+    assert {i.removesuffix("-state") for i in indexed} == {
+        i.removesuffix("-events") for i in watched
+    }
+    webhook = build_watch_registry(StateStore("default"), login=False)
+    for h in webhook._indexing.get_all_handlers():
+        assert indexed[f"compliance-{h.id}"] == h.selector
+    assert indexed["audit-pods-state"].plural == "pods"
 
 
 def test_controller_registry_writes_no_finalizers(tmp_path: Path) -> None:
@@ -428,7 +452,7 @@ def test_connection_info_from_client_certificate(tmp_path: Path) -> None:
 def test_fields_pruned_by_the_api_server_are_not_rewritten_forever() -> None:
     # An older CRD without status.timeLeft prunes it: the stored status never shows it, but
     # writing the same thing again (and again, on every sweep) would be pointless load.
-    api, clock = FakeApi(), Clock()
+    api, clock = FakeStatusEndpoint(), Clock()
     original = api.write
 
     async def pruning_write(

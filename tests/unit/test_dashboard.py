@@ -26,7 +26,7 @@ from airlock.controller.audit import Auditor, publish_metrics
 from airlock.controller.policy import PolicyCache
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.unit.builders import clean_pod
+from tests.support.builders import clean_pod
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "manifests" / "monitoring" / "dashboard.json"

@@ -12,7 +12,7 @@ from airlock.state import EvalContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.builders import clean_pod, deployment
+from tests.support.builders import clean_pod, deployment
 
 CTX = EvalContext.build(
     load_policy(

@@ -12,9 +12,10 @@ from airlock.controller.isolation import (
     desired_network_policy,
     plan_isolation,
 )
+from airlock.controller.kube import Kube
 from airlock.model import PolicySpec, load_policy
 
-from tests.unit.test_policy_reports import FakeApi
+from tests.support.kube import FakeApi
 
 LABEL = "airlock.dev/environment"
 NPS = "networkpolicies"
@@ -153,7 +154,7 @@ def test_audit_and_off_remove_only_ours() -> None:
 
 def test_reconciler_creates_repairs_and_deletes_through_the_api() -> None:
     api = FakeApi()
-    rec = IsolationReconciler(api)
+    rec = IsolationReconciler(Kube(custom=api))
     spec = policy("enforce")
     namespaces = {"ml-prod": {LABEL: "prod"}, "ml-dev": {LABEL: "dev"}}
     plan = asyncio.run(rec.reconcile(spec, namespaces))

@@ -8,7 +8,7 @@ from airlock.engine import evaluate, mutate
 from airlock.model import load_policy
 from airlock.state import EvalContext
 
-from tests.unit.builders import DIGEST, apply_patch, clean_pod, deployment
+from tests.support.builders import DIGEST, apply_patch, clean_pod, deployment
 
 
 def bare_pod(namespace: str = "team-a") -> dict[str, Any]:

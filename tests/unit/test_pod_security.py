@@ -17,7 +17,7 @@ from airlock.model import load_policy
 from airlock.rules.pod_security import safe_sysctls
 from airlock.state import PSS_LATEST, EvalContext, PodSecurityProfile
 
-from tests.unit.builders import clean_pod, deployment
+from tests.support.builders import clean_pod, deployment
 
 Mut = Callable[[dict[str, Any]], None]
 PSS_RULES = {

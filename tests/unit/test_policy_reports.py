@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from airlock.controller.audit import AuditedWorkload, Auditor, WorkloadRef, condense
+from airlock.controller.kube import Kube
 from airlock.controller.reports import (
     OMITTED_ANNOTATION,
     ReportWriter,
@@ -21,9 +22,9 @@ from airlock.controller.reports import (
 from airlock.engine import evaluate
 from airlock.model import ExceptionRecord, load_policy
 from airlock.state import EvalContext
-from kubernetes.client.exceptions import ApiException
 
-from tests.unit.builders import clean_pod
+from tests.support.builders import clean_pod
+from tests.support.kube import FakeApi, writes
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TOKEN = "hf_" + "Qx7Lm2Np9Rt4Vw8Yz3Bc6Df1Gh5Jk0Ms2Pq"
@@ -173,83 +174,6 @@ def test_results_are_capped_most_severe_first() -> None:
 # --- the writer --------------------------------------------------------------------------------
 
 
-class FakeApi:
-    """The few CustomObjectsApi calls the writers make, on an in-memory store."""
-
-    def __init__(self, *, crd: bool = True) -> None:
-        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self.calls: list[tuple[str, str, str]] = []
-        self.crd = crd
-        self.rv = 0
-        self.status_patches: list[dict[str, Any]] = []
-
-    def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
-        self.rv += 1
-        obj = copy.deepcopy(obj)
-        obj["metadata"]["resourceVersion"] = str(self.rv)
-        obj["metadata"].setdefault("uid", str(uuid.uuid4()))
-        return obj
-
-    def list_cluster_custom_object(self, *args: Any, **kw: Any) -> Any:
-        assert args == ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-        assert kw["field_selector"] == "metadata.name=policyreports.wgpolicyk8s.io"
-        self.calls.append(("list-crds", "", ""))
-        crd = {"spec": {"versions": [{"name": "v1alpha2", "served": True}]}}
-        return {"items": [crd] if self.crd else []}
-
-    def patch_cluster_custom_object_status(self, *args: Any, **kw: Any) -> Any:
-        _group, _version, plural, name, body = args
-        assert kw.get("_content_type") == "application/merge-patch+json"
-        self.calls.append(("patch-status", name, plural))
-        self.status_patches.append(copy.deepcopy(body))
-        return {}
-
-    def create_namespaced_custom_object(self, *args: Any, **_: Any) -> Any:
-        _group, _version, ns, plural, body = args
-        self.calls.append(("create", ns, plural))
-        key = (plural, ns, body["metadata"]["name"])
-        if key in self.objects:
-            raise ApiException(status=409, reason="Conflict")
-        self.objects[key] = self._stamp(body)
-        return copy.deepcopy(self.objects[key])
-
-    def get_namespaced_custom_object(self, *args: Any, **_: Any) -> Any:
-        _group, _version, ns, plural, name = args
-        self.calls.append(("get", ns, plural))
-        return copy.deepcopy(self.objects[(plural, ns, name)])
-
-    def replace_namespaced_custom_object(self, *args: Any, **_: Any) -> Any:
-        _group, _version, ns, plural, name, body = args
-        self.calls.append(("replace", ns, plural))
-        current = self.objects[(plural, ns, name)]
-        assert body["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
-        self.objects[(plural, ns, name)] = self._stamp(body)
-        return copy.deepcopy(self.objects[(plural, ns, name)])
-
-    def delete_namespaced_custom_object(self, *args: Any, **_: Any) -> Any:
-        _group, _version, ns, plural, name = args
-        self.calls.append(("delete", ns, plural))
-        if self.objects.pop((plural, ns, name), None) is None:
-            raise ApiException(status=404, reason="Not Found")
-        return {}
-
-    def patch_namespaced_custom_object(self, *args: Any, **kw: Any) -> Any:
-        _group, _version, ns, plural, name, body = args
-        self.calls.append(("patch", ns, plural))
-        obj = self.objects[(plural, ns, name)]
-        assert kw.get("_content_type") == "application/json-patch+json"
-        for op in body:
-            assert op["op"] == "replace"
-            assert op["path"] == "/spec"
-            obj["spec"] = copy.deepcopy(op["value"])
-        self.objects[(plural, ns, name)] = self._stamp(obj)
-        return copy.deepcopy(self.objects[(plural, ns, name)])
-
-
-def writes(api: FakeApi) -> list[tuple[str, str]]:
-    return [(verb, ns) for verb, ns, _ in api.calls if verb in ("create", "replace", "delete")]
-
-
 def make_auditor() -> Auditor:
     a = Auditor("default", clock=lambda: NOW)
     a.set_namespace("ml", {"airlock.dev/environment": "default"})
@@ -264,7 +188,7 @@ def add(a: Auditor, obj: dict[str, Any]) -> dict[str, Any]:
 
 def test_writer_creates_updates_only_on_change_and_collects_garbage() -> None:
     api = FakeApi()
-    writer = ReportWriter(api, policy_name="default")
+    writer = ReportWriter(Kube(custom=api), policy_name="default")
     a = make_auditor()
     bad = add(a, leaky_pod())
 
@@ -312,7 +236,7 @@ def test_writer_leaves_foreign_reports_alone() -> None:
         "metadata": {"name": "airlock", "namespace": "ml", "resourceVersion": "5"},
         "results": [],
     }
-    writer = ReportWriter(api)
+    writer = ReportWriter(Kube(custom=api))
     assert not writer.observe(api.objects[("policyreports", "ml", "airlock")])
     a = make_auditor()
     add(a, leaky_pod())
@@ -325,7 +249,7 @@ def test_writer_leaves_foreign_reports_alone() -> None:
 
 def test_writer_skips_everything_without_the_crd(caplog: pytest.LogCaptureFixture) -> None:
     api = FakeApi(crd=False)
-    writer = ReportWriter(api)
+    writer = ReportWriter(Kube(custom=api))
     a = make_auditor()
     add(a, leaky_pod())
     result = a.run_pass()

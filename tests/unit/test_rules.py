@@ -12,7 +12,7 @@ from airlock.model import RULE_IDS, load_policy
 from airlock.rules import RULE_INFO, RULES
 from airlock.state import EvalContext
 
-from tests.unit.builders import DIGEST, clean_container, clean_pod, deployment
+from tests.support.builders import DIGEST, clean_container, clean_pod, deployment
 
 POLICY = load_policy(
     {

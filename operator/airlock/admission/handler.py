@@ -35,8 +35,9 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from time import perf_counter
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from airlock import metrics
 from airlock.engine import Verdict, evaluate, mutate
@@ -45,12 +46,12 @@ from airlock.findings import Finding
 from airlock.model import API_GROUP, MAX_NESTING, load_policy, nested_deeper_than
 from airlock.workloads import SUPPORTED_KINDS
 
-from .exceptions import check_exception, exception_patch
+from .policy_exceptions import check_exception, exception_patch
 from .review import AdmissionRequest, AdmissionReview, allow, deny, parse_request
 from .settings import AdmissionSettings
 from .store import StateStore
 
-__all__ = ["handle_mutate", "handle_validate"]
+__all__ = ["Decision", "Handler", "handle_mutate", "handle_validate"]
 
 log = logging.getLogger("airlock.admission")
 
@@ -59,6 +60,49 @@ _MORE_HINT: Final = "(run `airlock scan` for the full list)"
 _LINE_MAX: Final = 600
 
 T = TypeVar("T")
+
+
+class Decision(StrEnum):
+    """What an answer did, as ``airlock_admission_requests_total{decision}`` shows it.
+
+    The values are the metric's label values (dashboards and alerts select on them): never
+    rename one.
+    """
+
+    ALLOWED = "allowed"
+    """Admitted, with nothing to say (audited findings are counted, not shown)."""
+    WARNED = "warned"
+    """Admitted with admission warnings (warned findings, enforce turned to warn on a
+    metadata-only update)."""
+    DENIED = "denied"
+    """Refused: enforced findings, an invalid policy or exception, four eyes."""
+    MUTATED = "mutated"
+    """Admitted with a JSON patch (secure defaults, exception annotations)."""
+    ERROR = "error"
+    """No verdict: an unreadable request, or an internal error (answered per ``fail_open``)."""
+
+
+Outcome = tuple[AdmissionReview, Decision, str]
+"""An answer, its decision and the environment label: what each endpoint's logic returns."""
+
+
+class Handler(Protocol):
+    """An admission endpoint, as the server calls it: :func:`handle_validate`,
+    :func:`handle_mutate`, or a test's stand-in.
+
+    ``body`` is the decoded JSON; the answer is the AdmissionReview to encode. No I/O besides
+    metrics. Raises :class:`~airlock.errors.AdmissionError` without a uid when no answer is
+    possible (the server replies HTTP 400).
+    """
+
+    def __call__(
+        self,
+        body: object,
+        store: StateStore,
+        settings: AdmissionSettings,
+        *,
+        started: float | None = None,
+    ) -> AdmissionReview: ...
 
 
 # The kinds the webhook configurations route here; any other value becomes "other" in metrics.
@@ -107,7 +151,9 @@ def _handle(
     try:
         req = parse_request(body)
     except AdmissionError as exc:
-        metrics.ADMISSION_REQUESTS.labels("unknown", "unknown", "error", NO_ENVIRONMENT).inc()
+        metrics.ADMISSION_REQUESTS.labels(
+            "unknown", "unknown", Decision.ERROR, NO_ENVIRONMENT
+        ).inc()
         if exc.uid is None:
             raise
         return _bad_request(exc.uid, str(exc))
@@ -121,7 +167,7 @@ def _handle(
         else:
             answer, decision, environment = _validate(req, store, settings)
     except Exception as exc:  # a bug anywhere must still produce an answer
-        decision, environment = "error", NO_ENVIRONMENT
+        decision, environment = Decision.ERROR, NO_ENVIRONMENT
         too_deep = _too_deep(req)
         if too_deep is not None:  # the client's doing (see the module docstring): no traceback
             answer = _bad_request(req["uid"], too_deep)
@@ -174,29 +220,27 @@ def _log_internal(req: AdmissionRequest, exc: BaseException, endpoint: str) -> N
 # Validation
 
 
-def _validate(
-    req: AdmissionRequest, store: StateStore, settings: AdmissionSettings
-) -> tuple[AdmissionReview, str, str]:
+def _validate(req: AdmissionRequest, store: StateStore, settings: AdmissionSettings) -> Outcome:
     uid = req["uid"]
     operation = req["operation"]
     namespace = req.get("namespace") or None
     ctx = store.context
     if operation in ("DELETE", "CONNECT"):
-        return allow(uid), "allowed", ctx.environment_of(namespace).name
+        return allow(uid), Decision.ALLOWED, ctx.environment_of(namespace).name
     obj = req.get("object")
     if not isinstance(obj, Mapping):
-        return _bad_request(uid, "request.object is missing"), "error", NO_ENVIRONMENT
+        return _bad_request(uid, "request.object is missing"), Decision.ERROR, NO_ENVIRONMENT
     if req["kind"].get("group") == API_GROUP and req["kind"]["kind"] in _OWN_KINDS:
         too_deep = _too_deep(req)
         if too_deep is not None:
-            return _bad_request(uid, too_deep), "error", NO_ENVIRONMENT
+            return _bad_request(uid, too_deep), Decision.ERROR, NO_ENVIRONMENT
         if req["kind"]["kind"] == "BaselinePolicy":
             return _validate_policy(req, obj, store, settings)
         if req["kind"]["kind"] == "PolicyException":
             return _validate_exception(req, store, settings)
     verdict = evaluate(_with_namespace(obj, namespace), ctx)
     if verdict.excluded:
-        return allow(uid), "allowed", verdict.environment
+        return allow(uid), Decision.ALLOWED, verdict.environment
     if not req.get("dryRun"):
         _count_rule_results(verdict)
     enforced: Sequence[Finding] = verdict.enforced
@@ -212,10 +256,10 @@ def _validate(
     warnings = _warnings(notes, warned, lambda f: _finding_warning(f, settings), settings)
     if enforced:
         message = _deny_message(verdict, enforced, settings)
-        return deny(uid, message, warnings=warnings), "denied", verdict.environment
+        return deny(uid, message, warnings=warnings), Decision.DENIED, verdict.environment
     if warnings:
-        return allow(uid, warnings=warnings), "warned", verdict.environment
-    return allow(uid), "allowed", verdict.environment
+        return allow(uid, warnings=warnings), Decision.WARNED, verdict.environment
+    return allow(uid), Decision.ALLOWED, verdict.environment
 
 
 _OWN_KINDS: Final = frozenset({"BaselinePolicy", "PolicyException"})
@@ -358,7 +402,7 @@ def _validate_policy(
     obj: Mapping[str, Any],
     store: StateStore,
     settings: AdmissionSettings,
-) -> tuple[AdmissionReview, str, str]:
+) -> Outcome:
     uid = req["uid"]
     name = _object_name(obj, req)
     try:
@@ -371,19 +415,19 @@ def _validate_policy(
             f"{n} error{'' if n == 1 else 's'}"
         )
         message = _bounded_lines(head, [f"{p}: {m}" for p, m in errors], settings)
-        return deny(uid, message, code=422, reason="Invalid"), "denied", NO_ENVIRONMENT
+        return deny(uid, message, code=422, reason="Invalid"), Decision.DENIED, NO_ENVIRONMENT
     if name and name != store.policy_name:
         warning = (
             f"airlock follows only the BaselinePolicy named {store.policy_name!r}; "
             f"{name!r} has no effect"
         )
-        return allow(uid, warnings=[warning]), "warned", NO_ENVIRONMENT
-    return allow(uid), "allowed", NO_ENVIRONMENT
+        return allow(uid, warnings=[warning]), Decision.WARNED, NO_ENVIRONMENT
+    return allow(uid), Decision.ALLOWED, NO_ENVIRONMENT
 
 
 def _validate_exception(
     req: AdmissionRequest, store: StateStore, settings: AdmissionSettings
-) -> tuple[AdmissionReview, str, str]:
+) -> Outcome:
     uid = req["uid"]
     obj = req.get("object") or {}
     namespace = req.get("namespace") or None
@@ -399,18 +443,16 @@ def _validate_exception(
         forbidden = any(p.forbidden for p in problems)
         message = _bounded_lines(head, [f"{p.path}: {p.message}" for p in problems], settings)
         if forbidden:
-            return deny(uid, message), "denied", environment
-        return deny(uid, message, code=422, reason="Invalid"), "denied", environment
-    return allow(uid), "allowed", environment
+            return deny(uid, message), Decision.DENIED, environment
+        return deny(uid, message, code=422, reason="Invalid"), Decision.DENIED, environment
+    return allow(uid), Decision.ALLOWED, environment
 
 
 # --------------------------------------------------------------------------------------------
 # Mutation
 
 
-def _mutate(
-    req: AdmissionRequest, store: StateStore, settings: AdmissionSettings
-) -> tuple[AdmissionReview, str, str]:
+def _mutate(req: AdmissionRequest, store: StateStore, settings: AdmissionSettings) -> Outcome:
     uid = req["uid"]
     gvk = req["kind"]
     namespace = req.get("namespace") or None
@@ -422,7 +464,7 @@ def _mutate(
     if gvk.get("group") == API_GROUP and gvk["kind"] == "PolicyException":
         too_deep = _too_deep(req)
         if too_deep is not None:
-            return _bad_request(uid, too_deep), "error", environment
+            return _bad_request(uid, too_deep), Decision.ERROR, environment
         ops, changes = exception_patch(req)
     elif (
         gvk.get("group", "") == ""
@@ -433,7 +475,7 @@ def _mutate(
         patch = mutate(_with_namespace(obj, namespace), ctx)
         ops, changes = patch.ops, patch.changes
     if not ops:
-        return allow(uid), "allowed", environment
+        return allow(uid), Decision.ALLOWED, environment
     limit = settings.max_warning_chars
     warnings = _warnings([], changes, lambda c: _clip(c, limit), settings)
-    return allow(uid, warnings=warnings, patch=ops), "mutated", environment
+    return allow(uid, warnings=warnings, patch=ops), Decision.MUTATED, environment

@@ -4,7 +4,7 @@ routes (dispatched by path: aiohttp's low-level server, no router).
 ``POST /validate`` and ``POST /mutate`` take AdmissionReview v1 and answer it; ``GET /healthz``
 says the process serves; ``GET /readyz`` says the watches have delivered their initial state
 (a replica that answered before that would judge workloads against a half-known cluster).
-Metrics are served on a separate plain-HTTP port (:mod:`.metrics_http`).
+Metrics are served on a separate plain-HTTP port (:mod:`airlock.metrics_http`).
 
 The hot path decodes JSON, calls the handler and encodes JSON: no logging of objects, no awaits
 besides reading the body. Certificates are checked every ``reload_interval`` seconds; a changed
@@ -73,10 +73,10 @@ from cryptography import x509
 
 from airlock import metrics
 from airlock.errors import AdmissionError
+from airlock.metrics_http import bound_port, start_metrics_server
 
-from .handler import handle_mutate, handle_validate
-from .metrics_http import bound_port, start_metrics_server
-from .review import AdmissionReview, encode
+from .handler import Handler, handle_mutate, handle_validate
+from .review import encode
 from .settings import AdmissionSettings, WebhookSettings
 from .store import StateStore
 
@@ -85,8 +85,6 @@ __all__ = ["WebhookServer", "run_webhook", "server_ssl_context"]
 log = logging.getLogger("airlock.admission")
 
 _JSON: Final = "application/json"
-
-Handler = Callable[..., AdmissionReview]
 
 
 def server_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import kopf
-import urllib3
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -48,7 +47,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from airlock import metrics
-from airlock.errors import AirlockError
+from airlock.controller.kube import REQUEST_TIMEOUT, Kube
+from airlock.errors import AirlockError, KubeError
 
 __all__ = [
     "RENEWED_ANNOTATION",
@@ -79,8 +79,6 @@ RENEWED_ANNOTATION: Final = "airlock.dev/renewed"
 """On the TLS Secret: the ``airlock.dev/renew`` value last honoured."""
 """Bound on the bundle: a CA is kept only while it may still have signed a served certificate,
 so more than two means something went wrong; four leaves room without growing forever."""
-
-_REQUEST_TIMEOUT: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,30 +584,28 @@ class CertRotator:
     """Keeps the Secret and every webhook's caBundle current; :meth:`run` until stopped.
 
     Only the active controller replica writes (``leading``, the peering check); a standby
-    replica still reads the Secret to export the expiry metric. The sync Kubernetes client runs
-    in the default executor, like the rest of the controller.
+    replica still reads the Secret to export the expiry metric. Every call goes through the
+    controller's Kubernetes seam (:class:`~airlock.controller.kube.Kube`).
     """
 
     def __init__(
         self,
         settings: CertSettings,
-        api: client.ApiClient,
+        api: Kube | client.ApiClient,
         *,
         leading: Leading | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
+        """``api`` is the controller's :class:`~airlock.controller.kube.Kube`, or a client one
+        is made on."""
         self.settings = settings
-        self.core = client.CoreV1Api(api)
-        self.admission = client.AdmissionregistrationV1Api(api)
+        self.kube = api if isinstance(api, Kube) else Kube(api)
         self.leading = leading
         self.clock = clock
         self._wake = asyncio.Event()
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            None, lambda: fn(*args, _request_timeout=_REQUEST_TIMEOUT, **kwargs)
-        )
+        return await self.kube.call(fn, *args, **kwargs)
 
     def wake(self) -> None:
         """Check now (for example after the Secret was deleted)."""
@@ -619,8 +615,10 @@ class CertRotator:
         """One pass: read, decide, write the Secret, patch caBundles, export the metric."""
         s = self.settings
         try:
-            secret = await self._call(self.core.read_namespaced_secret, s.secret_name, s.namespace)
-        except ApiException as exc:
+            secret = await self._call(
+                self.kube.core.read_namespaced_secret, s.secret_name, s.namespace
+            )
+        except KubeError as exc:
             if exc.status != 404:
                 raise
             secret = None
@@ -664,12 +662,14 @@ class CertRotator:
                 type="Opaque",
                 data=_encode(data),
             )
-            await self._call(self.core.create_namespaced_secret, s.namespace, body)
+            await self._call(self.kube.core.create_namespaced_secret, s.namespace, body)
             return
         # Replace with the resourceVersion we read: a concurrent writer makes this fail (409)
         # instead of one rotation silently undoing the other; the next pass re-plans.
         existing.data = _encode(data)
-        await self._call(self.core.replace_namespaced_secret, s.secret_name, s.namespace, existing)
+        await self._call(
+            self.kube.core.replace_namespaced_secret, s.secret_name, s.namespace, existing
+        )
 
     async def patch_ca_bundles(self, bundle: bytes) -> list[str]:
         """Set every webhook's caBundle in the named configurations; returns what was patched."""
@@ -677,22 +677,23 @@ class CertRotator:
             return []
         wanted = base64.b64encode(bundle).decode("ascii")
         patched: list[str] = []
+        admission = self.kube.admission
         for name in self.settings.webhook_configurations:
             for read, patch, kind in (
                 (
-                    self.admission.read_validating_webhook_configuration,
-                    self.admission.patch_validating_webhook_configuration,
+                    admission.read_validating_webhook_configuration,
+                    admission.patch_validating_webhook_configuration,
                     "ValidatingWebhookConfiguration",
                 ),
                 (
-                    self.admission.read_mutating_webhook_configuration,
-                    self.admission.patch_mutating_webhook_configuration,
+                    admission.read_mutating_webhook_configuration,
+                    admission.patch_mutating_webhook_configuration,
                     "MutatingWebhookConfiguration",
                 ),
             ):
                 try:
                     obj = await self._call(read, name)
-                except ApiException as exc:
+                except KubeError as exc:
                     if exc.status == 404:
                         continue  # not installed (yet): nothing to patch
                     raise
@@ -712,12 +713,9 @@ class CertRotator:
                 plan = await self.check_once()
                 until_due = (plan.next_check - self.clock()).total_seconds()
                 delay = max(1.0, min(interval, until_due))
-            except ApiException as exc:
+            except KubeError as exc:
                 delay = min(interval, 30.0)
-                _log.warning("webhook TLS check failed: HTTP %s %s", exc.status, exc.reason)
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                delay = min(interval, 30.0)
-                _log.warning("webhook TLS check failed: %s", type(exc).__name__)
+                _log.warning("webhook TLS check failed: %s", exc)
             self._wake.clear()
             waiters = [
                 asyncio.ensure_future(stop.wait()),
@@ -751,7 +749,7 @@ def register_certs(
     registry: kopf.OperatorRegistry,
     settings: CertSettings,
     *,
-    api: client.ApiClient,
+    kube: Kube | client.ApiClient,
     leading: Leading | None = None,
 ) -> CertRotator:
     """Run a :class:`CertRotator` for as long as the operator of ``registry`` runs.
@@ -760,7 +758,7 @@ def register_certs(
     a finalizer on a webhook configuration (or the Secret) would block ``helm uninstall`` once
     the controller is gone. A startup handler starts the loop; a cleanup handler stops it.
     """
-    rotator = CertRotator(settings, api, leading=leading)
+    rotator = CertRotator(settings, kube, leading=leading)
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
 
@@ -784,7 +782,8 @@ def remove_webhook_configurations(api: client.ApiClient, names: Sequence[str]) -
 
     For the emergency runbook (``airlock uninstall-webhooks``): once they are gone the
     API server stops calling Airlock, whatever state the webhook pods are in. Missing ones are
-    fine (the call is idempotent).
+    fine (the call is idempotent). Synchronous on purpose: the command line has no event loop,
+    so this is the one call that does not go through :class:`~airlock.controller.kube.Kube`.
     """
     admission = client.AdmissionregistrationV1Api(api)
     deleted: list[str] = []
@@ -794,7 +793,7 @@ def remove_webhook_configurations(api: client.ApiClient, names: Sequence[str]) -
             (admission.delete_mutating_webhook_configuration, "MutatingWebhookConfiguration"),
         ):
             try:
-                delete(name, _request_timeout=_REQUEST_TIMEOUT)
+                delete(name, _request_timeout=REQUEST_TIMEOUT)
             except ApiException as exc:
                 if exc.status == 404:
                     continue

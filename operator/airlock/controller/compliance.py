@@ -6,12 +6,14 @@ the BaselinePolicy, PolicyExceptions, isolation NetworkPolicies, Airlock's Polic
 startup/cleanup pair that runs :meth:`Compliance.run`, the task that evaluates, exports metrics,
 writes PolicyReports, reconciles NetworkPolicies and records ``status.lastAudit``.
 
-Like the rest of the controller it registers only ``@kopf.index`` and ``@kopf.on.event``
-handlers, for which kopf writes nothing onto the watched objects (no finalizers, no annotations):
-uninstalling Airlock never leaves a Pod that cannot be deleted. Index handlers are used for
-every upsert because kopf runs them over every initial listing before any other handler: the
-first ``on.event`` call therefore means the index is complete, and only then does the first pass
-run (so nothing is reported, or garbage-collected, from a half-listed cluster). Deletions arrive
+Every watch goes through the webhook's feeder (:func:`airlock.controller.watch.feed`, and
+:func:`~airlock.controller.watch.register_cluster_feed` for the cluster state), so like the rest
+of the controller it registers only ``@kopf.index`` and ``@kopf.on.event`` handlers, for which
+kopf writes nothing onto the watched objects (no finalizers, no annotations): uninstalling
+Airlock never leaves a Pod that cannot be deleted. Index handlers are used for every upsert
+because kopf runs them over every initial listing before any other handler: the first
+``on.event`` call therefore means the index is complete, and only then does the first pass run
+(so nothing is reported, or garbage-collected, from a half-listed cluster). Deletions arrive
 through ``on.event``.
 
 Kinds whose CRD is absent (Kubeflow, KServe, Ray, Argo, Volcano, JobSet, the PolicyReport CRD)
@@ -30,12 +32,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import kopf
-import urllib3
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from airlock.controller import reports as _reports
 from airlock.controller.audit import (
@@ -58,15 +58,16 @@ from airlock.controller.isolation import (
 from airlock.controller.isolation import (
     VERSION as NP_VERSION,
 )
-from airlock.controller.kube import CRD_VERSION, api_client
+from airlock.controller.kube import CRD_VERSION, Kube, api_client
 from airlock.controller.reports import ReportWriter
+from airlock.controller.watch import Watched, feed, register_cluster_feed
+from airlock.errors import KubeError
 from airlock.model import API_GROUP
 
 __all__ = ["Compliance", "ComplianceSettings", "register_compliance"]
 
 _log = logging.getLogger(__name__)
 
-_TIMEOUT: Final = 30.0
 LeaderCheck = Callable[[], Awaitable[bool]]
 
 
@@ -144,34 +145,32 @@ class Compliance:
         self,
         settings: ComplianceSettings,
         *,
-        api: client.ApiClient | None = None,
-        custom: Any | None = None,
+        kube: Kube | None = None,
         leading: LeaderCheck | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         owner: Callable[[], Mapping[str, Any] | None] = lambda: None,
     ) -> None:
         """``owner`` gives the owner reference of what the controller creates (reports and
-        NetworkPolicies), read at each write. ``custom`` replaces the ``CustomObjectsApi``
-        (every write goes through it): tests pass an in-memory one; otherwise one is made on
-        ``api``, or on a client of its own."""
+        NetworkPolicies), read at each write. ``kube`` is the controller's seam to the API
+        server (every read and write goes through it; tests pass one on an in-memory API);
+        without it the compliance side makes a client of its own."""
         self.settings = settings
         self._own_api: client.ApiClient | None = None
-        if custom is None:
-            if api is None:
-                api = self._own_api = api_client(settings.kubeconfig)
-            custom = client.CustomObjectsApi(api)
-        self.custom = custom
+        if kube is None:
+            self._own_api = api_client(settings.kubeconfig)
+            kube = Kube(self._own_api)
+        self.kube = kube
         self.leading = leading
         self.clock = clock
         self.auditor = Auditor(settings.policy_name, clock=clock)
         self.reports = ReportWriter(
-            self.custom,
+            kube,
             policy_name=settings.policy_name,
             include_passes=settings.report_passes,
             max_results=settings.report_max_results,
             owner=owner,
         )
-        self.isolation = IsolationReconciler(self.custom, owner=owner)
+        self.isolation = IsolationReconciler(kube, owner=owner)
         self.synced = asyncio.Event()
         self.last_pass: PassResult | None = None
         self.passes = 0
@@ -198,143 +197,71 @@ class Compliance:
             self.poke()
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
-        """Add every handler to ``registry`` (a fresh one, never kopf's global registry)."""
+        """Add every handler to ``registry`` (a fresh one, never kopf's global registry).
+
+        The cluster state comes through the same feeder as the webhook's
+        (:func:`~airlock.controller.watch.register_cluster_feed`); the audited workloads,
+        isolation NetworkPolicies and Airlock's PolicyReports through :func:`feed` as well.
+        """
         auditor = self.auditor
+        register_cluster_feed(registry, _ComplianceFeed(self), prefix="compliance-")
 
         for res in AUDITED_RESOURCES:
-            self._register_resource(registry, res.group, res.version, res.plural, res.id)
-
-        @kopf.index("v1", "namespaces", id="compliance-namespaces", registry=registry)
-        async def namespace_state(body: kopf.Body, **_: Any) -> None:
-            meta = _meta(body)
-            name = str(meta.get("name") or "")
-            phase = (body.get("status") or {}).get("phase")
-            if phase == "Terminating" or meta.get("deletionTimestamp"):
-                self._terminating.add(name)
-            else:
-                self._terminating.discard(name)
-            if auditor.set_namespace(name, meta.get("labels") or {}):
-                self._isolation_dirty = True
-                self.poke()
-
-        @kopf.on.event("v1", "namespaces", id="compliance-namespace-events", registry=registry)
-        async def namespace_events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self.mark_synced()
-            if type == "DELETED":
-                name = str(_meta(body).get("name") or "")
-                self._terminating.discard(name)
-                auditor.delete_namespace(name)
-                self.isolation.forget(name)
-                self.reports.forget(name)
-                self.poke()
-
-        @kopf.index(
-            API_GROUP, CRD_VERSION, "baselinepolicies", id="compliance-policy", registry=registry
-        )
-        async def policy_state(body: kopf.Body, **_: Any) -> None:
-            if auditor.set_policy(body):
-                self._isolation_dirty = True
-                self.poke()
-
-        @kopf.on.event(
-            API_GROUP,
-            CRD_VERSION,
-            "baselinepolicies",
-            id="compliance-policy-events",
-            registry=registry,
-        )
-        async def policy_events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self.mark_synced()
-            if type == "DELETED" and auditor.delete_policy(str(_meta(body).get("name") or "")):
-                self._isolation_dirty = True
-                self.poke()
-
-        @kopf.index(
-            API_GROUP,
-            CRD_VERSION,
-            "policyexceptions",
-            id="compliance-exceptions",
-            registry=registry,
-        )
-        async def exception_state(body: kopf.Body, **_: Any) -> None:
-            auditor.set_exception(body)
-            self.poke()
-
-        @kopf.on.event(
-            API_GROUP,
-            CRD_VERSION,
-            "policyexceptions",
-            id="compliance-exception-events",
-            registry=registry,
-        )
-        async def exception_events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self.mark_synced()
-            if type == "DELETED":
-                meta = _meta(body)
-                auditor.delete_exception(str(meta.get("namespace")), str(meta.get("name")))
-                self.poke()
+            feed(
+                registry,
+                Watched(res.group, res.version, res.plural, exact=True),
+                ident=f"audit-{res.id}",
+                upsert=self._upsert,
+                delete=self._delete,
+                synced=self.mark_synced,
+            )
 
         def is_isolation_policy(name: str | None, **_: Any) -> bool:
             return name == NETWORK_POLICY_NAME
 
-        @kopf.index(
-            NP_GROUP,
-            NP_VERSION,
-            NP_PLURAL,
-            id="compliance-networkpolicies",
-            when=is_isolation_policy,
-            registry=registry,
-        )
-        async def network_policy_state(body: kopf.Body, **_: Any) -> None:
+        def network_policy(body: kopf.Body) -> None:
             auditor.set_isolated(str(_meta(body).get("namespace") or ""), True)
             if self.isolation.observe(body):
                 self._isolation_dirty = True
             self.poke()
 
-        @kopf.on.event(
-            NP_GROUP,
-            NP_VERSION,
-            NP_PLURAL,
-            id="compliance-networkpolicy-events",
+        def network_policy_deleted(body: kopf.Body) -> None:
+            ns = str(_meta(body).get("namespace") or "")
+            auditor.set_isolated(ns, False)
+            self.isolation.forget(ns)
+            self._isolation_dirty = True
+            self.poke()
+
+        feed(
+            registry,
+            Watched(NP_GROUP, NP_VERSION, NP_PLURAL),
+            ident="compliance-networkpolicy",
+            upsert=network_policy,
+            delete=network_policy_deleted,
+            synced=self.mark_synced,
             when=is_isolation_policy,
-            registry=registry,
         )
-        async def network_policy_events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self.mark_synced()
-            if type == "DELETED":
-                ns = str(_meta(body).get("namespace") or "")
-                auditor.set_isolated(ns, False)
-                self.isolation.forget(ns)
-                self._isolation_dirty = True
-                self.poke()
 
         def is_our_report(name: str | None, **_: Any) -> bool:
             return name == _reports.REPORT_NAME
 
-        @kopf.index(
-            _reports.GROUP,
-            _reports.VERSION,
-            _reports.PLURAL,
-            id="compliance-policyreports",
-            when=is_our_report,
-            registry=registry,
-        )
-        async def report_state(body: kopf.Body, **_: Any) -> None:
+        def report(body: kopf.Body) -> None:
             if self.reports.observe(body):
                 self.poke()
 
-        @kopf.on.event(
-            _reports.GROUP,
-            _reports.VERSION,
-            _reports.PLURAL,
-            id="compliance-policyreport-events",
-            when=is_our_report,
-            registry=registry,
-        )
-        async def report_events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self.mark_synced()
-            if type == "DELETED" and self.reports.forget(str(_meta(body).get("namespace") or "")):
+        def report_deleted(body: kopf.Body) -> None:
+            if self.reports.forget(str(_meta(body).get("namespace") or "")):
                 self.poke()
+
+        feed(
+            registry,
+            Watched(_reports.GROUP, _reports.VERSION, _reports.PLURAL),
+            ident="compliance-policyreport",
+            upsert=report,
+            delete=report_deleted,
+            synced=self.mark_synced,
+            when=is_our_report,
+        )
 
         @kopf.on.startup(id="compliance-start", registry=registry)
         async def start(**_: Any) -> None:
@@ -344,36 +271,13 @@ class Compliance:
         async def stop(**_: Any) -> None:
             await self.stop()
 
-    def _register_resource(
-        self,
-        registry: kopf.OperatorRegistry,
-        group: str,
-        version: str | None,
-        plural: str,
-        ident: str,
-    ) -> None:
-        auditor = self.auditor
+    def _upsert(self, body: kopf.Body) -> None:
+        if self.auditor.upsert(body):
+            self.poke()
 
-        async def upsert(body: kopf.Body, **_: Any) -> None:
-            if auditor.upsert(body):
-                self.poke()
-
-        async def events(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self.mark_synced()
-            if type == "DELETED":
-                auditor.delete(str(_meta(body).get("uid") or ""))
-                self.poke()
-
-        kopf.index(
-            group=group, version=version, plural=plural, id=f"audit-{ident}", registry=registry
-        )(upsert)
-        kopf.on.event(
-            group=group,
-            version=version,
-            plural=plural,
-            id=f"audit-events-{ident}",
-            registry=registry,
-        )(events)
+    def _delete(self, body: kopf.Body) -> None:
+        self.auditor.delete(str(_meta(body).get("uid") or ""))
+        self.poke()
 
     # -- the task --------------------------------------------------------------------------------
 
@@ -494,22 +398,72 @@ class Compliance:
 
     async def _write_last_audit(self, result: PassResult) -> None:
         body = {"status": {"lastAudit": result.summary.last_audit()}}
+        kube = self.kube
         try:
-            await asyncio.to_thread(
-                self.custom.patch_cluster_custom_object_status,
+            await kube.call(
+                kube.custom.patch_cluster_custom_object_status,
                 API_GROUP,
                 CRD_VERSION,
                 "baselinepolicies",
                 self.settings.policy_name,
                 body,
                 _content_type="application/merge-patch+json",
-                _request_timeout=_TIMEOUT,
             )
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status != 404:  # no BaselinePolicy object: nothing is in force, all audits
-                _log.warning("cannot record lastAudit: HTTP %s %s", exc.status, exc.reason)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            _log.warning("cannot record lastAudit: %s", type(exc).__name__)
+                _log.warning("cannot record lastAudit: %s", exc)
+
+
+class _ComplianceFeed:
+    """The compliance side's :class:`~airlock.controller.watch.ClusterFeed`: the auditor's
+    cluster state, plus what follows from it (terminating namespaces, isolation, reports)."""
+
+    def __init__(self, compliance: Compliance) -> None:
+        self.c = compliance
+
+    def synced(self) -> None:
+        self.c.mark_synced()
+
+    def namespace(self, body: Mapping[str, Any]) -> None:
+        c = self.c
+        meta = _meta(body)
+        name = str(meta.get("name") or "")
+        phase = (body.get("status") or {}).get("phase")
+        if phase == "Terminating" or meta.get("deletionTimestamp"):
+            c._terminating.add(name)
+        else:
+            c._terminating.discard(name)
+        if c.auditor.set_namespace(name, meta.get("labels") or {}):
+            c._isolation_dirty = True
+            c.poke()
+
+    def namespace_deleted(self, body: Mapping[str, Any]) -> None:
+        c = self.c
+        name = str(_meta(body).get("name") or "")
+        c._terminating.discard(name)
+        c.auditor.delete_namespace(name)
+        c.isolation.forget(name)
+        c.reports.forget(name)
+        c.poke()
+
+    def policy(self, body: Mapping[str, Any]) -> None:
+        if self.c.auditor.set_policy(body):
+            self.c._isolation_dirty = True
+            self.c.poke()
+
+    def policy_deleted(self, body: Mapping[str, Any]) -> None:
+        if self.c.auditor.delete_policy(str(_meta(body).get("name") or "")):
+            self.c._isolation_dirty = True
+            self.c.poke()
+
+    def exception(self, body: Mapping[str, Any]) -> None:
+        self.c.auditor.set_exception(body)
+        self.c.poke()
+
+    def exception_deleted(self, body: Mapping[str, Any]) -> None:
+        meta = _meta(body)
+        self.c.auditor.delete_exception(str(meta.get("namespace")), str(meta.get("name")))
+        self.c.poke()
 
 
 async def _wait(event: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
@@ -532,7 +486,7 @@ def register_compliance(
     registry: kopf.OperatorRegistry,
     settings: object,
     *,
-    api: client.ApiClient | None = None,
+    kube: Kube | None = None,
     leading: LeaderCheck | None = None,
     owner: Callable[[], Mapping[str, Any] | None] = lambda: None,
 ) -> Compliance:
@@ -550,6 +504,6 @@ def register_compliance(
         if isinstance(settings, ComplianceSettings)
         else ComplianceSettings.from_controller(settings)
     )
-    compliance = Compliance(resolved, api=api, leading=leading, owner=owner)
+    compliance = Compliance(resolved, kube=kube, leading=leading, owner=owner)
     compliance.register(registry)
     return compliance

@@ -16,20 +16,18 @@ unlabelled or excluded. So ``audit`` means exactly "report, touch nothing": the 
 exist only while the policy says ``enforce``.
 
 :func:`desired_network_policy` and :func:`plan_isolation` are pure; :class:`IsolationReconciler`
-applies a plan through a Kubernetes client (the sync one, run in a thread).
+applies a plan through the controller's Kubernetes seam (:class:`~airlock.controller.kube.Kube`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-import urllib3
-from kubernetes.client.exceptions import ApiException
-
+from airlock.controller.kube import Kube
+from airlock.errors import KubeError
 from airlock.model import PolicySpec
 
 __all__ = [
@@ -52,7 +50,6 @@ NAME_LABEL: Final = "kubernetes.io/metadata.name"
 GROUP: Final = "networking.k8s.io"
 VERSION: Final = "v1"
 PLURAL: Final = "networkpolicies"
-_TIMEOUT: Final = 30.0
 
 
 def desired_network_policy(
@@ -189,19 +186,11 @@ def plan_isolation(
     return IsolationPlan(tuple(create), tuple(repair), delete)
 
 
-class NetworkPolicyApi(Protocol):
-    """The calls the reconciler makes (``kubernetes.client.CustomObjectsApi`` has them)."""
-
-    def create_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
-    def patch_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
-    def delete_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
-
-
 @dataclass
 class IsolationReconciler:
     """Keeps the cluster's isolation NetworkPolicies equal to the plan; fed by a watch."""
 
-    api: NetworkPolicyApi
+    kube: Kube
     observed: dict[str, ObservedNetworkPolicy] = field(default_factory=dict)
     owner: Callable[[], Mapping[str, Any] | None] = lambda: None
     """The owner reference put on every NetworkPolicy created (see ReportWriter.owner)."""
@@ -241,7 +230,7 @@ class IsolationReconciler:
             result = await self._call(
                 "create",
                 ns,
-                self.api.create_namespaced_custom_object,
+                self.kube.custom.create_namespaced_custom_object,
                 GROUP,
                 VERSION,
                 ns,
@@ -256,7 +245,7 @@ class IsolationReconciler:
             result = await self._call(
                 "repair",
                 ns,
-                self.api.patch_namespaced_custom_object,
+                self.kube.custom.patch_namespaced_custom_object,
                 GROUP,
                 VERSION,
                 ns,
@@ -276,7 +265,7 @@ class IsolationReconciler:
             done = await self._call(
                 "delete",
                 ns,
-                self.api.delete_namespaced_custom_object,
+                self.kube.custom.delete_namespaced_custom_object,
                 GROUP,
                 VERSION,
                 ns,
@@ -289,10 +278,10 @@ class IsolationReconciler:
         return plan
 
     async def _call(self, what: str, namespace: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run one API call in a thread; None when it failed (logged), the answer otherwise."""
+        """One API call through the seam; None when it failed (logged), the answer otherwise."""
         try:
-            result = await asyncio.to_thread(fn, *args, _request_timeout=_TIMEOUT, **kwargs)
-        except ApiException as exc:
+            result = await self.kube.call(fn, *args, **kwargs)
+        except KubeError as exc:
             if what == "delete" and exc.status == 404:
                 return {}
             if what == "create" and exc.status == 409:
@@ -302,21 +291,7 @@ class IsolationReconciler:
                 _log.debug("cannot create NetworkPolicy in %s: HTTP 403", namespace)
                 return None
             _log.warning(
-                "NetworkPolicy %s/%s: %s failed: HTTP %s %s",
-                namespace,
-                NETWORK_POLICY_NAME,
-                what,
-                exc.status,
-                exc.reason,
-            )
-            return None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            _log.warning(
-                "NetworkPolicy %s/%s: %s failed: %s",
-                namespace,
-                NETWORK_POLICY_NAME,
-                what,
-                type(exc).__name__,
+                "NetworkPolicy %s/%s: %s failed: %s", namespace, NETWORK_POLICY_NAME, what, exc
             )
             return None
         return result if isinstance(result, Mapping) else {}

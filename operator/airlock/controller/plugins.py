@@ -24,7 +24,7 @@ def from_args(args: argparse.Namespace, settings: ControllerSettings) -> list[Pl
         register_certs(
             c.registry,
             cert_settings,
-            api=c.api,
+            kube=c.kube,
             leading=None if c.settings.standalone else c.is_leading,
         )
 
@@ -32,7 +32,7 @@ def from_args(args: argparse.Namespace, settings: ControllerSettings) -> list[Pl
         register_compliance(
             c.registry,
             c.settings,
-            api=c.api,
+            kube=c.kube,
             leading=None if c.settings.standalone else c.is_leading,
             owner=lambda: c.owner_reference,
         )

@@ -17,25 +17,23 @@ Size: an object in etcd is limited to about 1.5 MB. At most ``max_results`` resu
 annotation ``airlock.dev/omitted-results`` says how many were left out.
 
 :func:`build_report` is pure; :class:`ReportWriter` creates, updates (only when the content
-changed) and deletes reports through a Kubernetes client, and skips the whole thing, with one
-log line, while the PolicyReport CRD is not installed.
+changed) and deletes reports through :class:`~airlock.controller.kube.Kube`, and skips the whole
+thing, with one log line, while the PolicyReport CRD is not installed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Protocol
-
-import urllib3
-from kubernetes.client.exceptions import ApiException
+from typing import Any, Final
 
 from airlock.controller.audit import AuditedWorkload, RuleResult
+from airlock.controller.kube import Kube
+from airlock.errors import KubeError
 
 __all__ = [
     "GROUP",
@@ -62,7 +60,6 @@ MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "airlock"
 OMITTED_ANNOTATION: Final = "airlock.dev/omitted-results"
 DEFAULT_MAX_RESULTS: Final = 1000
-_TIMEOUT: Final = 30.0
 _SEVERITY_RANK: Final = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
@@ -181,16 +178,6 @@ def report_digest(report: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class ReportApi(Protocol):
-    """The calls the writer makes (``kubernetes.client.CustomObjectsApi`` has them)."""
-
-    def create_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
-    def replace_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
-    def get_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
-    def delete_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
-    def list_cluster_custom_object(self, *args: Any, **kwargs: Any) -> Any: ...
-
-
 @dataclass
 class ReportWriter:
     """Writes the reports the audit's results call for; fed by a watch of existing reports.
@@ -200,7 +187,8 @@ class ReportWriter:
     someone else changed (or deleted) the report, so it is written again on the next sync.
     """
 
-    api: ReportApi
+    kube: Kube
+    """Every read and write goes through it (the controller's, or one on a test's fake API)."""
     policy_name: str = "default"
     include_passes: bool = False
     max_results: int = DEFAULT_MAX_RESULTS
@@ -251,19 +239,18 @@ class ReportWriter:
         CustomResourceDefinitions, so this needs no extra permission.
         """
         try:
-            listing = await asyncio.to_thread(
-                self.api.list_cluster_custom_object,
+            listing = await self.kube.call(
+                self.kube.custom.list_cluster_custom_object,
                 "apiextensions.k8s.io",
                 "v1",
                 "customresourcedefinitions",
                 field_selector=f"metadata.name={CRD_NAME}",
-                _request_timeout=_TIMEOUT,
             )
-        except ApiException:
+        except KubeError as exc:
+            if exc.status is None:  # no answer: as before
+                return bool(self.available)
             # cannot tell (RBAC, API server trouble): try writing, the writes will say
             return self._set_available(True) if self.available is None else self.available
-        except (urllib3.exceptions.HTTPError, OSError):
-            return bool(self.available)
         items = listing.get("items", []) if isinstance(listing, Mapping) else []
         served = any(
             v.get("name") == VERSION and v.get("served")
@@ -323,25 +310,14 @@ class ReportWriter:
                     continue
                 await self._write(ns, report, digest)
                 writes += 1
-            except ApiException as exc:
+            except KubeError as exc:
                 if exc.status == 404 and not await self.check_available():
                     return writes  # the CRD went away; logged by check_available
                 if exc.status in (403, 404):
                     # the namespace is gone or terminating: its workloads go with it
                     _log.debug("PolicyReport %s/%s: HTTP %s", ns, REPORT_NAME, exc.status)
                     continue
-                _log.warning(
-                    "PolicyReport %s/%s: write failed: HTTP %s %s",
-                    ns,
-                    REPORT_NAME,
-                    exc.status,
-                    exc.reason,
-                )
-                self._retry.add(ns)
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                _log.warning(
-                    "PolicyReport %s/%s: write failed: %s", ns, REPORT_NAME, type(exc).__name__
-                )
+                _log.warning("PolicyReport %s/%s: write failed: %s", ns, REPORT_NAME, exc)
                 self._retry.add(ns)
         return writes
 
@@ -349,27 +325,16 @@ class ReportWriter:
         owner = self.owner()
         if owner is not None:
             report = {**report, "metadata": {**report["metadata"], "ownerReferences": [owner]}}
+        kube = self.kube
         try:
-            result = await asyncio.to_thread(
-                self.api.create_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                ns,
-                PLURAL,
-                report,
-                _request_timeout=_TIMEOUT,
+            result = await kube.call(
+                kube.custom.create_namespaced_custom_object, GROUP, VERSION, ns, PLURAL, report
             )
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status != 409:
                 raise
-            current = await asyncio.to_thread(
-                self.api.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                ns,
-                PLURAL,
-                REPORT_NAME,
-                _request_timeout=_TIMEOUT,
+            current = await kube.call(
+                kube.custom.get_namespaced_custom_object, GROUP, VERSION, ns, PLURAL, REPORT_NAME
             )
             labels = current.get("metadata", {}).get("labels") or {}
             if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
@@ -384,15 +349,14 @@ class ReportWriter:
                 **report["metadata"],
                 "resourceVersion": current["metadata"]["resourceVersion"],
             }
-            result = await asyncio.to_thread(
-                self.api.replace_namespaced_custom_object,
+            result = await kube.call(
+                kube.custom.replace_namespaced_custom_object,
                 GROUP,
                 VERSION,
                 ns,
                 PLURAL,
                 REPORT_NAME,
                 body,
-                _request_timeout=_TIMEOUT,
             )
         rv = str((result or {}).get("metadata", {}).get("resourceVersion") or "")
         self._written[ns] = (digest, rv)
@@ -400,16 +364,15 @@ class ReportWriter:
 
     async def _delete(self, ns: str) -> None:
         try:
-            await asyncio.to_thread(
-                self.api.delete_namespaced_custom_object,
+            await self.kube.call(
+                self.kube.custom.delete_namespaced_custom_object,
                 GROUP,
                 VERSION,
                 ns,
                 PLURAL,
                 REPORT_NAME,
-                _request_timeout=_TIMEOUT,
             )
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status != 404:
                 raise
         self._written.pop(ns, None)

@@ -22,27 +22,25 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import kopf
-import urllib3
 from aiohttp import web
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from airlock.admission.metrics_http import start_metrics_server
 from airlock.controller._operator import run_operator
-from airlock.controller.exceptions import (
+from airlock.controller.kube import CRD_VERSION, Kube, load_configuration, register_login
+from airlock.controller.policy import PolicyCache, register_policy_handlers
+from airlock.controller.policy_exceptions import (
     ExceptionLifecycle,
     StatusWriteError,
     register_exception_handlers,
 )
-from airlock.controller.kube import CRD_VERSION, load_configuration, register_login
-from airlock.controller.policy import PolicyCache, register_policy_handlers
 from airlock.controller.settings import (
     ControllerSettings,
     add_arguments,
     controller_kopf_settings,
     settings_from_args,
 )
-from airlock.errors import AirlockError
+from airlock.errors import AirlockError, KubeError
+from airlock.metrics_http import start_metrics_server
 from airlock.model import API_GROUP
 
 __all__ = [
@@ -60,7 +58,6 @@ _log = logging.getLogger("airlock.controller")
 PEERING_GROUP: Final = "kopf.dev"
 PEERING_VERSION: Final = "v1"
 PEERING_PLURAL: Final = "clusterkopfpeerings"
-_REQUEST_TIMEOUT: Final = 30.0
 _LEADER_CACHE_SECONDS: Final = 10.0
 _DEFAULT_PEER_LIFETIME: Final = 60  # kopf assumes this for peers that do not say
 
@@ -94,7 +91,7 @@ def peering_allows(
 Plugin = Callable[["Controller"], object]
 """Registers more handlers on :attr:`Controller.registry` (certificates, the audit ...).
 
-It receives the whole controller: ``registry``, ``api`` (a Kubernetes client with the
+It receives the whole controller: ``registry``, ``kube`` (the seam to the API server, with the
 controller's credentials), ``settings`` and :meth:`Controller.is_leading` for work that only
 the active replica may do. Its return value is ignored.
 """
@@ -110,7 +107,8 @@ class Controller:
             f"airlock-controller@{socket.gethostname()}/{secrets.token_hex(3)}"
         )
         self.api = client.ApiClient(load_configuration(settings.kubeconfig))
-        self.custom = client.CustomObjectsApi(self.api)
+        self.kube = Kube(self.api)
+        """Every call the controller and its plugins make to the API server goes through it."""
         self.policy = PolicyCache(settings.policy_name)
         self.lifecycle = ExceptionLifecycle(
             self.policy,
@@ -130,18 +128,15 @@ class Controller:
         for plugin in plugins:
             plugin(self)
 
-    # -- Kubernetes calls (the sync client, in the default thread pool) ------------------------
-
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, lambda: fn(*args, **kwargs))
+    # -- Kubernetes calls (through the one seam, airlock.controller.kube.Kube) -----------------
 
     async def _write_status(
         self, namespace: str, name: str, changes: dict[str, Any]
     ) -> Mapping[str, Any] | None:
+        kube = self.kube
         try:
-            result = await self._call(
-                self.custom.patch_namespaced_custom_object_status,
+            result = await kube.call(
+                kube.custom.patch_namespaced_custom_object_status,
                 API_GROUP,
                 CRD_VERSION,
                 namespace,
@@ -149,29 +144,21 @@ class Controller:
                 name,
                 {"status": changes},
                 _content_type="application/merge-patch+json",
-                _request_timeout=_REQUEST_TIMEOUT,
             )
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status == 404:
                 return None
-            raise StatusWriteError(f"HTTP {exc.status} {exc.reason}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StatusWriteError(type(exc).__name__) from None
+            raise StatusWriteError(str(exc)) from None
         return result if isinstance(result, Mapping) else None
 
     async def _list_exceptions(self) -> Sequence[Mapping[str, Any]]:
+        kube = self.kube
         try:
-            listing = await self._call(
-                self.custom.list_cluster_custom_object,
-                API_GROUP,
-                CRD_VERSION,
-                "policyexceptions",
-                _request_timeout=_REQUEST_TIMEOUT,
+            listing = await kube.call(
+                kube.custom.list_cluster_custom_object, API_GROUP, CRD_VERSION, "policyexceptions"
             )
-        except ApiException as exc:
-            raise StatusWriteError(f"HTTP {exc.status} {exc.reason}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StatusWriteError(type(exc).__name__) from None
+        except KubeError as exc:
+            raise StatusWriteError(str(exc)) from None
         items = listing.get("items") if isinstance(listing, Mapping) else None
         return [item for item in items or [] if isinstance(item, Mapping)]
 
@@ -196,10 +183,8 @@ class Controller:
             return verdict
         try:
             obj = await self._read_peering_object()
-        except ApiException as exc:
-            raise StatusWriteError(f"peering: HTTP {exc.status} {exc.reason}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StatusWriteError(f"peering: {type(exc).__name__}") from None
+        except KubeError as exc:
+            raise StatusWriteError(f"peering: {exc}") from None
         status = obj.get("status") if isinstance(obj, Mapping) else None
         verdict = peering_allows(
             status if isinstance(status, Mapping) else {},
@@ -224,13 +209,12 @@ class Controller:
                 found = await self._read_peering_object()
                 self._own_by(found)
                 return True
-            except ApiException as exc:
+            except KubeError as exc:
                 if exc.status != 404:
                     raise AirlockError(
-                        f"cannot read the ClusterKopfPeering {name!r}: "
-                        f"HTTP {exc.status} {exc.reason}"
+                        f"cannot read the ClusterKopfPeering {name!r}: {exc}"
                     ) from None
-                if "clusterkopfpeerings" not in str(exc.body or ""):
+                if "clusterkopfpeerings" not in exc.body:
                     # a 404 without the resource's name: the CRD itself is missing
                     raise AirlockError(
                         "the ClusterKopfPeering CRD is not installed "
@@ -247,13 +231,13 @@ class Controller:
         return False
 
     async def _read_peering_object(self) -> Any:
-        return await self._call(
-            self.custom.get_cluster_custom_object,
+        kube = self.kube
+        return await kube.call(
+            kube.custom.get_cluster_custom_object,
             PEERING_GROUP,
             PEERING_VERSION,
             PEERING_PLURAL,
             self.settings.peering_name,
-            _request_timeout=_REQUEST_TIMEOUT,
         )
 
     def _own_by(self, peering: Any) -> None:
@@ -273,16 +257,16 @@ class Controller:
             "kind": "ClusterKopfPeering",
             "metadata": {"name": self.settings.peering_name},
         }
+        kube = self.kube
         try:
-            created = await self._call(
-                self.custom.create_cluster_custom_object,
+            created = await kube.call(
+                kube.custom.create_cluster_custom_object,
                 PEERING_GROUP,
                 PEERING_VERSION,
                 PEERING_PLURAL,
                 body,
-                _request_timeout=_REQUEST_TIMEOUT,
             )
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status == 409:
                 return await self._read_peering_object()
             if exc.status == 404:
@@ -291,8 +275,7 @@ class Controller:
                     "(kubectl apply -f manifests/crds/kopf-peering.yaml), or run --standalone"
                 ) from None
             raise AirlockError(
-                f"cannot create the ClusterKopfPeering {self.settings.peering_name!r}: "
-                f"HTTP {exc.status} {exc.reason}"
+                f"cannot create the ClusterKopfPeering {self.settings.peering_name!r}: {exc}"
             ) from None
         _log.info("created ClusterKopfPeering %s", self.settings.peering_name)
         return created

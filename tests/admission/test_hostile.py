@@ -21,16 +21,16 @@ from typing import Any
 import pytest
 from airlock.model import MAX_NESTING
 
-from tests.webhook.conftest import (
+from tests.admission.conftest import (
     POLICY,
     ServerFactory,
     ServerThread,
-    TLSFiles,
     admission_review,
     test_settings,
 )
-from tests.webhook.objects import clean_pod, leaky_pod, policy_exception
-from tests.webhook.rawhttp import connect, dribble, exchange, read_answer, request_bytes
+from tests.admission.rawhttp import connect, dribble, exchange, read_answer, request_bytes
+from tests.support.objects import clean_pod, leaky_pod, policy_exception
+from tests.support.pki import TLSFiles
 
 
 @pytest.fixture(autouse=True)

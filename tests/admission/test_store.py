@@ -10,8 +10,8 @@ from airlock import metrics
 from airlock.admission import StateStore
 from airlock.engine import evaluate
 
-from tests.webhook.conftest import POLICY, loaded_store
-from tests.webhook.objects import clean_pod, policy_exception
+from tests.admission.conftest import POLICY, loaded_store
+from tests.support.objects import clean_pod, policy_exception
 
 
 def test_without_a_policy_object_nothing_is_denied_and_every_rule_audits() -> None:

@@ -22,15 +22,15 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.webhook.conftest import (
+from tests.admission.conftest import (
     POLICY,
     ServerFactory,
     ServerThread,
-    TLSFiles,
     admission_review,
     test_settings,
 )
-from tests.webhook.objects import (
+from tests.admission.rawhttp import Answer, exchange, request_bytes
+from tests.support.objects import (
     clean_pod,
     configmap,
     deployment,
@@ -38,7 +38,7 @@ from tests.webhook.objects import (
     policy_exception,
     pytorchjob,
 )
-from tests.webhook.rawhttp import Answer, exchange, request_bytes
+from tests.support.pki import TLSFiles
 
 MAX_BODY = 256 * 1024  # the fuzzed server's body limit: huge bodies stay cheap to send
 

@@ -7,8 +7,8 @@ import json
 
 from airlock import metrics
 
-from tests.webhook.conftest import ServerFactory, ServerThread, admission_review
-from tests.webhook.objects import (
+from tests.admission.conftest import ServerFactory, ServerThread, admission_review
+from tests.support.objects import (
     SECRET_FRAGMENTS,
     clean_pod,
     configmap,
@@ -119,7 +119,7 @@ def test_namespace_comes_from_the_request_when_the_manifest_has_none(
 
 
 def test_configmap_with_a_credential_is_denied_in_prod(webhook: ServerThread) -> None:
-    from tests.webhook.objects import FAKE_HF_TOKEN
+    from tests.support.objects import FAKE_HF_TOKEN
 
     cm = configmap("ml-prod", {"HF_TOKEN": FAKE_HF_TOKEN, "epochs": "3"})
     answer = webhook.post_review("/validate", admission_review(cm))
@@ -225,8 +225,8 @@ def test_metadata_only_update_can_be_enforced(make_server: ServerFactory) -> Non
 
 
 def test_exempted_findings_do_not_deny(make_server: ServerFactory) -> None:
-    from tests.webhook.conftest import loaded_store
-    from tests.webhook.objects import policy_exception
+    from tests.admission.conftest import loaded_store
+    from tests.support.objects import policy_exception
 
     store = loaded_store()
     exc = policy_exception(

@@ -7,9 +7,9 @@ import json
 
 from airlock.engine import evaluate
 
-from tests.unit.builders import apply_patch
-from tests.webhook.conftest import ServerThread, admission_review, loaded_store
-from tests.webhook.objects import (
+from tests.admission.conftest import ServerThread, admission_review, loaded_store
+from tests.support.builders import apply_patch
+from tests.support.objects import (
     SECRET_FRAGMENTS,
     deployment,
     leaky_pod,

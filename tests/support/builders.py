@@ -1,4 +1,8 @@
-"""Builders for the objects unit tests evaluate: a clean, hardened pod and ways to spoil it."""
+"""Builders for the objects tests evaluate: a clean, hardened pod and ways to spoil it.
+
+The one copy of the test builders; :mod:`tests.support.objects` builds the fuller objects the
+admission tests send on top of these.
+"""
 
 from __future__ import annotations
 

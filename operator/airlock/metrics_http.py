@@ -1,7 +1,8 @@
 """``GET /metrics`` on its own plain-HTTP port, serving only :data:`airlock.metrics.REGISTRY`.
 
 A separate port keeps scraping independent of the webhook certificate and of the admission
-listener's load; Prometheus and the chart's ServiceMonitor point at it.
+listener's load; Prometheus and the chart's ServiceMonitor point at it. Both processes serve it
+(``airlock webhook`` and ``airlock controller``): it lives beside the registry, in neither's room.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Objects the webhook tests send: workloads, ConfigMaps, Airlock's CRDs, and fake credentials.
+"""Objects the admission tests send as the API server would: full workloads (uid, defaults filled
+in), ConfigMaps, Airlock's CRDs, and fake credentials. Built on :mod:`tests.support.builders`.
 
 The credentials are fakes in the providers' formats, assembled at import so that no
 credential-shaped literal sits in the repository; the PEM key is generated fresh.
@@ -12,6 +13,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.support import builders
 
 DIGEST = "sha256:" + "4e" * 32
 CLEAN_IMAGE = f"registry.corp.example/prod/model-server:1.4.2@{DIGEST}"
@@ -36,18 +39,8 @@ SECRET_FRAGMENTS = (
 
 
 def clean_container(name: str = "main", image: str = CLEAN_IMAGE) -> dict[str, Any]:
-    return {
-        "name": name,
-        "image": image,
-        "env": [{"name": "LOG_LEVEL", "value": "info"}],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "runAsNonRoot": True,
-            "runAsUser": 1000,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-    }
+    """The hardened container of :mod:`tests.support.builders`, with this module's image."""
+    return builders.clean_container(name, image)
 
 
 def clean_pod(namespace: str = "ml-prod", name: str = "server") -> dict[str, Any]:

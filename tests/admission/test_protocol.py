@@ -17,16 +17,15 @@ from airlock.admission import StateStore
 from airlock.state import EvalContext
 from cryptography import x509
 
-from tests.webhook.conftest import (
+from tests.admission.conftest import (
     ServerFactory,
     ServerThread,
-    TLSFiles,
     admission_review,
-    issue_serving_cert,
     loaded_store,
     test_settings,
 )
-from tests.webhook.objects import SECRET_FRAGMENTS, leaky_pod
+from tests.support.objects import SECRET_FRAGMENTS, leaky_pod
+from tests.support.pki import TLSFiles, issue_serving_cert
 
 
 def _post_raw(srv: ServerThread, body: bytes, path: str = "/validate") -> tuple[int, Any]:
@@ -94,7 +93,7 @@ def test_unknown_kinds_are_bounded_in_metrics(webhook: ServerThread) -> None:
 def test_oversized_body_gets_413(make_server: ServerFactory, tls_files: TLSFiles) -> None:
     from dataclasses import replace
 
-    from tests.webhook.conftest import test_settings
+    from tests.admission.conftest import test_settings
 
     settings = test_settings(tls_files)
     settings = replace(settings, server=replace(settings.server, max_body_bytes=64 * 1024))

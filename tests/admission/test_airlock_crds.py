@@ -10,9 +10,9 @@ from typing import Any
 
 from airlock.admission import FOUR_EYES_MESSAGE
 
-from tests.unit.builders import apply_patch
-from tests.webhook.conftest import POLICY, ServerThread, admission_review
-from tests.webhook.objects import policy_exception
+from tests.admission.conftest import POLICY, ServerThread, admission_review
+from tests.support.builders import apply_patch
+from tests.support.objects import policy_exception
 
 ALICE = "alice@corp.example"
 BOB = "bob@corp.example"

@@ -1,0 +1,1 @@
+"""What tests share: object builders, test PKI, the Kubernetes fake (no tests here)."""
