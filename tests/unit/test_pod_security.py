@@ -314,3 +314,30 @@ def test_invalid_level_is_refused_with_its_field() -> None:
     with pytest.raises(PolicyError) as err:
         load_policy({"environments": [{"name": "e", "podSecurity": {"level": "privileged"}}]})
     assert "environments[0].podSecurity.level" in str(err.value)
+
+
+ODD = [["x"], {"a": 1}, 7, None, True, "", 1.5]
+
+
+@pytest.mark.parametrize("odd", ODD, ids=[type(v).__name__ for v in ODD])
+def test_untrusted_shapes_in_every_control_never_crash(odd: Any) -> None:
+    pod = clean_pod()
+    pod["metadata"]["annotations"] = {
+        "container.apparmor.security.beta.kubernetes.io/main": odd,
+        "seccomp.security.alpha.kubernetes.io/pod": odd,
+        7: odd,
+    }
+    sc0(pod).update(
+        seccompProfile={"type": odd},
+        appArmorProfile={"type": odd},
+        seLinuxOptions={"type": odd, "user": odd},
+        procMount=odd,
+        windowsOptions={"hostProcess": odd},
+        capabilities={"add": [odd], "drop": odd},
+    )
+    psc(pod).update(seccompProfile={"type": odd}, sysctls=[{"name": odd}, odd], appArmorProfile=odd)
+    c0(pod).update(ports=[{"hostPort": odd}, odd], livenessProbe={"httpGet": {"host": odd}})
+    spec(pod).update(volumes=[{"name": "v", "nfs": odd}, odd], hostUsers=odd, os={"name": odd})
+    for minor in (0, 18, 19, 25, 35):
+        for level in ("baseline", "restricted"):
+            evaluate(pod, context(level, f"v1.{minor}"))  # a verdict, never an exception

@@ -280,6 +280,11 @@ def check_capabilities(wl: Workload, scope: Scope) -> Iterator[Hit]:
                 )
 
 
+def _allowed(value: Any, allowed: frozenset[str]) -> bool:
+    """``value`` is one of ``allowed`` (manifests are untrusted: it may be a list or a map)."""
+    return isinstance(value, str) and value in allowed
+
+
 def _seccomp_type(sc: Mapping[str, Any]) -> Any:
     return mapping(sc.get("seccompProfile")).get("type")
 
@@ -323,15 +328,15 @@ def check_seccomp(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for pod in wl.pod_specs:
         pod_type = _seccomp_type(pod_sc(pod))
         path = f"{pod.path}.securityContext.seccompProfile.type"
-        if pod_type is not None and pod_type not in _SECCOMP_TYPES:
+        pod_ok = _allowed(pod_type, _SECCOMP_TYPES)
+        if pod_type is not None and not pod_ok:
             yield Hit(path, f"pod seccomp profile {pod_type!r} is not allowed")
         strict = restricted and pod.complete and not windows_exempt(pod, scope)
-        pod_ok = pod_type in _SECCOMP_TYPES
         for c in pod.containers:
             ctype = _seccomp_type(container_sc(c))
             name = container_name(c)
             path = f"{c.path}.securityContext.seccompProfile.type"
-            if ctype is not None and ctype not in _SECCOMP_TYPES:
+            if ctype is not None and not _allowed(ctype, _SECCOMP_TYPES):
                 yield Hit(path, f"container {name} seccomp profile {ctype!r} is not allowed")
             elif strict and ctype is None and not pod_ok and pod_type is None:
                 yield Hit(

@@ -209,15 +209,20 @@ def check_host_ports(wl: Workload, scope: Scope) -> Iterator[Hit]:
         for c in pod.containers:
             for i, port in enumerate(sequence(c.container.get("ports"))):
                 host_port = mapping(port).get("hostPort")
-                if host_port and host_port not in allowed:
+                if host_port and not (isinstance(host_port, int) and host_port in allowed):
                     yield Hit(
                         f"{c.path}.ports[{i}].hostPort",
                         f"container {container_name(c)} binds host port {host_port}",
                     )
 
 
+def _allowed(value: Any, allowed: frozenset[str]) -> bool:
+    """``value`` is one of ``allowed`` (manifests are untrusted: it may be a list or a map)."""
+    return isinstance(value, str) and value in allowed
+
+
 def _apparmor_type_ok(spec: Any) -> bool:
-    return mapping(spec).get("type") in _APPARMOR_TYPES
+    return _allowed(mapping(spec).get("type"), _APPARMOR_TYPES)
 
 
 def _apparmor_annotation_ok(value: Any) -> bool:
@@ -245,7 +250,11 @@ def check_apparmor(wl: Workload, scope: Scope) -> Iterator[Hit]:
                 )
         meta = pod.metadata_pointer or ()
         for key, value in pod_annotations(wl, pod).items():
-            if key.startswith(_APPARMOR_ANNOTATION) and not _apparmor_annotation_ok(value):
+            if (
+                isinstance(key, str)
+                and key.startswith(_APPARMOR_ANNOTATION)
+                and not _apparmor_annotation_ok(value)
+            ):
                 yield Hit(
                     json_path((*meta, "annotations", key)),
                     f"AppArmor annotation {key} sets profile {value!r}",
@@ -255,7 +264,7 @@ def check_apparmor(wl: Workload, scope: Scope) -> Iterator[Hit]:
 def _selinux_problems(opts: Mapping[str, Any], types: frozenset[str]) -> list[str]:
     problems = []
     kind = opts.get("type", "")
-    if kind not in types:
+    if not _allowed(kind, types):
         problems.append(f"type {kind!r}")
     for field in ("user", "role"):
         if opts.get(field):
@@ -307,7 +316,7 @@ def check_sysctls(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for pod in wl.pod_specs:
         for i, entry in enumerate(sequence(pod_sc(pod).get("sysctls"))):
             name = mapping(entry).get("name")
-            if name not in safe:
+            if not _allowed(name, safe):
                 yield Hit(
                     f"{pod.path}.securityContext.sysctls[{i}].name",
                     f"sysctl {name!r} is not in the safe set",
