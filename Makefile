@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-webhook fuzz pss-agreement manifests chart-lint clean
+.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-webhook fuzz pss-agreement manifests chart-lint clean eval-detectors
 
 include hack/cluster.mk
 
@@ -48,6 +48,9 @@ demo-down: $(STAMP) ## stop the demo's webhook, controller and local control pla
 bench: $(STAMP) ## benchmarks; results are recorded in bench/RESULTS.md
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_scan.py
+
+eval-detectors: $(STAMP) ## credential detectors: recall / false positives per corpus and placement, cost per value
+	$(BIN)/python bench/eval_detectors.py
 
 bench-webhook: $(STAMP) ## webhook reviews/s, latency and RSS over TLS (bench/RESULTS.md)
 	$(BIN)/python bench/bench_webhook.py

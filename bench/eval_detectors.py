@@ -1,19 +1,26 @@
 """Recall and false-positive rate of Airlock's credential detectors, plus their per-call cost.
 
-    .venv/bin/python bench/eval_detectors.py [--no-timing]
+    make eval-detectors        # or: .venv/bin/python bench/eval_detectors.py [--no-timing]
 
-Scores (a) the labelled set tests/fixtures/credentials/labelled.yaml and (b) the Polaris check
-fixtures under ../shared/corpus/polaris-checks/{sensitiveContainerEnvVar,sensitiveConfigmapContent}
-(``failure*.yaml`` should be flagged, ``success*.yaml`` not). Polaris decides by variable name
-alone; Airlock also requires a value that could be a credential, so the disagreements are listed
-with the reason rather than tuned away. Output names entries and files, never values.
+Scores (a) the labelled set tests/fixtures/credentials/labelled.yaml, (b) the third-party
+secret-scanner test cases ../shared/corpus/secrets-{osv-scalibr,secretlint,detect-secrets}/
+cases.jsonl, each value placed three ways (an env var with a neutral name, an env var with a
+credential-like name, a container argument), and (c) the Polaris check fixtures under
+../shared/corpus/polaris-checks/{sensitiveContainerEnvVar,sensitiveConfigmapContent}
+(``failure*.yaml`` should be flagged, ``success*.yaml`` not). The corpora are read, never copied,
+and the rules are written from the providers' documented formats, not from the cases. Polaris
+decides by variable name alone; Airlock also requires a value that could be a credential, so the
+disagreements are listed with the reason rather than tuned away. Output names entries, files,
+providers and case numbers, never values.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
+import time
 import timeit
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,11 +29,20 @@ from typing import Any
 
 import yaml
 from airlock.detectors import DEFAULT_DETECTORS, Detection, DetectorSet
+from bench_engine import realistic_pod  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parent.parent
 LABELLED = REPO / "tests" / "fixtures" / "credentials" / "labelled.yaml"
 CORPUS = REPO.parent / "shared" / "corpus" / "polaris-checks"
 AI_SAMPLES = REPO.parent / "shared" / "corpus" / "ai-workloads"
+SECRET_CORPORA = tuple(
+    REPO.parent / "shared" / "corpus" / f"secrets-{name}" / "cases.jsonl"
+    for name in ("osv-scalibr", "secretlint", "detect-secrets")
+)
+# Where a corpus value is put: a neutral env name, a credential-like env name, a container arg.
+PLACEMENTS = ("env neutral", "env credential-named", "args")
+NEUTRAL_NAME = "APP_CONFIG_1"
+CREDENTIAL_NAME = "API_TOKEN"
 POLARIS_CHECKS = ("sensitiveContainerEnvVar", "sensitiveConfigmapContent")
 
 
@@ -116,6 +132,89 @@ def score_labelled(detectors: DetectorSet) -> list[Score]:
         total.tn += s.tn
         total.kind_ok += s.kind_ok
     return [env, args, cms, total]
+
+
+def place(detectors: DetectorSet, placement: str, value: str) -> list[Detection]:
+    """Detections of ``value`` where a workload would carry it."""
+    if placement == "env neutral":
+        det = detectors.check_env(NEUTRAL_NAME, value)
+        return [det] if det else []
+    if placement == "env credential-named":
+        det = detectors.check_env(CREDENTIAL_NAME, value)
+        return [det] if det else []
+    return [d for _i, d in detectors.check_args([value])]
+
+
+def load_cases(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class ProviderTally:
+    pos: int = 0
+    tp: int = 0
+    neg: int = 0
+    fp: int = 0
+
+
+def score_secret_corpora(
+    detectors: DetectorSet, verbose: bool = False
+) -> tuple[list[str], dict[str, dict[str, ProviderTally]]] | None:
+    """Recall and false-positive rate per corpus and placement; tallies per provider.
+
+    Each case is scored as its own object: a detection anywhere in the value counts. Output
+    names providers and case numbers (line in cases.jsonl), never values.
+    """
+    present = [p for p in SECRET_CORPORA if p.is_file()]
+    if not present:
+        return None
+    lines: list[str] = []
+    providers: dict[str, dict[str, ProviderTally]] = {}
+    totals = {pl: Score(f"all corpora, {pl}") for pl in PLACEMENTS}
+    for path in present:
+        corpus = path.parent.name
+        cases = load_cases(path)
+        for placement in PLACEMENTS:
+            s = Score(f"{corpus}, {placement}")
+            for n, case in enumerate(cases, 1):
+                found = place(detectors, placement, case["value"])
+                label = f"{corpus}:{n} {case['provider']}"
+                s.add(label, "any" if case["expect"] else None, found)
+                t = providers.setdefault(f"{corpus} {case['provider']}", {}).setdefault(
+                    placement, ProviderTally()
+                )
+                if case["expect"]:
+                    t.pos += 1
+                    t.tp += bool(found)
+                else:
+                    t.neg += 1
+                    t.fp += bool(found)
+            total = totals[placement]
+            total.tp += s.tp
+            total.fn += s.fn
+            total.fp += s.fp
+            total.tn += s.tn
+            total.kind_ok += s.kind_ok
+            lines.append(s.line())
+            if verbose:
+                lines.extend(s.details())
+    lines.extend(t.line() for t in totals.values())
+    return lines, providers
+
+
+def provider_lines(providers: dict[str, dict[str, ProviderTally]]) -> list[str]:
+    """Providers below 95 % recall or above 5 % false positives in some placement."""
+    out = []
+    for name, by_place in sorted(providers.items()):
+        bad = []
+        for placement, t in by_place.items():
+            recall = t.tp / t.pos if t.pos else 1.0
+            fpr = t.fp / t.neg if t.neg else 0.0
+            if recall < 0.95 or fpr > 0.05:
+                bad.append(f"{placement}: {t.tp}/{t.pos} found, {t.fp}/{t.neg} false")
+        if bad:
+            out.append(f"  {name:<42} " + "; ".join(bad))
+    return out
 
 
 def _literal_env(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -250,6 +349,61 @@ def timing(detectors: DetectorSet) -> list[str]:
     return lines
 
 
+def per_value_cost(detectors: DetectorSet) -> list[str]:
+    """Median and p99 of one detector call per value, every value new to the detector set.
+
+    Values: the realistic pod's env (each made unique, as for a cluster of distinct pods), the
+    labelled set, and every corpus value in each placement when the corpora are present.
+    """
+    fresh = DetectorSet()  # an empty memo: nothing is known clean
+    samples: dict[str, list[float]] = {}
+    clock = time.perf_counter_ns
+
+    def run(label: str, fn: Callable[[], object]) -> None:
+        t0 = clock()
+        fn()
+        samples.setdefault(label, []).append((clock() - t0) / 1000)
+
+    pod = realistic_pod()["spec"]
+    env = [e for c in (*pod["containers"], *pod["initContainers"]) for e in c["env"]]
+    for i in range(500):
+        for e in env:
+            name, value = e["name"], f"{e['value']}-{i}"
+            run(
+                "realistic AI pod env values (made unique)",
+                lambda n=name, v=value: fresh.check_env(n, v),
+            )
+    data = yaml.safe_load(LABELLED.read_text())
+    for i in range(200):
+        for e in data["env"]:
+            name, value = e["name"], f"{joined(e, 'value')}-{i}"
+            run("labelled env values (made unique)", lambda n=name, v=value: fresh.check_env(n, v))
+    for path in SECRET_CORPORA:
+        if not path.is_file():
+            continue
+        for case in load_cases(path):
+            for placement in PLACEMENTS:
+                value = case["value"]
+                run(
+                    f"corpus values, {placement}",
+                    lambda p=placement, v=value: place(fresh, p, v),
+                )
+    lines = []
+    everything: list[float] = []
+    for label, xs in samples.items():
+        everything += xs
+        lines.append(f"  {label:<44} {_quantiles(xs)}  ({len(xs)} calls)")
+    lines.append(f"  {'all of the above':<44} {_quantiles(everything)}  ({len(everything)} calls)")
+    return lines
+
+
+def _quantiles(xs: list[float]) -> str:
+    xs = sorted(xs)
+    median = statistics.median(xs)
+    p99 = xs[min(len(xs) - 1, int(len(xs) * 0.99))]
+    return f"median {median:6.2f} µs  p99 {p99:7.2f} µs"
+
+
 def _per_call(fn: Callable[[], object], repeat: int = 7, number: int = 2000) -> float:
     runs = timeit.repeat(fn, repeat=repeat, number=number)
     return statistics.median(runs) / number * 1e6
@@ -258,6 +412,9 @@ def _per_call(fn: Callable[[], object], repeat: int = 7, number: int = 2000) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-timing", action="store_true", help="skip the timeit section")
+    parser.add_argument(
+        "--verbose", action="store_true", help="list every missed or false case (by line number)"
+    )
     opts = parser.parse_args(argv)
     detectors = DEFAULT_DETECTORS
     print("== labelled set", LABELLED.relative_to(REPO))
@@ -265,6 +422,16 @@ def main(argv: list[str] | None = None) -> int:
         print(s.line())
         for d in s.details():
             print(d)
+    print("\n== third-party secret corpora (each value as a neutral env, a credential env, an arg)")
+    scored = score_secret_corpora(detectors, opts.verbose)
+    if scored is None:
+        print("  corpora not found beside the repository; skipped")
+    else:
+        for line in scored[0]:
+            print(line)
+        print("  providers below target (recall < 95 % or false positives > 5 %):")
+        for line in provider_lines(scored[1]) or ["  none"]:
+            print(line)
     corpus = score_corpus(detectors)
     print("\n== Polaris fixtures (file level: failure* flagged, success* not)")
     if corpus is None:
@@ -281,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     if not opts.no_timing:
         print(f"\n== timing (median of 7 x 2000 calls, Python {sys.version.split()[0]})")
         for line in timing(detectors):
+            print(line)
+        print("\n== per-value cost (one call per value, every value new; median and p99)")
+        for line in per_value_cost(detectors):
             print(line)
     return 0
 

@@ -6,20 +6,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airlock.catalog import API_VERSION
 from airlock.findings import Action, Finding
 from airlock.mutations import Patch, mutate
 from airlock.rules import AUDIT_ONLY, RULES, Scope
+from airlock.rules.secrets import CONFIGMAP_RULE_ID, configmap_credentials
 from airlock.state import EvalContext
 from airlock.workloads import Workload, discover
 
 if TYPE_CHECKING:
     from airlock.model import ExceptionRecord
 
-__all__ = ["Patch", "Verdict", "evaluate", "evaluate_workload", "mutate"]
+__all__ = [
+    "Patch",
+    "Verdict",
+    "credential_configmaps",
+    "evaluate",
+    "evaluate_workload",
+    "mutate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +39,9 @@ class Verdict:
     environment: str
     excluded: bool
     findings: tuple[Finding, ...]  # every failing rule at every place; exempted ones included
+    # A ConfigMap's keys that hold a credential: workloads reading them are flagged in turn
+    # (the second phase of evaluating ConfigMaps before their readers).
+    credential_keys: frozenset[str] = frozenset()
 
     @property
     def enforced(self) -> tuple[Finding, ...]:
@@ -57,6 +69,9 @@ class Verdict:
 
 # The registry flattened once: (id, info, check, audit-only) per rule, in catalog order.
 _PLAN = tuple((r.id, r.info, r.check, r.id in AUDIT_ONLY) for r in RULES)
+# Airlock's own objects are not workloads: only their free text is checked, for credentials.
+_OWN_KINDS = frozenset({"PolicyException", "BaselinePolicy"})
+_OWN_PLAN = tuple(step for step in _PLAN if step[0] == CONFIGMAP_RULE_ID)
 
 
 def evaluate(obj: Mapping[str, Any], ctx: EvalContext) -> Verdict:
@@ -75,7 +90,8 @@ def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
     waivers = ctx.exceptions.get(ns, ()) if ns is not None else ()
     matching = [w for w in waivers if w.matches(wl.kind, wl.name, wl.labels)] if waivers else []
     findings: list[Finding] = []
-    for rule_id, info, check, audit_only in _PLAN:
+    own = wl.kind in _OWN_KINDS and wl.api_version == API_VERSION
+    for rule_id, info, check, audit_only in _OWN_PLAN if own else _PLAN:
         action = actions[rule_id]
         if action is Action.OFF:
             continue
@@ -99,7 +115,29 @@ def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
                     exempted_by=waiver,
                 )
             )
-    return Verdict(wl.kind, ns, wl.name, env.name, False, tuple(findings))
+    keys: frozenset[str] = frozenset()
+    if (
+        wl.kind == "ConfigMap"
+        and wl.api_version == "v1"
+        and any(f.rule == CONFIGMAP_RULE_ID for f in findings)
+    ):
+        keys = frozenset(k for k, _ in configmap_credentials(wl.obj, scope))
+    return Verdict(wl.kind, ns, wl.name, env.name, False, tuple(findings), keys)
+
+
+def credential_configmaps(
+    verdicts: Iterable[Verdict],
+) -> dict[tuple[str, str], frozenset[str]]:
+    """``(namespace, name) -> keys`` of the ConfigMaps among ``verdicts`` holding credentials.
+
+    The context of the second phase (``EvalContext.credential_configmaps``): evaluate ConfigMaps
+    first, then the workloads with this map in their context.
+    """
+    return {
+        (v.namespace, v.name): v.credential_keys
+        for v in verdicts
+        if v.credential_keys and v.namespace is not None
+    }
 
 
 def _waiver(matching: list[ExceptionRecord], rule: str) -> str | None:

@@ -13,6 +13,7 @@ import json
 import random
 import string
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,6 @@ import airlock.detectors as detectors_module
 import pytest
 import yaml
 from airlock.detectors import DEFAULT_DETECTORS, Detection, DetectorSet, fingerprint
-from airlock.detectors._formats import _FORMATS, has_anchor
 from airlock.errors import PolicyError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,10 +33,21 @@ POLARIS = REPO.parent / "shared" / "corpus" / "polaris-checks"
 
 ALNUM = string.ascii_letters + string.digits
 _rng = random.Random(7)  # noqa: S311 - synthetic test data, not keys
+_B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
 
 def rnd(n: int, alphabet: str = ALNUM, rng: random.Random = _rng) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def crc_token(prefix: str) -> str:
+    """A token in the GitHub / npm format: 30 random base62 characters and their CRC32."""
+    body = rnd(30)
+    n, check = zlib.crc32(body.encode()), ""
+    while n:
+        n, r = divmod(n, 62)
+        check = _B62[r] + check
+    return prefix + body + check.rjust(6, "0")
 
 
 def hexs(n: int) -> str:
@@ -60,10 +71,12 @@ def jwt() -> str:
 
 # kind -> factory of a fresh synthetic token in that format
 TOKENS: dict[str, Callable[[], str]] = {
-    "OpenAI API key": lambda: "sk" + "-proj-" + rnd(100, ALNUM + "_-"),
+    "OpenAI API key": lambda: (
+        "sk" + "-proj-" + rnd(74, ALNUM + "_-") + "T3Blbk" + "FJ" + rnd(74, ALNUM + "_-")
+    ),
     "Anthropic API key": lambda: "sk" + "-ant-api03-" + rnd(93, ALNUM + "_-") + "AA",
     "Hugging Face token": lambda: "hf" + "_" + rnd(34, string.ascii_letters),
-    "GitHub token": lambda: "gh" + _rng.choice("pousr") + "_" + rnd(36),
+    "GitHub token": lambda: crc_token("gh" + _rng.choice("pous") + "_"),
     "GitLab token": lambda: "gl" + "pat-" + rnd(20, ALNUM + "_-"),
     "Slack token": lambda: "xo" + "xb-" + rnd(12, string.digits) + "-" + rnd(24),
     "Slack webhook URL": lambda: (
@@ -87,8 +100,8 @@ TOKENS: dict[str, Callable[[], str]] = {
     "Pinecone API key": lambda: "pc" + "sk_" + rnd(70, ALNUM + "_"),
     "LangSmith API key": lambda: "lsv2" + "_pt_" + hexs(32) + "_" + hexs(10),
     "Databricks token": lambda: "da" + "pi" + hexs(32),
-    "npm token": lambda: "np" + "m_" + rnd(36),
-    "PyPI token": lambda: "pypi" + "-AgEIcHlwaS5vcmc" + rnd(60, ALNUM + "_-"),
+    "npm token": lambda: crc_token("np" + "m_"),
+    "PyPI token": lambda: "pypi" + "-AgEIcHlwaS5vcmc" + rnd(120, ALNUM + "_-"),
     "Docker Hub token": lambda: "dckr" + "_pat_" + rnd(27, ALNUM + "_-"),
     "SendGrid API key": lambda: "S" + "G." + rnd(22, ALNUM + "_-") + "." + rnd(43, ALNUM + "_-"),
     "JWT": jwt,
@@ -107,7 +120,7 @@ NEAR_MISSES: dict[str, Callable[[], str]] = {
     "GitHub token": lambda: "gh" + "p_" + rnd(30),
     "GitLab token": lambda: "gl" + "pat-" + rnd(12),
     "Slack token": lambda: "xo" + "xb-" + rnd(5),
-    "Stripe secret key": lambda: "sk" + "_test_" + rnd(24),
+    "Stripe secret key": lambda: "sk" + "_live_" + rnd(12),
     "AWS access key id": lambda: "AK" + "IA" + rnd(12, string.ascii_uppercase),
     "GCP API key": lambda: "AI" + "za" + rnd(20),
     "JWT": lambda: "ey" + "J" + rnd(20) + ".notjson",
@@ -163,8 +176,6 @@ def test_token_prefix_glued_to_a_word_is_not_a_token(glued: str) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        "sk" + "-proj-" + "x" * 60,
-        "hf" + "_" + "X" * 34,
         "AK" + "IA" + "ABCDEFGHI" + "EXAMPLE",
         "hf" + "_" + "your" + "-token-here" + "a" * 30,
         "postgres://app:${DB_PASSWORD}@db:5432/x",
@@ -175,15 +186,6 @@ def test_token_prefix_glued_to_a_word_is_not_a_token(glued: str) -> None:
 )
 def test_placeholder_inside_a_format_is_not_detected(value: str) -> None:
     assert D.check_value(value) is None
-
-
-def test_every_format_anchor_passes_the_cheap_prefilter() -> None:
-    # has_anchor is a hand-written gate in front of the regexes: a format whose anchor it forgot
-    # would silently never fire.
-    for fmt in _FORMATS:
-        for anchor in fmt.anchors:
-            text = anchor + ("://" if anchor == "@" else "")
-            assert has_anchor(text), (fmt.kind, anchor)
 
 
 def test_credentialed_urls() -> None:
@@ -687,11 +689,11 @@ def test_extra_credential_names_match_whole_name_or_word_suffix() -> None:
 
 
 def test_allow_values_suppress_matching_values() -> None:
-    s = DetectorSet(allow_values=["^example-", "FAKE[0-9]+$"])
+    s = DetectorSet(allow_values=["^example-", "OKAY[0-9]+$"])
     assert s.check_env("DB_PASSWORD", "example-" + rnd(10)) is None
-    token = TOKENS["GitHub token"]()[:-5] + "FAKE1"
+    token = TOKENS["Hugging Face token"]()[:-5] + "OKAY1"
     assert s.check_env("GH", token) is None
-    assert s.check_args(["--token", "x" + rnd(10) + "FAKE7"]) == []
+    assert s.check_args(["--token", "x" + rnd(10) + "OKAY7"]) == []
     assert s.check_text("f.env", "PASSWORD=example-" + rnd(10) + "\n") == []
     # the set without the allow-list still reports them
     assert D.check_env("GH", token) is not None

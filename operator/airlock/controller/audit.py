@@ -54,8 +54,7 @@ from airlock.cluster import ClusterState
 from airlock.engine import Verdict, evaluate
 from airlock.findings import Action, Severity
 from airlock.model import PolicySpec
-from airlock.rules import Scope
-from airlock.rules.secrets import configmap_credentials
+from airlock.rules.secrets import LAST_APPLIED
 from airlock.state import EvalContext
 
 __all__ = [
@@ -75,7 +74,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-_CONFIGMAP_RULE: Final = "plaintext-secret-configmap"
 _SEVERITIES: Final = tuple(s.value for s in Severity)
 
 
@@ -136,10 +134,12 @@ def _text(value: object) -> str:
 
 
 def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of ``obj`` evaluation reads: no status, managedFields or annotations.
+    """The part of ``obj`` evaluation reads: no status, managedFields, or the
+    ``last-applied-configuration`` annotation (a copy of the object; other annotations are
+    scanned for credentials).
 
-    ConfigMaps keep ``data`` only (``binaryData`` holds no text a detector reads). Owner
-    references keep what dedup and the owner-label rule read.
+    ConfigMaps keep ``data`` only (binaryData is not audited yet). Owner references keep what
+    dedup and the owner-label rule read.
     """
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
@@ -151,6 +151,11 @@ def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
     labels = meta.get("labels")
     if isinstance(labels, Mapping) and labels:
         kept["labels"] = {str(k): str(v) for k, v in labels.items()}
+    notes = meta.get("annotations")
+    if isinstance(notes, Mapping):
+        notes = {str(k): str(v) for k, v in notes.items() if k != LAST_APPLIED}
+        if notes:
+            kept["annotations"] = notes
     owners = meta.get("ownerReferences")
     if isinstance(owners, list) and owners:
         kept["ownerReferences"] = [
@@ -638,11 +643,7 @@ class Auditor:
             entry = self._entries[uid]
             obj = _unpack(entry.blob)
             verdict = self._judge(uid, entry, obj, p)
-            keys: frozenset[str] = frozenset()
-            if verdict is not None and any(f.rule == _CONFIGMAP_RULE for f in verdict.findings):
-                ns = entry.ref.namespace
-                scope = Scope(p.ctx, p.ctx.environment_of(ns), ns)
-                keys = frozenset(k for k, _ in configmap_credentials(obj, scope))
+            keys = verdict.credential_keys if verdict is not None else frozenset()
             key = (entry.ref.namespace, entry.ref.name)
             if self._credential_cms.get(key, frozenset()) != keys:
                 if keys:

@@ -1,24 +1,43 @@
-"""Plaintext-credential detectors: provider formats, keyword + value heuristics, entropy.
+"""Plaintext-credential detectors: a provider rule table, keyword + value heuristics, entropy.
 
 The public surface is :class:`DetectorSet` (built once per policy), :data:`DEFAULT_DETECTORS`,
 :class:`Detection` and :func:`fingerprint`. A :class:`Detection` never holds the credential: only
-its kind, a fingerprint and the reason it was reported, so it can be logged, put in a message or
-a report, and printed with ``repr`` without leaking anything.
+its kind, a fingerprint, the reason it was reported and the id of the provider rule that matched,
+so it can be logged, put in a message or a report, and printed with ``repr`` without leaking
+anything.
+
+Layout: ``_table`` (the shape of a provider rule), ``_providers`` (the table: 300 formats from
+the providers' documentation), ``_formats`` (structured formats: key blocks, key files, URLs,
+connection strings), ``_matcher`` (one Aho-Corasick keyword pass over a string, then only the
+regexes it points at; compiled once at import), ``_names`` and ``_values`` (what a name and a
+value say), ``_core`` (the detector set).
 
 Decisions worth knowing (each has a test):
 
-- A credential-named variable is reported only with a literal that could be the credential:
-  placeholders (``changeme``, ``<token>``, ``xxxx``, ``your-key-here``), templates (``$(VAR)``,
-  ``${VAR}``, ``{{ .Values.x }}``), references (file paths, ``arn:aws:secretsmanager:...``,
-  ``vault:...``, plain URLs), booleans, numbers, prose and values shorter than 6 characters are
-  not. Polaris flags by name alone; Airlock does not, so ``AWS_SECRET_ACCESS_KEY=xxx`` passes.
+- Names are evidence, not verdict. A provider-format value is a finding under any name. A
+  credential-named variable is reported only with a literal that could be the credential:
+  placeholders (``changeme``, ``<token>``, ``your-key-here``, ``&lt;PASSWORD&gt;``), templates and
+  references (``$(VAR)``, ``${VAR}``, ``'$VAR'``, ``{{ .Values.x }}``, file paths,
+  ``arn:aws:secretsmanager:...``, ``vault:...``, URLs without credentials), code, prose, booleans,
+  numbers and values shorter than 6 characters are not; nor is a lookalike of a provider format
+  that the format's own rule refused (a GitHub token whose checksum fails). Polaris flags by name
+  alone; Airlock does not, so ``AWS_SECRET_ACCESS_KEY=xxx`` passes.
+- Checksums are verified where the format has one (GitHub ``gh*_`` and npm tokens: CRC32);
+  JWTs must have JSON header and claims.
+- A value that is itself configuration (``-Ddb.password=…``, ``{"token": …}``, an HTTP header)
+  is read for credential-named keys; a value that is one base64 blob is decoded once and read.
+- Connection strings and URLs with a password are findings whatever the user name; a
+  template or placeholder password is not.
 - ``*_KEY_ID`` names (``AWS_ACCESS_KEY_ID``) are identifiers, not secrets: the keyword
   heuristic ignores them and the AWS key-id format (AKIA/ASIA...) is detected under any name.
 - A private-key block needs a body of at least 40 base64 characters; a header alone (a script
   that greps for ``BEGIN PRIVATE KEY``) or a stub body (``xxxx``) is not a key.
-- Stripe test keys (``sk_test_``) are not reported: they only reach test-mode data.
+- A provider format written with a run of x (``hf_xxxx…``) is reported, as other scanners do;
+  one containing a documentation word (``example``, ``your_``, ``fake``) is not.
+- Stripe test keys (``sk_test_``) are reported as their own kind: they are credentials too.
 - Bare command-line arguments are reported as high-entropy only when 32+ characters of mixed
-  case and digits with few vowels; hex strings (digests, commit ids) never are.
+  case and digits with few vowels and no separators; hex strings (digests, commit ids) never
+  are, nor are prefixed tokens, which are the table's to judge.
 - ``allowValues`` regexes are searched in the detected credential and in the whole env value or
   argument; a match suppresses the detection.
 """

@@ -3,8 +3,8 @@
 Cost model: the engine budget is about 100 µs for a pod with 40 env vars, so the ordinary
 variable (``LOG_LEVEL=info``, ``NCCL_DEBUG=INFO``) must be dismissed in about a microsecond.
 ``check_env`` therefore looks at the value's length first, then at the name (classified once and
-memoised per detector set), and only reaches a regex when the value is long enough to hold a
-provider token and contains one of the formats' literal anchors.
+memoised per detector set), then walks the value once with the keyword automaton of
+:mod:`airlock.detectors._matcher`; only a value holding a keyword reaches a regex.
 """
 
 from __future__ import annotations
@@ -17,25 +17,23 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from airlock.detectors._formats import (
-    AWS_SECRET_VALUE,
-    COHERE_VALUE,
-    REASON_FORMAT,
-    WANDB_VALUE,
-    Hit,
-    has_anchor,
+from airlock.detectors._formats import Hit
+from airlock.detectors._matcher import (
+    NOTHING,
+    TAG_CRED,
+    TAG_HEADER,
+    Seen,
+    context_hits,
+    decoded_hits,
     iter_hits,
+    keywords,
+    lookalike,
+    name_rules,
 )
-from airlock.detectors._names import (
-    CONTEXT_AWS_SECRET,
-    CONTEXT_COHERE,
-    CONTEXT_WANDB,
-    NameClass,
-    classify,
-    words,
-)
+from airlock.detectors._names import CONTEXT_AWS_SECRET, NameClass, classify, words
 from airlock.detectors._values import (
     MIN_SECRET_LEN,
+    is_code,
     is_placeholder,
     is_prose,
     is_reference,
@@ -53,6 +51,8 @@ KIND_HIGH_ENTROPY = "high-entropy string"
 
 # The shortest value a provider format or credentialed URL can occupy ("ab://:pwd@h").
 _MIN_FORMAT_LEN = 10
+# The shortest base64 run decoded to look for a token inside.
+_MIN_ENCODED_LEN = 40
 # Distinct names seen by one detector set are few (env names repeat across pods); the bound only
 # protects against a flood of generated names.
 _NAME_CACHE_MAX = 4096
@@ -78,6 +78,7 @@ class Detection:
     kind: str  # human name of the credential type, e.g. "AWS access key id"
     fingerprint: str  # 8 hex chars
     reason: str  # short, e.g. "provider format"
+    rule: str = ""  # id of the provider rule that matched, "" for name-based detections
 
     def redacted(self) -> str:
         return f"[REDACTED {self.kind} fp:{self.fingerprint}]"
@@ -96,9 +97,14 @@ _B64 = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")
 # Unquoted values that are code, not literals: calls, indexing, attribute paths.
 _CODEISH = re.compile(r"[\[\]{}()]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+# A value that may itself be configuration: an assignment, a key: value pair, a header.
+_EMBEDDED = re.compile(r"[=:]")
+_SEPARATOR = re.compile(r"[-_.]")
+# A value that is one base64 blob (a token or a key file stored encoded).
+_B64_BLOB = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\Z")
 
 _AUTH_HEADER = re.compile(
-    r"(?i)\b(?:proxy-)?authorization[ \t]*[:=]?[ \t]*[\"']?[ \t]*"
+    r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*[:=]?[ \t]*[\"']?[ \t]*"
     r"(?P<scheme>bearer|basic|token|apikey|api-key|sso-key|key)[ \t]+"
     r"(?P<val>[A-Za-z0-9._~+/=:-]{8,})"
 )
@@ -269,19 +275,25 @@ class DetectorSet:
         self._clean: set[tuple[str, str]] = set()
         self._allow: tuple[re.Pattern[str], ...] = tuple(allow)
         self._patterns = _compile_patterns(self._extra) if self._extra else _DEFAULT_PATTERNS
-        self._names: dict[str, NameClass | None] = {}
+        self._names: dict[str, tuple[NameClass | None, frozenset[int]]] = {}
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _classify(self, name: str) -> NameClass | None:
+        return self._name(name)[0]
+
+    def _context_rules(self, name: str) -> frozenset[int]:
+        return self._name(name)[1]
+
+    def _name(self, name: str) -> tuple[NameClass | None, frozenset[int]]:
         names = self._names
-        if name in names:
-            return names[name]
-        cls = classify(name, self._extra)
-        if len(names) >= _NAME_CACHE_MAX:
-            names.clear()
-        names[name] = cls
-        return cls
+        found = names.get(name)
+        if found is None:
+            found = (classify(name, self._extra), name_rules(name))
+            if len(names) >= _NAME_CACHE_MAX:
+                names.clear()
+            names[name] = found
+        return found
 
     def _allowed(self, secret: str, whole: str = "") -> bool:
         for p in self._allow:
@@ -289,47 +301,95 @@ class DetectorSet:
                 return True
         return False
 
-    def _hit(self, value: str) -> Hit | None:
-        for hit in iter_hits(value):
-            if not self._allowed(hit.secret, value):
-                return hit
+    def _first(self, hits: Iterable[Hit], whole: str = "") -> Detection | None:
+        for hit in hits:
+            if not self._allowed(hit.secret, whole):
+                return _detection(hit)
         return None
 
+    def _formats(self, name: str, value: str, seen: Seen, whole: str = "") -> Detection | None:
+        """Provider formats in the value, then the formats its name announces (``near`` rules),
+        then formats inside the value when it is one base64-encoded blob."""
+        det = (
+            self._first(iter_hits(value, seen), whole or value) if seen.rules or seen.tags else None
+        )
+        if det is None and len(value) >= _MIN_ENCODED_LEN and _B64_BLOB.match(value) is not None:
+            det = self._first(decoded_hits(value), whole or value)
+        if det is None and name:
+            ctx = self._context_rules(name)
+            if ctx:
+                text = f"{name}={value}"
+                det = self._first(context_hits(text, ctx, len(name) + 1), whole or value)
+        return det
+
     def _named(self, cls: NameClass, value: str, reason: str, whole: str = "") -> Detection | None:
-        """The keyword + value heuristic: a credential name with a value that could be one."""
-        v = value.strip()
-        if cls.context:
-            kind = _context_kind(cls.context, v)
-            if kind is not None:
-                if self._allowed(v, whole):
-                    return None
-                return Detection(kind, fingerprint(v), REASON_FORMAT)
+        """The keyword + value heuristic: a credential name with a value that could be one.
+
+        Names are evidence, not verdict: the value must still be a literal that could be the
+        credential, not code, prose, a path, a URL, a reference, a placeholder, or a lookalike of
+        a provider format that the format's own rule refused.
+        """
+        v = _unquote(value.strip())
         if len(v) < MIN_SECRET_LEN or is_placeholder(v) or is_reference(v) or is_prose(v):
+            return None
+        if is_code(v) or lookalike(v):
             return None
         if not cls.strong:
             pair = _weak_auth_value(v) if cls.kind == "credential" else None
             if pair is False or (pair is None and not looks_random(v)):
                 return None
+        elif cls.kind != "password" and _WS.search(v) is not None:
+            return None  # tokens and keys have no spaces; a password may
         if self._allowed(v, whole):
             return None
         kind = "AWS secret access key" if cls.context == CONTEXT_AWS_SECRET else cls.kind
         return Detection(kind, fingerprint(v), reason)
 
     def _literal(
-        self, value: str, cls: NameClass | None, reason: str, *, generic: bool, whole: str = ""
+        self,
+        name: str,
+        value: str,
+        cls: NameClass | None,
+        reason: str,
+        *,
+        generic: bool,
+        whole: str = "",
     ) -> Detection | None:
-        """One literal (an env value, a flag's value, a bare argument)."""
-        if len(value) >= _MIN_FORMAT_LEN and (
-            "PRIVATE" in value or "service_account" in value or has_anchor(value)
-        ):
-            hit = self._hit(value)
-            if hit is not None:
-                return Detection(hit.kind, fingerprint(hit.secret), hit.reason)
+        """One literal (an env value, a flag's value, a bare argument) under ``name``."""
+        if len(value) >= _MIN_FORMAT_LEN:
+            seen = keywords(value)
+            det = self._formats(name, value, seen, whole)
+            if det is not None:
+                return det
+            if (
+                self._extra or TAG_CRED in seen.tags or TAG_HEADER in seen.tags
+            ) and _EMBEDDED.search(value) is not None:
+                det = self._embedded(value, seen)
+                if det is not None:
+                    return det
         if cls is not None:
             return self._named(cls, value, reason, whole)
-        if generic and looks_random(value, strict=True) and not self._allowed(value, whole):
+        # A prefix-less random blob: tokens with a vendor prefix and separators are the
+        # table's to judge (a lookalike that its rule refused is not reported by entropy).
+        if (
+            generic
+            and _SEPARATOR.search(value) is None
+            and looks_random(value, strict=True)
+            and not self._allowed(value, whole)
+        ):
             return Detection(KIND_HIGH_ENTROPY, fingerprint(value), REASON_ENTROPY)
         return None
+
+    def _embedded(self, value: str, seen: Seen) -> Detection | None:
+        """A value that is itself configuration (``password=…``, ``{"token": …}``, a header)."""
+        found = _Found()
+        self._scan_headers(value, found)
+        if self._extra or TAG_CRED in seen.tags:
+            self._scan_kv(value, found)
+            p = self._patterns
+            self._script_values(p.script_flag, value, found, REASON_FLAG)
+            self._script_values(p.script_assign, value, found, REASON_ENV)
+        return found.detections[0] if found.detections else None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -337,10 +397,7 @@ class DetectorSet:
         """Provider formats, private keys and credentialed URLs only (no name to go by)."""
         if len(value) < _MIN_FORMAT_LEN:
             return None
-        hit = self._hit(value)
-        if hit is None:
-            return None
-        return Detection(hit.kind, fingerprint(hit.secret), hit.reason)
+        return self._first(iter_hits(value), value)
 
     def check_env(self, name: str, value: str) -> Detection | None:
         """A literal env var: provider formats under any name, or a credential name + literal."""
@@ -350,22 +407,22 @@ class DetectorSet:
         key = (name, value)
         if key in self._clean:
             return None
-        found = self._check_env(name, value, n)
+        cls, ctx = self._name(name)
+        found: Detection | None = None
+        if cls is not None or ctx or (n >= _MIN_FORMAT_LEN and not self._plain(value, n)):
+            found = self._literal(name, value, cls, REASON_ENV, generic=False)
         if found is None and n <= _CLEAN_MAX_LEN:
             if len(self._clean) >= _CLEAN_MAX_ENTRIES:
                 self._clean.clear()
             self._clean.add(key)
         return found
 
-    def _check_env(self, name: str, value: str, n: int) -> Detection | None:
-        cls = self._classify(name)
-        if cls is None:
-            if n < _MIN_FORMAT_LEN:
-                return None
-            if "PRIVATE" not in value and "service_account" not in value and not has_anchor(value):
-                return None
-            return self.check_value(value)
-        return self._literal(value, cls, REASON_ENV, generic=False)
+    @staticmethod
+    def _plain(value: str, n: int) -> bool:
+        """Fast path of the ordinary value: no keyword of any rule, not a base64 blob."""
+        return keywords(value) is NOTHING and (
+            n < _MIN_ENCODED_LEN or _B64_BLOB.match(value) is None
+        )
 
     def check_args(self, args: Sequence[str]) -> list[tuple[int, Detection]]:
         """Credentials in a command line; each detection with the index of its argument.
@@ -389,9 +446,9 @@ class DetectorSet:
                 flag, eq, val = arg.lstrip("-").partition("=")
                 cls = self._classify(flag) if flag else None
                 if eq:
-                    det = self._literal(val, cls, REASON_FLAG, generic=True, whole=arg)
+                    det = self._literal(flag, val, cls, REASON_FLAG, generic=True, whole=arg)
                 elif cls is not None and i + 1 < count and not args[i + 1].startswith("-"):
-                    det = self._literal(args[i + 1], cls, REASON_FLAG, generic=False)
+                    det = self._literal(flag, args[i + 1], cls, REASON_FLAG, generic=False)
                     if det is not None:
                         out.append((i + 1, det))
                         skip = i + 1
@@ -399,14 +456,16 @@ class DetectorSet:
                 elif mysql and arg.startswith("-p") and not arg.startswith("--"):
                     det = self._named(_PASSWORD_CLASS, arg[2:], REASON_FLAG, arg)
                 else:
-                    det = self._literal(arg, None, REASON_FLAG, generic=False)
+                    det = self._literal("", arg, None, REASON_FLAG, generic=False)
             else:
                 m = _ENV_ASSIGN.match(arg)
                 if m is not None:
                     cls = self._classify(m.group(1))
-                    det = self._literal(m.group(2), cls, REASON_ENV, generic=True, whole=arg)
+                    det = self._literal(
+                        m.group(1), m.group(2), cls, REASON_ENV, generic=True, whole=arg
+                    )
                 else:
-                    det = self._literal(arg, None, REASON_FLAG, generic=True)
+                    det = self._literal("", arg, None, REASON_FLAG, generic=True)
             if det is not None:
                 out.append((i, det))
         return out
@@ -420,9 +479,8 @@ class DetectorSet:
         stripped = text.strip()
         if len(stripped) < MIN_SECRET_LEN:
             return []
-        cls = self._classify(key)
-        if cls is not None and "\n" not in stripped:
-            det = self._literal(stripped, cls, REASON_KEY, generic=False)
+        if "\n" not in stripped:
+            det = self._literal(key, stripped, self._classify(key), REASON_KEY, generic=False)
             return [det] if det is not None else []
         found = _Found()
         self._scan_formats(text, found)
@@ -435,17 +493,20 @@ class DetectorSet:
     def _scan_formats(self, text: str, found: _Found) -> None:
         for hit in iter_hits(text):
             if not self._allowed(hit.secret):
-                found.add(
-                    hit.start, hit.end, Detection(hit.kind, fingerprint(hit.secret), hit.reason)
-                )
+                found.add(hit.start, hit.end, _detection(hit))
+        if len(text) >= _MIN_ENCODED_LEN:
+            for hit in decoded_hits(text):
+                if not self._allowed(hit.secret):
+                    found.add(hit.start, hit.end, _detection(hit))
 
     def _scan_headers(self, text: str, found: _Found) -> None:
         if "uthorization" in text or "UTHORIZATION" in text:
             for m in _AUTH_HEADER.finditer(text):
                 val = m.group("val")
-                if is_placeholder(val) or self._allowed(val):
+                scheme = m.group("scheme").lower()
+                if is_placeholder(val) or self._allowed(val) or not _header_value_ok(scheme, val):
                     continue
-                kind = _HEADER_KIND.get(m.group("scheme").lower(), "authorization token")
+                kind = _HEADER_KIND.get(scheme, "authorization token")
                 found.add(
                     m.start("val"), m.end("val"), Detection(kind, fingerprint(val), REASON_HEADER)
                 )
@@ -454,7 +515,7 @@ class DetectorSet:
         cls = self._classify(key)
         if cls is None or found.overlaps(start, start + len(value)):
             return
-        found.add(start, start + len(value), self._literal(value, cls, reason, generic=False))
+        found.add(start, start + len(value), self._literal(key, value, cls, reason, generic=False))
 
     def _scan_kv(self, text: str, found: _Found) -> None:
         p = self._patterns
@@ -479,8 +540,13 @@ class DetectorSet:
             if bare is not None:
                 if _CODEISH.search(bare) is not None:
                     continue
-                # `login(token=hf_token)`: lower-case names with identifier values are code.
-                if _IDENTIFIER.match(bare) is not None and not key.isupper():
+                # `login(token=hf_token)`: lower-case names with identifier values are code
+                # (a flag's value, `-Ddb.password=hunter2`, is a literal).
+                if (
+                    reason != REASON_FLAG
+                    and _IDENTIFIER.match(bare) is not None
+                    and not key.isupper()
+                ):
                     continue
                 self._named_at(found, key, bare, m.start("bare"), reason)
             else:
@@ -510,16 +576,26 @@ class DetectorSet:
         return found.detections
 
 
-def _context_kind(context: str, value: str) -> str | None:
-    if is_placeholder(value):
-        return None
-    if context == CONTEXT_AWS_SECRET and AWS_SECRET_VALUE.match(value) is not None:
-        return "AWS secret access key"
-    if context == CONTEXT_WANDB and WANDB_VALUE.match(value) is not None:
-        return "Weights & Biases API key"
-    if context == CONTEXT_COHERE and COHERE_VALUE.match(value) is not None:
-        return "Cohere API key"
-    return None
+def _detection(hit: Hit) -> Detection:
+    return Detection(hit.kind, fingerprint(hit.secret), hit.reason, hit.rule)
+
+
+def _unquote(v: str) -> str:
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
+        return v[1:-1].strip()
+    return v
+
+
+# A bearer token shorter than this is a doc stub ("Bearer abcd-ef-ghij"), not a token.
+_MIN_BEARER_LEN = 16
+
+
+def _header_value_ok(scheme: str, value: str) -> bool:
+    """Basic credentials must decode to ``user:password``; other schemes need a token's length."""
+    if scheme == "basic":
+        m = _decoded_user_pass(value)
+        return m is not None and not is_placeholder(m.group("p"))
+    return len(value) >= _MIN_BEARER_LEN
 
 
 def _weak_auth_value(value: str) -> bool | None:

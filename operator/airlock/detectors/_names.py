@@ -93,6 +93,7 @@ _PUBLIC_QUALIFIERS = frozenset({"PUBLIC", "PUB"})
 _TOKEN_NOT_CREDENTIAL = frozenset({
     "PAD", "EOS", "BOS", "UNK", "SEP", "CLS", "MASK", "STOP", "SPECIAL", "START", "END", "EOT",
     "EOD", "IMAGE", "IMG", "AUDIO", "VIDEO", "VISION", "CHAT", "TOOL", "THINK", "MAX", "MIN", "NUM",
+    "CSRF", "XSRF",  # anti-forgery tokens are per-session nonces, not credentials
 })  # fmt: skip
 _SECRET_NOT_CREDENTIAL = frozenset({"PULL", "TLS", "K8S", "KUBE", "KUBERNETES", "CERT"})
 _NOT_CREDENTIAL_QUALIFIERS = {"TOKEN": _TOKEN_NOT_CREDENTIAL, "SECRET": _SECRET_NOT_CREDENTIAL}

@@ -87,6 +87,7 @@ _PLACEHOLDER_PARTS = (
     "dummy",
     "redacted",
     "xxxx",
+    "fake",
 )
 _FILL_IN = re.compile(r"(?:your|insert|enter|put|paste|add)[-_ .]")
 _FILL_IN_END = ("-here", "_here", " here", ".here")
@@ -148,6 +149,20 @@ def is_reference(value: str) -> bool:
     # A URL is a reference unless it carries credentials; those are found by the URL detector,
     # which runs before this filter.
     return _URL.match(v) is not None
+
+
+# Code, markup and expressions: calls, operators, selectors, escaped markup, shell quoting.
+_CODE = re.compile(
+    r"&(?:lt|gt|amp|quot|#\d+);"  # HTML-escaped placeholders: &lt;YOURPASSWORD&gt;
+    r"|^['\"]?\$"  # '$VAR', "$VAR": a shell reference in quotes
+    r"|\w\(|\)\s*[;{.]|=>|->|::|\|\||&&|==|!=|\bfunction\b|\breturn\b|\bnew\s+\w"
+    r"|^[.#]?[\w-]+\s*\{|^\s*[\[{].*[\]}]\s*$"  # CSS selectors, JSON/array literals
+)
+
+
+def is_code(value: str) -> bool:
+    """True when the value is code, markup or an expression rather than a literal."""
+    return _CODE.search(value) is not None
 
 
 def is_prose(value: str) -> bool:

@@ -1,12 +1,23 @@
-"""Plaintext credentials in env values, command lines and ConfigMaps.
+"""Plaintext credentials in env values, command lines, ConfigMaps, annotations and free text.
 
 Messages carry only the detector's redacted form (credential kind + fingerprint), never the value.
+
+``plaintext-secret-configmap`` covers configuration that is not a container's: ConfigMap
+``data`` and ``binaryData`` (decoded when it is text), the annotations of every object (except
+``kubectl.kubernetes.io/last-applied-configuration``, a copy of the object whose fields the
+other rules already read), and the free text of Airlock's own objects (a PolicyException's
+``reason`` and ``owner``, a BaselinePolicy's strings).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterator, Mapping
+from typing import Any
 
+from airlock.catalog import API_VERSION
+from airlock.detectors import Detection
 from airlock.findings import RuleInfo, Severity
 from airlock.rules.base import (
     Hit,
@@ -54,12 +65,13 @@ PLAINTEXT_SECRET_CONFIGMAP = RuleInfo(
     id="plaintext-secret-configmap",
     family="secrets",
     severity=Severity.HIGH,
-    title="Plaintext credential in a ConfigMap",
-    reason="a ConfigMap value holds a credential",
+    title="Plaintext credential in a ConfigMap, an annotation or free text",
+    reason="a ConfigMap value, an annotation or a free-text field holds a credential",
     fix="move the value into a Secret and mount or reference the Secret instead",
     rationale=(
         "ConfigMaps are meant for non-confidential configuration: RBAC commonly grants wide read "
-        "access to them, they are not encrypted at rest and tools print them freely."
+        "access to them, they are not encrypted at rest and tools print them freely. "
+        "Annotations and the text of policy objects are read by even more people and tools."
     ),
     references=_REFS,
 )
@@ -103,22 +115,109 @@ def check_args(wl: Workload, scope: Scope) -> Iterator[Hit]:
                 )
 
 
+CONFIGMAP_RULE_ID = PLAINTEXT_SECRET_CONFIGMAP.id
+
+# A copy of the whole object: its env values and args are already read where they live.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+_OWN_KINDS = frozenset({"PolicyException", "BaselinePolicy"})
+# Free text of a BaselinePolicy: every string of its spec except these (regexes and names that
+# describe credentials, not credentials).
+_POLICY_SKIP = frozenset({"allowValues", "extraCredentialNames"})
+_MAX_TEXT_DEPTH = 12
+
+
+def _describe(found: list[Detection]) -> str:
+    kinds = ", ".join(f"{d.kind} {d.redacted()}" for d in found[:3])
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    return f"{kinds}{more}"
+
+
+def _binary_text(value: str) -> str | None:
+    """A binaryData value decoded, when it is UTF-8 text (binary files hold no text to read)."""
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
 def configmap_credentials(obj: Mapping[str, object], scope: Scope) -> Iterator[tuple[str, str]]:
-    """``(key, redacted description)`` for each ConfigMap data entry holding a credential."""
-    detectors = scope.ctx.policy.detectors
+    """``(key, redacted description)`` for each ConfigMap entry holding a credential.
+
+    ``data`` values are read as they are, ``binaryData`` values once decoded.
+    """
+    for key, _field, text in _configmap_texts(obj):
+        found = scope.ctx.policy.detectors.check_text(key, text)
+        if found:
+            yield key, _describe(found)
+
+
+def _configmap_texts(obj: Mapping[str, object]) -> Iterator[tuple[str, str, str]]:
     for key, value in mapping(obj.get("data")).items():
         if isinstance(key, str) and isinstance(value, str) and value:
-            found = detectors.check_text(key, value)
-            if found:
-                kinds = ", ".join(f"{d.kind} {d.redacted()}" for d in found[:3])
-                more = f" and {len(found) - 3} more" if len(found) > 3 else ""
-                yield key, f"{kinds}{more}"
+            yield key, "data", value
+    for key, value in mapping(obj.get("binaryData")).items():
+        if isinstance(key, str) and isinstance(value, str) and value:
+            text = _binary_text(value)
+            if text:
+                yield key, "binaryData", text
+
+
+def _annotation_hits(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    detectors = scope.ctx.policy.detectors
+    for key, value in wl.annotations.items():
+        if key == LAST_APPLIED or not value:
+            continue
+        found = detectors.check_text(key, value)
+        if found:
+            yield Hit(
+                f'metadata.annotations["{key}"]',
+                f"annotation {key!r} holds a plaintext {_describe(found)}",
+            )
+
+
+def _strings(node: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str]]:
+    if depth > _MAX_TEXT_DEPTH:
+        return
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, Mapping):
+        for k, v in node.items():
+            if isinstance(k, str) and k not in _POLICY_SKIP:
+                yield from _strings(v, f"{path}.{k}", depth + 1)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _strings(v, f"{path}[{i}]", depth + 1)
+
+
+def _free_text_hits(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    """A PolicyException's ``reason`` and ``owner``; every string of a BaselinePolicy spec."""
+    spec = mapping(wl.obj.get("spec"))
+    if wl.kind == "PolicyException":
+        texts: Iterator[tuple[str, str]] = (
+            (f"spec.{k}", v) for k in ("reason", "owner") if isinstance(v := spec.get(k), str)
+        )
+    else:
+        texts = _strings(spec, "spec")
+    detectors = scope.ctx.policy.detectors
+    for path, text in texts:
+        found = detectors.check_text(path.rpartition(".")[2], text) if text else []
+        if found:
+            yield Hit(path, f"{path} holds a plaintext {_describe(found)}")
 
 
 def check_configmap(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    if wl.annotations:
+        yield from _annotation_hits(wl, scope)
+    if wl.kind in _OWN_KINDS and wl.api_version == API_VERSION:
+        yield from _free_text_hits(wl, scope)
+        return
     if wl.kind == "ConfigMap" and wl.api_version == "v1":
-        for key, what in configmap_credentials(wl.obj, scope):
-            yield Hit(data_path(key), f"ConfigMap key {key!r} holds a plaintext {what}")
+        detectors = scope.ctx.policy.detectors
+        for key, field, text in _configmap_texts(wl.obj):
+            found = detectors.check_text(key, text)
+            if found:
+                path = field + data_path(key)[len("data") :]  # data.k / binaryData["a.b"]
+                yield Hit(path, f"ConfigMap key {key!r} holds a plaintext {_describe(found)}")
         return
     flagged = scope.ctx.credential_configmaps
     if not flagged or scope.namespace is None:

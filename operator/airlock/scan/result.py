@@ -14,7 +14,6 @@ it happens to sit in a scanned directory.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,9 +37,6 @@ __all__ = [
     "run_scan",
 ]
 
-_CONFIGMAP_RULE = "plaintext-secret-configmap"
-_DATA_KEY = re.compile(r'^data(?:\.([A-Za-z_][A-Za-z0-9_]*)|\["((?:[^"\\]|\\.)*)"\])$')
-
 
 class VerdictLike(Protocol):
     """What the scan reads of :class:`airlock.engine.Verdict`."""
@@ -57,6 +53,8 @@ class VerdictLike(Protocol):
     def excluded(self) -> bool: ...
     @property
     def findings(self) -> tuple[Finding, ...]: ...
+    @property
+    def credential_keys(self) -> frozenset[str]: ...
 
 
 Evaluator = Callable[[Mapping[str, Any], EvalContext], VerdictLike]
@@ -159,12 +157,14 @@ def _run_scan(
     exceptions: list[ExceptionRecord] = []
     labels: dict[str, Mapping[str, str]] = {}
     workloads: list[Document] = []
+    own: list[Document] = []  # Airlock's objects: their free text is checked for credentials
     for doc in loaded.documents:
         kind = doc.obj["kind"]
         airlock_object = doc.obj["apiVersion"] == API_VERSION
         if airlock_object and kind == "PolicyException":
             from airlock.model import ExceptionRecord  # pydantic on demand
 
+            own.append(doc)
             try:
                 exceptions.append(ExceptionRecord.from_object(doc.obj))
             except PolicyError as exc:
@@ -172,6 +172,7 @@ def _run_scan(
         elif airlock_object and kind == "BaselinePolicy":
             from airlock.model import load_policy  # pydantic on demand
 
+            own.append(doc)
             try:
                 load_policy(doc.obj)
             except PolicyError as exc:
@@ -200,14 +201,13 @@ def _run_scan(
     # so the context must know those ConfigMaps before the workloads are evaluated.
     configmaps = [d for d in workloads if d.obj["kind"] == "ConfigMap"]
     verdicts: dict[int, VerdictLike] = {}
-    flagged: dict[tuple[str, str], set[str]] = {}
+    flagged: dict[tuple[str, str], frozenset[str]] = {}
     for doc in configmaps:
         verdict = evaluate(doc.obj, ctx)
         verdicts[id(doc)] = verdict
-        for f in verdict.findings:
-            key = _DATA_KEY.match(f.path) if f.rule == _CONFIGMAP_RULE else None
-            if key is not None and f.namespace is not None:
-                flagged.setdefault((f.namespace, f.name), set()).add(key.group(1) or key.group(2))
+        if verdict.credential_keys and verdict.namespace is not None:
+            key = (verdict.namespace, verdict.name)
+            flagged[key] = flagged.get(key, frozenset()) | verdict.credential_keys
     if flagged:
         ctx = EvalContext.build(
             ctx.policy,
@@ -216,11 +216,15 @@ def _run_scan(
             exceptions=exceptions,
             now=ctx.now,
             environment=environment,
-            credential_configmaps={k: frozenset(v) for k, v in flagged.items()},
+            credential_configmaps=flagged,
         )
     for doc in workloads:
         verdict = verdicts.get(id(doc)) or evaluate(doc.obj, ctx)
         result.entries.append(ScanEntry(doc, verdict))
+    for doc in own:
+        verdict = evaluate(doc.obj, ctx)
+        if verdict.findings:
+            result.entries.append(ScanEntry(doc, verdict))
     result.entries.sort(key=_entry_key)
     return result
 

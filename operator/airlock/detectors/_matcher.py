@@ -1,0 +1,285 @@
+"""One pass over a string: a keyword automaton first, then only the regexes it points at.
+
+Every provider rule lists literal keywords it cannot match without. All keywords (of the table,
+of the structured formats, and the credential words that make a ``key=value`` scan worth doing)
+go into one Aho-Corasick automaton, built once at import. A string is lower-cased and walked once
+by the automaton; the typical env value (``info``, ``/data/cache``, ``llama-3-8b``) touches no
+keyword and costs well under a microsecond. Only the rules whose keywords occurred run their
+regex, in table order.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import ahocorasick
+
+from airlock.detectors._formats import (
+    REASON_FORMAT,
+    Hit,
+    b64_pem_hits,
+    connection_string_hits,
+    pem_hits,
+    service_account_hits,
+    url_hits,
+)
+from airlock.detectors._providers import RULES
+from airlock.detectors._table import ProviderRule
+
+# Tags for the structured formats and for the key=value scan.
+TAG_PEM = "pem"
+TAG_SA = "service-account"
+TAG_URL = "url"
+TAG_CONN = "connection-string"
+TAG_B64_PEM = "base64-pem"
+TAG_CRED = "credential-word"
+TAG_HEADER = "header"
+
+_TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
+    TAG_PEM: ("private", "putty-user-key-file"),
+    TAG_SA: ("service_account",),
+    TAG_URL: ("@",),
+    TAG_CONN: ("password", "pwd", "passwd"),
+    TAG_B64_PEM: ("ls0tls1crudjti", "0tls0tqkvhsu4g", "tls0tlujfr0lo"),
+    # the words a credential-named key contains (see _names); a key=value scan needs one
+    TAG_CRED: ("pass", "pwd", "secret", "token", "key", "cred", "auth"),
+    TAG_HEADER: ("authorization",),
+}
+
+# Rules with no literal keyword run on strings at least this long that contain their gate.
+_UNANCHORED_MIN_LEN = 59
+
+# Words of documentation values inside a provider format: the format matched, but the value
+# was written by a human as an example.
+# Runs of x (``hf_xxxx…``) are not among them: other scanners report those as the format they
+# match, and a manifest should not hold one either.
+_FORMAT_PLACEHOLDER_WORDS = (
+    "example",
+    "placeholder",
+    "dummy",
+    "fake",
+    "redacted",
+    "changeme",
+    "your_",
+    "your-",
+)
+_FORMAT_PLACEHOLDER_MARKS = ("***", "<", ">", "{{", "${", "$(")
+
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _base62(n: int, width: int) -> str:
+    out = ""
+    while n:
+        n, r = divmod(n, 62)
+        out = _B62[r] + out
+    return out.rjust(width, "0")
+
+
+def crc32_token_ok(secret: str) -> bool:
+    """GitHub and npm tokens end with a base62 CRC32 of their 30 random characters."""
+    body = secret[-36:]
+    return len(body) == 36 and _base62(zlib.crc32(body[:30].encode()), 6) == body[30:]
+
+
+def _b64_json(part: str) -> bool:
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        return isinstance(json.loads(raw), dict)
+    except (binascii.Error, ValueError):
+        return False
+
+
+def jwt_ok(secret: str) -> bool:
+    """A JWT's header and claims are base64url JSON objects (RFC 7519)."""
+    parts = secret.split(".")
+    return len(parts) >= 2 and _b64_json(parts[0]) and _b64_json(parts[1])
+
+
+_VERIFY: dict[str, Callable[[str], bool]] = {"crc32": crc32_token_ok, "jwt": jwt_ok}
+
+
+class _Compiled(NamedTuple):
+    rule: ProviderRule
+    pattern: re.Pattern[str]
+    group: str | int
+    verify: Callable[[str], bool] | None
+
+
+def _compile(rule: ProviderRule) -> _Compiled:
+    pattern = re.compile(rule.pattern)
+    group: str | int = "s" if "s" in pattern.groupindex else 0
+    return _Compiled(rule, pattern, group, _VERIFY[rule.verify] if rule.verify else None)
+
+
+COMPILED: tuple[_Compiled, ...] = tuple(_compile(r) for r in RULES)
+_UNANCHORED: tuple[int, ...] = tuple(i for i, r in enumerate(RULES) if not r.keywords)
+# Token prefixes (lower-cased) and their rules: a value starting with one but failing the rule
+# is a lookalike of that provider's format.
+PREFIXES: tuple[tuple[str, int], ...] = tuple(
+    (r.prefix.lower(), i) for i, r in enumerate(RULES) if r.prefix
+)
+
+
+def _build() -> ahocorasick.Automaton:
+    entries: dict[str, tuple[list[int], list[str]]] = {}
+    for i, rule in enumerate(RULES):
+        for kw in rule.keywords:
+            entries.setdefault(kw, ([], []))[0].append(i)
+    for tag, kws in _TAG_KEYWORDS.items():
+        for kw in kws:
+            entries.setdefault(kw, ([], []))[1].append(tag)
+    automaton = ahocorasick.Automaton()
+    for kw, (ids, tags) in entries.items():
+        automaton.add_word(kw, (tuple(ids), tuple(tags)))
+    automaton.make_automaton()
+    return automaton
+
+
+_AUTOMATON = _build()
+
+
+class Seen(NamedTuple):
+    """What the automaton saw in a string: candidate rules (indices) and format tags."""
+
+    rules: frozenset[int]
+    tags: frozenset[str]
+
+
+NOTHING = Seen(frozenset(), frozenset())
+
+
+def keywords(text: str) -> Seen:
+    found = list(_AUTOMATON.iter(text.lower()))
+    unanchored = len(text) >= _UNANCHORED_MIN_LEN and "." in text
+    if not found and not unanchored:
+        return NOTHING
+    rules: set[int] = set(_UNANCHORED) if unanchored else set()
+    tags: set[str] = set()
+    for _end, (ids, tgs) in found:
+        if ids:
+            rules.update(ids)
+        if tgs:
+            tags.update(tgs)
+    return Seen(frozenset(rules), frozenset(tags))
+
+
+def is_format_placeholder(secret: str) -> bool:
+    """Words of documentation values inside a provider format: the format matched, but the
+    value was written by a human as an example."""
+    low = secret.lower()
+    return any(w in low for w in _FORMAT_PLACEHOLDER_WORDS) or any(
+        m in secret for m in _FORMAT_PLACEHOLDER_MARKS
+    )
+
+
+def provider_hits(text: str, seen: Seen, min_start: int = 0) -> Iterator[Hit]:
+    """Hits of the table's rules that the automaton pointed at, in table order."""
+    for i in sorted(seen.rules):
+        c = COMPILED[i]
+        for m in c.pattern.finditer(text):
+            start = m.start(c.group)
+            if start < min_start:
+                continue
+            secret = m.group(c.group)
+            if c.verify is not None and not c.verify(secret):
+                continue
+            if is_format_placeholder(secret):
+                continue
+            yield Hit(c.rule.label, secret, start, m.end(c.group), REASON_FORMAT, c.rule.id)
+
+
+def iter_hits(text: str, seen: Seen | None = None, min_start: int = 0) -> Iterator[Hit]:
+    """Every provider-format, private-key, connection-string and credentialed-URL hit.
+
+    Hits may overlap (a PEM block inside a service-account JSON, a GitLab token used as the
+    password of a URL); callers keep the first of overlapping hits, and this order puts the most
+    specific first. ``min_start`` drops hits that start before it (the variable name that was
+    prepended to give ``near`` rules their context).
+    """
+    if seen is None:
+        seen = keywords(text)
+    if seen is NOTHING:
+        return
+    tags = seen.tags
+    if TAG_SA in tags:
+        yield from service_account_hits(text)
+    if TAG_PEM in tags:
+        yield from pem_hits(text)
+    if TAG_B64_PEM in tags:
+        yield from b64_pem_hits(text)
+    if seen.rules:
+        yield from provider_hits(text, seen, min_start)
+    if TAG_CONN in tags and "=" in text:
+        for hit in connection_string_hits(text):
+            if hit.start >= min_start:
+                yield hit
+    if TAG_URL in tags and "://" in text:
+        for hit in url_hits(text):
+            if hit.start >= min_start:
+                yield hit
+
+
+# Prefixes of provider formats: a value starting with one that no rule accepted is a lookalike of
+# that format (too short, wrong alphabet, failed checksum), not an unknown credential.
+_TOKEN_PREFIXES = {
+    p for p in (r.prefix.lower() for r in RULES) if re.search(r"[-_.]", p) and len(p) >= 3
+}
+_EXTRA_PREFIXES = {"sk_", "rk_", "akia", "asia", "aiza", "xox", "sg.", "github_pat_", "eyj"}
+# "sk-" starts the keys of many providers, documented or not: there is no one format to fail.
+_LOOKALIKE_PREFIXES: tuple[str, ...] = tuple(sorted((_TOKEN_PREFIXES | _EXTRA_PREFIXES) - {"sk-"}))
+
+
+# A base64 run long enough to hide a token; decoded and scanned once (no deeper).
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{40,}={0,2}")
+_MAX_DECODED_RUNS = 4
+
+
+def decoded_hits(text: str) -> Iterator[Hit]:
+    """Hits inside base64-encoded runs of ``text`` (a token or a key file stored encoded)."""
+    for n, m in enumerate(_BASE64_RUN.finditer(text)):
+        if n >= _MAX_DECODED_RUNS:
+            return
+        run = m.group()
+        if run.startswith("eyJ"):  # a JWT or a JSON blob: already readable by the rules
+            continue
+        try:
+            raw = base64.b64decode(run.replace("-", "+").replace("_", "/") + "=" * (-len(run) % 4))
+            decoded = raw.decode("utf-8")
+        except (binascii.Error, ValueError):
+            continue
+        if not decoded.isprintable() and not all(c.isprintable() or c in "\n\r\t" for c in decoded):
+            continue
+        for hit in iter_hits(decoded):
+            yield Hit(f"base64-encoded {hit.kind}", hit.secret, m.start(), m.end(), hit.reason,
+                      hit.rule)  # fmt: skip
+            break
+
+
+def lookalike(value: str) -> bool:
+    """The value starts like a provider token but no rule of the table accepted it."""
+    return value.lower().startswith(_LOOKALIKE_PREFIXES)
+
+
+# Rules recognised by a provider's name before the value (``near`` rules), by keyword.
+_NAMED_RULES: tuple[tuple[str, int], ...] = tuple(
+    (kw, i) for i, r in enumerate(RULES) if r.names for kw in r.keywords
+)
+
+
+def name_rules(name: str) -> frozenset[int]:
+    """The ``near`` rules whose provider name occurs in a variable, flag or key name."""
+    low = name.lower()
+    return frozenset(i for kw, i in _NAMED_RULES if kw in low)
+
+
+def context_hits(text: str, rules: frozenset[int], min_start: int) -> Iterator[Hit]:
+    """Hits of ``rules`` in ``text`` (``NAME=value``) that start at or after ``min_start``."""
+    return provider_hits(text, Seen(rules, frozenset()), min_start)

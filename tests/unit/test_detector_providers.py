@@ -1,0 +1,295 @@
+"""The provider rule table: size, shape, and a positive and near misses for every rule.
+
+Examples are synthetic, built at run time from each rule's own shape (prefix, alphabet, length)
+or, for rules written as a raw regex, from the builders below. Prefixes are split ("gh" "p_") so
+that secret scanners reading this file see no token.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import string
+import zlib
+from collections.abc import Callable
+
+import pytest
+from airlock.detectors import DEFAULT_DETECTORS as D
+from airlock.detectors._matcher import COMPILED, crc32_token_ok, iter_hits, jwt_ok, keywords
+from airlock.detectors._providers import RULES
+from airlock.detectors._table import ProviderRule
+
+_rng = random.Random(11)  # noqa: S311 - synthetic test data, not keys
+ALNUM = string.ascii_letters + string.digits
+HEXL = "0123456789abcdef"
+B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+_PLACEHOLDERISH = re.compile(r"(?i)example|placeholder|dummy|fake|redacted|changeme|your")
+
+
+def rnd(n: int, alphabet: str = ALNUM) -> str:
+    while True:
+        out = "".join(_rng.choice(alphabet) for _ in range(n))
+        if _PLACEHOLDERISH.search(out) is None:
+            return out
+
+
+def chars(alphabet: str) -> str:
+    """The characters of a regex character-class body such as ``A-Za-z0-9_\\-``."""
+    out, i = [], 0
+    body = alphabet.replace("\\-", "\x00")
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            out.extend(chr(c) for c in range(ord(body[i]), ord(body[i + 2]) + 1))
+            i += 3
+        else:
+            out.append("-" if body[i] == "\x00" else body[i])
+            i += 1
+    return "".join(out)
+
+
+def crc(prefix: str) -> str:
+    body = rnd(30)
+    n, check = zlib.crc32(body.encode()), ""
+    while n:
+        n, r = divmod(n, 62)
+        check = B62[r] + check
+    return prefix + body + check.rjust(6, "0")
+
+
+_TAIL = re.compile(r"^(?P<lit>\\?[^\[\\]?)\[(?P<cls>[^\]]+)\]\{(?P<n>\d+)\}$")
+
+
+def tail_example(tail: str) -> str:
+    if not tail or tail.endswith("?"):
+        return ""
+    m = _TAIL.match(tail)
+    if m is None:
+        return tail  # a literal such as "-X"
+    return m.group("lit").lstrip("\\") + rnd(int(m.group("n")), chars(m.group("cls")))
+
+
+def body(rule: ProviderRule, n: int | None = None) -> str:
+    lo = rule.length[0]
+    return rnd(lo if n is None else n, chars(rule.alphabet))
+
+
+def example(rule: ProviderRule) -> str:
+    if rule.verify == "crc32":
+        return crc(rule.prefix)
+    if rule.prefix:
+        return rule.prefix + body(rule) + tail_example(rule.tail)
+    return f"{rule.names[0]}_token = '{body(rule)}'"
+
+
+def rule_ids(text: str) -> set[str]:
+    return {h.rule for h in iter_hits(text)}
+
+
+TOKEN_RULES = [r for r in RULES if r.prefix]
+NEAR_RULES = [r for r in RULES if r.names]
+RAW_RULES = [r for r in RULES if not r.prefix and not r.names]
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.{rnd(43, ALNUM + '_-')}"
+
+
+def _uuid() -> str:
+    return f"{rnd(8, HEXL)}-{rnd(4, HEXL)}-{rnd(4, HEXL)}-{rnd(4, HEXL)}-{rnd(12, HEXL)}"
+
+
+B64 = ALNUM + "+/"
+U64 = ALNUM + "_-"
+
+# rule id -> a synthetic text holding one credential in the rule's format
+RAW_EXAMPLES: dict[str, Callable[[], str]] = {
+    "anthropic-api-key": lambda: "sk" + "-ant-api03-" + rnd(93, U64) + "AA",
+    "anthropic-admin-key": lambda: "sk" + "-ant-admin01-" + rnd(93, U64) + "AA",
+    "openai-project-key": lambda: "sk" + "-proj-" + rnd(70, U64) + "T3Blbk" + "FJ" + rnd(70, U64),
+    "openai-legacy-key": lambda: "sk" + "-" + rnd(20) + "T3Blbk" + "FJ" + rnd(20),
+    "langsmith-api-key": lambda: "lsv2" + "_pt_" + rnd(32, HEXL) + "_" + rnd(10, HEXL),
+    "neptune-api-token": lambda: "eyJhcGlfYWRkcmVzcyI6" + rnd(80, B64),
+    "aws-bedrock-api-key": lambda: "AB" + "SK" + rnd(120, B64),
+    "aws-access-key-id": lambda: "AK" + "IA" + rnd(16, string.ascii_uppercase + string.digits),
+    "aws-key-pair": lambda: "AS" + "IA" + rnd(16, string.ascii_uppercase) + ":" + rnd(40, B64),
+    "gcp-hmac-key": lambda: "GO" + "OG1" + rnd(56, string.ascii_uppercase) + " " + rnd(40, B64),
+    "aws-session-token": lambda: "aws_session_token = " + rnd(200, B64),
+    "gcp-api-key": lambda: "AI" + "za" + rnd(35, U64),
+    "google-oauth-access-token": lambda: "ya" + "29." + rnd(120, U64),
+    "google-oauth-refresh-token": lambda: "1/" + "/0" + rnd(60, U64),
+    "firebase-fcm-server-key": lambda: "AAAA" + rnd(7, U64) + ":APA91b" + rnd(134, U64),
+    "google-recaptcha-secret": lambda: "recaptcha_secret: 6L" + rnd(38, U64),
+    "azure-storage-account-key": lambda: "AccountName=a;Account" + "Key=" + rnd(86, B64) + "==",
+    "azure-sas-token": lambda: "https://a.blob.core.windows.net/c?sv=2024&s" + "ig=" + rnd(44),
+    "azure-identifiable-storage-key": lambda: rnd(76, B64) + "+AS" + "t" + rnd(5, B64) + "==",
+    "azure-identifiable-cosmos-key": lambda: rnd(76, B64) + "AC" + "Db" + rnd(5, B64) + "==",
+    "azure-identifiable-servicebus-key": lambda: rnd(33, B64) + "+AS" + "b" + rnd(5, B64) + "=",
+    "azure-identifiable-function-key": lambda: rnd(44, U64) + "Az" + "Fu" + rnd(5, U64) + "==",
+    "azure-identifiable-search-key": lambda: rnd(42) + "Az" + "Se" + rnd(6),
+    "azure-identifiable-acr-key": lambda: rnd(42, B64) + "+AC" + "R" + rnd(6, B64),
+    "azure-identifiable-apim-key": lambda: rnd(76) + "AP" + "IM" + rnd(4),
+    "azure-identifiable-redis-key": lambda: rnd(33) + "Az" + "Ca" + rnd(7) + "=",
+    "azure-ai-services-key": lambda: rnd(52) + "JQQ" + "J99" + rnd(26),
+    "azure-entra-client-secret": lambda: rnd(3) + "8Q" + "~" + rnd(34, ALNUM + "_~."),
+    "azure-devops-pat": lambda: rnd(52) + "AZ" + "DO" + rnd(28),
+    "azure-app-configuration": lambda: (
+        "Endpoint=https://cfg.azconfig.io;Id=" + rnd(12) + ";Sec" + "ret=" + rnd(44, B64)
+    ),
+    "alibaba-access-key-id": lambda: "LT" + "AI" + rnd(20),
+    "tencent-secret-id": lambda: "AK" + "ID" + rnd(32),
+    "softlayer-api-url": lambda: "https://api.softlayer.com/rest/v3/" + rnd(64, HEXL),
+    "flyio-macaroon": lambda: "fm2" + "_" + rnd(200, B64),
+    "planetscale-token": lambda: "pscale" + "_tkn_" + rnd(43, U64),
+    "vault-legacy-token": lambda: "VAULT_TOKEN=s" + "." + rnd(24),
+    "terraform-cloud-token": lambda: rnd(14) + ".atlas" + "v1." + rnd(67, U64),
+    "onepassword-secret-key": lambda: (
+        "A3"
+        + "-"
+        + "-".join(rnd(n, string.ascii_uppercase + string.digits) for n in (6, 6, 5, 5, 5, 5))
+    ),
+    "bitwarden-access-token": lambda: "0." + _uuid() + "." + rnd(30) + ":" + rnd(22, B64) + "==",
+    "bitwarden-oauth-secret": lambda: '{"apiKeyClient' + 'Secret": "' + rnd(30) + '"}',
+    "tink-keyset": lambda: (
+        '{"primaryKeyId": 12345, "key": [{"keyData": {"typeUrl": "t", "value": "'
+        + rnd(60, B64)
+        + '"}}]}'
+    ),
+    "vapid-private-key": lambda: "VAPID_PRIVATE_KEY=" + rnd(43, U64),
+    "vapid-key-pair": lambda: rnd(43, U64) + ":B" + rnd(86, U64),
+    "github-fine-grained-pat": lambda: "github" + "_pat_" + rnd(22) + "_" + rnd(59),
+    "atlassian-api-token": lambda: "ATATT" + "3" + rnd(180, U64),
+    "harness-pat": lambda: "pat." + rnd(22, U64) + "." + rnd(24, HEXL) + "." + rnd(20),
+    "jfrog-api-key": lambda: "AK" + "Cp" + rnd(69),
+    "jfrog-password": lambda: "AP" + "6" + rnd(20),
+    "npm-legacy-auth-token": lambda: "//registry.npmjs.org/:_auth" + "Token=" + _uuid(),
+    "pypi-token": lambda: "pypi" + "-AgEIcHlwaS5vcmc" + rnd(150, U64),
+    "packagist-token": lambda: "packagist" + "_uak_" + rnd(32, HEXL),
+    "slack-webhook-url": lambda: (
+        "https://hooks." + "slack.com/services/T" + rnd(10) + "/B" + rnd(10) + "/" + rnd(24)
+    ),
+    "slack-token": lambda: "xo" + "xb-" + rnd(12, string.digits) + "-" + rnd(24),
+    "slack-app-token": lambda: "xa" + "pp-1-A" + rnd(10) + "-" + rnd(13, string.digits),
+    "jwt": lambda: _jwt({"sub": "trainer", "exp": 1767225600}),
+    "http-cookie": lambda: "GET / HTTP/1.1\nCookie: session=" + rnd(32),
+    "discord-bot-token": lambda: "M" + rnd(25, U64) + "." + rnd(6, U64) + "." + rnd(38, U64),
+    "discord-webhook-url": lambda: (
+        "https://discord.com/api/web" + "hooks/" + rnd(18, string.digits) + "/" + rnd(68, U64)
+    ),
+    "telegram-bot-token": lambda: rnd(10, string.digits) + ":AA" + rnd(33, U64),
+    "teams-webhook-url": lambda: "https://corp.webhook.office.com/webhookb2/" + rnd(60, U64),
+    "twilio-api-key": lambda: "S" + "K" + rnd(32, HEXL),
+    "sendgrid-api-key": lambda: "S" + "G." + rnd(22, U64) + "." + rnd(43, U64),
+    "mailchimp-api-key": lambda: rnd(32, HEXL) + "-us" + "12",
+    "mailgun-private-key": lambda: "MAILGUN_KEY=" + "-".join(rnd(n, HEXL) for n in (32, 8, 8)),
+    "intercom-token": lambda: "dG9r" + "Oi" + rnd(60, B64),
+    "stripe-secret-key": lambda: "sk" + "_live_" + rnd(24),
+    "stripe-test-key": lambda: "rk" + "_test_" + rnd(24),
+    "braintree-access-token": lambda: (
+        "access_token$production$" + rnd(16, string.ascii_lowercase) + "$" + rnd(32, HEXL)
+    ),
+    "paystack-secret-key": lambda: "sk" + "_live_" + rnd(40, HEXL),
+    "plaid-access-token": lambda: "access-" + "production-" + _uuid(),
+    "newrelic-license-key": lambda: rnd(36, HEXL) + "NR" + "AL",
+    "sentry-org-token": lambda: "sntrys" + "_eyJ" + rnd(80, B64),
+    "grafana-api-key": lambda: "eyJr" + "Ijoi" + rnd(70, B64),
+    "dynatrace-token": lambda: (
+        "dt0c01." + rnd(24, string.ascii_uppercase) + "." + rnd(64, string.ascii_uppercase)
+    ),
+    "tailscale-key": lambda: "tskey" + "-auth-" + rnd(12) + "-" + rnd(24),
+    "ngrok-authtoken": lambda: "NGROK_AUTHTOKEN=2" + rnd(26) + "_" + rnd(21),
+    "mapbox-secret-token": lambda: "sk" + ".eyJ" + rnd(60, U64) + "." + rnd(22, U64),
+    "facebook-access-token": lambda: "EAA" + "B" + rnd(100),
+    "twitter-bearer-token": lambda: "A" * 22 + rnd(90),
+    "salesforce-access-token": lambda: "00D" + rnd(15) + "!" + rnd(96),
+    "salesforce-refresh-token": lambda: "5A" + "ep" + rnd(90),
+}
+
+
+def test_the_table_has_at_least_150_formats_with_unique_ids() -> None:
+    assert len(RULES) >= 150
+    ids = [r.id for r in RULES]
+    assert len(set(ids)) == len(ids)
+    assert len({r.provider for r in RULES}) >= 100
+    for r in RULES:
+        assert r.id, r
+        assert r.provider, r.id
+        assert r.matches, r.id
+        assert all(k == k.lower() for k in r.keywords), r.id
+
+
+def test_every_raw_rule_has_an_example() -> None:
+    assert sorted(RAW_EXAMPLES) == sorted(r.id for r in RAW_RULES)
+
+
+@pytest.mark.parametrize("rule", TOKEN_RULES, ids=lambda r: r.id)
+def test_token_rule_positive_and_near_misses(rule: ProviderRule) -> None:
+    token = example(rule)
+    assert rule.id in rule_ids(token), token[:12]
+    assert rule.id in rule_ids(f"config: {token}\n")
+    assert any(k in token.lower() for k in rule.keywords)
+    # glued to a preceding word: another identifier, not this token
+    assert rule.id not in rule_ids("zz" + token)
+    # one character short of the shortest body
+    short = rule.prefix + body(rule, rule.length[0] - 1) + tail_example(rule.tail)
+    assert rule.id not in rule_ids(short)
+    # the body without its prefix
+    assert rule.id not in rule_ids(body(rule))
+
+
+@pytest.mark.parametrize("rule", NEAR_RULES, ids=lambda r: r.id)
+def test_name_context_rule_needs_its_name(rule: ProviderRule) -> None:
+    value = body(rule)
+    assert rule.id in rule_ids(example(rule))
+    assert rule.id not in rule_ids(value)
+    assert rule.id not in rule_ids(f"unrelated_setting = '{value}'")
+    # and under the provider's name as an env var, whatever the value placement
+    det = D.check_env(f"{rule.names[0].upper().replace('.', '_')}_TOKEN", value)
+    assert det is not None
+
+
+@pytest.mark.parametrize("rule", RAW_RULES, ids=lambda r: r.id)
+def test_raw_rule_positive_and_truncated_miss(rule: ProviderRule) -> None:
+    text = RAW_EXAMPLES[rule.id]()
+    assert rule.id in rule_ids(text), text[:16]
+    assert rule.id not in rule_ids(text[: min(len(text) // 5, 12)])
+
+
+def test_every_rule_is_reached_by_its_keywords() -> None:
+    # a rule whose keywords are not in its own example would never run
+    for rule in RULES:
+        text = RAW_EXAMPLES[rule.id]() if rule.id in RAW_EXAMPLES else example(rule)
+        seen = keywords(text)
+        assert RULES.index(rule) in seen.rules, rule.id
+
+
+def test_compiled_once_in_table_order() -> None:
+    assert [c.rule.id for c in COMPILED] == [r.id for r in RULES]
+
+
+def test_github_and_npm_checksums_are_verified() -> None:
+    good = crc("gh" + "p_")
+    assert crc32_token_ok(good)
+    bad = good[:-1] + ("A" if good[-1] != "A" else "B")
+    assert not crc32_token_ok(bad)
+    assert D.check_value(good) is not None
+    assert D.check_value(bad) is None
+    assert D.check_env("GITHUB_TOKEN", bad) is None  # a lookalike, not an unknown token
+    assert D.check_value(crc("np" + "m_")) is not None
+
+
+def test_jwt_needs_json_header_and_claims() -> None:
+    token = _jwt({"sub": "x"})
+    assert jwt_ok(token)
+    assert not jwt_ok("eyJ" + "hello.eyJ" + "world.sig")
+    assert D.check_value("ey" + "J" + rnd(20) + ".ey" + "J" + rnd(20) + "." + rnd(20)) is None
+
+
+def test_x_runs_in_a_format_are_reported_but_template_words_are_not() -> None:
+    assert D.check_value("hf" + "_" + "x" * 34) is not None
+    assert D.check_value("hf" + "_" + "your" + "_token_" + rnd(30)) is None
+    assert D.check_value("hf" + "_" + "EXAMPLE" + rnd(30)) is None
