@@ -4,8 +4,10 @@ The loader never stops at the first bad document: every unusable input becomes a
 :class:`~airlock.errors.InputError` naming the file, the 1-based document index and, when the
 parser knows it, the line, so a CI run shows every problem at once.
 
-YAML is parsed with libyaml when PyYAML was built with it (several times faster than the pure
-Python parser). Two hostile shapes are refused before anything walks the data: alias bombs
+YAML takes the fast path of :mod:`airlock.scan.fastyaml` (values built in Rust, lines found in
+the text only for the fields a report names) wherever it reads exactly as PyYAML would, and
+otherwise PyYAML with libyaml (several times faster than the pure Python parser). Two hostile
+shapes are refused before anything walks the data: alias bombs
 ("billion laughs": a few kilobytes whose aliases expand to billions of nodes) and recursive
 aliases (a node containing itself), which would send every tree walker into an endless loop.
 Timestamps stay strings, as the API server sees them after kubectl converts YAML to JSON.
@@ -35,6 +37,7 @@ from typing import Any, TextIO
 import yaml
 
 from airlock.errors import InputError
+from airlock.scan.fastyaml import TextLines, load_documents
 
 __all__ = [
     "MAX_ALIAS_EXPANSION",
@@ -212,7 +215,8 @@ class Document:
     line: int = 1  # 1-based line where the object starts
     item: int | None = None  # index in the List's ``items`` when the document is a List
     source: str | None = None  # helm's "# Source: chart/templates/x.yaml" for this document
-    lines: Shadow | None = field(default=None, repr=False, compare=False)
+    # where fields are: a shadow of line numbers (PyYAML path) or the text to search (fast path)
+    lines: Shadow | TextLines | None = field(default=None, repr=False, compare=False)
     base: int = 0  # 0-based line the shadow's lines are relative to
 
     @property
@@ -235,6 +239,8 @@ class Document:
         if shadow is None:
             return self.line
         tokens = _path_tokens(path)
+        if isinstance(shadow, TextLines):
+            return shadow.line_of(tokens) + 1
         line = self.line - 1 - self.base
         i = 0
         n = len(tokens)
@@ -450,6 +456,22 @@ def parse_yaml(text: str, name: str, errors: list[InputError]) -> Iterator[RawDo
 def _load_yaml(text: str, name: str) -> tuple[list[Document], list[InputError]]:
     docs: list[Document] = []
     errors: list[InputError] = []
+    fast = load_documents(text)
+    if fast is not None:
+        sources = _source_comments(text) if "# Source:" in text else None
+        for index, (value, mark, first, where) in enumerate(fast, 1):
+            source = _source_for(sources, mark, first) if sources and first >= 0 else None
+            _accept(
+                value,
+                name,
+                index,
+                line=first + 1,
+                source=source,
+                lines=where,
+                docs=docs,
+                errors=errors,
+            )
+        return docs, errors
     for raw in parse_yaml(text, name, errors):
         _accept(
             raw.value,
@@ -490,7 +512,7 @@ def _accept(
     *,
     line: int,
     source: str | None,
-    lines: Shadow | None,
+    lines: Shadow | TextLines | None,
     docs: list[Document],
     errors: list[InputError],
 ) -> None:
@@ -511,6 +533,18 @@ def _accept(
             errors.append(InputError(f"line {line}: items of a List must be a list", name, index))
             return
         base = line - 1
+        if isinstance(lines, TextLines):
+            for i, item in enumerate(items):
+                at = lines.item(i)
+                item_line = at.line_of(()) + 1
+                problem = _object_problem(item)
+                if problem:
+                    errors.append(
+                        InputError(f"line {item_line}: items[{i}]: {problem}", name, index)
+                    )
+                    continue
+                docs.append(Document(name, index, item, item_line, i, source, at, base))
+            return
         entry = lines.get("items") if isinstance(lines, dict) else None
         item_marks = entry[1] if isinstance(entry, tuple) and isinstance(entry[1], list) else []
         for i, item in enumerate(items):

@@ -1,0 +1,293 @@
+"""The YAML fast path of ``airlock scan``: Rust-built values, lines found in the text on demand.
+
+PyYAML's libyaml loader builds a Python node (and two position marks) for every scalar before a
+value exists; on large inputs that is most of a scan. ``ryaml`` builds the values directly, but
+knows nothing of lines. Reports need a line only for each finding, so :class:`TextLines` finds
+it in the source text when asked, by the indentation of block YAML.
+
+The fast path is taken only where both parsers agree. ``ryaml`` follows YAML 1.2 and PyYAML (like
+the Kubernetes tools) YAML 1.1, which differ on a few plain scalars (``yes``/``on``, ``0755``,
+``1e3``, ``1_000``, sexagesimal ``1:20``), and the fast path has no answer for tags, anchors,
+merge keys, directives, ``...`` markers or duplicate keys. A file with any of these (or that
+``ryaml`` refuses, or whose documents the text split does not count the same) goes through the
+exact PyYAML path, which also reports syntax errors with their line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ryaml._ryaml import InvalidYamlError, loads_all
+
+__all__ = ["TextLines", "load_documents"]
+
+# Plain scalars that YAML 1.1 and 1.2 read differently (booleans, 0-prefixed and underscored
+# numbers, exponents without a dot, sexagesimals, "=" and "<<"): the first characters such a
+# token can start with, after what can precede a plain scalar (": ", "- ", "? ", "[", "{", ",",
+# or an indentation on a line of its own). Candidates are confirmed by _DIVERGENT at the spot.
+_PLAIN_START = (
+    r"(?:[yY]es|YES|[nN]o|NO|[oO]n|ON|[oO]ff|OFF|[-+]?0[0-9_oObBxX]"
+    r"|[-+]?\.?[0-9][0-9_]*(?:\.[0-9_]*)?[eE:_]|[-+]\.[0-9]|=|<<)"
+)
+_CANDIDATES = (
+    # (?=(x))\1 is an atomic group: no backtracking into the indentation at every line
+    re.compile(r":(?=([ \t]+))\1" + _PLAIN_START),
+    re.compile(r"[-?] +" + _PLAIN_START),
+    re.compile(r"[\[{,](?=([ \t]*))\1" + _PLAIN_START),
+    re.compile(r"\n(?=([ \t]+))\1" + _PLAIN_START),
+)
+_DIVERGENT = re.compile(
+    r"""[\n:?\-\[{,][ \t]*
+        (?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF
+          |[-+]?0[0-7_]+
+          |[-+]?0[oO][0-7_]+|[-+]?0[bB][01_]+
+          |[-+]?0[xX][0-9a-fA-F]*_[0-9a-fA-F_]*
+          |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?
+          |[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9]+)[eE][-+]?[0-9]+
+          |[-+]?[0-9]+_[0-9_]*(?:\.[0-9_]*)?
+          |[-+]\.[0-9]+
+          |=|<<)
+        [ \t]*(?:\r?$|\#|[,\]}:])""",
+    re.MULTILINE | re.VERBOSE,
+)
+# Anchors, aliases and tags: "&a", "*a", "!tag" where a plain scalar or key could start.
+_NODE_PROPERTY = re.compile(r"[&*!][^ \t\r\n,\]}]")
+_BEFORE_PROPERTY = frozenset("\n[{,:-?")
+
+
+def _diverges(text: str) -> bool:
+    """``text`` has something the two parsers read differently, or the fast path cannot do."""
+    if "<<" in text or _DIVERGENT.match("\n" + text[:64]):  # merge keys; a bare first scalar
+        return True
+    for candidates in _CANDIDATES:
+        for m in candidates.finditer(text):
+            if _DIVERGENT.match(text, m.start()):
+                return True
+    for m in _NODE_PROPERTY.finditer(text):
+        # a property starts a node: only blanks between it and what can precede a node
+        j = m.start() - 1
+        while j >= 0 and text[j] in " \t":
+            j -= 1
+        if j < 0 or text[j] in _BEFORE_PROPERTY:
+            return True
+    return False
+
+
+_MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t]|$)")
+_DIRECTIVE_OR_END = re.compile(r"(?:^|\n)(?:%|\.\.\.(?:[ \t\r\n]|$))")
+_CONTENT = re.compile(r"[ \t]*(?:#|$)")  # a line with no content: blank or comment
+_KEY = re.compile(
+    r"""(?:"(?P<d>(?:[^"\\]|\\.)*)"|'(?P<s>(?:[^']|'')*)'|(?P<p>[^\s#'"{}\[\],&*!|>%@`][^#]*?))
+        [ \t]*:(?:[ \t]|$)""",
+    re.VERBOSE,
+)
+
+
+_FLOW = -2  # node column of a flow collection on a line of its own (see TextLines.line_of)
+# A flow collection over several lines ("args: [" ... "]"): left to the exact path.
+_MULTILINE_FLOW = (
+    re.compile(r"[\[{,][ \t]*(?:#.*)?$", re.MULTILINE),
+    re.compile(r"(?:^|\n)(?=([ \t]*))\1[,\]}]"),
+)
+
+
+def _is_item(line: str, col: int) -> bool:
+    """``line`` has a block-sequence dash at ``col``."""
+    return line.startswith("-", col) and (len(line) == col + 1 or line[col + 1] in " \t")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+class TextLines:
+    """Where the fields of one document are, found in its text when a report asks.
+
+    ``first`` is the 0-based line of the document's first content and ``end`` the line after its
+    last; ``prefix`` are path tokens leading to this object inside the document (a List item).
+    """
+
+    __slots__ = ("_indents", "_steps", "end", "first", "lines", "prefix")
+
+    def __init__(
+        self, lines: Sequence[str], first: int, end: int, prefix: tuple[str | int, ...] = ()
+    ) -> None:
+        self.lines = lines
+        self.first = first
+        self.end = end
+        self.prefix = prefix
+        self._indents: list[int] | None = None
+        self._steps: dict[tuple[int, int, str | int], tuple[int, int, int] | None] = {}
+
+    def item(self, index: int) -> TextLines:
+        return TextLines(self.lines, self.first, self.end, (*self.prefix, "items", index))
+
+    def _indent_of(self) -> list[int]:
+        """Indentation of every line of the document (-1 for blank and comment lines), built on
+        the first lookup: reports ask for several lines of the same document."""
+        if self._indents is None:
+            out = []
+            for text in self.lines[self.first : self.end]:
+                body = text.lstrip(" \t")
+                out.append(-1 if not body or body[0] == "#" else len(text) - len(text.lstrip(" ")))
+            self._indents = out
+        return self._indents
+
+    def line_of(self, tokens: Sequence[str | int]) -> int:
+        """0-based line of the field at ``tokens``, or of the deepest one found on the way.
+
+        A key may contain dots (``labels.app.kubernetes.io/name`` written without brackets):
+        when a name is not a key, it is joined with the names after it until one is.
+        """
+        path = (*self.prefix, *tokens)
+        line, col = self.first, _indent(self.lines[self.first])
+        found = line
+        i, n = 0, len(path)
+        while i < n:
+            token = path[i]
+            step = self._step(line, col, token)
+            j = i + 1
+            while step is None and isinstance(token, str) and j < n and isinstance(path[j], str):
+                j += 1
+                step = self._step(line, col, ".".join(str(t) for t in path[i:j]))
+            if step is None:
+                break
+            i = j
+            found, line, col = step
+            if col == _FLOW:  # a one-line flow collection: everything in it is on its line
+                found = line
+            if col < 0:  # nothing below has a line of its own
+                break
+        return found
+
+    def _step(self, line: int, col: int, token: str | int) -> tuple[int, int, int] | None:
+        at = (line, col, token)
+        if at not in self._steps:
+            if isinstance(token, str):
+                self._steps[at] = self._key(line, col, token)
+            else:
+                self._steps[at] = self._item(line, col, token)
+        return self._steps[at]
+
+    def _next(self, start: int) -> int | None:
+        """The first line with content from ``start`` on, within the document."""
+        indents, first = self._indent_of(), self.first
+        for i in range(start, self.end):
+            if indents[i - first] >= 0:
+                return i
+        return None
+
+    def _value(self, line: int, pos: int, col: int, *, compact: bool) -> tuple[int, int, int]:
+        """(report line, node line, node column) of the value after a key or dash ending at
+        ``pos`` on ``line``; the column is -1 when the value is inline or absent. ``compact``:
+        a key's block sequence may start at the key's own column."""
+        rest = self.lines[line][pos:].lstrip(" \t")
+        if rest and not rest.startswith("#"):
+            if rest[0] in "|>" or not (_is_item(rest, 0) or _KEY.match(rest)):
+                return line, line, -1
+            return line, line, len(self.lines[line]) - len(rest)
+        nxt = self._next(line + 1)
+        if nxt is None:
+            return line, line, -1
+        ind = _indent(self.lines[nxt])
+        if ind > col and self.lines[nxt][ind] in "[{":
+            return line, nxt, _FLOW
+        if ind > col or (compact and ind == col and _is_item(self.lines[nxt], ind)):
+            return line, nxt, ind
+        return line, line, -1
+
+    def _key(self, line: int, col: int, name: str) -> tuple[int, int, int] | None:
+        lines, indents, first = self.lines, self._indent_of(), self.first
+        for i in range(line, self.end):
+            text = lines[i]
+            if i != line:
+                ind = indents[i - first]
+                if ind < 0 or ind > col:
+                    continue
+                if ind < col:
+                    return None
+                if _is_item(text, col):
+                    continue
+            m = _KEY.match(text, col)
+            if m is None:
+                continue
+            d, s, p = m.group("d", "s", "p")
+            key = (
+                d.replace('\\"', '"').replace("\\\\", "\\")
+                if d is not None
+                else s.replace("''", "'")
+                if s is not None
+                else p.rstrip()
+            )
+            if key == name:
+                _, node, node_col = self._value(i, m.end(), col, compact=True)
+                return i, node, node_col
+        return None
+
+    def _item(self, line: int, col: int, index: int) -> tuple[int, int, int] | None:
+        lines, indents, first = self.lines, self._indent_of(), self.first
+        if not _is_item(lines[line], col):
+            return None
+        seen = -1
+        for i in range(line, self.end):
+            text = lines[i]
+            if i != line:
+                ind = indents[i - first]
+                if ind < 0 or ind > col:
+                    continue
+                if ind < col or not _is_item(text, col):
+                    return None
+            seen += 1
+            if seen == index:
+                report, node, node_col = self._value(i, col + 1, col, compact=False)
+                if node_col < 0:
+                    return report, node, node_col
+                return node, node, node_col
+        return None
+
+
+def _documents(lines: Sequence[str]) -> list[tuple[int, int, int]] | None:
+    """(marker line, first content line or -1, end) of each document, as PyYAML counts them;
+    ``None`` when a marker line carries content (``--- {a: 1}``), left to the exact path."""
+    docs: list[tuple[int, int, int]] = []
+    start, marker = 0, -1
+    for i, text in enumerate(lines):
+        if text.startswith("---") and _MARKER.match(text):
+            if text[3:].strip() and not text[3:].lstrip().startswith("#"):
+                return None
+            docs.append((marker, start, i))
+            start, marker = i + 1, i
+    docs.append((marker, start, len(lines)))
+    out = []
+    for n, (mark, begin, end) in enumerate(docs):
+        first = next((j for j in range(begin, end) if not _CONTENT.match(lines[j])), -1)
+        if n == 0 and first < 0:
+            continue  # comments (or nothing) before the first "---" are not a document
+        out.append((mark, first, end))
+    return out
+
+
+def load_documents(text: str) -> list[tuple[Any, int, int, TextLines | None]] | None:
+    """``(value, marker line, first line, lines)`` per document, or ``None`` to use PyYAML."""
+    if (
+        _diverges(text)
+        or _DIRECTIVE_OR_END.search(text)
+        or any(flow.search(text) for flow in _MULTILINE_FLOW)
+    ):
+        return None
+    lines = text.splitlines()
+    docs = _documents(lines)
+    if docs is None:
+        return None
+    try:
+        values = loads_all(text)
+    except (InvalidYamlError, ValueError, RecursionError):  # the exact path will say why
+        return None
+    if not isinstance(values, list) or len(values) != len(docs):
+        return None
+    return [
+        (value, mark, first, TextLines(lines, first, end) if first >= 0 else None)
+        for value, (mark, first, end) in zip(values, docs, strict=True)
+    ]

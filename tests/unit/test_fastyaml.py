@@ -1,0 +1,242 @@
+"""The scan's YAML fast path gives what the exact (PyYAML) path gives: values, documents, lines.
+
+Whatever the fast path reads, it must read as PyYAML (YAML 1.1, like the Kubernetes tools) does,
+and every field's line must be the one the exact path's line shadow gives; what it cannot read
+the same way must go to the exact path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from airlock.errors import InputError
+from airlock.scan import loader
+from airlock.scan.fastyaml import TextLines, load_documents
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = sorted(
+    p
+    for base in ("tests/fixtures", "manifests")
+    for p in (REPO / base).rglob("*")
+    if p.suffix in (".yaml", ".yml")
+)
+
+
+def exact(text: str, name: str = "f.yaml") -> tuple[list[loader.Document], list[InputError]]:
+    docs: list[loader.Document] = []
+    errors: list[InputError] = []
+    for raw in loader.parse_yaml(text, name, errors):
+        loader._accept(
+            raw.value,
+            name,
+            raw.index,
+            line=raw.line,
+            source=raw.source,
+            lines=raw.lines,
+            docs=docs,
+            errors=errors,
+        )
+    return docs, errors
+
+
+def field_paths(value: Any, prefix: str = "") -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            if not isinstance(key, str):
+                continue
+            simple = key.replace("_", "a").replace("-", "a").isalnum()
+            path = (f"{prefix}.{key}" if prefix else key) if simple else f'{prefix}["{key}"]'
+            yield path
+            yield from field_paths(sub, path)
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield f"{prefix}[{i}]"
+            yield from field_paths(sub, f"{prefix}[{i}]")
+
+
+def assert_same(text: str) -> int:
+    """Both paths agree on ``text``; returns how many field lines were compared."""
+    fast, fast_errors = loader._load_yaml(text, "f.yaml")
+    slow, slow_errors = exact(text)
+    assert [(e.detail, e.document) for e in fast_errors] == [
+        (e.detail, e.document) for e in slow_errors
+    ]
+    assert len(fast) == len(slow)
+    compared = 0
+    for a, b in zip(fast, slow, strict=True):
+        assert (a.obj, a.line, a.index, a.item, a.source) == (
+            b.obj,
+            b.line,
+            b.index,
+            b.item,
+            b.source,
+        )
+        for path in field_paths(a.obj):
+            assert a.line_of(path) == b.line_of(path), path
+            compared += 1
+    return compared
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[str(p.relative_to(REPO)) for p in FIXTURES])
+def test_every_fixture_reads_the_same_on_both_paths(path: Path) -> None:
+    text = path.read_text(encoding="utf-8-sig")
+    if text.lstrip()[:1] in ("{", "["):
+        pytest.skip("JSON: read by the JSON parser, not YAML")
+    assert_same(text)
+
+
+def test_most_fixtures_take_the_fast_path() -> None:
+    texts = [p.read_text(encoding="utf-8-sig") for p in FIXTURES]
+    fast = sum(load_documents(t) is not None for t in texts)
+    assert fast >= 0.7 * len(texts)  # the rest are deliberate edge cases
+
+
+MULTI = """\
+# Source: chart/templates/a.yaml
+apiVersion: v1
+kind: Pod
+metadata:
+  name: a
+  labels: {app: a}
+spec:
+  containers:
+  - name: main
+    image: "x:1"
+    args: ["--port", "80"]
+    command:
+      - sh
+      -   -c
+    env:
+    -
+      name: A
+      value: |
+        multi
+        line
+    - name: "B.C"
+      value: 'it''s'
+---
+---
+# Source: chart/templates/b.yaml
+
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: c}
+  data:
+    "a.b": x
+    k: >-
+      folded
+- apiVersion: v1
+  kind: Secret
+  metadata:
+    name: s
+"""
+
+
+def test_documents_lists_sources_and_odd_layouts_agree() -> None:
+    assert load_documents(MULTI) is not None
+    assert assert_same(MULTI) > 20
+    docs, _ = loader._load_yaml(MULTI, "f.yaml")
+    assert [(d.index, d.item, d.line, d.source) for d in docs] == [
+        (1, None, 2, "chart/templates/a.yaml"),
+        (3, 0, 30, "chart/templates/b.yaml"),
+        (3, 1, 37, "chart/templates/b.yaml"),
+    ]
+    assert docs[0].line_of("spec.containers[0].env[0].value") == 18
+    assert docs[0].line_of("spec.containers[0].command[1]") == 14
+    assert docs[1].line_of('data["a.b"]') == 34
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "privileged: yes",
+        "a: on",
+        "- Off",
+        "mode: 0644",
+        "a: 0o17",
+        "a: 0b101",
+        "a: 1_000",
+        "a: 1e3",
+        "a: 1:20",
+        "a: +.5",
+        "a: [1, no]",
+        "k:\n  off\n",
+        "a: &x 1\nb: *x",
+        "a: !!binary aGk=",
+        "<<: {a: 1}",
+        "%YAML 1.1\n---\na: 1",
+        "a: 1\n...\n---\nb: 2",
+        "a: 1\na: 2",
+        "--- {a: 1}",
+        "args: [\n  a,\n  b]\n",
+        "a: 'unterminated",
+    ],
+)
+def test_what_yaml_1_1_reads_otherwise_takes_the_exact_path(text: str) -> None:
+    assert load_documents(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("a: 'yes'", "yes"),
+        ('a: "0644"', "0644"),
+        ("s: 24 */6 * * *", "24 */6 * * *"),
+        ("a: 0b2577", "0b2577"),
+        ("url: http://h/p?a=1&b=2", "http://h/p?a=1&b=2"),
+        ("a: 8080:80", "8080:80"),
+        ("a: 1.5", 1.5),
+        ("a: 2026-01-01", "2026-01-01"),
+    ],
+)
+def test_common_scalars_stay_on_the_fast_path_with_the_same_value(text: str, value: Any) -> None:
+    docs = load_documents(text)
+    assert docs is not None
+    assert docs[0][0] == {text.split(":", maxsplit=1)[0]: value} == yaml.load(text, loader._Loader)  # noqa: S506
+
+
+KEYS = st.text(alphabet="abcXYZ_-.", min_size=1, max_size=8).filter(
+    lambda k: k[0] not in "-." and k not in ("yes", "no", "on", "off")
+)
+SCALARS = st.one_of(
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.booleans(),
+    st.none(),
+    st.text(alphabet="abc xyz:/-_.#'\"0189", max_size=12),
+)
+TREES = st.recursive(
+    SCALARS,
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=4), st.dictionaries(KEYS, kids, min_size=1, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    tree=st.dictionaries(KEYS, TREES, min_size=1, max_size=5),
+    indent=st.sampled_from([2, 4]),
+    flow=st.booleans(),
+)
+def test_generated_documents_agree(tree: dict[str, Any], indent: int, flow: bool) -> None:
+    body = yaml.safe_dump(tree, indent=indent, default_flow_style=None if flow else False)
+    text = "apiVersion: v1\nkind: X\n" + body
+    assert_same(text)
+
+
+def test_a_lookup_that_is_not_there_falls_back_to_the_deepest_field() -> None:
+    lines = ["spec:", "  containers:", "  - name: a", "    image: b"]
+    where = TextLines(lines, 0, len(lines))
+    assert where.line_of(("spec", "containers", 0, "image")) == 3
+    assert where.line_of(("spec", "containers", 5, "image")) == 1
+    assert where.line_of(("spec", "volumes")) == 0
