@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import zlib
@@ -119,7 +120,13 @@ def _compile(rule: ProviderRule) -> _Compiled:
     return _Compiled(rule, pattern, group, _VERIFY[rule.verify] if rule.verify else None)
 
 
-COMPILED: tuple[_Compiled, ...] = tuple(_compile(r) for r in RULES)
+@functools.cache
+def compiled(i: int) -> _Compiled:
+    """Rule ``i`` compiled on first use: compiling all ~300 patterns would cost ``airlock scan``
+    ~25 ms of start-up for rules most runs never reach."""
+    return _compile(RULES[i])
+
+
 _UNANCHORED: tuple[int, ...] = tuple(i for i, r in enumerate(RULES) if not r.keywords)
 # Token prefixes (lower-cased) and their rules: a value starting with one but failing the rule
 # is a lookalike of that provider's format.
@@ -143,7 +150,7 @@ def _build() -> ahocorasick.Automaton:
     return automaton
 
 
-_AUTOMATON = _build()
+_automaton = functools.cache(_build)  # built by the first lookup, not at import (start-up)
 
 
 class Seen(NamedTuple):
@@ -157,7 +164,7 @@ NOTHING = Seen(frozenset(), frozenset())
 
 
 def keywords(text: str) -> Seen:
-    found = list(_AUTOMATON.iter(text.lower()))
+    found = list(_automaton().iter(text.lower()))
     unanchored = len(text) >= _UNANCHORED_MIN_LEN and "." in text
     if not found and not unanchored:
         return NOTHING
@@ -183,7 +190,7 @@ def is_format_placeholder(secret: str) -> bool:
 def provider_hits(text: str, seen: Seen, min_start: int = 0) -> Iterator[Hit]:
     """Hits of the table's rules that the automaton pointed at, in table order."""
     for i in sorted(seen.rules):
-        c = COMPILED[i]
+        c = compiled(i)
         for m in c.pattern.finditer(text):
             start = m.start(c.group)
             if start < min_start:
