@@ -38,10 +38,10 @@ from airlock.scan import (
     format_sarif,
     format_summary,
     format_text,
-    load_paths,
+    list_inputs,
     load_policy_file,
     paused_gc,
-    run_scan,
+    scan_inputs,
 )
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
@@ -131,9 +131,8 @@ def _run_scan(args: argparse.Namespace) -> int:
 
 def _scan(args: argparse.Namespace) -> int:
     policy = load_policy_file(args.policy) if args.policy else None
-    loaded = load_paths(args.paths, stdin=sys.stdin)
-    result = run_scan(
-        loaded,
+    result = scan_inputs(
+        list_inputs(args.paths, stdin=sys.stdin),
         evaluate,
         policy=policy,
         environment=args.environment,

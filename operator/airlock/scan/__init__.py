@@ -11,8 +11,10 @@ from airlock.scan.jsonfmt import format_json
 from airlock.scan.loader import (
     MAX_ALIAS_EXPANSION,
     Document,
+    Input,
     LoadResult,
     describe_error,
+    list_inputs,
     load_paths,
     load_text,
     paused_gc,
@@ -24,6 +26,7 @@ from airlock.scan.result import (
     VerdictLike,
     load_policy_file,
     run_scan,
+    scan_inputs,
 )
 from airlock.scan.sarif import format_sarif
 from airlock.scan.text import format_explain, format_rule_list, format_summary, format_text
@@ -32,6 +35,7 @@ __all__ = [
     "MAX_ALIAS_EXPANSION",
     "Document",
     "Evaluator",
+    "Input",
     "LoadResult",
     "ScanEntry",
     "ScanResult",
@@ -43,9 +47,11 @@ __all__ = [
     "format_sarif",
     "format_summary",
     "format_text",
+    "list_inputs",
     "load_paths",
     "load_policy_file",
     "load_text",
     "paused_gc",
     "run_scan",
+    "scan_inputs",
 ]

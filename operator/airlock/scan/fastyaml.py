@@ -76,7 +76,7 @@ def _diverges(text: str) -> bool:
 
 
 _MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t]|$)")
-_DIRECTIVE_OR_END = re.compile(r"(?:^|\n)(?:%|\.\.\.(?:[ \t\r\n]|$))")
+_END_MARKER = re.compile(r"\n\.\.\.(?:[ \t\r\n]|$)")  # "..." ends a document
 _CONTENT = re.compile(r"[ \t]*(?:#|$)")  # a line with no content: blank or comment
 _KEY = re.compile(
     r"""(?:"(?P<d>(?:[^"\\]|\\.)*)"|'(?P<s>(?:[^']|'')*)'|(?P<p>[^\s#'"{}\[\],&*!|>%@`][^#]*?))
@@ -89,7 +89,7 @@ _FLOW = -2  # node column of a flow collection on a line of its own (see TextLin
 # A flow collection over several lines ("args: [" ... "]"): left to the exact path.
 _MULTILINE_FLOW = (
     re.compile(r"[\[{,][ \t]*(?:#.*)?$", re.MULTILINE),
-    re.compile(r"(?:^|\n)(?=([ \t]*))\1[,\]}]"),
+    re.compile(r"\n(?=([ \t]*))\1[,\]}]"),
 )
 
 
@@ -128,11 +128,10 @@ class TextLines:
         """Indentation of every line of the document (-1 for blank and comment lines), built on
         the first lookup: reports ask for several lines of the same document."""
         if self._indents is None:
-            out = []
-            for text in self.lines[self.first : self.end]:
-                body = text.lstrip(" \t")
-                out.append(-1 if not body or body[0] == "#" else len(text) - len(text.lstrip(" ")))
-            self._indents = out
+            self._indents = [
+                -1 if text.lstrip(" \t")[:1] in ("", "#") else len(text) - len(text.lstrip(" "))
+                for text in self.lines[self.first : self.end]
+            ]
         return self._indents
 
     def line_of(self, tokens: Sequence[str | int]) -> int:
@@ -271,9 +270,12 @@ def _documents(lines: Sequence[str]) -> list[tuple[int, int, int]] | None:
 
 def load_documents(text: str) -> list[tuple[Any, int, int, TextLines | None]] | None:
     """``(value, marker line, first line, lines)`` per document, or ``None`` to use PyYAML."""
+    head = "\n" + text[:1]  # the checks below look for a newline before a line's start
     if (
-        _diverges(text)
-        or _DIRECTIVE_OR_END.search(text)
+        head in ("\n%", "\n.", "\n,", "\n]", "\n}")
+        or "\n%" in text
+        or _END_MARKER.search(text)
+        or _diverges(text)
         or any(flow.search(text) for flow in _MULTILINE_FLOW)
     ):
         return None

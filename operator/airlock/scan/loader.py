@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import functools
 import gc
 import json
@@ -43,15 +44,19 @@ __all__ = [
     "MAX_ALIAS_EXPANSION",
     "NOT_MANIFESTS",
     "Document",
+    "FindingLines",
+    "Input",
     "LoadResult",
     "RawDocument",
     "describe_error",
     "iter_manifest_files",
+    "list_inputs",
     "load_paths",
     "load_text",
     "parse_yaml",
     "paused_gc",
     "read_text",
+    "resolved",
 ]
 
 MAX_ALIAS_EXPANSION = 10_000
@@ -206,6 +211,13 @@ _PATH_TOKEN = re.compile(r"""\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\['([^']*)'\]|([^
 
 
 @dataclass(frozen=True, slots=True)
+class FindingLines:
+    """The lines of a judged document's findings: all a report needs once the object is gone."""
+
+    by_path: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
     """One Kubernetes object read from one document (or one item of a ``kind: List``)."""
 
@@ -215,8 +227,9 @@ class Document:
     line: int = 1  # 1-based line where the object starts
     item: int | None = None  # index in the List's ``items`` when the document is a List
     source: str | None = None  # helm's "# Source: chart/templates/x.yaml" for this document
-    # where fields are: a shadow of line numbers (PyYAML path) or the text to search (fast path)
-    lines: Shadow | TextLines | None = field(default=None, repr=False, compare=False)
+    # where fields are: a shadow of line numbers (PyYAML path), the text to search (fast path),
+    # or, once judged, just the lines of the findings
+    lines: Shadow | TextLines | FindingLines | None = field(default=None, repr=False, compare=False)
     base: int = 0  # 0-based line the shadow's lines are relative to
 
     @property
@@ -238,6 +251,8 @@ class Document:
         shadow: Any = self.lines
         if shadow is None:
             return self.line
+        if isinstance(shadow, FindingLines):
+            return shadow.by_path.get(path, self.line)
         tokens = _path_tokens(path)
         if isinstance(shadow, TextLines):
             return shadow.line_of(tokens) + 1
@@ -266,6 +281,21 @@ class Document:
                 break
             line, shadow = entry if isinstance(entry, tuple) else (entry, None)
         return self.base + line + 1
+
+
+def resolved(doc: Document, paths: Iterable[str]) -> Document:
+    """``doc`` without its object and line index, keeping the line of each of ``paths`` (and the
+    object's identity: apiVersion, kind, name, namespace). A scan keeps these, not the objects."""
+    obj = doc.obj
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    stub = {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "metadata": {k: meta[k] for k in ("name", "namespace") if k in meta},
+    }
+    lines = FindingLines({p: doc.line_of(p) for p in paths})
+    return dataclasses.replace(doc, obj=stub, lines=lines)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -339,28 +369,60 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _load_paths(paths: Sequence[str], stdin: TextIO | None) -> LoadResult:
-    result = LoadResult()
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One input of a scan, not yet read: a file, standard input (its text), or an error."""
+
+    name: str
+    text: str | None = None  # standard input, read once
+    error: InputError | None = None
+
+    def load(self) -> tuple[list[Document], list[InputError]]:
+        """Read and parse this input (a file is read from disk at each call)."""
+        if self.error is not None:
+            return [], [self.error]
+        if self.text is not None:
+            return load_text(self.text, self.name)
+        return _load_file(self.name)
+
+    def read(self) -> str | None:
+        """The input's text, or ``None`` when it cannot be read (``load`` says why)."""
+        if self.error is not None:
+            return None
+        if self.text is not None:
+            return self.text
+        try:
+            return read_text(self.name)
+        except InputError:
+            return None
+
+
+def list_inputs(paths: Sequence[str], *, stdin: TextIO | None = None) -> list[Input]:
+    """Every file named or found under a named directory (sorted), ``-`` read once, and an
+    error for each path that names nothing readable."""
+    inputs: list[Input] = []
     for arg in paths:
         if arg == "-":
             if stdin is None:
-                result.errors.append(InputError("standard input is not available", "-"))
-                continue
-            result.files += 1
-            _extend(result, load_text(stdin.read(), "-"))
+                inputs.append(Input("-", error=InputError("standard input is not available", "-")))
+            else:
+                inputs.append(Input("-", text=stdin.read()))
         elif os.path.isdir(arg):
-            found = False
-            for path in iter_manifest_files(arg):
-                found = True
-                result.files += 1
-                _extend(result, _load_file(path))
-            if not found:
-                result.errors.append(InputError("no *.yaml, *.yml or *.json files found", arg))
+            found = [Input(path) for path in iter_manifest_files(arg)]
+            none = InputError("no *.yaml, *.yml or *.json files found", arg)
+            inputs.extend(found or [Input(arg, error=none)])
         elif os.path.exists(arg):
-            result.files += 1
-            _extend(result, _load_file(arg))
+            inputs.append(Input(arg))
         else:
-            result.errors.append(InputError("no such file or directory", arg))
+            inputs.append(Input(arg, error=InputError("no such file or directory", arg)))
+    return inputs
+
+
+def _load_paths(paths: Sequence[str], stdin: TextIO | None) -> LoadResult:
+    result = LoadResult()
+    for source in list_inputs(paths, stdin=stdin):
+        result.files += source.error is None
+        _extend(result, source.load())
     return result
 
 

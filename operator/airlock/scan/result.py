@@ -14,7 +14,10 @@ it happens to sit in a scanned directory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import bisect
+import contextlib
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,7 +25,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airlock.catalog import API_VERSION
 from airlock.errors import InputError, PolicyError
 from airlock.findings import Action, Finding
-from airlock.scan.loader import Document, LoadResult, parse_yaml, paused_gc, read_text
+from airlock.scan.loader import (
+    Document,
+    Input,
+    LoadResult,
+    load_text,
+    parse_yaml,
+    paused_gc,
+    read_text,
+    resolved,
+)
 from airlock.state import EvalContext
 
 if TYPE_CHECKING:  # pydantic models: imported only when a policy or an exception is read
@@ -35,6 +47,7 @@ __all__ = [
     "VerdictLike",
     "load_policy_file",
     "run_scan",
+    "scan_inputs",
 ]
 
 
@@ -116,6 +129,93 @@ def _entry_key(e: ScanEntry) -> tuple[str, int, int]:
     return d.file, d.index, -1 if d.item is None else d.item
 
 
+@dataclass(slots=True)
+class _Scope:
+    """What other documents lend a workload's verdict, gathered before any workload is judged:
+    PolicyExceptions (waivers), Namespaces (their environment labels) and ConfigMaps (a workload
+    reading a ConfigMap key that holds a credential is flagged too)."""
+
+    exceptions: list[ExceptionRecord] = field(default_factory=list)
+    labels: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    configmaps: list[Mapping[str, Any]] = field(default_factory=list)
+
+    def take(self, obj: Mapping[str, Any]) -> None:
+        kind, api = obj["kind"], obj["apiVersion"]
+        if api == API_VERSION and kind == "PolicyException":
+            from airlock.model import ExceptionRecord  # pydantic on demand
+
+            with contextlib.suppress(PolicyError):  # reported when its document is judged
+                self.exceptions.append(ExceptionRecord.from_object(obj))
+        elif api == "v1" and kind == "Namespace":
+            meta = obj.get("metadata")
+            if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
+                lab = meta.get("labels")
+                self.labels[meta["name"]] = {
+                    str(k): str(v) for k, v in (lab.items() if isinstance(lab, Mapping) else ())
+                }
+        elif kind == "ConfigMap":
+            self.configmaps.append(obj)
+
+    def context(
+        self,
+        evaluate: Evaluator,
+        policy: PolicySpec | None,
+        environment: str | None,
+        namespace_env: Mapping[str, str] | None,
+        now: datetime | None,
+    ) -> EvalContext:
+        ns_env = dict(namespace_env or {})
+        if policy is not None or ns_env:
+            _check_environments(policy, ns_env)
+        ctx = EvalContext.build(
+            policy,
+            namespace_env=ns_env,
+            namespace_labels=self.labels,
+            exceptions=self.exceptions,
+            now=now,
+            environment=environment,
+        )
+        flagged: dict[tuple[str, str], frozenset[str]] = {}
+        for obj in self.configmaps:
+            verdict = evaluate(obj, ctx)
+            if verdict.credential_keys and verdict.namespace is not None:
+                key = (verdict.namespace, verdict.name)
+                flagged[key] = flagged.get(key, frozenset()) | verdict.credential_keys
+        if not flagged:
+            return ctx
+        return EvalContext.build(
+            ctx.policy,
+            namespace_env=ns_env,
+            namespace_labels=self.labels,
+            exceptions=self.exceptions,
+            now=ctx.now,
+            environment=environment,
+            credential_configmaps=flagged,
+        )
+
+
+def _judge(result: ScanResult, docs: list[Document], ctx: EvalContext, evaluate: Evaluator) -> None:
+    """Evaluate ``docs`` into ``result``, keeping of each only what reports need."""
+    for doc in docs:
+        obj = doc.obj
+        kind = obj["kind"]
+        own = obj["apiVersion"] == API_VERSION and kind in ("PolicyException", "BaselinePolicy")
+        if own:  # Airlock's objects: validated, and their free text checked for credentials
+            from airlock.model import ExceptionRecord, load_policy  # pydantic on demand
+
+            try:
+                if kind == "PolicyException":
+                    ExceptionRecord.from_object(obj)
+                else:
+                    load_policy(obj)
+            except PolicyError as exc:
+                result.errors.append(InputError(str(exc), doc.display, doc.index))
+        verdict = evaluate(obj, ctx)
+        if own and not verdict.findings:
+            continue
+        result.entries.append(ScanEntry(resolved(doc, [f.path for f in verdict.findings]), verdict))
+
+
 def run_scan(
     loaded: LoadResult,
     evaluate: Evaluator,
@@ -132,101 +232,71 @@ def run_scan(
     environment the policy does not declare.
     """
     with paused_gc():
-        return _run_scan(
-            loaded,
-            evaluate,
-            policy=policy,
-            environment=environment,
-            namespace_env=namespace_env,
-            fail_on=fail_on,
-            now=now,
-        )
+        scope = _Scope()
+        for doc in loaded.documents:
+            scope.take(doc.obj)
+        ctx = scope.context(evaluate, policy, environment, namespace_env, now)
+        result = ScanResult(errors=list(loaded.errors), files=loaded.files, fail_on=fail_on)
+        _judge(result, loaded.documents, ctx, evaluate)
+        result.entries.sort(key=_entry_key)
+        return result
 
 
-def _run_scan(
-    loaded: LoadResult,
+def scan_inputs(
+    inputs: Sequence[Input],
     evaluate: Evaluator,
     *,
-    policy: PolicySpec | None,
-    environment: str | None,
-    namespace_env: Mapping[str, str] | None,
-    fail_on: Action,
-    now: datetime | None,
+    policy: PolicySpec | None = None,
+    environment: str | None = None,
+    namespace_env: Mapping[str, str] | None = None,
+    fail_on: Action = Action.ENFORCE,
+    now: datetime | None = None,
 ) -> ScanResult:
-    result = ScanResult(errors=list(loaded.errors), files=loaded.files, fail_on=fail_on)
-    exceptions: list[ExceptionRecord] = []
-    labels: dict[str, Mapping[str, str]] = {}
-    workloads: list[Document] = []
-    own: list[Document] = []  # Airlock's objects: their free text is checked for credentials
-    for doc in loaded.documents:
-        kind = doc.obj["kind"]
-        airlock_object = doc.obj["apiVersion"] == API_VERSION
-        if airlock_object and kind == "PolicyException":
-            from airlock.model import ExceptionRecord  # pydantic on demand
+    """``run_scan`` over files, one at a time: peak memory is one file's objects, not all.
 
-            own.append(doc)
-            try:
-                exceptions.append(ExceptionRecord.from_object(doc.obj))
-            except PolicyError as exc:
-                result.errors.append(InputError(str(exc), doc.display, doc.index))
-        elif airlock_object and kind == "BaselinePolicy":
-            from airlock.model import load_policy  # pydantic on demand
+    A first pass reads only the documents that lend context (``_CONTEXT_KIND`` finds them in the
+    text; just those documents are parsed); the second parses each file, judges it, keeps the
+    findings and the lines they are on, and drops the objects before the next file.
+    """
+    with paused_gc():
+        scope = _Scope()
+        for source in inputs:
+            text = source.read()
+            if text is not None and _CONTEXT_KIND.search(text):
+                for obj in _context_objects(text, source.name):
+                    scope.take(obj)
+        ctx = scope.context(evaluate, policy, environment, namespace_env, now)
+        result = ScanResult(files=sum(s.error is None for s in inputs), fail_on=fail_on)
+        for source in inputs:
+            docs, errors = source.load()
+            result.errors.extend(errors)
+            _judge(result, docs, ctx, evaluate)
+        result.entries.sort(key=_entry_key)
+        return result
 
-            own.append(doc)
-            try:
-                load_policy(doc.obj)
-            except PolicyError as exc:
-                result.errors.append(InputError(str(exc), doc.display, doc.index))
-        else:
-            if kind == "Namespace" and doc.obj["apiVersion"] == "v1":
-                meta = doc.obj.get("metadata")
-                if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
-                    lab = meta.get("labels")
-                    labels[meta["name"]] = {
-                        str(k): str(v) for k, v in (lab.items() if isinstance(lab, Mapping) else ())
-                    }
-            workloads.append(doc)
-    ns_env = dict(namespace_env or {})
-    if policy is not None or ns_env:
-        _check_environments(policy, ns_env)
-    ctx = EvalContext.build(
-        policy,
-        namespace_env=ns_env,
-        namespace_labels=labels,
-        exceptions=exceptions,
-        now=now,
-        environment=environment,
-    )
-    # ConfigMaps first: a workload consuming a ConfigMap that holds a credential is flagged too,
-    # so the context must know those ConfigMaps before the workloads are evaluated.
-    configmaps = [d for d in workloads if d.obj["kind"] == "ConfigMap"]
-    verdicts: dict[int, VerdictLike] = {}
-    flagged: dict[tuple[str, str], frozenset[str]] = {}
-    for doc in configmaps:
-        verdict = evaluate(doc.obj, ctx)
-        verdicts[id(doc)] = verdict
-        if verdict.credential_keys and verdict.namespace is not None:
-            key = (verdict.namespace, verdict.name)
-            flagged[key] = flagged.get(key, frozenset()) | verdict.credential_keys
-    if flagged:
-        ctx = EvalContext.build(
-            ctx.policy,
-            namespace_env=ns_env,
-            namespace_labels=labels,
-            exceptions=exceptions,
-            now=ctx.now,
-            environment=environment,
-            credential_configmaps=flagged,
-        )
-    for doc in workloads:
-        verdict = verdicts.get(id(doc)) or evaluate(doc.obj, ctx)
-        result.entries.append(ScanEntry(doc, verdict))
-    for doc in own:
-        verdict = evaluate(doc.obj, ctx)
-        if verdict.findings:
-            result.entries.append(ScanEntry(doc, verdict))
-    result.entries.sort(key=_entry_key)
-    return result
+
+# a "kind:" (YAML) or "kind": (JSON) naming a kind that lends context; a false match only costs
+# parsing one document twice
+_CONTEXT_KIND = re.compile(r"""kind"?[ \t]*:[ \t]*["']?(?:ConfigMap|Namespace|PolicyException)\b""")
+_DOCUMENT_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
+
+
+def _context_objects(text: str, name: str) -> Iterator[Mapping[str, Any]]:
+    """The objects of ``text`` that may lend context: in YAML, only the documents whose text
+    names such a kind are parsed (errors are left to the full read of the second pass)."""
+    if text.lstrip()[:1] in ("{", "["):
+        docs, _ = load_text(text, name)
+        yield from (d.obj for d in docs)
+        return
+    starts = [0, *(m.start() for m in _DOCUMENT_START.finditer(text)), len(text)]
+    done = -1
+    for m in _CONTEXT_KIND.finditer(text):
+        i = bisect.bisect_right(starts, m.start()) - 1
+        if i == done:
+            continue
+        done = i
+        docs, _ = load_text(text[starts[i] : starts[i + 1]], name)
+        yield from (d.obj for d in docs)
 
 
 def _check_environments(policy: PolicySpec | None, ns_env: Mapping[str, str]) -> None:
