@@ -8,7 +8,8 @@ chart directory: the CRDs (manifests/crds/ -> charts/airlock/crds/) and, once th
 Grafana dashboard and Prometheus rules (manifests/monitoring/ -> charts/airlock/files/).
 manifests/install.yaml is `helm template` of the chart with default values, for people who
 install with kubectl: a Namespace, the CRDs, then everything else (the chart has no Helm hooks;
-`--no-hooks` keeps it so should one ever be added).
+`--no-hooks` keeps it so should one ever be added), but no fingerprint key: a random one would
+differ on every render and be shared by every reader of the file.
 
 Helm comes from $HELM, else the local control plane's binaries (hack/localcluster.py).
 """
@@ -47,6 +48,9 @@ HEADER = f"""\
 # The CRDs come first; if the API server has not established them by the time the
 # BaselinePolicy is applied, run the same command again. Set the image digest your release
 # pinned (image.digest) with Helm, or edit the three image references below.
+# Credential fingerprints are unkeyed here (a plain manifest cannot hold a per-installation
+# random key): install with Helm, which creates the key, for fingerprints that cannot confirm
+# a guessed password.
 ---
 apiVersion: v1
 kind: Namespace
@@ -90,6 +94,9 @@ def render(helm: str) -> str:
             NAMESPACE,
             "--include-crds",
             "--no-hooks",
+            # a random key would differ on every render (and be the same for every reader)
+            "--set",
+            "fingerprintKey.create=false",
         ],
         check=True,
         capture_output=True,

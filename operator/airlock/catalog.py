@@ -44,6 +44,7 @@ RULE_IDS: Final[tuple[str, ...]] = (
     "cross-env-model-source",
     "namespace-environment-missing",
     "network-isolation-missing",
+    "cross-env-rbac-binding",
     "privileged-container",
     "host-namespaces",
     "host-path-volume",
@@ -62,4 +63,5 @@ RULE_IDS: Final[tuple[str, ...]] = (
     "windows-host-process",
     "host-probes",
     "owner-label-missing",
+    "workload-cluster-admin",
 )

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from airlock import __version__
+from airlock.detectors import FingerprintKey
 from airlock.engine import evaluate
 from airlock.errors import AirlockError, InputError
 from airlock.findings import Action
@@ -113,6 +114,14 @@ def _configure_scan(p: argparse.ArgumentParser) -> None:
         "--show-exempted", action="store_true", help="text report: list exempted findings too"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="text report: summary line only")
+    p.add_argument(
+        "--fingerprint-key-file",
+        metavar="FILE",
+        type=Path,
+        help="key the fingerprints of detected credentials with the key in FILE (at least 16 "
+        "bytes; the cluster's key gives the same fingerprints as its findings). Without it "
+        "fingerprints are an unkeyed hash, which confirms a guessed weak password",
+    )
 
 
 def _use_color(args: argparse.Namespace, stream: TextIO) -> bool:
@@ -131,6 +140,7 @@ def _run_scan(args: argparse.Namespace) -> int:
 
 def _scan(args: argparse.Namespace) -> int:
     policy = load_policy_file(args.policy) if args.policy else None
+    key = FingerprintKey.read(args.fingerprint_key_file) if args.fingerprint_key_file else None
     result = scan_inputs(
         list_inputs(args.paths, stdin=sys.stdin),
         evaluate,
@@ -138,6 +148,7 @@ def _scan(args: argparse.Namespace) -> int:
         environment=args.environment,
         namespace_env=dict(args.namespace_env),
         fail_on=Action(args.fail_on),
+        fingerprint_key=key,
     )
     if args.format == "json":
         report = format_json(result)

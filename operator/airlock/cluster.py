@@ -42,6 +42,7 @@ from airlock.model import (
     PolicySpec,
     load_policy,
 )
+from airlock.rbac import Binding, RolePowers, is_rbac, read_binding, role_powers
 from airlock.state import CompiledPolicy, EvalContext
 
 __all__ = [
@@ -177,6 +178,13 @@ class PolicyTracker:
         return current.spec != spec
 
 
+def _rbac_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = _meta(obj)
+    kind = obj.get("kind")
+    ns = meta.get("namespace") if kind == "RoleBinding" else ""
+    return str(kind or ""), str(ns or ""), str(meta.get("name") or "")
+
+
 def utcnow() -> datetime:
     """The default clock of the cluster state: now, in UTC."""
     return datetime.now(UTC)
@@ -207,6 +215,9 @@ class ClusterState:
         self._exceptions: dict[tuple[str, str], ExceptionRecord] = {}
         self._exception_errors: dict[tuple[str, str], PolicyError] = {}
         self._isolated: set[str] = set()
+        # workload-relevant RBAC only: bindings with ServiceAccount subjects, dangerous roles
+        self._bindings: dict[tuple[str, str, str], Binding] = {}
+        self._roles: dict[str, RolePowers] = {}
         self._synced: set[str] = set()
         self._context: EvalContext | None = None
         self._next_expiry: datetime | None = None
@@ -353,6 +364,62 @@ class ClusterState:
     def isolated_namespaces(self) -> frozenset[str]:
         return frozenset(self._isolated)
 
+    # -- RBAC: RoleBindings, ClusterRoleBindings, ClusterRoles ---------------------------------
+
+    def set_rbac(self, obj: Mapping[str, Any]) -> None:
+        """Observe a RoleBinding, ClusterRoleBinding or ClusterRole (anything else is ignored).
+
+        Only what the rules read is kept (:mod:`airlock.rbac`): a binding's ServiceAccount
+        subjects and role, a ClusterRole's dangerous powers. A binding without such subjects and
+        a harmless role are dropped, so the webhook holds a few entries, not the cluster's RBAC.
+        """
+        if not is_rbac(obj):
+            return
+        key = _rbac_key(obj)
+        if key[0] == "ClusterRole":
+            powers = role_powers(obj)
+            if self._roles.get(key[2], RolePowers()) == powers:
+                return
+            if powers:
+                self._roles[key[2]] = powers
+            else:
+                del self._roles[key[2]]
+            self._invalidate()
+            return
+        binding = read_binding(obj)
+        if binding is None or not binding.subjects:
+            if self._bindings.pop(key, None) is not None:
+                self._invalidate()
+            return
+        if self._bindings.get(key) != binding:
+            self._bindings[key] = binding
+            self._invalidate()
+
+    def delete_rbac(self, obj: Mapping[str, Any]) -> None:
+        if not is_rbac(obj):
+            return
+        key = _rbac_key(obj)
+        gone = (
+            self._roles.pop(key[2], None)
+            if key[0] == "ClusterRole"
+            else self._bindings.pop(key, None)
+        )
+        if gone is not None:
+            self._invalidate()
+
+    def binding(self, obj: Mapping[str, Any]) -> Binding | None:
+        """What is kept of the binding ``obj`` names (by kind, namespace and name)."""
+        return self._bindings.get(_rbac_key(obj))
+
+    @property
+    def bindings(self) -> Mapping[tuple[str, str, str], Binding]:
+        return MappingProxyType(self._bindings)
+
+    @property
+    def cluster_roles(self) -> Mapping[str, RolePowers]:
+        """The ClusterRoles with dangerous powers, by name."""
+        return MappingProxyType(self._roles)
+
     # -- sync and readiness ---------------------------------------------------------------------
 
     def mark_synced(self, what: SyncKind) -> None:
@@ -416,4 +483,6 @@ class ClusterState:
             now=now,
             isolated_namespaces=frozenset(self._isolated) if self.isolation_known else None,
             credential_configmaps=credential_configmaps,
+            bindings=self._bindings.values(),
+            cluster_roles=self._roles,
         )

@@ -8,8 +8,8 @@ whole new context when a watch delivers a change, so a request never sees a half
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from types import MappingProxyType
@@ -22,9 +22,10 @@ from airlock.catalog import (
     DEFAULT_OWNER_LABEL,
     RULE_IDS,
 )
-from airlock.detectors import DetectorSet
+from airlock.detectors import DetectorSet, FingerprintKey
 from airlock.errors import PolicyError
 from airlock.findings import Action
+from airlock.rbac import EMPTY_FACTS, Binding, RbacFacts, RolePowers
 
 if TYPE_CHECKING:  # pydantic models: imported when a policy or an exception is actually given
     from airlock.model import ExceptionRecord, PodSecurity, PolicySpec
@@ -35,6 +36,7 @@ __all__ = [
     "CompiledPolicy",
     "EvalContext",
     "PodSecurityProfile",
+    "PolicyKeyer",
     "default_policy",
 ]
 
@@ -97,8 +99,13 @@ class CompiledPolicy:
         """The validated spec (for the default policy, an empty spec built on first use)."""
         return self.source if self.source is not None else _empty_spec()
 
+    def keyed(self, key: FingerprintKey | None) -> CompiledPolicy:
+        """The same policy with fingerprints keyed by ``key`` (an installation's key)."""
+        detectors = self.detectors.keyed(key)
+        return self if detectors is self.detectors else replace(self, detectors=detectors)
+
     @classmethod
-    def builtin(cls) -> CompiledPolicy:
+    def builtin(cls, *, fingerprint_key: FingerprintKey | None = None) -> CompiledPolicy:
         """The policy of an empty spec, from the catalog's defaults: every rule enforced in one
         environment, restricted Pod Security at the latest version."""
         env = CompiledEnvironment(
@@ -110,7 +117,7 @@ class CompiledPolicy:
             reachable=frozenset(),
         )
         return cls(
-            detectors=DetectorSet(),
+            detectors=DetectorSet(fingerprint_key=fingerprint_key),
             environments=MappingProxyType({env.name: env}),
             default_environment=env.name,
             excluded_namespaces=frozenset(DEFAULT_EXCLUDED_NAMESPACES),
@@ -120,7 +127,9 @@ class CompiledPolicy:
         )
 
     @classmethod
-    def from_spec(cls, spec: PolicySpec) -> CompiledPolicy:
+    def from_spec(
+        cls, spec: PolicySpec, *, fingerprint_key: FingerprintKey | None = None
+    ) -> CompiledPolicy:
         envs: dict[str, CompiledEnvironment] = {}
         for env in spec.environments:
             actions = {
@@ -144,6 +153,7 @@ class CompiledPolicy:
             detectors=DetectorSet(
                 extra_credential_names=spec.detectors.extra_credential_names,
                 allow_values=spec.detectors.allow_values,
+                fingerprint_key=fingerprint_key,
             ),
             environments=MappingProxyType(envs),
             default_environment=spec.default_environment_name,
@@ -152,6 +162,33 @@ class CompiledPolicy:
             owner_label=spec.owner_label,
             storage_owner=tuple(owners),
         )
+
+
+class PolicyKeyer:
+    """Keys each compiled policy with one installation's fingerprint key, once per policy.
+
+    The cluster state compiles a policy when it changes; a process holding a key asks for the
+    keyed copy of whatever is in force and gets the same object until the policy changes.
+    """
+
+    __slots__ = ("_from", "_key", "_keyed")
+
+    def __init__(self, key: FingerprintKey | None) -> None:
+        self._key = key
+        self._from: CompiledPolicy | None = None
+        self._keyed: CompiledPolicy | None = None
+
+    @property
+    def key(self) -> FingerprintKey | None:
+        return self._key
+
+    def __call__(self, policy: CompiledPolicy) -> CompiledPolicy:
+        if self._key is None:
+            return policy
+        if policy is not self._from or self._keyed is None:
+            self._keyed = policy.keyed(self._key)
+            self._from = policy
+        return self._keyed
 
 
 @cache
@@ -187,6 +224,8 @@ class EvalContext:
     credential_configmaps: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     # image reference -> resolved "sha256:…" digest, for the pin-digests mutation (set by I/O)
     image_digests: Mapping[str, str] = field(default_factory=dict)
+    # what the cluster's RoleBindings, ClusterRoleBindings and ClusterRoles mean for workloads
+    rbac: RbacFacts = EMPTY_FACTS
 
     @classmethod
     def build(
@@ -201,13 +240,22 @@ class EvalContext:
         isolated_namespaces: frozenset[str] | None = None,
         credential_configmaps: Mapping[tuple[str, str], frozenset[str]] | None = None,
         image_digests: Mapping[str, str] | None = None,
+        fingerprint_key: FingerprintKey | None = None,
+        bindings: Iterable[Binding] = (),
+        cluster_roles: Mapping[str, RolePowers] | None = None,
     ) -> EvalContext:
+        """``fingerprint_key`` keys the fingerprints of detected credentials (see
+        :class:`~airlock.detectors.FingerprintKey`); None leaves the policy's as they are.
+        ``bindings`` and ``cluster_roles`` (:mod:`airlock.rbac`) are read into the context's
+        RBAC facts here, once, so no request walks the cluster's bindings."""
         if policy is None:
             compiled = default_policy()
         elif isinstance(policy, CompiledPolicy):
             compiled = policy
         else:
             compiled = CompiledPolicy.from_spec(policy)
+        if fingerprint_key is not None:
+            compiled = compiled.keyed(fingerprint_key)
         if environment is not None and environment not in compiled.environments:
             known = ", ".join(sorted(compiled.environments))
             raise PolicyError(
@@ -238,7 +286,31 @@ class EvalContext:
             isolated_namespaces=isolated_namespaces,
             credential_configmaps=dict(credential_configmaps or {}),
             image_digests=dict(image_digests or {}),
-        )
+        ).with_rbac(bindings, cluster_roles)
+
+    def with_rbac(
+        self, bindings: Iterable[Binding], cluster_roles: Mapping[str, RolePowers] | None = None
+    ) -> EvalContext:
+        """This context with the RBAC facts of ``bindings`` and ``cluster_roles``."""
+        bindings = tuple(bindings)
+        if not bindings and not cluster_roles:
+            return self
+        return replace(self, rbac=RbacFacts.build(self, bindings, cluster_roles or {}))
+
+    # -- namespaces as RBAC subjects see them (airlock.rbac.Environments) -----------------------
+
+    def subject_environment(self, namespace: str) -> CompiledEnvironment | None:
+        """The environment of a namespace the context knows (labelled, or listed); None for an
+        unknown namespace, whose environment would only be a guess."""
+        if namespace in self.namespace_env or namespace in self.namespace_labels:
+            return self.environment_of(namespace)
+        return None
+
+    def is_excluded(self, namespace: str | None) -> bool:
+        return namespace is not None and namespace in self.policy.excluded_namespaces
+
+    def environments(self) -> Iterator[CompiledEnvironment]:
+        return iter(self.policy.environments.values())
 
     def environment_of(self, namespace: str | None) -> CompiledEnvironment:
         """The environment of a namespace: its label if declared, else the fallback or default."""

@@ -35,6 +35,7 @@ from airlock.admission.settings import (
 )
 from airlock.admission.store import StateStore
 from airlock.controller.watch import run_watchers
+from airlock.detectors import FingerprintKey
 from airlock.errors import AirlockError
 
 __all__ = ["add_arguments", "serve_webhook", "settings_from_args"]
@@ -75,6 +76,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--tls-key-file", type=Path, default=tls.key_file)
     p.add_argument("--policy-name", default="default", help="the BaselinePolicy in force (default)")
+    p.add_argument(
+        "--fingerprint-key-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the installation's key for the fingerprints of detected credentials (the chart "
+        "mounts its Secret; the controller reads the same file); without it fingerprints are "
+        "unkeyed and confirm a guessed weak password",
+    )
     p.add_argument(
         "--fail-open",
         action="store_true",
@@ -140,6 +150,12 @@ def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
     for f in (args.tls_cert_file, args.tls_key_file):
         if not f.is_file():
             raise AirlockError(f"TLS file {f} does not exist (see --tls-cert-file/--tls-key-file)")
+    key_file = getattr(args, "fingerprint_key_file", None)
+    if key_file is not None:
+        try:  # unreadable or too short: fail at start, naming the flag
+            FingerprintKey.read(key_file)
+        except AirlockError as exc:
+            raise AirlockError(f"--fingerprint-key-file: {exc}") from None
     limits = {
         "--header-timeout": args.header_timeout,
         "--body-timeout": args.body_timeout,
@@ -172,6 +188,7 @@ def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
         metrics=MetricsSettings(host=args.metrics_host, port=args.metrics_port),
         admission=AdmissionSettings(fail_open=args.fail_open),
         policy_name=args.policy_name,
+        fingerprint_key_file=key_file,
     )
 
 
@@ -181,7 +198,14 @@ _log = logging.getLogger(__name__)
 async def serve_webhook(settings: WebhookSettings, *, kubeconfig: str | None) -> None:
     """Serve until SIGTERM/SIGINT (once kopf is up) or until either part fails; re-raise the
     first failure."""
-    store = StateStore(settings.policy_name)
+    key_file = settings.fingerprint_key_file
+    key = FingerprintKey.read(key_file) if key_file is not None else None
+    if key is None:
+        _log.warning(
+            "no --fingerprint-key-file: credential fingerprints are unkeyed and can confirm a "
+            "guessed password"
+        )
+    store = StateStore(settings.policy_name, fingerprint_key=key)
     stop_watching = asyncio.Event()
     terminating = asyncio.Event()
     server = asyncio.create_task(run_webhook(settings, store), name="airlock webhook")

@@ -34,6 +34,7 @@ def test_service_rendering_has_the_expected_groups_and_policies() -> None:
         "workloads.validate.airlock.dev",
         "configmaps.validate.airlock.dev",
         "policies.validate.airlock.dev",
+        "rbac.validate.airlock.dev",
         "pods.mutate.airlock.dev",
         "exceptions.mutate.airlock.dev",
     ]
@@ -42,6 +43,7 @@ def test_service_rendering_has_the_expected_groups_and_policies() -> None:
         "workloads.validate.airlock.dev": "Ignore",
         "configmaps.validate.airlock.dev": "Ignore",
         "policies.validate.airlock.dev": "Ignore",
+        "rbac.validate.airlock.dev": "Ignore",
         "pods.mutate.airlock.dev": "Ignore",
         "exceptions.mutate.airlock.dev": "Ignore",
     }

@@ -208,6 +208,7 @@ def test_opt_in_selector_ca_bundle_and_disabled_groups(helm: str) -> None:
         "pods.validate.airlock.dev",
         "workloads.validate.airlock.dev",
         "policies.validate.airlock.dev",
+        "rbac.validate.airlock.dev",
     ]
     for h in hooks:
         assert h["namespaceSelector"]["matchLabels"] == {"airlock.dev/enabled": "true"}
@@ -254,7 +255,7 @@ def test_controller_flags_parse_and_name_the_objects_the_chart_creates(helm: str
     assert settings.peering_name == one(docs, "ClusterKopfPeering")["metadata"]["name"]
     assert settings.policy_name == one(docs, "BaselinePolicy")["metadata"]["name"] == "default"
     assert certs.mode == "self-signed"
-    secret = one(docs, "Secret")
+    secret = one(docs, "Secret", "airlock-webhook-tls")
     assert certs.secret_name == secret["metadata"]["name"] == "airlock-webhook-tls"
     assert "data" not in secret  # the controller fills it; helm never overwrites it
     assert one(docs, "Role")["rules"][0]["resourceNames"] == [certs.secret_name]
@@ -350,6 +351,72 @@ def test_webhook_pods_never_see_the_ca_key(helm: str) -> None:
     assert "subPath" not in mount  # subPath mounts never see a rotated Secret
 
 
+FINGERPRINT_KEY_FILE = "/etc/airlock/fingerprint/key"
+
+
+def _fingerprint_key_wiring(deployment: Any) -> tuple[list[str], list[Any], list[Any]]:
+    spec = deployment["spec"]["template"]["spec"]
+    flags = [a for a in _args(deployment) if a.startswith("--fingerprint-key-file")]
+    volumes = [v for v in spec["volumes"] if v["name"] == "fingerprint-key"]
+    mounts = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "fingerprint-key"]
+    return flags, volumes, mounts
+
+
+def test_fingerprint_key_is_one_random_secret_mounted_read_only_into_both_components(
+    helm: str,
+) -> None:
+    docs = render(helm)
+    secret = one(docs, "Secret", "airlock-fingerprint-key")
+    assert secret["metadata"]["namespace"] == NS
+    key = base64.b64decode(secret["data"]["key"])
+    assert len(key) == 64
+    assert key.isalnum()
+    # helm template cannot look the Secret up, so each render draws a new key; an install keeps
+    # the one it has (the template reads it back with `lookup` before drawing)
+    again = one(render(helm), "Secret", "airlock-fingerprint-key")
+    assert again["data"]["key"] != secret["data"]["key"]
+    template = (CHART / "templates" / "fingerprint-key.yaml").read_text()
+    assert 'lookup "v1" "Secret" .Release.Namespace $name' in template
+    for name in ("airlock-webhook", "airlock-controller"):
+        deployment = one(docs, "Deployment", name)
+        flags, volumes, mounts = _fingerprint_key_wiring(deployment)
+        assert flags == [f"--fingerprint-key-file={FINGERPRINT_KEY_FILE}"], name
+        assert volumes == [
+            {
+                "name": "fingerprint-key",
+                "secret": {
+                    "secretName": "airlock-fingerprint-key",
+                    "defaultMode": 0o440,
+                    "items": [{"key": "key", "path": "key"}],
+                },
+            }
+        ], name
+        assert mounts == [
+            {"name": "fingerprint-key", "mountPath": "/etc/airlock/fingerprint", "readOnly": True}
+        ], name
+        spec = deployment["spec"]["template"]["spec"]
+        assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"]
+    # the flag parses on both command lines
+    webhook_args = _args(one(docs, "Deployment", "airlock-webhook"))
+    assert build_parser().parse_args(webhook_args).fingerprint_key_file == Path(
+        FINGERPRINT_KEY_FILE
+    )
+
+
+def test_fingerprint_key_from_an_existing_secret_or_none(helm: str) -> None:
+    docs = render(helm, "fingerprintKey.existingSecret=corp-airlock-key")
+    assert not [d for d in docs if d["kind"] == "Secret" and "fingerprint" in d["metadata"]["name"]]
+    for name in ("airlock-webhook", "airlock-controller"):
+        flags, volumes, mounts = _fingerprint_key_wiring(one(docs, "Deployment", name))
+        assert flags
+        assert mounts
+        assert volumes[0]["secret"]["secretName"] == "corp-airlock-key"
+    docs = render(helm, "fingerprintKey.create=false")
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"] == ["airlock-webhook-tls"]
+    for name in ("airlock-webhook", "airlock-controller"):
+        assert _fingerprint_key_wiring(one(docs, "Deployment", name)) == ([], [], [])
+
+
 def test_webhook_rbac_is_read_only(helm: str) -> None:
     role = one(render(helm), "ClusterRole", "airlock-webhook")
     verbs = {v for rule in role["rules"] for v in rule["verbs"]}
@@ -420,7 +487,9 @@ def test_cert_manager_mode_hands_certificates_to_cert_manager(helm: str) -> None
         assert config["metadata"]["annotations"] == {
             "cert-manager.io/inject-ca-from": f"{NS}/airlock-webhook"
         }
-    assert not [d for d in docs if d["kind"] == "Secret"]
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"] == [
+        "airlock-fingerprint-key"
+    ]
     serving = one(docs, "Certificate", "airlock-webhook")
     assert serving["spec"]["secretName"] == "airlock-webhook-tls"
     assert serving["spec"]["dnsNames"][0] == f"airlock-webhook.{NS}.svc"

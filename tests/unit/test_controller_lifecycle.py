@@ -301,9 +301,25 @@ def test_webhook_registry_is_read_only() -> None:
     assert registry._changing.get_all_handlers() == []
     assert registry._spawning.get_all_handlers() == []
     assert registry._webhooks.get_all_handlers() == []
-    watched = {h.selector.any_name for h in registry._watching.get_all_handlers()}
-    indexed = {h.selector.any_name for h in registry._indexing.get_all_handlers()}
-    assert watched == indexed == {"namespaces", "baselinepolicies", "policyexceptions"}
+    # RBAC is selected by plural only (exact), the others by any name
+    watched = {
+        h.selector.any_name or h.selector.plural for h in registry._watching.get_all_handlers()
+    }
+    indexed = {
+        h.selector.any_name or h.selector.plural for h in registry._indexing.get_all_handlers()
+    }
+    assert (
+        watched
+        == indexed
+        == {
+            "namespaces",
+            "baselinepolicies",
+            "policyexceptions",
+            "rolebindings",
+            "clusterrolebindings",
+            "clusterroles",
+        }
+    )
     # A new registry each time: nothing lands in kopf's global one.
     assert build_watch_registry(StateStore("default"), login=False) is not registry
 

@@ -766,6 +766,7 @@ def test_public_names() -> None:
         "DEFAULT_DETECTORS",
         "Detection",
         "DetectorSet",
+        "FingerprintKey",
         "fingerprint",
     ]
     assert isinstance(DEFAULT_DETECTORS, DetectorSet)

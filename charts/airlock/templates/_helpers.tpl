@@ -102,6 +102,45 @@ keeps the token out of every container that does not need it.
   readOnly: true
 {{- end -}}
 
+{{/* Fingerprint key -------------------------------------------------------------------------
+The Secret whose `key` keys credential fingerprints: an existing one, the chart's, or "" (none,
+fingerprints unkeyed). Mounted read-only into the webhook and the controller at the same path,
+so every replica of both computes the same fingerprints; no API permission is needed to read it.
+*/}}
+{{- define "airlock.fingerprintKeySecret" -}}
+{{- if .Values.fingerprintKey.existingSecret -}}
+{{ .Values.fingerprintKey.existingSecret }}
+{{- else if .Values.fingerprintKey.create -}}
+{{ include "airlock.fullname" . }}-fingerprint-key
+{{- end -}}
+{{- end -}}
+
+{{- define "airlock.fingerprintKeyArg" -}}
+{{- if include "airlock.fingerprintKeySecret" . -}}
+- --fingerprint-key-file=/etc/airlock/fingerprint/key
+{{- end -}}
+{{- end -}}
+
+{{- define "airlock.fingerprintKeyMount" -}}
+{{- if include "airlock.fingerprintKeySecret" . -}}
+- name: fingerprint-key
+  mountPath: /etc/airlock/fingerprint
+  readOnly: true
+{{- end -}}
+{{- end -}}
+
+{{- define "airlock.fingerprintKeyVolume" -}}
+{{- with include "airlock.fingerprintKeySecret" . -}}
+- name: fingerprint-key
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+    items:
+      - key: key
+        path: key
+{{- end -}}
+{{- end -}}
+
 {{/* One webhook entry of the admission configurations, see airlock.admission.webhookconfig:
      include "airlock.webhook" (dict "ctx" $ "name" "pods.validate.airlock.dev" "path" "/validate"
        "cfg" .Values.webhooks.pods "rules" <YAML list> "mutating" false) */}}

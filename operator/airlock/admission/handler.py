@@ -25,6 +25,11 @@ something fails on them (an equality of deep UPDATE objects, a patch too deep to
 failure on an object past the limit is answered as the client's mistake, not as an internal
 error.
 
+Airlock's own kinds are validated first (an invalid BaselinePolicy or PolicyException is
+answered 422, a forbidden one 403, as before); a valid one is then judged by the engine like any
+object, so a plaintext credential in its free text (a PolicyException's ``reason`` and ``owner``,
+a BaselinePolicy's strings) is denied or warned about as in ``airlock scan``.
+
 DELETE and CONNECT are admitted without evaluation. An UPDATE that changes nothing but
 ``metadata`` is not denied unless ``enforce_on_metadata_update`` is set (its enforced findings
 become warnings), so labelling an object admitted before the policy tightened keeps working.
@@ -44,6 +49,7 @@ from airlock.engine import Verdict, evaluate, mutate
 from airlock.errors import AdmissionError, PolicyError
 from airlock.findings import Finding
 from airlock.model import API_GROUP, MAX_NESTING, load_policy, nested_deeper_than
+from airlock.rbac import RBAC_KINDS
 from airlock.workloads import SUPPORTED_KINDS
 
 from .policy_exceptions import check_exception, exception_patch
@@ -106,7 +112,9 @@ class Handler(Protocol):
 
 
 # The kinds the webhook configurations route here; any other value becomes "other" in metrics.
-_KNOWN_KINDS: Final = SUPPORTED_KINDS | {"ConfigMap", "BaselinePolicy", "PolicyException"}
+_KNOWN_KINDS: Final = (
+    SUPPORTED_KINDS | {"ConfigMap", "BaselinePolicy", "PolicyException"} | RBAC_KINDS
+)
 
 _REQUEST_CHILDREN: dict[tuple[str, str, str, str], Any] = {}
 _DURATION_CHILDREN: dict[tuple[str, str], Any] = {}
@@ -235,10 +243,22 @@ def _validate(req: AdmissionRequest, store: StateStore, settings: AdmissionSetti
         if too_deep is not None:
             return _bad_request(uid, too_deep), Decision.ERROR, NO_ENVIRONMENT
         if req["kind"]["kind"] == "BaselinePolicy":
-            return _validate_policy(req, obj, store, settings)
-        if req["kind"]["kind"] == "PolicyException":
-            return _validate_exception(req, store, settings)
-    verdict = evaluate(_with_namespace(obj, namespace), ctx)
+            outcome = _validate_policy(req, obj, store, settings)
+        else:
+            outcome = _validate_exception(req, store, settings)
+        if outcome[1] is Decision.DENIED:
+            return outcome  # invalid: the validation's answer, as before
+        # valid: its free text is judged like any object's (plaintext credentials)
+        judged = _judge(req, obj, evaluate(_with_namespace(obj, namespace), ctx), settings)
+        return _merge(outcome, judged)
+    return _judge(req, obj, evaluate(_with_namespace(obj, namespace), ctx), settings)
+
+
+def _judge(
+    req: AdmissionRequest, obj: Mapping[str, Any], verdict: Verdict, settings: AdmissionSettings
+) -> Outcome:
+    """The answer to a verdict: denied on enforced findings, warnings for warned ones."""
+    uid = req["uid"]
     if verdict.excluded:
         return allow(uid), Decision.ALLOWED, verdict.environment
     if not req.get("dryRun"):
@@ -260,6 +280,19 @@ def _validate(req: AdmissionRequest, store: StateStore, settings: AdmissionSetti
     if warnings:
         return allow(uid, warnings=warnings), Decision.WARNED, verdict.environment
     return allow(uid), Decision.ALLOWED, verdict.environment
+
+
+def _merge(validated: Outcome, judged: Outcome) -> Outcome:
+    """A valid Airlock object's answer: the engine's (a denial, warnings, or an admission), with
+    the validation's warnings first and the validation's environment label (for the metrics)."""
+    review, decision, _ = judged
+    earlier = validated[0]["response"].get("warnings")
+    if earlier:
+        response = review["response"]
+        response["warnings"] = [*earlier, *response.get("warnings", ())]
+        if decision is Decision.ALLOWED:
+            decision = Decision.WARNED
+    return review, decision, validated[2]
 
 
 _OWN_KINDS: Final = frozenset({"BaselinePolicy", "PolicyException"})

@@ -160,3 +160,9 @@ class WebhookSettings:
 
     policy_name: str = "default"
     """The cluster-scoped BaselinePolicy that is in force; others are ignored."""
+
+    fingerprint_key_file: Path | None = None
+    """File holding the installation's fingerprint key (the chart mounts its Secret there; the
+    controller reads the same one, so a credential has one fingerprint everywhere). None leaves
+    fingerprints unkeyed, which lets anyone confirm a guessed weak password from a denial
+    message. Only the path is kept here: the key itself is read at start-up and never shown."""

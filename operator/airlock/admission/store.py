@@ -13,12 +13,15 @@ exceptions an approved waiver would be ignored (a spurious denial).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from airlock import metrics
-from airlock.cluster import SYNC_KINDS, ClusterState, SyncKind
+from airlock.cluster import SYNC_KINDS, ClusterState, SyncKind, utcnow
+from airlock.detectors import FingerprintKey
 from airlock.errors import PolicyError
+from airlock.state import CompiledPolicy, PolicyKeyer
 
 __all__ = ["SYNC_KINDS", "StateStore", "SyncKind"]
 
@@ -27,8 +30,25 @@ class StateStore(ClusterState):
     """The cluster state the webhook reads on every request (``context``), with its metrics.
 
     ``set_policy`` and ``set_exception`` return the object's validation error (None when it was
-    adopted), for the watch handlers' logs.
+    adopted), for the watch handlers' logs. With a ``fingerprint_key`` (the installation's, from
+    ``--fingerprint-key-file``), the policy every request is judged by keys its fingerprints.
     """
+
+    def __init__(
+        self,
+        policy_name: str = "default",
+        *,
+        required: Iterable[SyncKind] = ("policy", "namespaces", "exceptions"),
+        clock: Callable[[], datetime] = utcnow,
+        fingerprint_key: FingerprintKey | None = None,
+    ) -> None:
+        super().__init__(policy_name, required=required, clock=clock)
+        self._keyer = PolicyKeyer(fingerprint_key)
+
+    @property
+    def policy(self) -> CompiledPolicy:
+        """The compiled policy in force, its fingerprints keyed with the installation's key."""
+        return self._keyer(super().policy)
 
     def set_policy(self, obj: Mapping[str, Any]) -> PolicyError | None:
         """Observe a BaselinePolicy; its validation error, or None when it validates (or is

@@ -12,6 +12,11 @@ patches ``caBundle`` when it rotates the CA). The groups, and why they differ:
     stays closed, so an outage must not block every Deployment rollout.
 ``configmaps.validate.airlock.dev`` / ``policies.validate.airlock.dev``
     ConfigMaps (plaintext credentials) and Airlock's own CRDs: ``Ignore``.
+``rbac.validate.airlock.dev``
+    RoleBindings, ClusterRoleBindings and ClusterRoles (bindings across environments, workload
+    ServiceAccounts with cluster-admin power): ``Ignore``. The workloads running as such an
+    account are judged again at their own admission, and an outage must never block the RBAC
+    that controllers and operators write all the time.
 ``pods.mutate.airlock.dev`` / ``exceptions.mutate.airlock.dev``
     Secure defaults on Pod CREATE and the creator/approver annotations of PolicyExceptions.
 
@@ -35,6 +40,7 @@ import yaml
 __all__ = [
     "DEFAULT_GROUPS",
     "MUTATING_WEBHOOKS",
+    "RBAC_RULES",
     "VALIDATING_WEBHOOKS",
     "WORKLOAD_RULES",
     "WebhookGroup",
@@ -87,6 +93,12 @@ WORKLOAD_RULES: Final[tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = (
 )
 
 
+# (apiGroups, resources) the RBAC rules judge (airlock.rbac).
+RBAC_RULES: Final = (
+    (("rbac.authorization.k8s.io",), ("rolebindings", "clusterrolebindings", "clusterroles")),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookGroup:
     """One webhook entry: what it matches and how the API server treats a failure or timeout."""
@@ -136,6 +148,13 @@ VALIDATING_WEBHOOKS: Final = (
         "policies.validate.airlock.dev",
         "/validate",
         ((("airlock.dev",), ("baselinepolicies", "policyexceptions"), _CU),),
+        "Ignore",
+        5,
+    ),
+    WebhookGroup(
+        "rbac.validate.airlock.dev",
+        "/validate",
+        tuple((groups, resources, _CU) for groups, resources in RBAC_RULES),
         "Ignore",
         5,
     ),

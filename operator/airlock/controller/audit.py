@@ -30,8 +30,13 @@ Choices worth knowing:
   so its rate does not depend on the audit interval.
 * **Incremental passes.** A change to one object re-evaluates that object (and its children when
   an owner appears or goes); a change to an exception, an isolation NetworkPolicy or a
-  credential-holding ConfigMap re-evaluates its namespace; a change to the policy or to any
-  namespace's labels (environments can reference each other) asks for a full pass.
+  credential-holding ConfigMap re-evaluates its namespace; a change to a RoleBinding or
+  ClusterRoleBinding re-evaluates the namespaces of its ServiceAccount subjects (their workloads
+  run as them); a change to the policy, to any namespace's labels (environments can reference
+  each other) or to a ClusterRole's dangerous powers asks for a full pass.
+* **RBAC.** RoleBindings are audited objects of their namespace (reported in its PolicyReport,
+  not counted as workloads); ClusterRoleBindings and ClusterRoles are cluster-scoped, so they
+  are not reported themselves, but the workloads running as the ServiceAccounts they reach are.
 
 Nothing here does I/O: the kopf glue feeds it, runs passes and writes the results out.
 """
@@ -54,6 +59,7 @@ from airlock.cluster import ClusterState
 from airlock.engine import Verdict, evaluate
 from airlock.findings import Action, Severity
 from airlock.model import PolicySpec
+from airlock.rbac import EVERY, Binding
 from airlock.rules.secrets import LAST_APPLIED
 from airlock.state import EvalContext
 
@@ -415,6 +421,10 @@ class _Entry:
         return self.ref.kind == "ConfigMap" and self.ref.api_version == "v1"
 
 
+# audited objects that are not workloads: reported, but not counted in compliance
+_NOT_WORKLOADS: Final = frozenset({"ConfigMap", "RoleBinding"})
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -534,6 +544,33 @@ class Auditor:
     @property
     def isolated_namespaces(self) -> frozenset[str]:
         return self.state.isolated_namespaces
+
+    def set_rbac(self, obj: Mapping[str, Any]) -> None:
+        """Observe a RoleBinding, ClusterRoleBinding or ClusterRole (see the module docstring)."""
+        before, old = self.state.version, self.state.binding(obj)
+        self.state.set_rbac(obj)
+        if self.state.version != before:
+            self._rbac_changed(obj, old, self.state.binding(obj))
+        if obj.get("kind") == "RoleBinding":
+            self.upsert(obj)
+
+    def delete_rbac(self, obj: Mapping[str, Any]) -> None:
+        before, old = self.state.version, self.state.binding(obj)
+        self.state.delete_rbac(obj)
+        if self.state.version != before:
+            self._rbac_changed(obj, old, None)
+        if obj.get("kind") == "RoleBinding":
+            meta = obj.get("metadata")
+            self.delete(_text(meta.get("uid")) if isinstance(meta, Mapping) else "")
+
+    def _rbac_changed(
+        self, obj: Mapping[str, Any], old: Binding | None, new: Binding | None
+    ) -> None:
+        subjects = [*(old.subjects if old else ()), *(new.subjects if new else ())]
+        if obj.get("kind") == "ClusterRole" or any(s.scope == EVERY for s in subjects):
+            self._full = True
+        else:
+            self._dirty_namespaces.update(s.namespace for s in subjects)
 
     # -- the index -------------------------------------------------------------------------------
 
@@ -764,7 +801,7 @@ class Auditor:
                     bad = True
                     key = (r.rule, audited.environment, audited.ref.namespace, r.severity.value)
                     violations[key] += 1
-            if audited.ref.kind != "ConfigMap":  # configuration, not a workload
+            if audited.ref.kind not in _NOT_WORKLOADS:  # configuration, not workloads
                 workloads.setdefault(audited.environment, [0, 0])[1 if bad else 0] += 1
         return AuditSummary(
             time=now or self._clock(),

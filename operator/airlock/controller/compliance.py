@@ -6,6 +6,9 @@ the BaselinePolicy, PolicyExceptions, isolation NetworkPolicies, Airlock's Polic
 startup/cleanup pair that runs :meth:`Compliance.run`, the task that evaluates, exports metrics,
 writes PolicyReports, reconciles NetworkPolicies and records ``status.lastAudit``.
 
+RoleBindings, ClusterRoleBindings and ClusterRoles come with the cluster state (the webhook reads
+them too); RoleBindings are also audited objects, reported in their namespace's PolicyReport.
+
 Every watch goes through the webhook's feeder (:func:`airlock.controller.watch.feed`, and
 :func:`~airlock.controller.watch.register_cluster_feed` for the cluster state), so like the rest
 of the controller it registers only ``@kopf.index`` and ``@kopf.on.event`` handlers, for which
@@ -37,6 +40,7 @@ from typing import Any
 import kopf
 from kubernetes import client
 
+from airlock.cluster import ClusterState
 from airlock.controller import reports as _reports
 from airlock.controller.audit import (
     AUDITED_RESOURCES,
@@ -61,8 +65,10 @@ from airlock.controller.isolation import (
 from airlock.controller.kube import CRD_VERSION, Kube, api_client
 from airlock.controller.reports import ReportWriter
 from airlock.controller.watch import Watched, feed, register_cluster_feed
+from airlock.detectors import FingerprintKey
 from airlock.errors import KubeError
 from airlock.model import API_GROUP
+from airlock.state import CompiledPolicy, PolicyKeyer
 
 __all__ = ["Compliance", "ComplianceSettings", "register_compliance"]
 
@@ -111,6 +117,10 @@ class ComplianceSettings:
     """Let the controller manage NetworkPolicies when the policy says ``isolation: enforce``;
     False leaves them to the admin whatever the policy says (the audit still reports)."""
 
+    fingerprint_key_file: str | None = None
+    """The installation's fingerprint key (the webhook's too): findings in reports and metrics
+    messages carry the fingerprints admission gave. None: unkeyed."""
+
     @classmethod
     def from_controller(cls, settings: object) -> ComplianceSettings:
         """Take every field the controller's settings have, defaults for the others."""
@@ -130,7 +140,25 @@ class ComplianceSettings:
                 getattr(settings, "policy_report_max_results", d.report_max_results)
             ),
             isolation=bool(getattr(settings, "manage_isolation", d.isolation)),
+            fingerprint_key_file=getattr(settings, "fingerprint_key_file", None) or None,
         )
+
+
+class _KeyedState(ClusterState):
+    """The audit's cluster state, judging with the installation's fingerprint key.
+
+    Put in place of the auditor's state while it is still empty (before anything is fed).
+    """
+
+    def __init__(
+        self, policy_name: str, *, clock: Callable[[], datetime], fingerprint_key: FingerprintKey
+    ) -> None:
+        super().__init__(policy_name, required=(), clock=clock)
+        self._keyer = PolicyKeyer(fingerprint_key)
+
+    @property
+    def policy(self) -> CompiledPolicy:
+        return self._keyer(super().policy)
 
 
 def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -163,6 +191,9 @@ class Compliance:
         self.leading = leading
         self.clock = clock
         self.auditor = Auditor(settings.policy_name, clock=clock)
+        if settings.fingerprint_key_file:
+            key = FingerprintKey.read(settings.fingerprint_key_file)
+            self.auditor.state = _KeyedState(settings.policy_name, clock=clock, fingerprint_key=key)
         self.reports = ReportWriter(
             kube,
             policy_name=settings.policy_name,
@@ -463,6 +494,14 @@ class _ComplianceFeed:
     def exception_deleted(self, body: Mapping[str, Any]) -> None:
         meta = _meta(body)
         self.c.auditor.delete_exception(str(meta.get("namespace")), str(meta.get("name")))
+        self.c.poke()
+
+    def rbac(self, body: Mapping[str, Any]) -> None:
+        self.c.auditor.set_rbac(body)
+        self.c.poke()
+
+    def rbac_deleted(self, body: Mapping[str, Any]) -> None:
+        self.c.auditor.delete_rbac(body)
         self.c.poke()
 
 

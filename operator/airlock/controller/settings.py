@@ -99,6 +99,12 @@ class ControllerSettings:
     """Write one wgpolicyk8s.io PolicyReport per namespace (skipped with one log line when the
     CRD is not installed)."""
 
+    fingerprint_key_file: str | None = None
+    """File holding the installation's fingerprint key, the same Secret the webhook mounts, so
+    the audit's reports give a credential the fingerprint its denial gave. None leaves them
+    unkeyed (a guessed weak password could be confirmed from a report). Only the path is kept:
+    the key is read at start-up and never shown."""
+
     def effective_priority(self) -> int:
         if self.priority is not None:
             return self.priority
@@ -170,6 +176,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="sum audit violations over namespaces (very large clusters)",
     )
     parser.add_argument(
+        "--fingerprint-key-file",
+        default=d.fingerprint_key_file,
+        metavar="PATH",
+        help="the installation's key for credential fingerprints (the chart mounts its Secret; "
+        "the webhook reads the same file)",
+    )
+    parser.add_argument(
         "--no-policy-reports",
         dest="policy_reports",
         action="store_false",
@@ -196,6 +209,7 @@ def settings_from_args(args: argparse.Namespace) -> ControllerSettings:
         audit_interval=float(args.audit_interval),
         metrics_namespace_label=bool(args.metrics_namespace_label),
         policy_reports=bool(args.policy_reports),
+        fingerprint_key_file=getattr(args, "fingerprint_key_file", None) or None,
     )
 
 

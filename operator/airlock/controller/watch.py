@@ -5,7 +5,9 @@ Both ``airlock webhook`` (:func:`run_watchers`, in the same event loop as its ai
 cluster through :func:`feed`: one ``@kopf.index`` handler for every upsert and one
 ``@kopf.on.event`` handler for deletions, the two kinds for which kopf writes nothing to the
 cluster (no progress or diff-base annotations, no finalizers, no status). The cluster state
-itself (namespaces, the BaselinePolicy, PolicyExceptions) is wired once, by
+itself (namespaces, the BaselinePolicy, PolicyExceptions, and the RoleBindings,
+ClusterRoleBindings and ClusterRoles that say which workload ServiceAccounts may act where) is
+wired once, by
 :func:`register_cluster_feed`; what each process does with it is a :class:`ClusterFeed`.
 
 Readiness without a window of stale state. kopf runs the *index* handlers over the initial
@@ -37,6 +39,7 @@ __all__ = [
     "BASELINE_POLICIES",
     "NAMESPACES",
     "POLICY_EXCEPTIONS",
+    "RBAC_RESOURCES",
     "ClusterFeed",
     "StateFeed",
     "Watched",
@@ -73,6 +76,11 @@ class Watched:
 NAMESPACES: Final = Watched("", "v1", "namespaces")
 BASELINE_POLICIES: Final = Watched(API_GROUP, CRD_VERSION, "baselinepolicies")
 POLICY_EXCEPTIONS: Final = Watched(API_GROUP, CRD_VERSION, "policyexceptions")
+# read-only, by plural: what the RBAC rules know of the cluster (airlock.rbac)
+RBAC_RESOURCES: Final = tuple(
+    Watched("rbac.authorization.k8s.io", "v1", plural, exact=True)
+    for plural in ("rolebindings", "clusterrolebindings", "clusterroles")
+)
 
 
 def names(body: Mapping[str, Any]) -> tuple[str, str]:
@@ -124,12 +132,15 @@ class ClusterFeed(Protocol):
     def policy_deleted(self, body: Mapping[str, Any]) -> None: ...
     def exception(self, body: Mapping[str, Any]) -> None: ...
     def exception_deleted(self, body: Mapping[str, Any]) -> None: ...
+    def rbac(self, body: Mapping[str, Any]) -> None: ...
+    def rbac_deleted(self, body: Mapping[str, Any]) -> None: ...
 
 
 def register_cluster_feed(
     registry: kopf.OperatorRegistry, sink: ClusterFeed, *, prefix: str = ""
 ) -> None:
-    """Watch namespaces, BaselinePolicies and PolicyExceptions into ``sink``.
+    """Watch namespaces, BaselinePolicies, PolicyExceptions and RBAC bindings and ClusterRoles
+    into ``sink``.
 
     Handler ids are ``{prefix}namespace-state``, ``{prefix}policy-events`` and so on: a prefix
     keeps them apart from other handlers of the same registry (kopf names indexes by id).
@@ -138,6 +149,7 @@ def register_cluster_feed(
         (NAMESPACES, "namespace", sink.namespace, sink.namespace_deleted),
         (BASELINE_POLICIES, "policy", sink.policy, sink.policy_deleted),
         (POLICY_EXCEPTIONS, "exception", sink.exception, sink.exception_deleted),
+        *((r, r.plural[:-1], sink.rbac, sink.rbac_deleted) for r in RBAC_RESOURCES),
     ):
         feed(
             registry,
@@ -215,6 +227,14 @@ class StateFeed:
     def exception_deleted(self, body: Mapping[str, Any]) -> None:
         self.state.delete_exception(*names(body))
 
+    # -- RBAC: which workload ServiceAccounts may act where ---------------------------------
+
+    def rbac(self, body: Mapping[str, Any]) -> None:
+        self.state.set_rbac(body)
+
+    def rbac_deleted(self, body: Mapping[str, Any]) -> None:
+        self.state.delete_rbac(body)
+
 
 def build_watch_registry(
     store: ClusterState, *, kubeconfig: str | None = None, login: bool = True
@@ -240,7 +260,7 @@ async def run_watchers(
     stop: asyncio.Event,
     on_signal: Callable[[], None] | None = None,
 ) -> None:
-    """Watch namespaces, BaselinePolicies and PolicyExceptions into ``store`` until ``stop``.
+    """Watch namespaces, BaselinePolicies, PolicyExceptions and RBAC into ``store`` until ``stop``.
 
     Runs kopf in the current event loop (standalone, cluster-wide). In the main thread, once
     kopf is up, SIGINT and SIGTERM call ``on_signal`` (default: set ``stop``; kopf's own

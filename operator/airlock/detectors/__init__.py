@@ -1,10 +1,10 @@
 """Plaintext-credential detectors: a provider rule table, keyword + value heuristics, entropy.
 
 The public surface is :class:`DetectorSet` (built once per policy), :data:`DEFAULT_DETECTORS`,
-:class:`Detection` and :func:`fingerprint`. A :class:`Detection` never holds the credential: only
-its kind, a fingerprint, the reason it was reported and the id of the provider rule that matched,
-so it can be logged, put in a message or a report, and printed with ``repr`` without leaking
-anything.
+:class:`Detection`, :func:`fingerprint` and :class:`FingerprintKey`. A :class:`Detection` never
+holds the credential: only its kind, a fingerprint, the reason it was reported and the id of the
+provider rule that matched, so it can be logged, put in a message or a report, and printed with
+``repr`` without leaking anything.
 
 Layout: ``_table`` (the shape of a provider rule), ``_providers`` (the table: 300 formats from
 the providers' documentation), ``_formats`` (structured formats: key blocks, key files, URLs,
@@ -22,6 +22,11 @@ Decisions worth knowing (each has a test):
   numbers and values shorter than 6 characters are not; nor is a lookalike of a provider format
   that the format's own rule refused (a GitHub token whose checksum fails). Polaris flags by name
   alone; Airlock does not, so ``AWS_SECRET_ACCESS_KEY=xxx`` passes.
+- Fingerprints are keyed per installation (:class:`FingerprintKey`, HMAC-SHA256 truncated to
+  32 bits; the chart's Secret, the same on every replica), so a fingerprint in a message or a
+  report cannot confirm a guessed password. Without a key (``airlock scan`` without
+  ``--fingerprint-key-file``) they are a plain domain-separated SHA-256, which anyone can
+  recompute: fine for random tokens, guessable for weak passwords.
 - Checksums are verified where the format has one (GitHub ``gh*_`` and npm tokens: CRC32);
   JWTs must have JSON header and claims.
 - A value that is itself configuration (``-Ddb.password=…``, ``{"token": …}``, an HTTP header)
@@ -44,6 +49,12 @@ Decisions worth knowing (each has a test):
 
 from __future__ import annotations
 
-from airlock.detectors._core import DEFAULT_DETECTORS, Detection, DetectorSet, fingerprint
+from airlock.detectors._core import (
+    DEFAULT_DETECTORS,
+    Detection,
+    DetectorSet,
+    FingerprintKey,
+    fingerprint,
+)
 
-__all__ = ["DEFAULT_DETECTORS", "Detection", "DetectorSet", "fingerprint"]
+__all__ = ["DEFAULT_DETECTORS", "Detection", "DetectorSet", "FingerprintKey", "fingerprint"]

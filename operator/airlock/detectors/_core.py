@@ -13,9 +13,13 @@ import base64
 import binascii
 import bisect
 import hashlib
+import hmac
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from airlock.detectors._formats import Hit
 from airlock.detectors._matcher import (
@@ -39,7 +43,7 @@ from airlock.detectors._values import (
     is_reference,
     looks_random,
 )
-from airlock.errors import PolicyError
+from airlock.errors import AirlockError, PolicyError
 
 REASON_ENV = "credential-named variable with a literal value"
 REASON_FLAG = "credential-named flag with a literal value"
@@ -58,17 +62,71 @@ _MIN_ENCODED_LEN = 40
 _NAME_CACHE_MAX = 4096
 
 _FP_DOMAIN = b"airlock/credential-fingerprint/v1\x00"
+_FP_KEYED_DOMAIN = b"airlock/credential-fingerprint/hmac-v1\x00"
+# A key shorter than this could itself be guessed; the chart's key is 64 random characters.
+MIN_FINGERPRINT_KEY_BYTES = 16
 
 
 def fingerprint(value: str) -> str:
-    """Eight hex characters identifying a credential without revealing it.
+    """Eight hex characters identifying a credential without revealing it (no key).
 
     The same credential found twice (two pods, env and ConfigMap, webhook and CLI) gets the same
     fingerprint, so findings can be correlated. 32 bits of a domain-separated SHA-256 reveal
-    nothing usable about a random token; a weak password could be confirmed by someone guessing
-    it, which is the price of fingerprints that are stable across replicas and runs.
+    nothing usable about a random token, but anyone can recompute it: a weak password can be
+    confirmed by hashing a guess list. Installations therefore key their fingerprints
+    (:class:`FingerprintKey`); this unkeyed form is what ``airlock scan`` prints without
+    ``--fingerprint-key-file``.
     """
     return hashlib.sha256(_FP_DOMAIN + value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+class FingerprintKey:
+    """A per-installation secret key: fingerprints become HMAC-SHA256, truncated to 32 bits.
+
+    Without the key a fingerprint cannot be recomputed from a guess, so a finding's
+    fingerprint no longer confirms a weak password; with the same key (every replica mounts the
+    same Secret) the same credential still gets the same fingerprint everywhere. The key is
+    never shown: ``repr`` and ``str`` say only that there is one.
+    """
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, key: bytes) -> None:
+        key = key.strip()
+        if len(key) < MIN_FINGERPRINT_KEY_BYTES:
+            raise AirlockError(
+                f"the fingerprint key must hold at least {MIN_FINGERPRINT_KEY_BYTES} bytes "
+                "(not counting surrounding whitespace)"
+            )
+        # The keyed state is computed once; each fingerprint copies it (two compressions).
+        self._mac = hmac.new(key, _FP_KEYED_DOMAIN, hashlib.sha256)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> FingerprintKey:
+        """The key in a file (the chart mounts its Secret); errors name the file, never bytes."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise AirlockError(
+                f"cannot read the fingerprint key file {os.fspath(path)}: {exc.strerror}"
+            ) from None
+        try:
+            return cls(data)
+        except AirlockError as exc:
+            raise AirlockError(f"fingerprint key file {os.fspath(path)}: {exc}") from None
+
+    def fingerprint(self, value: str) -> str:
+        mac = self._mac.copy()
+        mac.update(value.encode("utf-8", "surrogatepass"))
+        return mac.hexdigest()[:8]
+
+    def __repr__(self) -> str:
+        return "FingerprintKey(<redacted>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a FingerprintKey is not serialised")
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +294,14 @@ class DetectorSet:
     changes after construction is the memo of name classifications, which is a pure cache.
     """
 
-    __slots__ = ("_allow", "_clean", "_extra", "_names", "_patterns")
+    __slots__ = ("_allow", "_clean", "_extra", "_key", "_names", "_patterns")
 
     def __init__(
-        self, extra_credential_names: Iterable[str] = (), allow_values: Iterable[str] = ()
+        self,
+        extra_credential_names: Iterable[str] = (),
+        allow_values: Iterable[str] = (),
+        *,
+        fingerprint_key: FingerprintKey | None = None,
     ) -> None:
         errors: list[tuple[str, str]] = []
         extra: list[tuple[str, ...]] = []
@@ -276,8 +338,37 @@ class DetectorSet:
         self._allow: tuple[re.Pattern[str], ...] = tuple(allow)
         self._patterns = _compile_patterns(self._extra) if self._extra else _DEFAULT_PATTERNS
         self._names: dict[str, tuple[NameClass | None, frozenset[int]]] = {}
+        self._key = fingerprint_key
+
+    def keyed(self, key: FingerprintKey | None) -> DetectorSet:
+        """The same detectors whose fingerprints are keyed with ``key`` (None: unkeyed).
+
+        Shares the compiled settings; the memos start empty (they are caches).
+        """
+        if key is self._key:
+            return self
+        other = DetectorSet.__new__(DetectorSet)
+        other._extra = self._extra
+        other._allow = self._allow
+        other._patterns = self._patterns
+        other._clean = set()
+        other._names = {}
+        other._key = key
+        return other
+
+    @property
+    def is_keyed(self) -> bool:
+        """Whether fingerprints are keyed (an installation key), not recomputable from a guess."""
+        return self._key is not None
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _fp(self, secret: str) -> str:
+        key = self._key
+        return fingerprint(secret) if key is None else key.fingerprint(secret)
+
+    def _detection(self, hit: Hit) -> Detection:
+        return Detection(hit.kind, self._fp(hit.secret), hit.reason, hit.rule)
 
     def _classify(self, name: str) -> NameClass | None:
         return self._name(name)[0]
@@ -304,7 +395,7 @@ class DetectorSet:
     def _first(self, hits: Iterable[Hit], whole: str = "") -> Detection | None:
         for hit in hits:
             if not self._allowed(hit.secret, whole):
-                return _detection(hit)
+                return self._detection(hit)
         return None
 
     def _formats(self, name: str, value: str, seen: Seen, whole: str = "") -> Detection | None:
@@ -343,7 +434,7 @@ class DetectorSet:
         if self._allowed(v, whole):
             return None
         kind = "AWS secret access key" if cls.context == CONTEXT_AWS_SECRET else cls.kind
-        return Detection(kind, fingerprint(v), reason)
+        return Detection(kind, self._fp(v), reason)
 
     def _literal(
         self,
@@ -377,7 +468,7 @@ class DetectorSet:
             and looks_random(value, strict=True)
             and not self._allowed(value, whole)
         ):
-            return Detection(KIND_HIGH_ENTROPY, fingerprint(value), REASON_ENTROPY)
+            return Detection(KIND_HIGH_ENTROPY, self._fp(value), REASON_ENTROPY)
         return None
 
     def _embedded(self, value: str, seen: Seen) -> Detection | None:
@@ -493,11 +584,11 @@ class DetectorSet:
     def _scan_formats(self, text: str, found: _Found) -> None:
         for hit in iter_hits(text):
             if not self._allowed(hit.secret):
-                found.add(hit.start, hit.end, _detection(hit))
+                found.add(hit.start, hit.end, self._detection(hit))
         if len(text) >= _MIN_ENCODED_LEN:
             for hit in decoded_hits(text):
                 if not self._allowed(hit.secret):
-                    found.add(hit.start, hit.end, _detection(hit))
+                    found.add(hit.start, hit.end, self._detection(hit))
 
     def _scan_headers(self, text: str, found: _Found) -> None:
         if "uthorization" in text or "UTHORIZATION" in text:
@@ -508,7 +599,7 @@ class DetectorSet:
                     continue
                 kind = _HEADER_KIND.get(scheme, "authorization token")
                 found.add(
-                    m.start("val"), m.end("val"), Detection(kind, fingerprint(val), REASON_HEADER)
+                    m.start("val"), m.end("val"), Detection(kind, self._fp(val), REASON_HEADER)
                 )
 
     def _named_at(self, found: _Found, key: str, value: str, start: int, reason: str) -> None:
@@ -574,10 +665,6 @@ class DetectorSet:
                 self._named_at(found, "password", m.group("val"), m.start("val"), REASON_FLAG)
         self._scan_kv(text, found)
         return found.detections
-
-
-def _detection(hit: Hit) -> Detection:
-    return Detection(hit.kind, fingerprint(hit.secret), hit.reason, hit.rule)
 
 
 def _unquote(v: str) -> str:

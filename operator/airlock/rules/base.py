@@ -16,7 +16,7 @@ from typing import Any
 from airlock.findings import RuleInfo
 from airlock.images import ImageRef, InvalidImageReference, parse_image
 from airlock.state import CompiledEnvironment, EvalContext
-from airlock.workloads import ContainerView, PodSpecView, Workload
+from airlock.workloads import ContainerView, PodSpecView, Workload, json_path
 
 __all__ = [
     "Check",
@@ -29,6 +29,7 @@ __all__ = [
     "literal_env",
     "mapping",
     "sequence",
+    "service_accounts",
 ]
 
 
@@ -120,3 +121,20 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def data_path(key: str) -> str:
     """JSON path of a ConfigMap data key, quoting keys that are not identifiers (``a.b``)."""
     return f"data.{key}" if _PLAIN_KEY.match(key) else f'data["{key}"]'
+
+
+def service_accounts(wl: Workload) -> Iterator[tuple[str, str]]:
+    """``(path, name)`` of the ServiceAccount each pod spec of ``wl`` runs as.
+
+    An unset name is the namespace's ``default`` account (path: the pod spec) where the pod is
+    expressed in full; a fragment whose pod is completed elsewhere proves nothing by omission.
+    Argo templates inherit the workflow's ``serviceAccountName``.
+    """
+    for pod in wl.pod_specs:
+        found = pod.effective("serviceAccountName") or pod.effective("serviceAccount")
+        if found is not None:
+            pointer, name = found
+            if isinstance(name, str) and name:
+                yield json_path(pointer), name
+        elif pod.complete:
+            yield pod.path, "default"

@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from airlock.findings import RuleInfo, Severity
+from airlock.rbac import RBAC_KINDS, cross_env_subjects, read_binding
 from airlock.rules.base import (
     Hit,
     Rule,
@@ -16,6 +17,7 @@ from airlock.rules.base import (
     data_path,
     mapping,
     sequence,
+    service_accounts,
 )
 from airlock.state import EvalContext
 from airlock.workloads import Workload
@@ -90,6 +92,33 @@ NETWORK_ISOLATION_MISSING = RuleInfo(
         "the configuration says."
     ),
     references=("CIS 5.3.2", *_SEG_REFS),
+)
+
+CROSS_ENV_RBAC_BINDING = RuleInfo(
+    id="cross-env-rbac-binding",
+    family="segregation",
+    severity=Severity.HIGH,
+    title="RBAC binding across environments",
+    reason=(
+        "a RoleBinding grants a ServiceAccount of another environment access, or a "
+        "ClusterRoleBinding gives ServiceAccounts of several environments the same access"
+    ),
+    fix=(
+        "bind only ServiceAccounts of the binding's own environment (one ClusterRoleBinding per "
+        "environment), or declare the environment reachable"
+    ),
+    rationale=(
+        "RBAC is the widest door between environments: a RoleBinding in a prod namespace whose "
+        "subject is a dev ServiceAccount lets every dev pod running as it act in prod, whatever "
+        "the network, node and storage boundaries say. Workloads running as such an account "
+        "are reported too, so the developer sees it."
+    ),
+    references=(
+        "CIS 5.1.1",
+        "CIS 5.1.5",
+        "NSA/CISA Kubernetes Hardening: authorization",
+        *_SEG_REFS,
+    ),
 )
 
 # Dotted runs of DNS label characters; validated in code, which is about twice as fast as a
@@ -334,6 +363,9 @@ def _namespace_known_unlabelled(ctx: EvalContext, ns: str | None) -> bool:
 
 
 def check_namespace_environment(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    # about the namespace's workloads: a RoleBinding there is the admin's, not a workload
+    if wl.kind in RBAC_KINDS:
+        return
     if _namespace_known_unlabelled(scope.ctx, scope.namespace):
         yield Hit(
             "metadata.namespace",
@@ -345,7 +377,12 @@ def check_namespace_environment(wl: Workload, scope: Scope) -> Iterator[Hit]:
 def check_network_isolation(wl: Workload, scope: Scope) -> Iterator[Hit]:
     ctx, ns = scope.ctx, scope.namespace
     isolated = ctx.isolated_namespaces
-    if isolated is None or ns is None or ctx.policy.spec.isolation == "off":
+    if (
+        isolated is None
+        or ns is None
+        or wl.kind in RBAC_KINDS
+        or ctx.policy.spec.isolation == "off"
+    ):
         return
     if ns in ctx.namespace_env and ns not in isolated:
         yield Hit(
@@ -354,10 +391,27 @@ def check_network_isolation(wl: Workload, scope: Scope) -> Iterator[Hit]:
         )
 
 
+def check_rbac_binding(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    binding = read_binding(wl.obj) if wl.kind.endswith("RoleBinding") else None
+    if binding is not None:
+        for subject, message, _clause in cross_env_subjects(binding, scope.ctx):
+            if message:
+                yield Hit(f"subjects[{subject.index}]", message)
+        return
+    facts = scope.ctx.rbac.cross_env
+    ns = scope.namespace
+    if not facts or ns is None or not wl.pod_specs:
+        return
+    for path, account in service_accounts(wl):
+        for clause in facts.of(ns, account):
+            yield Hit(path, f"runs as ServiceAccount {ns}/{account}, which {clause}")
+
+
 RULES = (
     Rule(CROSS_ENV_SERVICE_REFERENCE, check_service_reference),
     Rule(CROSS_ENV_NODE_POOL, check_node_pool),
     Rule(CROSS_ENV_MODEL_SOURCE, check_model_source),
     Rule(NAMESPACE_ENVIRONMENT_MISSING, check_namespace_environment),
     Rule(NETWORK_ISOLATION_MISSING, check_network_isolation),
+    Rule(CROSS_ENV_RBAC_BINDING, check_rbac_binding),
 )

@@ -7,7 +7,9 @@ import-linter contract; nothing in it imports the engine.)
 
 Airlock's own objects found among the scanned files are inputs, not workloads: a
 ``PolicyException`` is fed to the context (so ``airlock scan app.yaml exceptions.yaml`` sees the
-same waivers as the webhook), a ``Namespace`` lends its labels (its environment), and a
+same waivers as the webhook), a ``Namespace`` lends its labels (its environment), RoleBindings,
+ClusterRoleBindings and ClusterRoles lend what they grant (a workload whose ServiceAccount a
+binding in another file reaches across environments is reported, as in the cluster), and a
 ``BaselinePolicy`` is only validated: a policy applies when named with ``--policy``, never because
 it happens to sit in a scanned directory.
 """
@@ -18,13 +20,14 @@ import bisect
 import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.catalog import API_VERSION
 from airlock.errors import InputError, PolicyError
 from airlock.findings import Action, Finding
+from airlock.rbac import Binding, RolePowers, is_rbac, read_binding, role_powers
 from airlock.scan.loader import (
     Document,
     Input,
@@ -38,6 +41,7 @@ from airlock.scan.loader import (
 from airlock.state import EvalContext
 
 if TYPE_CHECKING:  # pydantic models: imported only when a policy or an exception is read
+    from airlock.detectors import FingerprintKey
     from airlock.model import ExceptionRecord, PolicySpec
 
 __all__ = [
@@ -132,12 +136,15 @@ def _entry_key(e: ScanEntry) -> tuple[str, int, int]:
 @dataclass(slots=True)
 class _Scope:
     """What other documents lend a workload's verdict, gathered before any workload is judged:
-    PolicyExceptions (waivers), Namespaces (their environment labels) and ConfigMaps (a workload
-    reading a ConfigMap key that holds a credential is flagged too)."""
+    PolicyExceptions (waivers), Namespaces (their environment labels), ConfigMaps (a workload
+    reading a ConfigMap key that holds a credential is flagged too) and RBAC (which ServiceAccounts
+    a binding reaches, which ClusterRoles are dangerous)."""
 
     exceptions: list[ExceptionRecord] = field(default_factory=list)
     labels: dict[str, Mapping[str, str]] = field(default_factory=dict)
     configmaps: list[Mapping[str, Any]] = field(default_factory=list)
+    bindings: list[Binding] = field(default_factory=list)
+    roles: dict[str, RolePowers] = field(default_factory=dict)
 
     def take(self, obj: Mapping[str, Any]) -> None:
         kind, api = obj["kind"], obj["apiVersion"]
@@ -155,6 +162,15 @@ class _Scope:
                 }
         elif kind == "ConfigMap":
             self.configmaps.append(obj)
+        elif is_rbac(obj):
+            if kind == "ClusterRole":
+                meta = obj.get("metadata")
+                name = meta.get("name") if isinstance(meta, Mapping) else None
+                powers = role_powers(obj)
+                if isinstance(name, str) and powers:
+                    self.roles[name] = powers
+            elif (binding := read_binding(obj)) is not None and binding.subjects:
+                self.bindings.append(binding)
 
     def context(
         self,
@@ -163,6 +179,8 @@ class _Scope:
         environment: str | None,
         namespace_env: Mapping[str, str] | None,
         now: datetime | None,
+        *,
+        fingerprint_key: FingerprintKey | None = None,
     ) -> EvalContext:
         ns_env = dict(namespace_env or {})
         if policy is not None or ns_env:
@@ -174,6 +192,9 @@ class _Scope:
             exceptions=self.exceptions,
             now=now,
             environment=environment,
+            fingerprint_key=fingerprint_key,
+            bindings=self.bindings,
+            cluster_roles=self.roles,
         )
         flagged: dict[tuple[str, str], frozenset[str]] = {}
         for obj in self.configmaps:
@@ -183,15 +204,7 @@ class _Scope:
                 flagged[key] = flagged.get(key, frozenset()) | verdict.credential_keys
         if not flagged:
             return ctx
-        return EvalContext.build(
-            ctx.policy,
-            namespace_env=ns_env,
-            namespace_labels=self.labels,
-            exceptions=self.exceptions,
-            now=ctx.now,
-            environment=environment,
-            credential_configmaps=flagged,
-        )
+        return replace(ctx, credential_configmaps=flagged)
 
 
 def _judge(result: ScanResult, docs: list[Document], ctx: EvalContext, evaluate: Evaluator) -> None:
@@ -225,6 +238,7 @@ def run_scan(
     namespace_env: Mapping[str, str] | None = None,
     fail_on: Action = Action.ENFORCE,
     now: datetime | None = None,
+    fingerprint_key: FingerprintKey | None = None,
 ) -> ScanResult:
     """Evaluate every loaded workload against ``policy``.
 
@@ -235,7 +249,9 @@ def run_scan(
         scope = _Scope()
         for doc in loaded.documents:
             scope.take(doc.obj)
-        ctx = scope.context(evaluate, policy, environment, namespace_env, now)
+        ctx = scope.context(
+            evaluate, policy, environment, namespace_env, now, fingerprint_key=fingerprint_key
+        )
         result = ScanResult(errors=list(loaded.errors), files=loaded.files, fail_on=fail_on)
         _judge(result, loaded.documents, ctx, evaluate)
         result.entries.sort(key=_entry_key)
@@ -251,6 +267,7 @@ def scan_inputs(
     namespace_env: Mapping[str, str] | None = None,
     fail_on: Action = Action.ENFORCE,
     now: datetime | None = None,
+    fingerprint_key: FingerprintKey | None = None,
 ) -> ScanResult:
     """``run_scan`` over files, one at a time: peak memory is one file's objects, not all.
 
@@ -265,7 +282,9 @@ def scan_inputs(
             if text is not None and _CONTEXT_KIND.search(text):
                 for obj in _context_objects(text, source.name):
                     scope.take(obj)
-        ctx = scope.context(evaluate, policy, environment, namespace_env, now)
+        ctx = scope.context(
+            evaluate, policy, environment, namespace_env, now, fingerprint_key=fingerprint_key
+        )
         result = ScanResult(files=sum(s.error is None for s in inputs), fail_on=fail_on)
         for source in inputs:
             docs, errors = source.load()
@@ -277,7 +296,10 @@ def scan_inputs(
 
 # a "kind:" (YAML) or "kind": (JSON) naming a kind that lends context; a false match only costs
 # parsing one document twice
-_CONTEXT_KIND = re.compile(r"""kind"?[ \t]*:[ \t]*["']?(?:ConfigMap|Namespace|PolicyException)\b""")
+_CONTEXT_KIND = re.compile(
+    r"""kind"?[ \t]*:[ \t]*["']?(?:ConfigMap|Namespace|PolicyException|RoleBinding|ClusterRole"""
+    r"""(?:Binding)?)\b"""
+)
 _DOCUMENT_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 
 
