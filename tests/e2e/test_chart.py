@@ -304,11 +304,14 @@ def test_webhook_configurations_select_only_opted_in_non_excluded_namespaces(
         "workloads.validate.airlock.dev",
         "configmaps.validate.airlock.dev",
         "policies.validate.airlock.dev",
+        "rbac.validate.airlock.dev",
         "pods.mutate.airlock.dev",
+        "workloads.mutate.airlock.dev",
         "exceptions.mutate.airlock.dev",
     }
     assert hooks["pods.validate.airlock.dev"].failure_policy == "Fail"
     assert hooks["workloads.validate.airlock.dev"].failure_policy == "Ignore"
+    assert hooks["rbac.validate.airlock.dev"].failure_policy == "Ignore"
     for hook in hooks.values():
         selector = hook.namespace_selector
         assert selector.match_labels == {"airlock-e2e/release": release.opt_in}

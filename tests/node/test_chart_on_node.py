@@ -243,13 +243,18 @@ def test_pods_are_ready_with_certificates_issued_and_ca_bundles_filled(
         assert spec.security_context.run_as_user == NO_PASSWD_UID
         (container,) = spec.containers
         assert container.image.endswith("@" + installed.node.image_digest)
-        # no admin credentials anywhere: only the pod's own service-account token
+        # no admin credentials anywhere: only the pod's own service-account token, the serving
+        # certificate and the credential-fingerprint key
         volumes = {v.name: v for v in spec.volumes}
+        mounted = set()
         for mount in container.volume_mounts:
             vol = volumes[mount.name]
             assert vol.host_path is None
             if vol.secret is not None:
-                assert vol.secret.secret_name == "airlock-webhook-tls"
+                mounted.add(vol.secret.secret_name)
+                assert mount.read_only is True
+        assert mounted <= {"airlock-webhook-tls", "airlock-fingerprint-key"}
+        assert "airlock-fingerprint-key" in mounted
         assert pod.status.container_statuses[0].restart_count == 0
 
 
