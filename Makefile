@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-webhook fuzz pss-agreement manifests chart-lint clean eval-detectors
+.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-compare bench-corpus bench-webhook fuzz pss-agreement manifests chart-lint clean eval-detectors
 
 include hack/cluster.mk
 
@@ -45,9 +45,16 @@ demo: $(STAMP) cluster-bins ## the main job: Airlock on a local control plane, a
 demo-down: $(STAMP) ## stop the demo's webhook, controller and local control plane
 	$(BIN)/python hack/demo.py down
 
-bench: $(STAMP) ## benchmarks; results are recorded in bench/RESULTS.md
+bench: $(STAMP) ## benchmarks (about 8 minutes); results are recorded in bench/RESULTS.md
 	$(BIN)/python bench/bench_engine.py
-	$(BIN)/python bench/bench_scan.py
+	$(BIN)/python bench/bench_scan.py --no-checkov
+	$(BIN)/python bench/compare_scanners.py
+
+bench-compare: $(STAMP) ## airlock scan vs kube-score and checkov, side by side (builds/installs them once into ~/.cache/airlock)
+	$(BIN)/python bench/compare_scanners.py
+
+bench-corpus: $(STAMP) ## generate the 88 MB scan-bench corpus into ~/.cache/airlock/bench-corpus (once)
+	$(BIN)/python bench/gen_corpus.py
 
 eval-detectors: $(STAMP) ## credential detectors: recall / false positives per corpus and placement, cost per value
 	$(BIN)/python bench/eval_detectors.py

@@ -395,7 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         checkov_rows: list[tuple[str, int, float, float]] = []
         if args.no_checkov:
-            notes.append("checkov: not run (--no-checkov)")
+            notes.append(
+                "checkov: not run here (--no-checkov); `make bench-compare` runs it "
+                "(section scan-compare)"
+            )
         else:
             binary, what = checkov_install(Path(tmp) / "checkov-venv")
             notes.append(what)
