@@ -234,6 +234,14 @@ def test_generated_documents_agree(tree: dict[str, Any], indent: int, flow: bool
     assert_same(text)
 
 
+def test_a_flow_collection_on_the_line_after_its_key() -> None:
+    text = "apiVersion: v1\nkind: Pod\nspec:\n  args:\n    [a, b]\n  c:\n    - {x: 1}\n"
+    assert load_documents(text) is not None
+    assert assert_same(text) == 9  # apiVersion, kind, spec, args, 2 items, c, c[0], x
+    (doc,), _ = loader._load_yaml(text, "f.yaml")
+    assert [doc.line_of(p) for p in ("spec.args", "spec.args[1]", "spec.c[0].x")] == [4, 5, 7]
+
+
 def test_a_lookup_that_is_not_there_falls_back_to_the_deepest_field() -> None:
     lines = ["spec:", "  containers:", "  - name: a", "    image: b"]
     where = TextLines(lines, 0, len(lines))

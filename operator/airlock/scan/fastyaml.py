@@ -15,6 +15,7 @@ exact PyYAML path, which also reports syntax errors with their line.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -102,14 +103,49 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
+@functools.lru_cache(maxsize=256)
+def _block_end(col: int) -> re.Pattern[str]:
+    """The first line less indented than ``col`` (blank and comment lines do not count)."""
+    return re.compile(r"\n {0,%d}[^ \t\r\n#]" % (col - 1))  # noqa: UP031 - a regex
+
+
+@functools.lru_cache(maxsize=256)
+def _sequence_end(col: int) -> re.Pattern[str]:
+    """The first line that ends a block sequence whose dashes are at ``col``."""
+    shallower = r" {0,%d}[^ \t\r\n#]|" % (col - 1) if col else ""  # noqa: UP031 - a regex
+    return re.compile(r"\n(?:%s {%d}(?:[^ \t\r\n#-]|-[^ \t\r\n]))" % (shallower, col))  # noqa: UP031
+
+
+@functools.lru_cache(maxsize=256)
+def _items(col: int) -> re.Pattern[str]:
+    return re.compile(r"\n {%d}-(?=[ \t\r\n]|$)" % col)  # noqa: UP031 - a regex
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_at(col: int, name: str) -> re.Pattern[str]:
+    """A line whose key, at exactly ``col``, is ``name`` (plain, double- or single-quoted)."""
+    double = name.replace("\\", "\\\\").replace('"', '\\"')
+    single = name.replace("'", "''")
+    spelled = "|".join(re.escape(k) for k in (name, f'"{double}"', f"'{single}'"))
+    return re.compile(r"\n {%d}(?:%s)[ \t]*:(?=[ \t\r\n]|$)" % (col, spelled))  # noqa: UP031
+
+
+_CONTENT_LINE = re.compile(r"^[ \t]*[^ \t\r\n#]", re.MULTILINE)
+
+# A node: (offset of its line's start in the document text, 0-based line, column).
+_Node = tuple[int, int, int]
+
+
 class TextLines:
     """Where the fields of one document are, found in its text when a report asks.
 
     ``first`` is the 0-based line of the document's first content and ``end`` the line after its
     last; ``prefix`` are path tokens leading to this object inside the document (a List item).
+    Lookups are regular-expression searches over the document's text (built on the first one):
+    the sibling with a given key at a given indentation, the n-th dash of a sequence.
     """
 
-    __slots__ = ("_indents", "_steps", "end", "first", "lines", "prefix")
+    __slots__ = ("_doc", "_steps", "end", "first", "lines", "prefix")
 
     def __init__(
         self, lines: Sequence[str], first: int, end: int, prefix: tuple[str | int, ...] = ()
@@ -118,21 +154,17 @@ class TextLines:
         self.first = first
         self.end = end
         self.prefix = prefix
-        self._indents: list[int] | None = None
-        self._steps: dict[tuple[int, int, str | int], tuple[int, int, int] | None] = {}
+        self._doc: str | None = None
+        self._steps: dict[tuple[int, int, str | int], tuple[int, _Node | None] | None] = {}
 
     def item(self, index: int) -> TextLines:
         return TextLines(self.lines, self.first, self.end, (*self.prefix, "items", index))
 
-    def _indent_of(self) -> list[int]:
-        """Indentation of every line of the document (-1 for blank and comment lines), built on
-        the first lookup: reports ask for several lines of the same document."""
-        if self._indents is None:
-            self._indents = [
-                -1 if text.lstrip(" \t")[:1] in ("", "#") else len(text) - len(text.lstrip(" "))
-                for text in self.lines[self.first : self.end]
-            ]
-        return self._indents
+    @property
+    def doc(self) -> str:
+        if self._doc is None:
+            self._doc = "\n".join(self.lines[self.first : self.end])
+        return self._doc
 
     def line_of(self, tokens: Sequence[str | int]) -> int:
         """0-based line of the field at ``tokens``, or of the deepest one found on the way.
@@ -141,110 +173,108 @@ class TextLines:
         when a name is not a key, it is joined with the names after it until one is.
         """
         path = (*self.prefix, *tokens)
-        line, col = self.first, _indent(self.lines[self.first])
-        found = line
+        node: _Node | None = (0, self.first, _indent(self.lines[self.first]))
+        found = self.first
         i, n = 0, len(path)
-        while i < n:
+        while i < n and node is not None:
             token = path[i]
-            step = self._step(line, col, token)
+            step = self._step(node, token)
             j = i + 1
             while step is None and isinstance(token, str) and j < n and isinstance(path[j], str):
                 j += 1
-                step = self._step(line, col, ".".join(str(t) for t in path[i:j]))
+                step = self._step(node, ".".join(str(t) for t in path[i:j]))
             if step is None:
                 break
             i = j
-            found, line, col = step
-            if col == _FLOW:  # a one-line flow collection: everything in it is on its line
-                found = line
-            if col < 0:  # nothing below has a line of its own
+            found, node = step
+            if node is not None and node[2] == _FLOW:
+                if i < n:  # inside a one-line flow collection: everything is on its line
+                    found = node[1]
                 break
         return found
 
-    def _step(self, line: int, col: int, token: str | int) -> tuple[int, int, int] | None:
-        at = (line, col, token)
+    def _step(self, node: _Node, token: str | int) -> tuple[int, _Node | None] | None:
+        """(report line, the value's node: None when nothing below has a line of its own)."""
+        at = (node[0], node[2], token)
         if at not in self._steps:
             if isinstance(token, str):
-                self._steps[at] = self._key(line, col, token)
+                self._steps[at] = self._key(node, token)
             else:
-                self._steps[at] = self._item(line, col, token)
+                self._steps[at] = self._item(node, token)
         return self._steps[at]
 
-    def _next(self, start: int) -> int | None:
-        """The first line with content from ``start`` on, within the document."""
-        indents, first = self._indent_of(), self.first
-        for i in range(start, self.end):
-            if indents[i - first] >= 0:
-                return i
-        return None
-
-    def _value(self, line: int, pos: int, col: int, *, compact: bool) -> tuple[int, int, int]:
-        """(report line, node line, node column) of the value after a key or dash ending at
-        ``pos`` on ``line``; the column is -1 when the value is inline or absent. ``compact``:
-        a key's block sequence may start at the key's own column."""
-        rest = self.lines[line][pos:].lstrip(" \t")
+    def _value(self, off: int, line: int, pos: int, col: int, *, compact: bool) -> _Node | None:
+        """The node of the value after a key or dash ending at ``pos`` of ``line`` (whose text
+        starts at ``off``): a block node, a flow collection on a line of its own, or None when
+        the value is inline or absent. ``compact``: a key's block sequence may start at the key's
+        own column."""
+        text = self.lines[line]
+        rest = text[pos:].lstrip(" \t")
         if rest and not rest.startswith("#"):
             if rest[0] in "|>" or not (_is_item(rest, 0) or _KEY.match(rest)):
-                return line, line, -1
-            return line, line, len(self.lines[line]) - len(rest)
-        nxt = self._next(line + 1)
-        if nxt is None:
-            return line, line, -1
+                return None
+            return off, line, len(text) - len(rest)
+        doc = self.doc
+        m = _CONTENT_LINE.search(doc, off + len(text) + 1)
+        if m is None:
+            return None
+        nxt_off = m.start()
+        nxt = line + 1 + doc.count("\n", off + len(text) + 1, nxt_off)
         ind = _indent(self.lines[nxt])
         if ind > col and self.lines[nxt][ind] in "[{":
-            return line, nxt, _FLOW
+            return nxt_off, nxt, _FLOW
         if ind > col or (compact and ind == col and _is_item(self.lines[nxt], ind)):
-            return line, nxt, ind
-        return line, line, -1
-
-    def _key(self, line: int, col: int, name: str) -> tuple[int, int, int] | None:
-        lines, indents, first = self.lines, self._indent_of(), self.first
-        for i in range(line, self.end):
-            text = lines[i]
-            if i != line:
-                ind = indents[i - first]
-                if ind < 0 or ind > col:
-                    continue
-                if ind < col:
-                    return None
-                if _is_item(text, col):
-                    continue
-            m = _KEY.match(text, col)
-            if m is None:
-                continue
-            d, s, p = m.group("d", "s", "p")
-            key = (
-                d.replace('\\"', '"').replace("\\\\", "\\")
-                if d is not None
-                else s.replace("''", "'")
-                if s is not None
-                else p.rstrip()
-            )
-            if key == name:
-                _, node, node_col = self._value(i, m.end(), col, compact=True)
-                return i, node, node_col
+            return nxt_off, nxt, ind
         return None
 
-    def _item(self, line: int, col: int, index: int) -> tuple[int, int, int] | None:
-        lines, indents, first = self.lines, self._indent_of(), self.first
-        if not _is_item(lines[line], col):
+    def _key(self, node: _Node, name: str) -> tuple[int, _Node | None] | None:
+        off, line, col = node
+        text = self.lines[line]
+        m = _KEY.match(text, col)
+        if m is not None and _key_text(m) == name:
+            return line, self._value(off, line, m.end(), col, compact=True)
+        doc = self.doc
+        start = off + len(text)  # the newline ending the node's first line
+        stop = len(doc)
+        if col:
+            end = _block_end(col).search(doc, start)
+            stop = end.start() if end is not None else stop
+        found = _key_at(col, name).search(doc, start, stop)
+        if found is None:
             return None
-        seen = -1
-        for i in range(line, self.end):
-            text = lines[i]
-            if i != line:
-                ind = indents[i - first]
-                if ind < 0 or ind > col:
-                    continue
-                if ind < col or not _is_item(text, col):
-                    return None
-            seen += 1
-            if seen == index:
-                report, node, node_col = self._value(i, col + 1, col, compact=False)
-                if node_col < 0:
-                    return report, node, node_col
-                return node, node, node_col
-        return None
+        k_off = found.start() + 1
+        k_line = line + doc.count("\n", off, k_off)
+        return k_line, self._value(k_off, k_line, found.end() - k_off, col, compact=True)
+
+    def _item(self, node: _Node, index: int) -> tuple[int, _Node | None] | None:
+        off, line, col = node
+        text = self.lines[line]
+        if not _is_item(text, col):
+            return None
+        i_off, i_line = off, line
+        if index:
+            doc = self.doc
+            start = off + len(text)
+            end = _sequence_end(col).search(doc, start)
+            stop = end.start() if end is not None else len(doc)
+            for n, m in enumerate(_items(col).finditer(doc, start, stop), 1):
+                if n == index:
+                    i_off = m.start() + 1
+                    i_line = line + doc.count("\n", off, i_off)
+                    break
+            else:
+                return None
+        value = self._value(i_off, i_line, col + 1, col, compact=False)
+        return (i_line if value is None else value[1]), value
+
+
+def _key_text(m: re.Match[str]) -> str:
+    d, s, p = m.group("d", "s", "p")
+    if d is not None:
+        return d.replace('\\"', '"').replace("\\\\", "\\")
+    if s is not None:
+        return s.replace("''", "'")
+    return p.rstrip()
 
 
 def _documents(lines: Sequence[str]) -> list[tuple[int, int, int]] | None:
