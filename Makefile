@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install Airlock with its dev tools
 
-test-unit: $(STAMP) ## fast tests only: no cluster binaries, no network (no helm, control plane or node)
-	$(BIN)/pytest -m 'not e2e and not node and not chart' -q
+test-unit: $(STAMP) ## fast tests only: no cluster binaries, no network (no helm, control plane, node or registry)
+	$(BIN)/pytest -m 'not e2e and not node and not chart and not registry' -q
 
 test: $(STAMP) cluster-bins ## all tests: unit, webhook, end-to-end, and the chart on a real node (root)
 	$(BIN)/pytest -q

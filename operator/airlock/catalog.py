@@ -39,6 +39,7 @@ RULE_IDS: Final[tuple[str, ...]] = (
     "image-tag-latest",
     "image-digest-missing",
     "image-registry-not-allowed",
+    "image-signature-unverified",
     "cross-env-service-reference",
     "cross-env-node-pool",
     "cross-env-model-source",

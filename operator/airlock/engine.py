@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airlock.catalog import API_VERSION
 from airlock.findings import Action, Finding
-from airlock.mutations import Patch, mutate
+from airlock.mutations import Patch, mutate, pin_images
 from airlock.rules import AUDIT_ONLY, RULES, Scope
 from airlock.rules.secrets import CONFIGMAP_RULE_ID, configmap_credentials
 from airlock.state import EvalContext
@@ -28,6 +28,7 @@ __all__ = [
     "evaluate",
     "evaluate_workload",
     "mutate",
+    "pin_images",
 ]
 
 

@@ -8,6 +8,7 @@ class. Each subclass carries the location a user needs to fix the problem:
     ├── InputError         a manifest cannot be read or parsed (file and document index)
     ├── AdmissionError     an AdmissionReview request is malformed (request uid, field)
     ├── KubeError          a call to the API server failed (HTTP status, or no answer at all)
+    ├── RegistryError      a container registry could not answer (registry, bounded reason)
     └── StatusWriteError   the controller could not write to the cluster (retried later)
 
 Pydantic's ``ValidationError`` never reaches a user directly: it is converted into a
@@ -22,6 +23,7 @@ __all__ = [
     "InputError",
     "KubeError",
     "PolicyError",
+    "RegistryError",
     "StatusWriteError",
 ]
 
@@ -82,6 +84,23 @@ class KubeError(AirlockError):
         self.status = status
         self.reason = reason
         self.body = body
+
+
+class RegistryError(AirlockError):
+    """A container registry could not answer a lookup (:mod:`airlock.registry` raises it).
+
+    ``registry`` is the host asked; ``reason`` one of a few words fit for a metric label
+    (``timeout``, ``unreachable``, ``tls``, ``unauthorized``, ``not-found``, ``protocol``);
+    the message says what happened in a sentence. Neither ever holds a credential.
+    """
+
+    REASONS = ("timeout", "unreachable", "tls", "unauthorized", "not-found", "protocol")
+
+    def __init__(self, registry: str, reason: str, message: str) -> None:
+        super().__init__(f"registry {registry}: {message}")
+        self.registry = registry
+        self.reason = reason if reason in self.REASONS else "protocol"
+        self.detail = message
 
 
 class StatusWriteError(AirlockError):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 
 from airlock.errors import AirlockError
@@ -30,6 +31,8 @@ __all__ = [
     "DEFAULT_REGISTRY",
     "ImageRef",
     "InvalidImageReference",
+    "SignatureCheck",
+    "SignatureStatus",
     "is_pinned_digest",
     "parse_image",
 ]
@@ -166,3 +169,34 @@ def _parse(ref: str) -> ImageRef:
     return ImageRef(
         raw=ref, registry=registry, repository=repository, tag=tag, digest=digest if at else None
     )
+
+
+class SignatureStatus(StrEnum):
+    """What checking an image's signature found (:mod:`airlock.registry` checks; the
+    ``image-signature-unverified`` rule reads the answer from the evaluation context)."""
+
+    VERIFIED = "verified"
+    """A signature by one of the keys for the image's prefix names the image's digest."""
+    NO_SIGNATURE = "no-signature"
+    """The registry holds no signature for the digest."""
+    WRONG_KEY = "wrong-key"
+    """Signatures exist, but none verifies with a key the policy lists for the image."""
+    DIGEST_MISMATCH = "digest-mismatch"
+    """A signature verifies, but its payload names another digest (a signature copied over)."""
+    UNAVAILABLE = "unavailable"
+    """The registry could not be asked (down, slow, refused): nothing is known."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureCheck:
+    """The outcome of checking one image reference's signature: ``digest`` is the digest that
+    was checked (None when even the tag could not be resolved) and ``detail`` one sentence for
+    messages (never a credential)."""
+
+    status: SignatureStatus
+    digest: str | None = None
+    detail: str = ""
+
+    @property
+    def verified(self) -> bool:
+        return self.status is SignatureStatus.VERIFIED

@@ -35,6 +35,10 @@ __all__ = [
     "POLICY_INFO",
     "POLICY_LOAD_ERRORS",
     "REGISTRY",
+    "REGISTRY_CACHE_HITS",
+    "REGISTRY_FAILURES",
+    "REGISTRY_LOOKUPS",
+    "REGISTRY_LOOKUP_DURATION",
     "REMEDIATION_DURATION",
     "RULE_RESULTS",
     "WEBHOOK_CERTIFICATE_EXPIRY",
@@ -178,6 +182,41 @@ POLICY_INFO: Final = Gauge(
 POLICY_LOAD_ERRORS: Final = Counter(
     "airlock_policy_load_errors_total",
     "BaselinePolicy versions that failed validation; the last valid policy stayed in force.",
+    registry=REGISTRY,
+)
+
+# --- container registries (webhook: tag resolution and signatures) ------------------------------
+# ``registry`` is a host the policy names (registries, imageSignatures, allowedRegistries) or
+# "other": image references are user input, so raw hosts would let anyone mint label values.
+# ``lookup`` is "digest" (a tag resolved) or "signature" (a signature fetched and checked).
+
+REGISTRY_LOOKUPS: Final = Counter(
+    "airlock_registry_lookups_total",
+    "Registry lookups asked for at admission (answered from the cache or not), per registry.",
+    ["registry", "lookup"],
+    registry=REGISTRY,
+)
+
+REGISTRY_CACHE_HITS: Final = Counter(
+    "airlock_registry_cache_hits_total",
+    "Registry lookups answered from the webhook's cache (a cached failure counts too).",
+    ["registry", "lookup"],
+    registry=REGISTRY,
+)
+
+REGISTRY_FAILURES: Final = Counter(
+    "airlock_registry_failures_total",
+    "Registry lookups that failed, by reason (timeout, unreachable, tls, unauthorized, "
+    "not-found, protocol); the object was admitted unpinned or its signature unverified.",
+    ["registry", "lookup", "reason"],
+    registry=REGISTRY,
+)
+
+REGISTRY_LOOKUP_DURATION: Final = Histogram(
+    "airlock_registry_lookup_duration_seconds",
+    "Time of one registry lookup that went to the network (token, manifest, signature).",
+    ["registry", "lookup"],
+    buckets=_ADMISSION_BUCKETS,
     registry=REGISTRY,
 )
 

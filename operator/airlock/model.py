@@ -65,11 +65,13 @@ __all__ = [
     "ExceptionRecord",
     "ExceptionSettings",
     "ExceptionState",
+    "ImageSignatures",
     "IsolationMode",
     "Mutations",
     "PodSecurity",
     "PolicyExceptionSpec",
     "PolicySpec",
+    "Registry",
     "format_loc",
     "load_exception",
     "load_policy",
@@ -102,6 +104,7 @@ _DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?
 _LABEL_KEY = rf"^({_DNS_SUBDOMAIN}/)?{_LABEL_NAME}$"
 _LABEL_VALUE = rf"^({_LABEL_NAME})?$"
 _REGISTRY_PREFIX = r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?(/\S*)?$"
+_REGISTRY_HOST = r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$"
 _STORAGE_PREFIX = r"^[a-z][a-z0-9+.-]*://\S*$"
 _CREDENTIAL_NAME = r"^[^\s=]+$"
 _KIND = r"^[A-Z][A-Za-z0-9]*$"
@@ -191,6 +194,16 @@ RegistryPrefix = Annotated[
         "must be a registry or repository prefix such as 'registry.corp.example/team/' "
         "(no scheme, no spaces)",
         max_length=512,
+    ),
+]
+RegistryHost = Annotated[
+    str,
+    _Checked(
+        _REGISTRY_HOST,
+        "registry_host",
+        "must be a registry host, with an optional port, such as 'registry.corp.example:5000' "
+        "(no scheme, no path)",
+        max_length=253,
     ),
 ]
 StoragePrefix = Annotated[
@@ -352,6 +365,78 @@ class Mutations(_Model):
     pin_image_digests: bool = False
 
 
+def _check_public_key(value: str) -> str:
+    # cryptography only when a policy names keys: airlock scan with a plain policy stays fast
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key  # noqa: PLC0415
+
+    try:
+        key = load_pem_public_key(value.strip().encode("ascii"))
+    except (ValueError, UnicodeError):
+        raise PydanticCustomError(
+            "public_key", "must be a PEM public key ('-----BEGIN PUBLIC KEY-----', cosign.pub)"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise PydanticCustomError(
+            "public_key_type", "must be an ECDSA P-256 public key (as `cosign generate-key-pair`)"
+        )
+    return value
+
+
+PublicKeyPem = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=4096),
+    AfterValidator(_check_public_key),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 4096}),
+]
+
+
+def _check_ca_bundle(value: str) -> str:
+    from cryptography.x509 import load_pem_x509_certificates  # noqa: PLC0415
+
+    try:
+        load_pem_x509_certificates(value.encode("ascii"))
+    except (ValueError, UnicodeError):
+        raise PydanticCustomError(
+            "ca_bundle", "must be PEM certificates ('-----BEGIN CERTIFICATE-----')"
+        ) from None
+    return value
+
+
+CaBundle = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=65536),
+    AfterValidator(_check_ca_bundle),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 65536}),
+]
+
+
+class Registry(_Model):
+    """How the webhook reaches one registry when it resolves tags and fetches signatures.
+
+    ``mirrors`` are asked first, in order (as containerd's ``hosts.toml`` does), then ``host``;
+    a digest is the same wherever the manifest comes from. ``insecure`` speaks plain HTTP (a
+    registry on a trusted network without TLS). ``caBundle`` is PEM of the CAs that sign the
+    registry's (and its mirrors') serving certificates, besides the system's.
+    """
+
+    host: RegistryHost
+    mirrors: Annotated[list[RegistryHost], Field(max_length=8)] = []
+    insecure: bool = False
+    ca_bundle: CaBundle | None = None
+    # well inside the webhook's own 5 s: a slow registry costs at most this, then the object
+    # is admitted unpinned (with a warning)
+    timeout_seconds: Annotated[float, Field(ge=0.1, le=4.0)] = 2.0
+
+
+class ImageSignatures(_Model):
+    """Images under ``prefix`` (a normalised reference prefix, as in ``allowedRegistries``)
+    must carry a cosign signature by one of ``keys`` (PEM ECDSA P-256 public keys)."""
+
+    prefix: RegistryPrefix
+    keys: Annotated[list[PublicKeyPem], Field(min_length=1, max_length=16)]
+
+
 class ExceptionSettings(_Model):
     """Limits on PolicyExceptions: how long one may run and whether a second person must approve."""
 
@@ -380,6 +465,10 @@ class PolicySpec(_Model):
     # Namespaces whose pods may always reach every environment (monitoring scrapers, ingress
     # controllers), so that enforcing isolation does not cut off the cluster's own plumbing.
     isolation_allowed_namespaces: Annotated[list[DnsLabel], Field(max_length=256)] = []
+    # how the webhook reaches registries (mirrors, plain HTTP, private CAs, timeouts)
+    registries: Annotated[list[Registry], Field(max_length=64)] = []
+    # keys whose cosign signatures images under a prefix must carry (image-signature-unverified)
+    image_signatures: Annotated[list[ImageSignatures], Field(max_length=64)] = []
 
     @model_validator(mode="after")
     def _check_references(self) -> PolicySpec:

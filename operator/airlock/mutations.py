@@ -7,7 +7,7 @@ resolved in the context (the admission layer does the registry I/O).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from airlock.images import InvalidImageReference, parse_image
 from airlock.state import EvalContext
 from airlock.workloads import ContainerView, PodSpecView, Pointer, discover, json_path, json_pointer
 
-__all__ = ["Patch", "mutate"]
+__all__ = ["Patch", "mutate", "pin_images"]
 
 _RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
 
@@ -82,12 +82,32 @@ def mutate(obj: Mapping[str, Any], ctx: EvalContext) -> Patch:
                 _secure_pod(pod, b)
     if switches.inherit_owner_label and wl.pod_specs:
         _inherit_owner(obj, ctx, ns, b)
-    if switches.pin_image_digests and ctx.image_digests:
-        for pod in wl.pod_specs:
-            if pod.standard:
-                for c in pod.containers:
-                    _pin(c, ctx.image_digests, b)
+    if switches.pin_image_digests:
+        _pin_all(wl.pod_specs, ctx, b)
     return Patch(tuple(b.ops), tuple(b.changes))
+
+
+def pin_images(obj: Mapping[str, Any], ctx: EvalContext) -> Patch:
+    """Only the digest pins of ``obj`` (for kinds whose pod specs get no other defaults at
+    admission: controllers and AI kinds, whose pods get them when they are created)."""
+    wl = discover(obj)
+    ns = wl.namespace
+    if (ns is not None and ns in ctx.policy.excluded_namespaces) or not (
+        ctx.policy.spec.mutations.pin_image_digests
+    ):
+        return Patch((), ())
+    b = _Builder()
+    _pin_all(wl.pod_specs, ctx, b)
+    return Patch(tuple(b.ops), tuple(b.changes))
+
+
+def _pin_all(pods: Sequence[PodSpecView], ctx: EvalContext, b: _Builder) -> None:
+    # every container of every pod spec found, init and ephemeral included: the pointer to
+    # each image is exact whatever the kind's layout
+    if ctx.image_digests:
+        for pod in pods:
+            for c in pod.containers:
+                _pin(c, ctx.image_digests, b)
 
 
 def _secure_pod(pod: PodSpecView, b: _Builder) -> None:

@@ -25,6 +25,7 @@ from airlock.catalog import (
 from airlock.detectors import DetectorSet, FingerprintKey
 from airlock.errors import PolicyError
 from airlock.findings import Action
+from airlock.images import SignatureCheck
 from airlock.rbac import EMPTY_FACTS, Binding, RbacFacts, RolePowers
 
 if TYPE_CHECKING:  # pydantic models: imported when a policy or an exception is actually given
@@ -224,6 +225,8 @@ class EvalContext:
     credential_configmaps: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     # image reference -> resolved "sha256:…" digest, for the pin-digests mutation (set by I/O)
     image_digests: Mapping[str, str] = field(default_factory=dict)
+    # image reference -> what checking its signature found (set by I/O; absent = not checked)
+    image_signatures: Mapping[str, SignatureCheck] = field(default_factory=dict)
     # what the cluster's RoleBindings, ClusterRoleBindings and ClusterRoles mean for workloads
     rbac: RbacFacts = EMPTY_FACTS
 
@@ -240,6 +243,7 @@ class EvalContext:
         isolated_namespaces: frozenset[str] | None = None,
         credential_configmaps: Mapping[tuple[str, str], frozenset[str]] | None = None,
         image_digests: Mapping[str, str] | None = None,
+        image_signatures: Mapping[str, SignatureCheck] | None = None,
         fingerprint_key: FingerprintKey | None = None,
         bindings: Iterable[Binding] = (),
         cluster_roles: Mapping[str, RolePowers] | None = None,
@@ -286,6 +290,7 @@ class EvalContext:
             isolated_namespaces=isolated_namespaces,
             credential_configmaps=dict(credential_configmaps or {}),
             image_digests=dict(image_digests or {}),
+            image_signatures=dict(image_signatures or {}),
         ).with_rbac(bindings, cluster_roles)
 
     def with_rbac(

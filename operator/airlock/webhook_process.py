@@ -22,23 +22,35 @@ import argparse
 import asyncio
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from time import monotonic
+from typing import Any, Final
 
 from airlock.admission.server import run_webhook
 from airlock.admission.settings import (
     AdmissionSettings,
     MetricsSettings,
+    RegistrySettings,
     ServerSettings,
     TLSSettings,
     WebhookSettings,
 )
 from airlock.admission.store import StateStore
+from airlock.admission.supply import SupplyChain
+from airlock.controller.kube import Kube, api_client
 from airlock.controller.watch import run_watchers
 from airlock.detectors import FingerprintKey
-from airlock.errors import AirlockError
+from airlock.errors import AirlockError, KubeError
+from airlock.registry import ImageResolver, Keychain, RegistryClient
 
-__all__ = ["add_arguments", "serve_webhook", "settings_from_args"]
+__all__ = [
+    "KubePullSecrets",
+    "add_arguments",
+    "serve_webhook",
+    "settings_from_args",
+    "supply_chain",
+]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -141,6 +153,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="request bodies being received at once, over all connections, past which a "
         "request is answered 429 unread (16 MiB; at least the 3 MiB largest review)",
     )
+    registry = RegistrySettings()
+    p.add_argument(
+        "--registry-budget",
+        type=float,
+        default=registry.budget,
+        metavar="SECONDS",
+        help="time all registry lookups of one review may take (digest pins, signatures); "
+        f"past it the object is admitted unpinned with a warning ({registry.budget:g})",
+    )
+    p.add_argument(
+        "--read-pull-secrets",
+        action="store_true",
+        default=registry.read_pull_secrets,
+        help="read the pod's and its ServiceAccount's imagePullSecrets to look up private "
+        "images (needs get on secrets and serviceaccounts); default: anonymous lookups",
+    )
+    p.add_argument(
+        "--registry-ca-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="PEM CAs trusted for every registry besides the system's",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -167,6 +202,12 @@ def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
             raise AirlockError(f"{flag} must be positive, not {value}")
     if args.drain_seconds < 0:
         raise AirlockError(f"--drain-seconds must not be negative, not {args.drain_seconds}")
+    budget = getattr(args, "registry_budget", RegistrySettings().budget)
+    if not 0 < budget <= 25:
+        raise AirlockError(f"--registry-budget must be in (0, 25] seconds, not {budget}")
+    ca_file = getattr(args, "registry_ca_file", None)
+    if ca_file is not None and not ca_file.is_file():
+        raise AirlockError(f"--registry-ca-file {ca_file} does not exist")
     server = ServerSettings(
         host=args.host,
         port=args.port,
@@ -187,12 +228,84 @@ def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
         server=server,
         metrics=MetricsSettings(host=args.metrics_host, port=args.metrics_port),
         admission=AdmissionSettings(fail_open=args.fail_open),
+        registry=RegistrySettings(
+            budget=budget,
+            read_pull_secrets=getattr(args, "read_pull_secrets", False),
+            ca_file=ca_file,
+        ),
         policy_name=args.policy_name,
         fingerprint_key_file=key_file,
     )
 
 
 _log = logging.getLogger(__name__)
+
+_PULL_SECRET_TTL: Final = 30.0
+
+
+class KubePullSecrets:
+    """Pull Secrets through the Kubernetes API: the pod's ``imagePullSecrets``, then its
+    ServiceAccount's, as kubelet uses them. Answers are kept ``ttl`` seconds per (namespace,
+    names, ServiceAccount), so a Deployment's fifty pods cost one read. A Secret's content is
+    never logged; a Secret that is missing or unreadable is skipped (kubelet skips it too)."""
+
+    def __init__(self, kube: Kube, *, ttl: float = _PULL_SECRET_TTL) -> None:
+        self.kube = kube
+        self.ttl = ttl
+        self._cache: dict[tuple[str, tuple[str, ...], str], tuple[float, Keychain]] = {}
+
+    async def keychain(
+        self, namespace: str, secret_names: Sequence[str], service_account: str
+    ) -> Keychain:
+        key = (namespace, tuple(secret_names), service_account)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > monotonic():
+            return hit[1]
+        names = list(secret_names)
+        try:
+            account = await self.kube.call(
+                self.kube.core.read_namespaced_service_account, service_account, namespace
+            )
+            names += [r.name for r in (account.image_pull_secrets or []) if r.name]
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+        secrets: list[tuple[str, Mapping[str, str]]] = []
+        for name in dict.fromkeys(names):
+            try:
+                secret = await self.kube.call(
+                    self.kube.core.read_namespaced_secret, name, namespace
+                )
+            except KubeError as exc:
+                if exc.status in (403, 404):
+                    _log.info(
+                        "pull secret %s/%s not readable: HTTP %s", namespace, name, exc.status
+                    )
+                    continue
+                raise
+            secrets.append((secret.type or "", secret.data or {}))
+        keychain = Keychain.from_secrets(secrets)
+        if len(self._cache) > 1024:
+            self._cache.clear()
+        self._cache[key] = (monotonic() + self.ttl, keychain)
+        return keychain
+
+
+def supply_chain(settings: WebhookSettings, *, kubeconfig: str | None) -> SupplyChain:
+    """The registry step of ``airlock webhook`` (it asks nothing unless the policy pins
+    digests or lists signature keys)."""
+    registry = settings.registry
+    ca_file = str(registry.ca_file) if registry.ca_file is not None else None
+    resolver = ImageResolver(
+        RegistryClient(system_ca_file=ca_file),
+        digest_ttl=registry.digest_ttl,
+        signature_ttl=registry.signature_ttl,
+        max_entries=registry.cache_entries,
+    )
+    pull_secrets = None
+    if registry.read_pull_secrets:
+        pull_secrets = KubePullSecrets(Kube(api_client(kubeconfig), timeout=registry.budget / 3))
+    return SupplyChain(resolver, pull_secrets, budget=registry.budget)
 
 
 async def serve_webhook(settings: WebhookSettings, *, kubeconfig: str | None) -> None:
@@ -208,7 +321,8 @@ async def serve_webhook(settings: WebhookSettings, *, kubeconfig: str | None) ->
     store = StateStore(settings.policy_name, fingerprint_key=key)
     stop_watching = asyncio.Event()
     terminating = asyncio.Event()
-    server = asyncio.create_task(run_webhook(settings, store), name="airlock webhook")
+    supply = supply_chain(settings, kubeconfig=kubeconfig)
+    server = asyncio.create_task(run_webhook(settings, store, supply), name="airlock webhook")
     watch = asyncio.create_task(
         run_watchers(
             store,

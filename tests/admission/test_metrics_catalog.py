@@ -20,6 +20,10 @@ EXPECTED = {
     "airlock_policy_info": ("policy", "generation"),
     "airlock_policy_load_errors_total": (),
     "airlock_webhook_certificate_expiry_timestamp_seconds": (),
+    "airlock_registry_lookups_total": ("registry", "lookup"),
+    "airlock_registry_cache_hits_total": ("registry", "lookup"),
+    "airlock_registry_failures_total": ("registry", "lookup", "reason"),
+    "airlock_registry_lookup_duration_seconds": ("registry", "lookup"),
 }
 
 
@@ -55,9 +59,13 @@ def test_the_admission_package_exports_what_the_cli_and_controller_use() -> None
         [
             "FOUR_EYES_MESSAGE",
             "AdmissionSettings",
+            "ImageFacts",
             "MetricsSettings",
+            "PullSecrets",
+            "RegistrySettings",
             "ServerSettings",
             "StateStore",
+            "SupplyChain",
             "TLSSettings",
             "WebhookServer",
             "WebhookSettings",

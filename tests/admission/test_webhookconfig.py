@@ -36,6 +36,7 @@ def test_service_rendering_has_the_expected_groups_and_policies() -> None:
         "policies.validate.airlock.dev",
         "rbac.validate.airlock.dev",
         "pods.mutate.airlock.dev",
+        "workloads.mutate.airlock.dev",
         "exceptions.mutate.airlock.dev",
     ]
     assert {n: h["failurePolicy"] for n, h in hooks.items()} == {
@@ -45,6 +46,7 @@ def test_service_rendering_has_the_expected_groups_and_policies() -> None:
         "policies.validate.airlock.dev": "Ignore",
         "rbac.validate.airlock.dev": "Ignore",
         "pods.mutate.airlock.dev": "Ignore",
+        "workloads.mutate.airlock.dev": "Ignore",
         "exceptions.mutate.airlock.dev": "Ignore",
     }
     pods = hooks["pods.validate.airlock.dev"]
@@ -68,6 +70,12 @@ def test_service_rendering_has_the_expected_groups_and_policies() -> None:
         "caBundle": base64.b64encode(CA_PEM).decode(),
     }
     assert hooks["pods.mutate.airlock.dev"]["rules"][0]["operations"] == ["CREATE"]
+    assert hooks["pods.mutate.airlock.dev"]["rules"][1]["resources"] == ["pods/ephemeralcontainers"]
+    assert hooks["pods.mutate.airlock.dev"]["rules"][1]["operations"] == ["UPDATE"]
+    assert hooks["workloads.mutate.airlock.dev"]["rules"] == [
+        {**rule, "operations": ["CREATE", "UPDATE"]}
+        for rule in hooks["workloads.validate.airlock.dev"]["rules"]
+    ]
     assert hooks["pods.mutate.airlock.dev"]["clientConfig"]["service"]["path"] == "/mutate"
     for name, hook in hooks.items():
         assert hook["sideEffects"] == "None"

@@ -162,6 +162,7 @@ class Airlock:
     controller_metrics_port: int = field(default_factory=free_port)
     controller_liveness_port: int = field(default_factory=free_port)
     with_controller: bool = True
+    webhook_args: tuple[str, ...] = ()  # more flags for `airlock webhook`
     webhook: AirlockProcess = field(init=False)
     controller: AirlockProcess = field(init=False)
 
@@ -191,6 +192,7 @@ class Airlock:
                 # nothing here pools connections to it; tests stop it often
                 "--drain-seconds",
                 "0",
+                *self.webhook_args,
             ],
             self.workdir / "webhook.log",
         )

@@ -198,6 +198,7 @@ def test_opt_in_selector_ca_bundle_and_disabled_groups(helm: str) -> None:
         f"webhooks.caBundle={bundle}",
         "webhooks.configmaps.enabled=false",
         "webhooks.podsMutate.enabled=false",
+        "webhooks.workloadsMutate.enabled=false",
         "webhooks.exceptionsMutate.enabled=false",
         strings=("webhooks.namespaceSelector.matchLabels.airlock\\.dev/enabled=true",),
     )

@@ -779,6 +779,9 @@ def test_the_webhook_limit_flags_default_to_the_server_settings() -> None:
         ["--keepalive-timeout", "0"],
         ["--max-connections", "0"],
         ["--max-pending-body-bytes", "1000"],
+        ["--registry-budget", "0"],
+        ["--registry-budget", "60"],
+        ["--registry-ca-file", "/nonexistent/ca.pem"],
     ],
 )
 def test_the_webhook_refuses_limits_that_cannot_work(
@@ -792,6 +795,22 @@ def test_the_webhook_refuses_limits_that_cannot_work(
     )
     assert code == 2
     assert flags[0] in err
+
+
+def test_the_webhook_registry_flags_become_its_registry_settings(tmp_path: Path) -> None:
+    from airlock.admission.settings import RegistrySettings
+    from airlock.webhook_process import settings_from_args
+
+    cert, key, ca = tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "ca.pem"
+    for f in (cert, key, ca):
+        f.write_text("-")
+    base = ["webhook", "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+    defaults = settings_from_args(build_parser(argv=base).parse_args(base))
+    assert defaults.registry == RegistrySettings()
+    assert not defaults.registry.read_pull_secrets  # reading Secrets is opted into
+    argv = [*base, "--registry-budget", "1.5", "--read-pull-secrets", "--registry-ca-file", str(ca)]
+    chosen = settings_from_args(build_parser(argv=argv).parse_args(argv)).registry
+    assert (chosen.budget, chosen.read_pull_secrets, chosen.ca_file) == (1.5, True, ca)
 
 
 def test_the_controller_without_credentials_says_so_and_exits_2(

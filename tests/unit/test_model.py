@@ -44,17 +44,18 @@ def errors_of(spec: Any) -> list[tuple[str, str]]:
 
 
 def test_rule_ids_are_the_catalog_in_order() -> None:
-    assert len(RULE_IDS) == len(set(RULE_IDS)) == 31
+    assert len(RULE_IDS) == len(set(RULE_IDS)) == 32
     assert RULE_IDS[:3] == (
         "plaintext-secret-env",
         "plaintext-secret-args",
         "plaintext-secret-configmap",
     )
     assert RULE_IDS.index("image-registry-not-allowed") == 5
-    assert RULE_IDS.index("network-isolation-missing") == 10
-    assert RULE_IDS[11] == "cross-env-rbac-binding"  # the last of the segregation family
-    assert RULE_IDS[12] == "privileged-container"
-    assert RULE_IDS[20:22] == ("writable-root-filesystem", "host-ports")
+    assert RULE_IDS[6] == "image-signature-unverified"  # the last of the images family
+    assert RULE_IDS.index("network-isolation-missing") == 11
+    assert RULE_IDS[12] == "cross-env-rbac-binding"  # the last of the segregation family
+    assert RULE_IDS[13] == "privileged-container"
+    assert RULE_IDS[21:23] == ("writable-root-filesystem", "host-ports")
     assert RULE_IDS[-3:] == ("host-probes", "owner-label-missing", "workload-cluster-admin")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airlock.engine import evaluate, mutate
+from airlock.engine import evaluate, mutate, pin_images
 from airlock.model import load_policy
 from airlock.state import EvalContext
 
@@ -114,6 +114,31 @@ def test_pin_digest_uses_resolved_digests_only_when_enabled() -> None:
             "value": f"registry.corp.example/prod/x:1.0@{DIGEST}",
         },
     )
+
+
+def test_pin_images_pins_every_container_group_of_any_kind_and_nothing_else() -> None:
+    tagged = "registry.corp.example/prod/x:1.0"
+    pod = clean_pod()
+    pod["spec"]["containers"][0]["image"] = tagged
+    pod["spec"]["initContainers"] = [{"name": "i", "image": tagged}]
+    pod["spec"]["ephemeralContainers"] = [{"name": "dbg", "image": tagged}]
+    on = EvalContext.build(
+        load_policy({"mutations": {"pinImageDigests": True}}), image_digests={tagged: DIGEST}
+    )
+    patch = pin_images(deployment(pod), on)
+    base = "/spec/template/spec"
+    assert [op["path"] for op in patch.ops] == [
+        f"{base}/containers/0/image",
+        f"{base}/initContainers/0/image",
+        f"{base}/ephemeralContainers/0/image",
+    ]
+    assert {op["value"] for op in patch.ops} == {f"{tagged}@{DIGEST}"}
+    assert patch.changes[1] == (
+        f"airlock pinned spec.template.spec.initContainers[0].image to "
+        f"registry.corp.example/prod/x@{DIGEST}"
+    )
+    off = EvalContext.build(image_digests={tagged: DIGEST})
+    assert not pin_images(deployment(pod), off)
 
 
 def test_switches_off_and_excluded_namespaces_mean_no_patch() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from airlock.engine import evaluate
 from airlock.findings import Action
+from airlock.images import SignatureCheck, SignatureStatus
 from airlock.model import RULE_IDS, load_policy
 from airlock.rules import RULE_INFO, RULES
 from airlock.state import EvalContext
@@ -228,6 +229,8 @@ def test_catalog_is_covered_by_positive_cases() -> None:
         # they need bindings in the context: positive cases in test_rbac.py
         "cross-env-rbac-binding",
         "workload-cluster-admin",
+        # it needs signature checks in the context: positive cases in test_signature_rule_*
+        "image-signature-unverified",
     }
     assert covered == set(RULE_IDS)
 
@@ -405,6 +408,53 @@ def test_registry_prefix_matches_whole_segments() -> None:
     assert not registry_allowed("registry.corp.example/production/x", allowed)
     assert registry_allowed("docker.io/library/python", allowed)
     assert not registry_allowed("docker.io/library/python-evil", allowed)
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (SignatureStatus.NO_SIGNATURE, "has no signature"),
+        (SignatureStatus.WRONG_KEY, "has no signature by a trusted key"),
+        (SignatureStatus.DIGEST_MISMATCH, "has a signature made for another digest"),
+        (SignatureStatus.UNAVAILABLE, "could not be checked for a signature"),
+    ],
+)
+def test_signature_rule_names_the_image_and_what_failed(status: SignatureStatus, says: str) -> None:
+    p = clean_pod()
+    p["spec"]["initContainers"] = [clean_container("init")]
+    image = _c(p)["image"]
+    checks = {image: SignatureCheck(status, DIGEST, "detail here")}
+    findings = [
+        f for f in evaluate(p, ctx(image_signatures=checks)).findings if f.rule != "run-as-root"
+    ]
+    assert [(f.rule, f.path) for f in findings] == [
+        ("image-signature-unverified", f"{C0}.image"),
+        ("image-signature-unverified", "spec.initContainers[0].image"),
+    ]
+    assert findings[0].message == f"image {image} {says} (detail here)"  # the digest is in it
+    assert findings[0].action is Action.ENFORCE  # team-a is prod
+
+
+def test_signature_rule_names_the_digest_checked_for_a_tag() -> None:
+    p = clean_pod()
+    image = "registry.corp.example/prod/x:1.0"
+    _c(p)["image"] = image
+    checks = {image: SignatureCheck(SignatureStatus.NO_SIGNATURE, DIGEST)}
+    (finding,) = [
+        f
+        for f in evaluate(p, ctx(image_signatures=checks)).findings
+        if f.rule == "image-signature-unverified"
+    ]
+    assert finding.message == f"image {image} at {DIGEST} has no signature"
+
+
+def test_signature_rule_silent_when_verified_or_not_checked() -> None:
+    p = clean_pod()
+    image = _c(p)["image"]
+    verified = {image: SignatureCheck(SignatureStatus.VERIFIED, DIGEST)}
+    other = {"registry.corp.example/prod/other:1": SignatureCheck(SignatureStatus.NO_SIGNATURE)}
+    for checks in ({}, verified, other):
+        assert "image-signature-unverified" not in rules_of(p, ctx(image_signatures=checks))
 
 
 def test_malformed_digests_are_not_pins() -> None:

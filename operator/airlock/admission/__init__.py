@@ -16,19 +16,25 @@ from .server import WebhookServer, run_webhook
 from .settings import (
     AdmissionSettings,
     MetricsSettings,
+    RegistrySettings,
     ServerSettings,
     TLSSettings,
     WebhookSettings,
 )
 from .store import StateStore
+from .supply import ImageFacts, PullSecrets, SupplyChain
 from .webhookconfig import render_webhook_configurations, to_yaml, write_webhook_configurations
 
 __all__ = [
     "FOUR_EYES_MESSAGE",
     "AdmissionSettings",
+    "ImageFacts",
     "MetricsSettings",
+    "PullSecrets",
+    "RegistrySettings",
     "ServerSettings",
     "StateStore",
+    "SupplyChain",
     "TLSSettings",
     "WebhookServer",
     "WebhookSettings",

@@ -45,17 +45,19 @@ from time import perf_counter
 from typing import Any, Final, Protocol, TypeVar
 
 from airlock import metrics
-from airlock.engine import Verdict, evaluate, mutate
+from airlock.engine import Verdict, evaluate, mutate, pin_images
 from airlock.errors import AdmissionError, PolicyError
 from airlock.findings import Finding
 from airlock.model import API_GROUP, MAX_NESTING, load_policy, nested_deeper_than
 from airlock.rbac import RBAC_KINDS
+from airlock.state import EvalContext
 from airlock.workloads import SUPPORTED_KINDS
 
 from .policy_exceptions import check_exception, exception_patch
 from .review import AdmissionRequest, AdmissionReview, allow, deny, parse_request
 from .settings import AdmissionSettings
 from .store import StateStore
+from .supply import ImageFacts
 
 __all__ = ["Decision", "Handler", "handle_mutate", "handle_validate"]
 
@@ -98,7 +100,8 @@ class Handler(Protocol):
 
     ``body`` is the decoded JSON; the answer is the AdmissionReview to encode. No I/O besides
     metrics. Raises :class:`~airlock.errors.AdmissionError` without a uid when no answer is
-    possible (the server replies HTTP 400).
+    possible (the server replies HTTP 400). ``images`` are the registry answers the server
+    gathered for this review (:mod:`.supply`), when it needed any.
     """
 
     def __call__(
@@ -108,6 +111,7 @@ class Handler(Protocol):
         settings: AdmissionSettings,
         *,
         started: float | None = None,
+        images: ImageFacts | None = None,
     ) -> AdmissionReview: ...
 
 
@@ -126,14 +130,15 @@ def handle_validate(
     settings: AdmissionSettings,
     *,
     started: float | None = None,
+    images: ImageFacts | None = None,
 ) -> AdmissionReview:
     """Answer a validating AdmissionReview (decoded JSON).
 
     Raises :class:`AdmissionError` without a uid when no answer is possible (the server replies
     HTTP 400). ``started`` is the ``perf_counter()`` at which the body arrived, so the duration
-    metric includes decoding.
+    metric includes decoding (and the registry lookups behind ``images``).
     """
-    return _handle(body, store, settings, mutating=False, started=started)
+    return _handle(body, store, settings, mutating=False, started=started, images=images)
 
 
 def handle_mutate(
@@ -142,9 +147,10 @@ def handle_mutate(
     settings: AdmissionSettings,
     *,
     started: float | None = None,
+    images: ImageFacts | None = None,
 ) -> AdmissionReview:
     """Answer a mutating AdmissionReview (decoded JSON); see :func:`handle_validate`."""
-    return _handle(body, store, settings, mutating=True, started=started)
+    return _handle(body, store, settings, mutating=True, started=started, images=images)
 
 
 def _handle(
@@ -154,6 +160,7 @@ def _handle(
     *,
     mutating: bool,
     started: float | None,
+    images: ImageFacts | None = None,
 ) -> AdmissionReview:
     start = perf_counter() if started is None else started
     try:
@@ -171,9 +178,9 @@ def _handle(
     operation = req["operation"]
     try:
         if mutating:
-            answer, decision, environment = _mutate(req, store, settings)
+            answer, decision, environment = _mutate(req, store, settings, images)
         else:
-            answer, decision, environment = _validate(req, store, settings)
+            answer, decision, environment = _validate(req, store, settings, images)
     except Exception as exc:  # a bug anywhere must still produce an answer
         decision, environment = Decision.ERROR, NO_ENVIRONMENT
         too_deep = _too_deep(req)
@@ -228,11 +235,20 @@ def _log_internal(req: AdmissionRequest, exc: BaseException, endpoint: str) -> N
 # Validation
 
 
-def _validate(req: AdmissionRequest, store: StateStore, settings: AdmissionSettings) -> Outcome:
+def _context(store: StateStore, images: ImageFacts | None) -> EvalContext:
+    return store.context if images is None else images.apply(store.context)
+
+
+def _validate(
+    req: AdmissionRequest,
+    store: StateStore,
+    settings: AdmissionSettings,
+    images: ImageFacts | None = None,
+) -> Outcome:
     uid = req["uid"]
     operation = req["operation"]
     namespace = req.get("namespace") or None
-    ctx = store.context
+    ctx = _context(store, images)
     if operation in ("DELETE", "CONNECT"):
         return allow(uid), Decision.ALLOWED, ctx.environment_of(namespace).name
     obj = req.get("object")
@@ -485,12 +501,17 @@ def _validate_exception(
 # Mutation
 
 
-def _mutate(req: AdmissionRequest, store: StateStore, settings: AdmissionSettings) -> Outcome:
+def _mutate(
+    req: AdmissionRequest,
+    store: StateStore,
+    settings: AdmissionSettings,
+    images: ImageFacts | None = None,
+) -> Outcome:
     uid = req["uid"]
     gvk = req["kind"]
     namespace = req.get("namespace") or None
     obj = req.get("object")
-    ctx = store.context
+    ctx = _context(store, images)
     environment = ctx.environment_of(namespace).name
     ops: Sequence[Mapping[str, Any]] = ()
     changes: Sequence[str] = ()
@@ -507,8 +528,33 @@ def _mutate(req: AdmissionRequest, store: StateStore, settings: AdmissionSetting
     ):
         patch = mutate(_with_namespace(obj, namespace), ctx)
         ops, changes = patch.ops, patch.changes
+    elif (
+        images is not None
+        and images.digests
+        and gvk["kind"] in SUPPORTED_KINDS
+        and req["operation"] in ("CREATE", "UPDATE")
+        and isinstance(obj, Mapping)
+    ):
+        # controllers, AI kinds, a Pod's update (ephemeral containers): only the digest pins
+        patch = pin_images(_with_namespace(obj, namespace), ctx)
+        ops, changes = patch.ops, patch.changes
+        if gvk["kind"] == "Pod":  # a running pod's other containers cannot change
+            kept = [
+                (op, change)
+                for op, change in zip(ops, changes, strict=True)
+                if "/ephemeralContainers/" in op["path"]
+            ]
+            ops, changes = [op for op, _ in kept], [change for _, change in kept]
+    notes = list(images.warnings) if images is not None else []
     if not ops:
+        if notes:
+            warnings = _warnings(
+                [_clip(n, settings.max_warning_chars) for n in notes], (), str, settings
+            )
+            return allow(uid, warnings=warnings), Decision.WARNED, environment
         return allow(uid), Decision.ALLOWED, environment
     limit = settings.max_warning_chars
-    warnings = _warnings([], changes, lambda c: _clip(c, limit), settings)
+    warnings = _warnings(
+        [_clip(n, limit) for n in notes], changes, lambda c: _clip(c, limit), settings
+    )
     return allow(uid, warnings=warnings, patch=ops), Decision.MUTATED, environment

@@ -79,6 +79,7 @@ from .handler import Handler, handle_mutate, handle_validate
 from .review import encode
 from .settings import AdmissionSettings, WebhookSettings
 from .store import StateStore
+from .supply import ImageFacts, SupplyChain
 
 __all__ = ["WebhookServer", "run_webhook", "server_ssl_context"]
 
@@ -324,9 +325,13 @@ class WebhookServer:
     :attr:`metrics_port`); ``await stop()`` lets in-flight requests finish and closes everything.
     """
 
-    def __init__(self, settings: WebhookSettings, store: StateStore) -> None:
+    def __init__(
+        self, settings: WebhookSettings, store: StateStore, supply: SupplyChain | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.supply = supply
+        """Registry lookups (tag pins, signatures) before the handler; None: no registry I/O."""
         self.ssl_context = server_ssl_context(settings.tls.cert_file, settings.tls.key_file)
         self._stamps = self._read_stamps()
         self._failed_stamps: tuple[tuple[int, int, int], ...] | None = None
@@ -583,11 +588,31 @@ class WebhookServer:
         except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
             return self._closing(_error(400, "body is not valid JSON (or nested too deeply)"))
         admission: AdmissionSettings = self.settings.admission
+        images = None
+        if self.supply is not None:
+            images = await self._images(data, mutating=handler is handle_mutate)
         try:
-            answer = handler(data, self.store, admission, started=started)
+            if images is None:
+                answer = handler(data, self.store, admission, started=started)
+            else:
+                answer = handler(data, self.store, admission, started=started, images=images)
         except AdmissionError as exc:
             return self._closing(_error(400, str(exc)))
         return self._closing(web.Response(body=encode(answer), content_type=_JSON))
+
+    async def _images(self, data: object, *, mutating: bool) -> ImageFacts | None:
+        """The registry answers this review needs (None: none, or the step failed: a bug here
+        must not cost an admission; the validating webhook still judges what was admitted)."""
+        assert self.supply is not None
+        try:
+            return await self.supply.facts(data, self.store, mutating=mutating)
+        except Exception as exc:
+            log.error(
+                "internal error in the registry step: %s\n%s",
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+            )
+            return None
 
     def _closing(self, response: web.Response) -> web.Response:
         if self.draining:
@@ -629,11 +654,15 @@ async def _continue(request: web.BaseRequest) -> web.Response | None:
     return None
 
 
-async def run_webhook(settings: WebhookSettings, store: StateStore) -> None:
+async def run_webhook(
+    settings: WebhookSettings, store: StateStore, supply: SupplyChain | None = None
+) -> None:
     """Serve admission and metrics until cancelled; then stop gracefully."""
-    server = WebhookServer(settings, store)
+    server = WebhookServer(settings, store, supply)
     await server.start()
     try:
         await asyncio.Event().wait()
     finally:
         await server.stop()
+        if supply is not None:
+            await supply.resolver.client.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 __all__ = [
     "AdmissionSettings",
     "MetricsSettings",
+    "RegistrySettings",
     "ServerSettings",
     "TLSSettings",
     "WebhookSettings",
@@ -150,6 +151,39 @@ class AdmissionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    """Registry lookups at admission (digest pins, signatures), when the policy asks for them.
+
+    How each registry is reached (mirrors, plain HTTP, CAs, its own timeout) is the policy's
+    ``registries``; these bound what one review may cost and what is remembered."""
+
+    budget: float = 3.0
+    """Seconds all lookups of one review may take together. The chart gives the webhooks 5 s;
+    3 s leaves the engine, the network and a slow API server the rest. Past it the object is
+    admitted unpinned (with a warning) and an unanswered signature is "could not be checked"."""
+
+    read_pull_secrets: bool = False
+    """Read the pod's ``imagePullSecrets`` and its ServiceAccount's through the API (needs
+    ``get`` on Secrets and ServiceAccounts in every namespace). Off: private images are looked
+    up anonymously, and stay unpinned when the registry refuses."""
+
+    ca_file: Path | None = None
+    """A PEM file of CAs trusted for every registry besides the system's (a cluster-wide
+    private CA); per registry, the policy's ``caBundle`` is better."""
+
+    digest_ttl: float = 300.0
+    """Seconds a tag's digest is remembered: a tag that moves is pinned to its new digest
+    within this time."""
+
+    signature_ttl: float = 3600.0
+    """Seconds a digest's signature check is remembered (content never changes; a signature
+    pushed later is seen within this time)."""
+
+    cache_entries: int = 4096
+    """Digests and signature checks remembered, each (oldest first out)."""
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookSettings:
     """Everything ``airlock webhook`` needs besides the state the watches keep current."""
 
@@ -157,6 +191,7 @@ class WebhookSettings:
     server: ServerSettings = field(default_factory=ServerSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
 
     policy_name: str = "default"
     """The cluster-scoped BaselinePolicy that is in force; others are ignored."""

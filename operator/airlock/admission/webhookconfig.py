@@ -18,7 +18,11 @@ patches ``caBundle`` when it rotates the CA). The groups, and why they differ:
     account are judged again at their own admission, and an outage must never block the RBAC
     that controllers and operators write all the time.
 ``pods.mutate.airlock.dev`` / ``exceptions.mutate.airlock.dev``
-    Secure defaults on Pod CREATE and the creator/approver annotations of PolicyExceptions.
+    Secure defaults on Pod CREATE (and digest pins of ephemeral containers) and the
+    creator/approver annotations of PolicyExceptions.
+``workloads.mutate.airlock.dev``
+    Digest pins (``mutations.pinImageDigests``) of pod controllers and AI kinds: ``Ignore``;
+    without pinning in the policy the answer is an empty admission.
 
 Every webhook excludes the namespaces named in ``excluded_namespaces`` and Airlock's own
 namespace by the immutable ``kubernetes.io/metadata.name`` label (a namespace cannot relabel
@@ -162,7 +166,21 @@ VALIDATING_WEBHOOKS: Final = (
 
 MUTATING_WEBHOOKS: Final = (
     WebhookGroup(
-        "pods.mutate.airlock.dev", "/mutate", ((("",), ("pods",), ("CREATE",)),), "Ignore", 5
+        "pods.mutate.airlock.dev",
+        "/mutate",
+        (
+            (("",), ("pods",), ("CREATE",)),
+            (("",), ("pods/ephemeralcontainers",), ("UPDATE",)),
+        ),
+        "Ignore",
+        5,
+    ),
+    WebhookGroup(
+        "workloads.mutate.airlock.dev",
+        "/mutate",
+        tuple((groups, resources, _CU) for groups, resources in WORKLOAD_RULES),
+        "Ignore",
+        5,
     ),
     WebhookGroup(
         "exceptions.mutate.airlock.dev",

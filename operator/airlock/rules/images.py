@@ -1,11 +1,12 @@
-"""Image provenance: mutable tags, missing digests, registries outside the environment's list."""
+"""Image provenance: mutable tags, missing digests, registries outside the environment's list,
+signatures that do not verify."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from airlock.findings import RuleInfo, Severity
-from airlock.images import ImageRef
+from airlock.images import ImageRef, SignatureStatus
 from airlock.rules.base import Hit, Rule, Scope, cached_image, containers
 from airlock.workloads import ContainerView, Workload
 
@@ -51,6 +52,32 @@ IMAGE_REGISTRY_NOT_ALLOWED = RuleInfo(
     ),
     references=("NIST SP 800-190 4.2.1", "CIS 5.5.1"),
 )
+
+
+IMAGE_SIGNATURE_UNVERIFIED = RuleInfo(
+    id="image-signature-unverified",
+    family="images",
+    severity=Severity.HIGH,
+    title="Image signature not verified",
+    reason="the image has no signature by a key the policy trusts for its registry prefix",
+    fix=(
+        "sign the image digest with a trusted key (cosign sign --key …) or use a signed image; "
+        "the policy's imageSignatures list the keys per prefix"
+    ),
+    rationale=(
+        "A digest says which bytes run, not who built them: only a signature by a key the team "
+        "trusts ties the image to its build pipeline, so a pushed-over tag or a look-alike "
+        "repository cannot reach the cluster."
+    ),
+    references=("NIST SP 800-190 4.1.5", "SLSA: provenance", "NSA/CISA Kubernetes Hardening"),
+)
+
+_SIGNATURE_FAILURES = {
+    SignatureStatus.NO_SIGNATURE: "has no signature",
+    SignatureStatus.WRONG_KEY: "has no signature by a trusted key",
+    SignatureStatus.DIGEST_MISMATCH: "has a signature made for another digest",
+    SignatureStatus.UNAVAILABLE: "could not be checked for a signature",
+}
 
 
 def _images(wl: Workload) -> Iterator[tuple[ContainerView, str, ImageRef | None]]:
@@ -104,8 +131,28 @@ def check_registry(wl: Workload, scope: Scope) -> Iterator[Hit]:
             )
 
 
+def check_signature(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    """Images whose signature check (done by the webhook's I/O, in the context) failed.
+
+    An image the context has no check for is not judged: nothing was asked (``airlock scan``
+    without registry access, or no key covers its prefix).
+    """
+    checks = scope.ctx.image_signatures
+    if not checks:
+        return
+    for c, image, _ref in _images(wl):
+        check = checks.get(image)
+        if check is None or check.verified:
+            continue
+        what = _SIGNATURE_FAILURES[check.status]
+        at = f" at {check.digest}" if check.digest and check.digest not in image else ""
+        detail = f" ({check.detail})" if check.detail else ""
+        yield Hit(f"{c.path}.image", f"image {image}{at} {what}{detail}")
+
+
 RULES = (
     Rule(IMAGE_TAG_LATEST, check_latest),
     Rule(IMAGE_DIGEST_MISSING, check_digest),
     Rule(IMAGE_REGISTRY_NOT_ALLOWED, check_registry),
+    Rule(IMAGE_SIGNATURE_UNVERIFIED, check_signature),
 )
