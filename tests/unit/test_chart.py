@@ -426,6 +426,19 @@ def test_webhook_rbac_is_read_only(helm: str) -> None:
     assert "secrets" not in resources
 
 
+def test_reading_pull_secrets_is_an_opt_in_get_only(helm: str) -> None:
+    default = one(render(helm), "Deployment", "airlock-webhook")
+    assert "--read-pull-secrets" not in default["spec"]["template"]["spec"]["containers"][0]["args"]
+    objs = render(helm, "webhook.readPullSecrets=true")
+    args = one(objs, "Deployment", "airlock-webhook")["spec"]["template"]["spec"]["containers"][0]
+    assert "--read-pull-secrets" in args["args"]
+    role = one(objs, "ClusterRole", "airlock-webhook")
+    secrets = [r for r in role["rules"] if "secrets" in r["resources"]]
+    assert secrets == [
+        {"apiGroups": [""], "resources": ["secrets", "serviceaccounts"], "verbs": ["get"]}
+    ]
+
+
 @pytest.fixture
 def scan_policy(tmp_path: Path) -> Path:
     path = tmp_path / "policy.yaml"
