@@ -19,7 +19,6 @@ import argparse
 import difflib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -437,6 +436,8 @@ def _error(message: str) -> None:
 
 def _internal_error(exc: BaseException) -> None:
     # the type and the innermost frame locate the bug; the message might quote manifest content
+    import traceback  # only for an internal error (start-up time)
+
     frames = traceback.extract_tb(exc.__traceback__)
     where = ""
     if frames:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from airlock.errors import InputError
 from airlock.scan import loader
+from airlock.scan.exactyaml import Loader
 from airlock.scan.fastyaml import TextLines, load_documents
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -201,7 +202,7 @@ def test_what_yaml_1_1_reads_otherwise_takes_the_exact_path(text: str) -> None:
 def test_common_scalars_stay_on_the_fast_path_with_the_same_value(text: str, value: Any) -> None:
     docs = load_documents(text)
     assert docs is not None
-    assert docs[0][0] == {text.split(":", maxsplit=1)[0]: value} == yaml.load(text, loader._Loader)  # noqa: S506
+    assert docs[0][0] == {text.split(":", maxsplit=1)[0]: value} == yaml.load(text, Loader)  # noqa: S506
 
 
 KEYS = st.text(alphabet="abcXYZ_-.", min_size=1, max_size=8).filter(

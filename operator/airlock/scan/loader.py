@@ -6,17 +6,10 @@ parser knows it, the line, so a CI run shows every problem at once.
 
 YAML takes the fast path of :mod:`airlock.scan.fastyaml` (values built in Rust, lines found in
 the text only for the fields a report names) wherever it reads exactly as PyYAML would, and
-otherwise PyYAML with libyaml (several times faster than the pure Python parser). Two hostile
-shapes are refused before anything walks the data: alias bombs
-("billion laughs": a few kilobytes whose aliases expand to billions of nodes) and recursive
-aliases (a node containing itself), which would send every tree walker into an endless loop.
-Timestamps stay strings, as the API server sees them after kubectl converts YAML to JSON.
-
-Speed (``airlock scan`` aims at thousands of manifests per second): plain maps, lists and scalars
-are built by a direct walk of libyaml's nodes instead of PyYAML's generator-based constructor,
-tag resolution of repeated scalars is memoised, and the cyclic garbage collector is paused while
-loading. The node trees are dropped after construction; what reports need of them, the line of
-each field, is kept as a small "shadow" of line numbers beside each object.
+otherwise the exact path of :mod:`airlock.scan.exactyaml` (PyYAML with libyaml, imported only
+then), which also refuses alias bombs and recursive aliases before anything walks the data.
+Timestamps stay strings, as the API server sees them after kubectl converts YAML to JSON. The
+cyclic garbage collector is paused while loading (see :func:`paused_gc`).
 """
 
 from __future__ import annotations
@@ -27,15 +20,12 @@ import dataclasses
 import functools
 import gc
 import json
-import operator
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-
-import yaml
 
 from airlock.errors import InputError
 from airlock.scan.fastyaml import TextLines, load_documents
@@ -60,8 +50,9 @@ __all__ = [
 ]
 
 MAX_ALIAS_EXPANSION = 10_000
-"""Nodes that aliases may add to one document. Hand-written anchors (a shared env list reused by a
-few containers) add hundreds; an alias bomb adds millions after a handful of lines."""
+"""Nodes that aliases may add to one document (checked by :mod:`airlock.scan.exactyaml`).
+Hand-written anchors (a shared env list reused by a few containers) add hundreds; an alias bomb
+adds millions after a handful of lines."""
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 NOT_MANIFESTS = frozenset(
@@ -70,140 +61,11 @@ NOT_MANIFESTS = frozenset(
 """Files that sit next to manifests in most repositories but are not Kubernetes objects
 (kustomize and helm configuration). Skipped when found in a directory; read when named."""
 
-_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_STR = "tag:yaml.org,2002:str"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
-_MERGE = "tag:yaml.org,2002:merge"
-_RESOLVED: dict[str, str] = {}  # plain scalar -> tag; manifests repeat the same few thousand
-_RESOLVED_MAX = 200_000
-
-
-class _Loader(_BaseLoader):  # type: ignore[misc]
-    """Safe loader that keeps timestamps as strings, like the API server's JSON does.
-
-    Tag resolution of plain scalars (a handful of regexes per scalar) is memoised: keys and most
-    values repeat across manifests, and resolution depends on nothing but the text.
-    """
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode:
-            if not implicit[0]:
-                return _STR  # quoted: always a string (explicit tags never reach resolve)
-            tag = _RESOLVED.get(value)
-            if tag is None:
-                tag = super().resolve(kind, value, implicit)
-                if len(_RESOLVED) < _RESOLVED_MAX:
-                    _RESOLVED[value] = tag
-            return tag
-        return _MAP if kind is yaml.MappingNode else _SEQ
-
-    # Path resolvers are never registered, so the per-node hooks have nothing to do: a C no-op
-    # (two arguments, no effect) spares a Python call per node.
-    descend_resolver = staticmethod(operator.is_)
-    ascend_resolver = staticmethod(tuple)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
-
-
-class _Unusual(Exception):  # noqa: N818 - control flow, never escapes this module
-    """A node the fast constructor leaves to PyYAML's own (merge keys, odd tags, odd keys)."""
-
-
 # Where each field of a document is, kept beside the object instead of the node tree (which weighs
 # ten times the object): a mapping's shadow is {key: line}, a sequence's [line, ...]; an entry is
 # (line, shadow) when the value is itself a collection. Lines are 0-based and relative to the
 # document's first line, so nearly all of them are small cached ints and cost no memory.
 Shadow = dict[Any, Any] | list[Any]
-
-
-def _construct(loader: Any, root: yaml.Node, shared: bool) -> tuple[Any, Shadow | None]:
-    """Build plain dicts, lists and scalars from a node tree, and the tree's line shadow.
-
-    PyYAML's constructor goes through generators and per-node bookkeeping; manifests are plain
-    maps, lists and scalars, for which a direct walk is several times faster. Anything else
-    (merge keys, unusual tags or keys) falls back to ``construct_document``. With ``shared``
-    (the text has anchors) an aliased node is built once, as PyYAML does.
-    """
-    constructors = loader.yaml_constructors
-    memo: dict[int, tuple[Any, Shadow | None]] = {}
-    base = root.start_mark.line
-    scalar, mapping, sequence = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
-
-    def build(node: yaml.Node) -> tuple[Any, Shadow | None]:
-        tag = node.tag
-        kind = type(node)
-        if kind is scalar:
-            if tag == _STR:
-                return node.value, None
-            make = constructors.get(tag)
-            if make is None:
-                raise _Unusual
-            return make(loader, node), None
-        if shared:
-            key = id(node)
-            if key in memo:
-                return memo[key]
-        if tag == _MAP and kind is mapping:
-            out: dict[Any, Any] = {}
-            lines: dict[Any, Any] = {}
-            if shared:
-                memo[id(node)] = (out, lines)
-            for k, v in node.value:
-                if type(k) is not scalar or k.tag != _STR:
-                    if k.tag == _MERGE or type(k) is not scalar:
-                        raise _Unusual
-                    name = build(k)[0]
-                else:
-                    name = k.value
-                line = k.start_mark.line - base
-                if type(v) is scalar and v.tag == _STR:
-                    out[name] = v.value
-                    lines[name] = line
-                else:
-                    value, sub = build(v)
-                    out[name] = value
-                    lines[name] = line if sub is None else (line, sub)
-            return out, lines
-        if tag == _SEQ and kind is sequence:
-            seq: list[Any] = []
-            marks: list[Any] = []
-            if shared:
-                memo[id(node)] = (seq, marks)
-            for child in node.value:
-                value, sub = build(child)
-                seq.append(value)
-                line = child.start_mark.line - base
-                marks.append(line if sub is None else (line, sub))
-            return seq, marks
-        raise _Unusual
-
-    try:
-        return build(root)
-    except _Unusual:
-        return loader.construct_document(root), _shadow_of(root, base)
-
-
-def _shadow_of(node: yaml.Node, base: int) -> Shadow | None:
-    """The line shadow of a node tree on its own, for the rare documents built by PyYAML."""
-    if isinstance(node, yaml.MappingNode):
-        lines: dict[Any, Any] = {}
-        for k, v in node.value:
-            if isinstance(k, yaml.ScalarNode):
-                sub = _shadow_of(v, base)
-                line = k.start_mark.line - base
-                lines[k.value] = line if sub is None else (line, sub)
-        return lines
-    if isinstance(node, yaml.SequenceNode):
-        marks: list[Any] = []
-        for child in node.value:
-            sub = _shadow_of(child, base)
-            line = child.start_mark.line - base
-            marks.append(line if sub is None else (line, sub))
-        return marks
-    return None
-
 
 _SOURCE_COMMENT = re.compile(r"^#\s*Source:\s*(\S[^\r\n]*?)\s*$", re.MULTILINE)
 # a JSON path as the rules write it: name, [index], ["quoted key"]
@@ -472,47 +334,10 @@ class RawDocument:
 
 
 def parse_yaml(text: str, name: str, errors: list[InputError]) -> Iterator[RawDocument]:
-    """Parse a YAML stream lazily, appending unusable documents to ``errors``."""
-    sources = _source_comments(text) if "# Source:" in text else None
-    check_aliases = "&" in text  # no anchor, no alias: skip the walk for almost every file
-    loader = _Loader(text)
-    index = 0
-    previous_end = -1
-    try:
-        while True:
-            index += 1
-            try:
-                if not loader.check_node():
-                    break
-                node = loader.get_node()
-            except yaml.MarkedYAMLError as exc:
-                # the stream cannot be resynchronised after a syntax error: stop this file
-                errors.append(InputError(_yaml_problem(exc), name, index))
-                break
-            except yaml.YAMLError as exc:
-                errors.append(InputError(f"invalid YAML: {type(exc).__name__}", name, index))
-                break
-            start = node.start_mark.line
-            source = _source_for(sources, previous_end, start) if sources else None
-            previous_end = node.end_mark.line
-            if check_aliases:
-                problem = _alias_problem(node)
-                if problem:
-                    errors.append(InputError(f"line {start + 1}: {problem}", name, index))
-                    continue
-            try:
-                value, lines = _construct(loader, node, check_aliases)
-            except yaml.MarkedYAMLError as exc:
-                errors.append(InputError(_yaml_problem(exc), name, index))
-                continue
-            except RecursionError:
-                errors.append(InputError(f"line {start + 1}: nested too deeply", name, index))
-                continue
-            yield RawDocument(index, value, start + 1, source, lines)
-    except RecursionError:
-        errors.append(InputError("nested too deeply", name, index))
-    finally:
-        loader.dispose()
+    """Parse a YAML stream lazily with PyYAML, appending unusable documents to ``errors``."""
+    from airlock.scan.exactyaml import parse  # PyYAML only when a file needs it (start-up)
+
+    return parse(text, name, errors)
 
 
 def _load_yaml(text: str, name: str) -> tuple[list[Document], list[InputError]]:
@@ -558,13 +383,6 @@ def read_text(path: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte {exc.start})", path) from None
-
-
-def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
-    # only the parser's own words and the line: never str(exc), which may quote the source line
-    problem = exc.problem or exc.context or "invalid YAML"
-    mark = exc.problem_mark or exc.context_mark
-    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
 
 
 def _accept(
@@ -655,46 +473,4 @@ def _source_for(sources: tuple[list[int], list[str]], after: int, before: int) -
     i = bisect.bisect_left(lines, before) - 1
     if i >= 0 and lines[i] >= after:
         return paths[i]
-    return None
-
-
-def _children(node: yaml.Node) -> Iterable[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            yield key
-            yield value
-    elif isinstance(node, yaml.SequenceNode):
-        yield from node.value
-
-
-def _alias_problem(root: yaml.Node) -> str | None:
-    """Why a document's aliases make it unsafe to walk, or ``None``.
-
-    An alias is the same node object reached twice, so the expanded size is computed once per
-    distinct node (memoised, iterative: linear in the document's text, whatever it expands to).
-    """
-    size: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, finished = stack.pop()
-        key = id(node)
-        if finished:
-            on_path.discard(key)
-            size[key] = 1 + sum(size[id(c)] for c in _children(node))
-            continue
-        if key in size:
-            continue
-        on_path.add(key)
-        stack.append((node, True))
-        for child in _children(node):
-            if id(child) in on_path:
-                return "recursive YAML alias (a node that contains itself)"
-            if id(child) not in size:
-                stack.append((child, False))
-    if size[id(root)] - len(size) > MAX_ALIAS_EXPANSION:
-        return (
-            f"YAML aliases expand this document by more than {MAX_ALIAS_EXPANSION} nodes "
-            "(possible alias bomb); refusing to read it"
-        )
     return None
