@@ -28,7 +28,7 @@ def test_builtin_policy_is_the_empty_spec_compiled() -> None:
     assert default_policy().spec.exceptions.max_days == 90
 
 
-def test_scan_without_policy_never_imports_pydantic(tmp_path: Path) -> None:
+def test_scan_without_policy_imports_neither_pydantic_nor_pyyaml(tmp_path: Path) -> None:
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\n"
@@ -39,7 +39,7 @@ def test_scan_without_policy_never_imports_pydantic(tmp_path: Path) -> None:
         "from airlock.cli import main\n"
         f"code = main(['scan', '-q', {str(manifest)!r}])\n"
         "print(code, sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('pydantic', 'pydantic_core', 'kopf', 'aiohttp', 'kubernetes')))\n"
+        "('pydantic', 'pydantic_core', 'kopf', 'aiohttp', 'kubernetes', 'yaml')))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
