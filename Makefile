@@ -57,7 +57,7 @@ bench-corpus: $(STAMP) ## generate the 88 MB scan-bench corpus into ~/.cache/air
 	$(BIN)/python bench/gen_corpus.py
 
 eval-detectors: $(STAMP) ## credential detectors: recall / false positives per corpus and placement, cost per value
-	$(BIN)/python bench/eval_detectors.py
+	$(BIN)/python bench/eval_detectors.py --record
 
 bench-webhook: $(STAMP) ## webhook reviews/s, latency and RSS over TLS (bench/RESULTS.md)
 	$(BIN)/python bench/bench_webhook.py

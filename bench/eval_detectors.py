@@ -415,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--verbose", action="store_true", help="list every missed or false case (by line number)"
     )
+    parser.add_argument("--record", action="store_true", help="write the summary to RESULTS.md")
     opts = parser.parse_args(argv)
+    recorded: list[str] = []
     detectors = DEFAULT_DETECTORS
     print("== labelled set", LABELLED.relative_to(REPO))
     for s in score_labelled(detectors):
@@ -429,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for line in scored[0]:
             print(line)
+            recorded.append(line)
         print("  providers below target (recall < 95 % or false positives > 5 %):")
         for line in provider_lines(scored[1]) or ["  none"]:
             print(line)
@@ -452,6 +455,28 @@ def main(argv: list[str] | None = None) -> int:
         print("\n== per-value cost (one call per value, every value new; median and p99)")
         for line in per_value_cost(detectors):
             print(line)
+            recorded.append(line)
+    if opts.record and recorded:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from results import machine, replace_section  # noqa: PLC0415 - only when recording
+
+        body = "\n".join(
+            [
+                "## Credential detectors (`make eval-detectors`)",
+                "",
+                machine(),
+                "",
+                "Each third-party value placed three ways: env `APP_CONFIG_1` (neutral), env",
+                "`API_TOKEN` (credential-named), and `args: [value]`. Targets (issue 11): recall",
+                ">= 95 % and false-positive rate <= 5 % for every placement.",
+                "",
+                "```",
+                *recorded,
+                "```",
+            ]
+        )
+        replace_section("detectors", body)
+        print("updated bench/RESULTS.md (section detectors)")
     return 0
 
 
