@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import threading
 import time
@@ -12,7 +13,13 @@ from typing import Any
 
 import pytest
 from airlock import metrics
-from airlock.controller.audit import AUDITED_RESOURCES, Auditor, publish_metrics, strip
+from airlock.controller.audit import (
+    AUDITED_RESOURCES,
+    MAX_AUDITED_BINARY,
+    Auditor,
+    publish_metrics,
+    strip,
+)
 from airlock.controller.compliance import Compliance, ComplianceSettings
 from airlock.controller.kube import Kube
 from airlock.findings import Action
@@ -132,7 +139,7 @@ def test_strip_keeps_what_evaluation_reads_and_nothing_else() -> None:
         "kind": "ConfigMap",
         "metadata": {"name": "c", "namespace": "ml-prod", "uid": "u"},
         "data": {"a": "b"},
-        "binaryData": {"blob": "AAAA"},
+        "binaryData": {"blob": "AAAA", "model": "A" * (MAX_AUDITED_BINARY + 4)},
         "immutable": True,
     }
     assert strip(cm) == {
@@ -140,6 +147,7 @@ def test_strip_keeps_what_evaluation_reads_and_nothing_else() -> None:
         "kind": "ConfigMap",
         "metadata": {"name": "c", "namespace": "ml-prod", "uid": "u"},
         "data": {"a": "b"},
+        "binaryData": {"blob": "AAAA"},  # small entries only: a credential file, not a model
     }
 
 
@@ -484,6 +492,19 @@ def test_credential_configmap_flags_its_readers_until_fixed(auditor: Auditor, cl
     result = auditor.run_pass()
     assert not result.full
     assert violations(auditor) == set()
+
+
+def test_credential_in_configmap_binary_data_is_audited(auditor: Auditor) -> None:
+    key_file = "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "b3BlbnNzaC1rZXktdjEAAAAA" * 6 + "\n"
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "keys", "namespace": "ml-prod", "uid": str(uuid.uuid4())},
+        "binaryData": {"id_ed25519": base64.b64encode(key_file.encode()).decode()},
+    }
+    auditor.upsert(cm)
+    auditor.run_pass()
+    assert violations(auditor) == {("ml-prod/keys", "plaintext-secret-configmap", "prod")}
 
 
 def test_network_isolation_follows_the_watched_policies(auditor: Auditor) -> None:

@@ -139,12 +139,18 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+# binaryData entries larger than this (base64 characters, 48 KiB decoded) are not kept by the audit
+MAX_AUDITED_BINARY = 65_536
+
+
 def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The part of ``obj`` evaluation reads: no status, managedFields, or the
     ``last-applied-configuration`` annotation (a copy of the object; other annotations are
     scanned for credentials).
 
-    ConfigMaps keep ``data`` only (binaryData is not audited yet). Owner references keep what
+    ConfigMaps keep ``data`` and the ``binaryData`` entries of at most
+    :data:`MAX_AUDITED_BINARY` base64 characters: a credential file is small, while large blobs
+    (model shards, archives) would only fill the audit's memory. Owner references keep what
     dedup and the owner-label rule read.
     """
     meta = obj.get("metadata")
@@ -178,6 +184,15 @@ def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
         data = obj.get("data")
         if isinstance(data, Mapping):
             out["data"] = dict(data)
+        binary = obj.get("binaryData")
+        if isinstance(binary, Mapping):
+            small = {
+                k: v
+                for k, v in binary.items()
+                if isinstance(v, str) and len(v) <= MAX_AUDITED_BINARY
+            }
+            if small:
+                out["binaryData"] = small
         return out
     for key, value in obj.items():
         if key not in ("apiVersion", "kind", "metadata", "status"):
