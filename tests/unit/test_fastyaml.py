@@ -30,20 +30,7 @@ FIXTURES = sorted(
 
 
 def exact(text: str, name: str = "f.yaml") -> tuple[list[loader.Document], list[InputError]]:
-    docs: list[loader.Document] = []
-    errors: list[InputError] = []
-    for raw in loader.parse_yaml(text, name, errors):
-        loader._accept(
-            raw.value,
-            name,
-            raw.index,
-            line=raw.line,
-            source=raw.source,
-            lines=raw.lines,
-            docs=docs,
-            errors=errors,
-        )
-    return docs, errors
+    return loader.load_yaml_exact(text, name)
 
 
 def field_paths(value: Any, prefix: str = "") -> Iterator[str]:

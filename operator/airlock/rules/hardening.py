@@ -19,6 +19,7 @@ from typing import Any
 from airlock.findings import RuleInfo, Severity
 from airlock.rules.base import Hit, Rule, Scope, mapping, sequence
 from airlock.rules.podsec import (
+    allowed,
     complete,
     container_name,
     container_sc,
@@ -280,11 +281,6 @@ def check_capabilities(wl: Workload, scope: Scope) -> Iterator[Hit]:
                 )
 
 
-def _allowed(value: Any, allowed: frozenset[str]) -> bool:
-    """``value`` is one of ``allowed`` (manifests are untrusted: it may be a list or a map)."""
-    return isinstance(value, str) and value in allowed
-
-
 def _seccomp_type(sc: Mapping[str, Any]) -> Any:
     return mapping(sc.get("seccompProfile")).get("type")
 
@@ -328,7 +324,7 @@ def check_seccomp(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for pod in wl.pod_specs:
         pod_type = _seccomp_type(pod_sc(pod))
         path = f"{pod.path}.securityContext.seccompProfile.type"
-        pod_ok = _allowed(pod_type, _SECCOMP_TYPES)
+        pod_ok = allowed(pod_type, _SECCOMP_TYPES)
         if pod_type is not None and not pod_ok:
             yield Hit(path, f"pod seccomp profile {pod_type!r} is not allowed")
         strict = restricted and pod.complete and not windows_exempt(pod, scope)
@@ -336,7 +332,7 @@ def check_seccomp(wl: Workload, scope: Scope) -> Iterator[Hit]:
             ctype = _seccomp_type(container_sc(c))
             name = container_name(c)
             path = f"{c.path}.securityContext.seccompProfile.type"
-            if ctype is not None and not _allowed(ctype, _SECCOMP_TYPES):
+            if ctype is not None and not allowed(ctype, _SECCOMP_TYPES):
                 yield Hit(path, f"container {name} seccomp profile {ctype!r} is not allowed")
             elif strict and ctype is None and not pod_ok and pod_type is None:
                 yield Hit(

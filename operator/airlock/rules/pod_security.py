@@ -14,6 +14,7 @@ from typing import Any
 from airlock.findings import RuleInfo, Severity
 from airlock.rules.base import Hit, Rule, Scope, mapping, sequence
 from airlock.rules.podsec import (
+    allowed,
     container_name,
     container_sc,
     pod_annotations,
@@ -216,13 +217,8 @@ def check_host_ports(wl: Workload, scope: Scope) -> Iterator[Hit]:
                     )
 
 
-def _allowed(value: Any, allowed: frozenset[str]) -> bool:
-    """``value`` is one of ``allowed`` (manifests are untrusted: it may be a list or a map)."""
-    return isinstance(value, str) and value in allowed
-
-
 def _apparmor_type_ok(spec: Any) -> bool:
-    return _allowed(mapping(spec).get("type"), _APPARMOR_TYPES)
+    return allowed(mapping(spec).get("type"), _APPARMOR_TYPES)
 
 
 def _apparmor_annotation_ok(value: Any) -> bool:
@@ -264,7 +260,7 @@ def check_apparmor(wl: Workload, scope: Scope) -> Iterator[Hit]:
 def _selinux_problems(opts: Mapping[str, Any], types: frozenset[str]) -> list[str]:
     problems = []
     kind = opts.get("type", "")
-    if not _allowed(kind, types):
+    if not allowed(kind, types):
         problems.append(f"type {kind!r}")
     for field in ("user", "role"):
         if opts.get(field):
@@ -316,7 +312,7 @@ def check_sysctls(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for pod in wl.pod_specs:
         for i, entry in enumerate(sequence(pod_sc(pod).get("sysctls"))):
             name = mapping(entry).get("name")
-            if not _allowed(name, safe):
+            if not allowed(name, safe):
                 yield Hit(
                     f"{pod.path}.securityContext.sysctls[{i}].name",
                     f"sysctl {name!r} is not in the safe set",

@@ -16,6 +16,7 @@ from airlock.state import PodSecurityProfile
 from airlock.workloads import ContainerView, PodSpecView, Workload
 
 __all__ = [
+    "allowed",
     "complete",
     "container_name",
     "container_sc",
@@ -31,6 +32,11 @@ __all__ = [
 
 # Windows pods are exempt from the Linux-only restricted controls from this version on.
 WINDOWS_EXEMPT_SINCE = 25
+
+
+def allowed(value: Any, values: frozenset[str]) -> bool:
+    """``value`` is one of ``values`` (manifests are untrusted: it may be a list or a map)."""
+    return isinstance(value, str) and value in values
 
 
 def profile(scope: Scope) -> PodSecurityProfile:
