@@ -341,3 +341,20 @@ def test_untrusted_shapes_in_every_control_never_crash(odd: Any) -> None:
     for minor in (0, 18, 19, 25, 35):
         for level in ("baseline", "restricted"):
             evaluate(pod, context(level, f"v1.{minor}"))  # a verdict, never an exception
+
+
+def test_messages_never_echo_what_a_manifest_put_where_a_profile_belongs() -> None:
+    secret = "hunter2" + "-Zq8vLp3Tk"  # a password someone pasted into the wrong field
+    pod = clean_pod()
+    pod["metadata"]["annotations"] = {
+        "container.apparmor.security.beta.kubernetes.io/main": secret,
+        "seccomp.security.alpha.kubernetes.io/pod": secret,
+    }
+    sc0(pod).update(procMount={"token": secret}, seLinuxOptions={"user": f"u {secret}"})
+    psc(pod).update(sysctls=[{"name": f"kernel.{secret}!"}])
+    c0(pod).update(livenessProbe={"httpGet": {"host": f"{secret}.example:1?x", "port": 80}})
+    for version in ("v1.0", "latest"):
+        findings = evaluate(pod, context("baseline", version)).findings
+        assert {f.rule for f in findings} >= {"proc-mount", "selinux-options", "unsafe-sysctls"}
+        for f in findings:
+            assert secret not in f.message, f.rule

@@ -120,9 +120,9 @@ class RegistryClient:
 
     def configure(self, configs: Mapping[str, RegistryConfig]) -> None:
         """Adopt the policy's registry settings (the webhook calls this when the policy
-        changes); TLS contexts are rebuilt lazily."""
+        changes). TLS contexts stay cached by CA bundle: building one reads the system CA file,
+        which must not happen again on the event loop after every policy change."""
         self._configs = dict(configs)
-        self._contexts.clear()
 
     def config(self, registry: str) -> RegistryConfig:
         found = self._configs.get(registry)
@@ -325,6 +325,8 @@ class RegistryClient:
         credential: Credential | None,
         headers: Mapping[str, str] | None = None,
     ) -> _Call:
+        # a pull secret is for its registry: a mirror (a pull-through cache someone else runs)
+        # never sees it, nor does a token service the mirror names
         return _Call(
             self,
             method,
@@ -332,7 +334,7 @@ class RegistryClient:
             endpoint,
             registry=registry,
             repository=repository,
-            credential=credential,
+            credential=credential if endpoint.host == registry else None,
             headers=headers,
         )
 
@@ -379,9 +381,11 @@ class RegistryClient:
         if params.get("service"):
             query["service"] = params["service"]
         headers = {}
-        # credentials go to a token service only over TLS (or to the registry's own host)
+        # credentials go to a token service only over TLS, or in plain HTTP to the registry's
+        # own host when the policy marks that registry insecure (plain HTTP already)
         if credential is not None and (
-            realm.startswith("https://") or _host_of(realm) == _host_of(endpoint.base)
+            realm.startswith("https://")
+            or (endpoint.ssl_context is None and _host_of(realm) == _host_of(endpoint.base))
         ):
             headers["Authorization"] = _basic(credential)
         ssl_ctx: ssl.SSLContext | bool = (

@@ -28,6 +28,7 @@ from airlock.rules.podsec import (
     pod_sc,
     profile,
     restricted_since,
+    shown,
     windows_exempt,
 )
 from airlock.workloads import PodSpecView, Workload, json_path
@@ -301,15 +302,15 @@ def _seccomp_annotations(wl: Workload, pod: PodSpecView) -> Iterator[Hit]:
         if not _seccomp_annotation_ok(value):
             yield Hit(
                 json_path((*meta, "annotations", _SECCOMP_POD_ANNOTATION)),
-                f"pod seccomp annotation {value!r} is not allowed",
+                "pod seccomp annotation is not runtime/default, docker/default or localhost/*",
             )
     for c in pod.containers:
         key = _SECCOMP_CONTAINER_ANNOTATION + container_name(c)
         if key in annotations and not _seccomp_annotation_ok(annotations[key]):
             yield Hit(
                 json_path((*meta, "annotations", key)),
-                f"container {container_name(c)} seccomp annotation "
-                f"{annotations[key]!r} is not allowed",
+                f"container {container_name(c)} seccomp annotation is not runtime/default, "
+                "docker/default or localhost/*",
             )
 
 
@@ -326,14 +327,14 @@ def check_seccomp(wl: Workload, scope: Scope) -> Iterator[Hit]:
         path = f"{pod.path}.securityContext.seccompProfile.type"
         pod_ok = allowed(pod_type, _SECCOMP_TYPES)
         if pod_type is not None and not pod_ok:
-            yield Hit(path, f"pod seccomp profile {pod_type!r} is not allowed")
+            yield Hit(path, f"pod seccomp profile {shown(pod_type)} is not allowed")
         strict = restricted and pod.complete and not windows_exempt(pod, scope)
         for c in pod.containers:
             ctype = _seccomp_type(container_sc(c))
             name = container_name(c)
             path = f"{c.path}.securityContext.seccompProfile.type"
             if ctype is not None and not allowed(ctype, _SECCOMP_TYPES):
-                yield Hit(path, f"container {name} seccomp profile {ctype!r} is not allowed")
+                yield Hit(path, f"container {name} seccomp profile {shown(ctype)} is not allowed")
             elif strict and ctype is None and not pod_ok and pod_type is None:
                 yield Hit(
                     path, f"container {name} has no RuntimeDefault or Localhost seccomp profile"

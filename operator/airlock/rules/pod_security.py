@@ -21,6 +21,7 @@ from airlock.rules.podsec import (
     pod_sc,
     profile,
     restricted_since,
+    shown,
     user_namespaced,
 )
 from airlock.workloads import ContainerView, Workload, json_path
@@ -205,15 +206,15 @@ def safe_sysctls(minor: int) -> frozenset[str]:
 
 
 def check_host_ports(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    allowed = profile(scope).allowed_host_ports
+    permitted = profile(scope).allowed_host_ports
     for pod in wl.pod_specs:
         for c in pod.containers:
             for i, port in enumerate(sequence(c.container.get("ports"))):
                 host_port = mapping(port).get("hostPort")
-                if host_port and not (isinstance(host_port, int) and host_port in allowed):
+                if host_port and not (isinstance(host_port, int) and host_port in permitted):
                     yield Hit(
                         f"{c.path}.ports[{i}].hostPort",
-                        f"container {container_name(c)} binds host port {host_port}",
+                        f"container {container_name(c)} binds host port {shown(host_port)}",
                     )
 
 
@@ -234,7 +235,7 @@ def check_apparmor(wl: Workload, scope: Scope) -> Iterator[Hit]:
             kind = mapping(psc["appArmorProfile"]).get("type")
             yield Hit(
                 f"{pod.path}.securityContext.appArmorProfile.type",
-                f"pod AppArmor profile {kind!r} is not allowed",
+                f"pod AppArmor profile {shown(kind)} is not allowed",
             )
         for c in pod.containers:
             sc = container_sc(c)
@@ -242,7 +243,7 @@ def check_apparmor(wl: Workload, scope: Scope) -> Iterator[Hit]:
                 kind = mapping(sc["appArmorProfile"]).get("type")
                 yield Hit(
                     f"{c.path}.securityContext.appArmorProfile.type",
-                    f"container {container_name(c)} AppArmor profile {kind!r} is not allowed",
+                    f"container {container_name(c)} AppArmor profile {shown(kind)} is not allowed",
                 )
         meta = pod.metadata_pointer or ()
         for key, value in pod_annotations(wl, pod).items():
@@ -253,7 +254,8 @@ def check_apparmor(wl: Workload, scope: Scope) -> Iterator[Hit]:
             ):
                 yield Hit(
                     json_path((*meta, "annotations", key)),
-                    f"AppArmor annotation {key} sets profile {value!r}",
+                    f"AppArmor annotation {key} sets a profile other than runtime/default "
+                    "or localhost/*",
                 )
 
 
@@ -261,10 +263,10 @@ def _selinux_problems(opts: Mapping[str, Any], types: frozenset[str]) -> list[st
     problems = []
     kind = opts.get("type", "")
     if not allowed(kind, types):
-        problems.append(f"type {kind!r}")
+        problems.append(f"type {shown(kind)}")
     for field in ("user", "role"):
         if opts.get(field):
-            problems.append(f"{field} {opts[field]!r}")
+            problems.append(f"{field} {shown(opts[field])}")
     return problems
 
 
@@ -303,7 +305,7 @@ def check_proc_mount(wl: Workload, scope: Scope) -> Iterator[Hit]:
             if "procMount" in sc and sc["procMount"] not in (None, "Default"):
                 yield Hit(
                     f"{c.path}.securityContext.procMount",
-                    f"container {container_name(c)} sets procMount {sc['procMount']!r}",
+                    f"container {container_name(c)} sets procMount {shown(sc['procMount'])}",
                 )
 
 
@@ -315,7 +317,7 @@ def check_sysctls(wl: Workload, scope: Scope) -> Iterator[Hit]:
             if not allowed(name, safe):
                 yield Hit(
                     f"{pod.path}.securityContext.sysctls[{i}].name",
-                    f"sysctl {name!r} is not in the safe set",
+                    f"sysctl {shown(name)} is not in the safe set",
                 )
 
 
@@ -376,7 +378,9 @@ def check_host_probes(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for pod in wl.pod_specs:
         for c in pod.containers:
             for path, host in _container_hosts(c):
-                yield Hit(path, f"container {container_name(c)} sends a probe or hook to {host!r}")
+                yield Hit(
+                    path, f"container {container_name(c)} sends a probe or hook to {shown(host)}"
+                )
 
 
 RULES = (

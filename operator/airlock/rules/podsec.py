@@ -8,6 +8,7 @@ Every PSS control is judged at the level and version of the object's environment
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "pod_sc",
     "profile",
     "restricted_since",
+    "shown",
     "user_namespaced",
     "windows",
     "windows_exempt",
@@ -32,6 +34,24 @@ __all__ = [
 
 # Windows pods are exempt from the Linux-only restricted controls from this version on.
 WINDOWS_EXEMPT_SINCE = 25
+
+
+# What a message may quote: a word (Unconfined, spc_t) or a dotted name (kernel.msgmax, a host)
+_WORD = re.compile(r"[A-Za-z][A-Za-z_]{0,63}")
+_DOTTED = re.compile(r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63}){1,8}")
+
+
+def shown(value: Any) -> str:
+    """A manifest value as a message may show it: a word or a dotted name quoted
+    (``'Unconfined'``, ``'kernel.msgmax'``), anything else only by its shape. Messages reach
+    denials, reports and logs, and a manifest may hold anything where a profile name belongs."""
+    if isinstance(value, str):
+        if _WORD.fullmatch(value) or _DOTTED.fullmatch(value):
+            return repr(value)
+        return f"a value of {len(value)} characters"
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    return f"a {type(value).__name__}"
 
 
 def allowed(value: Any, values: frozenset[str]) -> bool:
