@@ -29,6 +29,7 @@ from airlock.errors import AirlockError
 
 __all__ = [
     "DEFAULT_REGISTRY",
+    "DOCKER_HUB_ALIASES",
     "ImageRef",
     "InvalidImageReference",
     "SignatureCheck",
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 DEFAULT_REGISTRY = "docker.io"
-_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _OFFICIAL_PREFIX = "library/"
 _NAME_MAX = 255  # distribution's NameTotalLengthMax
 _SHOWN_MAX = 120  # longest reference quoted back in an error message
@@ -158,7 +159,7 @@ def _parse(ref: str) -> ImageRef:
             raise InvalidImageReference(ref, "invalid registry host")
     else:
         registry, repository = DEFAULT_REGISTRY, name_part
-    if registry in _DOCKER_HUB_ALIASES:
+    if registry in DOCKER_HUB_ALIASES:
         registry = DEFAULT_REGISTRY
     if _REPOSITORY_RE.fullmatch(repository) is None:
         if repository.lower() != repository:

@@ -4,6 +4,7 @@ import it; conftest modules are not meant to be imported)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -81,6 +82,11 @@ def poll(fetch: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.2)
+
+
+def message_of(exc: ApiException) -> str:
+    """The ``message`` of an API error's Status body (a denial's text)."""
+    return str(json.loads(exc.body or "{}").get("message", ""))
 
 
 def install_crds(api_client: client.ApiClient, timeout: float = 30.0) -> None:

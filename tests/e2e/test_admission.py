@@ -46,7 +46,7 @@ import yaml
 from airlock.model import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION, CREATED_BY_ANNOTATION
 from airlock.rules import RULE_INFO
 from airlock_procs import Airlock, AirlockStartError, metric_value, poll_until
-from e2e_rig import REPO_ROOT, E2ECluster, WebhookCA
+from e2e_rig import REPO_ROOT, E2ECluster, WebhookCA, message_of
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -115,11 +115,6 @@ def wait_for(fetch: Callable[[], T | None], what: str, timeout: float = WAIT_S) 
         return poll_until(fetch, what, timeout)
     except TimeoutError as exc:
         pytest.fail(str(exc))
-
-
-def message_of(exc: ApiException) -> str:
-    body = json.loads(exc.body or "{}")
-    return str(body.get("message", ""))
 
 
 _WARNING_RE = re.compile(r'^\d{3} \S+ "((?:[^"\\]|\\.)*)"')

@@ -11,22 +11,20 @@ wait is bounded; everything started is stopped and everything created is deleted
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from airlock.rules import RULE_INFO
-from airlock_procs import Airlock, AirlockStartError, poll_until
-from e2e_rig import E2ECluster, WebhookCA, install_crds
+from airlock_procs import Airlock, AirlockStartError
+from e2e_rig import E2ECluster, WebhookCA, install_crds, message_of, poll
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
 
 GROUP, VERSION = "airlock.dev", "v1alpha1"
 TAG = uuid.uuid4().hex[:6]
@@ -45,17 +43,6 @@ POLICY: dict[str, Any] = {
         {"name": "elsewhere", "mode": "audit"},
     ],
 }
-
-
-def wait_for(fetch: Callable[[], T | None], what: str, timeout: float = WAIT_S) -> T:
-    try:
-        return poll_until(fetch, what, timeout)
-    except TimeoutError as exc:
-        pytest.fail(str(exc))
-
-
-def message_of(exc: ApiException) -> str:
-    return str(json.loads(exc.body or "{}").get("message", ""))
 
 
 def rolebinding(ns: str, name: str, sa_namespace: str, sa: str = "trainer") -> dict[str, Any]:
@@ -214,9 +201,10 @@ def test_cross_environment_rolebinding_is_denied_in_an_enforcing_environment(
 
 def test_the_audit_reports_the_binding_that_already_existed(scene: Scene) -> None:
     expected = ("RoleBinding", scene.existing, RULE, "fail")
-    wait_for(
+    poll(
         lambda: True if expected in scene.report_results(scene.prod) else None,
         f"the PolicyReport of {scene.prod} to report {scene.existing}",
+        WAIT_S,
     )
     results = scene.report_results(scene.prod)
     # the compliant binding made in the previous test is not a failure

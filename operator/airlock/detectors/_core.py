@@ -23,6 +23,7 @@ from typing import Any
 
 from airlock.detectors._formats import Hit
 from airlock.detectors._matcher import (
+    CREDENTIAL_WORDS,
     NOTHING,
     TAG_CRED,
     TAG_HEADER,
@@ -176,7 +177,7 @@ _CURL_U = re.compile(
 )
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 
-_BASE_KEYWORDS = ("pass", "pwd", "secret", "token", "key", "cred", "auth")
+_BASE_KEYWORDS = CREDENTIAL_WORDS
 
 
 def _keyword_fragment(extra: Sequence[tuple[str, ...]]) -> str:
@@ -343,7 +344,8 @@ class DetectorSet:
     def keyed(self, key: FingerprintKey | None) -> DetectorSet:
         """The same detectors whose fingerprints are keyed with ``key`` (None: unkeyed).
 
-        Shares the compiled settings; the memos start empty (they are caches).
+        Shares the compiled settings and the memos of names and clean values: neither depends
+        on the key (a fingerprint is computed only for what is detected, never memoised).
         """
         if key is self._key:
             return self
@@ -351,8 +353,8 @@ class DetectorSet:
         other._extra = self._extra
         other._allow = self._allow
         other._patterns = self._patterns
-        other._clean = set()
-        other._names = {}
+        other._clean = self._clean
+        other._names = self._names
         other._key = key
         return other
 

@@ -36,6 +36,9 @@ class Hit(NamedTuple):
     reason: str
     rule: str = ""
 
+    def __repr__(self) -> str:  # the secret never leaves in a repr, even by accident
+        return f"Hit({self.kind!r}, <redacted>, {self.start}, {self.end}, {self.reason!r})"
+
 
 _PEM = re.compile(
     r"-{3,}[ \t]*BEGIN[ \t]+(?P<type>(?:[A-Z0-9]+[ \t]+)*?)PRIVATE[ \t]+KEY(?:[ \t]+BLOCK)?"

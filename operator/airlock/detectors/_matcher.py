@@ -42,6 +42,8 @@ TAG_B64_PEM = "base64-pem"
 TAG_CRED = "credential-word"
 TAG_HEADER = "header"
 
+# Words one of which every credential-like key contains (``db_password``, ``api_token``).
+CREDENTIAL_WORDS = ("pass", "pwd", "secret", "token", "key", "cred", "auth")
 _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
     TAG_PEM: ("private", "putty-user-key-file"),
     TAG_SA: ("service_account",),
@@ -49,7 +51,7 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
     TAG_CONN: ("password", "pwd", "passwd"),
     TAG_B64_PEM: ("ls0tls1crudjti", "0tls0tqkvhsu4g", "tls0tlujfr0lo"),
     # the words a credential-named key contains (see _names); a key=value scan needs one
-    TAG_CRED: ("pass", "pwd", "secret", "token", "key", "cred", "auth"),
+    TAG_CRED: CREDENTIAL_WORDS,
     TAG_HEADER: ("authorization",),
 }
 

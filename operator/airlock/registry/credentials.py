@@ -19,11 +19,12 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from airlock.images import DOCKER_HUB_ALIASES
+
 __all__ = ["Credential", "Keychain", "normalise_host"]
 
-_DOCKER_HUB = frozenset(
-    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
-)
+# image references' aliases of the default registry, plus the legacy host docker config files use
+_DOCKER_HUB = DOCKER_HUB_ALIASES | {"registry.hub.docker.com"}
 
 
 @dataclass(frozen=True, slots=True)
