@@ -43,6 +43,7 @@ from airlock.scan import (
     paused_gc,
     scan_inputs,
 )
+from airlock.scan.parallel import default_jobs
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
@@ -75,6 +76,18 @@ def _namespace_env(value: str) -> tuple[str, str]:
     if not sep or not ns.strip() or not env.strip():
         raise argparse.ArgumentTypeError(f"expected NAMESPACE=ENVIRONMENT, got {value!r}")
     return ns.strip(), env.strip()
+
+
+def _jobs(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of processes (0 = auto), got {value!r}"
+        )
+    return n
 
 
 def _configure_scan(p: argparse.ArgumentParser) -> None:
@@ -114,6 +127,15 @@ def _configure_scan(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="text report: summary line only")
     p.add_argument(
+        "-j",
+        "--jobs",
+        metavar="N",
+        type=_jobs,
+        default=0,
+        help="judge files in N processes (default 0: one per CPU this process may use; 1: "
+        "serial). Inputs under 1 MB are always judged serially; the report is the same",
+    )
+    p.add_argument(
         "--fingerprint-key-file",
         metavar="FILE",
         type=Path,
@@ -148,6 +170,7 @@ def _scan(args: argparse.Namespace) -> int:
         namespace_env=dict(args.namespace_env),
         fail_on=Action(args.fail_on),
         fingerprint_key=key,
+        jobs=args.jobs or default_jobs(),
     )
     if args.format == "json":
         report = format_json(result)

@@ -122,12 +122,30 @@ def _items(col: int) -> re.Pattern[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _key_at(col: int, name: str) -> re.Pattern[str]:
-    """A line whose key, at exactly ``col``, is ``name`` (plain, double- or single-quoted)."""
+def _key_spellings(col: int, name: str) -> tuple[str, ...]:
+    """``name`` as a key at exactly ``col`` (plain, double- or single-quoted), newline first."""
     double = name.replace("\\", "\\\\").replace('"', '\\"')
     single = name.replace("'", "''")
-    spelled = "|".join(re.escape(k) for k in (name, f'"{double}"', f"'{single}'"))
-    return re.compile(r"\n {%d}(?:%s)[ \t]*:(?=[ \t\r\n]|$)" % (col, spelled))  # noqa: UP031
+    pad = "\n" + " " * col
+    return (pad + name, f'{pad}"{double}"', f"{pad}'{single}'")
+
+
+def _find_key(doc: str, col: int, name: str, start: int, stop: int) -> tuple[int, int] | None:
+    """(offset of the newline before, offset after the colon) of the first line in
+    ``doc[start:stop]`` whose key at exactly ``col`` is ``name``. Plain string searches: a regular
+    expression per key would be compiled for every new field name a report asks about."""
+    best: tuple[int, int] | None = None
+    for spelled in _key_spellings(col, name):
+        at = doc.find(spelled, start, stop)
+        while at >= 0 and (best is None or at < best[0]):
+            i = at + len(spelled)
+            while i < stop and doc[i] in " \t":
+                i += 1
+            if i < stop and doc[i] == ":" and (i + 1 >= stop or doc[i + 1] in " \t\r\n"):
+                best = (at, i + 1)
+                break
+            at = doc.find(spelled, at + 1, stop)
+    return best
 
 
 _CONTENT_LINE = re.compile(r"^[ \t]*[^ \t\r\n#]", re.MULTILINE)
@@ -239,12 +257,12 @@ class TextLines:
         if col:
             end = _block_end(col).search(doc, start)
             stop = end.start() if end is not None else stop
-        found = _key_at(col, name).search(doc, start, stop)
+        found = _find_key(doc, col, name, start, stop)
         if found is None:
             return None
-        k_off = found.start() + 1
+        k_off = found[0] + 1
         k_line = line + doc.count("\n", off, k_off)
-        return k_line, self._value(k_off, k_line, found.end() - k_off, col, compact=True)
+        return k_line, self._value(k_off, k_line, found[1] - k_off, col, compact=True)
 
     def _item(self, node: _Node, index: int) -> tuple[int, _Node | None] | None:
         off, line, col = node

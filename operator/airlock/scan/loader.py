@@ -248,6 +248,18 @@ class Input:
             return load_text(self.text, self.name)
         return _load_file(self.name)
 
+    @property
+    def size(self) -> int:
+        """About how much there is to judge (bytes of a file, characters of stdin)."""
+        if self.error is not None:
+            return 0
+        if self.text is not None:
+            return len(self.text)
+        try:
+            return os.stat(self.name).st_size
+        except OSError:
+            return 0
+
     def read(self) -> str | None:
         """The input's text, or ``None`` when it cannot be read (``load`` says why)."""
         if self.error is not None:

@@ -38,6 +38,7 @@ from airlock.scan.loader import (
     read_text,
     resolved,
 )
+from airlock.scan.parallel import map_shares
 from airlock.state import EvalContext
 
 if TYPE_CHECKING:  # pydantic models: imported only when a policy or an exception is read
@@ -268,8 +269,12 @@ def scan_inputs(
     fail_on: Action = Action.ENFORCE,
     now: datetime | None = None,
     fingerprint_key: FingerprintKey | None = None,
+    jobs: int = 1,
 ) -> ScanResult:
     """``run_scan`` over files, one at a time: peak memory is one file's objects, not all.
+
+    ``jobs`` > 1 judges the files in that many processes (:mod:`airlock.scan.parallel`) when
+    the input is large enough to gain from it; the result is the same as a serial scan's.
 
     A first pass reads only the documents that lend context (``_CONTEXT_KIND`` finds them in the
     text; just those documents are parsed); the second parses each file, judges it, keeps the
@@ -286,10 +291,16 @@ def scan_inputs(
             evaluate, policy, environment, namespace_env, now, fingerprint_key=fingerprint_key
         )
         result = ScanResult(files=sum(s.error is None for s in inputs), fail_on=fail_on)
-        for source in inputs:
-            docs, errors = source.load()
+
+        def judged(i: int) -> tuple[list[ScanEntry], list[InputError]]:
+            docs, errors = inputs[i].load()
+            part = ScanResult(errors=errors)
+            _judge(part, docs, ctx, evaluate)
+            return part.entries, part.errors
+
+        for entries, errors in map_shares(judged, [s.size for s in inputs], jobs):
             result.errors.extend(errors)
-            _judge(result, docs, ctx, evaluate)
+            result.entries.extend(entries)
         result.entries.sort(key=_entry_key)
         return result
 
