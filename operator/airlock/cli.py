@@ -16,7 +16,6 @@ type and where it was raised but never its message, which could quote manifest c
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -211,6 +210,8 @@ def _run_explain(args: argparse.Namespace) -> int:
     try:
         info = explain(args.rule)
     except KeyError:
+        import difflib  # only for a mistyped rule id: kept off every command's start-up
+
         close = difflib.get_close_matches(args.rule, list(RULE_INFO), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see `airlock explain --list`"
         _error(f"unknown rule {args.rule!r}{hint}")

@@ -14,10 +14,7 @@ for small inputs where a fork costs more than it saves, the scan stays serial.
 
 from __future__ import annotations
 
-import heapq
 import os
-import pickle
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -45,6 +42,8 @@ def default_jobs() -> int:
 def shares(sizes: Sequence[int], jobs: int) -> list[list[int]]:
     """Indices of ``sizes`` split into ``jobs`` shares of about the same total size (largest
     first onto the lightest share), each share in input order."""
+    import heapq
+
     heap = [(0, j) for j in range(jobs)]
     out: list[list[int]] = [[] for _ in range(jobs)]
     for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
@@ -66,6 +65,9 @@ def map_shares(work: Callable[[int], T], sizes: Sequence[int], jobs: int) -> lis
     n = len(sizes)
     if jobs <= 1 or n < 2 or sum(sizes) < MIN_PARALLEL_BYTES or not hasattr(os, "fork"):
         return [work(i) for i in range(n)]
+    import pickle  # what a worker hands back; with signal, only imported by a scan that forks
+    import signal
+
     parts = shares(sizes, min(jobs, n))
     sys.stdout.flush()
     sys.stderr.flush()

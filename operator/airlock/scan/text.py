@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterable
 
 from airlock.findings import Action, Finding, RuleInfo
@@ -97,6 +96,8 @@ def format_explain(info: RuleInfo) -> str:
     """Everything the catalog says about one rule, for ``airlock explain RULE``."""
 
     def block(text: str) -> str:
+        import textwrap  # off the start-up of the JSON and SARIF reports
+
         return textwrap.fill(text, width=96, initial_indent="  ", subsequent_indent="  ")
 
     lines = [
