@@ -7,8 +7,9 @@ template name, when the document carried a ``# Source:`` comment, is in ``source
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from airlock import __version__
 from airlock.findings import Finding
@@ -71,13 +72,15 @@ def _order(record: dict[str, Any]) -> tuple[str, int, int, str, str, str]:
 
 
 def format_json(result: ScanResult) -> str:
-    """One finding per line: readable, diffable, and encoded by the C encoder (``indent``
-    would switch the whole report to the pure-Python one, several times slower)."""
+    """One finding per line: readable and diffable; orjson encodes each (the standard encoder
+    took a tenth of a large scan)."""
     findings = sorted((finding_record(e, f) for e, f in result.findings()), key=_order)
-    lines = ",\n".join("    " + json.dumps(f, sort_keys=True, ensure_ascii=False) for f in findings)
-    summary = json.dumps(summary_record(result), indent=2, sort_keys=True, ensure_ascii=False)
-    body = f"[\n{lines}\n  ]" if findings else "[]"
+    lines = b",\n    ".join(orjson.dumps(f, option=orjson.OPT_SORT_KEYS) for f in findings)
+    summary = orjson.dumps(
+        summary_record(result), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+    ).decode()
+    body = f"[\n    {lines.decode()}\n  ]" if findings else "[]"
     return (
         f'{{\n  "findings": {body},\n  "summary": {summary.replace(chr(10), chr(10) + "  ")},\n'
-        f'  "version": {json.dumps(__version__)}\n}}\n'
+        f'  "version": {orjson.dumps(__version__).decode()}\n}}\n'
     )
