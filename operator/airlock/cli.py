@@ -20,7 +20,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TextIO
 
 from airlock import __version__
@@ -137,7 +136,6 @@ def _configure_scan(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fingerprint-key-file",
         metavar="FILE",
-        type=Path,
         help="key the fingerprints of detected credentials with the key in FILE (at least 16 "
         "bytes; the cluster's key gives the same fingerprints as its findings). Without it "
         "fingerprints are an unkeyed hash, which confirms a guessed weak password",
@@ -183,7 +181,8 @@ def _scan(args: argparse.Namespace) -> int:
         )
     if args.output:
         try:
-            Path(args.output).write_text(report, encoding="utf-8")
+            with open(args.output, "w", encoding="utf-8") as out:
+                out.write(report)
         except OSError as exc:
             what = exc.strerror or type(exc).__name__
             raise InputError(f"cannot write: {what}", args.output) from None
@@ -354,7 +353,7 @@ def _configure_webhook_config(p: argparse.ArgumentParser) -> None:
         metavar="NAMESPACE/NAME[:PORT]",
         help="the webhook's Service (port 443 by default)",
     )
-    p.add_argument("--ca-file", type=Path, help="PEM CA that signed the serving certificate")
+    p.add_argument("--ca-file", help="PEM CA that signed the serving certificate")
     p.add_argument("--name", default="airlock", help="configuration name (airlock)")
     p.add_argument(
         "--airlock-namespace",
@@ -369,7 +368,8 @@ def _run_webhook_config(args: argparse.Namespace) -> int:
     ca = b""
     if args.ca_file is not None:
         try:
-            ca = args.ca_file.read_bytes()
+            with open(args.ca_file, "rb") as fh:
+                ca = fh.read()
         except OSError as exc:
             raise AirlockError(f"{args.ca_file}: {exc.strerror}") from None
     service = None
@@ -466,7 +466,7 @@ def _internal_error(exc: BaseException) -> None:
     where = ""
     if frames:
         last = frames[-1]
-        where = f" at {Path(last.filename).name}:{last.lineno}"
+        where = f" at {os.path.basename(last.filename)}:{last.lineno}"
     print(
         f"airlock: internal error: {type(exc).__name__}{where} (set AIRLOCK_DEBUG=1 for a "
         "traceback; please report it)",

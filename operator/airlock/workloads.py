@@ -38,7 +38,6 @@ a value of the wrong type (a string where a list belongs) is skipped.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
@@ -71,6 +70,8 @@ def _key_segment(key: str) -> str:
     """``.key`` for plain keys, ``["we.ird"]`` for keys a dotted path cannot express."""
     if key and key.replace("-", "_").isidentifier():
         return "." + key
+    import json  # rare (and off the start-up of a scan): keys with dots, slashes, spaces
+
     return "[" + json.dumps(key) + "]"
 
 

@@ -19,12 +19,10 @@ import contextlib
 import dataclasses
 import functools
 import gc
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 from airlock.errors import InputError
@@ -319,6 +317,8 @@ def load_text(
 ) -> tuple[list[Document], list[InputError]]:
     """Parse one file's text: JSON when it is JSON, else a YAML stream of documents."""
     if json_first or text.lstrip()[:1] in ("{", "["):
+        import json  # only for JSON input: a scan of YAML does without it
+
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -397,7 +397,8 @@ def load_yaml_exact(text: str, name: str) -> tuple[list[Document], list[InputErr
 def read_text(path: str) -> str:
     """A file's text; raises :class:`InputError` naming the file when it cannot be read."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or type(exc).__name__}", path) from None
     try:
