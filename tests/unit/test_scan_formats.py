@@ -371,3 +371,19 @@ def test_explain_and_rule_list() -> None:
     listing = format_rule_list(CATALOG.values()).splitlines()
     assert [line.split()[0] for line in listing] == list(CATALOG)
     assert listing[0].split()[1:3] == ["critical", "hardening"]
+
+
+def test_json_report_is_one_finding_per_line_whatever_the_strings_hold() -> None:
+    from airlock.scan.jsonfmt import _encoded
+
+    tricky = [
+        {"message": 'a "},{" inside', "path": "x"},
+        {"message": "line\nbreak, tab\t, ] and [", "path": "é/ü/中"},
+        {"message": "", "references": ("a", "b"), "n": None},
+    ]
+    parts = [bytes(p) for p in _encoded(tricky)]
+    assert [json.loads(p) for p in parts] == [
+        {**r, "references": list(r["references"])} if "references" in r else r for r in tricky
+    ]
+    assert all(b"\n" not in p for p in parts)
+    assert _encoded([]) == []
