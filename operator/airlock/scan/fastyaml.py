@@ -148,6 +148,9 @@ def _find_key(doc: str, col: int, name: str, start: int, stop: int) -> tuple[int
     return best
 
 
+# characters a quoted key spells otherwise (escaped or doubled): such a name may be absent from
+# the text although its key is there
+_ESCAPED = frozenset("\"'\\")
 _CONTENT_LINE = re.compile(r"^[ \t]*[^ \t\r\n#]", re.MULTILINE)
 
 # A node: (offset of its line's start in the document text, 0-based line, column).
@@ -253,6 +256,8 @@ class TextLines:
             return line, self._value(off, line, m.end(), col, compact=True)
         doc = self.doc
         start = off + len(text)  # the newline ending the node's first line
+        if doc.find(name, start) < 0 and not _ESCAPED.intersection(name):
+            return None  # nowhere below (most lookups that miss: a field the object lacks)
         stop = len(doc)
         if col:
             end = _block_end(col).search(doc, start)
