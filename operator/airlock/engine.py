@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airlock.catalog import API_VERSION
-from airlock.findings import Action, Finding
+from airlock.findings import Action, Finding, new_finding
 from airlock.mutations import Patch, mutate, pin_images
 from airlock.rules import AUDIT_ONLY, RULES, Scope
 from airlock.rules.secrets import CONFIGMAP_RULE_ID, configmap_credentials
@@ -101,19 +101,19 @@ def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
         waiver = _waiver(matching, rule_id) if matching else None
         for hit in check(wl, scope):
             findings.append(
-                Finding(
-                    rule=info.id,
-                    severity=info.severity,
-                    action=action,
-                    kind=wl.kind,
-                    namespace=ns,
-                    name=wl.name,
-                    path=hit.path,
-                    message=hit.message,
-                    fix=info.fix,
-                    family=info.family,
-                    references=info.references,
-                    exempted_by=waiver,
+                new_finding(
+                    info.id,
+                    info.severity,
+                    action,
+                    wl.kind,
+                    ns,
+                    wl.name,
+                    hit.path,
+                    hit.message,
+                    info.fix,
+                    info.family,
+                    info.references,
+                    waiver,
                 )
             )
     keys: frozenset[str] = frozenset()

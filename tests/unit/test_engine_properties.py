@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import fields
 from typing import Any
 
 from airlock.engine import evaluate, mutate
+from airlock.findings import Action, Finding, Severity, new_finding
 from airlock.model import load_policy
 from airlock.state import EvalContext
 from hypothesis import given, settings
@@ -101,3 +103,28 @@ def test_a_detected_token_never_appears_in_any_finding(token: str, name: str) ->
     text = repr(verdict)
     assert token not in text
     assert token[3:15] not in text
+
+
+@given(
+    st.text(max_size=8),
+    st.sampled_from(list(Severity)),
+    st.sampled_from(list(Action)),
+    st.none() | st.text(max_size=8),
+    st.lists(st.text(max_size=6), max_size=3).map(tuple),
+    st.none() | st.text(max_size=8),
+)
+def test_the_hot_path_finding_is_the_dataclass_finding(  # noqa: PLR0917 (drawn by hypothesis)
+    rule: str,
+    severity: Severity,
+    action: Action,
+    namespace: str | None,
+    references: tuple[str, ...],
+    exempted_by: str | None,
+) -> None:
+    args = (rule, severity, action, "Pod", namespace, "n", "spec", "m", "fix", "fam", references,
+            exempted_by)  # fmt: skip
+    fast, slow = new_finding(*args), Finding(*args)
+    assert fast == slow
+    assert repr(fast) == repr(slow)
+    assert hash(fast) == hash(slow)
+    assert all(getattr(fast, f.name) == getattr(slow, f.name) for f in fields(Finding))
