@@ -211,6 +211,15 @@ def _foreign_hosts(value: str, scope: Scope) -> Iterator[tuple[str, str, str]]:
             yield host, ns, target
 
 
+def _foreign_in(value: str, scope: Scope) -> tuple[tuple[str, str, str], ...]:
+    """``_foreign_hosts`` of a value, once per value and evaluation."""
+    key = ("service-reference", value)
+    found = scope.memo.get(key)
+    if found is None:
+        found = scope.memo[key] = tuple(_foreign_hosts(value, scope))
+    return found
+
+
 def _foreign(ns: str, scope: Scope) -> str | None:
     """The other environment a namespace belongs to, if the scope may not reach it."""
     target = scope.ctx.namespace_env.get(ns)
@@ -244,7 +253,7 @@ def check_service_reference(wl: Workload, scope: Scope) -> Iterator[Hit]:
         # `"." in value` (C speed) keeps the regex off the many values that hold no host name
         for i, _name, value in scope.literal_env(c):
             if "." in value:
-                for host, ns, target in _foreign_hosts(value, scope):
+                for host, ns, target in _foreign_in(value, scope):
                     path = f"{c.path}.env[{i}].value"
                     yield Hit(path, _reference_message(host, ns, target, scope))
         for field in ("command", "args"):
@@ -316,7 +325,7 @@ def check_node_pool(wl: Workload, scope: Scope) -> Iterator[Hit]:
 
 def _uri_problem(uri: str, scope: Scope) -> str | None:
     own = scope.env.allowed_storage_prefixes
-    if any(uri.startswith(p) for p in own):
+    if uri.startswith(own):  # any of them (none when empty)
         return None
     owner = next((env for p, env in scope.ctx.policy.storage_owner if uri.startswith(p)), None)
     if owner is not None and owner != scope.env.name:
@@ -324,6 +333,17 @@ def _uri_problem(uri: str, scope: Scope) -> str | None:
     if own:
         return f"is outside environment {scope.env.name}'s allowed storage prefixes"
     return None
+
+
+def _uri_problems(value: str, scope: Scope) -> tuple[tuple[str, str], ...]:
+    """``(uri, problem)`` of each storage URI in ``value`` out of bounds, once per value and
+    evaluation."""
+    key = ("model-source", value)
+    found = scope.memo.get(key)
+    if found is None:
+        problems = ((uri, _uri_problem(uri, scope)) for uri, _at in storage_uris(value))
+        found = scope.memo[key] = tuple((u, p) for u, p in problems if p)
+    return found
 
 
 def _redact_uri(uri: str) -> str:
@@ -343,12 +363,10 @@ def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for _pod, c in containers(wl):
         for i, name, value in scope.literal_env(c):
             if "://" in value:
-                for uri, _at in storage_uris(value):
-                    problem = _uri_problem(uri, scope)
-                    if problem:
-                        yield Hit(
-                            f"{c.path}.env[{i}].value", f"env {name}: {_redact_uri(uri)} {problem}"
-                        )
+                for uri, problem in _uri_problems(value, scope):
+                    yield Hit(
+                        f"{c.path}.env[{i}].value", f"env {name}: {_redact_uri(uri)} {problem}"
+                    )
         for field in ("command", "args"):
             for i, arg in enumerate(sequence(c.container.get(field))):
                 if isinstance(arg, str) and "://" in arg:
