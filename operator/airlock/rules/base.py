@@ -60,7 +60,7 @@ class Scope:
         key = id(c.container)
         found = self._envs.get(key)
         if found is None:
-            found = self._envs[key] = tuple(literal_env(c))
+            found = self._envs[key] = _literal_env(c)
         return found
 
 
@@ -95,12 +95,19 @@ _EMPTY_MAP: Mapping[str, Any] = {}
 
 def literal_env(c: ContainerView) -> Iterator[tuple[int, str, str]]:
     """``(index, name, value)`` of every env entry with a literal string value."""
+    return iter(_literal_env(c))
+
+
+def _literal_env(c: ContainerView) -> tuple[tuple[int, str, str], ...]:
+    # a loop into a list, not a generator: every env entry of every request passes here
+    found: list[tuple[int, str, str]] = []
     for i, entry in enumerate(sequence(c.container.get("env"))):
         if type(entry) is dict or isinstance(entry, Mapping):
             value = entry.get("value")
             if isinstance(value, str) and value:
                 name = entry.get("name")
-                yield i, name if isinstance(name, str) else "", value
+                found.append((i, name if isinstance(name, str) else "", value))
+    return tuple(found)
 
 
 @lru_cache(maxsize=4096)
