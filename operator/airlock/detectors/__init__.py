@@ -20,8 +20,14 @@ Decisions worth knowing (each has a test):
   references (``$(VAR)``, ``${VAR}``, ``'$VAR'``, ``{{ .Values.x }}``, file paths,
   ``arn:aws:secretsmanager:...``, ``vault:...``, URLs without credentials), code, prose, booleans,
   numbers and values shorter than 6 characters are not; nor is a lookalike of a provider format
-  that the format's own rule refused (a GitHub token whose checksum fails). Polaris flags by name
-  alone; Airlock does not, so ``AWS_SECRET_ACCESS_KEY=xxx`` passes.
+  that the format's own rule refused (a GitHub token whose checksum fails, a provider prefix with
+  its separator dropped or swapped or glued to a word, a value with OpenAI's ``T3BlbkFJ`` marker
+  that no OpenAI rule accepted), nor a provider's public value (``pk_live_…`` publishable keys).
+  Under token and key names (issued, so random) a lower-case dotted name (a host) or letters in
+  words (``SKILLS_inventory``) are names; a password or secret may be a passphrase and is kept. A
+  value that is itself a credential-named identifier (``apiToken``) is code, and a value that is
+  a configuration line (``HELLO="…"``) is read for its own keys. Polaris flags by name alone;
+  Airlock does not, so ``AWS_SECRET_ACCESS_KEY=xxx`` passes.
 - Fingerprints are keyed per installation (:class:`FingerprintKey`, HMAC-SHA256 truncated to
   32 bits; the chart's Secret, the same on every replica), so a fingerprint in a message or a
   report cannot confirm a guessed password. Without a key (``airlock scan`` without
@@ -42,7 +48,10 @@ Decisions worth knowing (each has a test):
 - Stripe test keys (``sk_test_``) are reported as their own kind: they are credentials too.
 - Bare command-line arguments are reported as high-entropy only when 32+ characters of mixed
   case and digits with few vowels and no separators; hex strings (digests, commit ids) never
-  are, nor are prefixed tokens, which are the table's to judge.
+  are, nor are prefixed tokens, which are the table's to judge, nor values typed by hand (runs of
+  the alphabet, a chunk repeated), which only look random.
+- A provider name (``near`` rules) starts a word (``ADD_API_KEY`` does not name Datadog's
+  ``dd_api``) and stays within a few blanks of the value.
 - ``allowValues`` regexes are searched in the detected credential and in the whole env value or
   argument; a match suppresses the detection.
 """

@@ -39,9 +39,12 @@ from airlock.detectors._names import CONTEXT_AWS_SECRET, NameClass, classify, wo
 from airlock.detectors._values import (
     MIN_SECRET_LEN,
     is_code,
+    is_dotted_name,
+    is_filler,
     is_placeholder,
     is_prose,
     is_reference,
+    is_words,
     looks_random,
 )
 from airlock.errors import AirlockError, PolicyError
@@ -147,6 +150,8 @@ class Detection:
 
 
 _PASSWORD_CLASS = NameClass(True, "password")
+# Kinds of credential a person may choose (a passphrase of words is one); the others are issued.
+_CHOSEN_KINDS = frozenset({"password", "secret", "credential"})
 
 _WS = re.compile(r"\s")
 _ENV_ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)
@@ -156,6 +161,9 @@ _B64 = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")
 # Unquoted values that are code, not literals: calls, indexing, attribute paths.
 _CODEISH = re.compile(r"[\[\]{}()]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+# A value that is a line of configuration (``HELLO="…"``, ``PUBLIC_KEY: '…'``): its own keys are
+# read by the embedded scan, the line as a whole is not one credential.
+_CONFIG_LINE = re.compile(r"^[A-Za-z_][\w.-]*[ \t]*[:=][ \t]*[\"']")
 # A value that may itself be configuration: an assignment, a key: value pair, a header.
 _EMBEDDED = re.compile(r"[=:]")
 _SEPARATOR = re.compile(r"[-_.]")
@@ -425,7 +433,13 @@ class DetectorSet:
         v = _unquote(value.strip())
         if len(v) < MIN_SECRET_LEN or is_placeholder(v) or is_reference(v) or is_prose(v):
             return None
-        if is_code(v) or lookalike(v):
+        if is_code(v) or lookalike(v) or _config_line(v) or _variable(v):
+            return None
+        # A lower-case dotted name is a host, a package or a property (``app.corp.example``,
+        # ``header.payload``); an issued token or key is random, so letters in words are a name
+        # (``SKILLS_inventory``). A password or secret is chosen by a person and may be either
+        # (``correct-horse-battery-staple``).
+        if cls.kind not in _CHOSEN_KINDS and (is_dotted_name(v) or is_words(v)):
             return None
         if not cls.strong:
             pair = _weak_auth_value(v) if cls.kind == "credential" else None
@@ -468,6 +482,8 @@ class DetectorSet:
             generic
             and _SEPARATOR.search(value) is None
             and looks_random(value, strict=True)
+            and not lookalike(value)
+            and not is_filler(value)
             and not self._allowed(value, whole)
         ):
             return Detection(KIND_HIGH_ENTROPY, self._fp(value), REASON_ENTROPY)
@@ -557,6 +573,10 @@ class DetectorSet:
                     det = self._literal(
                         m.group(1), m.group(2), cls, REASON_ENV, generic=True, whole=arg
                     )
+                    if det is None and len(arg) >= _MIN_FORMAT_LEN:
+                        # not an assignment after all, or one whose formats span the "="
+                        # (``AccountKey=…``, base64 padding, ``…=`` glued to a suffix)
+                        det = self._formats("", arg, keywords(arg))
                 else:
                     det = self._literal("", arg, None, REASON_FLAG, generic=True)
             if det is not None:
@@ -599,6 +619,8 @@ class DetectorSet:
                 scheme = m.group("scheme").lower()
                 if is_placeholder(val) or self._allowed(val) or not _header_value_ok(scheme, val):
                     continue
+                if scheme != "basic" and lookalike(val):
+                    continue  # a JWT's header alone, a provider format that its rule refused
                 kind = _HEADER_KIND.get(scheme, "authorization token")
                 found.add(
                     m.start("val"), m.end("val"), Detection(kind, self._fp(val), REASON_HEADER)
@@ -667,6 +689,20 @@ class DetectorSet:
                 self._named_at(found, "password", m.group("val"), m.start("val"), REASON_FLAG)
         self._scan_kv(text, found)
         return found.detections
+
+
+def _config_line(value: str) -> bool:
+    return ("=" in value or ":" in value) and _CONFIG_LINE.match(value) is not None
+
+
+def _variable(value: str) -> bool:
+    """The value is itself a credential-like identifier (``apiToken``, ``vapidPrivateKey``,
+    ``hf_token``): the name of a variable holding the credential, written as code."""
+    low = value.lower()
+    if not any(w in low for w in CREDENTIAL_WORDS) or _IDENTIFIER.match(value) is None:
+        return False
+    cls = classify(value)  # not memoised: values are not names, they would flood the memo
+    return cls is not None and cls.strong
 
 
 def _unquote(v: str) -> str:

@@ -16,7 +16,7 @@ import functools
 import json
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 import ahocorasick
@@ -241,9 +241,113 @@ def iter_hits(text: str, seen: Seen | None = None, min_start: int = 0) -> Iterat
 _TOKEN_PREFIXES = {
     p for p in (r.prefix.lower() for r in RULES) if re.search(r"[-_.]", p) and len(p) >= 3
 }
-_EXTRA_PREFIXES = {"sk_", "rk_", "akia", "asia", "aiza", "xox", "sg.", "github_pat_", "eyj"}
+# Documented prefixes of formats written as raw rules (their regex starts with the literal).
+_EXTRA_PREFIXES = {
+    "sk_",
+    "rk_",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "rk_test_",
+    "akia",
+    "asia",
+    "aiza",
+    "xox",
+    "xapp-",
+    "sg.",
+    "github_pat_",
+    "eyj",
+    "sk-ant-",
+    "lsv2_",
+    "absk",
+    "ltai",
+    "akid",
+    "goog1",
+    "ya29.",
+    "sntrys_",
+    "pypi-",
+    "dt0c01.",
+    "tskey-",
+    "pscale_",
+    "packagist_",
+    "fm1r_",
+    "fm1a_",
+    "fm2_",
+    "sk.eyj",
+    "atatt3",
+    "atctt3",
+    "access_token$",
+}
 # "sk-" starts the keys of many providers, documented or not: there is no one format to fail.
 _LOOKALIKE_PREFIXES: tuple[str, ...] = tuple(sorted((_TOKEN_PREFIXES | _EXTRA_PREFIXES) - {"sk-"}))
+# Documented prefixes of values that are public by design: Stripe and Paystack publishable keys,
+# Square application ids. Not secrets under any name.
+_PUBLIC_PREFIXES = ("pk_live_", "pk_test_", "sq0idp-", "sandbox-sq0idb-")
+
+# Words that some vendor uses as a prefix (``API-``, ``key-``, ``secret_``): not distinctive.
+_GENERIC_STEMS = frozenset({"api", "key", "pat", "secret", "dose"})
+
+
+def _stem(text: str) -> str:
+    """Lower-cased, without separators (three C-level replaces: cheaper than a regex)."""
+    return text.lower().replace("-", "").replace("_", "").replace(".", "")
+
+
+def _by_head(prefixes: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Prefixes (three characters or more) grouped by their first three characters, so that a
+    value is compared with the few that share its head instead of with all of them."""
+    heads: dict[str, tuple[str, ...]] = {}
+    for p in sorted(prefixes):
+        heads[p[:3]] = (*heads.get(p[:3], ()), p)
+    return heads
+
+
+# The same prefixes with their separators dropped (``ghp_`` -> ``ghp``, ``HRKU-AA`` -> ``hrkuaa``):
+# a value starting with one has the provider's prefix written with a separator missing, moved or
+# swapped (``ghpXXXX…``, ``glpat_…``, ``sk.pyx-…``), which the provider's format does not allow.
+# Three characters are distinctive only where the prefix had a separator of its own.
+_STEMS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            st
+            for p in _TOKEN_PREFIXES
+            | _EXTRA_PREFIXES
+            | {r.prefix.lower() for r in RULES if r.prefix}
+            for st in (_stem(p),)
+            if len(st) >= 4 or (len(st) == 3 and st != p)
+        }
+        - _GENERIC_STEMS
+    )
+)
+_STEM_SCAN = max(len(p) for p in _LOOKALIKE_PREFIXES) + 8
+_PREFIX_HEADS = _by_head((*_LOOKALIKE_PREFIXES, *_PUBLIC_PREFIXES))
+_STEM_HEADS = _by_head(_STEMS)
+# A distinctive prefix glued to a short word in front (``xghp_…``, ``mytskey-…``): the formats
+# start at a word boundary, so this is not the provider's token either.
+_GLUED_MAX_WORD = 10
+_GLUED_HEADS = _by_head(
+    p for p in _LOOKALIKE_PREFIXES if (len(p) >= 4 or "." in p) and _stem(p) not in _GENERIC_STEMS
+)
+
+
+_LETTERS = re.compile(rf"[a-z]{{1,{_GLUED_MAX_WORD}}}")
+
+
+def _glued(low: str) -> bool:
+    """``low`` is 1-10 ASCII letters followed by a distinctive prefix (one slice lookup each)."""
+    m = _LETTERS.match(low)
+    if m is None:
+        return False
+    get = _GLUED_HEADS.get
+    for i in range(1, m.end() + 1):
+        heads = get(low[i : i + 3])
+        if heads is not None and low.startswith(heads, i):
+            return True
+    return False
+
+
+# An infix a provider writes into every key: ``T3BlbkFJ`` (base64 of "OpenAI") in OpenAI keys.
+_OPENAI_MARKER = "T3BlbkFJ"
 
 
 # A base64 run long enough to hide a token; decoded and scanned once (no deeper).
@@ -257,7 +361,9 @@ def decoded_hits(text: str) -> Iterator[Hit]:
         if n >= _MAX_DECODED_RUNS:
             return
         run = m.group()
-        if run.startswith("eyJ"):  # a JWT or a JSON blob: already readable by the rules
+        # A JWT segment is read by its own rule; a base64 JSON document (a Tink keyset, a key
+        # file) is decoded like any other run.
+        if run.startswith("eyJ") and text[m.end() : m.end() + 1] == ".":
             continue
         try:
             raw = base64.b64decode(run.replace("-", "+").replace("_", "/") + "=" * (-len(run) % 4))
@@ -273,8 +379,18 @@ def decoded_hits(text: str) -> Iterator[Hit]:
 
 
 def lookalike(value: str) -> bool:
-    """The value starts like a provider token but no rule of the table accepted it."""
-    return value.lower().startswith(_LOOKALIKE_PREFIXES)
+    """The value carries a provider's distinctive prefix or marker but no rule of the table
+    accepted it (wrong length or alphabet, failed checksum, mangled or glued prefix), or it is a
+    provider's public value (a publishable key). Either way it is not an unknown credential."""
+    low = value.lower()
+    heads = _PREFIX_HEADS.get(low[:3])
+    if heads is not None and low.startswith(heads):
+        return True
+    stem = _stem(low[:_STEM_SCAN])
+    heads = _STEM_HEADS.get(stem[:3])
+    if heads is not None and stem.startswith(heads):
+        return True
+    return _glued(low) or _OPENAI_MARKER in value
 
 
 # Rules recognised by a provider's name before the value (``near`` rules), by keyword.

@@ -862,7 +862,9 @@ RULES: tuple[ProviderRule, ...] = (
         "HTTP",
         "session cookie in a Cookie header",
         ("cookie",),
-        r"(?im)^[ \t]*(?:set-)?cookie[ \t]*:[ \t]*[\"']?(?P<s>[\w.-]+=[^;\s\"',}]+)",
+        # anti-forgery cookies are per-session nonces, not credentials
+        r"(?im)^[ \t]*(?:set-)?cookie[ \t]*:[ \t]*[\"']?"
+        r"(?P<s>(?![\w.-]*?(?i:csrf|xsrf))[\w.-]+=[^;\s\"',}]+)",
         kind="HTTP cookie",
     ),
     raw(
@@ -1123,8 +1125,9 @@ RULES: tuple[ProviderRule, ...] = (
         "tailscale-key",
         "Tailscale",
         "API, auth, client or SCIM key",
-        ("tskey-api-", "tskey-auth-", "tskey-client-", "tskey-scim-", "tskey-webhook-"),
-        rf"{_B}(?P<s>tskey-(?:api|auth|client|scim|webhook)-[{A62}]{{10,}}-[{A62}]{{20,}}){_END}",
+        ("tskey-",),
+        # tskey-<type>-<id>-<secret>; types so far: api, auth, client, scim, webhook
+        rf"{_B}(?P<s>tskey-[a-z]{{3,12}}-[{A62}]{{10,}}-[{A62}]{{20,}}){_END}",
     ),
     raw(
         "ngrok-authtoken",

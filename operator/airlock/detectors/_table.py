@@ -87,8 +87,15 @@ def token(  # noqa: PLR0917 - a table row reads best positionally
 
 # Between a provider's name and its value: the rest of a variable or flag name, an optional
 # closing quote, an assignment (``=``, ``:``, ``:=``, ``=>``, a space) and an optional opening
-# quote. A few words of prose ("bot token is") are allowed too.
-_GAP = r"[\w.\-]{0,40}?[\"']?(?:[ \t]*(?::=|=>|[:=])[ \t]*|[ \t]+(?:[A-Za-z]+[ \t]+){0,3})[\"']?"
+# quote. A few words of prose ("bot token is") are allowed too; runs of blanks are bounded, so a
+# name is not taken as the context of a value a page further on.
+_GAP = (
+    r"[\w.\-]{0,40}?[\"']?"
+    r"(?:[ \t]{0,40}(?::=|=>|[:=])[ \t]{0,40}|[ \t]{1,40}(?:[A-Za-z]+[ \t]{1,40}){0,3})[\"']?"
+)
+# Before a provider's name: not a letter (``add_api`` does not name Datadog's ``dd_api``), except
+# at a camelCase hump (``myMistralKey``).
+_NAME_START = r"(?:(?<![A-Za-z])|(?<=[a-z])(?=[A-Z]))"
 
 
 def near(  # noqa: PLR0917 - a table row reads best positionally
@@ -104,7 +111,9 @@ def near(  # noqa: PLR0917 - a table row reads best positionally
     """A prefix-less value right after one of the provider's names (case-insensitive)."""
     rng, q = _quant(length)
     alt = "|".join(re.escape(n) for n in names)
-    pattern = f"(?i:{alt}){_GAP}(?<![{alphabet}])(?P<s>[{alphabet}]{q})(?![{alphabet}])"
+    pattern = (
+        f"{_NAME_START}(?i:{alt}){_GAP}(?<![{alphabet}])(?P<s>[{alphabet}]{q})(?![{alphabet}])"
+    )
     return ProviderRule(
         id,
         provider,

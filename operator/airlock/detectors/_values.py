@@ -88,8 +88,17 @@ _PLACEHOLDER_PARTS = (
     "redacted",
     "xxxx",
     "fake",
+    # "REPLACE_WITH_PASSWORD", "not-a-real-key", "NotASecret": documentation phrases
+    "replacewith",
+    "notreal",
+    "notareal",
+    "notasecret",
+    "notapassword",
+    "notatoken",
 )
+_BRACKETS = frozenset({"<>", "[]", "{}"})
 _FILL_IN = re.compile(r"(?:your|insert|enter|put|paste|add)[-_ .]")
+_METASYNTACTIC = re.compile(r"^(?:foo|bar|baz|qux|quux|foobar)(?![a-z])")
 _FILL_IN_END = ("-here", "_here", " here", ".here")
 
 # Templating and variable references: Kubernetes $(VAR) expansion, shell ${VAR}/$VAR, Helm/Jinja
@@ -129,11 +138,13 @@ def is_placeholder(value: str) -> bool:
     for part in _PLACEHOLDER_PARTS:
         if part in norm:
             return True
-    if (v[0] == "<" and v[-1] == ">") or (v[0] == "[" and v[-1] == "]"):
+    if v[0] + v[-1] in _BRACKETS:  # <token>, [password], {PASS} (a URI or format template)
         return True
     for part in _TEMPLATE_PARTS:
         if part in v:
             return True
+    if _METASYNTACTIC.match(low) is not None:  # foo_…, bar-…: an example by convention
+        return True
     if _TEMPLATE_WHOLE.match(v) is not None or _FILL_IN.match(low) is not None:
         return True
     if low.endswith(_FILL_IN_END):
@@ -210,3 +221,79 @@ def looks_random(value: str, *, strict: bool = False) -> bool:
     if not has_digit or not (has_lower or has_upper):
         return False
     return shannon_entropy(value) >= 3.5 and _vowel_ratio(value) < 0.33
+
+
+# -- filler: values typed by hand to fill a field ---------------------------------------------
+
+# Each lower-case letter or digit mapped to its successor ("9" wraps to "0" as on a keyboard row).
+_SUCCESSOR = str.maketrans(
+    "0123456789abcdefghijklmnopqrstuvwxy", "1234567890bcdefghijklmnopqrstuvwxyz"
+)
+_FILLER_MIN = 12  # letters and digits; shorter values are left to the other tests
+_FILLER_SCAN = 160  # a prefix this long is enough to see the pattern
+_FILLER_RUN = 5  # successive pairs in a row: "abcdef", "123456", "a1b2c3d4"
+_FILLER_CHUNK = 8  # a chunk of this many characters typed twice
+
+
+def is_filler(value: str) -> bool:
+    """A value typed to fill a field, not generated: runs of the alphabet or of digits
+    (``abcdef…``, ``123456…``, ``a1b2c3…``, ``AbCdEf…``, ``ABCD-EFGH-…``) or one chunk repeated
+    (``testtesttest``, ``Xy7…Xy7…``).
+
+    Machine-generated keys never look like this: six characters in alphabetical order occur in a
+    random base62 string about once in 10^7, a repeated run of eight about once in 10^9. Only
+    letters and digits count, lower-cased, so separators and case do not hide the pattern.
+    """
+    s = _NON_ALNUM.sub("", value.lower())[:_FILLER_SCAN]
+    n = len(s)
+    if n < _FILLER_MIN:
+        return False
+    succ = s.translate(_SUCCESSOR)
+    for lag in (1, 2):  # "abcdef" and the interleaved "a1b2c3" / "aAbBcC"
+        hits = run = 0
+        for a, b in zip(succ[: n - lag], s[lag:], strict=True):
+            if a == b:
+                hits += 1
+                run += 1
+                if run >= _FILLER_RUN:
+                    return True
+            else:
+                run = 0
+        if 2 * hits >= n - lag:  # "abcd1234efgh5678": short runs covering half the value
+            return True
+    seen: set[str] = set()
+    for i in range(n - _FILLER_CHUNK + 1):
+        chunk = s[i : i + _FILLER_CHUNK]
+        if chunk in seen:
+            return True
+        seen.add(chunk)
+    return False
+
+
+# A lower-case dotted name: a host name (``app.my.salesforce.com``), a property or package
+# name, ``header.payload``. Generated tokens mix case or digits into every part.
+_DOTTED_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.[a-z][a-z-]*$")
+
+
+def is_dotted_name(value: str) -> bool:
+    """A host, package or property name, not a credential."""
+    return _DOTTED_NAME.match(value) is not None
+
+
+_LETTER_WORDS = re.compile(r"^[A-Za-z]+(?:[-_.][A-Za-z]+)*$")
+_WORD_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+_MIN_WORD_LEN = 4  # mean letters per word; random mixed case splits into pieces of one or two
+_MIN_WORD_VOWELS = 0.25  # English words ~38 % vowels, random letters ~19 %
+
+
+def is_words(value: str) -> bool:
+    """Letters only, written as words (``SKILLS_inventory``, ``notActuallyAKey``): a name or a
+    phrase. Generated tokens carry digits and split into one- or two-letter pieces of case."""
+    if len(value) < 8 or _LETTER_WORDS.match(value) is None:
+        return False
+    parts = _WORD_PARTS.findall(value)
+    letters = sum(len(p) for p in parts)
+    if letters < _MIN_WORD_LEN * len(parts):
+        return False
+    vowels = sum(1 for c in value if c in "aeiouAEIOU")
+    return vowels >= _MIN_WORD_VOWELS * letters
