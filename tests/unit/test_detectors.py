@@ -612,6 +612,25 @@ def test_configmap_files(key: str, text: str, kind: str) -> None:
     assert detection_kinds(D.check_text(key, text)) == [kind]
 
 
+@pytest.mark.parametrize(
+    "before",
+    [
+        "",
+        "city: " + "\u0130" * 64 + "\n",  # each lower-cases to two characters: offsets shift
+        "x: 1\n" * 2000,  # the credential line deep in a long file
+    ],
+)
+def test_configmap_keys_are_found_in_any_case_after_any_text(before: str) -> None:
+    secret = "Zq" + "9rT4vX2m"
+    for line in (
+        f"export Db_Password={secret}",
+        f"DB_PASSWORD: '{secret}'",
+        f"db_password={secret}",
+    ):
+        assert detection_kinds(D.check_text("app.env", before + line + "\nz: 2\n")) == ["password"]
+    assert D.check_text("app.env", before + "LOG_LEVEL=info\n") == []
+
+
 def test_configmap_file_with_provider_token_and_key_reports_each_credential_once() -> None:
     token = TOKENS["Hugging Face token"]()
     key_id = TOKENS["AWS access key id"]()
@@ -968,3 +987,34 @@ def test_memo_of_clean_values_never_holds_a_credential() -> None:
     memo = ds._clean
     assert ("LOG_FORMAT", "json-lines") in memo
     assert all(token not in value for _, value in memo)
+
+
+def test_configmap_files_known_clean_are_not_searched_again_and_credentials_never_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airlock.detectors import _core
+
+    d = DetectorSet()
+    searched: list[str] = []
+    real = DetectorSet._scan_formats
+
+    def counting(self: DetectorSet, text: str, found: Any) -> None:
+        searched.append(text)
+        real(self, text, found)
+
+    monkeypatch.setattr(DetectorSet, "_scan_formats", counting)
+    clean = "model: llama\nmax_tokens: 4096\n" * 50
+    leaky = "model: llama\ndb_password: Zq" + "9rT4vX2m\n"
+    for _ in range(3):
+        assert d.check_text("app.yaml", clean) == []
+        assert detection_kinds(d.check_text("app.yaml", leaky)) == ["password"]
+    assert searched.count(clean) == 1  # remembered as clean (also by the keyed view)
+    assert searched.count(leaky) == 3  # a text with a credential is never remembered
+    assert d.keyed(None).check_text("app.yaml", clean) == []
+    assert searched.count(clean) == 1
+    assert not any(leaky in text for _key, text in d._clean_texts._seen)
+    # bounded: past the cap the memo starts again instead of growing
+    monkeypatch.setattr(_core, "_CLEAN_TEXT_MAX_CHARS", len(clean) * 2)
+    for n in range(5):
+        d.check_text(f"f{n}.yaml", clean)
+    assert d._clean_texts._chars <= len(clean) * 2

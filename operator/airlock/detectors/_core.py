@@ -188,14 +188,15 @@ _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 _BASE_KEYWORDS = CREDENTIAL_WORDS
 
 
-def _keyword_fragment(extra: Sequence[tuple[str, ...]]) -> str:
+def _keyword_fragment(extra: Sequence[tuple[str, ...]], *, folded: bool = True) -> str:
     """A case-insensitive alternation that every credential-named key must contain.
 
     Used inside the text and script regexes so that lines whose key cannot be credential-named
     are skipped by the regex engine instead of by Python code.
     """
     kws = set(_BASE_KEYWORDS) | {seq[-1].lower() for seq in extra}
-    return "(?i:" + "|".join(sorted(re.escape(k) for k in kws)) + ")"
+    words = "|".join(sorted(re.escape(k) for k in kws))
+    return f"(?i:{words})" if folded else f"(?:{words})"
 
 
 # A value in a script: double-quoted, single-quoted, or bare up to a shell metacharacter.
@@ -207,6 +208,8 @@ class _Patterns:
     """Regexes that depend on the policy's extra credential names; compiled once per set."""
 
     kv_line: re.Pattern[str]
+    keyword: re.Pattern[str]  # any credential word: the lines worth trying kv_line on
+    keyword_lower: re.Pattern[str]  # the same over lower-cased text: no per-position case folding
     json_pair: re.Pattern[str]
     script_assign: re.Pattern[str]
     script_flag: re.Pattern[str]
@@ -224,6 +227,8 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
             rf"[ \t]*[:=][ \t]*(?P<val>[^\r\n]*)$",
             re.MULTILINE,
         ),
+        keyword=re.compile(kw),
+        keyword_lower=re.compile(_keyword_fragment(extra, folded=False)),
         json_pair=re.compile(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
         script_assign=re.compile(
             rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"
@@ -293,6 +298,30 @@ class _Found:
 
 _CLEAN_MAX_ENTRIES = 50_000  # about 5 MB of short strings at most; cleared when full
 _CLEAN_MAX_LEN = 512  # longer values (scripts, certificates) are checked every time
+_CLEAN_TEXT_MAX_CHARS = 8_000_000  # ConfigMap files known clean, all together; cleared when full
+
+
+class _CleanTexts:
+    """``(key, text)`` pairs known to hold no credential, at most :data:`_CLEAN_TEXT_MAX_CHARS`
+    characters of text together (emptied when full, like the memo of clean values)."""
+
+    __slots__ = ("_chars", "_seen")
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+        self._chars = 0
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        return item in self._seen
+
+    def add(self, key: str, text: str) -> None:
+        if self._chars + len(text) > _CLEAN_TEXT_MAX_CHARS:
+            self._seen.clear()
+            self._chars = 0
+            if len(text) > _CLEAN_TEXT_MAX_CHARS:
+                return
+        self._seen.add((key, text))
+        self._chars += len(text)
 
 
 class DetectorSet:
@@ -303,7 +332,7 @@ class DetectorSet:
     changes after construction is the memo of name classifications, which is a pure cache.
     """
 
-    __slots__ = ("_allow", "_clean", "_extra", "_key", "_names", "_patterns")
+    __slots__ = ("_allow", "_clean", "_clean_texts", "_extra", "_key", "_names", "_patterns")
 
     def __init__(
         self,
@@ -344,6 +373,10 @@ class DetectorSet:
         # credential is ever kept beyond the call that saw it; env values repeat across the
         # Pods of a controller and across replica types, so most lookups on the hot path hit.
         self._clean: set[tuple[str, str]] = set()
+        # the same for whole ConfigMap files (key, text), bounded by their total length: a scan
+        # reads a ConfigMap twice (for its readers' context, then to report it) and the audit
+        # every pass, and a file costs tens of nanoseconds a character to search
+        self._clean_texts = _CleanTexts()
         self._allow: tuple[re.Pattern[str], ...] = tuple(allow)
         self._patterns = _compile_patterns(self._extra) if self._extra else _DEFAULT_PATTERNS
         self._names: dict[str, tuple[NameClass | None, frozenset[int]]] = {}
@@ -362,6 +395,7 @@ class DetectorSet:
         other._allow = self._allow
         other._patterns = self._patterns
         other._clean = self._clean
+        other._clean_texts = self._clean_texts
         other._names = self._names
         other._key = key
         return other
@@ -595,10 +629,15 @@ class DetectorSet:
         if "\n" not in stripped:
             det = self._literal(key, stripped, self._classify(key), REASON_KEY, generic=False)
             return [det] if det is not None else []
+        known = self._clean_texts
+        if (key, text) in known:
+            return []
         found = _Found()
         self._scan_formats(text, found)
         self._scan_headers(text, found)
         self._scan_kv(text, found)
+        if not found.detections:
+            known.add(key, text)
         return found.detections
 
     # -- text and script scanners ------------------------------------------------------------
@@ -634,7 +673,26 @@ class DetectorSet:
 
     def _scan_kv(self, text: str, found: _Found) -> None:
         p = self._patterns
-        for m in p.kv_line.finditer(text):
+        # kv_line tried only on the lines holding a credential word: one scan of the text for
+        # the words instead of the key's lookahead at every line start (a config file of
+        # thousands of lines holds a handful of such keys)
+        low = text.lower()
+        if len(low) == len(text):  # (a few characters lower to two: then offsets would differ)
+            hits = list(p.keyword_lower.finditer(low))
+        else:
+            hits = list(p.keyword.finditer(text))
+        if not hits:
+            return  # no key in the text can be credential-named (JSON and .netrc ones neither)
+        done = -1  # end of the last line tried
+        for k in hits:
+            if k.start() < done:
+                continue
+            start = text.rfind("\n", 0, k.start()) + 1
+            end = text.find("\n", k.end())
+            done = end = len(text) if end < 0 else end
+            m = p.kv_line.match(text, start, end)
+            if m is None:
+                continue
             value, quoted = _clean_text_value(m.group("val"))
             if not quoted and _CODEISH.search(value) is not None:
                 continue
