@@ -33,7 +33,6 @@ from airlock.scan import (
     format_explain,
     format_json,
     format_rule_list,
-    format_sarif,
     format_summary,
     format_text,
     list_inputs,
@@ -172,6 +171,8 @@ def _scan(args: argparse.Namespace) -> int:
     if args.format == "json":
         report = format_json(result)
     elif args.format == "sarif":
+        from airlock.scan.sarif import format_sarif
+
         report = format_sarif(result, RULE_INFO)
     elif args.quiet:
         report = format_summary(result) + "\n"

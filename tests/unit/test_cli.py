@@ -823,3 +823,29 @@ def test_the_controller_without_credentials_says_so_and_exits_2(
     assert code == 2
     assert err.startswith("airlock: error: no usable Kubernetes credentials in ")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif"])
+def test_half_a_surrogate_pair_in_json_input_is_reported_as_the_api_server_reads_it(
+    fmt: str, tmp_path: Path
+) -> None:
+    # "\ud800" escapes a character UTF-8 cannot encode: every report crashed writing it
+    pod = (
+        '{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x\\ud800y", "namespace": '
+        '"d\\uDFFF"}, "spec": {"containers": [{"name": "c\\ud83d\\ude00", "image": "nginx"}]}}'
+    )
+    (tmp_path / "pod.json").write_text(pod)
+    r = subprocess.run(
+        [str(AIRLOCK), "scan", "--format", fmt, "pod.json"],
+        capture_output=True,
+        cwd=tmp_path,
+        check=False,
+        timeout=60,
+    )
+    assert r.returncode == 1, r.stderr
+    out = r.stdout.decode("utf-8")  # valid UTF-8 throughout
+    assert "x\ufffdy" in out
+    if fmt == "json":
+        names = {f["name"] for f in json.loads(out)["findings"]}
+        assert names == {"x\ufffdy"}
+        assert {f["namespace"] for f in json.loads(out)["findings"]} == {"d\ufffd"}

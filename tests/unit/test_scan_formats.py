@@ -21,6 +21,8 @@ from airlock.scan import (
 from airlock.scan.loader import Document
 from airlock.scan.sarif import SECURITY_SEVERITY, artifact_uri, fingerprint
 from airlock.scan.text import format_explain
+from hypothesis import given
+from hypothesis import strategies as st
 
 MANIFEST = """\
 apiVersion: apps/v1
@@ -371,6 +373,35 @@ def test_explain_and_rule_list() -> None:
     listing = format_rule_list(CATALOG.values()).splitlines()
     assert [line.split()[0] for line in listing] == list(CATALOG)
     assert listing[0].split()[1:3] == ["critical", "hardening"]
+
+
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)  # as loaded: no surrogates
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"rule": _TEXT, "message": _TEXT, "line": st.integers(0, 10**6)},
+            optional={
+                "references": st.lists(_TEXT, max_size=2).map(tuple),
+                "namespace": st.none() | _TEXT,
+                "severity": st.sampled_from(list(Severity)),
+                "action": st.sampled_from(list(Action)),
+            },
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_small_and_large_reports_are_encoded_to_the_same_bytes(
+    records: list[dict[str, Any]],
+) -> None:
+    from airlock.scan import jsonfmt
+
+    small = [bytes(p) for p in jsonfmt._encoded(records)]
+    large = [bytes(p) for p in jsonfmt._encoded(records * (jsonfmt.SMALL_REPORT + 1))]
+    assert large[: len(small)] == small
+    assert [json.loads(p) for p in small] == json.loads(json.dumps(records))
 
 
 def test_json_report_is_one_finding_per_line_whatever_the_strings_hold() -> None:

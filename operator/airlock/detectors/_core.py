@@ -12,13 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import hashlib
-import hmac
 import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from airlock.detectors._formats import Hit
@@ -81,6 +78,8 @@ def fingerprint(value: str) -> str:
     (:class:`FingerprintKey`); this unkeyed form is what ``airlock scan`` prints without
     ``--fingerprint-key-file``.
     """
+    import hashlib  # here, not at import: OpenSSL's start-up is a tenth of `airlock scan`'s
+
     return hashlib.sha256(_FP_DOMAIN + value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
@@ -102,6 +101,9 @@ class FingerprintKey:
                 f"the fingerprint key must hold at least {MIN_FINGERPRINT_KEY_BYTES} bytes "
                 "(not counting surrounding whitespace)"
             )
+        import hashlib  # (see fingerprint)
+        import hmac
+
         # The keyed state is computed once; each fingerprint copies it (two compressions).
         self._mac = hmac.new(key, _FP_KEYED_DOMAIN, hashlib.sha256)
 
@@ -109,7 +111,8 @@ class FingerprintKey:
     def read(cls, path: str | os.PathLike[str]) -> FingerprintKey:
         """The key in a file (the chart mounts its Secret); errors name the file, never bytes."""
         try:
-            data = Path(path).read_bytes()
+            with open(path, "rb") as fh:
+                data = fh.read()
         except OSError as exc:
             raise AirlockError(
                 f"cannot read the fingerprint key file {os.fspath(path)}: {exc.strerror}"

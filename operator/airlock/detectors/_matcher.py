@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import json
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -93,6 +92,8 @@ def crc32_token_ok(secret: str) -> bool:
 
 
 def _b64_json(part: str) -> bool:
+    import json  # only for values that look like a JWT: off the start-up
+
     try:
         raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
         return isinstance(json.loads(raw), dict)

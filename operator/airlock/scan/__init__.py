@@ -7,6 +7,8 @@ files.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from airlock.scan.jsonfmt import format_json
 from airlock.scan.loader import (
     MAX_ALIAS_EXPANSION,
@@ -28,8 +30,20 @@ from airlock.scan.result import (
     run_scan,
     scan_inputs,
 )
-from airlock.scan.sarif import format_sarif
 from airlock.scan.text import format_explain, format_rule_list, format_summary, format_text
+
+if TYPE_CHECKING:
+    from airlock.scan.sarif import format_sarif
+
+
+def __getattr__(name: str) -> Any:
+    """``format_sarif`` on first use: hashlib, json and pathlib only for a SARIF report."""
+    if name == "format_sarif":
+        from airlock.scan.sarif import format_sarif
+
+        return format_sarif
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MAX_ALIAS_EXPANSION",

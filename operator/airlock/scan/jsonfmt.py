@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from airlock import __version__
 from airlock.findings import Finding
 from airlock.scan.loader import describe_error
@@ -114,12 +112,24 @@ def _first(row: tuple[tuple[str, int, int, str, str, str], dict[str, Any]]) -> A
     return row[0]
 
 
+SMALL_REPORT = 200
+"""Up to this many findings the standard library encodes the report: importing orjson (with
+the uuid and platform modules it pulls in) costs more than it saves on a small report, and a
+short scan is mostly start-up. Both encoders write the same bytes (a test holds them to it)."""
+
+
 def _encoded(records: list[dict[str, Any]]) -> list[bytes | memoryview]:
-    """Each record encoded, as slices of one encoding of the whole list: thousands of separate
-    ``orjson.dumps`` results kept alive cost ten times the encoding itself (one allocation
-    each). Each record is also encoded alone, freed at once, only to learn its length."""
+    """Each record encoded, compact with sorted keys, without newlines."""
     if not records:
         return []
+    if len(records) <= SMALL_REPORT:
+        encode = _stdlib_encoder().encode
+        return [encode(r).encode() for r in records]
+    import orjson
+
+    # As slices of one encoding of the whole list: thousands of separate ``orjson.dumps``
+    # results kept alive cost ten times the encoding itself (one allocation each). Each record
+    # is also encoded alone, freed at once, only to learn its length.
     dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
     sizes = [len(dumps(r, option=sort)) for r in records]
     whole = memoryview(dumps(records, option=sort))
@@ -133,16 +143,25 @@ def _encoded(records: list[dict[str, Any]]) -> list[bytes | memoryview]:
     return parts
 
 
+def _stdlib_encoder() -> Any:
+    import json
+
+    return json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _summary(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, indent=2)
+
+
 def format_json(result: ScanResult) -> str:
-    """One finding per line: readable and diffable; orjson encodes each (the standard encoder
-    took a tenth of a large scan)."""
+    """One finding per line: readable and diffable."""
     findings = _records(result)
     lines = b",\n    ".join(_encoded(findings))
-    summary = orjson.dumps(
-        summary_record(result), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
-    ).decode()
+    summary = _summary(summary_record(result))
     body = f"[\n    {lines.decode()}\n  ]" if findings else "[]"
     return (
         f'{{\n  "findings": {body},\n  "summary": {summary.replace(chr(10), chr(10) + "  ")},\n'
-        f'  "version": {orjson.dumps(__version__).decode()}\n}}\n'
+        f'  "version": "{__version__}"\n}}\n'
     )

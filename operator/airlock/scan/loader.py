@@ -315,7 +315,34 @@ def _load_file(path: str) -> tuple[list[Document], list[InputError]]:
 def load_text(
     text: str, name: str, *, json_first: bool = False
 ) -> tuple[list[Document], list[InputError]]:
-    """Parse one file's text: JSON when it is JSON, else a YAML stream of documents."""
+    """Parse one file's text: JSON when it is JSON, else a YAML stream of documents.
+
+    A ``\\uD800``-style escape of half a surrogate pair decodes to a character no UTF-8 output
+    can hold; like the API server's JSON decoder, each becomes U+FFFD.
+    """
+    docs, errors = _parse_text(text, name, json_first=json_first)
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        docs = [dataclasses.replace(d, obj=_without_surrogates(d.obj)) for d in docs]
+    return docs, errors
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\(?:u|U0000)[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, Mapping):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    return value
+
+
+def _parse_text(
+    text: str, name: str, *, json_first: bool
+) -> tuple[list[Document], list[InputError]]:
     if json_first or text.lstrip()[:1] in ("{", "["):
         import json  # only for JSON input: a scan of YAML does without it
 
