@@ -416,7 +416,7 @@ def describe_output(tool: str, out: Path) -> tuple[str, int | None]:
     except (OSError, ValueError):
         return "no JSON report", None
     try:
-        if tool == "airlock":
+        if tool.startswith("airlock"):
             s = data["summary"]
             n = sum(v for k, v in s["findings"].items() if k != "exempted")
             return f"{s['objects']} objects, {n} findings", int(s["objects"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from airlock.engine import evaluate
 from airlock.model import load_policy
 from airlock.rules import RULE_INFO
 from airlock.scan import format_json, format_sarif, list_inputs, parallel, scan_inputs
-from airlock.scan.parallel import map_shares, shares
+from airlock.scan.parallel import batches, map_shares
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,24 +26,30 @@ from tests.unit.test_scan_stream import FIXTURES, NOW, POLICY_ENVS, TOKEN, write
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
 
 
-@given(st.lists(st.integers(0, 10_000), max_size=40), st.integers(1, 6))
-def test_shares_cover_every_input_once_in_order(sizes: list[int], jobs: int) -> None:
-    parts = shares(sizes, jobs)
-    assert sorted(i for p in parts for i in p) == list(range(len(sizes)))
-    assert all(p == sorted(p) and p for p in parts)
-    assert len(parts) <= jobs
-    if sizes and len(parts) == jobs:  # no share heavier than the lightest plus the largest input
-        totals = [sum(sizes[i] for i in p) for p in parts]
-        assert max(totals) - min(totals) <= max(sizes)
+@given(st.lists(st.integers(0, 10_000), max_size=60), st.integers(1, 7))
+def test_tasks_cover_every_input_once_largest_first(sizes: list[int], cap: int) -> None:
+    import airlock.scan.parallel as par
+
+    old = par._MAX_TASKS
+    par._MAX_TASKS = cap  # as if the pipe held only this many tasks
+    try:
+        tasks = batches(sizes)
+    finally:
+        par._MAX_TASKS = old
+    assert sorted(i for t in tasks for i in t) == list(range(len(sizes)))
+    assert len(tasks) <= cap
+    weights = [sum(sizes[i] for i in t) for t in tasks]
+    assert weights == sorted(weights, reverse=True)
 
 
 def test_work_runs_in_other_processes_and_comes_back_in_order() -> None:
-    parent = os.getpid()
-    out = map_shares(lambda i: (i, os.getpid()), [parallel.MIN_PARALLEL_BYTES] * 6, 3)
+    def work(i: int) -> tuple[int, int]:
+        time.sleep(0.05)  # long enough that every worker draws some
+        return i, os.getpid()
+
+    out = map_shares(work, [parallel.MIN_PARALLEL_BYTES] * 6, 3)
     assert [i for i, _pid in out] == list(range(6))
-    pids = {pid for _i, pid in out}
-    assert parent in pids
-    assert len(pids) == 3
+    assert len({pid for _i, pid in out}) > 1
 
 
 def test_small_inputs_stay_in_this_process() -> None:

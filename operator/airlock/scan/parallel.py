@@ -3,27 +3,33 @@
 A scan is CPU-bound Python (parsing, rules, detectors), so threads would take turns; processes
 do not. The workers are forked after the context pass, so each starts with the imported modules,
 the compiled policy and the evaluation context already in memory: nothing is pickled on the way
-in. Each worker judges its share of the files (shares are balanced by file size) and writes back
-what a report keeps of them (:class:`~airlock.scan.result.ScanEntry` stubs, never whole
-objects); the parent judges the last share itself while the others run.
+in. The files wait in one pipe, largest first, as 4-byte indices: each worker (the parent is one
+of them) reads the next index when it is free, so a worker that drew heavy files takes fewer of
+them. A child writes back what a report keeps of its files (:class:`~airlock.scan.result.
+ScanEntry` stubs, never whole objects).
 
-Nothing is lost: a worker that fails or dies has its share judged again by the parent, so the
-report is the same as a serial scan's, in the same order. Where ``os.fork`` does not exist, or
-for small inputs where a fork costs more than it saves, the scan stays serial.
+Nothing is lost: the files a worker took and did not hand back (it failed, or was killed) are
+judged again by the parent, so the report is the same as a serial scan's, in the same order.
+Where ``os.fork`` does not exist, or for small inputs where a fork costs more than it saves, the
+scan stays serial.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-__all__ = ["MIN_PARALLEL_BYTES", "default_jobs", "map_shares"]
+__all__ = ["MIN_PARALLEL_BYTES", "default_jobs", "forks", "map_shares"]
 
 MIN_PARALLEL_BYTES = 1 << 18
 """Below this much input (all files together) a scan stays serial: a fork and handing results
 back cost a few milliseconds per worker, judging 256 KB of manifests about 0.1 s."""
+
+_TASK = 4  # bytes per index in the task pipe: reads this small are never split
+_MAX_TASKS = 16_384  # what the pipe's 64 KiB buffer holds, so the parent never blocks filling it
 
 T = TypeVar("T")
 
@@ -39,20 +45,21 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def shares(sizes: Sequence[int], jobs: int) -> list[list[int]]:
-    """Indices of ``sizes`` split into ``jobs`` shares of about the same total size (largest
-    first onto the lightest share), each share in input order."""
-    import heapq
+def batches(sizes: Sequence[int]) -> list[list[int]]:
+    """The tasks: indices of ``sizes`` largest first, one per task, or grouped (neighbours
+    together) when there are more inputs than the task pipe holds."""
+    n = len(sizes)
+    if not n:
+        return []
+    per = -(-n // _MAX_TASKS)  # ceiling
+    groups = [list(range(i, min(i + per, n))) for i in range(0, n, per)]
+    groups.sort(key=lambda g: -sum(sizes[i] for i in g))
+    return groups
 
-    heap = [(0, j) for j in range(jobs)]
-    out: list[list[int]] = [[] for _ in range(jobs)]
-    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
-        total, j = heapq.heappop(heap)
-        out[j].append(i)
-        heapq.heappush(heap, (total + sizes[i], j))
-    for share in out:
-        share.sort()
-    return [s for s in out if s]
+
+def forks(sizes: Sequence[int], jobs: int) -> bool:
+    """Whether :func:`map_shares` would use more than this process."""
+    return jobs > 1 and len(sizes) > 1 and sum(sizes) >= MIN_PARALLEL_BYTES and hasattr(os, "fork")
 
 
 def map_shares(work: Callable[[int], T], sizes: Sequence[int], jobs: int) -> list[T]:
@@ -63,50 +70,63 @@ def map_shares(work: Callable[[int], T], sizes: Sequence[int], jobs: int) -> lis
     than :data:`MIN_PARALLEL_BYTES`, or when the platform cannot fork.
     """
     n = len(sizes)
-    if jobs <= 1 or n < 2 or sum(sizes) < MIN_PARALLEL_BYTES or not hasattr(os, "fork"):
+    if not forks(sizes, jobs):
         return [work(i) for i in range(n)]
     import pickle  # what a worker hands back; with signal, only imported by a scan that forks
     import signal
 
-    parts = shares(sizes, min(jobs, n))
+    tasks = batches(sizes)
+    task_r, task_w = os.pipe()
+    os.write(task_w, b"".join(t.to_bytes(_TASK, "little") for t in range(len(tasks))))
+    os.close(task_w)  # every index is in the pipe: an empty read means no work is left
     sys.stdout.flush()
     sys.stderr.flush()
-    children: list[tuple[int, int, list[int]]] = []  # (pid, read end, share)
-    for share in parts[:-1]:
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: judge its share, hand it back, leave without cleanup
-            os.close(r)
-            code = 0
-            try:
-                data = pickle.dumps([work(i) for i in share], pickle.HIGHEST_PROTOCOL)
-                with os.fdopen(w, "wb") as out:
-                    out.write(data)
-            except BaseException:  # the parent judges this share again and reports
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(w)
-        children.append((pid, r, share))
+    children: list[tuple[int, int]] = []  # (pid, read end of its results)
     try:
-        results: dict[int, T] = {i: work(i) for i in parts[-1]}
+        for _ in range(min(jobs, len(tasks)) - 1):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: judge what it draws, hand it back, leave without cleanup
+                os.close(r)
+                code = 0
+                try:
+                    data = pickle.dumps(_drain(task_r, tasks, work), pickle.HIGHEST_PROTOCOL)
+                    with os.fdopen(w, "wb") as out:
+                        out.write(data)
+                except BaseException:  # its files are judged again by the parent
+                    code = 1
+                finally:
+                    os._exit(code)
+            os.close(w)
+            children.append((pid, r))
+        results = _drain(task_r, tasks, work)
     except BaseException:
-        for pid, r, _share in children:
+        for pid, r in children:
             os.close(r)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         raise
-    for pid, r, share in children:
+    finally:
+        os.close(task_r)
+    for pid, r in children:
         with os.fdopen(r, "rb") as pipe:
             data = pipe.read()
         _, status = os.waitpid(pid, 0)
-        got: list[T] | None = None
         if os.waitstatus_to_exitcode(status) == 0:
-            try:
-                got = pickle.loads(data)  # noqa: S301 - our own forked child wrote it
-            except Exception:
-                got = None
-        if got is None or len(got) != len(share):
-            got = [work(i) for i in share]
-        results.update(zip(share, got, strict=True))
+            with contextlib.suppress(Exception):  # what is missing is judged below
+                results.update(pickle.loads(data))  # noqa: S301 - our own forked child wrote it
+    for i in range(n):
+        if i not in results:  # a worker took it and failed or died
+            results[i] = work(i)
     return [results[i] for i in range(n)]
+
+
+def _drain(tasks_fd: int, tasks: list[list[int]], work: Callable[[int], T]) -> dict[int, T]:
+    """Judge task after task drawn from the pipe until it is empty."""
+    done: dict[int, T] = {}
+    while True:
+        raw = os.read(tasks_fd, _TASK)
+        if len(raw) < _TASK:  # empty (a 4-byte read of 4-byte writes is never split)
+            return done
+        for i in tasks[int.from_bytes(raw, "little")]:
+            done[i] = work(i)

@@ -38,7 +38,7 @@ from airlock.scan.loader import (
     read_text,
     resolved,
 )
-from airlock.scan.parallel import map_shares
+from airlock.scan.parallel import forks, map_shares
 from airlock.state import EvalContext
 
 if TYPE_CHECKING:  # pydantic models: imported only when a policy or an exception is read
@@ -298,7 +298,13 @@ def scan_inputs(
             _judge(part, docs, ctx, evaluate)
             return part.entries, part.errors
 
-        for entries, errors in map_shares(judged, [s.size for s in inputs], jobs):
+        sizes = [s.size for s in inputs]
+        if forks(sizes, jobs):
+            # PyYAML (the exact path some file of a large input takes) imported once, before
+            # the workers fork, instead of in each of them
+            from airlock.scan import exactyaml  # noqa: F401
+
+        for entries, errors in map_shares(judged, sizes, jobs):
             result.errors.extend(errors)
             result.entries.extend(entries)
         result.entries.sort(key=_entry_key)
