@@ -1018,3 +1018,28 @@ def test_configmap_files_known_clean_are_not_searched_again_and_credentials_neve
     for n in range(5):
         d.check_text(f"f{n}.yaml", clean)
     assert d._clean_texts._chars <= len(clean) * 2
+
+
+def test_clean_command_lines_are_remembered_and_credentials_never_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = DetectorSet()
+    seen: list[tuple[str, ...]] = []
+    real = DetectorSet._check_args
+
+    def counting(self: DetectorSet, args: tuple[str, ...]) -> list[tuple[int, Detection]]:
+        seen.append(args)
+        return real(self, args)
+
+    monkeypatch.setattr(DetectorSet, "_check_args", counting)
+    clean = ["torchrun", "--nproc-per-node=4", "--config", "/etc/train/config.yaml"]
+    leaky = ["psql", "--password", "Zq" + "9rT4vX2m", "--host", "db"]
+    for _ in range(3):
+        assert d.check_args(clean) == []
+        assert [i for i, _d in d.check_args(leaky)] == [2]
+    assert seen.count(tuple(clean)) == 1
+    assert seen.count(tuple(leaky)) == 3
+    assert not any("Zq" + "9rT4vX2m" in line for line in d._clean_args)
+    # the same answer whether the list is new or remembered, through the keyed view too
+    assert d.keyed(None).check_args(clean) == []
+    assert seen.count(tuple(clean)) == 1

@@ -335,7 +335,16 @@ class DetectorSet:
     changes after construction is the memo of name classifications, which is a pure cache.
     """
 
-    __slots__ = ("_allow", "_clean", "_clean_texts", "_extra", "_key", "_names", "_patterns")
+    __slots__ = (
+        "_allow",
+        "_clean",
+        "_clean_args",
+        "_clean_texts",
+        "_extra",
+        "_key",
+        "_names",
+        "_patterns",
+    )
 
     def __init__(
         self,
@@ -380,6 +389,8 @@ class DetectorSet:
         # reads a ConfigMap twice (for its readers' context, then to report it) and the audit
         # every pass, and a file costs tens of nanoseconds a character to search
         self._clean_texts = _CleanTexts()
+        # and whole command lines (a container's args recur in every Pod of its controller)
+        self._clean_args: set[tuple[str, ...]] = set()
         self._allow: tuple[re.Pattern[str], ...] = tuple(allow)
         self._patterns = _compile_patterns(self._extra) if self._extra else _DEFAULT_PATTERNS
         self._names: dict[str, tuple[NameClass | None, frozenset[int]]] = {}
@@ -399,6 +410,7 @@ class DetectorSet:
         other._patterns = self._patterns
         other._clean = self._clean
         other._clean_texts = self._clean_texts
+        other._clean_args = self._clean_args
         other._names = self._names
         other._key = key
         return other
@@ -577,6 +589,17 @@ class DetectorSet:
         ``-pVALUE`` is a password only when the same list runs a MySQL client (elsewhere ``-p``
         is a port or a path). Arguments containing whitespace are scripts (``sh -c``).
         """
+        line = tuple(args)
+        if line in self._clean_args:
+            return []
+        out = self._check_args(line)
+        if not out and sum(map(len, line)) <= _CLEAN_MAX_LEN:
+            if len(self._clean_args) >= _CLEAN_MAX_ENTRIES:
+                self._clean_args.clear()
+            self._clean_args.add(line)
+        return out
+
+    def _check_args(self, args: tuple[str, ...]) -> list[tuple[int, Detection]]:
         out: list[tuple[int, Detection]] = []
         mysql = any(_MYSQL.search(a) is not None for a in args if "mysql" in a)
         skip = -1
