@@ -51,9 +51,11 @@ class Scope:
     env: CompiledEnvironment
     namespace: str | None
     _envs: dict[int, tuple[tuple[int, str, str], ...]] = field(default_factory=dict)
-    # what a rule concluded about one literal value, by rule and value: the same values recur in
-    # every container and replica type of a pod (see Scope.remember)
-    memo: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # what the cross-environment rules concluded about a literal value (the Services it names
+    # in other environments; its storage URIs out of bounds): the same values recur in every
+    # container and replica type of a pod. Held for one evaluation, like the object itself.
+    hosts: dict[str, Any] = field(default_factory=dict)
+    uris: dict[str, Any] = field(default_factory=dict)
 
     def literal_env(self, c: ContainerView) -> tuple[tuple[int, str, str], ...]:
         """``(index, name, value)`` of every env entry of ``c`` with a literal string value."""

@@ -213,10 +213,9 @@ def _foreign_hosts(value: str, scope: Scope) -> Iterator[tuple[str, str, str]]:
 
 def _foreign_in(value: str, scope: Scope) -> tuple[tuple[str, str, str], ...]:
     """``_foreign_hosts`` of a value, once per value and evaluation."""
-    key = ("service-reference", value)
-    found = scope.memo.get(key)
+    found = scope.hosts.get(value)
     if found is None:
-        found = scope.memo[key] = tuple(_foreign_hosts(value, scope))
+        found = scope.hosts[value] = tuple(_foreign_hosts(value, scope))
     return found
 
 
@@ -338,11 +337,10 @@ def _uri_problem(uri: str, scope: Scope) -> str | None:
 def _uri_problems(value: str, scope: Scope) -> tuple[tuple[str, str], ...]:
     """``(uri, problem)`` of each storage URI in ``value`` out of bounds, once per value and
     evaluation."""
-    key = ("model-source", value)
-    found = scope.memo.get(key)
+    found = scope.uris.get(value)
     if found is None:
         problems = ((uri, _uri_problem(uri, scope)) for uri, _at in storage_uris(value))
-        found = scope.memo[key] = tuple((u, p) for u, p in problems if p)
+        found = scope.uris[value] = tuple((u, p) for u, p in problems if p)
     return found
 
 
