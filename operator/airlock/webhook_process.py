@@ -24,7 +24,6 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from time import monotonic
 from typing import Any, Final
 
 from airlock.admission.server import run_webhook
@@ -42,7 +41,7 @@ from airlock.controller.kube import Kube, api_client
 from airlock.controller.watch import run_watchers
 from airlock.detectors import FingerprintKey
 from airlock.errors import AirlockError, KubeError
-from airlock.registry import ImageResolver, Keychain, RegistryClient
+from airlock.registry import ImageResolver, Keychain, LookupCache, RegistryClient
 
 __all__ = [
     "KubePullSecrets",
@@ -241,26 +240,35 @@ def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
 _log = logging.getLogger(__name__)
 
 _PULL_SECRET_TTL: Final = 30.0
+_PULL_SECRET_ENTRIES: Final = 1024
 
 
 class KubePullSecrets:
     """Pull Secrets through the Kubernetes API: the pod's ``imagePullSecrets``, then its
     ServiceAccount's, as kubelet uses them. Answers are kept ``ttl`` seconds per (namespace,
-    names, ServiceAccount), so a Deployment's fifty pods cost one read. A Secret's content is
-    never logged; a Secret that is missing or unreadable is skipped (kubelet skips it too)."""
+    names, ServiceAccount), and concurrent admissions wait for one read, so a Deployment's fifty
+    pods cost one. A failed read is not kept. A Secret's content is never logged; a Secret that
+    is missing or unreadable is skipped (kubelet skips it too)."""
 
     def __init__(self, kube: Kube, *, ttl: float = _PULL_SECRET_TTL) -> None:
         self.kube = kube
-        self.ttl = ttl
-        self._cache: dict[tuple[str, tuple[str, ...], str], tuple[float, Keychain]] = {}
+        self._cache: LookupCache[tuple[str, tuple[str, ...], str], Keychain] = LookupCache(
+            ttl=ttl, failure_ttl=0, max_entries=_PULL_SECRET_ENTRIES
+        )
 
     async def keychain(
         self, namespace: str, secret_names: Sequence[str], service_account: str
     ) -> Keychain:
-        key = (namespace, tuple(secret_names), service_account)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > monotonic():
-            return hit[1]
+        names = tuple(secret_names)
+        found, _cached = await self._cache.get(
+            (namespace, names, service_account),
+            lambda: self._read(namespace, names, service_account),
+        )
+        return found
+
+    async def _read(
+        self, namespace: str, secret_names: tuple[str, ...], service_account: str
+    ) -> Keychain:
         names = list(secret_names)
         try:
             account = await self.kube.call(
@@ -284,11 +292,7 @@ class KubePullSecrets:
                     continue
                 raise
             secrets.append((secret.type or "", secret.data or {}))
-        keychain = Keychain.from_secrets(secrets)
-        if len(self._cache) > 1024:
-            self._cache.clear()
-        self._cache[key] = (monotonic() + self.ttl, keychain)
-        return keychain
+        return Keychain.from_secrets(secrets)
 
 
 def supply_chain(settings: WebhookSettings, *, kubeconfig: str | None) -> SupplyChain:
