@@ -96,6 +96,29 @@ def test_tag_of_a_single_manifest_resolves_to_that_manifest(registries: Registri
     assert digest == fetched == image.digest == image.manifests[0]
 
 
+def test_a_token_serves_its_repository_until_it_expires_and_no_other(
+    registries: Registries,
+) -> None:
+    pusher = registries.pusher("public")
+    pusher.image("team/reuse", "1.0")
+    pusher.image("team/reuse", "2.0")
+    pusher.image("team/other", "1.0")
+    host = registries.public.host
+    before = len(registries.tokens.issued)
+
+    async def three(r: ImageResolver) -> None:
+        await r.client.manifest(host, "team/reuse", "1.0")
+        await r.client.manifest(host, "team/reuse", "2.0")  # the same repository: its token
+        await r.client.manifest(host, "team/other", "1.0")  # another scope: a token of its own
+
+    run(three, resolver_for(registries))
+    issued = registries.tokens.issued[before:]
+    assert [i["scopes"] for i in issued] == [
+        ["repository:team/reuse:pull"],
+        ["repository:team/other:pull"],
+    ]
+
+
 def test_unknown_tag_is_not_found(registries: Registries) -> None:
     ref = parse_image(f"{registries.public.host}/team/single:does-not-exist")
     with pytest.raises(RegistryError) as err:

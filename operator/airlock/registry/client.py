@@ -98,7 +98,7 @@ class RegistryClient:
 
     ``system_ca_file`` adds a CA file to the system's trust for every registry (tests; a
     cluster's private CA is better given per registry in the policy). Tokens are cached per
-    (realm, service, scope, credential).
+    (registry host, repository scope, pull credential) until they expire.
     """
 
     def __init__(
@@ -113,7 +113,9 @@ class RegistryClient:
         self._configs: Mapping[str, RegistryConfig] = dict(configs or {})
         self._contexts: dict[str | None, ssl.SSLContext] = {}
         self._session: aiohttp.ClientSession | None = None
-        self._tokens: dict[tuple[str, str, str, str], tuple[float, str]] = {}
+        # (host, scope, identity) -> (expires, token): the token that answered the last
+        # challenge for that repository and pull Secret
+        self._tokens: dict[tuple[str, str, str], tuple[float, str]] = {}
         self._basic: set[str] = set()  # hosts that answered with a Basic challenge
 
     # -- configuration ---------------------------------------------------------------------------
@@ -341,13 +343,10 @@ class RegistryClient:
     def _auth_header(
         self, endpoint: Endpoint, repository: str, credential: Credential | None
     ) -> str | None:
-        now = monotonic()
         ident = credential.identity if credential is not None else "-"
-        for (host, scope, who, _), (expires, token) in list(self._tokens.items()):
-            if expires <= now:
-                continue
-            if host == endpoint.host and scope == _scope(repository) and who == ident:
-                return f"Bearer {token}"
+        hit = self._tokens.get((endpoint.host, _scope(repository), ident))
+        if hit is not None and hit[0] > monotonic():
+            return f"Bearer {hit[1]}"
         if credential is not None and endpoint.host in self._basic:
             return _basic(credential)
         return None
@@ -421,7 +420,7 @@ class RegistryClient:
             float(expires_in) if isinstance(expires_in, int | float) else 60.0, _TOKEN_MAX_TTL
         )
         ident = credential.identity if credential is not None else "-"
-        key = (endpoint.host, _scope(repository), ident, realm)
+        key = (endpoint.host, _scope(repository), ident)
         self._tokens[key] = (monotonic() + max(ttl - 5.0, 1.0), token)
         if len(self._tokens) > 4096:  # expired ones go first, then the oldest
             now = monotonic()
