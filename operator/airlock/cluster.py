@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from airlock.errors import PolicyError
 from airlock.findings import Action
@@ -43,7 +43,10 @@ from airlock.model import (
     load_policy,
 )
 from airlock.rbac import Binding, RolePowers, is_rbac, read_binding, role_powers
-from airlock.state import CompiledPolicy, EvalContext
+from airlock.state import CompiledPolicy, EvalContext, PolicyKeyer
+
+if TYPE_CHECKING:
+    from airlock.detectors import FingerprintKey
 
 __all__ = [
     "ABSENT_POLICY",
@@ -194,8 +197,10 @@ class ClusterState:
     """Policy, namespaces, exceptions and isolation, with a cached evaluation context.
 
     ``required`` names the initial listings that must be marked synced before :attr:`ready`.
-    ``clock`` exists for tests of expiry (the default is the wall clock, in UTC). Not
-    thread-safe: one event loop writes and reads it.
+    ``clock`` exists for tests of expiry (the default is the wall clock, in UTC). With a
+    ``fingerprint_key`` (the installation's, from ``--fingerprint-key-file``) the policy in force
+    keys the fingerprints of detected credentials. Not thread-safe: one event loop writes and
+    reads it.
     """
 
     def __init__(
@@ -204,8 +209,10 @@ class ClusterState:
         *,
         required: Iterable[SyncKind] = ("policy", "namespaces", "exceptions"),
         clock: Callable[[], datetime] = utcnow,
+        fingerprint_key: FingerprintKey | None = None,
     ) -> None:
         self.tracker = PolicyTracker(policy_name)
+        self._keyer = PolicyKeyer(fingerprint_key)
         self._required = frozenset(required)
         unknown = self._required - SYNC_KINDS
         if unknown:
@@ -252,7 +259,8 @@ class ClusterState:
 
     @property
     def policy(self) -> CompiledPolicy:
-        return self.tracker.in_force.compiled
+        """The compiled policy in force (keyed, when the state has a fingerprint key)."""
+        return self._keyer(self.tracker.in_force.compiled)
 
     @property
     def spec(self) -> PolicySpec:

@@ -21,7 +21,6 @@ from airlock import metrics
 from airlock.cluster import SYNC_KINDS, ClusterState, SyncKind, utcnow
 from airlock.detectors import FingerprintKey
 from airlock.errors import PolicyError
-from airlock.state import CompiledPolicy, PolicyKeyer
 
 __all__ = ["SYNC_KINDS", "StateStore", "SyncKind"]
 
@@ -31,7 +30,8 @@ class StateStore(ClusterState):
 
     ``set_policy`` and ``set_exception`` return the object's validation error (None when it was
     adopted), for the watch handlers' logs. With a ``fingerprint_key`` (the installation's, from
-    ``--fingerprint-key-file``), the policy every request is judged by keys its fingerprints.
+    ``--fingerprint-key-file``), the policy every request is judged by keys its fingerprints
+    (see :class:`~airlock.cluster.ClusterState`).
     """
 
     def __init__(
@@ -42,13 +42,9 @@ class StateStore(ClusterState):
         clock: Callable[[], datetime] = utcnow,
         fingerprint_key: FingerprintKey | None = None,
     ) -> None:
-        super().__init__(policy_name, required=required, clock=clock)
-        self._keyer = PolicyKeyer(fingerprint_key)
-
-    @property
-    def policy(self) -> CompiledPolicy:
-        """The compiled policy in force, its fingerprints keyed with the installation's key."""
-        return self._keyer(super().policy)
+        super().__init__(
+            policy_name, required=required, clock=clock, fingerprint_key=fingerprint_key
+        )
 
     def set_policy(self, obj: Mapping[str, Any]) -> PolicyError | None:
         """Observe a BaselinePolicy; its validation error, or None when it validates (or is

@@ -56,6 +56,7 @@ from typing import Any, Final
 
 from airlock import metrics
 from airlock.cluster import ClusterState
+from airlock.detectors import FingerprintKey
 from airlock.engine import Verdict, evaluate
 from airlock.findings import Action, Severity
 from airlock.model import PolicySpec
@@ -469,12 +470,15 @@ class Auditor:
         policy_name: str = "default",
         *,
         clock: Callable[[], datetime] = _utcnow,
+        fingerprint_key: FingerprintKey | None = None,
     ) -> None:
         self.policy_name = policy_name
         self._clock = clock
         # the same picture of the cluster, with the same rules for what is in force, as the
-        # webhook's (airlock.cluster)
-        self.state = ClusterState(policy_name, required=(), clock=clock)
+        # webhook's (airlock.cluster), and the same fingerprint key
+        self.state = ClusterState(
+            policy_name, required=(), clock=clock, fingerprint_key=fingerprint_key
+        )
         self._entries: dict[str, _Entry] = {}
         self._children: dict[str, set[str]] = {}
         self._by_namespace: dict[str, set[str]] = {}

@@ -40,7 +40,6 @@ from typing import Any
 import kopf
 from kubernetes import client
 
-from airlock.cluster import ClusterState
 from airlock.controller import reports as _reports
 from airlock.controller.audit import (
     AUDITED_RESOURCES,
@@ -68,7 +67,6 @@ from airlock.controller.watch import Watched, feed, register_cluster_feed
 from airlock.detectors import FingerprintKey
 from airlock.errors import KubeError
 from airlock.model import API_GROUP
-from airlock.state import CompiledPolicy, PolicyKeyer
 
 __all__ = ["Compliance", "ComplianceSettings", "register_compliance"]
 
@@ -144,23 +142,6 @@ class ComplianceSettings:
         )
 
 
-class _KeyedState(ClusterState):
-    """The audit's cluster state, judging with the installation's fingerprint key.
-
-    Put in place of the auditor's state while it is still empty (before anything is fed).
-    """
-
-    def __init__(
-        self, policy_name: str, *, clock: Callable[[], datetime], fingerprint_key: FingerprintKey
-    ) -> None:
-        super().__init__(policy_name, required=(), clock=clock)
-        self._keyer = PolicyKeyer(fingerprint_key)
-
-    @property
-    def policy(self) -> CompiledPolicy:
-        return self._keyer(super().policy)
-
-
 def _meta(body: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = body.get("metadata")
     return meta if isinstance(meta, Mapping) else {}
@@ -190,10 +171,10 @@ class Compliance:
         self.kube = kube
         self.leading = leading
         self.clock = clock
-        self.auditor = Auditor(settings.policy_name, clock=clock)
+        key = None
         if settings.fingerprint_key_file:
             key = FingerprintKey.read(settings.fingerprint_key_file)
-            self.auditor.state = _KeyedState(settings.policy_name, clock=clock, fingerprint_key=key)
+        self.auditor = Auditor(settings.policy_name, clock=clock, fingerprint_key=key)
         self.reports = ReportWriter(
             kube,
             policy_name=settings.policy_name,
