@@ -125,6 +125,17 @@ def write_values(path: Path, data: dict[str, Any]) -> str:
     return str(path)
 
 
+def answers_through_the_service(node: NodeCluster, namespace: str) -> bool | None:
+    """The webhook judged a server-side dry run through its Service. A Deployment is Ready a
+    moment before kube-proxy routes its Service (the API server meanwhile gets "connection
+    refused"): this is the moment a user's first Pod is judged."""
+    probe = pod_body("answer-probe", "docker.io/library/busybox:latest", hardened=False)
+    proc = node.kubectl(
+        "create", "--dry-run=server", "-n", namespace, "-f", "-", stdin=json.dumps(probe)
+    )
+    return True if 'admission webhook "pods.validate.airlock.dev"' in proc.stderr else None
+
+
 def deployment_ready(apps: client.AppsV1Api, name: str) -> bool | None:
     dep = apps.read_namespaced_deployment(name, NAMESPACE)
     want = dep.spec.replicas or 0
@@ -209,6 +220,9 @@ def installed(
     poll(lambda: deployment_ready(apps, "airlock-controller"), "the controller Ready", 240)
     took = time.monotonic() - began
     say(f"helm install to webhook and controller Ready: {took:.1f} s")
+    poll(lambda: answers_through_the_service(node_cluster, prod), "the webhook's Service", 60)
+    answering = time.monotonic() - began
+    say(f"helm install to the webhook answering through its Service: {answering:.1f} s")
     yield Installed(node_cluster, helm, vfile, dev, prod, took, api)
     helm("uninstall", RELEASE, "--namespace", NAMESPACE, check=False)
     for ns in (dev, prod):
