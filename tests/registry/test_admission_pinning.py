@@ -164,6 +164,30 @@ def test_deployment_is_pinned_and_pinned_images_are_left_alone(
     assert len(json.loads(base64.b64decode(answer["response"]["patch"]))) == 1
 
 
+def test_a_running_pods_ephemeral_container_is_pinned_and_only_its_image_looked_up(
+    registries: Registries, serve: Any
+) -> None:
+    pusher = registries.pusher("public")
+    pusher.image("team/running", "1.0")
+    debug = pusher.image("team/debug", "0.3")
+    host = registries.public.host
+    old = pod("ml-dev", f"{host}/team/running:1.0")
+    new = copy.deepcopy(old)
+    new["spec"]["ephemeralContainers"] = [clean_container("debugger", f"{host}/team/debug:0.3")]
+    before = len(registries.tokens.issued)
+    answer = serve(policy(registries)).post_review(
+        "/mutate", admission_review(new, operation="UPDATE", old=old)
+    )
+    result = patched(answer, new)
+    assert result["spec"]["ephemeralContainers"][0]["image"] == (
+        f"{host}/team/debug:0.3@{debug.digest}"
+    )
+    assert result["spec"]["containers"] == new["spec"]["containers"]  # cannot change: untouched
+    # the running container's image was not even looked up
+    scopes = [i["scopes"] for i in registries.tokens.issued[before:]]
+    assert scopes == [["repository:team/debug:pull"]]
+
+
 def test_pinning_off_asks_no_registry(registries: Registries, serve: Any) -> None:
     registries.pusher("public").image("team/quiet", "1.0")
     pol = policy(registries)

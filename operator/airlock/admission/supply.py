@@ -120,11 +120,16 @@ class SupplyChain:
             return None
         self.resolver.configure(spec)
         wl = discover(obj)
+        # pinning a running Pod (its ephemeral containers' update): only those can change, and
+        # only their pins are kept, so only their images are looked up
+        only_ephemeral = pin and kind.get("kind") == "Pod" and request.get("operation") == "UPDATE"
         images: dict[str, ImageRef] = {}
         secret_names: list[str] = []
         service_account = "default"
         for pod in wl.pod_specs:
             for c in pod.containers:
+                if only_ephemeral and c.group != "ephemeralContainers":
+                    continue
                 image = c.container.get("image")
                 if isinstance(image, str) and image and image not in images:
                     try:
