@@ -166,7 +166,7 @@ class TextLines:
     the sibling with a given key at a given indentation, the n-th dash of a sequence.
     """
 
-    __slots__ = ("_doc", "_steps", "end", "first", "lines", "prefix")
+    __slots__ = ("_doc", "_steps", "_walks", "end", "first", "lines", "prefix")
 
     def __init__(
         self, lines: Sequence[str], first: int, end: int, prefix: tuple[str | int, ...] = ()
@@ -177,6 +177,9 @@ class TextLines:
         self.prefix = prefix
         self._doc: str | None = None
         self._steps: dict[tuple[int, int, str | int], tuple[int, _Node | None] | None] = {}
+        # where earlier walks stood after each prefix of their path: findings of one object
+        # share long prefixes (spec.template.spec.containers[0]…), so a walk resumes there
+        self._walks: dict[tuple[str | int, ...], tuple[int, _Node | None]] = {}
 
     def item(self, index: int) -> TextLines:
         return TextLines(self.lines, self.first, self.end, (*self.prefix, "items", index))
@@ -194,9 +197,21 @@ class TextLines:
         when a name is not a key, it is joined with the names after it until one is.
         """
         path = (*self.prefix, *tokens)
-        node: _Node | None = (0, self.first, _indent(self.lines[self.first]))
-        found = self.first
-        i, n = 0, len(path)
+        n = len(path)
+        walks = self._walks
+        i = n - 1
+        hit = None
+        while i > 0 and (hit := walks.get(path[:i])) is None:
+            i -= 1
+        node: _Node | None
+        if hit is not None:
+            found, node = hit
+            if node is not None and node[2] == _FLOW:  # below a one-line flow: on its line
+                return node[1]
+        else:
+            i = 0
+            node = (0, self.first, _indent(self.lines[self.first]))
+            found = self.first
         while i < n and node is not None:
             token = path[i]
             step = self._step(node, token)
@@ -208,6 +223,7 @@ class TextLines:
                 break
             i = j
             found, node = step
+            walks[path[:i]] = step
             if node is not None and node[2] == _FLOW:
                 if i < n:  # inside a one-line flow collection: everything is on its line
                     found = node[1]
