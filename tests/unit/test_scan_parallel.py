@@ -109,3 +109,9 @@ def test_parallel_scan_reports_what_the_serial_scan_reports(
         assert TOKEN not in json.dumps(forked)
         # context from a later file reached a workload judged in another process
         assert any(f["rule"] == "plaintext-secret-configmap" for f in forked[0]["findings"])
+
+
+def test_more_inputs_than_the_task_pipe_holds_are_grouped_and_all_judged() -> None:
+    n = 3 * parallel._MAX_TASKS + 7
+    out = map_shares(lambda i: i * 2, [parallel.MIN_PARALLEL_BYTES // n + 1] * n, 2)
+    assert out == [i * 2 for i in range(n)]

@@ -29,7 +29,10 @@ MIN_PARALLEL_BYTES = 1 << 18
 back cost a few milliseconds per worker, judging 256 KB of manifests about 0.1 s."""
 
 _TASK = 4  # bytes per index in the task pipe: reads this small are never split
-_MAX_TASKS = 16_384  # what the pipe's 64 KiB buffer holds, so the parent never blocks filling it
+# A write of at most PIPE_BUF (4 KiB) into an empty pipe never blocks, even where the system
+# gives new pipes a single page (a user over fs.pipe-user-pages-soft): so at most 1,024 tasks,
+# neighbouring files grouped when there are more
+_MAX_TASKS = 4096 // _TASK
 
 T = TypeVar("T")
 
