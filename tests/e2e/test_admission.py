@@ -941,6 +941,12 @@ def test_deployment_admitted_but_its_pods_denied_by_the_pod_check(
         )
     finally:
         rig.airlock.start_webhook()
+    # The ReplicaSet controller retries a failed create with exponential backoff, which grows
+    # past the wait below when the webhook was down long (a loaded machine). A change to the
+    # ReplicaSet syncs it at once, as kubectl's edits do.
+    rig.apps.patch_namespaced_replica_set(
+        rs, ns, {"metadata": {"annotations": {"airlock.test/nudge": str(time.monotonic())}}}
+    )
 
     def airlock_denial() -> str | None:
         return next((m for m in _events(rig, ns, rs) if "airlock denied Pod" in m), None)
