@@ -12,7 +12,6 @@ import json
 import random
 import re
 import string
-import zlib
 from collections.abc import Callable
 
 import pytest
@@ -21,10 +20,11 @@ from airlock.detectors._matcher import compiled, crc32_token_ok, iter_hits, jwt_
 from airlock.detectors._providers import RULES
 from airlock.detectors._table import ProviderRule
 
+from tests.support.tokens import crc_token
+
 _rng = random.Random(11)  # noqa: S311 - synthetic test data, not keys
 ALNUM = string.ascii_letters + string.digits
 HEXL = "0123456789abcdef"
-B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _PLACEHOLDERISH = re.compile(r"(?i)example|placeholder|dummy|fake|redacted|changeme|your")
 
 
@@ -50,12 +50,7 @@ def chars(alphabet: str) -> str:
 
 
 def crc(prefix: str) -> str:
-    body = rnd(30)
-    n, check = zlib.crc32(body.encode()), ""
-    while n:
-        n, r = divmod(n, 62)
-        check = B62[r] + check
-    return prefix + body + check.rjust(6, "0")
+    return crc_token(prefix, rnd(30))
 
 
 _TAIL = re.compile(r"^(?P<lit>\\?[^\[\\]?)\[(?P<cls>[^\]]+)\]\{(?P<n>\d+)\}$")

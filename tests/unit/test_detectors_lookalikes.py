@@ -11,16 +11,16 @@ import base64
 import json
 import random
 import string
-import zlib
 
 import pytest
 from airlock.detectors import DEFAULT_DETECTORS as D
 from airlock.detectors._matcher import iter_hits, lookalike
 from airlock.detectors._values import is_dotted_name, is_filler, is_placeholder, is_words
 
+from tests.support.tokens import crc_token
+
 _rng = random.Random(47)  # noqa: S311 - synthetic test data, not keys
 ALNUM = string.ascii_letters + string.digits
-B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 B64 = ALNUM + "+/"
 HEXL = "0123456789abcdef"
 
@@ -34,12 +34,7 @@ def rnd(n: int, alphabet: str = ALNUM) -> str:
 
 
 def crc(prefix: str) -> str:
-    body = rnd(30)
-    n, check = zlib.crc32(body.encode()), ""
-    while n:
-        n, r = divmod(n, 62)
-        check = B62[r] + check
-    return prefix + body + check.rjust(6, "0")
+    return crc_token(prefix, rnd(30))
 
 
 def rule_ids(text: str) -> set[str]:

@@ -18,11 +18,13 @@ __all__ = ["finding_record", "format_json", "summary_record"]
 
 
 def finding_record(entry: ScanEntry, f: Finding) -> dict[str, Any]:
+    """One finding as the report writes it (severity and action are string enums, references
+    a tuple: both JSON encoders write them as strings and a list)."""
     doc = entry.document
     record: dict[str, Any] = {
         "rule": f.rule,
-        "severity": f.severity.value,
-        "action": f.action.value,
+        "severity": f.severity,
+        "action": f.action,
         "kind": f.kind,
         "namespace": f.namespace,
         "name": f.name,
@@ -30,7 +32,7 @@ def finding_record(entry: ScanEntry, f: Finding) -> dict[str, Any]:
         "message": f.message,
         "fix": f.fix,
         "family": f.family,
-        "references": list(f.references),
+        "references": f.references,
         "environment": entry.verdict.environment,
         "file": doc.file,
         "document": doc.index,
@@ -58,52 +60,16 @@ def summary_record(result: ScanResult) -> dict[str, Any]:
     }
 
 
-def _order(record: dict[str, Any]) -> tuple[str, int, int, str, str, str]:
-    return (
-        record["file"],
-        record["document"],
-        record.get("item", -1),
-        record["path"],
-        record["rule"],
-        record.get("exempted_by") or "",
-    )
-
-
 def _records(result: ScanResult) -> list[dict[str, Any]]:
-    """Every finding's record in report order, built without the per-finding overhead of
-    :func:`finding_record` (orjson takes the severity and action enums and tuples as they are):
-    a large scan reports tens of thousands."""
+    """Every finding's record, in report order: a large scan reports tens of thousands, so
+    they are sorted once by a precomputed key."""
     rows: list[tuple[tuple[str, int, int, str, str, str], dict[str, Any]]] = []
     for entry in result.entries:
         doc = entry.document
-        env = entry.verdict.environment
         item = -1 if doc.item is None else doc.item
         for f in entry.verdict.findings:
-            record: dict[str, Any] = {
-                "rule": f.rule,
-                "severity": f.severity,
-                "action": f.action,
-                "kind": f.kind,
-                "namespace": f.namespace,
-                "name": f.name,
-                "path": f.path,
-                "message": f.message,
-                "fix": f.fix,
-                "family": f.family,
-                "references": f.references,
-                "environment": env,
-                "file": doc.file,
-                "document": doc.index,
-                "line": doc.line_of(f.path),
-            }
-            if doc.item is not None:
-                record["item"] = doc.item
-            if doc.source is not None:
-                record["source"] = doc.source
-            if f.exempted_by is not None:
-                record["exempted_by"] = f.exempted_by
             key = (doc.file, doc.index, item, f.path, f.rule, f.exempted_by or "")
-            rows.append((key, record))
+            rows.append((key, finding_record(entry, f)))
     rows.sort(key=_first)
     return [r for _k, r in rows]
 
