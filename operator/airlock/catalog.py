@@ -16,11 +16,13 @@ __all__ = [
     "DEFAULT_ENVIRONMENT_LABEL",
     "DEFAULT_EXCLUDED_NAMESPACES",
     "DEFAULT_OWNER_LABEL",
+    "OWN_KINDS",
     "RULE_IDS",
 ]
 
 API_GROUP: Final = "airlock.dev"
 API_VERSION: Final = "airlock.dev/v1alpha1"
+OWN_KINDS: Final = frozenset({"PolicyException", "BaselinePolicy"})  # Airlock's objects
 
 DEFAULT_ENVIRONMENT: Final = "default"
 DEFAULT_ENVIRONMENT_LABEL: Final = "airlock.dev/environment"

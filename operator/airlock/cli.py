@@ -130,7 +130,7 @@ def _configure_scan(p: argparse.ArgumentParser) -> None:
         type=_jobs,
         default=0,
         help="judge files in N processes (default 0: one per CPU this process may use; 1: "
-        "serial). Inputs under 1 MB are always judged serially; the report is the same",
+        "serial). Inputs under 256 KB are always judged serially; the report is the same",
     )
     p.add_argument(
         "--fingerprint-key-file",

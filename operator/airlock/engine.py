@@ -10,11 +10,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airlock.catalog import API_VERSION
+from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.findings import Action, Finding, new_finding
 from airlock.mutations import Patch, mutate, pin_images
 from airlock.rules import AUDIT_ONLY, RULES, Scope
-from airlock.rules.secrets import CONFIGMAP_RULE_ID, configmap_credentials
+from airlock.rules.secrets import CONFIGMAP_RULE_ID
 from airlock.state import EvalContext
 from airlock.workloads import Workload, discover
 
@@ -71,7 +71,6 @@ class Verdict:
 # The registry flattened once: (id, info, check, audit-only) per rule, in catalog order.
 _PLAN = tuple((r.id, r.info, r.check, r.id in AUDIT_ONLY) for r in RULES)
 # Airlock's own objects are not workloads: only their free text is checked, for credentials.
-_OWN_KINDS = frozenset({"PolicyException", "BaselinePolicy"})
 _OWN_PLAN = tuple(step for step in _PLAN if step[0] == CONFIGMAP_RULE_ID)
 
 
@@ -91,7 +90,7 @@ def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
     waivers = ctx.exceptions.get(ns, ()) if ns is not None else ()
     matching = [w for w in waivers if w.matches(wl.kind, wl.name, wl.labels)] if waivers else []
     findings: list[Finding] = []
-    own = wl.kind in _OWN_KINDS and wl.api_version == API_VERSION
+    own = wl.kind in OWN_KINDS and wl.api_version == API_VERSION
     for rule_id, info, check, audit_only in _OWN_PLAN if own else _PLAN:
         action = actions[rule_id]
         if action is Action.OFF:
@@ -116,13 +115,7 @@ def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
                     waiver,
                 )
             )
-    keys: frozenset[str] = frozenset()
-    if (
-        wl.kind == "ConfigMap"
-        and wl.api_version == "v1"
-        and any(f.rule == CONFIGMAP_RULE_ID for f in findings)
-    ):
-        keys = frozenset(k for k, _ in configmap_credentials(wl.obj, scope))
+    keys = frozenset(scope.credential_keys)  # filled by the ConfigMap's own check
     return Verdict(wl.kind, ns, wl.name, env.name, False, tuple(findings), keys)
 
 

@@ -106,7 +106,7 @@ class CompiledPolicy:
         return self if detectors is self.detectors else replace(self, detectors=detectors)
 
     @classmethod
-    def builtin(cls, *, fingerprint_key: FingerprintKey | None = None) -> CompiledPolicy:
+    def builtin(cls) -> CompiledPolicy:
         """The policy of an empty spec, from the catalog's defaults: every rule enforced in one
         environment, restricted Pod Security at the latest version."""
         env = CompiledEnvironment(
@@ -118,7 +118,7 @@ class CompiledPolicy:
             reachable=frozenset(),
         )
         return cls(
-            detectors=DetectorSet(fingerprint_key=fingerprint_key),
+            detectors=DetectorSet(),
             environments=MappingProxyType({env.name: env}),
             default_environment=env.name,
             excluded_namespaces=frozenset(DEFAULT_EXCLUDED_NAMESPACES),
@@ -128,9 +128,8 @@ class CompiledPolicy:
         )
 
     @classmethod
-    def from_spec(
-        cls, spec: PolicySpec, *, fingerprint_key: FingerprintKey | None = None
-    ) -> CompiledPolicy:
+    def from_spec(cls, spec: PolicySpec) -> CompiledPolicy:
+        """The policy of ``spec``, its fingerprints unkeyed (see :meth:`keyed`)."""
         envs: dict[str, CompiledEnvironment] = {}
         for env in spec.environments:
             actions = {
@@ -154,7 +153,6 @@ class CompiledPolicy:
             detectors=DetectorSet(
                 extra_credential_names=spec.detectors.extra_credential_names,
                 allow_values=spec.detectors.allow_values,
-                fingerprint_key=fingerprint_key,
             ),
             environments=MappingProxyType(envs),
             default_environment=spec.default_environment_name,
@@ -178,10 +176,6 @@ class PolicyKeyer:
         self._key = key
         self._from: CompiledPolicy | None = None
         self._keyed: CompiledPolicy | None = None
-
-    @property
-    def key(self) -> FingerprintKey | None:
-        return self._key
 
     def __call__(self, policy: CompiledPolicy) -> CompiledPolicy:
         if self._key is None:

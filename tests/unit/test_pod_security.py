@@ -353,8 +353,11 @@ def test_messages_never_echo_what_a_manifest_put_where_a_profile_belongs() -> No
     sc0(pod).update(procMount={"token": secret}, seLinuxOptions={"user": f"u {secret}"})
     psc(pod).update(sysctls=[{"name": f"kernel.{secret}!"}])
     c0(pod).update(livenessProbe={"httpGet": {"host": f"{secret}.example:1?x", "port": 80}})
+    sc0(pod).update(capabilities={"add": ["SYS_ADMIN", secret]})
     for version in ("v1.0", "latest"):
         findings = evaluate(pod, context("baseline", version)).findings
         assert {f.rule for f in findings} >= {"proc-mount", "selinux-options", "unsafe-sysctls"}
+        caps = next(f for f in findings if f.rule == "dangerous-capabilities")
+        assert "SYS_ADMIN, a value of 17 characters" in caps.message
         for f in findings:
             assert secret not in f.message, f.rule

@@ -188,8 +188,6 @@ _CURL_U = re.compile(
 )
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 
-_BASE_KEYWORDS = CREDENTIAL_WORDS
-
 
 def _keyword_fragment(extra: Sequence[tuple[str, ...]], *, folded: bool = True) -> str:
     """A case-insensitive alternation that every credential-named key must contain.
@@ -197,7 +195,7 @@ def _keyword_fragment(extra: Sequence[tuple[str, ...]], *, folded: bool = True) 
     Used inside the text and script regexes so that lines whose key cannot be credential-named
     are skipped by the regex engine instead of by Python code.
     """
-    kws = set(_BASE_KEYWORDS) | {seq[-1].lower() for seq in extra}
+    kws = set(CREDENTIAL_WORDS) | {seq[-1].lower() for seq in extra}
     words = "|".join(sorted(re.escape(k) for k in kws))
     return f"(?i:{words})" if folded else f"(?:{words})"
 
@@ -510,10 +508,12 @@ class DetectorSet:
         *,
         generic: bool,
         whole: str = "",
+        seen: Seen | None = None,
     ) -> Detection | None:
-        """One literal (an env value, a flag's value, a bare argument) under ``name``."""
+        """One literal (an env value, a flag's value, a bare argument) under ``name``;
+        ``seen``: what the keyword automaton found in it, when the caller already looked."""
         if len(value) >= _MIN_FORMAT_LEN:
-            seen = keywords(value)
+            seen = keywords(value) if seen is None else seen
             det = self._formats(name, value, seen, whole)
             if det is not None:
                 return det
@@ -567,20 +567,16 @@ class DetectorSet:
             return None
         cls, ctx = self._name(name)
         found: Detection | None = None
-        if cls is not None or ctx or (n >= _MIN_FORMAT_LEN and not self._plain(value, n)):
-            found = self._literal(name, value, cls, REASON_ENV, generic=False)
+        seen = None
+        if cls is None and not ctx and n >= _MIN_FORMAT_LEN:
+            seen = keywords(value)  # once: _literal reads it too
+        if cls is not None or ctx or (seen is not None and not _plain(value, n, seen)):
+            found = self._literal(name, value, cls, REASON_ENV, generic=False, seen=seen)
         if found is None and n <= _CLEAN_MAX_LEN:
             if len(self._clean) >= _CLEAN_MAX_ENTRIES:
                 self._clean.clear()
             self._clean.add(key)
         return found
-
-    @staticmethod
-    def _plain(value: str, n: int) -> bool:
-        """Fast path of the ordinary value: no keyword of any rule, not a base64 blob."""
-        return keywords(value) is NOTHING and (
-            n < _MIN_ENCODED_LEN or _B64_BLOB.match(value) is None
-        )
 
     def check_args(self, args: Sequence[str]) -> list[tuple[int, Detection]]:
         """Credentials in a command line; each detection with the index of its argument.
@@ -652,12 +648,14 @@ class DetectorSet:
         stripped = text.strip()
         if len(stripped) < MIN_SECRET_LEN:
             return []
-        if "\n" not in stripped:
-            det = self._literal(key, stripped, self._classify(key), REASON_KEY, generic=False)
-            return [det] if det is not None else []
-        known = self._clean_texts
+        known = self._clean_texts  # entries and annotations recur across objects and requests
         if (key, text) in known:
             return []
+        if "\n" not in stripped:
+            det = self._literal(key, stripped, self._classify(key), REASON_KEY, generic=False)
+            if det is None:
+                known.add(key, text)
+            return [det] if det is not None else []
         found = _Found()
         self._scan_formats(text, found)
         self._scan_headers(text, found)
@@ -773,6 +771,11 @@ class DetectorSet:
                 self._named_at(found, "password", m.group("val"), m.start("val"), REASON_FLAG)
         self._scan_kv(text, found)
         return found.detections
+
+
+def _plain(value: str, n: int, seen: Seen) -> bool:
+    """Fast path of the ordinary value: no keyword of any rule, not a base64 blob."""
+    return seen is NOTHING and (n < _MIN_ENCODED_LEN or _B64_BLOB.match(value) is None)
 
 
 def _config_line(value: str) -> bool:

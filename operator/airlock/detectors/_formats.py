@@ -86,9 +86,6 @@ _CONN_CONTEXT = re.compile(
     r"database|initial catalog|dsn|driver|jdbc|account)\s*="
 )
 
-# Name-contextual formats kept for credential-named variables (no prefix in the format itself).
-AWS_SECRET_VALUE = re.compile(r"^[A-Za-z0-9/+]{40}$")
-
 
 def _pem_body(raw: str) -> str:
     return _NOT_BASE64.sub("", _PEM_HEADER_LINE.sub("", raw))

@@ -131,11 +131,6 @@ def compiled(i: int) -> _Compiled:
 
 
 _UNANCHORED: tuple[int, ...] = tuple(i for i, r in enumerate(RULES) if not r.keywords)
-# Token prefixes (lower-cased) and their rules: a value starting with one but failing the rule
-# is a lookalike of that provider's format.
-PREFIXES: tuple[tuple[str, int], ...] = tuple(
-    (r.prefix.lower(), i) for i, r in enumerate(RULES) if r.prefix
-)
 
 
 def _build() -> ahocorasick.Automaton:
@@ -311,9 +306,7 @@ _STEMS: tuple[str, ...] = tuple(
     sorted(
         {
             st
-            for p in _TOKEN_PREFIXES
-            | _EXTRA_PREFIXES
-            | {r.prefix.lower() for r in RULES if r.prefix}
+            for p in _EXTRA_PREFIXES | {r.prefix.lower() for r in RULES if r.prefix}
             for st in (_stem(p),)
             if len(st) >= 4 or (len(st) == 3 and st != p)
         }

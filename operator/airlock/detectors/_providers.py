@@ -9,7 +9,7 @@ every ``token``/``near`` rule from its shape, and check the count stays at 150 o
 
 from __future__ import annotations
 
-from airlock.detectors._table import ProviderRule, near, raw, token
+from airlock.detectors._table import WORD, ProviderRule, near, raw, token
 
 A62 = "A-Za-z0-9"
 URL64 = r"A-Za-z0-9_\-"
@@ -22,7 +22,7 @@ LOW = "a-z0-9"
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # End of a token: not followed by another token character.
 _END = "(?![A-Za-z0-9_-])"
-_B = "(?<![A-Za-z0-9_-])"
+_B = f"(?<![{WORD}])"
 
 RULES: tuple[ProviderRule, ...] = (
     # -- model providers and AI platforms -------------------------------------------------------

@@ -26,7 +26,6 @@ __all__ = [
     "cached_image",
     "containers",
     "data_path",
-    "literal_env",
     "mapping",
     "sequence",
     "service_accounts",
@@ -56,6 +55,9 @@ class Scope:
     # container and replica type of a pod. Held for one evaluation, like the object itself.
     hosts: dict[str, Any] = field(default_factory=dict)
     uris: dict[str, Any] = field(default_factory=dict)
+    # the keys of a ConfigMap that its check found holding a credential: the verdict carries
+    # them to the second phase (workloads reading those keys), without scanning them again
+    credential_keys: set[str] = field(default_factory=set)
 
     def literal_env(self, c: ContainerView) -> tuple[tuple[int, str, str], ...]:
         """``(index, name, value)`` of every env entry of ``c`` with a literal string value."""
@@ -95,11 +97,6 @@ def sequence(value: Any) -> list[Any] | tuple[Any, ...]:
 _EMPTY_MAP: Mapping[str, Any] = {}
 
 
-def literal_env(c: ContainerView) -> Iterator[tuple[int, str, str]]:
-    """``(index, name, value)`` of every env entry with a literal string value."""
-    return iter(_literal_env(c))
-
-
 def _literal_env(c: ContainerView) -> tuple[tuple[int, str, str], ...]:
     # a loop into a list, not a generator: every env entry of every request passes here
     found: list[tuple[int, str, str]] = []
@@ -130,9 +127,10 @@ def containers(wl: Workload) -> Iterator[tuple[PodSpecView, ContainerView]]:
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def data_path(key: str) -> str:
-    """JSON path of a ConfigMap data key, quoting keys that are not identifiers (``a.b``)."""
-    return f"data.{key}" if _PLAIN_KEY.match(key) else f'data["{key}"]'
+def data_path(key: str, field: str = "data") -> str:
+    """JSON path of a ConfigMap key under ``field`` (``data``, ``binaryData``), quoting keys that
+    are not identifiers (``a.b``)."""
+    return f"{field}.{key}" if _PLAIN_KEY.match(key) else f'{field}["{key}"]'
 
 
 def service_accounts(wl: Workload) -> Iterator[tuple[str, str]]:

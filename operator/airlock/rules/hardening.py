@@ -20,6 +20,7 @@ from airlock.findings import RuleInfo, Severity
 from airlock.rules.base import Hit, Rule, Scope, mapping, sequence
 from airlock.rules.podsec import (
     allowed,
+    capabilities_shown,
     complete,
     container_name,
     container_sc,
@@ -273,7 +274,7 @@ def check_capabilities(wl: Workload, scope: Scope) -> Iterator[Hit]:
             if beyond:
                 yield Hit(
                     f"{c.path}.securityContext.capabilities.add",
-                    f"container {name} adds capabilities {', '.join(worst or beyond)}",
+                    f"container {name} adds capabilities {capabilities_shown(worst or beyond)}",
                 )
             if strict and "ALL" not in sequence(caps.get("drop")):
                 yield Hit(

@@ -8,6 +8,7 @@ they apply to pod-spec fragments as well as to whole pods.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -196,6 +197,7 @@ _PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 _HOOKS = ("postStart", "preStop")
 
 
+@functools.cache  # a handful of versions: built once each, not on every request
 def safe_sysctls(minor: int) -> frozenset[str]:
     """The sysctls the baseline standard of 1.``minor`` allows."""
     out: set[str] = set()

@@ -18,6 +18,7 @@ from airlock.workloads import ContainerView, PodSpecView, Workload
 
 __all__ = [
     "allowed",
+    "capabilities_shown",
     "complete",
     "container_name",
     "container_sc",
@@ -52,6 +53,15 @@ def shown(value: Any) -> str:
     if value is None or isinstance(value, bool | int | float):
         return repr(value)
     return f"a {type(value).__name__}"
+
+
+_CAPABILITY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def capabilities_shown(names: list[str]) -> str:
+    """Capability names as a message lists them (``SYS_ADMIN, NET_RAW``); a string that is no
+    such name is described like any other manifest value (see :func:`shown`)."""
+    return ", ".join(n if _CAPABILITY.fullmatch(n) else shown(n) for n in names)
 
 
 def allowed(value: Any, values: frozenset[str]) -> bool:

@@ -16,7 +16,7 @@ import binascii
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from airlock.catalog import API_VERSION
+from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.detectors import Detection
 from airlock.findings import RuleInfo, Severity
 from airlock.rules.base import (
@@ -119,7 +119,6 @@ CONFIGMAP_RULE_ID = PLAINTEXT_SECRET_CONFIGMAP.id
 
 # A copy of the whole object: its env values and args are already read where they live.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-_OWN_KINDS = frozenset({"PolicyException", "BaselinePolicy"})
 # Free text of a BaselinePolicy: every string of its spec except these (regexes and names that
 # describe credentials, not credentials).
 _POLICY_SKIP = frozenset({"allowValues", "extraCredentialNames"})
@@ -138,17 +137,6 @@ def _binary_text(value: str) -> str | None:
         return base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-
-
-def configmap_credentials(obj: Mapping[str, object], scope: Scope) -> Iterator[tuple[str, str]]:
-    """``(key, redacted description)`` for each ConfigMap entry holding a credential.
-
-    ``data`` values are read as they are, ``binaryData`` values once decoded.
-    """
-    for key, _field, text in _configmap_texts(obj):
-        found = scope.ctx.policy.detectors.check_text(key, text)
-        if found:
-            yield key, _describe(found)
 
 
 def _configmap_texts(obj: Mapping[str, object]) -> Iterator[tuple[str, str, str]]:
@@ -208,7 +196,7 @@ def _free_text_hits(wl: Workload, scope: Scope) -> Iterator[Hit]:
 def check_configmap(wl: Workload, scope: Scope) -> Iterator[Hit]:
     if wl.annotations:
         yield from _annotation_hits(wl, scope)
-    if wl.kind in _OWN_KINDS and wl.api_version == API_VERSION:
+    if wl.kind in OWN_KINDS and wl.api_version == API_VERSION:
         yield from _free_text_hits(wl, scope)
         return
     if wl.kind == "ConfigMap" and wl.api_version == "v1":
@@ -216,7 +204,8 @@ def check_configmap(wl: Workload, scope: Scope) -> Iterator[Hit]:
         for key, field, text in _configmap_texts(wl.obj):
             found = detectors.check_text(key, text)
             if found:
-                path = field + data_path(key)[len("data") :]  # data.k / binaryData["a.b"]
+                scope.credential_keys.add(key)
+                path = data_path(key, field)
                 yield Hit(path, f"ConfigMap key {key!r} holds a plaintext {_describe(found)}")
         return
     flagged = scope.ctx.credential_configmaps

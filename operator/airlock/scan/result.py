@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airlock.catalog import API_VERSION
+from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.errors import InputError, PolicyError
 from airlock.findings import Action, Finding
 from airlock.rbac import Binding, RolePowers, is_rbac, read_binding, role_powers
@@ -213,7 +213,7 @@ def _judge(result: ScanResult, docs: list[Document], ctx: EvalContext, evaluate:
     for doc in docs:
         obj = doc.obj
         kind = obj["kind"]
-        own = obj["apiVersion"] == API_VERSION and kind in ("PolicyException", "BaselinePolicy")
+        own = obj["apiVersion"] == API_VERSION and kind in OWN_KINDS
         if own:  # Airlock's objects: validated, and their free text checked for credentials
             from airlock.model import ExceptionRecord, load_policy  # pydantic on demand
 
