@@ -87,9 +87,12 @@ def mutate(obj: Mapping[str, Any], ctx: EvalContext) -> Patch:
     return Patch(tuple(b.ops), tuple(b.changes))
 
 
-def pin_images(obj: Mapping[str, Any], ctx: EvalContext) -> Patch:
+def pin_images(
+    obj: Mapping[str, Any], ctx: EvalContext, *, groups: frozenset[str] | None = None
+) -> Patch:
     """Only the digest pins of ``obj`` (for kinds whose pod specs get no other defaults at
-    admission: controllers and AI kinds, whose pods get them when they are created)."""
+    admission: controllers and AI kinds, whose pods get them when they are created).
+    ``groups``: only containers of these groups (``ephemeralContainers`` of a running Pod)."""
     wl = discover(obj)
     ns = wl.namespace
     if (ns is not None and ns in ctx.policy.excluded_namespaces) or not (
@@ -97,17 +100,23 @@ def pin_images(obj: Mapping[str, Any], ctx: EvalContext) -> Patch:
     ):
         return Patch((), ())
     b = _Builder()
-    _pin_all(wl.pod_specs, ctx, b)
+    _pin_all(wl.pod_specs, ctx, b, groups)
     return Patch(tuple(b.ops), tuple(b.changes))
 
 
-def _pin_all(pods: Sequence[PodSpecView], ctx: EvalContext, b: _Builder) -> None:
+def _pin_all(
+    pods: Sequence[PodSpecView],
+    ctx: EvalContext,
+    b: _Builder,
+    groups: frozenset[str] | None = None,
+) -> None:
     # every container of every pod spec found, init and ephemeral included: the pointer to
     # each image is exact whatever the kind's layout
     if ctx.image_digests:
         for pod in pods:
             for c in pod.containers:
-                _pin(c, ctx.image_digests, b)
+                if groups is None or c.group in groups:
+                    _pin(c, ctx.image_digests, b)
 
 
 def _secure_pod(pod: PodSpecView, b: _Builder) -> None:

@@ -122,6 +122,8 @@ _KNOWN_KINDS: Final = (
 
 _REQUEST_CHILDREN: dict[tuple[str, str, str, str], Any] = {}
 _DURATION_CHILDREN: dict[tuple[str, str], Any] = {}
+# the containers of a running Pod that an update may still add (and so pin)
+_EPHEMERAL = frozenset({"ephemeralContainers"})
 
 
 def handle_validate(
@@ -536,15 +538,10 @@ def _mutate(
         and isinstance(obj, Mapping)
     ):
         # controllers, AI kinds, a Pod's update (ephemeral containers): only the digest pins
-        patch = pin_images(_with_namespace(obj, namespace), ctx)
+        # a running pod's other containers cannot change: only its ephemeral ones are pinned
+        groups = _EPHEMERAL if gvk["kind"] == "Pod" else None
+        patch = pin_images(_with_namespace(obj, namespace), ctx, groups=groups)
         ops, changes = patch.ops, patch.changes
-        if gvk["kind"] == "Pod":  # a running pod's other containers cannot change
-            kept = [
-                (op, change)
-                for op, change in zip(ops, changes, strict=True)
-                if "/ephemeralContainers/" in op["path"]
-            ]
-            ops, changes = [op for op, _ in kept], [change for _, change in kept]
     notes = list(images.warnings) if images is not None else []
     if not ops:
         if notes:

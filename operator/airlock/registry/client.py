@@ -40,7 +40,7 @@ import orjson
 from airlock.errors import RegistryError
 from airlock.images import DEFAULT_REGISTRY
 
-from .credentials import Credential
+from .credentials import Credential, identity_of
 
 __all__ = [
     "MANIFEST_MEDIA_TYPES",
@@ -343,8 +343,7 @@ class RegistryClient:
     def _auth_header(
         self, endpoint: Endpoint, repository: str, credential: Credential | None
     ) -> str | None:
-        ident = credential.identity if credential is not None else "-"
-        hit = self._tokens.get((endpoint.host, _scope(repository), ident))
+        hit = self._tokens.get(_token_key(endpoint, repository, credential))
         if hit is not None and hit[0] > monotonic():
             return f"Bearer {hit[1]}"
         if credential is not None and endpoint.host in self._basic:
@@ -419,9 +418,8 @@ class RegistryClient:
         ttl = min(
             float(expires_in) if isinstance(expires_in, int | float) else 60.0, _TOKEN_MAX_TTL
         )
-        ident = credential.identity if credential is not None else "-"
-        key = (endpoint.host, _scope(repository), ident)
-        self._tokens[key] = (monotonic() + max(ttl - 5.0, 1.0), token)
+        expires = monotonic() + max(ttl - 5.0, 1.0)
+        self._tokens[_token_key(endpoint, repository, credential)] = (expires, token)
         if len(self._tokens) > 4096:  # expired ones go first, then the oldest
             now = monotonic()
             for k in [k for k, (exp, _) in self._tokens.items() if exp <= now][:2048] or list(
@@ -525,6 +523,14 @@ def _media_type_of(body: bytes) -> str:
         return ""
     value = data.get("mediaType") if isinstance(data, dict) else None
     return value if isinstance(value, str) else ""
+
+
+def _token_key(
+    endpoint: Endpoint, repository: str, credential: Credential | None
+) -> tuple[str, str, str]:
+    """Where a bearer token is kept: the registry host, the repository's scope, whose pull
+    credential asked (a token answers for one identity only)."""
+    return endpoint.host, _scope(repository), identity_of(credential)
 
 
 def _scope(repository: str) -> str:

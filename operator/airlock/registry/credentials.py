@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from airlock.images import DOCKER_HUB_ALIASES
 
-__all__ = ["Credential", "Keychain", "normalise_host"]
+__all__ = ["Credential", "Keychain", "identity_of", "normalise_host"]
 
 # image references' aliases of the default registry, plus the legacy host docker config files use
 _DOCKER_HUB = DOCKER_HUB_ALIASES | {"registry.hub.docker.com"}
@@ -45,6 +45,11 @@ class Credential:
         for any realistic password: sha256 of both fields)."""
         raw = f"{self.username}\0{self.password}".encode()
         return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def identity_of(credential: Credential | None) -> str:
+    """The cache-key identity of ``credential`` ("-": anonymous)."""
+    return credential.identity if credential is not None else "-"
 
 
 def normalise_host(key: str) -> tuple[str, str]:

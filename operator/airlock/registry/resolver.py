@@ -30,7 +30,7 @@ from airlock.rules.images import registry_allowed
 from .cache import LookupCache
 from .client import RegistryClient, RegistryConfig
 from .cosign import check_signature, load_public_keys
-from .credentials import Keychain
+from .credentials import Keychain, identity_of
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -119,7 +119,7 @@ class ImageResolver:
         :class:`RegistryError` when the registry cannot tell."""
         tag = ref.tag or "latest"
         cred = keychain.lookup(ref.registry, ref.repository)
-        key = (ref.registry, ref.repository, tag, cred.identity if cred else "-")
+        key = (ref.registry, ref.repository, tag, identity_of(cred))
 
         async def lookup() -> str:
             return await self.client.resolve(ref.registry, ref.repository, tag, cred)
@@ -135,7 +135,7 @@ class ImageResolver:
     ) -> SignatureCheck:
         """The cosign check of ``ref``'s repository at ``digest`` with ``keys``."""
         cred = keychain.lookup(ref.registry, ref.repository)
-        key = (ref.registry, ref.repository, digest, keys[0], cred.identity if cred else "-")
+        key = (ref.registry, ref.repository, digest, keys[0], identity_of(cred))
 
         async def lookup() -> SignatureCheck:
             return await check_signature(
