@@ -63,7 +63,7 @@ from airlock.controller.isolation import (
 )
 from airlock.controller.kube import CRD_VERSION, Kube, api_client
 from airlock.controller.reports import ReportWriter
-from airlock.controller.watch import Watched, feed, register_cluster_feed
+from airlock.controller.watch import Watched, feed, names, register_cluster_feed
 from airlock.detectors import FingerprintKey
 from airlock.errors import KubeError
 from airlock.model import API_GROUP
@@ -232,13 +232,13 @@ class Compliance:
             return name == NETWORK_POLICY_NAME
 
         def network_policy(body: kopf.Body) -> None:
-            auditor.set_isolated(str(_meta(body).get("namespace") or ""), True)
+            auditor.set_isolated(names(body)[0], True)
             if self.isolation.observe(body):
                 self._isolation_dirty = True
             self.poke()
 
         def network_policy_deleted(body: kopf.Body) -> None:
-            ns = str(_meta(body).get("namespace") or "")
+            ns = names(body)[0]
             auditor.set_isolated(ns, False)
             self.isolation.forget(ns)
             self._isolation_dirty = True
@@ -262,7 +262,7 @@ class Compliance:
                 self.poke()
 
         def report_deleted(body: kopf.Body) -> None:
-            if self.reports.forget(str(_meta(body).get("namespace") or "")):
+            if self.reports.forget(names(body)[0]):
                 self.poke()
 
         feed(
@@ -451,7 +451,7 @@ class _ComplianceFeed:
 
     def namespace_deleted(self, body: Mapping[str, Any]) -> None:
         c = self.c
-        name = str(_meta(body).get("name") or "")
+        name = names(body)[1]
         c._terminating.discard(name)
         c.auditor.delete_namespace(name)
         c.isolation.forget(name)
@@ -464,7 +464,7 @@ class _ComplianceFeed:
             self.c.poke()
 
     def policy_deleted(self, body: Mapping[str, Any]) -> None:
-        if self.c.auditor.delete_policy(str(_meta(body).get("name") or "")):
+        if self.c.auditor.delete_policy(names(body)[1]):
             self.c._isolation_dirty = True
             self.c.poke()
 
