@@ -176,59 +176,7 @@ class RegistryClient:
         self, registry: str, repository: str, tag: str, credential: Credential | None = None
     ) -> str:
         """The digest ``registry/repository:tag`` names now (the index digest for an index)."""
-        return await self._deadline(
-            registry, self._resolve_any(registry, repository, tag, credential)
-        )
 
-    async def manifest(
-        self,
-        registry: str,
-        repository: str,
-        reference: str,
-        credential: Credential | None = None,
-    ) -> Manifest:
-        """The manifest at a tag or digest; a digest reference is checked against the bytes."""
-        return await self._deadline(
-            registry, self._manifest_any(registry, repository, reference, credential)
-        )
-
-    async def blob(
-        self,
-        registry: str,
-        repository: str,
-        digest: str,
-        credential: Credential | None = None,
-        *,
-        max_bytes: int = 1024 * 1024,
-    ) -> bytes:
-        """A blob by digest, checked against the digest, at most ``max_bytes`` long."""
-        return await self._deadline(
-            registry, self._blob_any(registry, repository, digest, credential, max_bytes)
-        )
-
-    async def _deadline(self, registry: str, work: Awaitable[T]) -> T:
-        timeout = self.timeout(registry)
-        try:
-            return await asyncio.wait_for(work, timeout)
-        except TimeoutError:
-            raise RegistryError(registry, "timeout", f"no answer within {timeout:g} s") from None
-
-    async def _each_endpoint(self, registry: str, attempt: Callable[[Endpoint], Awaitable[T]]) -> T:
-        """``attempt`` against each endpoint in turn; a mirror's failure moves to the next,
-        the last endpoint's failure is the answer (a not-found from the registry itself)."""
-        endpoints = self.endpoints(registry)
-        last: RegistryError | None = None
-        for endpoint in endpoints:
-            try:
-                return await attempt(endpoint)
-            except RegistryError as exc:
-                last = exc
-        assert last is not None
-        raise last
-
-    async def _resolve_any(
-        self, registry: str, repository: str, tag: str, credential: Credential | None
-    ) -> str:
         async def attempt(endpoint: Endpoint) -> str:
             url = f"{endpoint.base}/v2/{repository}/manifests/{tag}"
             async with self._call(
@@ -248,15 +196,72 @@ class RegistryClient:
                 await self._get_manifest(endpoint, registry, repository, tag, credential)
             ).digest
 
-        return await self._each_endpoint(registry, attempt)
+        return await self._lookup(registry, attempt)
 
-    async def _manifest_any(
-        self, registry: str, repository: str, reference: str, credential: Credential | None
+    async def manifest(
+        self,
+        registry: str,
+        repository: str,
+        reference: str,
+        credential: Credential | None = None,
     ) -> Manifest:
+        """The manifest at a tag or digest; a digest reference is checked against the bytes."""
+
         async def attempt(endpoint: Endpoint) -> Manifest:
             return await self._get_manifest(endpoint, registry, repository, reference, credential)
 
-        return await self._each_endpoint(registry, attempt)
+        return await self._lookup(registry, attempt)
+
+    async def blob(
+        self,
+        registry: str,
+        repository: str,
+        digest: str,
+        credential: Credential | None = None,
+        *,
+        max_bytes: int = 1024 * 1024,
+    ) -> bytes:
+        """A blob by digest, checked against the digest, at most ``max_bytes`` long."""
+
+        async def attempt(endpoint: Endpoint) -> bytes:
+            url = f"{endpoint.base}/v2/{repository}/blobs/{digest}"
+            async with self._call(
+                "GET",
+                url,
+                endpoint,
+                registry=registry,
+                repository=repository,
+                credential=credential,
+            ) as resp:
+                body = await _read_bounded(resp, max_bytes, registry)
+            if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+                raise RegistryError(
+                    registry, "protocol", f"blob {digest} of {repository} has another digest"
+                )
+            return body
+
+        return await self._lookup(registry, attempt)
+
+    async def _lookup(self, registry: str, attempt: Callable[[Endpoint], Awaitable[T]]) -> T:
+        """``attempt`` against each endpoint of ``registry`` in turn, within its time limit: a
+        mirror's failure moves to the next, the last endpoint's failure is the answer (a
+        not-found from the registry itself)."""
+
+        async def each() -> T:
+            last: RegistryError | None = None
+            for endpoint in self.endpoints(registry):
+                try:
+                    return await attempt(endpoint)
+                except RegistryError as exc:
+                    last = exc
+            assert last is not None
+            raise last
+
+        timeout = self.timeout(registry)
+        try:
+            return await asyncio.wait_for(each(), timeout)
+        except TimeoutError:
+            raise RegistryError(registry, "timeout", f"no answer within {timeout:g} s") from None
 
     async def _get_manifest(
         self,
@@ -286,33 +291,6 @@ class RegistryClient:
         if not media_type:
             media_type = _media_type_of(body)
         return Manifest(digest, media_type, body)
-
-    async def _blob_any(
-        self,
-        registry: str,
-        repository: str,
-        digest: str,
-        credential: Credential | None,
-        max_bytes: int,
-    ) -> bytes:
-        async def attempt(endpoint: Endpoint) -> bytes:
-            url = f"{endpoint.base}/v2/{repository}/blobs/{digest}"
-            async with self._call(
-                "GET",
-                url,
-                endpoint,
-                registry=registry,
-                repository=repository,
-                credential=credential,
-            ) as resp:
-                body = await _read_bounded(resp, max_bytes, registry)
-            if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
-                raise RegistryError(
-                    registry, "protocol", f"blob {digest} of {repository} has another digest"
-                )
-            return body
-
-        return await self._each_endpoint(registry, attempt)
 
     # -- HTTP and authentication ----------------------------------------------------------------
 
