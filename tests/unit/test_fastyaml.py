@@ -161,6 +161,10 @@ def test_documents_lists_sources_and_odd_layouts_agree() -> None:
         "a: &x 1\nb: *x",
         "a: !!binary aGk=",
         "<<: {a: 1}",
+        "a: 1\n<<: {b: 2}\n",
+        "a: 1\non: 2\n",
+        "a: 1\n0755: x\n",
+        "a: 1\nyes: 2\n",
         "%YAML 1.1\n---\na: 1",
         "a: 1\n...\n---\nb: 2",
         "a: 1\na: 2",
@@ -184,6 +188,7 @@ def test_what_yaml_1_1_reads_otherwise_takes_the_exact_path(text: str) -> None:
         ("a: 8080:80", "8080:80"),
         ("a: 1.5", 1.5),
         ("a: 2026-01-01", "2026-01-01"),
+        ("script: |\n  cat <<EOF\n  x\n  EOF\n", "cat <<EOF\nx\nEOF\n"),
     ],
 )
 def test_common_scalars_stay_on_the_fast_path_with_the_same_value(text: str, value: Any) -> None:
@@ -236,3 +241,38 @@ def test_a_lookup_that_is_not_there_falls_back_to_the_deepest_field() -> None:
     assert where.line_of(("spec", "containers", 0, "image")) == 3
     assert where.line_of(("spec", "containers", 5, "image")) == 1
     assert where.line_of(("spec", "volumes")) == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a comment that ends in a comma
+        "apiVersion: v1\nkind: Pod\n# a, b and c,\nspec:\n  a: 1\n",
+        # JSON and code in block scalars, their lines ending in "{", "[" or ","
+        'apiVersion: v1\nkind: ConfigMap\ndata:\n  p.json: |\n    {\n      "a": [\n'
+        "        1,\n      ]\n    }\n  b: x\n",
+        "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - args:\n    - |\n      f(a,\n"
+        "        b)\n    - >-\n      [x,\n    name: c\n",
+        "apiVersion: v1\nkind: Pod\nspec:\n  a:\n  - - key: |2\n        }\n        [\n"
+        "      other: 1\n",
+    ],
+)
+def test_commas_and_brackets_in_comments_and_block_scalars_stay_on_the_fast_path(
+    text: str,
+) -> None:
+    assert load_documents(text) is not None
+    assert assert_same(text) > 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the block scalar ends where a line is no deeper than its key: the flow after is real
+        "apiVersion: v1\nkind: Pod\nspec:\n  s: |\n    a,\n  args: [\n    x]\n",
+        # a key's block scalar in a sequence item: its text must be deeper than the key
+        "apiVersion: v1\nkind: Pod\nspec:\n- k: |\n    t\n  args: [a,\n    b]\n",
+    ],
+)
+def test_a_flow_collection_over_lines_after_a_block_scalar_takes_the_exact_path(text: str) -> None:
+    assert load_documents(text) is None
+    assert assert_same(text) > 2

@@ -37,7 +37,7 @@ _CANDIDATES = (
     re.compile(r":(?=([ \t]+))\1" + _PLAIN_START),
     re.compile(r"[-?] +" + _PLAIN_START),
     re.compile(r"[\[{,](?=([ \t]*))\1" + _PLAIN_START),
-    re.compile(r"\n(?=([ \t]+))\1" + _PLAIN_START),
+    re.compile(r"\n(?=([ \t]*))\1" + _PLAIN_START),  # a key at any column, 0 too
 )
 _DIVERGENT = re.compile(
     r"""[\n:?\-\[{,][ \t]*
@@ -53,6 +53,8 @@ _DIVERGENT = re.compile(
         [ \t]*(?:\r?$|\#|[,\]}:])""",
     re.MULTILINE | re.VERBOSE,
 )
+# "<<" as a key (a merge), quoted or not; a shell here-document ("cat <<EOF") is no key
+_MERGE_KEY = re.compile(r"""<<["']?[ \t]*:(?![^ \t\r\n])""")
 # Anchors, aliases and tags: "&a", "*a", "!tag" where a plain scalar or key could start.
 _NODE_PROPERTY = re.compile(r"[&*!][^ \t\r\n,\]}]")
 _BEFORE_PROPERTY = frozenset("\n[{,:-?")
@@ -60,7 +62,9 @@ _BEFORE_PROPERTY = frozenset("\n[{,:-?")
 
 def _diverges(text: str) -> bool:
     """``text`` has something the two parsers read differently, or the fast path cannot do."""
-    if "<<" in text or _DIVERGENT.match("\n" + text[:64]):  # merge keys; a bare first scalar
+    if ("<<" in text and _MERGE_KEY.search(text)) or _DIVERGENT.match(
+        "\n" + text[:64]
+    ):  # a bare first scalar
         return True
     for candidates in _CANDIDATES:
         for m in candidates.finditer(text):
@@ -87,11 +91,54 @@ _KEY = re.compile(
 
 
 _FLOW = -2  # node column of a flow collection on a line of its own (see TextLines.line_of)
-# A flow collection over several lines ("args: [" ... "]"): left to the exact path.
+# A flow collection over several lines ("args: [" ... "]") is left to the exact path. These find
+# the lines that may open or continue one; _multiline_flow then rules out the comments and the
+# text of block scalars among them (JSON payloads, scripts, prose ending in a comma).
 _MULTILINE_FLOW = (
     re.compile(r"[\[{,][ \t]*(?:#.*)?$", re.MULTILINE),
     re.compile(r"\n(?=([ \t]*))\1[,\]}]"),
 )
+_FLOW_LINE_END = re.compile(r"[\[{,][ \t]*(?:#.*)?$")
+# a block scalar's header ends its line: "key: |", "- >-", "key: |2 # comment"
+_BLOCK_HEADER = re.compile(r"(?:^|[ \t])[|>][1-9+-]{0,2}[ \t]*(?:#.*)?$")
+
+
+def _multiline_flow(text: str, lines: Sequence[str]) -> bool:
+    """``text`` (split into ``lines``) may hold a flow collection over several lines: a line
+    that ends in ``[``, ``{`` or ``,``, or starts with ``,``, ``]`` or ``}``, outside comments
+    and block scalars. Doubt counts as yes (the exact path is always right)."""
+    if not any(flow.search(text) for flow in _MULTILINE_FLOW):
+        return False
+    parent = -1  # inside a block scalar: its text is indented deeper than this column
+    for line in lines:
+        body = line.lstrip(" ")
+        ind = len(line) - len(body)
+        if parent >= 0:
+            if ind > parent or not body.strip():
+                continue  # the scalar's text (or a blank line in it)
+            parent = -1
+        if not body or body[0] == "#":
+            continue
+        if body[0] in ",]}" or _FLOW_LINE_END.search(body):
+            return True
+        header = _BLOCK_HEADER.search(body)
+        if header is not None:
+            parent = _block_parent(line, ind, ind + header.start())
+    return False
+
+
+def _block_parent(line: str, ind: int, at: int) -> int:
+    """The column a block scalar's text must be indented beyond: that of the key it is the value
+    of, or of the dash whose item it is (its header ends ``line``, before offset ``at``)."""
+    before = line[:at].rstrip(" \t")
+    if before.endswith("-"):
+        return len(before) - 1
+    col = ind
+    while _is_item(line, col):  # "- - key: |": the key is past the dashes
+        col += 1
+        while col < len(line) and line[col] in " \t":
+            col += 1
+    return col
 
 
 def _is_item(line: str, col: int) -> bool:
@@ -345,10 +392,11 @@ def load_documents(text: str) -> list[tuple[Any, int, int, TextLines | None]] | 
         or "\n%" in text
         or _END_MARKER.search(text)
         or _diverges(text)
-        or any(flow.search(text) for flow in _MULTILINE_FLOW)
     ):
         return None
     lines = text.splitlines()
+    if _multiline_flow(text, lines):
+        return None
     docs = _documents(lines)
     if docs is None:
         return None
