@@ -291,6 +291,8 @@ def test_jwt_needs_two_json_segments() -> None:
         ("openaiapikey", "API key"),
         ("DB_PASSWORD", "password"),
         ("dbPassword", "password"),
+        ("Db_PassWord", "password"),
+        ("smtpPassPhrase", "password"),
         ("my_password", "password"),
         ("PASSWD", "password"),
         ("MYSQL_PWD", "password"),

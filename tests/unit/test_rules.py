@@ -569,3 +569,25 @@ def test_exceptions_waive_exactly_their_rules_only_while_active() -> None:
     assert set(waived(approved, after).values()) == {None}
     verdict = evaluate(p, ctx(exceptions=[approved], now=during))
     assert [f.rule for f in verdict.enforced] == ["privileged-container"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("s3://models-dev/llama#sig={t}", "s3://models-dev/llama"),
+        ("s3://models-dev/{t}/weights", "s3://models-dev/…/weights"),
+        ("s3://models-dev/llama?X-Amz-Signature={t}", "s3://models-dev/llama"),
+        ("s3://ci:{t}@models-dev/x", "s3://models-dev/x"),
+        ("hf://models-dev/{t}", "hf://models-dev/…"),
+        ("gs://models-dev/ghp_{t}/x", "gs://models-dev/…/x"),
+    ],
+)
+def test_a_store_uri_in_a_message_never_shows_what_could_be_a_credential(
+    uri: str, shown: str
+) -> None:
+    token = "Zx8Kq2Wm9Rt4Lp7Nv3Bc6Hd1Fg5Js0AyQw2E"  # random-looking, in no provider's format
+    p = clean_pod()
+    _c(p)["env"].append({"name": "MODEL_URI", "value": uri.format(t=token)})
+    (f,) = [f for f in evaluate(p, ctx()).findings if f.rule == "cross-env-model-source"]
+    assert token not in f.message
+    assert f" {shown} " in f.message

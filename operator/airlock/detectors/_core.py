@@ -557,6 +557,12 @@ class DetectorSet:
             return None
         return self._first(iter_hits(value), value)
 
+    def could_be_credential(self, fragment: str) -> bool:
+        """Whether a fragment that a message would quote (a URI's host or path segment) is, or
+        may be, a credential: a provider format, or a value that looks machine-generated. Such
+        fragments are left out of messages."""
+        return looks_random(fragment) or self.check_value(fragment) is not None
+
     def check_env(self, name: str, value: str) -> Detection | None:
         """A literal env var: provider formats under any name, or a credential name + literal."""
         n = len(value)

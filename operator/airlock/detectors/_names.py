@@ -131,9 +131,21 @@ class NameClass:
     context: str = ""
 
 
+# Words that camel case splits in two (``PassWord``, ``PassPhrase``): joined again.
+_SPLIT_COMPOUNDS = {("PASS", "WORD"): "PASSWORD", ("PASS", "PHRASE"): "PASSPHRASE"}
+
+
 def words(name: str) -> list[str]:
     """Upper-cased words of a variable, flag or key name."""
-    return [w.upper() for w in _WORDS.findall(name)]
+    ws = [w.upper() for w in _WORDS.findall(name)]
+    if "PASS" in ws:
+        i = 0
+        while i < len(ws) - 1:
+            joined = _SPLIT_COMPOUNDS.get((ws[i], ws[i + 1]))
+            if joined is not None:
+                ws[i : i + 2] = [joined]
+            i += 1
+    return ws
 
 
 def _context(ws: list[str]) -> str:

@@ -122,9 +122,13 @@ class RegistryClient:
 
     def configure(self, configs: Mapping[str, RegistryConfig]) -> None:
         """Adopt the policy's registry settings (the webhook calls this when the policy
-        changes). TLS contexts stay cached by CA bundle: building one reads the system CA file,
-        which must not happen again on the event loop after every policy change."""
+        changes). TLS contexts stay cached by CA bundle, the bundles no registry names any more
+        dropped: building one reads the system CA file, which is not done again for a policy
+        change that keeps a bundle."""
         self._configs = dict(configs)
+        named = {cfg.ca_bundle for cfg in self._configs.values()}
+        for bundle in [b for b in self._contexts if b is not None and b not in named]:
+            del self._contexts[bundle]
 
     def config(self, registry: str) -> RegistryConfig:
         found = self._configs.get(registry)
@@ -248,6 +252,10 @@ class RegistryClient:
         not-found from the registry itself)."""
 
         async def each() -> T:
+            cfg = self.config(registry)
+            if not cfg.insecure and cfg.ca_bundle not in self._contexts:
+                # a TLS context's first build reads and parses CA files: not on the event loop
+                await asyncio.to_thread(self._ssl, cfg.ca_bundle)
             last: RegistryError | None = None
             for endpoint in self.endpoints(registry):
                 try:

@@ -344,11 +344,16 @@ def _uri_problems(value: str, scope: Scope) -> tuple[tuple[str, str], ...]:
     return found
 
 
-def _redact_uri(uri: str) -> str:
-    """Drop userinfo and query strings: URIs may carry credentials or signed tokens."""
+def _redact_uri(uri: str, scope: Scope) -> str:
+    """``uri`` as a message quotes it: without userinfo, query and fragment (where credentials
+    and signed tokens go), and with any host or path segment that could be a credential (a
+    webhook's token, a key in a path) shown as ``…``."""
     scheme, sep, rest = uri.partition("://")
-    host_path = rest.rsplit("@", 1)[-1]
-    return f"{scheme}{sep}{host_path.split('?', 1)[0]}"
+    authority, slash, path = rest.split("#", 1)[0].split("?", 1)[0].partition("/")
+    suspect = scope.ctx.policy.detectors.could_be_credential
+    parts = [authority.rpartition("@")[2], *path.split("/")] if slash else [authority]
+    shown = "/".join("…" if part and suspect(part) else part for part in parts)
+    return f"{scheme}{sep}{shown}"
 
 
 def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
@@ -357,13 +362,14 @@ def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for ref in wl.storage_uris:
         problem = _uri_problem(ref.value, scope)
         if problem:
-            yield Hit(ref.path, f"{ref.what} {_redact_uri(ref.value)} {problem}")
+            yield Hit(ref.path, f"{ref.what} {_redact_uri(ref.value, scope)} {problem}")
     for _pod, c in containers(wl):
         for i, name, value in scope.literal_env(c):
             if "://" in value:
                 for uri, problem in _uri_problems(value, scope):
                     yield Hit(
-                        f"{c.path}.env[{i}].value", f"env {name}: {_redact_uri(uri)} {problem}"
+                        f"{c.path}.env[{i}].value",
+                        f"env {name}: {_redact_uri(uri, scope)} {problem}",
                     )
         for field in ("command", "args"):
             for i, arg in enumerate(sequence(c.container.get(field))):
@@ -371,7 +377,9 @@ def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
                     for uri, _at in storage_uris(arg):
                         problem = _uri_problem(uri, scope)
                         if problem:
-                            yield Hit(f"{c.path}.{field}[{i}]", f"{_redact_uri(uri)} {problem}")
+                            yield Hit(
+                                f"{c.path}.{field}[{i}]", f"{_redact_uri(uri, scope)} {problem}"
+                            )
 
 
 def _namespace_known_unlabelled(ctx: EvalContext, ns: str | None) -> bool:
