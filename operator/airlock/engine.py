@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.findings import Action, Finding, new_finding
@@ -119,19 +119,32 @@ def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
     return Verdict(wl.kind, ns, wl.name, env.name, False, tuple(findings), keys)
 
 
+class CredentialHolder(Protocol):
+    """What :func:`credential_configmaps` reads of a verdict."""
+
+    @property
+    def namespace(self) -> str | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def credential_keys(self) -> frozenset[str]: ...
+
+
 def credential_configmaps(
-    verdicts: Iterable[Verdict],
+    verdicts: Iterable[CredentialHolder],
 ) -> dict[tuple[str, str], frozenset[str]]:
-    """``(namespace, name) -> keys`` of the ConfigMaps among ``verdicts`` holding credentials.
+    """``(namespace, name) -> keys`` of the ConfigMaps among ``verdicts`` holding credentials
+    (the keys of every verdict for the same ConfigMap, as when two files define it).
 
     The context of the second phase (``EvalContext.credential_configmaps``): evaluate ConfigMaps
     first, then the workloads with this map in their context.
     """
-    return {
-        (v.namespace, v.name): v.credential_keys
-        for v in verdicts
-        if v.credential_keys and v.namespace is not None
-    }
+    flagged: dict[tuple[str, str], frozenset[str]] = {}
+    for v in verdicts:
+        if v.credential_keys and v.namespace is not None:
+            key = (v.namespace, v.name)
+            flagged[key] = flagged.get(key, frozenset()) | v.credential_keys
+    return flagged
 
 
 def _waiver(matching: list[ExceptionRecord], rule: str) -> str | None:

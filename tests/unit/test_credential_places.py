@@ -207,6 +207,15 @@ def test_engine_gives_the_keys_for_the_second_phase() -> None:
     }
 
 
+def test_the_same_configmap_defined_twice_flags_the_keys_of_both() -> None:
+    first = evaluate(_configmap(data={"HF_TOKEN": hf_token()}), CTX)
+    second = evaluate(_configmap(data={"WANDB_API_KEY": rnd(40).lower()}), CTX)
+    clean = evaluate(_configmap(data={"LOG_LEVEL": "info"}), CTX)
+    assert credential_configmaps([first, clean, second]) == {
+        ("ml-prod", "trainer-config"): frozenset({"HF_TOKEN", "WANDB_API_KEY"})
+    }
+
+
 def _exception(reason: str, owner: str = "team-ml") -> dict[str, Any]:
     return {
         "apiVersion": "airlock.dev/v1alpha1",

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.catalog import API_VERSION, OWN_KINDS
+from airlock.engine import credential_configmaps
 from airlock.errors import InputError, PolicyError
 from airlock.findings import Action, Finding
 from airlock.rbac import Binding, RolePowers, is_rbac, read_binding, role_powers
@@ -197,12 +198,7 @@ class _Scope:
             bindings=self.bindings,
             cluster_roles=self.roles,
         )
-        flagged: dict[tuple[str, str], frozenset[str]] = {}
-        for obj in self.configmaps:
-            verdict = evaluate(obj, ctx)
-            if verdict.credential_keys and verdict.namespace is not None:
-                key = (verdict.namespace, verdict.name)
-                flagged[key] = flagged.get(key, frozenset()) | verdict.credential_keys
+        flagged = credential_configmaps(evaluate(obj, ctx) for obj in self.configmaps)
         if not flagged:
             return ctx
         return replace(ctx, credential_configmaps=flagged)
