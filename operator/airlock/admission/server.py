@@ -592,10 +592,7 @@ class WebhookServer:
         if self.supply is not None:
             images = await self._images(data, mutating=handler is handle_mutate)
         try:
-            if images is None:
-                answer = handler(data, self.store, admission, started=started)
-            else:
-                answer = handler(data, self.store, admission, started=started, images=images)
+            answer = handler(data, self.store, admission, started=started, images=images)
         except AdmissionError as exc:
             return self._closing(_error(400, str(exc)))
         return self._closing(web.Response(body=encode(answer), content_type=_JSON))
