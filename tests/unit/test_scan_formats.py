@@ -398,23 +398,22 @@ def test_small_and_large_reports_are_encoded_to_the_same_bytes(
 ) -> None:
     from airlock.scan import jsonfmt
 
-    small = [bytes(p) for p in jsonfmt._encoded(records)]
-    large = [bytes(p) for p in jsonfmt._encoded(records * (jsonfmt.SMALL_REPORT + 1))]
-    assert large[: len(small)] == small
-    assert [json.loads(p) for p in small] == json.loads(json.dumps(records))
+    small = jsonfmt._joined(records)
+    n = jsonfmt.SMALL_REPORT + 1
+    assert jsonfmt._joined(records * n) == b",\n    ".join([small] * n)
+    assert [json.loads(p) for p in small.split(b",\n    ")] == json.loads(json.dumps(records))
 
 
-def test_json_report_is_one_finding_per_line_whatever_the_strings_hold() -> None:
-    from airlock.scan.jsonfmt import _encoded
+@pytest.mark.parametrize("copies", [1, 100])  # the standard library's encoder, then orjson's
+def test_json_report_is_one_finding_per_line_whatever_the_strings_hold(copies: int) -> None:
+    from airlock.scan.jsonfmt import _joined
 
     tricky = [
         {"message": 'a "},{" inside', "path": "x"},
         {"message": "line\nbreak, tab\t, ] and [", "path": "é/ü/中"},
         {"message": "", "references": ("a", "b"), "n": None},
-    ]
-    parts = [bytes(p) for p in _encoded(tricky)]
-    assert [json.loads(p) for p in parts] == [
-        {**r, "references": list(r["references"])} if "references" in r else r for r in tricky
-    ]
-    assert all(b"\n" not in p for p in parts)
-    assert _encoded([]) == []
+        {"nested": [{"a": 1}, {"b": '},{"'}], "path": "objects in a list"},
+    ] * copies
+    lines = _joined(tricky).split(b",\n    ")
+    assert [json.loads(p) for p in lines] == json.loads(json.dumps(tricky))
+    assert _joined([]) == b""

@@ -84,29 +84,28 @@ the uuid and platform modules it pulls in) costs more than it saves on a small r
 short scan is mostly start-up. Both encoders write the same bytes (a test holds them to it)."""
 
 
-def _encoded(records: list[dict[str, Any]]) -> list[bytes | memoryview]:
-    """Each record encoded, compact with sorted keys, without newlines."""
+_LINE = b",\n    "  # between two findings: one per line
+
+
+def _joined(records: list[dict[str, Any]]) -> bytes:
+    """The records encoded (compact, sorted keys, no newlines), one per line."""
     if not records:
-        return []
+        return b""
     if len(records) <= SMALL_REPORT:
         encode = _stdlib_encoder().encode
-        return [encode(r).encode() for r in records]
+        return _LINE.join(encode(r).encode() for r in records)
     import orjson
 
-    # As slices of one encoding of the whole list: thousands of separate ``orjson.dumps``
-    # results kept alive cost ten times the encoding itself (one allocation each). Each record
-    # is also encoded alone, freed at once, only to learn its length.
+    # One encoding of the whole list, split where one record ends and the next begins: a
+    # record's strings cannot hold '},{"' (their quotes are escaped), so only such a boundary
+    # can, unless a record holds objects in a list: the count of pieces tells, and then each
+    # record is encoded alone. (Thousands of separate ``orjson.dumps`` results cost more than
+    # the encoding itself.)
     dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
-    sizes = [len(dumps(r, option=sort)) for r in records]
-    whole = memoryview(dumps(records, option=sort))
-    parts: list[bytes | memoryview] = []
-    at = 1  # after "["
-    for n in sizes:
-        parts.append(whole[at : at + n])
-        at += n + 1  # and the "," or "]" after it
-    if at != len(whole) or whole[at - 1] != ord("]"):
-        return [dumps(r, option=sort) for r in records]  # not the layout assumed: encode each
-    return parts
+    pieces = dumps(records, option=sort)[1:-1].split(b'},{"')
+    if len(pieces) == len(records):
+        return (b"}" + _LINE + b'{"').join(pieces)
+    return _LINE.join(dumps(r, option=sort) for r in records)
 
 
 def _stdlib_encoder() -> Any:
@@ -124,7 +123,7 @@ def _summary(record: dict[str, Any]) -> str:
 def format_json(result: ScanResult) -> str:
     """One finding per line: readable and diffable."""
     findings = _records(result)
-    lines = b",\n    ".join(_encoded(findings))
+    lines = _joined(findings)
     summary = _summary(summary_record(result))
     body = f"[\n    {lines.decode()}\n  ]" if findings else "[]"
     return (
