@@ -122,7 +122,8 @@ def _multiline_flow(text: str, lines: Sequence[str]) -> bool:
         if body[0] in ",]}" or _FLOW_LINE_END.search(body):
             return True
         header = _BLOCK_HEADER.search(body)
-        if header is not None:
+        # not when the "|" or ">" is in a comment ("name: x  # a | b |")
+        if header is not None and " #" not in body[: header.start() + 1]:
             parent = _block_parent(line, ind, ind + header.start())
     return False
 
