@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.catalog import API_VERSION, OWN_KINDS
+from airlock.detectors import redact
 from airlock.findings import Action, Finding, new_finding
 from airlock.mutations import Patch, mutate, pin_images
 from airlock.rules import AUDIT_ONLY, RULES, Scope
@@ -107,8 +108,8 @@ def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
                     wl.kind,
                     ns,
                     wl.name,
-                    hit.path,
-                    hit.message,
+                    redact(hit.path),
+                    redact(hit.message),
                     info.fix,
                     info.family,
                     info.references,

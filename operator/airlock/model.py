@@ -48,6 +48,7 @@ from airlock.catalog import (
     DEFAULT_OWNER_LABEL,
     RULE_IDS,
 )
+from airlock.detectors import redact
 from airlock.errors import PolicyError
 from airlock.findings import Action
 
@@ -594,7 +595,8 @@ def format_loc(loc: Sequence[str | int], prefix: str = "spec") -> str:
 
 
 def _policy_error(what: str, exc: ValidationError, prefix: str) -> PolicyError:
-    pairs = [(format_loc(err["loc"], prefix), err["msg"]) for err in exc.errors()]
+    # paths and messages quote the object's keys and values: never a credential among them
+    pairs = [(redact(format_loc(err["loc"], prefix)), redact(err["msg"])) for err in exc.errors()]
     detail = "; ".join(f"{path}: {msg}" for path, msg in pairs)
     return PolicyError(f"invalid {what}: {detail}", pairs)
 

@@ -789,6 +789,7 @@ def test_public_names() -> None:
         "DetectorSet",
         "FingerprintKey",
         "fingerprint",
+        "redact",
     ]
     assert isinstance(DEFAULT_DETECTORS, DetectorSet)
 

@@ -278,3 +278,42 @@ def test_commas_and_brackets_in_comments_and_block_scalars_stay_on_the_fast_path
 def test_a_flow_collection_over_lines_after_a_block_scalar_takes_the_exact_path(text: str) -> None:
     assert load_documents(text) is None
     assert assert_same(text) > 2
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings as literal block scalars (``|``), as people write scripts and JSON."""
+
+
+_BlockDumper.add_representer(
+    str,
+    lambda dumper, s: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", s, style="|" if "\n" in s else None
+    ),
+)
+BLOCK_TEXT = st.lists(
+    st.text(alphabet="abc {}[],:#-'\"", min_size=1, max_size=10).map(str.strip).filter(bool),
+    min_size=2,
+    max_size=4,
+).map(lambda lines: "\n".join(lines) + "\n")
+MIXED = st.recursive(
+    st.one_of(SCALARS, BLOCK_TEXT),
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=4), st.dictionaries(KEYS, kids, min_size=1, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    tree=st.dictionaries(KEYS, MIXED, min_size=1, max_size=5),
+    width=st.sampled_from([12, 30, 80]),
+    flow=st.booleans(),
+)
+def test_block_scalars_beside_flow_collections_over_lines_agree(
+    tree: dict[str, Any], width: int, flow: bool
+) -> None:
+    body = yaml.dump(
+        tree, Dumper=_BlockDumper, width=width, default_flow_style=None if flow else False
+    )
+    assert_same("apiVersion: v1\nkind: X\n" + body)

@@ -580,6 +580,8 @@ def test_exceptions_waive_exactly_their_rules_only_while_active() -> None:
         ("s3://ci:{t}@models-dev/x", "s3://models-dev/x"),
         ("hf://models-dev/{t}", "hf://models-dev/…"),
         ("gs://models-dev/ghp_{t}/x", "gs://models-dev/…/x"),
+        ("s3://svc:{t}@models-dev", "s3://models-dev"),
+        ("s3://AKIA:abc/{t}@models-dev/llama", "s3://models-dev/llama"),
     ],
 )
 def test_a_store_uri_in_a_message_never_shows_what_could_be_a_credential(

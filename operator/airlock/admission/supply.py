@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
+from airlock.detectors import redact
 from airlock.errors import AirlockError, RegistryError
 from airlock.images import (
     ImageRef,
@@ -222,7 +223,7 @@ class SupplyChain:
                     SignatureStatus.UNAVAILABLE, ref.digest if ref.pinned else None, late
                 )
         warnings = tuple(
-            f"airlock could not resolve {image} to a digest ({why}); admitted unpinned"
+            redact(f"airlock could not resolve {image} to a digest ({why}); admitted unpinned")
             for image, why in failures.items()
         )
         return ImageFacts(digests, signatures, warnings)

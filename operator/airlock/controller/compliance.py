@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,7 +65,7 @@ from airlock.controller.isolation import (
 from airlock.controller.kube import CRD_VERSION, Kube, api_client
 from airlock.controller.reports import ReportWriter
 from airlock.controller.watch import Watched, feed, names, register_cluster_feed
-from airlock.detectors import FingerprintKey
+from airlock.detectors import FingerprintKey, redact
 from airlock.errors import KubeError
 from airlock.model import API_GROUP
 
@@ -353,8 +354,14 @@ class Compliance:
                 continue
             try:
                 await self.run_once(full=full_due)
-            except Exception:  # the loop must survive anything one pass does
-                _log.exception("audit pass failed; retrying")
+            except Exception as exc:  # the loop must survive anything one pass does
+                # the message may quote an object's values: redacted, the traceback as frames
+                _log.error(
+                    "audit pass failed (%s: %s); retrying\n%s",
+                    type(exc).__name__,
+                    redact(str(exc)),
+                    "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+                )
                 await _wait(stop, stop, 5.0)
                 continue
             if self.last_pass is not None and self.last_pass.full:

@@ -1,7 +1,8 @@
 """Plaintext-credential detectors: a provider rule table, keyword + value heuristics, entropy.
 
 The public surface is :class:`DetectorSet` (built once per policy), :data:`DEFAULT_DETECTORS`,
-:class:`Detection`, :func:`fingerprint` and :class:`FingerprintKey`. A :class:`Detection` never
+:class:`Detection`, :func:`fingerprint`, :class:`FingerprintKey` and :func:`redact` (the last
+guard on text leaving the process). A :class:`Detection` never
 holds the credential: only its kind, a fingerprint, the reason it was reported and the id of the
 provider rule that matched, so it can be logged, put in a message or a report, and printed with
 ``repr`` without leaking anything.
@@ -64,6 +65,14 @@ from airlock.detectors._core import (
     DetectorSet,
     FingerprintKey,
     fingerprint,
+    redact,
 )
 
-__all__ = ["DEFAULT_DETECTORS", "Detection", "DetectorSet", "FingerprintKey", "fingerprint"]
+__all__ = [
+    "DEFAULT_DETECTORS",
+    "Detection",
+    "DetectorSet",
+    "FingerprintKey",
+    "fingerprint",
+    "redact",
+]

@@ -325,6 +325,39 @@ class _CleanTexts:
         self._chars += len(text)
 
 
+REDACTED = "[REDACTED]"
+_SHOWN_CLEAN: set[str] = set()  # texts redact() found nothing in (short ones; bounded)
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential that the provider formats, key blocks, connection strings
+    and credentialed URLs find in it replaced by ``[REDACTED]``.
+
+    The last guard before text built from an object leaves the process (a finding's message and
+    path, an admission warning, a policy error): rules name what they found and quote values
+    only where they need to, and this makes sure that a value which is a credential is never
+    among them, whichever rule quoted it.
+    """
+    if len(text) < _MIN_FORMAT_LEN or text in _SHOWN_CLEAN:
+        return text
+    spans = sorted((hit.start, hit.end) for hit in iter_hits(text))
+    if not spans:
+        if len(text) <= _CLEAN_MAX_LEN:
+            if len(_SHOWN_CLEAN) >= _CLEAN_MAX_ENTRIES:
+                _SHOWN_CLEAN.clear()
+            _SHOWN_CLEAN.add(text)
+        return text
+    parts: list[str] = []
+    at = 0
+    for start, end in spans:
+        if end <= at:
+            continue  # inside the span of an earlier hit
+        parts += [text[at:start] if start > at else "", REDACTED]
+        at = end
+    parts.append(text[at:])
+    return "".join(parts)
+
+
 class DetectorSet:
     """All credential detectors, tuned by one policy.
 

@@ -347,12 +347,14 @@ def _uri_problems(value: str, scope: Scope) -> tuple[tuple[str, str], ...]:
 def _redact_uri(uri: str, scope: Scope) -> str:
     """``uri`` as a message quotes it: without userinfo, query and fragment (where credentials
     and signed tokens go), and with any host or path segment that could be a credential (a
-    webhook's token, a key in a path) shown as ``…``."""
+    webhook's token, a key in a path) shown as ``…``. Everything up to the last ``@`` goes with
+    the userinfo: a password may hold a ``/``."""
     scheme, sep, rest = uri.partition("://")
-    authority, slash, path = rest.split("#", 1)[0].split("?", 1)[0].partition("/")
+    if not sep:  # "s3:bucket/key": no authority
+        scheme, rest = "", uri
+    rest = rest.split("#", 1)[0].split("?", 1)[0].rpartition("@")[2]
     suspect = scope.ctx.policy.detectors.could_be_credential
-    parts = [authority.rpartition("@")[2], *path.split("/")] if slash else [authority]
-    shown = "/".join("…" if part and suspect(part) else part for part in parts)
+    shown = "/".join("…" if part and suspect(part) else part for part in rest.split("/"))
     return f"{scheme}{sep}{shown}"
 
 
