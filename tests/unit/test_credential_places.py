@@ -96,6 +96,8 @@ def test_lookalike_of_a_format_is_not_reported_by_name() -> None:
             "Azure App Configuration connection string",
         ),
         (f"https://:{rnd(20)}@redis.corp.example:6380", "password in URL"),
+        # a documentation word decorated into a weak password is a password someone chose
+        ("mysql://api:" + "passW0rd!" + "@db.corp.example:3306/api", "password in URL"),
     ],
 )
 def test_connection_strings_and_urls_with_passwords_are_findings(
@@ -114,6 +116,7 @@ def test_connection_strings_and_urls_with_passwords_are_findings(
         "Server=db;Database=ml;User ID=svc;Password=${DB_PASSWORD};",
         "postgresql://trainer:$(DB_PASSWORD)@db:5432/features",
         "postgresql://db.ml-data:5432/features",
+        "postgresql://user:" + "password" + "@db.ml-data:5432/features",  # the word itself
         "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://x/",
     ],
 )

@@ -24,7 +24,6 @@ _PLACEHOLDER_WORDS = frozenset(
         "changethis",
         "password",
         "passwd",
-        "passw0rd",
         "secret",
         "secrets",
         "token",
