@@ -47,6 +47,7 @@ __all__ = [
     "RolePowers",
     "Subject",
     "cross_env_subjects",
+    "is_bootstrap",
     "is_rbac",
     "power_subjects",
     "read_binding",
@@ -90,11 +91,11 @@ def is_rbac(obj: Mapping[str, Any]) -> bool:
     )
 
 
-def _is_system(obj: Mapping[str, Any]) -> bool:
+def is_bootstrap(obj: Mapping[str, Any]) -> bool:
+    """One of Kubernetes' own roles or bindings: the API server labels every one it creates.
+    A name starting with ``system:`` is not enough: anyone who may create a binding may choose
+    that name."""
     meta = _map(obj.get("metadata"))
-    name = meta.get("name")
-    if isinstance(name, str) and name.startswith("system:"):
-        return True
     return _map(meta.get("labels")).get(_BOOTSTRAP_LABEL) == "rbac-defaults"
 
 
@@ -180,7 +181,7 @@ def _subject(i: int, raw: Mapping[str, Any], binding_ns: str | None) -> Subject 
 def read_binding(obj: Mapping[str, Any]) -> Binding | None:
     """The binding in ``obj``; None for anything else and for Kubernetes' own bindings."""
     kind = obj.get("kind")
-    if kind not in ("RoleBinding", "ClusterRoleBinding") or not is_rbac(obj) or _is_system(obj):
+    if kind not in ("RoleBinding", "ClusterRoleBinding") or not is_rbac(obj) or is_bootstrap(obj):
         return None
     meta = _map(obj.get("metadata"))
     name = meta.get("name")

@@ -246,6 +246,11 @@ def test_kubernetes_own_bindings_are_left_alone() -> None:
     everyone = [group("system:serviceaccounts")]
     assert found(crb(everyone, name="system:service-account-issuer-discovery")) == set()
     assert found(crb([*everyone, sa("ml-dev")], name="discovery", **bootstrap)) == set()
+    # a binding that only borrows the prefix is judged like any other
+    assert found(crb([sa("ml-dev")], role="cluster-admin", name="system:x", **bootstrap)) == set()
+    assert found(crb([sa("ml-dev")], role="cluster-admin", name="system:x")) == {
+        (ADMIN, "subjects[0]")
+    }
 
 
 # --- cross-env-rbac-binding on ClusterRoleBindings -----------------------------------------------
@@ -380,8 +385,12 @@ def test_a_cluster_role_is_judged_by_its_holders() -> None:
     everything = cluster_role("reader", rule(["*"], ["*"]))
     namespaced = ctx(rolebinding("ml-prod", [sa("ml-prod")], role="reader"))
     assert found(everything, namespaced) == {(ADMIN, "rules[0]")}
-    system = cluster_role("system:reader", rule(["*"], ["*"]))
-    assert found(system, ctx(crb([sa("ml-prod")], role="system:reader"))) == set()
+    # Kubernetes' own roles carry the bootstrap label; a "system:" name alone is anyone's choice
+    chosen = cluster_role("system:reader", rule(["*"], ["*"]))
+    held = ctx(crb([sa("ml-prod")], role="system:reader"))
+    assert found(chosen, held) == {(ADMIN, "rules[0]")}
+    chosen["metadata"]["labels"] = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+    assert found(chosen, held) == set()
 
 
 # --- workloads running as such an account --------------------------------------------------------

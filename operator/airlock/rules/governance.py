@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from airlock.findings import RuleInfo, Severity
-from airlock.rbac import is_rbac, power_subjects, read_binding, role_of, role_powers
+from airlock.rbac import (
+    is_bootstrap,
+    is_rbac,
+    power_subjects,
+    read_binding,
+    role_of,
+    role_powers,
+)
 from airlock.rules.base import Hit, Rule, Scope, mapping, sequence, service_accounts
 from airlock.workloads import Workload
 
@@ -91,7 +98,7 @@ def _role_hits(wl: Workload, scope: Scope) -> Iterator[Hit]:
     """A ClusterRole with dangerous rules, judged by the workload subjects that hold it: one
     finding, at the first dangerous rule, for the widest binding (cluster-wide first)."""
     holders = scope.ctx.rbac.holders.get(wl.name)
-    if not holders or not is_rbac(wl.obj) or wl.name.startswith("system:"):
+    if not holders or not is_rbac(wl.obj) or is_bootstrap(wl.obj):
         return
     powers = role_powers(wl.obj)
     for cluster_wide in (True, False):
