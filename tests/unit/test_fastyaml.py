@@ -269,6 +269,10 @@ def test_commas_and_brackets_in_comments_and_block_scalars_stay_on_the_fast_path
     [
         # the block scalar ends where a line is no deeper than its key: the flow after is real
         "apiVersion: v1\nkind: Pod\nspec:\n  s: |\n    a,\n  args: [\n    x]\n",
+        # a line break inside a flow collection's plain scalar (the folded "0 0")
+        "apiVersion: v1\nkind: X\nk: {a: 0\n    0, b: null}\n",
+        # a quoted "}" does not close the flow mapping
+        'apiVersion: v1\nkind: X\nk: {a: "x}", b:\n    1}\n',
         # a "|" at the end of a comment starts no block scalar
         "apiVersion: v1\nkind: Pod\nspec:\n  a:  # left |\n    args: [a,\n      b]\n",
         # a key's block scalar in a sequence item: its text must be deeper than the key

@@ -99,15 +99,19 @@ _MULTILINE_FLOW = (
     re.compile(r"\n(?=([ \t]*))\1[,\]}]"),
 )
 _FLOW_LINE_END = re.compile(r"[\[{,][ \t]*(?:#.*)?$")
+_QUOTED = re.compile(r"""\"(?:[^"\\]|\\.)*\"|'(?:[^']|'')*'""")
+_COMMENT = re.compile(r"(?:^|[ \t])#.*")
 # a block scalar's header ends its line: "key: |", "- >-", "key: |2 # comment"
 _BLOCK_HEADER = re.compile(r"(?:^|[ \t])[|>][1-9+-]{0,2}[ \t]*(?:#.*)?$")
 
 
 def _multiline_flow(text: str, lines: Sequence[str]) -> bool:
-    """``text`` (split into ``lines``) may hold a flow collection over several lines: a line
-    that ends in ``[``, ``{`` or ``,``, or starts with ``,``, ``]`` or ``}``, outside comments
-    and block scalars. Doubt counts as yes (the exact path is always right)."""
-    if not any(flow.search(text) for flow in _MULTILINE_FLOW):
+    """``text`` (split into ``lines``) may hold a flow collection over several lines: outside
+    comments and block scalars, a line that opens more ``[`` or ``{`` than it closes (a line
+    break inside a flow collection, even in one of its scalars), or that ends in ``[``, ``{``
+    or ``,``, or starts with ``,``, ``]`` or ``}``. Doubt counts as yes (the exact path is
+    always right)."""
+    if "[" not in text and "{" not in text and not any(f.search(text) for f in _MULTILINE_FLOW):
         return False
     parent = -1  # inside a block scalar: its text is indented deeper than this column
     for line in lines:
@@ -121,11 +125,23 @@ def _multiline_flow(text: str, lines: Sequence[str]) -> bool:
             continue
         if body[0] in ",]}" or _FLOW_LINE_END.search(body):
             return True
-        header = _BLOCK_HEADER.search(body)
+        if ("[" in body or "{" in body) and _unclosed(body):
+            return True
+        header = _BLOCK_HEADER.search(body) if "|" in body or ">" in body else None
         # not when the "|" or ">" is in a comment ("name: x  # a | b |")
         if header is not None and " #" not in body[: header.start() + 1]:
             parent = _block_parent(line, ind, ind + header.start())
     return False
+
+
+def _unclosed(body: str) -> bool:
+    """``body`` (a line's text) opens more flow collections than it closes, quoted strings and
+    a comment aside."""
+    if '"' in body or "'" in body:
+        body = _QUOTED.sub("", body)
+    if "#" in body:
+        body = _COMMENT.sub("", body)
+    return body.count("[") + body.count("{") > body.count("]") + body.count("}")
 
 
 def _block_parent(line: str, ind: int, at: int) -> int:
