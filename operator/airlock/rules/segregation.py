@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
+from airlock.detectors import DetectorSet
 from airlock.findings import RuleInfo, Severity
 from airlock.rbac import RBAC_KINDS, cross_env_subjects, read_binding
 from airlock.rules.base import (
@@ -349,11 +350,16 @@ def _redact_uri(uri: str, scope: Scope) -> str:
     and signed tokens go), and with any host or path segment that could be a credential (a
     webhook's token, a key in a path) shown as ``…``. Everything up to the last ``@`` goes with
     the userinfo: a password may hold a ``/``."""
+    return _shown_uri(uri, scope.ctx.policy.detectors)
+
+
+@lru_cache(maxsize=4096)  # the same URIs recur in every replica's review
+def _shown_uri(uri: str, detectors: DetectorSet) -> str:
     scheme, sep, rest = uri.partition("://")
     if not sep:  # "s3:bucket/key": no authority
         scheme, rest = "", uri
     rest = rest.split("#", 1)[0].split("?", 1)[0].rpartition("@")[2]
-    suspect = scope.ctx.policy.detectors.could_be_credential
+    suspect = detectors.could_be_credential
     shown = "/".join("…" if part and suspect(part) else part for part in rest.split("/"))
     return f"{scheme}{sep}{shown}"
 
