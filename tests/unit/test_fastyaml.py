@@ -275,6 +275,8 @@ def test_commas_and_brackets_in_comments_and_block_scalars_stay_on_the_fast_path
         'apiVersion: v1\nkind: X\nk: {a: "x}", b:\n    1}\n',
         # a "|" at the end of a comment starts no block scalar
         "apiVersion: v1\nkind: Pod\nspec:\n  a:  # left |\n    args: [a,\n      b]\n",
+        "apiVersion: v1\nkind: Pod\nspec:\n  a:\t# left |\n    args: [a,\n      b]\n",
+        "apiVersion: v1\nkind: Pod\nspec:\n- a:\t# c >\n  args: [a,\n    b]\n",
         # a key's block scalar in a sequence item: its text must be deeper than the key
         "apiVersion: v1\nkind: Pod\nspec:\n- k: |\n    t\n  args: [a,\n    b]\n",
     ],

@@ -74,6 +74,9 @@ def test_redact_keeps_the_rest_of_the_text() -> None:
     token = crc_token("ghp_")
     assert redact(f"image registry/x:{token} has a tag") == "image registry/x:[REDACTED] has a tag"
     assert redact("postgres://app:Zq8v7Rk2mW@db/x") == "postgres://app:[REDACTED]@db/x"
+    # hits that overlap get one marker
+    overlapping = "Server=db;Password=x://u:Qz7abc;Rk2defghij@h/p"
+    assert redact(overlapping) == "Server=db;Password=[REDACTED]@h/p"
     plain = "container trainer runs as root (runAsNonRoot is not set)"
     assert redact(plain) is plain
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -56,3 +57,52 @@ def test_a_ca_bundle_no_registry_names_any_more_is_dropped() -> None:
     client._contexts.update({None: kept, "CA one": old, "CA two": kept})
     client.configure({"a.example": RegistryConfig("a.example", ca_bundle="CA two")})
     assert set(client._contexts) == {None, "CA two"}
+
+
+def test_lookups_waiting_together_share_one_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = ssl.create_default_context
+    builds: list[int] = []
+
+    def slow(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        builds.append(threading.get_ident())
+        time.sleep(0.05)  # long enough for every lookup to be waiting
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", slow)
+    client = RegistryClient(configs={"r.example": RegistryConfig("r.example")})
+
+    async def attempt(endpoint: Endpoint) -> ssl.SSLContext | None:
+        return endpoint.ssl_context
+
+    async def main() -> list[ssl.SSLContext | None]:
+        return list(
+            await asyncio.gather(*(client._lookup("r.example", attempt) for _ in range(20)))
+        )
+
+    contexts = asyncio.run(main())
+    assert len(builds) == 1
+    assert all(c is contexts[0] for c in contexts)
+
+
+def test_a_context_built_for_a_bundle_the_policy_dropped_meanwhile_is_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started = threading.Event()
+
+    def slow(self: RegistryClient, bundle: str | None) -> ssl.SSLContext:
+        started.set()
+        time.sleep(0.1)
+        return ssl.create_default_context()
+
+    monkeypatch.setattr(RegistryClient, "_build_ssl", slow)
+    client = RegistryClient(configs={"r.example": RegistryConfig("r.example", ca_bundle="CA")})
+
+    async def main() -> None:
+        building = asyncio.ensure_future(client._prepare_ssl("CA"))
+        await asyncio.to_thread(started.wait)
+        client.configure({"r.example": RegistryConfig("r.example")})  # the bundle is gone
+        await building
+
+    asyncio.run(main())
+    assert "CA" not in client._contexts
+    assert client._building == {}

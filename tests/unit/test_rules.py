@@ -582,6 +582,8 @@ def test_exceptions_waive_exactly_their_rules_only_while_active() -> None:
         ("gs://models-dev/ghp_{t}/x", "gs://models-dev/…/x"),
         ("s3://svc:{t}@models-dev", "s3://models-dev"),
         ("s3://AKIA:abc/{t}@models-dev/llama", "s3://models-dev/llama"),
+        ("s3://svc:Kx9?{t}@models-dev/x", "s3://models-dev/x"),
+        ("s3://svc:Kx9#{t}@models-dev/x", "s3://models-dev/x"),
     ],
 )
 def test_a_store_uri_in_a_message_never_shows_what_could_be_a_credential(

@@ -404,16 +404,37 @@ def test_small_and_large_reports_are_encoded_to_the_same_bytes(
     assert [json.loads(p) for p in small.split(b",\n    ")] == json.loads(json.dumps(records))
 
 
+_TRICKY: list[dict[str, Any]] = [
+    {"message": 'a "},{" inside', "path": "x"},
+    {"message": "line\nbreak, tab\t, ] and [ \\ back", "path": "é/ü/中"},
+    {"message": "", "references": ("a", '},{"b'), "n": None},
+]
+# records whose encoding holds '},{"' inside: the split cannot be trusted, each is encoded alone
+_UNSPLITTABLE: dict[str, dict[str, Any]] = {
+    "a string ending in },{": {"message": "ends in },{", "path": "p"},
+    "objects in a list": {"nested": [{"a": 1}, {"b": '},{"'}], "path": "p"},
+    "an empty record": {},
+}
+
+
 @pytest.mark.parametrize("copies", [1, 100])  # the standard library's encoder, then orjson's
-def test_json_report_is_one_finding_per_line_whatever_the_strings_hold(copies: int) -> None:
+@pytest.mark.parametrize("extra", [None, *_UNSPLITTABLE])
+def test_json_report_is_one_finding_per_line_whatever_the_strings_hold(
+    copies: int, extra: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orjson
     from airlock.scan.jsonfmt import _joined
 
-    tricky = [
-        {"message": 'a "},{" inside', "path": "x"},
-        {"message": "line\nbreak, tab\t, ] and [", "path": "é/ü/中"},
-        {"message": "", "references": ("a", "b"), "n": None},
-        {"nested": [{"a": 1}, {"b": '},{"'}], "path": "objects in a list"},
-    ] * copies
-    lines = _joined(tricky).split(b",\n    ")
-    assert [json.loads(p) for p in lines] == json.loads(json.dumps(tricky))
+    calls: list[int] = []
+    real = orjson.dumps
+    monkeypatch.setattr(orjson, "dumps", lambda *a, **k: calls.append(1) or real(*a, **k))
+    added = [_UNSPLITTABLE[extra]] if extra else []
+    if extra == "an empty record":  # one boundary fewer, one '},{"' more: the count alone agrees
+        added.append(_UNSPLITTABLE["a string ending in },{"])
+    records = (_TRICKY + added) * copies
+    lines = _joined(records).split(b",\n    ")
+    assert len(lines) == len(records)
+    assert [json.loads(p) for p in lines] == json.loads(json.dumps(records))
+    if copies > 1:  # orjson: one encoding split at the boundaries, or one per record
+        assert len(calls) == (1 if extra is None else 1 + len(records))
     assert _joined([]) == b""

@@ -66,7 +66,7 @@ from airlock.controller.kube import CRD_VERSION, Kube, api_client
 from airlock.controller.reports import ReportWriter
 from airlock.controller.watch import Watched, feed, names, register_cluster_feed
 from airlock.detectors import FingerprintKey, redact
-from airlock.errors import KubeError
+from airlock.errors import AirlockError, KubeError
 from airlock.model import API_GROUP
 
 __all__ = ["Compliance", "ComplianceSettings", "register_compliance"]
@@ -355,11 +355,13 @@ class Compliance:
             try:
                 await self.run_once(full=full_due)
             except Exception as exc:  # the loop must survive anything one pass does
-                # the message may quote an object's values: redacted, the traceback as frames
+                # Airlock's own errors say what failed in words it chose (redacted all the
+                # same); another exception's text may quote an object's values: its type only
+                said = redact(str(exc)) if isinstance(exc, AirlockError) else "(text withheld)"
                 _log.error(
                     "audit pass failed (%s: %s); retrying\n%s",
                     type(exc).__name__,
-                    redact(str(exc)),
+                    said,
                     "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
                 )
                 await _wait(stop, stop, 5.0)

@@ -327,6 +327,7 @@ class _CleanTexts:
 
 REDACTED = "[REDACTED]"
 _SHOWN_CLEAN: set[str] = set()  # texts redact() found nothing in (short ones; bounded)
+_SHOWN_CLEAN_MAX = 10_000  # messages and paths, about 100 characters each: ~2 MB at most
 
 
 def redact(text: str) -> str:
@@ -343,16 +344,17 @@ def redact(text: str) -> str:
     spans = sorted((hit.start, hit.end) for hit in iter_hits(text))
     if not spans:
         if len(text) <= _CLEAN_MAX_LEN:
-            if len(_SHOWN_CLEAN) >= _CLEAN_MAX_ENTRIES:
+            if len(_SHOWN_CLEAN) >= _SHOWN_CLEAN_MAX:
                 _SHOWN_CLEAN.clear()
             _SHOWN_CLEAN.add(text)
         return text
     parts: list[str] = []
-    at = 0
+    at = -1  # end of the last marker's span
     for start, end in spans:
-        if end <= at:
-            continue  # inside the span of an earlier hit
-        parts += [text[at:start] if start > at else "", REDACTED]
+        if start < at:  # overlaps the span before: one marker for both
+            at = max(at, end)
+            continue
+        parts += [text[max(at, 0) : start], REDACTED]
         at = end
     parts.append(text[at:])
     return "".join(parts)

@@ -111,7 +111,10 @@ class RegistryClient:
         self.default_timeout = default_timeout
         self._system_ca_file = system_ca_file
         self._configs: Mapping[str, RegistryConfig] = dict(configs or {})
+        # TLS contexts by CA bundle, read and written on the event loop only; the first build of
+        # each runs in a thread, shared by the lookups that wait for it
         self._contexts: dict[str | None, ssl.SSLContext] = {}
+        self._building: dict[str | None, asyncio.Future[ssl.SSLContext]] = {}
         self._session: aiohttp.ClientSession | None = None
         # (host, scope, identity) -> (expires, token): the token that answered the last
         # challenge for that repository and pull Secret
@@ -151,14 +154,40 @@ class RegistryClient:
 
     def _ssl(self, ca_bundle: str | None) -> ssl.SSLContext:
         ctx = self._contexts.get(ca_bundle)
-        if ctx is None:
-            ctx = ssl.create_default_context(cafile=self._system_ca_file)
-            if self._system_ca_file is not None:
-                ctx.load_default_certs()
-            if ca_bundle:
-                ctx.load_verify_locations(cadata=ca_bundle)
-            self._contexts[ca_bundle] = ctx
+        if ctx is None:  # not prepared by _prepare_ssl (a caller outside a lookup)
+            ctx = self._contexts[ca_bundle] = self._build_ssl(ca_bundle)
         return ctx
+
+    def _build_ssl(self, ca_bundle: str | None) -> ssl.SSLContext:
+        """A new TLS context trusting the system CAs and ``ca_bundle``; touches no shared state
+        (it runs in a thread)."""
+        ctx = ssl.create_default_context(cafile=self._system_ca_file)
+        if self._system_ca_file is not None:
+            ctx.load_default_certs()
+        if ca_bundle:
+            ctx.load_verify_locations(cadata=ca_bundle)
+        return ctx
+
+    async def _prepare_ssl(self, ca_bundle: str | None) -> None:
+        """Build the TLS context for ``ca_bundle`` in a thread, once however many lookups wait
+        for it (or give up waiting); kept only if the policy still names the bundle then."""
+        building = self._building.get(ca_bundle)
+        if building is None:
+            building = asyncio.ensure_future(asyncio.to_thread(self._build_ssl, ca_bundle))
+
+            def keep(done: asyncio.Future[ssl.SSLContext]) -> None:  # on the event loop
+                self._building.pop(ca_bundle, None)
+                if done.cancelled() or done.exception() is not None:
+                    return  # the next lookup tries again, and says why
+                named = ca_bundle is None or any(
+                    cfg.ca_bundle == ca_bundle for cfg in self._configs.values()
+                )
+                if named:
+                    self._contexts.setdefault(ca_bundle, done.result())
+
+            building.add_done_callback(keep)  # before any waiter's: stored when they wake
+            self._building[ca_bundle] = building
+        await asyncio.shield(building)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -255,7 +284,7 @@ class RegistryClient:
             cfg = self.config(registry)
             if not cfg.insecure and cfg.ca_bundle not in self._contexts:
                 # a TLS context's first build reads and parses CA files: not on the event loop
-                await asyncio.to_thread(self._ssl, cfg.ca_bundle)
+                await self._prepare_ssl(cfg.ca_bundle)
             last: RegistryError | None = None
             for endpoint in self.endpoints(registry):
                 try:

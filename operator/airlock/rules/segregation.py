@@ -358,7 +358,8 @@ def _shown_uri(uri: str, detectors: DetectorSet) -> str:
     scheme, sep, rest = uri.partition("://")
     if not sep:  # "s3:bucket/key": no authority
         scheme, rest = "", uri
-    rest = rest.split("#", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    # userinfo first: a password may hold "?", "#" or "/" (a message may then name less)
+    rest = rest.rpartition("@")[2].split("#", 1)[0].split("?", 1)[0]
     suspect = detectors.could_be_credential
     shown = "/".join("…" if part and suspect(part) else part for part in rest.split("/"))
     return f"{scheme}{sep}{shown}"

@@ -62,9 +62,9 @@ _BEFORE_PROPERTY = frozenset("\n[{,:-?")
 
 def _diverges(text: str) -> bool:
     """``text`` has something the two parsers read differently, or the fast path cannot do."""
-    if ("<<" in text and _MERGE_KEY.search(text)) or _DIVERGENT.match(
-        "\n" + text[:64]
-    ):  # a bare first scalar
+    if "<<" in text and _MERGE_KEY.search(text):
+        return True
+    if _DIVERGENT.match("\n" + text[:64]):  # a first line that is itself a bare scalar
         return True
     for candidates in _CANDIDATES:
         for m in candidates.finditer(text):
@@ -129,7 +129,7 @@ def _multiline_flow(text: str, lines: Sequence[str]) -> bool:
             return True
         header = _BLOCK_HEADER.search(body) if "|" in body or ">" in body else None
         # not when the "|" or ">" is in a comment ("name: x  # a | b |")
-        if header is not None and " #" not in body[: header.start() + 1]:
+        if header is not None and _COMMENT.search(body, 0, header.start() + 1) is None:
             parent = _block_parent(line, ind, ind + header.start())
     return False
 

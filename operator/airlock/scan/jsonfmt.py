@@ -96,14 +96,14 @@ def _joined(records: list[dict[str, Any]]) -> bytes:
         return _LINE.join(encode(r).encode() for r in records)
     import orjson
 
-    # One encoding of the whole list, split where one record ends and the next begins: a
-    # record's strings cannot hold '},{"' (their quotes are escaped), so only such a boundary
-    # can, unless a record holds objects in a list: the count of pieces tells, and then each
-    # record is encoded alone. (Thousands of separate ``orjson.dumps`` results cost more than
-    # the encoding itself.)
+    # One encoding of the whole list, split where one record ends and the next begins ('},{"').
+    # Inside a record those four bytes appear only where a string ends in "},{" (its quote
+    # follows) or a record holds objects in a list; then there are more pieces than records,
+    # and each record is encoded alone. (Thousands of separate ``orjson.dumps`` results cost
+    # more than the encoding itself.)
     dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
     pieces = dumps(records, option=sort)[1:-1].split(b'},{"')
-    if len(pieces) == len(records):
+    if len(pieces) == len(records) and all(records):  # an empty record has no boundary
         return (b"}" + _LINE + b'{"').join(pieces)
     return _LINE.join(dumps(r, option=sort) for r in records)
 
