@@ -99,3 +99,69 @@ def test_a_policy_error_never_quotes_a_credential() -> None:
         load_exception(spec)
     assert token not in str(raised.value)
     assert "unknown rule id" in str(raised.value)
+
+
+def _string_slots(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths to every string in ``node`` (keys of mappings included, as ("key", ...))."""
+    if isinstance(node, dict):
+        out: list[tuple[Any, ...]] = []
+        for k, v in node.items():
+            out.append((*path, ("key", k)))
+            out.extend(_string_slots(v, (*path, k)))
+        return out
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _string_slots(v, (*path, i))]
+    return [path] if isinstance(node, str) else []
+
+
+def _put(obj: Any, slot: tuple[Any, ...], shape: Callable[[str, str], str], token: str) -> None:
+    *parents, last = slot
+    for step in parents:
+        obj = obj[step]
+    if isinstance(last, tuple):  # a key: renamed
+        obj[shape(last[1], token)] = obj.pop(last[1])
+    else:
+        obj[last] = shape(obj[last], token)
+
+
+def _busy_pod() -> dict[str, Any]:
+    """A pod with a value in most of the places rules read and quote."""
+    pod = clean_pod()
+    c = _c(pod)
+    c.update(
+        image="registry.corp.example/prod/x:1.0",
+        args=["--model", "s3://models-dev/llama", "--port", "8080"],
+        env=[
+            {"name": "MODEL_URI", "value": "s3://models-dev/llama/7b"},
+            {"name": "FEATURES_URL", "value": "http://features.ml-dev.svc:8080/v1"},
+        ],
+        volumeMounts=[{"name": "host", "mountPath": "/host"}],
+    )
+    _sc(pod).update(capabilities={"drop": ["ALL"], "add": ["NET_RAW"]})
+    pod["spec"].update(
+        nodeSelector={"airlock.dev/environment": "dev"},
+        volumes=[{"name": "host", "hostPath": {"path": "/var/lib/data"}}],
+        hostAliases=[{"ip": "10.0.0.1", "hostnames": ["db.internal"]}],
+    )
+    return pod
+
+
+@pytest.mark.parametrize("secret", list(SECRETS), ids=list(SECRETS))
+def test_a_credential_put_into_any_string_of_a_pod_never_shows(secret: str) -> None:
+    """Every string (value or key) of a pod that trips many rules, in turn: the credential
+    replaces it, or is glued before or after it; no finding shows it."""
+    shapes: list[Callable[[str, str], str]] = [
+        lambda old, t: t,
+        lambda old, t: f"{old}/{t}",
+        lambda old, t: f"{t}:{old}",
+    ]
+    slots = _string_slots(_busy_pod())
+    assert len(slots) > 40
+    for slot in slots:
+        for shape in shapes:
+            token = SECRETS[secret]()
+            pod = _busy_pod()
+            _put(pod, slot, shape, token)
+            for f in evaluate(pod, ctx()).findings:
+                for shown in (f.message, f.path):
+                    assert token not in shown, (slot, f.rule, shown)
