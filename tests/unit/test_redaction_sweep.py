@@ -18,8 +18,9 @@ from airlock.engine import evaluate
 from airlock.errors import PolicyError
 from airlock.model import load_exception, load_policy
 
+from tests.support.builders import clean_pod
 from tests.unit.test_detectors import crc_token, jwt
-from tests.unit.test_rules import _c, _sc, clean_pod, ctx
+from tests.unit.test_rules import _c, _sc, ctx
 
 Put = Callable[[dict[str, Any], str], Any]
 
