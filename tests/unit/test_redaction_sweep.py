@@ -166,3 +166,15 @@ def test_a_credential_put_into_any_string_of_a_pod_never_shows(secret: str) -> N
             for f in evaluate(pod, ctx()).findings:
                 for shown in (f.message, f.path):
                     assert token not in shown, (slot, f.rule, shown)
+
+
+def test_a_parser_error_quoting_the_input_never_shows_a_credential() -> None:
+    from airlock.scan import describe_error, load_text
+
+    token = crc_token("ghp_")
+    _docs, errors = load_text(
+        f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: !{token} x\n", "f.yaml"
+    )
+    (shown,) = [describe_error(e) for e in errors]
+    assert "could not determine a constructor for the tag" in shown
+    assert token not in shown

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from airlock.detectors import redact
 from airlock.errors import InputError
 from airlock.scan.fastyaml import TextLines, load_documents
 
@@ -182,11 +183,12 @@ class LoadResult:
 
 
 def describe_error(err: InputError) -> str:
-    """``k8s/app.yaml, document 3: line 12: mapping values are not allowed here``."""
+    """``k8s/app.yaml, document 3: line 12: mapping values are not allowed here`` (a parser's
+    words may quote the input: an alias or tag name)."""
     if err.source is None:
-        return err.detail
+        return redact(err.detail)
     where = err.source if err.document is None else f"{err.source}, document {err.document}"
-    return f"{where}: {err.detail}"
+    return redact(f"{where}: {err.detail}")
 
 
 def iter_manifest_files(directory: str) -> Iterator[str]:
