@@ -91,14 +91,10 @@ _KEY = re.compile(
 
 
 _FLOW = -2  # node column of a flow collection on a line of its own (see TextLines.line_of)
-# A flow collection over several lines ("args: [" ... "]") is left to the exact path. These find
-# the lines that may open or continue one; _multiline_flow then rules out the comments and the
-# text of block scalars among them (JSON payloads, scripts, prose ending in a comma).
-_MULTILINE_FLOW = (
-    re.compile(r"[\[{,][ \t]*(?:#.*)?$", re.MULTILINE),
-    re.compile(r"\n(?=([ \t]*))\1[,\]}]"),
-)
-_FLOW_LINE_END = re.compile(r"[\[{,][ \t]*(?:#.*)?$")
+# A flow collection over several lines ("args: [" ... "]") is left to the exact path. Its first
+# line opens a "[" or "{" where a node may start and does not close it; _multiline_flow looks
+# for such a line outside comments and the text of block scalars (JSON payloads, scripts).
+_FLOW_START_AFTER = frozenset(":-?,[{")  # what a flow collection may follow (blanks aside)
 _QUOTED = re.compile(r"""\"(?:[^"\\]|\\.)*\"|'(?:[^']|'')*'""")
 _COMMENT = re.compile(r"(?:^|[ \t])#.*")
 # a block scalar's header ends its line: "key: |", "- >-", "key: |2 # comment"
@@ -106,12 +102,10 @@ _BLOCK_HEADER = re.compile(r"(?:^|[ \t])[|>][1-9+-]{0,2}[ \t]*(?:#.*)?$")
 
 
 def _multiline_flow(text: str, lines: Sequence[str]) -> bool:
-    """``text`` (split into ``lines``) may hold a flow collection over several lines: outside
-    comments and block scalars, a line that opens more ``[`` or ``{`` than it closes (a line
-    break inside a flow collection, even in one of its scalars), or that ends in ``[``, ``{``
-    or ``,``, or starts with ``,``, ``]`` or ``}``. Doubt counts as yes (the exact path is
-    always right)."""
-    if "[" not in text and "{" not in text and not any(f.search(text) for f in _MULTILINE_FLOW):
+    """``text`` (split into ``lines``) may hold a flow collection over several lines (a line
+    break between its items, or inside one of its scalars). Doubt counts as yes: the exact path
+    is always right."""
+    if not _some_line_opens_flow(text):  # the common case, without a walk over every line
         return False
     parent = -1  # inside a block scalar: its text is indented deeper than this column
     for line in lines:
@@ -123,14 +117,50 @@ def _multiline_flow(text: str, lines: Sequence[str]) -> bool:
             parent = -1
         if not body or body[0] == "#":
             continue
-        if body[0] in ",]}" or _FLOW_LINE_END.search(body):
-            return True
-        if ("[" in body or "{" in body) and _unclosed(body):
+        if ("[" in body or "{" in body) and _opens_flow(body):
             return True
         header = _BLOCK_HEADER.search(body) if "|" in body or ">" in body else None
         # not when the "|" or ">" is in a comment ("name: x  # a | b |")
         if header is not None and _COMMENT.search(body, 0, header.start() + 1) is None:
             parent = _block_parent(line, ind, ind + header.start())
+    return False
+
+
+def _some_line_opens_flow(text: str) -> bool:
+    """:func:`_opens_flow` for some line of ``text``, comments and block scalars included: the
+    lines holding a bracket are found by plain string searches."""
+    find, n = text.find, len(text)
+    square, curly = find("["), find("{")  # the next of each (-1: none left)
+    while square >= 0 or curly >= 0:
+        at = curly if square < 0 or 0 <= curly < square else square
+        end = find("\n", at)
+        end = n if end < 0 else end
+        if _opens_flow(text[text.rfind("\n", 0, at) + 1 : end]):
+            return True
+        if 0 <= square < end:  # the rest of the line is done
+            square = find("[", end)
+        if 0 <= curly < end:
+            curly = find("{", end)
+    return False
+
+
+def _opens_flow(line: str) -> bool:
+    """``line`` has a ``[`` or ``{`` where a node may start (its first content, or after
+    ``: ``, ``- ``, ``? ``, ``,`` or another bracket) and opens more flow collections than it
+    closes, quoted strings and a comment aside."""
+    find = line.find
+    square, curly = find("["), find("{")
+    while square >= 0 or curly >= 0:
+        at = curly if square < 0 or 0 <= curly < square else square
+        j = at - 1
+        while j >= 0 and line[j] in " \t":
+            j -= 1
+        if j < 0 or line[j] in _FLOW_START_AFTER:
+            return _unclosed(line)
+        if at == square:
+            square = find("[", at + 1)
+        else:
+            curly = find("{", at + 1)
     return False
 
 
