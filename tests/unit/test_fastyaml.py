@@ -323,3 +323,66 @@ def test_block_scalars_beside_flow_collections_over_lines_agree(
         tree, Dumper=_BlockDumper, width=width, default_flow_style=None if flow else False
     )
     assert_same("apiVersion: v1\nkind: X\n" + body)
+
+
+class _Layout:
+    """Block YAML written the many ways people write it: comments ending in ',', '|' or '[',
+    tabs before '#', block scalars holding brackets and keys, flow collections over lines."""
+
+    WORDS = ("foo", "bar,", "x |", "y >", "a,b", "z", "1", "q#r", "w:", "[a, b]", "{k: v}")
+    COMMENTS = ("", "", " # c", "  # a, b,", "\t# t |", " # x >", " # [", "\t# {")
+    TEXT = ("{", "[", "a,", "]", "}", ",x", "key: v", "- item", "# hash", "x |", "")
+
+    def __init__(self, rng: Any) -> None:
+        self.rng = rng
+
+    def block(self, ind: int) -> tuple[str, list[str]]:
+        header = self.rng.choice(["|", ">", "|-", ">+", "|2"])
+        inner = ind + (2 if header.endswith("2") else self.rng.randint(1, 3))
+        lines = [
+            " " * (inner + self.rng.choice([0, 0, 1, 2])) + t if t else ""
+            for t in self.rng.choices(self.TEXT, k=self.rng.randint(1, 4))
+        ]
+        return " " + header + self.rng.choice(self.COMMENTS), lines
+
+    def value(self, ind: int, depth: int) -> tuple[str, list[str]]:
+        r = self.rng.random()
+        if depth > 2 or r < 0.3:
+            return " " + self.rng.choice(self.WORDS) + self.rng.choice(self.COMMENTS), []
+        if r < 0.5:
+            return self.block(ind)
+        if r < 0.6:  # a flow sequence over two lines, the break after an item or inside one
+            return self.rng.choice([" [a," + self.rng.choice(self.COMMENTS), " {k: 0"]), [
+                " " * (ind + 2) + self.rng.choice(["b]", "0}"])
+            ]
+        if r < 0.8:
+            return self.rng.choice(self.COMMENTS), self.mapping(ind + 2, depth + 1)
+        return self.rng.choice(self.COMMENTS), self.sequence(ind + 2, depth + 1)
+
+    def mapping(self, ind: int, depth: int) -> list[str]:
+        out: list[str] = []
+        for key in self.rng.sample(["a", "b", "name", "args", "x-y"], self.rng.randint(1, 3)):
+            if self.rng.random() < 0.15:
+                out.append(" " * self.rng.randint(0, ind + 3) + self.rng.choice(["# c,", "# z |"]))
+            head, rest = self.value(ind, depth)
+            out += [" " * ind + key + ":" + head, *rest]
+        return out
+
+    def sequence(self, ind: int, depth: int) -> list[str]:
+        out: list[str] = []
+        for _ in range(self.rng.randint(1, 3)):
+            head, rest = self.value(ind, depth)
+            out += [" " * ind + "-" + head, *rest]
+        return out
+
+
+@settings(max_examples=1500, deadline=None)
+@given(rng=st.randoms(use_true_random=False))
+def test_hand_written_layouts_agree_wherever_the_fast_path_takes_them(rng: Any) -> None:
+    text = "apiVersion: v1\nkind: Pod\nspec:\n" + "\n".join(_Layout(rng).mapping(2, 0)) + "\n"
+    try:
+        yaml.load(text, Loader)  # noqa: S506 - the exact path's own loader
+    except yaml.YAMLError:
+        return  # not YAML: both paths report it (other tests)
+    if load_documents(text) is not None:
+        assert_same(text)
