@@ -279,9 +279,17 @@ def test_commas_and_brackets_in_comments_and_block_scalars_stay_on_the_fast_path
         "apiVersion: v1\nkind: Pod\nspec:\n- a:\t# c >\n  args: [a,\n    b]\n",
         # a key's block scalar in a sequence item: its text must be deeper than the key
         "apiVersion: v1\nkind: Pod\nspec:\n- k: |\n    t\n  args: [a,\n    b]\n",
+        # a bracket in a plain key does not balance the flow collection after it
+        "apiVersion: v1\nkind: X\na]: [b,\n  c]\n",
+        "apiVersion: v1\nkind: X\na}: {b: 1,\n c: 2}\n",
+        # an apostrophe or a double quote inside a plain scalar starts no quoted scalar
+        "apiVersion: v1\nkind: X\na: [it's, 'x]',\n  y]\n",
+        'apiVersion: v1\nkind: X\na: [b"c, "]",\n  d]\n',
+        # a quoted scalar over two lines inside a flow collection
+        'apiVersion: v1\nkind: X\na: ["x]\n  y", z]\n',
     ],
 )
-def test_a_flow_collection_over_lines_after_a_block_scalar_takes_the_exact_path(text: str) -> None:
+def test_a_flow_collection_over_lines_takes_the_exact_path(text: str) -> None:
     assert load_documents(text) is None
     assert assert_same(text) > 2
 
@@ -329,7 +337,7 @@ class _Layout:
     """Block YAML written the many ways people write it: comments ending in ',', '|' or '[',
     tabs before '#', block scalars holding brackets and keys, flow collections over lines."""
 
-    WORDS = ("foo", "bar,", "x |", "y >", "a,b", "z", "1", "q#r", "w:", "[a, b]", "{k: v}")
+    WORDS = ("foo", "bar,", "x |", "y >", "a,b", "z", "1", "q#r", "w:", "[a, b]", "{k: v}", "it's")
     COMMENTS = ("", "", " # c", "  # a, b,", "\t# t |", " # x >", " # [", "\t# {")
     TEXT = ("{", "[", "a,", "]", "}", ",x", "key: v", "- item", "# hash", "x |", "")
 
@@ -351,9 +359,10 @@ class _Layout:
             return " " + self.rng.choice(self.WORDS) + self.rng.choice(self.COMMENTS), []
         if r < 0.5:
             return self.block(ind)
-        if r < 0.6:  # a flow sequence over two lines, the break after an item or inside one
-            return self.rng.choice([" [a," + self.rng.choice(self.COMMENTS), " {k: 0"]), [
-                " " * (ind + 2) + self.rng.choice(["b]", "0}"])
+        if r < 0.6:  # a flow collection over two lines: the break after an item or inside one
+            first = self.rng.choice([" [a,", " {k: 0", " [it's, 'x]',", ' ["x]', " [a]"])
+            return first + self.rng.choice(self.COMMENTS), [
+                " " * (ind + 2) + self.rng.choice(["b]", "0}", 'y"]', "c"])
             ]
         if r < 0.8:
             return self.rng.choice(self.COMMENTS), self.mapping(ind + 2, depth + 1)
@@ -361,7 +370,7 @@ class _Layout:
 
     def mapping(self, ind: int, depth: int) -> list[str]:
         out: list[str] = []
-        for key in self.rng.sample(["a", "b", "name", "args", "x-y"], self.rng.randint(1, 3)):
+        for key in self.rng.sample(["a", "b", "name", "a]", "don't"], self.rng.randint(1, 3)):
             if self.rng.random() < 0.15:
                 out.append(" " * self.rng.randint(0, ind + 3) + self.rng.choice(["# c,", "# z |"]))
             head, rest = self.value(ind, depth)
@@ -386,3 +395,25 @@ def test_hand_written_layouts_agree_wherever_the_fast_path_takes_them(rng: Any) 
         return  # not YAML: both paths report it (other tests)
     if load_documents(text) is not None:
         assert_same(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # line breaks PyYAML (YAML 1.1) knows and the fast path's line lookups do not
+        "apiVersion: v1\rkind: X\ra: 1\ryes: 2\r",
+        "apiVersion: v1\nkind: X\na: [b,\u2028  c]\n",
+        "apiVersion: v1\nkind: X\na: x\x85b\n",
+        # the non-specific tag "!" alone
+        "apiVersion: v1\nkind: X\na: ! [b, c]\n",
+    ],
+)
+def test_what_only_the_exact_path_reads_right_goes_there(text: str) -> None:
+    assert load_documents(text) is None
+    exact(text)  # and it reads
+
+
+def test_a_plain_key_may_hold_a_hash() -> None:
+    text = "apiVersion: v1\nkind: X\na:\n  k#: 1\n  b: 2\n"
+    assert load_documents(text) is not None
+    assert assert_same(text) == 5

@@ -106,3 +106,47 @@ def test_a_context_built_for_a_bundle_the_policy_dropped_meanwhile_is_not_kept(
     asyncio.run(main())
     assert "CA" not in client._contexts
     assert client._building == {}
+
+
+def test_a_ca_bundle_that_cannot_be_loaded_is_a_tls_registry_error() -> None:
+    from airlock.errors import RegistryError
+
+    client = RegistryClient(configs={"r.example": RegistryConfig("r.example", ca_bundle="junk")})
+
+    async def attempt(endpoint: Endpoint) -> None:
+        raise AssertionError("no endpoint is asked without a TLS context")
+
+    with pytest.raises(RegistryError) as raised:
+        asyncio.run(client._lookup("r.example", attempt))
+    assert raised.value.reason == "tls"
+    assert "junk" not in str(raised.value)
+
+
+def test_a_policy_change_during_the_build_builds_nothing_on_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built_on: list[int] = []
+    started = threading.Event()
+
+    def slow(self: RegistryClient, bundle: str | None) -> ssl.SSLContext:
+        built_on.append(threading.get_ident())
+        started.set()
+        time.sleep(0.1)
+        return ssl.create_default_context()
+
+    monkeypatch.setattr(RegistryClient, "_build_ssl", slow)
+    client = RegistryClient(configs={"r.example": RegistryConfig("r.example", ca_bundle="A")})
+
+    async def attempt(endpoint: Endpoint) -> ssl.SSLContext | None:
+        return endpoint.ssl_context
+
+    async def main() -> tuple[int, ssl.SSLContext | None]:
+        lookup = asyncio.ensure_future(client._lookup("r.example", attempt))
+        await asyncio.to_thread(started.wait)
+        client.configure({"r.example": RegistryConfig("r.example", ca_bundle="B")})
+        return threading.get_ident(), await lookup
+
+    loop_thread, ctx = asyncio.run(main())
+    assert isinstance(ctx, ssl.SSLContext)  # the lookup used the context it waited for
+    assert built_on
+    assert loop_thread not in built_on

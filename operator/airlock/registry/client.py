@@ -93,6 +93,17 @@ class Manifest:
     body: bytes
 
 
+def _endpoints(cfg: RegistryConfig, ctx: ssl.SSLContext | None) -> list[Endpoint]:
+    """The base URLs to ask for ``cfg``'s registry, mirrors first; plain HTTP when ``ctx`` is
+    None (an insecure registry)."""
+    out = []
+    for host in (*cfg.mirrors, cfg.host):
+        real = _DOCKER_HUB_ENDPOINT if host == DEFAULT_REGISTRY else host
+        scheme = "http" if ctx is None else "https"
+        out.append(Endpoint(host, f"{scheme}://{real}", ctx))
+    return out
+
+
 class RegistryClient:
     """Talks to registries over one aiohttp session; configured from the policy.
 
@@ -142,15 +153,7 @@ class RegistryClient:
 
     def endpoints(self, registry: str) -> list[Endpoint]:
         cfg = self.config(registry)
-        hosts = [*cfg.mirrors, cfg.host]
-        out = []
-        for host in hosts:
-            real = _DOCKER_HUB_ENDPOINT if host == DEFAULT_REGISTRY else host
-            if cfg.insecure:
-                out.append(Endpoint(host, f"http://{real}", None))
-            else:
-                out.append(Endpoint(host, f"https://{real}", self._ssl(cfg.ca_bundle)))
-        return out
+        return _endpoints(cfg, None if cfg.insecure else self._ssl(cfg.ca_bundle))
 
     def _ssl(self, ca_bundle: str | None) -> ssl.SSLContext:
         ctx = self._contexts.get(ca_bundle)
@@ -168,10 +171,27 @@ class RegistryClient:
             ctx.load_verify_locations(cadata=ca_bundle)
         return ctx
 
-    async def _prepare_ssl(self, ca_bundle: str | None) -> None:
-        """Build the TLS context for ``ca_bundle`` in a thread, once however many lookups wait
-        for it (or give up waiting); kept only if the policy still names the bundle then."""
+    async def _context(self, cfg: RegistryConfig) -> ssl.SSLContext:
+        """The TLS context for ``cfg``'s CA bundle: cached, or built in a thread once however
+        many lookups wait for it (or give up waiting), and kept if the policy still names the
+        bundle when it is ready. A bundle that cannot be loaded is a ``tls`` failure."""
+        bundle = cfg.ca_bundle
+        ctx = self._contexts.get(bundle)
+        if ctx is not None:
+            return ctx
+        try:
+            return await self._prepare_ssl(bundle)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise RegistryError(
+                cfg.host,
+                "tls",
+                f"the trusted CA certificates cannot be loaded ({type(exc).__name__})",
+            ) from None
+
+    async def _prepare_ssl(self, ca_bundle: str | None) -> ssl.SSLContext:
         building = self._building.get(ca_bundle)
+        if building is not None and building.get_loop() is not asyncio.get_running_loop():
+            building = None  # started on a loop that is gone: start again on this one
         if building is None:
             building = asyncio.ensure_future(asyncio.to_thread(self._build_ssl, ca_bundle))
 
@@ -187,7 +207,7 @@ class RegistryClient:
 
             building.add_done_callback(keep)  # before any waiter's: stored when they wake
             self._building[ca_bundle] = building
-        await asyncio.shield(building)
+        return await asyncio.shield(building)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -281,12 +301,11 @@ class RegistryClient:
         not-found from the registry itself)."""
 
         async def each() -> T:
-            cfg = self.config(registry)
-            if not cfg.insecure and cfg.ca_bundle not in self._contexts:
-                # a TLS context's first build reads and parses CA files: not on the event loop
-                await self._prepare_ssl(cfg.ca_bundle)
+            cfg = self.config(registry)  # one reading, whatever the policy does meanwhile
+            # a TLS context's first build reads and parses CA files: not on the event loop
+            ctx = None if cfg.insecure else await self._context(cfg)
             last: RegistryError | None = None
-            for endpoint in self.endpoints(registry):
+            for endpoint in _endpoints(cfg, ctx):
                 try:
                     return await attempt(endpoint)
                 except RegistryError as exc:

@@ -56,7 +56,7 @@ _DIVERGENT = re.compile(
 # "<<" as a key (a merge), quoted or not; a shell here-document ("cat <<EOF") is no key
 _MERGE_KEY = re.compile(r"""<<["']?[ \t]*:(?![^ \t\r\n])""")
 # Anchors, aliases and tags: "&a", "*a", "!tag" where a plain scalar or key could start.
-_NODE_PROPERTY = re.compile(r"[&*!][^ \t\r\n,\]}]")
+_NODE_PROPERTY = re.compile(r"[&*][^ \t\r\n,\]}]|!")  # "!" alone is a tag too ("! [a]")
 _BEFORE_PROPERTY = frozenset("\n[{,:-?")
 
 
@@ -84,7 +84,8 @@ _MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t]|$)")
 _END_MARKER = re.compile(r"\n\.\.\.(?:[ \t\r\n]|$)")  # "..." ends a document
 _CONTENT = re.compile(r"[ \t]*(?:#|$)")  # a line with no content: blank or comment
 _KEY = re.compile(
-    r"""(?:"(?P<d>(?:[^"\\]|\\.)*)"|'(?P<s>(?:[^']|'')*)'|(?P<p>[^\s#'"{}\[\],&*!|>%@`][^#]*?))
+    r"""(?:"(?P<d>(?:[^"\\]|\\.)*)"|'(?P<s>(?:[^']|'')*)'
+          |(?P<p>[^\s#'"{}\[\],&*!|>%@`](?:[^#]|(?<![ \t])\#)*?))  # "#" after a blank: a comment
         [ \t]*:(?:[ \t]|$)""",
     re.VERBOSE,
 )
@@ -95,7 +96,6 @@ _FLOW = -2  # node column of a flow collection on a line of its own (see TextLin
 # line opens a "[" or "{" where a node may start and does not close it; _multiline_flow looks
 # for such a line outside comments and the text of block scalars (JSON payloads, scripts).
 _FLOW_START_AFTER = frozenset(":-?,[{")  # what a flow collection may follow (blanks aside)
-_QUOTED = re.compile(r"""\"(?:[^"\\]|\\.)*\"|'(?:[^']|'')*'""")
 _COMMENT = re.compile(r"(?:^|[ \t])#.*")
 # a block scalar's header ends its line: "key: |", "- >-", "key: |2 # comment"
 _BLOCK_HEADER = re.compile(r"(?:^|[ \t])[|>][1-9+-]{0,2}[ \t]*(?:#.*)?$")
@@ -146,8 +146,8 @@ def _some_line_opens_flow(text: str) -> bool:
 
 def _opens_flow(line: str) -> bool:
     """``line`` has a ``[`` or ``{`` where a node may start (its first content, or after
-    ``: ``, ``- ``, ``? ``, ``,`` or another bracket) and opens more flow collections than it
-    closes, quoted strings and a comment aside."""
+    ``: ``, ``- ``, ``? ``, ``,`` or another bracket) and the flow collection it opens does not
+    close on the line (or a quoted scalar inside it does not)."""
     find = line.find
     square, curly = find("["), find("{")
     while square >= 0 or curly >= 0:
@@ -156,7 +156,7 @@ def _opens_flow(line: str) -> bool:
         while j >= 0 and line[j] in " \t":
             j -= 1
         if j < 0 or line[j] in _FLOW_START_AFTER:
-            return _unclosed(line)
+            return _unclosed(line, at)
         if at == square:
             square = find("[", at + 1)
         else:
@@ -164,14 +164,56 @@ def _opens_flow(line: str) -> bool:
     return False
 
 
-def _unclosed(body: str) -> bool:
-    """``body`` (a line's text) opens more flow collections than it closes, quoted strings and
-    a comment aside."""
-    if '"' in body or "'" in body:
-        body = _QUOTED.sub("", body)
-    if "#" in body:
-        body = _COMMENT.sub("", body)
-    return body.count("[") + body.count("{") > body.count("]") + body.count("}")
+def _unclosed(line: str, at: int) -> bool:
+    """The flow collection opened at ``line[at]`` is still open at the line's end, or a quoted
+    scalar in it is. A quote starts a scalar only where a node starts (``[``, ``{``, ``,``,
+    ``:`` or ``?`` before it, blanks aside): an apostrophe in ``it's`` is text."""
+    rest = line[at:]
+    if '"' not in rest and "'" not in rest and "#" not in rest:  # the common case
+        return rest.count("[") + rest.count("{") > rest.count("]") + rest.count("}")
+    depth = 0
+    prev = ""  # the last non-blank character outside quotes
+    i, n = 0, len(rest)
+    while i < n:
+        ch = rest[i]
+        if ch in "'\"" and prev in "[{,:?":
+            i = _quote_end(rest, i)
+            if i < 0:
+                return True  # a quoted scalar going on below the line
+            prev = ch
+        elif ch == "#" and i and rest[i - 1] in " \t":
+            break  # a comment
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth <= 0:
+                return False  # the collection closed on its line
+        if ch not in " \t":
+            prev = ch
+        i += 1
+    return depth > 0
+
+
+def _quote_end(text: str, start: int) -> int:
+    """Index of the quote closing the scalar that opens at ``text[start]``, or -1."""
+    quote = text[start]
+    i = start + 1
+    while True:
+        i = text.find(quote, i)
+        if i < 0:
+            return -1
+        if quote == "'":
+            if text.startswith("''", i):  # an escaped quote
+                i += 2
+                continue
+            return i
+        backslashes = 0
+        while text[i - 1 - backslashes] == "\\":
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return i
+        i += 1
 
 
 def _block_parent(line: str, ind: int, at: int) -> int:
@@ -431,12 +473,21 @@ def _documents(lines: Sequence[str]) -> list[tuple[int, int, int]] | None:
     return out
 
 
+def _odd_breaks(text: str) -> bool:
+    """Line breaks the two parsers do not share: PyYAML (YAML 1.1) also breaks lines at NEL,
+    LS and PS, and the line lookups split on "\\n" (a lone "\\r" would go unseen)."""
+    if "\r" in text and text.count("\r") != text.count("\r\n"):
+        return True
+    return "\x85" in text or "\u2028" in text or "\u2029" in text
+
+
 def load_documents(text: str) -> list[tuple[Any, int, int, TextLines | None]] | None:
     """``(value, marker line, first line, lines)`` per document, or ``None`` to use PyYAML."""
     head = "\n" + text[:1]  # the checks below look for a newline before a line's start
     if (
         head in ("\n%", "\n.", "\n,", "\n]", "\n}")
         or "\n%" in text
+        or _odd_breaks(text)
         or _END_MARKER.search(text)
         or _diverges(text)
     ):
