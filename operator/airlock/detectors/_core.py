@@ -325,6 +325,14 @@ class _CleanTexts:
         self._chars += len(text)
 
 
+def _remember(memo: set[Any], item: Any, limit: int = _CLEAN_MAX_ENTRIES) -> None:
+    """Add ``item`` to a memo of clean inputs, emptied first when it holds ``limit`` items (no
+    eviction order to keep: a memo refills from the next requests)."""
+    if len(memo) >= limit:
+        memo.clear()
+    memo.add(item)
+
+
 REDACTED = "[REDACTED]"
 _SHOWN_CLEAN: set[str] = set()  # texts redact() found nothing in (short ones; bounded)
 _SHOWN_CLEAN_MAX = 10_000  # messages and paths, about 100 characters each: ~2 MB at most
@@ -344,9 +352,7 @@ def redact(text: str) -> str:
     spans = sorted((hit.start, hit.end) for hit in iter_hits(text))
     if not spans:
         if len(text) <= _CLEAN_MAX_LEN:
-            if len(_SHOWN_CLEAN) >= _SHOWN_CLEAN_MAX:
-                _SHOWN_CLEAN.clear()
-            _SHOWN_CLEAN.add(text)
+            _remember(_SHOWN_CLEAN, text, _SHOWN_CLEAN_MAX)
         return text
     parts: list[str] = []
     at = -1  # end of the last marker's span
@@ -614,9 +620,7 @@ class DetectorSet:
         if cls is not None or ctx or (seen is not None and not _plain(value, n, seen)):
             found = self._literal(name, value, cls, REASON_ENV, generic=False, seen=seen)
         if found is None and n <= _CLEAN_MAX_LEN:
-            if len(self._clean) >= _CLEAN_MAX_ENTRIES:
-                self._clean.clear()
-            self._clean.add(key)
+            _remember(self._clean, key)
         return found
 
     def check_args(self, args: Sequence[str]) -> list[tuple[int, Detection]]:
@@ -631,9 +635,7 @@ class DetectorSet:
             return []
         out = self._check_args(line)
         if not out and sum(map(len, line)) <= _CLEAN_MAX_LEN:
-            if len(self._clean_args) >= _CLEAN_MAX_ENTRIES:
-                self._clean_args.clear()
-            self._clean_args.add(line)
+            _remember(self._clean_args, line)
         return out
 
     def _check_args(self, args: tuple[str, ...]) -> list[tuple[int, Detection]]:

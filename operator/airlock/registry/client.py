@@ -140,9 +140,13 @@ class RegistryClient:
         dropped: building one reads the system CA file, which is not done again for a policy
         change that keeps a bundle."""
         self._configs = dict(configs)
-        named = {cfg.ca_bundle for cfg in self._configs.values()}
-        for bundle in [b for b in self._contexts if b is not None and b not in named]:
+        for bundle in [b for b in self._contexts if not self._names(b)]:
             del self._contexts[bundle]
+
+    def _names(self, ca_bundle: str | None) -> bool:
+        """Whether the policy still trusts ``ca_bundle`` for some registry (the system's trust
+        alone, ``None``, is always in use)."""
+        return ca_bundle is None or any(c.ca_bundle == ca_bundle for c in self._configs.values())
 
     def config(self, registry: str) -> RegistryConfig:
         found = self._configs.get(registry)
@@ -150,16 +154,6 @@ class RegistryClient:
 
     def timeout(self, registry: str) -> float:
         return self.config(registry).timeout
-
-    def endpoints(self, registry: str) -> list[Endpoint]:
-        cfg = self.config(registry)
-        return _endpoints(cfg, None if cfg.insecure else self._ssl(cfg.ca_bundle))
-
-    def _ssl(self, ca_bundle: str | None) -> ssl.SSLContext:
-        ctx = self._contexts.get(ca_bundle)
-        if ctx is None:  # not prepared by _prepare_ssl (a caller outside a lookup)
-            ctx = self._contexts[ca_bundle] = self._build_ssl(ca_bundle)
-        return ctx
 
     def _build_ssl(self, ca_bundle: str | None) -> ssl.SSLContext:
         """A new TLS context trusting the system CAs and ``ca_bundle``; touches no shared state
@@ -199,10 +193,7 @@ class RegistryClient:
                 self._building.pop(ca_bundle, None)
                 if done.cancelled() or done.exception() is not None:
                     return  # the next lookup tries again, and says why
-                named = ca_bundle is None or any(
-                    cfg.ca_bundle == ca_bundle for cfg in self._configs.values()
-                )
-                if named:
+                if self._names(ca_bundle):
                     self._contexts.setdefault(ca_bundle, done.result())
 
             building.add_done_callback(keep)  # before any waiter's: stored when they wake

@@ -101,11 +101,12 @@ _COMMENT = re.compile(r"(?:^|[ \t])#.*")
 _BLOCK_HEADER = re.compile(r"(?:^|[ \t])[|>][1-9+-]{0,2}[ \t]*(?:#.*)?$")
 
 
-def _multiline_flow(text: str, lines: Sequence[str]) -> bool:
-    """``text`` (split into ``lines``) may hold a flow collection over several lines (a line
-    break between its items, or inside one of its scalars). Doubt counts as yes: the exact path
-    is always right."""
-    if not _some_line_opens_flow(text):  # the common case, without a walk over every line
+def _multiline_flow(lines: Sequence[str]) -> bool:
+    """``lines`` may hold a flow collection over several lines (a line break between its items,
+    or inside one of its scalars). Doubt counts as yes: the exact path is always right."""
+    # the common case: no line with a bracket opens a flow it leaves open (comments and block
+    # scalars included here; only a yes is worth the walk that tells them apart)
+    if not any(_opens_flow(line) for line in lines if "[" in line or "{" in line):
         return False
     parent = -1  # inside a block scalar: its text is indented deeper than this column
     for line in lines:
@@ -123,24 +124,6 @@ def _multiline_flow(text: str, lines: Sequence[str]) -> bool:
         # not when the "|" or ">" is in a comment ("name: x  # a | b |")
         if header is not None and _COMMENT.search(body, 0, header.start() + 1) is None:
             parent = _block_parent(line, ind, ind + header.start())
-    return False
-
-
-def _some_line_opens_flow(text: str) -> bool:
-    """:func:`_opens_flow` for some line of ``text``, comments and block scalars included: the
-    lines holding a bracket are found by plain string searches."""
-    find, n = text.find, len(text)
-    square, curly = find("["), find("{")  # the next of each (-1: none left)
-    while square >= 0 or curly >= 0:
-        at = curly if square < 0 or 0 <= curly < square else square
-        end = find("\n", at)
-        end = n if end < 0 else end
-        if _opens_flow(text[text.rfind("\n", 0, at) + 1 : end]):
-            return True
-        if 0 <= square < end:  # the rest of the line is done
-            square = find("[", end)
-        if 0 <= curly < end:
-            curly = find("{", end)
     return False
 
 
@@ -493,7 +476,7 @@ def load_documents(text: str) -> list[tuple[Any, int, int, TextLines | None]] | 
     ):
         return None
     lines = text.splitlines()
-    if _multiline_flow(text, lines):
+    if _multiline_flow(lines):
         return None
     docs = _documents(lines)
     if docs is None:
