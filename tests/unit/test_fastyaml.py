@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from airlock.errors import InputError
-from airlock.scan import loader
+from airlock.scan import fastyaml, loader
 from airlock.scan.exactyaml import Loader
 from airlock.scan.fastyaml import TextLines, load_documents
 from hypothesis import given, settings
@@ -144,20 +144,52 @@ def test_documents_lists_sources_and_odd_layouts_agree() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("privileged: yes", True),
+        ("a: on", True),
+        ("a: Off", False),
+        ("mode: 0644", 420),
+        ("mode: -0_644", -420),
+        ("a: 0o17", "0o17"),
+        ("a: 0b101_1", 11),
+        ("a: 0B101", "0B101"),
+        ("a: 0x1_F", 31),
+        ("a: 1_000", 1000),
+        ("a: 1_0.5", 10.5),
+        ("a: 1e3", "1e3"),
+        ("a: 1.0e3", "1.0e3"),
+        ("a: 1.5e+3", 1500.0),
+        ("a: 1:20", 80),
+        ("a: 1:20.5", 80.5),
+        ("a: 0:20", "0:20"),
+        ("a: +.5", "+.5"),
+        ("a: [1, no, 0777]", [1, False, 511]),
+        ("a: {m: 0755, b: yes}", {"m": 493, "b": True}),
+        ("a:\n- on\n- 1_000  # a comment\n", [True, 1000]),
+        ("# mode: 0777 (a comment line)\na: 0600", 384),
+    ],
+)
+def test_what_yaml_1_1_reads_otherwise_is_read_as_yaml_1_1(text: str, value: Any) -> None:
+    docs = load_documents(text)
+    assert docs is not None
+    assert (
+        docs[0][0]["a" if text.startswith(("a", "#")) else text.split(":", maxsplit=1)[0]] == value
+    )
+    assert_same(f"apiVersion: v1\nkind: X\n{text}")
+
+
+@pytest.mark.parametrize(
     "text",
     [
-        "privileged: yes",
-        "a: on",
-        "- Off",
-        "mode: 0644",
-        "a: 0o17",
-        "a: 0b101",
-        "a: 1_000",
-        "a: 1e3",
-        "a: 1:20",
-        "a: +.5",
-        "a: [1, no]",
-        "k:\n  off\n",
+        "k:\n  off\n",  # a line of its own: it could be the text of a block scalar
+        "k: |-\n  0755\n",
+        "k: >-\n  yes\n",
+        'k: "\n  0755\n  "',
+        "k: x, on",  # one plain scalar
+        "k: 0755\n  more\n",
+        "k: 0755#x",
+        "k: 1 # a: 0755",  # a stand-in in a comment does not come back
         "a: &x 1\nb: *x",
         "a: !!binary aGk=",
         "<<: {a: 1}",
@@ -165,6 +197,10 @@ def test_documents_lists_sources_and_odd_layouts_agree() -> None:
         "a: 1\non: 2\n",
         "a: 1\n0755: x\n",
         "a: 1\nyes: 2\n",
+        "? 0755\n: x\n",
+        "a: =",
+        "a: 0b_",  # YAML 1.1 calls it an int its constructor cannot build: the exact path says so
+        "a: 0755\nb: \ue0000\ue000",  # the text holds what a stand-in looks like
         "%YAML 1.1\n---\na: 1",
         "a: 1\n...\n---\nb: 2",
         "a: 1\na: 2",
@@ -173,7 +209,7 @@ def test_documents_lists_sources_and_odd_layouts_agree() -> None:
         "a: 'unterminated",
     ],
 )
-def test_what_yaml_1_1_reads_otherwise_takes_the_exact_path(text: str) -> None:
+def test_what_the_fast_path_cannot_settle_takes_the_exact_path(text: str) -> None:
     assert load_documents(text) is None
 
 
@@ -337,9 +373,26 @@ class _Layout:
     """Block YAML written the many ways people write it: comments ending in ',', '|' or '[',
     tabs before '#', block scalars holding brackets and keys, flow collections over lines."""
 
-    WORDS = ("foo", "bar,", "x |", "y >", "a,b", "z", "1", "q#r", "w:", "[a, b]", "{k: v}", "it's")
+    WORDS = (
+        *("foo", "bar,", "x |", "y >", "a,b", "z", "1", "q#r", "w:", "[a, b]", "{k: v}", "it's"),
+        *("0755", "yes", "1_000", "1:20", "[on, 0644]", "{m: 0600}"),  # YAML 1.1 reads otherwise
+    )
     COMMENTS = ("", "", " # c", "  # a, b,", "\t# t |", " # x >", " # [", "\t# {")
-    TEXT = ("{", "[", "a,", "]", "}", ",x", "key: v", "- item", "# hash", "x |", "")
+    TEXT = (
+        "{",
+        "[",
+        "a,",
+        "]",
+        "}",
+        ",x",
+        "key: v",
+        "- item",
+        "# hash",
+        "x |",
+        "",
+        "0755",
+        "m: on",
+    )
 
     def __init__(self, rng: Any) -> None:
         self.rng = rng
@@ -417,3 +470,47 @@ def test_a_plain_key_may_hold_a_hash() -> None:
     text = "apiVersion: v1\nkind: X\na:\n  k#: 1\n  b: 2\n"
     assert load_documents(text) is not None
     assert assert_same(text) == 5
+
+
+# Plain scalars around the ones YAML 1.1 and 1.2 read differently
+TOKENS = st.builds(
+    "".join,
+    st.lists(
+        st.sampled_from(
+            ["0", "1", "7", "8", "_", ":", ".", "e", "E", "+", "-", "x", "b", "o", "5"]
+        ),
+        min_size=1,
+        max_size=7,
+    ),
+) | st.sampled_from(["yes", "No", "ON", "off", "y", "n", "true", ".inf", "-.Inf"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(token=TOKENS)
+def test_yaml_1_1_values_are_read_as_pyyaml_reads_them(token: str) -> None:
+    try:
+        want = yaml.load(f"k: {token}", Loader)["k"]  # noqa: S506 - the exact path's own loader
+    except (yaml.YAMLError, ValueError):
+        return  # not a scalar PyYAML reads, or one its constructor refuses
+    got = fastyaml.yaml11(token)
+    if got is fastyaml._UNSETTLED:
+        return
+    assert type(got) is type(want)
+    assert got == want
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    token=TOKENS,
+    place=st.sampled_from(
+        ["k: {t}", "k: [a, {t}]", "k: {{x: {t}}}", "k:\n- {t}  # c", "k: |-\n  {t}", "# {t}\nk: 1"]
+    ),
+)
+def test_divergent_scalars_read_the_same_wherever_they_are(token: str, place: str) -> None:
+    text = "apiVersion: v1\nkind: X\n" + place.format(t=token) + "\n"
+    try:
+        yaml.load(text, Loader)  # noqa: S506
+    except (yaml.YAMLError, ValueError):
+        return
+    if load_documents(text) is not None:
+        assert_same(text)

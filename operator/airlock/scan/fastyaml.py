@@ -40,8 +40,8 @@ _CANDIDATES = (
     re.compile(r"\n(?=([ \t]*))\1" + _PLAIN_START),  # a key at any column, 0 too
 )
 _DIVERGENT = re.compile(
-    r"""[\n:?\-\[{,][ \t]*
-        (?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF
+    r"""(?P<pre>[\n:?\-\[{,])(?P<gap>[ \t]*)
+        (?P<token>yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF
           |[-+]?0[0-7_]+
           |[-+]?0[oO][0-7_]+|[-+]?0[bB][01_]+
           |[-+]?0[xX][0-9a-fA-F]*_[0-9a-fA-F_]*
@@ -50,34 +50,179 @@ _DIVERGENT = re.compile(
           |[-+]?[0-9]+_[0-9_]*(?:\.[0-9_]*)?
           |[-+]\.[0-9]+
           |=|<<)
-        [ \t]*(?:\r?$|\#|[,\]}:])""",
+        (?P<after>[ \t]*)(?P<end>\r?$|\#|[,\]}:])""",
     re.MULTILINE | re.VERBOSE,
 )
 # "<<" as a key (a merge), quoted or not; a shell here-document ("cat <<EOF") is no key
 _MERGE_KEY = re.compile(r"""<<["']?[ \t]*:(?![^ \t\r\n])""")
-# Anchors, aliases and tags: "&a", "*a", "!tag" where a plain scalar or key could start.
-_NODE_PROPERTY = re.compile(r"[&*][^ \t\r\n,\]}]|!")  # "!" alone is a tag too ("! [a]")
-_BEFORE_PROPERTY = frozenset("\n[{,:-?")
+# Anchors, aliases and tags ("&a", "*a", "!tag"; "!" alone is a tag too) where a node starts:
+# at the text's start, or after what can precede a node, blanks aside.
+_NODE_PROPERTY = re.compile(r"[\n\[{,:?\-][ \t]*+(?:[&*][^ \t\r\n,\]}]|!)")
+_PROPERTY_HEAD = re.compile(r"[ \t]*+(?:[&*][^ \t\r\n,\]}]|!)")
+
+# A divergent value is read with a stand-in: the scalar is replaced in the text by a string that
+# cannot occur otherwise (a private-use character and its number), the text is parsed, and the
+# stand-in is replaced in the values by what YAML 1.1 makes of the scalar. A stand-in that does
+# not come back as a whole value (it was in a comment, a block or quoted scalar, a key, or a plain
+# scalar over several lines) sends the file to the exact path.
+_STAND_IN = "\ue000"
+_Spot = tuple[int, int, Any]  # (start, end) of a plain scalar in the text, its YAML 1.1 value
 
 
-def _diverges(text: str) -> bool:
-    """``text`` has something the two parsers read differently, or the fast path cannot do."""
+def _divergent(text: str) -> list[_Spot] | None:
+    """The values the two parsers read differently, with YAML 1.1's reading of each; ``None``
+    when the fast path cannot read ``text`` (merge keys, anchors, aliases, tags, divergent keys,
+    or a divergent scalar it does not settle)."""
     if "<<" in text and _MERGE_KEY.search(text):
-        return True
+        return None
+    if _PROPERTY_HEAD.match(text) or _NODE_PROPERTY.search(text):
+        return None
     if _DIVERGENT.match("\n" + text[:64]):  # a first line that is itself a bare scalar
-        return True
+        return None
+    spots: dict[int, _Spot] = {}
     for candidates in _CANDIDATES:
         for m in candidates.finditer(text):
-            if _DIVERGENT.match(text, m.start()):
-                return True
-    for m in _NODE_PROPERTY.finditer(text):
-        # a property starts a node: only blanks between it and what can precede a node
-        j = m.start() - 1
-        while j >= 0 and text[j] in " \t":
-            j -= 1
-        if j < 0 or text[j] in _BEFORE_PROPERTY:
-            return True
-    return False
+            d = _DIVERGENT.match(text, m.start())
+            if d is None or _in_comment_line(text, d.start("token")):
+                continue
+            spot = _settled(d)
+            if spot is None:
+                return None
+            spots[spot[0]] = spot
+    if spots and _STAND_IN in text:
+        return None
+    return sorted(spots.values(), key=_first) if len(spots) > 1 else list(spots.values())
+
+
+def _in_comment_line(text: str, at: int) -> bool:
+    """``text[at]`` is on a line that starts with a comment (or, in a block scalar, with "#":
+    text either way, never a value)."""
+    start = text.rfind("\n", 0, at) + 1
+    return text[start:at].lstrip(" \t").startswith("#")
+
+
+def _first(spot: _Spot) -> int:
+    return spot[0]
+
+
+def _settled(m: re.Match[str]) -> _Spot | None:
+    """The spot of a value ``_DIVERGENT`` matched, if it is one the stand-in can settle: after
+    ``: ``, ``- ``, ``? `` or a flow indicator (not a line of its own, which may be the text of a
+    block scalar), and ending its line, a flow item or before a comment (not a key)."""
+    pre, end = m.group("pre"), m.group("end")
+    if pre == "\n" or end == ":" or (pre in ":-?" and not m.group("gap")):
+        return None
+    if end == "#" and not m.group("after"):
+        return None  # "0755#x" is one plain scalar
+    value = yaml11(m.group("token"))
+    if value is _UNSETTLED:
+        return None
+    return m.start("token"), m.end("token"), value
+
+
+_UNSETTLED: Any = object()
+_WORDS: dict[str, Any] = {
+    **dict.fromkeys(("yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"), True),
+    **dict.fromkeys(("no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"), False),
+    **dict.fromkeys(("", "~", "null", "Null", "NULL")),
+}
+# YAML 1.1's int and float (https://yaml.org/type/int.html, /type/float.html) as PyYAML reads them
+_INT_11 = re.compile(
+    r"[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
+    r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+"
+)
+_FLOAT_11 = re.compile(
+    r"[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+)
+
+
+def yaml11(token: str) -> Any:
+    """What YAML 1.1 (PyYAML's safe loader) makes of the plain scalar ``token``: a boolean, null,
+    int, float or string; ``_UNSETTLED`` for ``=``, ``<<`` and numbers its constructor refuses
+    (left to the exact path to report). Timestamps stay strings, as in the exact path."""
+    if token in _WORDS:
+        return _WORDS[token]
+    if token in ("=", "<<"):
+        return _UNSETTLED
+    try:
+        if _INT_11.fullmatch(token):
+            return _int11(token)
+        if _FLOAT_11.fullmatch(token):
+            return _float11(token)
+    except ValueError:
+        return _UNSETTLED
+    return token
+
+
+def _sign(text: str) -> tuple[int, str]:
+    if text[:1] in "+-":
+        return (-1 if text[0] == "-" else 1), text[1:]
+    return 1, text
+
+
+def _base60(text: str, digit: type[int] | type[float]) -> Any:
+    value = digit(0)
+    for part in text.split(":"):
+        value = value * 60 + digit(part)
+    return value
+
+
+def _int11(token: str) -> int:
+    sign, digits = _sign(token.replace("_", ""))
+    if digits == "0":
+        return 0
+    if digits.startswith("0b"):
+        return sign * int(digits[2:], 2)
+    if digits.startswith("0x"):
+        return sign * int(digits[2:], 16)
+    if digits[0] == "0":
+        return sign * int(digits, 8)
+    if ":" in digits:
+        return sign * int(_base60(digits, int))
+    return sign * int(digits)
+
+
+def _float11(token: str) -> float:
+    sign, digits = _sign(token.replace("_", "").lower())
+    if digits == ".inf":
+        return sign * float("inf")
+    if digits == ".nan":
+        return float("nan")
+    if ":" in digits:
+        return sign * float(_base60(digits, float))
+    return sign * float(digits)
+
+
+def _stand_ins(text: str, spots: list[_Spot]) -> tuple[str, dict[str, Any]]:
+    """``text`` with each spot's scalar replaced by a numbered stand-in, and stand-in -> value."""
+    parts: list[str] = []
+    values: dict[str, Any] = {}
+    at = 0
+    for n, (start, end, value) in enumerate(spots):
+        mark = f"{_STAND_IN}{n}{_STAND_IN}"
+        parts += (text[at:start], mark)
+        values[mark] = value
+        at = end
+    parts.append(text[at:])
+    return "".join(parts), values
+
+
+def _restore(node: Any, values: dict[str, Any]) -> int:
+    """Put each stand-in's value in its place in ``node`` (parsed containers, changed in place);
+    how many were put. ``KeyError`` when a stand-in is part of a longer string or is a key."""
+    done = 0
+    items = node.items() if type(node) is dict else enumerate(node)
+    for k, v in items:
+        if type(k) is str and _STAND_IN in k:
+            raise KeyError(k)
+        if type(v) is str:
+            if _STAND_IN in v:
+                node[k] = values[v]
+                done += 1
+        elif type(v) is dict or type(v) is list:
+            done += _restore(v, values)
+    return done
 
 
 _MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t]|$)")
@@ -472,8 +617,10 @@ def load_documents(text: str) -> list[tuple[Any, int, int, TextLines | None]] | 
         or "\n%" in text
         or _odd_breaks(text)
         or _END_MARKER.search(text)
-        or _diverges(text)
     ):
+        return None
+    spots = _divergent(text)
+    if spots is None:
         return None
     lines = text.splitlines()
     if _multiline_flow(lines):
@@ -481,13 +628,20 @@ def load_documents(text: str) -> list[tuple[Any, int, int, TextLines | None]] | 
     docs = _documents(lines)
     if docs is None:
         return None
+    source, values = _stand_ins(text, spots) if spots else (text, {})
     try:
-        values = loads_all(text)
+        parsed = loads_all(source)
     except (InvalidYamlError, ValueError, RecursionError):  # the exact path will say why
         return None
-    if not isinstance(values, list) or len(values) != len(docs):
+    if not isinstance(parsed, list) or len(parsed) != len(docs):
         return None
+    if values:
+        try:
+            if _restore(parsed, values) != len(values):
+                return None  # a stand-in in a comment
+        except KeyError:
+            return None
     return [
         (value, mark, first, TextLines(lines, first, end) if first >= 0 else None)
-        for value, (mark, first, end) in zip(values, docs, strict=True)
+        for value, (mark, first, end) in zip(parsed, docs, strict=True)
     ]

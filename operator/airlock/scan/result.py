@@ -39,7 +39,7 @@ from airlock.scan.loader import (
     read_text,
     resolved,
 )
-from airlock.scan.parallel import forks, map_shares
+from airlock.scan.parallel import map_shares
 from airlock.state import EvalContext
 
 if TYPE_CHECKING:  # pydantic models: imported only when a policy or an exception is read
@@ -294,12 +294,9 @@ def scan_inputs(
             _judge(part, docs, ctx, evaluate)
             return part.entries, part.errors
 
+        # PyYAML (the exact path) is imported by the worker that first needs it, not before
+        # the fork: most inputs never need it, and the workers import in parallel when they do
         sizes = [s.size for s in inputs]
-        if forks(sizes, jobs):
-            # PyYAML (the exact path some file of a large input takes) imported once, before
-            # the workers fork, instead of in each of them
-            from airlock.scan import exactyaml  # noqa: F401
-
         for entries, errors in map_shares(judged, sizes, jobs):
             result.errors.extend(errors)
             result.entries.extend(entries)
