@@ -28,16 +28,17 @@ __all__ = ["TextLines", "load_documents"]
 # numbers, exponents without a dot, sexagesimals, "=" and "<<"): the first characters such a
 # token can start with, after what can precede a plain scalar (": ", "- ", "? ", "[", "{", ",",
 # or an indentation on a line of its own). Candidates are confirmed by _DIVERGENT at the spot.
+# (Possessive quantifiers: nothing to give back to what follows, so no backtracking through
+# indentation or digits; the lookahead turns most lines away with one character test.)
 _PLAIN_START = (
-    r"(?:[yY]es|YES|[nN]o|NO|[oO]n|ON|[oO]ff|OFF|[-+]?0[0-9_oObBxX]"
-    r"|[-+]?\.?[0-9][0-9_]*(?:\.[0-9_]*)?[eE:_]|[-+]\.[0-9]|=|<<)"
+    r"(?=[yYnNoO0-9+\-.=<])(?:[yY]es|YES|[nN]o|NO|[oO]n|ON|[oO]ff|OFF|[-+]?0[0-9_oObBxX]"
+    r"|[-+]?\.?[0-9]++(?:\.[0-9]*+)?+[eE:_]|[-+]\.[0-9]|=|<<)"
 )
 _CANDIDATES = (
-    # (?=(x))\1 is an atomic group: no backtracking into the indentation at every line
-    re.compile(r":(?=([ \t]+))\1" + _PLAIN_START),
-    re.compile(r"[-?] +" + _PLAIN_START),
-    re.compile(r"[\[{,](?=([ \t]*))\1" + _PLAIN_START),
-    re.compile(r"\n(?=([ \t]*))\1" + _PLAIN_START),  # a key at any column, 0 too
+    re.compile(r":[ \t]++" + _PLAIN_START),
+    re.compile(r"[-?] ++" + _PLAIN_START),
+    re.compile(r"[\[{,][ \t]*+" + _PLAIN_START),
+    re.compile(r"\n[ \t]*+" + _PLAIN_START),  # a key at any column, 0 too
 )
 _DIVERGENT = re.compile(
     r"""(?P<pre>[\n:?\-\[{,])(?P<gap>[ \t]*)
@@ -48,6 +49,7 @@ _DIVERGENT = re.compile(
           |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?
           |[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9]+)[eE][-+]?[0-9]+
           |[-+]?[0-9]+_[0-9_]*(?:\.[0-9_]*)?
+          |[-+]?[0-9]*\.[0-9]*_[0-9_]*
           |[-+]\.[0-9]+
           |=|<<)
         (?P<after>[ \t]*)(?P<end>\r?$|\#|[,\]}:])""",
