@@ -16,7 +16,15 @@ from collections.abc import Callable
 
 import pytest
 from airlock.detectors import DEFAULT_DETECTORS as D
-from airlock.detectors._matcher import compiled, crc32_token_ok, iter_hits, jwt_ok, keywords
+from airlock.detectors._matcher import (
+    _LED_MIN_LEN,
+    _led_matches,
+    compiled,
+    crc32_token_ok,
+    iter_hits,
+    jwt_ok,
+    keywords,
+)
 from airlock.detectors._providers import RULES
 from airlock.detectors._table import ProviderRule
 
@@ -245,6 +253,27 @@ def test_name_context_rule_needs_its_name(rule: ProviderRule) -> None:
     # and under the provider's name as an env var, whatever the value placement
     det = D.check_env(f"{rule.names[0].upper().replace('.', '_')}_TOKEN", value)
     assert det is not None
+
+
+@pytest.mark.parametrize("rule", NEAR_RULES, ids=lambda r: r.id)
+def test_in_a_long_text_a_name_rule_is_tried_where_its_names_are(rule: ProviderRule) -> None:
+    c = compiled(RULES.index(rule))
+    assert c.led
+    filler = "setting: 1\n" * (_LED_MIN_LEN // 10)
+    text = "\n".join(
+        (
+            filler,
+            example(rule),
+            f"{rule.names[-1].upper()}={body(rule)}",  # another name, in capitals
+            f"my{rule.names[0].capitalize()}: {body(rule)} {rule.names[0]}",  # camelCase; and a
+            f"x{rule.names[0]}: {body(rule)}",  # name inside a word, which is no name
+            filler,
+        )
+    )
+    everywhere = [m.span() for m in c.pattern.finditer(text)]
+    assert len(everywhere) >= 2
+    assert [m.span() for m in _led_matches(c, text, text.lower())] == everywhere
+    assert rule.id in rule_ids(text)
 
 
 @pytest.mark.parametrize("rule", RAW_RULES, ids=lambda r: r.id)

@@ -95,7 +95,7 @@ _GAP = (
 )
 # Before a provider's name: not a letter (``add_api`` does not name Datadog's ``dd_api``), except
 # at a camelCase hump (``myMistralKey``).
-_NAME_START = r"(?:(?<![A-Za-z])|(?<=[a-z])(?=[A-Z]))"
+NAME_START = r"(?:(?<![A-Za-z])|(?<=[a-z])(?=[A-Z]))"
 
 
 def near(  # noqa: PLR0917 - a table row reads best positionally
@@ -111,9 +111,7 @@ def near(  # noqa: PLR0917 - a table row reads best positionally
     """A prefix-less value right after one of the provider's names (case-insensitive)."""
     rng, q = _quant(length)
     alt = "|".join(re.escape(n) for n in names)
-    pattern = (
-        f"{_NAME_START}(?i:{alt}){_GAP}(?<![{alphabet}])(?P<s>[{alphabet}]{q})(?![{alphabet}])"
-    )
+    pattern = f"{NAME_START}(?i:{alt}){_GAP}(?<![{alphabet}])(?P<s>[{alphabet}]{q})(?![{alphabet}])"
     return ProviderRule(
         id,
         provider,
