@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.detectors import redact
-from airlock.findings import Action, Finding, new_finding
+from airlock.findings import Action, Finding, new_finding, pickled_by_fields
 from airlock.mutations import Patch, mutate, pin_images
 from airlock.rules import AUDIT_ONLY, RULES, Scope
 from airlock.rules.secrets import CONFIGMAP_RULE_ID
@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Verdict:
     kind: str

@@ -115,3 +115,24 @@ def test_more_inputs_than_the_task_pipe_holds_are_grouped_and_all_judged() -> No
     n = 3 * parallel._MAX_TASKS + 7
     out = map_shares(lambda i: i * 2, [parallel.MIN_PARALLEL_BYTES // n + 1] * n, 2)
     assert out == [i * 2 for i in range(n)]
+
+
+def test_what_a_worker_hands_back_pickles_whole_and_by_its_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pickle
+
+    from airlock.findings import Finding
+
+    monkeypatch.chdir(FIXTURES)
+    result = scan_inputs(list_inputs(["."]), evaluate, policy=load_policy(POLICY_ENVS), now=NOW)
+    entries = [e for e in result.entries if e.verdict.findings]
+    assert entries
+    assert pickle.loads(pickle.dumps(entries, pickle.HIGHEST_PROTOCOL)) == entries  # noqa: S301
+    finding = entries[0].verdict.findings[0]
+    # one constructor call with every field, not the slotted dataclass's per-field state
+    build, values = finding.__reduce__()  # type: ignore[misc]
+    assert len(values) == len(Finding.__dataclass_fields__)
+    assert build(*values) == finding
+    doc = entries[0].document
+    assert type(doc).__reduce__(doc)[1][0] == doc.file

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from airlock.detectors import redact
 from airlock.errors import InputError
+from airlock.findings import pickled_by_fields
 from airlock.scan.fastyaml import TextLines, load_documents
 
 __all__ = [
@@ -72,6 +73,7 @@ _SOURCE_COMMENT = re.compile(r"^#\s*Source:\s*(\S[^\r\n]*?)\s*$", re.MULTILINE)
 _PATH_TOKEN = re.compile(r"""\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\['([^']*)'\]|([^.\[\]]+)""")
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class FindingLines:
     """The lines of a judged document's findings: all a report needs once the object is gone."""
@@ -79,6 +81,7 @@ class FindingLines:
     by_path: Mapping[str, int]
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Document:
     """One Kubernetes object read from one document (or one item of a ``kind: List``)."""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.engine import credential_configmaps
 from airlock.errors import InputError, PolicyError
-from airlock.findings import Action, Finding
+from airlock.findings import Action, Finding, pickled_by_fields
 from airlock.rbac import Binding, RolePowers, is_rbac, read_binding, role_powers
 from airlock.scan.loader import (
     Document,
@@ -79,6 +79,7 @@ class VerdictLike(Protocol):
 Evaluator = Callable[[Mapping[str, Any], EvalContext], VerdictLike]
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ScanEntry:
     document: Document
