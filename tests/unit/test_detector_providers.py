@@ -24,9 +24,12 @@ from airlock.detectors._matcher import (
     iter_hits,
     jwt_ok,
     keywords,
+    literal_first,
 )
 from airlock.detectors._providers import RULES
 from airlock.detectors._table import ProviderRule
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.tokens import crc_token
 
@@ -274,6 +277,36 @@ def test_in_a_long_text_a_name_rule_is_tried_where_its_names_are(rule: ProviderR
     assert len(everywhere) >= 2
     assert [m.span() for m in _led_matches(c, text, text.lower())] == everywhere
     assert rule.id in rule_ids(text)
+
+
+MOVED = [r for r in RULES if literal_first(r.pattern) != r.pattern]
+
+
+def test_lookbehinds_move_after_the_literal_of_most_prefixed_formats() -> None:
+    assert len(MOVED) >= 30
+    assert literal_first(r"(?<![a-z])(?P<s>ab|cd)") == r"(?<![a-z])(?P<s>ab|cd)"
+    assert literal_first(r"(?<![a-z])(?P<s>A{22}x)") == r"(?<![a-z])(?P<s>A{22}x)"
+    assert literal_first(r"(?<![a-z])(?P<s>ab\.c+)") == r"(?P<s>ab\.(?<![a-z]ab\.)c+)"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rule=st.sampled_from(MOVED),
+    before=st.sampled_from(["", "x", "-", "_", " ", "/", ".", "=", "9", "A", "+"]),
+    twice=st.booleans(),
+    cut=st.integers(min_value=0, max_value=8),
+)
+def test_a_moved_lookbehind_matches_what_the_written_one_does(
+    rule: ProviderRule, before: str, twice: bool, cut: int
+) -> None:
+    text = RAW_EXAMPLES[rule.id]() if rule.id in RAW_EXAMPLES else example(rule)
+    head = text[: max(1, len(text) // 3)] if twice else ""  # a prefix run into the real one
+    text = f"pad {before}{head}{text[: len(text) - cut]} {before}{text}"
+    written = re.compile(rule.pattern)
+    moved = compiled(RULES.index(rule)).pattern
+    assert moved.pattern != rule.pattern
+    spans = [m.span("s") for m in written.finditer(text)]
+    assert [m.span("s") for m in moved.finditer(text)] == spans
 
 
 @pytest.mark.parametrize("rule", RAW_RULES, ids=lambda r: r.id)
