@@ -17,7 +17,7 @@ from airlock.engine import evaluate
 from airlock.model import load_policy
 from airlock.rules import RULE_INFO
 from airlock.scan import format_json, format_sarif, list_inputs, parallel, scan_inputs
-from airlock.scan.parallel import batches, map_shares
+from airlock.scan.parallel import batches, map_shares, map_staged
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -79,6 +79,104 @@ def test_a_worker_whose_work_raises_is_retried_here_and_the_error_is_ours() -> N
 
     with pytest.raises(ValueError, match="input 0"):
         map_shares(work, [parallel.MIN_PARALLEL_BYTES] * 4, 2)
+
+
+class _Staged:
+    """read/judge/context/adopt for map_staged that record where and when each ran."""
+
+    def __init__(self, context_seconds: float) -> None:
+        self.parent = os.getpid()
+        self.context_seconds = context_seconds
+        self.context_runs = 0
+        self.adopted: tuple[bytes, float] | None = None
+
+    def read(self, i: int) -> tuple[int, float]:
+        return os.getpid(), time.monotonic()
+
+    def context(self) -> bytes:
+        self.context_runs += 1
+        time.sleep(self.context_seconds)  # gathering the context takes a while
+        self.adopted = (b"ctx" * 30_000, time.monotonic())  # more than a pipe holds
+        return b"ctx" * 30_000
+
+    def adopt(self, payload: bytes) -> None:
+        self.adopted = (payload, time.monotonic())
+
+    def judge(self, i: int, got: tuple[int, float]) -> tuple[int, int, float, bytes, float]:
+        assert self.adopted is not None, "judged before the context was known"
+        return i, got[0], got[1], self.adopted[0], self.adopted[1]
+
+
+def test_workers_read_ahead_while_the_context_is_gathered_and_judge_with_it() -> None:
+    staged = _Staged(context_seconds=0.3)
+    sizes = [parallel.MIN_PARALLEL_BYTES] * 8
+    out = map_staged(
+        staged.read, staged.judge, sizes, 2, context=staged.context, adopt=staged.adopt
+    )
+    assert [row[0] for row in out] == list(range(8))
+    assert all(row[3] == b"ctx" * 30_000 for row in out)
+    assert staged.context_runs == 1  # in this process only
+    ahead = [row for row in out if row[1] != staged.parent and row[2] < row[4]]
+    assert ahead, "no worker read an input before the context reached it"
+
+
+def test_a_serial_run_gathers_the_context_first_and_adopts_nothing() -> None:
+    staged = _Staged(context_seconds=0)
+    out = map_staged(
+        staged.read, staged.judge, [10] * 3, 4, context=staged.context, adopt=staged.adopt
+    )
+    assert staged.context_runs == 1
+    assert {row[1] for row in out} == {staged.parent}
+
+
+def test_a_context_that_fails_stops_the_workers_and_is_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    forked: list[int] = []
+    fork = os.fork
+
+    def recording_fork() -> int:
+        pid = fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording_fork)
+
+    def context() -> bytes:
+        time.sleep(0.1)
+        raise ValueError("unknown environment")
+
+    with pytest.raises(ValueError, match="unknown environment"):
+        map_staged(
+            lambda i: i,
+            lambda i, r: r,
+            [parallel.MIN_PARALLEL_BYTES] * 4,
+            3,
+            context=context,
+            adopt=print,
+        )
+    assert len(forked) == 2
+    for pid in forked:  # killed and reaped: no worker left behind
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def test_a_worker_gone_before_the_context_has_its_share_judged_here() -> None:
+    parent = os.getpid()
+
+    def read(i: int) -> int:
+        if os.getpid() != parent:
+            os._exit(9)
+        return i
+
+    def context() -> bytes:
+        time.sleep(0.2)  # the worker is gone when the context is sent
+        return b"x" * 200_000
+
+    sizes = [parallel.MIN_PARALLEL_BYTES] * 5
+    out = map_staged(read, lambda i, r: r * 2, sizes, 2, context=context, adopt=print)
+    assert out == [i * 2 for i in range(5)]
 
 
 def reports(paths: list[str], jobs: int) -> tuple[dict[str, Any], dict[str, Any]]:

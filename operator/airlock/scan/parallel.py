@@ -1,12 +1,14 @@
 """Judging a scan's files on several cores: forked workers, results back through pipes.
 
 A scan is CPU-bound Python (parsing, rules, detectors), so threads would take turns; processes
-do not. The workers are forked after the context pass, so each starts with the imported modules,
-the compiled policy and the evaluation context already in memory: nothing is pickled on the way
-in. The files wait in one pipe, largest first, as 4-byte indices: each worker (the parent is one
-of them) reads the next index when it is free, so a worker that drew heavy files takes fewer of
-them. A child writes back what a report keeps of its files (:class:`~airlock.scan.result.
-ScanEntry` stubs, never whole objects).
+do not. The workers are forked with the imported modules and the compiled policy in memory,
+before the parent gathers the scan's context (the ConfigMaps, Namespaces, exceptions and RBAC
+objects among the files): meanwhile they read and parse the files they draw, and judge them once
+the context (a small pickle of what the files lent) reaches them through a pipe. The files wait
+in one pipe, largest first, as 4-byte indices: each worker (the parent is one of them) reads the
+next index when it is free, so a worker that drew heavy files takes fewer of them. A child writes
+back what a report keeps of its files (:class:`~airlock.scan.result.ScanEntry` stubs, never
+whole objects).
 
 Nothing is lost: the files a worker took and did not hand back (it failed, or was killed) are
 judged again by the parent, so the report is the same as a serial scan's, in the same order.
@@ -22,7 +24,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-__all__ = ["MIN_PARALLEL_BYTES", "default_jobs", "forks", "map_shares"]
+__all__ = [
+    "MIN_PARALLEL_BYTES",
+    "PREFETCH_BYTES",
+    "default_jobs",
+    "forks",
+    "map_shares",
+    "map_staged",
+]
 
 MIN_PARALLEL_BYTES = 1 << 18
 """Below this much input (all files together) a scan stays serial: a fork and handing results
@@ -34,7 +43,12 @@ _TASK = 4  # bytes per index in the task pipe: reads this small are never split
 # neighbouring files grouped when there are more
 _MAX_TASKS = 4096 // _TASK
 
+PREFETCH_BYTES = 4 << 20
+"""Input a worker reads ahead (per worker) while the parent is still gathering the context: the
+parsed objects of that much input are held until the context arrives."""
+
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def default_jobs() -> int:
@@ -72,11 +86,47 @@ def map_shares(work: Callable[[int], T], sizes: Sequence[int], jobs: int) -> lis
     must pickle. Serial when ``jobs`` is 1, when there is one input, when the inputs total less
     than :data:`MIN_PARALLEL_BYTES`, or when the platform cannot fork.
     """
+    return map_staged(
+        _nothing, lambda i, _r: work(i), sizes, jobs, context=_no_context, adopt=_nothing
+    )
+
+
+def _nothing(_: object) -> None:
+    return None
+
+
+def _no_context() -> bytes:
+    return b""
+
+
+def map_staged(
+    read: Callable[[int], R],
+    judge: Callable[[int, R], T],
+    sizes: Sequence[int],
+    jobs: int,
+    *,
+    context: Callable[[], bytes],
+    adopt: Callable[[bytes], None],
+) -> list[T]:
+    """``context()``, then ``[judge(i, read(i)) for i in range(len(sizes))]``, computed by up to
+    ``jobs`` processes (serial in the cases :func:`map_shares` names).
+
+    The workers fork before ``context()`` runs in this process, and ``read`` (which needs no
+    context: reading and parsing a file) what they draw meanwhile, up to
+    :data:`PREFETCH_BYTES` of input each and never more than their share of all of it. The
+    bytes ``context()`` returns reach each worker, which hands them to ``adopt`` (to build the
+    same context) before it judges anything. So the cores are busy while the context is
+    gathered, instead of waiting for it.
+    """
     n = len(sizes)
     if not forks(sizes, jobs):
-        return [work(i) for i in range(n)]
+        context()
+        return [judge(i, read(i)) for i in range(n)]
     import pickle  # what a worker hands back; with signal, only imported by a scan that forks
     import signal
+
+    def work(i: int) -> T:
+        return judge(i, read(i))
 
     tasks = batches(sizes)
     task_r, task_w = os.pipe()
@@ -85,15 +135,24 @@ def map_shares(work: Callable[[int], T], sizes: Sequence[int], jobs: int) -> lis
     sys.stdout.flush()
     sys.stderr.flush()
     children: list[tuple[int, int]] = []  # (pid, read end of its results)
+    handing: list[int] = []  # write ends of the context pipes, until the context is sent
     try:
         for _ in range(min(jobs, len(tasks)) - 1):
             r, w = os.pipe()
+            cr, cw = os.pipe()
             pid = os.fork()
             if pid == 0:  # the child: judge what it draws, hand it back, leave without cleanup
-                os.close(r)
                 code = 0
                 try:
-                    data = pickle.dumps(_drain(task_r, tasks, work), pickle.HIGHEST_PROTOCOL)
+                    for fd in (r, cw, *handing, *(c[1] for c in children)):
+                        os.close(fd)  # a sibling's ends, or this child's unused ones
+                    share = min(PREFETCH_BYTES, sum(sizes) // jobs)  # others get work too
+                    ahead = _read_ahead(task_r, tasks, read, sizes, cr, share)
+                    adopt(_receive(cr))
+                    done = {i: judge(i, got) for i, got in ahead.items()}
+                    ahead.clear()
+                    done.update(_drain(task_r, tasks, work))
+                    data = pickle.dumps(done, pickle.HIGHEST_PROTOCOL)
                     with os.fdopen(w, "wb") as out:
                         out.write(data)
                 except BaseException:  # its files are judged again by the parent
@@ -101,9 +160,23 @@ def map_shares(work: Callable[[int], T], sizes: Sequence[int], jobs: int) -> lis
                 finally:
                     os._exit(code)
             os.close(w)
+            os.close(cr)
             children.append((pid, r))
+            handing.append(cw)
+        payload = context()
+        message = len(payload).to_bytes(8, "little") + payload
+        while handing:
+            cw = handing.pop()
+            try:
+                _send(cw, message)
+            except BrokenPipeError:  # that worker is gone: its share is judged here
+                pass
+            finally:
+                os.close(cw)
         results = _drain(task_r, tasks, work)
     except BaseException:
+        for fd in handing:
+            os.close(fd)
         for pid, r in children:
             os.close(r)
             os.kill(pid, signal.SIGKILL)
@@ -122,6 +195,52 @@ def map_shares(work: Callable[[int], T], sizes: Sequence[int], jobs: int) -> lis
         if i not in results:  # a worker took it and failed or died
             results[i] = work(i)
     return [results[i] for i in range(n)]
+
+
+def _read_ahead(  # noqa: PLR0917
+    tasks_fd: int,
+    tasks: list[list[int]],
+    read: Callable[[int], R],
+    sizes: Sequence[int],
+    wait: int,
+    budget: int,
+) -> dict[int, R]:
+    """Read the inputs of the tasks drawn until ``wait`` (the context pipe) has something, the
+    inputs read reach ``budget`` bytes, or no task is left."""
+    import select
+
+    ahead: dict[int, R] = {}
+    while budget > 0 and not select.select([wait], [], [], 0)[0]:
+        raw = os.read(tasks_fd, _TASK)
+        if len(raw) < _TASK:
+            break
+        for i in tasks[int.from_bytes(raw, "little")]:
+            ahead[i] = read(i)
+            budget -= sizes[i]
+    return ahead
+
+
+def _send(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _receive(fd: int) -> bytes:
+    """One message: its 8-byte length, then that many bytes. ``EOFError`` if cut short."""
+    head = _read_exactly(fd, 8)
+    return _read_exactly(fd, int.from_bytes(head, "little"))
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    parts: list[bytes] = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError("the context pipe closed early")
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
 
 
 def _drain(tasks_fd: int, tasks: list[list[int]], work: Callable[[int], T]) -> dict[int, T]:

@@ -21,7 +21,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.catalog import API_VERSION, OWN_KINDS
@@ -39,8 +39,8 @@ from airlock.scan.loader import (
     read_text,
     resolved,
 )
-from airlock.scan.parallel import map_shares
-from airlock.state import EvalContext
+from airlock.scan.parallel import forks, map_staged
+from airlock.state import CompiledPolicy, EvalContext
 
 if TYPE_CHECKING:  # pydantic models: imported only when a policy or an exception is read
     from airlock.detectors import FingerprintKey
@@ -184,11 +184,31 @@ class _Scope:
         now: datetime | None,
         *,
         fingerprint_key: FingerprintKey | None = None,
+        compiled: CompiledPolicy | None = None,
     ) -> EvalContext:
+        """The context the scan's workloads are judged in (``compiled``: ``policy`` already
+        compiled, and keyed with ``fingerprint_key``)."""
         ns_env = dict(namespace_env or {})
         if policy is not None or ns_env:
             _check_environments(policy, ns_env)
-        ctx = EvalContext.build(
+        if compiled is not None:
+            ctx = self._build(compiled, environment, ns_env, now, None)
+        else:
+            ctx = self._build(policy, environment, ns_env, now, fingerprint_key)
+        flagged = credential_configmaps(evaluate(obj, ctx) for obj in self.configmaps)
+        if not flagged:
+            return ctx
+        return replace(ctx, credential_configmaps=flagged)
+
+    def _build(
+        self,
+        policy: PolicySpec | CompiledPolicy | None,
+        environment: str | None,
+        ns_env: Mapping[str, str],
+        now: datetime | None,
+        fingerprint_key: FingerprintKey | None,
+    ) -> EvalContext:
+        return EvalContext.build(
             policy,
             namespace_env=ns_env,
             namespace_labels=self.labels,
@@ -199,10 +219,31 @@ class _Scope:
             bindings=self.bindings,
             cluster_roles=self.roles,
         )
-        flagged = credential_configmaps(evaluate(obj, ctx) for obj in self.configmaps)
-        if not flagged:
-            return ctx
-        return replace(ctx, credential_configmaps=flagged)
+
+    def handed(self, ctx: EvalContext) -> bytes:
+        """What a worker needs to build the same context as ``ctx`` (see :meth:`adopted`):
+        everything this scope holds but the ConfigMaps, which were judged here already."""
+        import pickle
+
+        lent = (self.exceptions, self.labels, self.bindings, self.roles, ctx.credential_configmaps)
+        return pickle.dumps(lent, pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def adopted(
+        cls,
+        payload: bytes,
+        compiled: CompiledPolicy,
+        environment: str | None,
+        namespace_env: Mapping[str, str] | None,
+        now: datetime,
+    ) -> EvalContext:
+        """The context :meth:`handed` described, built again in a worker."""
+        import pickle
+
+        exceptions, labels, bindings, roles, flagged = pickle.loads(payload)  # noqa: S301 - ours
+        scope = cls(exceptions=exceptions, labels=labels, bindings=bindings, roles=roles)
+        ctx = scope._build(compiled, environment, dict(namespace_env or {}), now, None)
+        return replace(ctx, credential_configmaps=flagged) if flagged else ctx
 
 
 def _judge(result: ScanResult, docs: list[Document], ctx: EvalContext, evaluate: Evaluator) -> None:
@@ -278,31 +319,56 @@ def scan_inputs(
     findings and the lines they are on, and drops the objects before the next file.
     """
     with paused_gc():
-        scope = _Scope()
-        for source in inputs:
-            text = source.read()
-            if text is not None and _CONTEXT_KIND.search(text):
-                for obj in _context_objects(text, source.name):
-                    scope.take(obj)
-        ctx = scope.context(
-            evaluate, policy, environment, namespace_env, now, fingerprint_key=fingerprint_key
-        )
-        result = ScanResult(files=sum(s.error is None for s in inputs), fail_on=fail_on)
+        # one moment and one compiled policy (its --environment checked) for every worker
+        now = now or datetime.now(UTC)
+        compiled = EvalContext.build(
+            policy, environment=environment, now=now, fingerprint_key=fingerprint_key
+        ).policy
+        known: list[EvalContext] = []  # the context, once this process has it
 
-        def judged(i: int) -> tuple[list[ScanEntry], list[InputError]]:
-            docs, errors = inputs[i].load()
+        def context() -> bytes:
+            scope = _Scope()
+            for source in inputs:
+                text = source.read()
+                if text is not None and _CONTEXT_KIND.search(text):
+                    for obj in _context_objects(text, source.name):
+                        scope.take(obj)
+            ctx = scope.context(
+                evaluate, policy, environment, namespace_env, now, compiled=compiled
+            )
+            known.append(ctx)
+            return scope.handed(ctx) if forked else b""
+
+        def adopt(payload: bytes) -> None:
+            known.append(_Scope.adopted(payload, compiled, environment, namespace_env, now))
+
+        def judge(
+            _i: int, loaded: tuple[list[Document], list[InputError]]
+        ) -> tuple[list[ScanEntry], list[InputError]]:
+            docs, errors = loaded
             part = ScanResult(errors=errors)
-            _judge(part, docs, ctx, evaluate)
+            _judge(part, docs, known[0], evaluate)
             return part.entries, part.errors
 
         # PyYAML (the exact path) is imported by the worker that first needs it, not before
         # the fork: most inputs never need it, and the workers import in parallel when they do
         sizes = [s.size for s in inputs]
-        for entries, errors in map_shares(judged, sizes, jobs):
+        forked = forks(sizes, jobs)
+        result = ScanResult(files=sum(s.error is None for s in inputs), fail_on=fail_on)
+        for entries, errors in map_staged(
+            _loaded(inputs), judge, sizes, jobs, context=context, adopt=adopt
+        ):
             result.errors.extend(errors)
             result.entries.extend(entries)
         result.entries.sort(key=_entry_key)
         return result
+
+
+def _loaded(inputs: Sequence[Input]) -> Callable[[int], tuple[list[Document], list[InputError]]]:
+    def load(i: int) -> tuple[list[Document], list[InputError]]:
+        return inputs[i].load()
+
+    return load
 
 
 # a "kind:" (YAML) or "kind": (JSON) naming a kind that lends context; a false match only costs
