@@ -146,7 +146,9 @@ def map_staged(
                 try:
                     for fd in (r, cw, *handing, *(c[1] for c in children)):
                         os.close(fd)  # a sibling's ends, or this child's unused ones
-                    share = min(PREFETCH_BYTES, sum(sizes) // jobs)  # others get work too
+                    # reading is under half of judging: a worker that read two thirds of the
+                    # input (of two workers) still has no more left to do than the parent
+                    share = min(PREFETCH_BYTES, 2 * sum(sizes) // (jobs + 1))
                     ahead = _read_ahead(task_r, tasks, read, sizes, cr, share)
                     adopt(_receive(cr))
                     done = {i: judge(i, got) for i, got in ahead.items()}
