@@ -128,15 +128,21 @@ _WORDS: dict[str, Any] = {
     **dict.fromkeys(("no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"), False),
     **dict.fromkeys(("", "~", "null", "Null", "NULL")),
 }
-# YAML 1.1's int and float (https://yaml.org/type/int.html, /type/float.html) as PyYAML reads them
-_INT_11 = re.compile(
-    r"[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
-    r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+"
-)
-_FLOAT_11 = re.compile(
-    r"[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
-    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
-)
+
+
+@functools.cache
+def _numbers_11() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """YAML 1.1's int and float (https://yaml.org/type/int.html, /type/float.html) as PyYAML
+    reads them; compiled on first use (few files hold a divergent value)."""
+    int_11 = re.compile(
+        r"[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
+        r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+"
+    )
+    float_11 = re.compile(
+        r"[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+        r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+    )
+    return int_11, float_11
 
 
 def yaml11(token: str) -> Any:
@@ -147,10 +153,11 @@ def yaml11(token: str) -> Any:
         return _WORDS[token]
     if token in ("=", "<<"):
         return _UNSETTLED
+    int_11, float_11 = _numbers_11()
     try:
-        if _INT_11.fullmatch(token):
+        if int_11.fullmatch(token):
             return _int11(token)
-        if _FLOAT_11.fullmatch(token):
+        if float_11.fullmatch(token):
             return _float11(token)
     except ValueError:
         return _UNSETTLED
