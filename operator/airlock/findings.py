@@ -29,7 +29,11 @@ def pickled_by_fields(cls: type[_T]) -> type[_T]:
 
 
 def _by_fields(cls: type[_T], build: Callable[..., _T]) -> Callable[[_T], tuple[Any, ...]]:
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    """``__reduce__``: ``build`` called with every field's value, in declaration order."""
+    every = fields(cls)  # type: ignore[arg-type]
+    if not all(f.init for f in every):
+        raise TypeError(f"{cls.__name__}: a field outside __init__ cannot be rebuilt by it")
+    names = [f.name for f in every]
     get = operator.attrgetter(*names)
     if len(names) == 1:
         return lambda obj: (build, (get(obj),))
