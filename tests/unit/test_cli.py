@@ -374,6 +374,16 @@ def test_undeclared_environments_are_errors(capsys: pytest.CaptureFixture[str]) 
     assert err.startswith(
         "airlock: error: --namespace-env ml-dev=stage: environment 'stage' is not declared"
     )
+    # both wrong: --namespace-env is named first, whether the scan forks or not
+    for jobs in ("1", "2"):
+        code, _, err = run(
+            capsys,
+            "scan",
+            *("--policy", "policy.yaml", "--environment", "staging", "-j", jobs),
+            *("--namespace-env", "ml-dev=stage", "clean.yaml"),
+        )
+        assert code == 2
+        assert err.startswith("airlock: error: --namespace-env ml-dev=stage"), err
 
 
 def test_invalid_policy_names_file_and_field(capsys: pytest.CaptureFixture[str]) -> None:

@@ -277,6 +277,10 @@ def test_in_a_long_text_a_name_rule_is_tried_where_its_names_are(rule: ProviderR
     assert len(everywhere) >= 2
     assert [m.span() for m in _led_matches(c, text, text.lower())] == everywhere
     assert rule.id in rule_ids(text)
+    # letters that match a name case-insensitively but do not lower-case to it (s, i, k)
+    odd = text.replace("s", "\u017f").replace("i", "\u0131").replace("k", "\u212a")
+    everywhere = [m.span() for m in c.pattern.finditer(odd)]
+    assert [m.span() for m in _led_matches(c, odd, odd.lower())] == everywhere
 
 
 MOVED = [r for r in RULES if literal_first(r.pattern) != r.pattern]

@@ -162,6 +162,7 @@ def test_documents_lists_sources_and_odd_layouts_agree() -> None:
         ("a: 1.5e+3", 1500.0),
         ("a: 1:20", 80),
         ("a: 1:20.5", 80.5),
+        ("a: 1:5:0.03", 3900.0299999999997),  # summed from the last part, as PyYAML does
         ("a: 0:20", "0:20"),
         ("a: +.5", "+.5"),
         ("a: [1, no, 0777]", [1, False, 511]),

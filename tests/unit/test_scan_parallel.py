@@ -234,3 +234,38 @@ def test_what_a_worker_hands_back_pickles_whole_and_by_its_fields(
     assert build(*values) == finding
     doc = entries[0].document
     assert type(doc).__reduce__(doc)[1][0] == doc.file
+
+
+def test_short_of_file_descriptors_a_scan_forks_fewer_workers_or_none() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    staged = _Staged(context_seconds=0.05)
+    sizes = [parallel.MIN_PARALLEL_BYTES] * 30
+    try:
+        for spare in (12, 4, 1):  # descriptors left for pipes: a few workers, one, none
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + spare, hard)
+            )
+            out = map_staged(
+                staged.read, staged.judge, sizes, 20, context=staged.context, adopt=staged.adopt
+            )
+            assert [row[0] for row in out] == list(range(30))
+            assert all(row[3] == b"ctx" * 30_000 for row in out)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_parent_holds_one_descriptor_per_worker_and_a_few_more() -> None:
+    counted: list[int] = []
+
+    def context() -> bytes:
+        counted.append(len(os.listdir("/proc/self/fd")))
+        return b"ctx"
+
+    before = len(os.listdir("/proc/self/fd"))
+    sizes = [parallel.MIN_PARALLEL_BYTES] * 40
+    out = map_staged(lambda i: i, lambda i, r: r, sizes, 17, context=context, adopt=print)
+    assert out == list(range(40))
+    assert counted[0] - before <= 16 + 4  # 16 workers' results, the task pipe, the context's 3
+    assert len(os.listdir("/proc/self/fd")) == before  # all closed again

@@ -270,7 +270,9 @@ def provider_hits(text: str, seen: Seen, min_start: int = 0) -> Iterator[Hit]:
 def _led_matches(c: _Compiled, text: str, low: str) -> Iterator[re.Match[str]]:
     """``c.pattern.finditer(text)`` for a keyword-led rule: the regex tried at each occurrence
     of a keyword (``low`` is ``text`` lower-cased), left to right, never inside a match."""
-    if len(low) != len(text):  # lower-casing moved offsets (a rare non-ASCII letter)
+    if not text.isascii():
+        # a non-ASCII letter may lower-case to a different length ("İ") or match a name
+        # case-insensitively without lower-casing to it ("ſ" is "s", "ı" is "i"): search it all
         yield from c.pattern.finditer(text)
         return
     starts: set[int] = set()

@@ -171,9 +171,12 @@ def _sign(text: str) -> tuple[int, str]:
 
 
 def _base60(text: str, digit: type[int] | type[float]) -> Any:
-    value = digit(0)
-    for part in text.split(":"):
-        value = value * 60 + digit(part)
+    """A sexagesimal number, summed from its last part as PyYAML does (a float's rounding
+    depends on the order: 1:5:0.03 is 3900.0299999999997 there)."""
+    value, base = digit(0), 1
+    for part in reversed(text.split(":")):
+        value += digit(part) * base
+        base *= 60
     return value
 
 

@@ -86,17 +86,11 @@ def map_shares(work: Callable[[int], T], sizes: Sequence[int], jobs: int) -> lis
     must pickle. Serial when ``jobs`` is 1, when there is one input, when the inputs total less
     than :data:`MIN_PARALLEL_BYTES`, or when the platform cannot fork.
     """
-    return map_staged(
-        _nothing, lambda i, _r: work(i), sizes, jobs, context=_no_context, adopt=_nothing
-    )
+    return map_staged(_nothing, lambda i, _r: work(i), sizes, jobs)
 
 
 def _nothing(_: object) -> None:
     return None
-
-
-def _no_context() -> bytes:
-    return b""
 
 
 def map_staged(
@@ -105,8 +99,8 @@ def map_staged(
     sizes: Sequence[int],
     jobs: int,
     *,
-    context: Callable[[], bytes],
-    adopt: Callable[[bytes], None],
+    context: Callable[[], bytes] | None = None,
+    adopt: Callable[[bytes], None] = _nothing,
 ) -> list[T]:
     """``context()``, then ``[judge(i, read(i)) for i in range(len(sizes))]``, computed by up to
     ``jobs`` processes (serial in the cases :func:`map_shares` names).
@@ -117,10 +111,15 @@ def map_staged(
     bytes ``context()`` returns reach each worker, which hands them to ``adopt`` (to build the
     same context) before it judges anything. So the cores are busy while the context is
     gathered, instead of waiting for it.
+
+    The context travels in an anonymous file all workers share, announced by closing the one
+    pipe they all watch: whatever ``jobs`` is, this process holds one descriptor per worker (its
+    results) and three more.
     """
     n = len(sizes)
     if not forks(sizes, jobs):
-        context()
+        if context is not None:
+            context()
         return [judge(i, read(i)) for i in range(n)]
     import pickle  # what a worker hands back; with signal, only imported by a scan that forks
     import signal
@@ -129,30 +128,43 @@ def map_staged(
         return judge(i, read(i))
 
     tasks = batches(sizes)
-    task_r, task_w = os.pipe()
-    os.write(task_w, b"".join(t.to_bytes(_TASK, "little") for t in range(len(tasks))))
-    os.close(task_w)  # every index is in the pipe: an empty read means no work is left
+    shared = _shared_descriptors(len(tasks), context is not None)
+    if shared is None:  # out of file descriptors: judge here, one input after another
+        if context is not None:
+            context()
+        return [work(i) for i in range(n)]
+    task_r = shared[0]
     sys.stdout.flush()
     sys.stderr.flush()
     children: list[tuple[int, int]] = []  # (pid, read end of its results)
-    handing: list[int] = []  # write ends of the context pipes, until the context is sent
     try:
         for _ in range(min(jobs, len(tasks)) - 1):
-            r, w = os.pipe()
-            cr, cw = os.pipe()
-            pid = os.fork()
+            try:
+                r, w = os.pipe()
+            except OSError:  # out of descriptors (or processes, below): fewer workers
+                break
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(r)
+                os.close(w)
+                break
             if pid == 0:  # the child: judge what it draws, hand it back, leave without cleanup
                 code = 0
                 try:
-                    for fd in (r, cw, *handing, *(c[1] for c in children)):
-                        os.close(fd)  # a sibling's ends, or this child's unused ones
-                    # reading is under half of judging: a worker that read two thirds of the
-                    # input (of two workers) still has no more left to do than the parent
-                    share = min(PREFETCH_BYTES, 2 * sum(sizes) // (jobs + 1))
-                    ahead = _read_ahead(task_r, tasks, read, sizes, cr, share)
-                    adopt(_receive(cr))
-                    done = {i: judge(i, got) for i, got in ahead.items()}
-                    ahead.clear()
+                    for fd in (r, *(c[1] for c in children)):
+                        os.close(fd)  # its siblings' results are not its business
+                    done: dict[int, T] = {}
+                    if context is not None:
+                        _, ready_r, ready_w, file = shared
+                        os.close(ready_w)
+                        # reading is under half of judging: a worker that read two thirds of
+                        # the input (of two workers) still has no more left than the parent
+                        share = min(PREFETCH_BYTES, 2 * sum(sizes) // (jobs + 1))
+                        ahead = _read_ahead(task_r, tasks, read, sizes, ready_r, share)
+                        adopt(_wait_for(ready_r, file))
+                        done.update((i, judge(i, got)) for i, got in ahead.items())
+                        ahead.clear()
                     done.update(_drain(task_r, tasks, work))
                     data = pickle.dumps(done, pickle.HIGHEST_PROTOCOL)
                     with os.fdopen(w, "wb") as out:
@@ -162,30 +174,22 @@ def map_staged(
                 finally:
                     os._exit(code)
             os.close(w)
-            os.close(cr)
             children.append((pid, r))
-            handing.append(cw)
-        payload = context()
-        message = len(payload).to_bytes(8, "little") + payload
-        while handing:
-            cw = handing.pop()
-            try:
-                _send(cw, message)
-            except BrokenPipeError:  # that worker is gone: its share is judged here
-                pass
-            finally:
-                os.close(cw)
+        if context is not None:
+            payload, at = memoryview(context()), 0
+            while at < len(payload):
+                at += os.pwrite(shared[3], payload[at:], at)
+            os.close(shared.pop(2))  # ready_w: every worker sees the end of the pipe now
         results = _drain(task_r, tasks, work)
     except BaseException:
-        for fd in handing:
-            os.close(fd)
         for pid, r in children:
             os.close(r)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         raise
     finally:
-        os.close(task_r)
+        for fd in shared:
+            os.close(fd)
     for pid, r in children:
         with os.fdopen(r, "rb") as pipe:
             data = pipe.read()
@@ -199,20 +203,60 @@ def map_staged(
     return [results[i] for i in range(n)]
 
 
+def _shared_descriptors(tasks: int, staged: bool) -> list[int] | None:
+    """What every worker inherits: the read end of the task pipe (all task indices written into
+    it) and, for a staged map, the announcing pipe's two ends and the context's file. ``None``
+    when the process is out of descriptors."""
+    opened: list[int] = []
+    try:
+        task_r, task_w = os.pipe()
+        opened += (task_r, task_w)
+        os.write(task_w, b"".join(t.to_bytes(_TASK, "little") for t in range(tasks)))
+        os.close(opened.pop())  # every index is in the pipe: an empty read means no work left
+        if staged:
+            opened += os.pipe()  # closed by the parent once the context is written
+            opened.append(_anonymous_file())
+    except OSError:
+        for fd in opened:
+            os.close(fd)
+        return None
+    return opened
+
+
+def _anonymous_file() -> int:
+    """A file descriptor of a file with no name (memory-backed where the system has memfd)."""
+    create = getattr(os, "memfd_create", None)
+    if create is not None:
+        with contextlib.suppress(OSError):
+            return int(create("airlock-scan-context", os.MFD_CLOEXEC))
+    import tempfile
+
+    with tempfile.TemporaryFile() as f:  # unlinked at once; the duplicate keeps it open
+        return os.dup(f.fileno())
+
+
+def _ready(fd: int) -> bool:
+    """``fd`` (the read end of the announcing pipe) has reached its end: the context is there.
+    (``poll``, not ``select``: descriptor numbers may pass select's limit of 1024.)"""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def _read_ahead(  # noqa: PLR0917
     tasks_fd: int,
     tasks: list[list[int]],
     read: Callable[[int], R],
     sizes: Sequence[int],
-    wait: int,
+    ready: int,
     budget: int,
 ) -> dict[int, R]:
-    """Read the inputs of the tasks drawn until ``wait`` (the context pipe) has something, the
+    """Read the inputs of the tasks drawn until the context is announced on ``ready``, the
     inputs read reach ``budget`` bytes, or no task is left."""
-    import select
-
     ahead: dict[int, R] = {}
-    while budget > 0 and not select.select([wait], [], [], 0)[0]:
+    while budget > 0 and not _ready(ready):
         raw = os.read(tasks_fd, _TASK)
         if len(raw) < _TASK:
             break
@@ -222,27 +266,17 @@ def _read_ahead(  # noqa: PLR0917
     return ahead
 
 
-def _send(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _receive(fd: int) -> bytes:
-    """One message: its 8-byte length, then that many bytes. ``EOFError`` if cut short."""
-    head = _read_exactly(fd, 8)
-    return _read_exactly(fd, int.from_bytes(head, "little"))
-
-
-def _read_exactly(fd: int, n: int) -> bytes:
-    parts: list[bytes] = []
-    while n:
-        chunk = os.read(fd, min(n, 1 << 20))
-        if not chunk:
-            raise EOFError("the context pipe closed early")
-        parts.append(chunk)
-        n -= len(chunk)
-    return b"".join(parts)
+def _wait_for(ready: int, file: int) -> bytes:
+    """The context, once the parent has written it to ``file`` and closed the announcing pipe
+    (``ready`` reads empty). A parent that died before writing leaves an empty file: the
+    worker's ``adopt`` then fails, and so does the worker, as it would with no parent."""
+    while os.read(ready, 1):
+        pass  # nothing is ever written to it: only its end counts
+    size = os.fstat(file).st_size
+    data = os.pread(file, size, 0)
+    if len(data) != size:
+        raise EOFError("the scan context was cut short")
+    return data
 
 
 def _drain(tasks_fd: int, tasks: list[list[int]], work: Callable[[int], T]) -> dict[int, T]:

@@ -319,7 +319,10 @@ def scan_inputs(
     findings and the lines they are on, and drops the objects before the next file.
     """
     with paused_gc():
-        # one moment and one compiled policy (its --environment checked) for every worker
+        # one moment and one compiled policy (its --environment checked) for every worker;
+        # --namespace-env is checked first, as the context would
+        if policy is not None or namespace_env:
+            _check_environments(policy, dict(namespace_env or {}))
         now = now or datetime.now(UTC)
         compiled = EvalContext.build(
             policy, environment=environment, now=now, fingerprint_key=fingerprint_key
