@@ -269,3 +269,75 @@ def test_the_parent_holds_one_descriptor_per_worker_and_a_few_more() -> None:
     assert out == list(range(40))
     assert counted[0] - before <= 16 + 4  # 16 workers' results, the task pipe, the context's 3
     assert len(os.listdir("/proc/self/fd")) == before  # all closed again
+
+
+def test_where_sigchld_is_ignored_the_workers_results_still_count() -> None:
+    import signal
+
+    before = signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the system reaps the workers
+    try:
+        out = map_shares(lambda i: (i, os.getpid()), [parallel.MIN_PARALLEL_BYTES] * 6, 3)
+    finally:
+        signal.signal(signal.SIGCHLD, before)
+    assert [i for i, _pid in out] == list(range(6))
+
+
+def test_interrupted_while_collecting_no_worker_is_left_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    forked: list[int] = []
+    fork = os.fork
+
+    def recording_fork() -> int:
+        pid = fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording_fork)
+    parent = os.getpid()
+    real_fdopen = os.fdopen
+
+    def interrupted_fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
+        if os.getpid() == parent:  # the parent, collecting a worker's results
+            raise KeyboardInterrupt
+        return real_fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", interrupted_fdopen)
+
+    def work(i: int) -> int:
+        if os.getpid() != parent:
+            time.sleep(5)  # a worker still busy when the parent is interrupted
+        return i
+
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(KeyboardInterrupt):
+        map_shares(work, [parallel.MIN_PARALLEL_BYTES] * 4, 3)
+    assert len(forked) == 2
+    for pid in forked:  # killed and reaped
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_worker_whose_parent_is_gone_stops() -> None:
+    tasks = [[0], [1], [2]]
+    r, w = os.pipe()
+    os.write(w, b"".join(t.to_bytes(4, "little") for t in range(3)))
+    os.close(w)
+    try:
+        with pytest.raises(SystemExit):
+            parallel._drain(r, tasks, lambda i: i, parent=os.getppid() + 1)  # not its parent
+        assert parallel._drain(r, tasks, lambda i: i, parent=os.getppid()) == {0: 0, 1: 1, 2: 2}
+    finally:
+        os.close(r)
+
+
+def test_without_a_standard_output_the_scan_still_forks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "stdout", None)  # pythonw, or a daemon's closed streams
+    before = len(os.listdir("/proc/self/fd"))
+    out = map_shares(lambda i: i * 2, [parallel.MIN_PARALLEL_BYTES] * 4, 2)
+    assert out == [0, 2, 4, 6]
+    assert len(os.listdir("/proc/self/fd")) == before

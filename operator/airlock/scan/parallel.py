@@ -114,19 +114,22 @@ def map_staged(
 
     The context travels in an anonymous file all workers share, announced by closing the one
     pipe they all watch: whatever ``jobs`` is, this process holds one descriptor per worker (its
-    results) and three more.
+    results) and three more. So ``context()`` must not fork a process that outlives it (it would
+    hold that pipe open), and two maps must not run at once in threads of one process.
     """
     n = len(sizes)
     if not forks(sizes, jobs):
         if context is not None:
             context()
         return [judge(i, read(i)) for i in range(n)]
-    import pickle  # what a worker hands back; with signal, only imported by a scan that forks
-    import signal
+    import pickle  # what a worker hands back: only imported by a scan that forks
 
     def work(i: int) -> T:
         return judge(i, read(i))
 
+    for stream in (sys.stdout, sys.stderr):  # no buffered output copied into the workers
+        if stream is not None:
+            stream.flush()
     tasks = batches(sizes)
     shared = _shared_descriptors(len(tasks), context is not None)
     if shared is None:  # out of file descriptors: judge here, one input after another
@@ -134,8 +137,7 @@ def map_staged(
             context()
         return [work(i) for i in range(n)]
     task_r = shared[0]
-    sys.stdout.flush()
-    sys.stderr.flush()
+    parent = os.getpid()
     children: list[tuple[int, int]] = []  # (pid, read end of its results)
     try:
         for _ in range(min(jobs, len(tasks)) - 1):
@@ -161,11 +163,11 @@ def map_staged(
                         # reading is under half of judging: a worker that read two thirds of
                         # the input (of two workers) still has no more left than the parent
                         share = min(PREFETCH_BYTES, 2 * sum(sizes) // (jobs + 1))
-                        ahead = _read_ahead(task_r, tasks, read, sizes, ready_r, share)
+                        ahead = _read_ahead(task_r, tasks, read, sizes, ready_r, share, parent)
                         adopt(_wait_for(ready_r, file))
                         done.update((i, judge(i, got)) for i, got in ahead.items())
                         ahead.clear()
-                    done.update(_drain(task_r, tasks, work))
+                    done.update(_drain(task_r, tasks, work, parent))
                     data = pickle.dumps(done, pickle.HIGHEST_PROTOCOL)
                     with os.fdopen(w, "wb") as out:
                         out.write(data)
@@ -182,25 +184,54 @@ def map_staged(
             os.close(shared.pop(2))  # ready_w: every worker sees the end of the pipe now
         results = _drain(task_r, tasks, work)
     except BaseException:
-        for pid, r in children:
-            os.close(r)
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+        _stop(children)
         raise
     finally:
         for fd in shared:
             os.close(fd)
-    for pid, r in children:
-        with os.fdopen(r, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) == 0:
-            with contextlib.suppress(Exception):  # what is missing is judged below
-                results.update(pickle.loads(data))  # noqa: S301 - our own forked child wrote it
+    try:
+        while children:
+            pid, r = children[0]
+            with os.fdopen(r, "rb") as pipe:
+                data = pipe.read()
+            children[0] = (pid, -1)  # read and closed
+            clean = _exited_cleanly(pid)
+            children.pop(0)
+            if clean:
+                with contextlib.suppress(Exception):  # what is missing is judged below
+                    results.update(pickle.loads(data))  # noqa: S301 - our own child wrote it
+    except BaseException:  # interrupted while collecting: no worker is left behind
+        _stop(children)
+        raise
     for i in range(n):
         if i not in results:  # a worker took it and failed or died
             results[i] = work(i)
     return [results[i] for i in range(n)]
+
+
+def _exited_cleanly(pid: int) -> bool:
+    """Reap worker ``pid``; whether it exited 0. Where SIGCHLD is ignored (a launcher's setting
+    that survives exec) the system reaps it first: then what it wrote is the only word, and a
+    truncated pickle is refused by the caller."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return True
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def _stop(children: list[tuple[int, int]]) -> None:
+    """Kill and reap the workers, closing the read ends of their results (-1: closed)."""
+    import signal
+
+    for pid, r in children:
+        if r >= 0:
+            os.close(r)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    children.clear()
 
 
 def _shared_descriptors(tasks: int, staged: bool) -> list[int] | None:
@@ -252,11 +283,13 @@ def _read_ahead(  # noqa: PLR0917
     sizes: Sequence[int],
     ready: int,
     budget: int,
+    parent: int,
 ) -> dict[int, R]:
     """Read the inputs of the tasks drawn until the context is announced on ``ready``, the
     inputs read reach ``budget`` bytes, or no task is left."""
     ahead: dict[int, R] = {}
     while budget > 0 and not _ready(ready):
+        _orphaned(parent)
         raw = os.read(tasks_fd, _TASK)
         if len(raw) < _TASK:
             break
@@ -279,10 +312,20 @@ def _wait_for(ready: int, file: int) -> bytes:
     return data
 
 
-def _drain(tasks_fd: int, tasks: list[list[int]], work: Callable[[int], T]) -> dict[int, T]:
-    """Judge task after task drawn from the pipe until it is empty."""
+def _orphaned(parent: int) -> None:
+    """A worker whose parent is gone (killed, or stopped by a signal) stops too."""
+    if parent and os.getppid() != parent:
+        raise SystemExit(1)
+
+
+def _drain(
+    tasks_fd: int, tasks: list[list[int]], work: Callable[[int], T], parent: int = 0
+) -> dict[int, T]:
+    """Judge task after task drawn from the pipe until it is empty (in a worker, ``parent``:
+    until then or until its parent is gone)."""
     done: dict[int, T] = {}
     while True:
+        _orphaned(parent)
         raw = os.read(tasks_fd, _TASK)
         if len(raw) < _TASK:  # empty (a 4-byte read of 4-byte writes is never split)
             return done
