@@ -81,6 +81,22 @@ def test_a_worker_whose_work_raises_is_retried_here_and_the_error_is_ours() -> N
         map_shares(work, [parallel.MIN_PARALLEL_BYTES] * 4, 2)
 
 
+@pytest.fixture
+def forked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of the workers this test forks (os.fork recorded in the parent)."""
+    pids: list[int] = []
+    fork = os.fork
+
+    def recording_fork() -> int:
+        pid = fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording_fork)
+    return pids
+
+
 class _Staged:
     """read/judge/context/adopt for map_staged that record where and when each ran."""
 
@@ -88,13 +104,15 @@ class _Staged:
         self.parent = os.getpid()
         self.context_seconds = context_seconds
         self.context_runs = 0
+        self.handed: bool | None = None
         self.adopted: tuple[bytes, float] | None = None
 
     def read(self, i: int) -> tuple[int, float]:
         return os.getpid(), time.monotonic()
 
-    def context(self) -> bytes:
+    def context(self, hand: bool) -> bytes:
         self.context_runs += 1
+        self.handed = hand
         time.sleep(self.context_seconds)  # gathering the context takes a while
         self.adopted = (b"ctx" * 30_000, time.monotonic())  # more than a pipe holds
         return b"ctx" * 30_000
@@ -120,6 +138,20 @@ def test_workers_read_ahead_while_the_context_is_gathered_and_judge_with_it() ->
     assert ahead, "no worker read an input before the context reached it"
 
 
+def test_without_memory_files_the_context_is_gathered_before_the_workers_fork(
+    monkeypatch: pytest.MonkeyPatch, forked: list[int]
+) -> None:
+    monkeypatch.delattr(os, "memfd_create")  # never a file on disk: it may hold lent secrets
+    staged = _Staged(context_seconds=0)
+    sizes = [parallel.MIN_PARALLEL_BYTES] * 6
+    out = map_staged(staged.read, staged.judge, sizes, 3, context=staged.context, adopt=print)
+    assert [row[0] for row in out] == list(range(6))
+    assert forked
+    assert staged.context_runs == 1
+    assert staged.handed is False
+    assert all(row[3] == b"ctx" * 30_000 for row in out)  # inherited by the workers
+
+
 def test_a_serial_run_gathers_the_context_first_and_adopts_nothing() -> None:
     staged = _Staged(context_seconds=0)
     out = map_staged(
@@ -129,21 +161,9 @@ def test_a_serial_run_gathers_the_context_first_and_adopts_nothing() -> None:
     assert {row[1] for row in out} == {staged.parent}
 
 
-def test_a_context_that_fails_stops_the_workers_and_is_raised(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    forked: list[int] = []
-    fork = os.fork
+def test_a_context_that_fails_stops_the_workers_and_is_raised(forked: list[int]) -> None:
 
-    def recording_fork() -> int:
-        pid = fork()
-        if pid:
-            forked.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", recording_fork)
-
-    def context() -> bytes:
+    def context(_hand: bool) -> bytes:
         time.sleep(0.1)
         raise ValueError("unknown environment")
 
@@ -170,7 +190,7 @@ def test_a_worker_gone_before_the_context_has_its_share_judged_here() -> None:
             os._exit(9)
         return i
 
-    def context() -> bytes:
+    def context(_hand: bool) -> bytes:
         time.sleep(0.2)  # the worker is gone when the context is sent
         return b"x" * 200_000
 
@@ -259,7 +279,7 @@ def test_short_of_file_descriptors_a_scan_forks_fewer_workers_or_none() -> None:
 def test_the_parent_holds_one_descriptor_per_worker_and_a_few_more() -> None:
     counted: list[int] = []
 
-    def context() -> bytes:
+    def context(_hand: bool) -> bytes:
         counted.append(len(os.listdir("/proc/self/fd")))
         return b"ctx"
 
@@ -283,18 +303,8 @@ def test_where_sigchld_is_ignored_the_workers_results_still_count() -> None:
 
 
 def test_interrupted_while_collecting_no_worker_is_left_behind(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, forked: list[int]
 ) -> None:
-    forked: list[int] = []
-    fork = os.fork
-
-    def recording_fork() -> int:
-        pid = fork()
-        if pid:
-            forked.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", recording_fork)
     parent = os.getpid()
     real_fdopen = os.fdopen
 

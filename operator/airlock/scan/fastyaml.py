@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from ryaml._ryaml import InvalidYamlError, loads_all
 
@@ -93,7 +93,7 @@ def _divergent(text: str) -> list[_Spot] | None:
             spots[spot[0]] = spot
     if spots and _STAND_IN in text:
         return None
-    return sorted(spots.values(), key=_first) if len(spots) > 1 else list(spots.values())
+    return [spots[at] for at in sorted(spots)]
 
 
 def _in_comment_line(text: str, at: int) -> bool:
@@ -101,10 +101,6 @@ def _in_comment_line(text: str, at: int) -> bool:
     text either way, never a value)."""
     start = text.rfind("\n", 0, at) + 1
     return text[start:at].lstrip(" \t").startswith("#")
-
-
-def _first(spot: _Spot) -> int:
-    return spot[0]
 
 
 def _settled(m: re.Match[str]) -> _Spot | None:
@@ -170,10 +166,13 @@ def _sign(text: str) -> tuple[int, str]:
     return 1, text
 
 
-def _base60(text: str, digit: type[int] | type[float]) -> Any:
+_N = TypeVar("_N", int, float)
+
+
+def _base60(text: str, digit: Callable[[str], _N]) -> _N:
     """A sexagesimal number, summed from its last part as PyYAML does (a float's rounding
     depends on the order: 1:5:0.03 is 3900.0299999999997 there)."""
-    value, base = digit(0), 1
+    value, base = digit("0"), 1
     for part in reversed(text.split(":")):
         value += digit(part) * base
         base *= 60
@@ -191,7 +190,7 @@ def _int11(token: str) -> int:
     if digits[0] == "0":
         return sign * int(digits, 8)
     if ":" in digits:
-        return sign * int(_base60(digits, int))
+        return sign * _base60(digits, int)
     return sign * int(digits)
 
 
@@ -202,7 +201,7 @@ def _float11(token: str) -> float:
     if digits == ".nan":
         return float("nan")
     if ":" in digits:
-        return sign * float(_base60(digits, float))
+        return sign * _base60(digits, float)
     return sign * float(digits)
 
 

@@ -99,28 +99,29 @@ def map_staged(
     sizes: Sequence[int],
     jobs: int,
     *,
-    context: Callable[[], bytes] | None = None,
+    context: Callable[[bool], bytes] | None = None,
     adopt: Callable[[bytes], None] = _nothing,
 ) -> list[T]:
-    """``context()``, then ``[judge(i, read(i)) for i in range(len(sizes))]``, computed by up to
-    ``jobs`` processes (serial in the cases :func:`map_shares` names).
+    """``context(...)``, then ``[judge(i, read(i)) for i in range(len(sizes))]``, computed by up
+    to ``jobs`` processes (serial in the cases :func:`map_shares` names).
 
-    The workers fork before ``context()`` runs in this process, and ``read`` (which needs no
+    The workers fork before ``context(True)`` runs in this process, and ``read`` (which needs no
     context: reading and parsing a file) what they draw meanwhile, up to
     :data:`PREFETCH_BYTES` of input each and never more than their share of all of it. The
-    bytes ``context()`` returns reach each worker, which hands them to ``adopt`` (to build the
-    same context) before it judges anything. So the cores are busy while the context is
-    gathered, instead of waiting for it.
+    bytes ``context(True)`` returns reach each worker, which hands them to ``adopt`` (to build
+    the same context) before it judges anything. So the cores are busy while the context is
+    gathered, instead of waiting for it. ``context(False)`` (serial, or no memory-backed file to
+    hand the context over in) runs before any fork: workers, if any, inherit what it built.
 
-    The context travels in an anonymous file all workers share, announced by closing the one
-    pipe they all watch: whatever ``jobs`` is, this process holds one descriptor per worker (its
-    results) and three more. So ``context()`` must not fork a process that outlives it (it would
-    hold that pipe open), and two maps must not run at once in threads of one process.
+    The context travels in an anonymous memory file all workers share, announced by closing the
+    one pipe they all watch: whatever ``jobs`` is, this process holds one descriptor per worker
+    (its results) and three more. So ``context()`` must not fork a process that outlives it (it
+    would hold that pipe open), and two maps must not run at once in threads of one process.
     """
     n = len(sizes)
     if not forks(sizes, jobs):
         if context is not None:
-            context()
+            context(False)
         return [judge(i, read(i)) for i in range(n)]
     import pickle  # what a worker hands back: only imported by a scan that forks
 
@@ -131,11 +132,14 @@ def map_staged(
         if stream is not None:
             stream.flush()
     tasks = batches(sizes)
-    shared = _shared_descriptors(len(tasks), context is not None)
+    shared = _shared_descriptors(len(tasks), staged=context is not None)
     if shared is None:  # out of file descriptors: judge here, one input after another
         if context is not None:
-            context()
+            context(False)
         return [work(i) for i in range(n)]
+    staged = len(shared) > 1
+    if context is not None and not staged:
+        context(False)  # before the fork: the workers inherit it
     task_r = shared[0]
     parent = os.getpid()
     children: list[tuple[int, int]] = []  # (pid, read end of its results)
@@ -157,7 +161,7 @@ def map_staged(
                     for fd in (r, *(c[1] for c in children)):
                         os.close(fd)  # its siblings' results are not its business
                     done: dict[int, T] = {}
-                    if context is not None:
+                    if staged:
                         _, ready_r, ready_w, file = shared
                         os.close(ready_w)
                         # reading is under half of judging: a worker that read two thirds of
@@ -177,8 +181,8 @@ def map_staged(
                     os._exit(code)
             os.close(w)
             children.append((pid, r))
-        if context is not None:
-            payload, at = memoryview(context()), 0
+        if context is not None and staged:
+            payload, at = memoryview(context(True)), 0
             while at < len(payload):
                 at += os.pwrite(shared[3], payload[at:], at)
             os.close(shared.pop(2))  # ready_w: every worker sees the end of the pipe now
@@ -234,46 +238,28 @@ def _stop(children: list[tuple[int, int]]) -> None:
     children.clear()
 
 
-def _shared_descriptors(tasks: int, staged: bool) -> list[int] | None:
+def _shared_descriptors(tasks: int, *, staged: bool) -> list[int] | None:
     """What every worker inherits: the read end of the task pipe (all task indices written into
-    it) and, for a staged map, the announcing pipe's two ends and the context's file. ``None``
-    when the process is out of descriptors."""
+    it) and, for a staged map where the system has memory files, the announcing pipe's two ends
+    and the context's file. ``None`` when the process is out of descriptors.
+
+    The context is handed over in memory only (``memfd_create``), never in a file on disk: it
+    holds what the scanned files lent, PolicyException texts included."""
     opened: list[int] = []
     try:
         task_r, task_w = os.pipe()
         opened += (task_r, task_w)
         os.write(task_w, b"".join(t.to_bytes(_TASK, "little") for t in range(tasks)))
         os.close(opened.pop())  # every index is in the pipe: an empty read means no work left
-        if staged:
+        create = getattr(os, "memfd_create", None)
+        if staged and create is not None:
             opened += os.pipe()  # closed by the parent once the context is written
-            opened.append(_anonymous_file())
+            opened.append(create("airlock-scan-context", os.MFD_CLOEXEC))
     except OSError:
         for fd in opened:
             os.close(fd)
         return None
     return opened
-
-
-def _anonymous_file() -> int:
-    """A file descriptor of a file with no name (memory-backed where the system has memfd)."""
-    create = getattr(os, "memfd_create", None)
-    if create is not None:
-        with contextlib.suppress(OSError):
-            return int(create("airlock-scan-context", os.MFD_CLOEXEC))
-    import tempfile
-
-    with tempfile.TemporaryFile() as f:  # unlinked at once; the duplicate keeps it open
-        return os.dup(f.fileno())
-
-
-def _ready(fd: int) -> bool:
-    """``fd`` (the read end of the announcing pipe) has reached its end: the context is there.
-    (``poll``, not ``select``: descriptor numbers may pass select's limit of 1024.)"""
-    import select
-
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
 
 
 def _read_ahead(  # noqa: PLR0917
@@ -285,10 +271,15 @@ def _read_ahead(  # noqa: PLR0917
     budget: int,
     parent: int,
 ) -> dict[int, R]:
-    """Read the inputs of the tasks drawn until the context is announced on ``ready``, the
+    """Read the inputs of the tasks drawn until the context is announced on ``ready`` (its end
+    reached; ``poll``, not ``select``: descriptor numbers may pass select's limit of 1024), the
     inputs read reach ``budget`` bytes, or no task is left."""
+    import select
+
+    poller = select.poll()
+    poller.register(ready, select.POLLIN)
     ahead: dict[int, R] = {}
-    while budget > 0 and not _ready(ready):
+    while budget > 0 and not poller.poll(0):
         _orphaned(parent)
         raw = os.read(tasks_fd, _TASK)
         if len(raw) < _TASK:

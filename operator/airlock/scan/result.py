@@ -39,7 +39,7 @@ from airlock.scan.loader import (
     read_text,
     resolved,
 )
-from airlock.scan.parallel import forks, map_staged
+from airlock.scan.parallel import map_staged
 from airlock.state import CompiledPolicy, EvalContext
 
 if TYPE_CHECKING:  # pydantic models: imported only when a policy or an exception is read
@@ -186,14 +186,14 @@ class _Scope:
         fingerprint_key: FingerprintKey | None = None,
         compiled: CompiledPolicy | None = None,
     ) -> EvalContext:
-        """The context the scan's workloads are judged in (``compiled``: ``policy`` already
-        compiled, and keyed with ``fingerprint_key``)."""
+        """The context the scan's workloads are judged in. ``compiled``: ``policy`` already
+        compiled and keyed with ``fingerprint_key``, and the environments already checked."""
         ns_env = dict(namespace_env or {})
-        if policy is not None or ns_env:
-            _check_environments(policy, ns_env)
         if compiled is not None:
             ctx = self._build(compiled, environment, ns_env, now, None)
         else:
+            if policy is not None or ns_env:
+                _check_environments(policy, ns_env)
             ctx = self._build(policy, environment, ns_env, now, fingerprint_key)
         flagged = credential_configmaps(evaluate(obj, ctx) for obj in self.configmaps)
         if not flagged:
@@ -329,7 +329,7 @@ def scan_inputs(
         ).policy
         known: list[EvalContext] = []  # the context, once this process has it
 
-        def context() -> bytes:
+        def context(hand: bool) -> bytes:
             scope = _Scope()
             for source in inputs:
                 text = source.read()
@@ -340,7 +340,7 @@ def scan_inputs(
                 evaluate, policy, environment, namespace_env, now, compiled=compiled
             )
             known.append(ctx)
-            return scope.handed(ctx) if forked else b""
+            return scope.handed(ctx) if hand else b""
 
         def adopt(payload: bytes) -> None:
             known.append(_Scope.adopted(payload, compiled, environment, namespace_env, now))
@@ -356,7 +356,6 @@ def scan_inputs(
         # PyYAML (the exact path) is imported by the worker that first needs it, not before
         # the fork: most inputs never need it, and the workers import in parallel when they do
         sizes = [s.size for s in inputs]
-        forked = forks(sizes, jobs)
         result = ScanResult(files=sum(s.error is None for s in inputs), fail_on=fail_on)
         for entries, errors in map_staged(
             _loaded(inputs), judge, sizes, jobs, context=context, adopt=adopt
