@@ -111,6 +111,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "at once)",
     )
     p.add_argument(
+        "--unready-wait",
+        type=float,
+        default=server.unready_wait,
+        metavar="SECONDS",
+        help="a review received before the policy, namespaces and exceptions are first listed "
+        "waits this long for them (bounded by the API server's timeout), then gets HTTP 503 so "
+        f"the webhook's failurePolicy applies; never judged without them ({server.unready_wait:g})",
+    )
+    p.add_argument(
         "--header-timeout",
         type=float,
         default=server.header_timeout,
@@ -201,6 +210,9 @@ def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
             raise AirlockError(f"{flag} must be positive, not {value}")
     if args.drain_seconds < 0:
         raise AirlockError(f"--drain-seconds must not be negative, not {args.drain_seconds}")
+    unready_wait = getattr(args, "unready_wait", ServerSettings().unready_wait)
+    if unready_wait < 0:
+        raise AirlockError(f"--unready-wait must not be negative, not {unready_wait}")
     budget = getattr(args, "registry_budget", RegistrySettings().budget)
     if not 0 < budget <= 25:
         raise AirlockError(f"--registry-budget must be in (0, 25] seconds, not {budget}")
@@ -211,6 +223,7 @@ def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
         host=args.host,
         port=args.port,
         drain_seconds=args.drain_seconds,
+        unready_wait=unready_wait,
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         keepalive_timeout=args.keepalive_timeout,

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from airlock import metrics
 from airlock.admission import StateStore
+from airlock.admission.server import go_duration
 from airlock.state import EvalContext
 from cryptography import x509
 
@@ -165,6 +166,134 @@ def test_healthz_and_readyz_follow_the_initial_sync(make_server: ServerFactory) 
     status, raw = srv.request("GET", "/readyz")
     assert status == 200
     assert json.loads(raw) == {"ready": True}
+
+
+def _unready_server(
+    make_server: ServerFactory, tls_files: TLSFiles, wait: float
+) -> tuple[ServerThread, StateStore]:
+    base = test_settings(tls_files)
+    store = loaded_store(synced=False)
+    srv = make_server(
+        store=store, settings=replace(base, server=replace(base.server, unready_wait=wait))
+    )
+    return srv, store
+
+
+def test_a_review_before_the_initial_listings_is_never_judged_without_them(
+    make_server: ServerFactory, tls_files: TLSFiles
+) -> None:
+    """Without its listings a webhook has no policy, and every namespace would be in audit: a
+    privileged Pod would be admitted. The review gets 503 instead, so the API server applies the
+    webhook's failurePolicy (the Pod webhook's Fail denies)."""
+    base = test_settings(tls_files)
+    store = StateStore()  # as a process starts: nothing listed yet
+    srv = make_server(
+        store=store, settings=replace(base, server=replace(base.server, unready_wait=0.2))
+    )
+    review = json.dumps(admission_review(leaky_pod("ml-prod"))).encode()
+    for path in ("/validate", "/mutate"):
+        status, answer = _post_raw(srv, review, path)
+        assert status == 503, answer
+        assert set(answer) == {"error"}
+        assert "exceptions, namespaces, policy" in answer["error"]
+        assert "failurePolicy" in answer["error"]
+    srv.run(loaded_store, False, store)
+    srv.run(store.mark_synced, "policy")
+    srv.run(store.mark_synced, "namespaces")
+    status, answer = _post_raw(srv, review)
+    assert (status, "exceptions" in answer["error"], "policy" in answer["error"]) == (
+        503,
+        True,
+        False,
+    )
+    srv.run(store.mark_synced, "exceptions")
+    status, answer = _post_raw(srv, review)
+    assert status == 200
+    assert answer["response"]["allowed"] is False
+
+
+def test_a_review_waits_for_the_initial_listings_then_is_judged(
+    make_server: ServerFactory, tls_files: TLSFiles
+) -> None:
+    srv, store = _unready_server(make_server, tls_files, wait=20)
+    review = json.dumps(admission_review(leaky_pod("ml-prod"))).encode()
+
+    async def scenario() -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as session:
+            pending = asyncio.ensure_future(
+                session.post(
+                    srv.base + "/validate",
+                    data=review,
+                    headers={"Content-Type": "application/json"},
+                    ssl=tls_files.client_context(),
+                )
+            )
+            await asyncio.sleep(0.5)
+            assert not pending.done()  # held, not answered without the listings
+            for what in ("policy", "namespaces", "exceptions"):
+                await asyncio.wrap_future(
+                    asyncio.run_coroutine_threadsafe(_mark(store, what), srv.loop)
+                )
+            async with await pending as resp:
+                return resp.status, await resp.json()
+
+    status, answer = asyncio.run(scenario())
+    assert status == 200
+    assert answer["response"]["allowed"] is False
+    assert "(environment prod)" in answer["response"]["status"]["message"]
+
+
+async def _mark(store: StateStore, what: Any) -> None:
+    store.mark_synced(what)
+
+
+@pytest.mark.parametrize("timeout", ["1s", "500ms", "0.9s"])
+def test_the_wait_for_the_listings_ends_before_the_api_servers_deadline(
+    make_server: ServerFactory, tls_files: TLSFiles, timeout: str
+) -> None:
+    """The API server puts its deadline in the URL (``?timeout=10s``); waiting past it would
+    turn a clear 503 into the API server's own timeout. With a 1 s deadline there is no wait."""
+    srv, _ = _unready_server(make_server, tls_files, wait=60)
+    review = json.dumps(admission_review(leaky_pod("ml-prod"))).encode()
+
+    async def go() -> int:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+            session.post(
+                f"{srv.base}/validate?timeout={timeout}",
+                data=review,
+                headers={"Content-Type": "application/json"},
+                ssl=tls_files.client_context(),
+            ) as resp,
+        ):
+            return resp.status
+
+    assert asyncio.run(go()) == 503
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("10s", 10.0),
+        ("1m30s", 90.0),
+        ("500ms", 0.5),
+        ("1.5s", 1.5),
+        ("2h", 7200.0),
+        ("250us", 0.00025),
+        (None, None),
+        ("", None),
+        ("10", None),
+        ("s", None),
+        ("10 s", None),
+        ("-1s", None),
+        ("1d", None),
+    ],
+)
+def test_go_durations_in_the_api_servers_webhook_url(
+    text: str | None, seconds: float | None
+) -> None:
+    found = go_duration(text)
+    assert found == (None if seconds is None else pytest.approx(seconds))
 
 
 def test_stopping_drains_keep_alive_connections_before_closing(

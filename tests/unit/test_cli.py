@@ -772,12 +772,14 @@ def test_the_webhook_limit_flags_default_to_the_server_settings() -> None:
         args.keepalive_timeout,
         args.max_connections,
         args.max_pending_body_bytes,
+        args.unready_wait,
     ) == (
         defaults.header_timeout,
         defaults.body_timeout,
         defaults.keepalive_timeout,
         defaults.max_connections,
         defaults.max_pending_body_bytes,
+        defaults.unready_wait,
     )
 
 
@@ -789,6 +791,7 @@ def test_the_webhook_limit_flags_default_to_the_server_settings() -> None:
         ["--keepalive-timeout", "0"],
         ["--max-connections", "0"],
         ["--max-pending-body-bytes", "1000"],
+        ["--unready-wait", "-1"],
         ["--registry-budget", "0"],
         ["--registry-budget", "60"],
         ["--registry-ca-file", "/nonexistent/ca.pem"],
@@ -821,6 +824,11 @@ def test_the_webhook_registry_flags_become_its_registry_settings(tmp_path: Path)
     argv = [*base, "--registry-budget", "1.5", "--read-pull-secrets", "--registry-ca-file", str(ca)]
     chosen = settings_from_args(build_parser(argv=argv).parse_args(argv)).registry
     assert (chosen.budget, chosen.read_pull_secrets, chosen.ca_file) == (1.5, True, ca)
+    assert defaults.server.unready_wait > 0
+    waiting = [*base, "--unready-wait", "0"]
+    assert (
+        settings_from_args(build_parser(argv=waiting).parse_args(waiting)).server.unready_wait == 0
+    )
 
 
 def test_the_controller_without_credentials_says_so_and_exits_2(

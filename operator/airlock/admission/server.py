@@ -54,6 +54,7 @@ import gc
 import json
 import logging
 import os
+import re
 import ssl
 import tempfile
 import traceback
@@ -151,6 +152,28 @@ def _error(status: int, message: str) -> web.Response:
 
 
 _IDENTITY: Final = frozenset({"", "identity"})
+# A Go duration, as the API server writes its deadline in a webhook URL (``?timeout=10s``).
+_GO_DURATION: Final = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+")
+_GO_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_GO_UNITS: Final = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_UNREADY_POLL: Final = 0.05
+
+
+def go_duration(text: str | None) -> float | None:
+    """Seconds in a Go duration such as ``10s`` or ``1m30s``; None when absent or not one."""
+    if not text or _GO_DURATION.fullmatch(text) is None:
+        return None
+    return sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_PART.findall(text))
+
+
 # What a client can make aiohttp raise: its connection failing, or bytes that are not HTTP.
 _CLIENT_ERRORS: Final = (OSError, HttpProcessingError, web.RequestPayloadError)
 _TLS_READ_BUFFER: Final = 64 * 1024
@@ -344,6 +367,10 @@ class WebhookServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._refused = _Warning(
             "refusing connections: %d open, the limit (--max-connections)", monotonic
+        )
+        self._unready = _Warning(
+            "answering reviews with 503: the initial listings are not loaded yet (/readyz fails)",
+            monotonic,
         )
         self._busy = _Warning(
             "refusing requests (429): their bodies would exceed %d bytes being received at "
@@ -587,6 +614,16 @@ class WebhookServer:
             data = orjson.loads(body)
         except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
             return self._closing(_error(400, "body is not valid JSON (or nested too deeply)"))
+        if not self.store.ready and not await self._await_sync(request):
+            self._unready()
+            waiting = ", ".join(self.store.pending_sync)
+            return self._closing(
+                _error(
+                    503,
+                    f"airlock is starting: the initial listing of {waiting} is not loaded yet, "
+                    "so the request is not judged (the webhook's failurePolicy applies)",
+                )
+            )
         admission: AdmissionSettings = self.settings.admission
         images = None
         if self.supply is not None:
@@ -596,6 +633,22 @@ class WebhookServer:
         except AdmissionError as exc:
             return self._closing(_error(400, str(exc)))
         return self._closing(web.Response(body=encode(answer), content_type=_JSON))
+
+    async def _await_sync(self, request: web.BaseRequest) -> bool:
+        """Wait for the initial listings (``unready_wait``, ending at the latest a second
+        before the API server's deadline); True once the store is ready."""
+        wait = self.settings.server.unready_wait
+        deadline = go_duration(request.query.get("timeout"))
+        if deadline is not None:
+            wait = min(wait, deadline - 1.0)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + wait
+        while not self.store.ready:
+            left = until - loop.time()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(_UNREADY_POLL, left))
+        return True
 
     async def _images(self, data: object, *, mutating: bool) -> ImageFacts | None:
         """The registry answers this review needs (None: none, or the step failed: a bug here

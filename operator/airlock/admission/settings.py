@@ -100,6 +100,16 @@ class ServerSettings:
     its next answer, so the API server moves to the other replicas first. The chart's
     terminationGracePeriodSeconds leaves room for it (and for the preStop pause before)."""
 
+    unready_wait: float = 3.0
+    """Seconds a review that arrives before the initial listings are loaded (``/readyz``
+    failing) waits for them, at most until one second before the API server's own deadline
+    (the ``timeout`` it puts in the request's URL). If they are still missing the answer is
+    HTTP 503, and the API server applies the webhook's failurePolicy: the Pod webhook denies,
+    the workload webhook admits. Never judged without them: with no policy yet, every
+    namespace would be in audit and a privileged Pod admitted. A Service does not route to a
+    pod that is not ready, but a webhook reached by URL, or an API server that retries a call
+    as the pod starts listening, can send a review in that window."""
+
 
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
