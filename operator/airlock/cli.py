@@ -19,7 +19,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import NoReturn, TextIO
 
 from airlock import __version__
@@ -27,6 +26,7 @@ from airlock.detectors import FingerprintKey
 from airlock.engine import evaluate
 from airlock.errors import AirlockError, InputError
 from airlock.findings import Action
+from airlock.records import record
 from airlock.rules import RULE_INFO, explain
 from airlock.scan import (
     describe_error,
@@ -53,7 +53,7 @@ _EPILOG = """exit codes:
   3  internal error"""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Command:
     """A subcommand: ``configure`` adds its flags, ``run`` does the work and returns the exit
     code."""

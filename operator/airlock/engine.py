@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.detectors import redact
 from airlock.findings import Action, Finding, new_finding, pickled_by_fields
 from airlock.mutations import Patch, mutate, pin_images
+from airlock.records import record
 from airlock.rules import AUDIT_ONLY, RULES, Scope
 from airlock.rules.secrets import CONFIGMAP_RULE_ID
 from airlock.state import EvalContext
@@ -34,7 +34,7 @@ __all__ = [
 
 
 @pickled_by_fields
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Verdict:
     kind: str
     namespace: str | None

@@ -1,15 +1,17 @@
 """The vocabulary every layer shares: severities, actions, rule metadata and findings.
 
-Plain frozen dataclasses, not pydantic models: findings are built on the admission hot path.
+Plain frozen records (:mod:`airlock.records`), not pydantic models: findings are built on the
+admission hot path.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, TypeVar
+
+from airlock.records import field, fields, record
 
 __all__ = ["Action", "Finding", "RuleInfo", "Severity", "new_finding", "pickled_by_fields"]
 
@@ -30,10 +32,7 @@ def pickled_by_fields(cls: type[_T]) -> type[_T]:
 
 def _by_fields(cls: type[_T], build: Callable[..., _T]) -> Callable[[_T], tuple[Any, ...]]:
     """``__reduce__``: ``build`` called with every field's value, in declaration order."""
-    every = fields(cls)  # type: ignore[arg-type]
-    if not all(f.init for f in every):
-        raise TypeError(f"{cls.__name__}: a field outside __init__ cannot be rebuilt by it")
-    names = [f.name for f in every]
+    names = fields(cls)
     get = operator.attrgetter(*names)
     if len(names) == 1:
         return lambda obj: (build, (get(obj),))
@@ -71,7 +70,7 @@ class Action(StrEnum):
 _ACTION_RANK = {Action.ENFORCE: 3, Action.WARN: 2, Action.AUDIT: 1, Action.OFF: 0}
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class RuleInfo:
     """Everything said about a rule: shown by `airlock explain`, SARIF, messages and reports."""
 
@@ -86,7 +85,7 @@ class RuleInfo:
     mutable: bool = False  # a mutation can fix it automatically
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Finding:
     """One rule failing at one place of one object.
 
@@ -128,7 +127,7 @@ class Finding:
     _f_family,
     _f_references,
     _f_exempted_by,
-) = (getattr(Finding, f.name).__set__ for f in fields(Finding))
+) = (getattr(Finding, name).__set__ for name in fields(Finding))
 _new = object.__new__
 
 

@@ -21,11 +21,11 @@ canonical form.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 
 from airlock.errors import AirlockError
+from airlock.records import record
 
 __all__ = [
     "DEFAULT_REGISTRY",
@@ -71,7 +71,7 @@ class InvalidImageReference(AirlockError):  # noqa: N818 (name fixed by the inte
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class ImageRef:
     """A parsed image reference; ``registry`` and ``repository`` are normalised."""
 
@@ -188,7 +188,7 @@ class SignatureStatus(StrEnum):
     """The registry could not be asked (down, slow, refused): nothing is known."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class SignatureCheck:
     """The outcome of checking one image reference's signature: ``digest`` is the digest that
     was checked (None when even the tag could not be resolved) and ``detail`` one sentence for

@@ -8,10 +8,10 @@ resolved in the context (the admission layer does the registry I/O).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from airlock.images import InvalidImageReference, parse_image
+from airlock.records import record
 from airlock.state import EvalContext
 from airlock.workloads import ContainerView, PodSpecView, Pointer, discover, json_path, json_pointer
 
@@ -20,7 +20,7 @@ __all__ = ["Patch", "mutate", "pin_images"]
 _RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Patch:
     ops: tuple[dict[str, Any], ...]  # JSON Patch operations, in application order
     changes: tuple[str, ...]  # one human sentence per change

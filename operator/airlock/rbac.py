@@ -30,9 +30,10 @@ reading of every binding.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Protocol
+
+from airlock.records import field, record
 
 __all__ = [
     "CLUSTER_ADMIN",
@@ -103,7 +104,7 @@ def is_bootstrap(obj: Mapping[str, Any]) -> bool:
 # Bindings
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Subject:
     """A workload subject of a binding: one ServiceAccount, every one of a namespace, or all.
 
@@ -129,7 +130,7 @@ class Subject:
         return "" if self.scope == SA else f" through {self.label}"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Binding:
     """What Airlock keeps of a RoleBinding or ClusterRoleBinding: its workload subjects only."""
 
@@ -229,7 +230,7 @@ _IDENTITY_RESOURCES: Final = frozenset(
 _SECRET_READS: Final = frozenset({"get", "list", "watch", "*"})
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class RolePowers:
     """The dangerous powers a ClusterRole grants: ``(power, index of the first rule)``."""
 
@@ -439,7 +440,7 @@ def power_subjects(
 # The cluster's facts, indexed by ServiceAccount
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class AccountIndex:
     """Clauses about ServiceAccounts: per account, per namespace (group), for every account."""
 
@@ -483,7 +484,7 @@ class _IndexBuilder:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class RbacFacts:
     """What the cluster's bindings and ClusterRoles mean for workloads, built once per context.
 

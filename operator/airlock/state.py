@@ -9,7 +9,6 @@ whole new context when a watch delivers a change, so a request never sees a half
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from types import MappingProxyType
@@ -27,6 +26,7 @@ from airlock.errors import PolicyError
 from airlock.findings import Action
 from airlock.images import SignatureCheck
 from airlock.rbac import EMPTY_FACTS, Binding, RbacFacts, RolePowers
+from airlock.records import field, record, replace
 
 if TYPE_CHECKING:  # pydantic models: imported when a policy or an exception is actually given
     from airlock.model import ExceptionRecord, PodSecurity, PolicySpec
@@ -46,7 +46,7 @@ __all__ = [
 PSS_LATEST: Final = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class PodSecurityProfile:
     """The Pod Security Standard an environment is judged by: level, version, host-port list."""
 
@@ -67,7 +67,7 @@ class PodSecurityProfile:
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class CompiledEnvironment:
     """One environment of the policy, with the action of every rule already resolved."""
 
@@ -80,7 +80,7 @@ class CompiledEnvironment:
     pod_security: PodSecurityProfile = PodSecurityProfile()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class CompiledPolicy:
     """A policy as lookup tables. ``source`` is the validated spec; ``None`` for the built-in
     default, whose tables are built without pydantic (``airlock scan`` starts faster)."""
@@ -199,7 +199,7 @@ def _empty_spec() -> PolicySpec:
     return PolicySpec()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class EvalContext:
     """Everything besides the object that a verdict depends on.
 

@@ -39,9 +39,10 @@ a value of the wrong type (a string where a list belongs) is skipped.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any, TypeGuard
+
+from airlock.records import fields, record
 
 __all__ = [
     "SUPPORTED_KINDS",
@@ -101,7 +102,7 @@ def _child(path: str, key: str) -> str:
 # Views
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class ContainerView:
     """One container (or container-like mapping) and where it is."""
 
@@ -111,7 +112,7 @@ class ContainerView:
     container: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class PodSpecView:
     """One pod spec (or pod-spec-like mapping) with its containers. See the module docstring."""
 
@@ -138,7 +139,7 @@ class PodSpecView:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class ValueRef:
     """A model or data location outside env vars, e.g. a KServe ``storageUri``."""
 
@@ -148,7 +149,7 @@ class ValueRef:
     what: str  # the field name: "storageUri" (KServe, TrainJob, TrainedModel) or "uri" (LLM)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Workload:
     """An object with everything rules need located in it."""
 
@@ -186,7 +187,7 @@ _new = object.__new__
 
 
 def _setters(cls: type) -> tuple[Any, ...]:
-    return tuple(getattr(cls, f.name).__set__ for f in fields(cls))
+    return tuple(getattr(cls, name).__set__ for name in fields(cls))
 
 
 _cv_ptr, _cv_path, _cv_group, _cv_container = _setters(ContainerView)

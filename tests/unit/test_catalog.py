@@ -29,6 +29,8 @@ def test_builtin_policy_is_the_empty_spec_compiled() -> None:
 
 
 def test_scan_without_policy_imports_neither_pydantic_nor_pyyaml(tmp_path: Path) -> None:
+    """Nor dataclasses (which imports inspect, ast, dis and tokenize): the core's value classes
+    are records, and a scan's start-up is most of a small scan."""
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\n"
@@ -39,7 +41,8 @@ def test_scan_without_policy_imports_neither_pydantic_nor_pyyaml(tmp_path: Path)
         "from airlock.cli import main\n"
         f"code = main(['scan', '-q', {str(manifest)!r}])\n"
         "print(code, sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('pydantic', 'pydantic_core', 'kopf', 'aiohttp', 'kubernetes', 'yaml')))\n"
+        "('pydantic', 'pydantic_core', 'kopf', 'aiohttp', 'kubernetes', 'yaml', "
+        "'dataclasses', 'inspect')))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO

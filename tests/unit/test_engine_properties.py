@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import fields
 from typing import Any
 
 from airlock.engine import evaluate, mutate
 from airlock.findings import Action, Finding, Severity, new_finding
 from airlock.model import load_policy
+from airlock.records import fields
 from airlock.state import EvalContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -113,7 +113,7 @@ def test_a_detected_token_never_appears_in_any_finding(token: str, name: str) ->
     st.lists(st.text(max_size=6), max_size=3).map(tuple),
     st.none() | st.text(max_size=8),
 )
-def test_the_hot_path_finding_is_the_dataclass_finding(  # noqa: PLR0917 (drawn by hypothesis)
+def test_the_hot_path_finding_is_the_constructed_finding(  # noqa: PLR0917 (drawn by hypothesis)
     rule: str,
     severity: Severity,
     action: Action,
@@ -127,4 +127,4 @@ def test_the_hot_path_finding_is_the_dataclass_finding(  # noqa: PLR0917 (drawn 
     assert fast == slow
     assert repr(fast) == repr(slow)
     assert hash(fast) == hash(slow)
-    assert all(getattr(fast, f.name) == getattr(slow, f.name) for f in fields(Finding))
+    assert all(getattr(fast, n) == getattr(slow, n) for n in fields(Finding))

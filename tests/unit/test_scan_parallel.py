@@ -241,6 +241,7 @@ def test_what_a_worker_hands_back_pickles_whole_and_by_its_fields(
     import pickle
 
     from airlock.findings import Finding
+    from airlock.records import fields
 
     monkeypatch.chdir(FIXTURES)
     result = scan_inputs(list_inputs(["."]), evaluate, policy=load_policy(POLICY_ENVS), now=NOW)
@@ -248,9 +249,9 @@ def test_what_a_worker_hands_back_pickles_whole_and_by_its_fields(
     assert entries
     assert pickle.loads(pickle.dumps(entries, pickle.HIGHEST_PROTOCOL)) == entries  # noqa: S301
     finding = entries[0].verdict.findings[0]
-    # one constructor call with every field, not the slotted dataclass's per-field state
+    # one constructor call with every field, not a per-field state
     build, values = finding.__reduce__()  # type: ignore[misc]
-    assert len(values) == len(Finding.__dataclass_fields__)
+    assert len(values) == len(fields(Finding))
     assert build(*values) == finding
     doc = entries[0].document
     assert type(doc).__reduce__(doc)[1][0] == doc.file

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from airlock.detectors import redact
@@ -40,6 +40,7 @@ from airlock.images import (
     SignatureStatus,
     parse_image,
 )
+from airlock.records import replace
 from airlock.registry import ImageResolver, Keychain
 from airlock.state import EvalContext
 from airlock.workloads import SUPPORTED_KINDS, discover

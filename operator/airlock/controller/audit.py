@@ -43,7 +43,6 @@ Nothing here does I/O: the kopf glue feeds it, runs passes and writes the result
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import zlib
@@ -61,6 +60,7 @@ from airlock.engine import Verdict, evaluate
 from airlock.findings import Action, Severity
 from airlock.model import PolicySpec
 from airlock.rbac import EVERY, Binding
+from airlock.records import replace
 from airlock.rules.secrets import LAST_APPLIED
 from airlock.state import EvalContext
 
@@ -689,7 +689,7 @@ class Auditor:
         for ns in changed_cms:
             dirty.update(self._by_namespace.get(ns, ()))
         if changed_cms:
-            p.ctx = dataclasses.replace(ctx, credential_configmaps=dict(self._credential_cms))
+            p.ctx = replace(ctx, credential_configmaps=dict(self._credential_cms))
         p.todo = [uid for uid in dirty if uid not in cms]
 
     def _judge_configmaps(self, uids: list[str], p: _Pass) -> set[str]:

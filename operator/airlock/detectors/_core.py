@@ -15,7 +15,6 @@ import bisect
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from airlock.detectors._formats import Hit
@@ -45,6 +44,7 @@ from airlock.detectors._values import (
     looks_random,
 )
 from airlock.errors import AirlockError, PolicyError
+from airlock.records import record
 
 REASON_ENV = "credential-named variable with a literal value"
 REASON_FLAG = "credential-named flag with a literal value"
@@ -136,7 +136,7 @@ class FingerprintKey:
         raise TypeError("a FingerprintKey is not serialised")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Detection:
     """A credential that was found: what it is and a fingerprint, never the value itself."""
 
@@ -204,7 +204,7 @@ def _keyword_fragment(extra: Sequence[tuple[str, ...]], *, folded: bool = True) 
 _VALUE = r"(?:\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s\"'`;&|()<>]+))"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class _Patterns:
     """Regexes that depend on the policy's extra credential names; compiled once per set."""
 

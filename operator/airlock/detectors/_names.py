@@ -25,7 +25,8 @@ reported with any non-placeholder literal. *Weak* names (a bare ``KEY``: ``SIGNI
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from airlock.records import record
 
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
@@ -122,7 +123,7 @@ CONTEXT_WANDB = "wandb"
 CONTEXT_COHERE = "cohere"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class NameClass:
     """What a credential-looking name says about its value."""
 

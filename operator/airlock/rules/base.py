@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from airlock.findings import RuleInfo
 from airlock.images import ImageRef, InvalidImageReference, parse_image
+from airlock.records import field, record
 from airlock.state import CompiledEnvironment, EvalContext
 from airlock.workloads import ContainerView, PodSpecView, Workload, json_path
 
@@ -32,13 +32,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Hit:
     path: str
     message: str
 
 
-@dataclass(slots=True)
+@record
 class Scope:
     """Per-evaluation view of the context: the object's environment is resolved once.
 
@@ -71,7 +71,7 @@ class Scope:
 Check = Callable[[Workload, Scope], Iterator[Hit]]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Rule:
     info: RuleInfo
     check: Check

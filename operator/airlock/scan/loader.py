@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import dataclasses
 import functools
 import gc
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from airlock.detectors import redact
 from airlock.errors import InputError
 from airlock.findings import pickled_by_fields
+from airlock.records import field, record, replace
 from airlock.scan.fastyaml import TextLines, load_documents
 
 __all__ = [
@@ -74,7 +73,7 @@ _PATH_TOKEN = re.compile(r"""\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\['([^']*)'\]|([^
 
 
 @pickled_by_fields
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class FindingLines:
     """The lines of a judged document's findings: all a report needs once the object is gone."""
 
@@ -82,7 +81,7 @@ class FindingLines:
 
 
 @pickled_by_fields
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Document:
     """One Kubernetes object read from one document (or one item of a ``kind: List``)."""
 
@@ -160,7 +159,7 @@ def resolved(doc: Document, paths: Iterable[str]) -> Document:
         "metadata": {k: meta[k] for k in ("name", "namespace") if k in meta},
     }
     lines = FindingLines({p: doc.line_of(p) for p in paths})
-    return dataclasses.replace(doc, obj=stub, lines=lines)
+    return replace(doc, obj=stub, lines=lines)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -178,7 +177,7 @@ def _path_tokens(path: str) -> tuple[str | int, ...]:
     return tuple(tokens)
 
 
-@dataclass(slots=True)
+@record
 class LoadResult:
     documents: list[Document] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
@@ -235,7 +234,7 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Input:
     """One input of a scan, not yet read: a file, standard input (its text), or an error."""
 
@@ -327,7 +326,7 @@ def load_text(
     """
     docs, errors = _parse_text(text, name, json_first=json_first)
     if _SURROGATE_ESCAPE.search(text) is not None:
-        docs = [dataclasses.replace(d, obj=_without_surrogates(d.obj)) for d in docs]
+        docs = [replace(d, obj=_without_surrogates(d.obj)) for d in docs]
     return docs, errors
 
 
@@ -367,7 +366,7 @@ def _parse_text(
     return _load_yaml(text, name)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class RawDocument:
     """A parsed, not yet validated document: what the policy loader and the scanner share."""
 

@@ -20,7 +20,6 @@ import bisect
 import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,6 +28,7 @@ from airlock.engine import credential_configmaps
 from airlock.errors import InputError, PolicyError
 from airlock.findings import Action, Finding, pickled_by_fields
 from airlock.rbac import Binding, RolePowers, is_rbac, read_binding, role_powers
+from airlock.records import field, record, replace
 from airlock.scan.loader import (
     Document,
     Input,
@@ -80,13 +80,13 @@ Evaluator = Callable[[Mapping[str, Any], EvalContext], VerdictLike]
 
 
 @pickled_by_fields
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class ScanEntry:
     document: Document
     verdict: VerdictLike
 
 
-@dataclass(slots=True)
+@record
 class ScanResult:
     entries: list[ScanEntry] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
@@ -136,7 +136,7 @@ def _entry_key(e: ScanEntry) -> tuple[str, int, int]:
     return d.file, d.index, -1 if d.item is None else d.item
 
 
-@dataclass(slots=True)
+@record
 class _Scope:
     """What other documents lend a workload's verdict, gathered before any workload is judged:
     PolicyExceptions (waivers), Namespaces (their environment labels), ConfigMaps (a workload
