@@ -378,30 +378,66 @@ def test_explain_and_rule_list() -> None:
 _TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)  # as loaded: no surrogates
 
 
-@given(
-    st.lists(
-        st.fixed_dictionaries(
-            {"rule": _TEXT, "message": _TEXT, "line": st.integers(0, 10**6)},
-            optional={
-                "references": st.lists(_TEXT, max_size=2).map(tuple),
-                "namespace": st.none() | _TEXT,
-                "severity": st.sampled_from(list(Severity)),
-                "action": st.sampled_from(list(Action)),
-            },
-        ),
-        min_size=1,
-        max_size=4,
+_OPTIONAL_TEXT = st.none() | _TEXT
+
+
+@st.composite
+def _entries(draw: st.DrawFn) -> tuple[Any, Finding]:
+    from airlock.engine import Verdict
+    from airlock.scan.result import ScanEntry
+
+    finding = Finding(
+        draw(_TEXT),
+        draw(st.sampled_from(list(Severity))),
+        draw(st.sampled_from(list(Action))),
+        draw(_TEXT),
+        draw(_OPTIONAL_TEXT),
+        draw(_TEXT),
+        draw(_TEXT),
+        draw(_TEXT),
+        draw(_TEXT),
+        draw(_TEXT),
+        tuple(draw(st.lists(_TEXT, max_size=3))),
+        draw(_OPTIONAL_TEXT),
     )
-)
-def test_small_and_large_reports_are_encoded_to_the_same_bytes(
-    records: list[dict[str, Any]],
+    doc = Document(
+        draw(_TEXT),
+        draw(st.integers(1, 10**6)),
+        {},
+        draw(st.integers(1, 10**6)),
+        draw(st.none() | st.integers(0, 10**4)),
+        draw(_OPTIONAL_TEXT),
+    )
+    verdict = Verdict(finding.kind, finding.namespace, finding.name, draw(_TEXT), False, (finding,))
+    return ScanEntry(doc, verdict), finding
+
+
+@given(_entries())
+def test_each_finding_is_written_as_both_json_encoders_write_its_record(
+    drawn: tuple[Any, Finding],
+) -> None:
+    """The report writes each finding field by field (below LARGE_REPORT findings) or through
+    orjson (above): both must give the bytes of the standard encoder on its record."""
+    import orjson
+    from airlock.scan import jsonfmt
+
+    entry, f = drawn
+    record = jsonfmt.finding_record(entry, f)
+    standard = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert jsonfmt._encoded(entry, f) == standard
+    assert orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode() == standard
+    assert jsonfmt._joined([record, record]) == (standard + ",\n    " + standard).encode()
+
+
+def test_large_and_small_reports_write_the_same_lines(
+    result: ScanResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airlock.scan import jsonfmt
 
-    small = jsonfmt._joined(records)
-    n = jsonfmt.SMALL_REPORT + 1
-    assert jsonfmt._joined(records * n) == b",\n    ".join([small] * n)
-    assert [json.loads(p) for p in small.split(b",\n    ")] == json.loads(json.dumps(records))
+    small = jsonfmt.format_json(result)
+    monkeypatch.setattr(jsonfmt, "LARGE_REPORT", 1)
+    assert jsonfmt.format_json(result) == small
+    assert small.count('"rule":') == sum(len(e.verdict.findings) for e in result.entries) > 1
 
 
 _TRICKY: list[dict[str, Any]] = [
@@ -417,7 +453,7 @@ _UNSPLITTABLE: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("copies", [1, 100])  # the standard library's encoder, then orjson's
+@pytest.mark.parametrize("copies", [1, 100])
 @pytest.mark.parametrize("extra", [None, *_UNSPLITTABLE])
 def test_json_report_is_one_finding_per_line_whatever_the_strings_hold(
     copies: int, extra: str | None, monkeypatch: pytest.MonkeyPatch
