@@ -7,6 +7,7 @@ the same way must go to the exact path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -515,3 +516,18 @@ def test_divergent_scalars_read_the_same_wherever_they_are(token: str, place: st
         return
     if load_documents(text) is not None:
         assert_same(text)
+
+
+# Where a node starts (the text's start, or after a line break, "[", "{", ",", ":", "?" or "-",
+# blanks aside), an anchor or alias ("&a", "*a") or a tag ("!"): the two regular expressions
+# the fast path used before it read the marks with str.find, kept here as the definition.
+_NODE_PROPERTY_DEFINED = re.compile(r"[\n\[{,:?\-][ \t]*+(?:[&*][^ \t\r\n,\]}]|!)")
+_PROPERTY_HEAD_DEFINED = re.compile(r"[ \t]*+(?:[&*][^ \t\r\n,\]}]|!)")
+
+
+@given(st.text(alphabet=" \t\r\n&*!-:,[]{}?a#'\"1", max_size=14))
+def test_node_properties_are_found_where_a_node_starts(text: str) -> None:
+    from airlock.scan.fastyaml import _node_property
+
+    defined = bool(_PROPERTY_HEAD_DEFINED.match(text) or _NODE_PROPERTY_DEFINED.search(text))
+    assert _node_property(text) is defined

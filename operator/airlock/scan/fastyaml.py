@@ -59,8 +59,28 @@ _DIVERGENT = re.compile(
 _MERGE_KEY = re.compile(r"""<<["']?[ \t]*:(?![^ \t\r\n])""")
 # Anchors, aliases and tags ("&a", "*a", "!tag"; "!" alone is a tag too) where a node starts:
 # at the text's start, or after what can precede a node, blanks aside.
-_NODE_PROPERTY = re.compile(r"[\n\[{,:?\-][ \t]*+(?:[&*][^ \t\r\n,\]}]|!)")
-_PROPERTY_HEAD = re.compile(r"[ \t]*+(?:[&*][^ \t\r\n,\]}]|!)")
+_PROPERTY_MARKS = "&*!"
+_NOT_A_NAME = frozenset(" \t\r\n,]}")  # what cannot follow "&" or "*" in an anchor or alias
+_BEFORE_NODE = frozenset("\n[{,:?-")
+
+
+def _node_property(text: str) -> bool:
+    """Whether ``text`` holds an anchor, alias or tag where a node starts. The marks are found
+    with ``str.find`` and the text before each is read backwards: most manifests have none, or a
+    few "*" in strings, and a regular expression trying every position costs 6 ns a character."""
+    n = len(text)
+    for mark in _PROPERTY_MARKS:
+        at = text.find(mark)
+        while at >= 0:
+            if mark == "!" or (at + 1 < n and text[at + 1] not in _NOT_A_NAME):
+                before = at - 1
+                while before >= 0 and text[before] in " \t":
+                    before -= 1
+                if before < 0 or text[before] in _BEFORE_NODE:
+                    return True
+            at = text.find(mark, at + 1)
+    return False
+
 
 # A divergent value is read with a stand-in: the scalar is replaced in the text by a string that
 # cannot occur otherwise (a private-use character and its number), the text is parsed, and the
@@ -77,7 +97,7 @@ def _divergent(text: str) -> list[_Spot] | None:
     or a divergent scalar it does not settle)."""
     if "<<" in text and _MERGE_KEY.search(text):
         return None
-    if _PROPERTY_HEAD.match(text) or _NODE_PROPERTY.search(text):
+    if _node_property(text):
         return None
     if _DIVERGENT.match("\n" + text[:64]):  # a first line that is itself a bare scalar
         return None
