@@ -108,6 +108,10 @@ def _build(cls: type[_T], *, frozen: bool, eq: bool) -> type[_T]:
             raise TypeError(f"record {cls.__qualname__}: ClassVar {name} is not supported")
         value = cls.__dict__.get(name, _MISSING)
         spec = value if isinstance(value, _Field) else _Field(value, _MISSING, True, True)
+        if spec.default is not _MISSING and type(spec.default).__hash__ is None:
+            raise ValueError(  # as dataclasses: one list shared by every record is a bug
+                f"record {cls.__qualname__}: mutable default for {name}, use default_factory"
+            )
         if specs and _required(spec) and not _required(specs[-1][1]):
             raise TypeError(
                 f"record {cls.__qualname__}: field {name} without a default follows one with it"
@@ -140,7 +144,9 @@ def _build(cls: type[_T], *, frozen: bool, eq: bool) -> type[_T]:
     if eq:
         if "__eq__" not in cls.__dict__:
             new.__eq__ = methods["__eq__"]
-        if "__hash__" not in cls.__dict__:
+        # Python sets __hash__ to None in a class body that defines __eq__: not an explicit one
+        own_hash = cls.__dict__.get("__hash__", _MISSING)
+        if own_hash is _MISSING or (own_hash is None and "__eq__" in cls.__dict__):
             new.__hash__ = methods["__hash__"] if frozen else None
     if frozen:
         new.__setattr__ = _frozen_set

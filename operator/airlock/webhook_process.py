@@ -208,11 +208,14 @@ def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
     for flag, value in limits.items():
         if not value > 0:
             raise AirlockError(f"{flag} must be positive, not {value}")
-    if args.drain_seconds < 0:
+    if not args.drain_seconds >= 0:  # nan too
         raise AirlockError(f"--drain-seconds must not be negative, not {args.drain_seconds}")
     unready_wait = getattr(args, "unready_wait", ServerSettings().unready_wait)
-    if unready_wait < 0:
-        raise AirlockError(f"--unready-wait must not be negative, not {unready_wait}")
+    if not 0 <= unready_wait <= 30:  # nan too
+        raise AirlockError(
+            f"--unready-wait must be 0 to 30 seconds (the API server waits 30 s at most), "
+            f"not {unready_wait}"
+        )
     budget = getattr(args, "registry_budget", RegistrySettings().budget)
     if not 0 < budget <= 25:
         raise AirlockError(f"--registry-budget must be in (0, 25] seconds, not {budget}")

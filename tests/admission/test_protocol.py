@@ -25,6 +25,7 @@ from tests.admission.conftest import (
     loaded_store,
     test_settings,
 )
+from tests.admission.rawhttp import exchange, request_bytes
 from tests.support.objects import SECRET_FRAGMENTS, leaky_pod
 from tests.support.pki import TLSFiles, issue_serving_cert
 
@@ -247,18 +248,19 @@ async def _mark(store: StateStore, what: Any) -> None:
     store.mark_synced(what)
 
 
-@pytest.mark.parametrize("timeout", ["1s", "500ms", "0.9s"])
+@pytest.mark.parametrize(("timeout", "gives_up"), [("1s", 0.9), ("500ms", 0.4), ("3s", 2.5)])
 def test_the_wait_for_the_listings_ends_before_the_api_servers_deadline(
-    make_server: ServerFactory, tls_files: TLSFiles, timeout: str
+    make_server: ServerFactory, tls_files: TLSFiles, timeout: str, gives_up: float
 ) -> None:
-    """The API server puts its deadline in the URL (``?timeout=10s``); waiting past it would
-    turn a clear 503 into the API server's own timeout. With a 1 s deadline there is no wait."""
+    """The API server puts its deadline in the URL (``?timeout=3s``, rounded up to whole
+    seconds) and gives up then: the 503 must reach it before, so the wait ends a second early.
+    The client here gives up before the deadline; with no margin it would get no answer."""
     srv, _ = _unready_server(make_server, tls_files, wait=60)
     review = json.dumps(admission_review(leaky_pod("ml-prod"))).encode()
 
     async def go() -> int:
         async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=gives_up)) as session,
             session.post(
                 f"{srv.base}/validate?timeout={timeout}",
                 data=review,
@@ -269,6 +271,54 @@ def test_the_wait_for_the_listings_ends_before_the_api_servers_deadline(
             return resp.status
 
     assert asyncio.run(go()) == 503
+
+
+def test_a_review_waiting_for_the_listings_is_not_cut_by_the_body_deadline(
+    make_server: ServerFactory, tls_files: TLSFiles
+) -> None:
+    """The body's clock starts after the wait: a wait longer than ``body_timeout`` still ends
+    in an answer, not in a connection closed without one."""
+    base = test_settings(tls_files)
+    store = loaded_store(synced=False)
+    server = replace(base.server, unready_wait=1.5, body_timeout=0.5, header_timeout=0.5)
+    srv = make_server(store=store, settings=replace(base, server=server))
+    raw = request_bytes(json.dumps(admission_review(leaky_pod("ml-prod"))).encode())
+    answer = exchange(srv.server_port, tls_files.client_context(), raw)
+    assert answer is not None
+    assert answer.status == 503
+
+
+def test_a_server_told_to_stop_ends_the_wait_for_the_listings(
+    make_server: ServerFactory, tls_files: TLSFiles
+) -> None:
+    base = test_settings(tls_files)
+    store = loaded_store(synced=False)
+    server = replace(base.server, unready_wait=30, drain_seconds=0.5)
+    srv = make_server(store=store, settings=replace(base, server=server))
+    review = json.dumps(admission_review(leaky_pod("ml-prod"))).encode()
+
+    async def scenario() -> int:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        ):
+            pending = asyncio.ensure_future(
+                session.post(
+                    srv.base + "/validate",
+                    data=review,
+                    headers={"Content-Type": "application/json"},
+                    ssl=tls_files.client_context(),
+                )
+            )
+            await asyncio.sleep(0.3)
+            stopping = asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(srv.server.stop(), srv.loop)
+            )
+            async with await pending as resp:
+                status = resp.status
+            await stopping
+            return status
+
+    assert asyncio.run(scenario()) == 503
 
 
 @pytest.mark.parametrize(
@@ -285,7 +335,13 @@ def test_the_wait_for_the_listings_ends_before_the_api_servers_deadline(
         ("10", None),
         ("s", None),
         ("10 s", None),
-        ("-1s", None),
+        ("-1s", -1.0),
+        ("+5s", 5.0),
+        ("0", 0.0),
+        ("1\u03bcs", 0.000001),
+        ("1\u00b5s", 0.000001),
+        ("\u0661s", None),
+        ("\uff15s", None),
         ("1d", None),
     ],
 )

@@ -138,6 +138,12 @@ def test_what_records_do_not_support_is_refused_at_definition() -> None:
             def __repr__(self) -> str:
                 return super().__repr__()
 
+    with pytest.raises(ValueError, match="mutable default"):
+
+        @record
+        class Shared:
+            items: list[int] = []  # noqa: RUF012
+
     with pytest.raises(ValueError, match="not both"):
         field(default=1, default_factory=int)
     with pytest.raises(TypeError, match="not a record"):
@@ -162,3 +168,18 @@ def test_methods_properties_and_own_repr_are_kept() -> None:
     assert repr(n) == "<Ada Lovelace>"
     assert Named.__qualname__.endswith("Named")
     assert Named.__init__.__qualname__.endswith("Named.__init__")
+
+
+def test_a_frozen_record_with_its_own_equality_is_hashed_by_its_fields() -> None:
+    """As with dataclasses: defining ``__eq__`` in a class body sets ``__hash__`` to None, which
+    is not a hash of its own."""
+
+    @record(frozen=True)
+    class Word:  # noqa: PLW1641 - the record writes __hash__
+        text: str
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Word) and self.text.lower() == other.text.lower()
+
+    assert Word("a") == Word("A")
+    assert hash(Word("a")) == hash(Word("a"))

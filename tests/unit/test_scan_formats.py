@@ -474,3 +474,30 @@ def test_json_report_is_one_finding_per_line_whatever_the_strings_hold(
     if copies > 1:  # orjson: one encoding split at the boundaries, or one per record
         assert len(calls) == (1 if extra is None else 1 + len(records))
     assert _joined([]) == b""
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_a_file_name_that_is_not_utf8_is_written_as_json_escapes(
+    large: bool, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """os.fsdecode turns the name's stray bytes into lone surrogates: the report stays UTF-8
+    and its reader gets the same string back, whatever the report's size (orjson refuses
+    such strings, so the report is then written field by field)."""
+    import os
+
+    from airlock.scan import jsonfmt
+
+    name = os.path.join(os.fsencode(tmp_path), b"bad\xff.yaml")
+    with open(name, "wb") as fh:
+        fh.write(MANIFEST.encode())
+    if large:
+        monkeypatch.setattr(jsonfmt, "LARGE_REPORT", 1)
+    from airlock.engine import evaluate
+    from airlock.scan.loader import list_inputs
+    from airlock.scan.result import scan_inputs
+
+    result = scan_inputs(list_inputs([os.fsdecode(name)]), evaluate)
+    report = jsonfmt.format_json(result).encode("utf-8")  # strict: no surrogate left
+    files = {f["file"] for f in json.loads(report)["findings"]}
+    assert files == {os.fsdecode(name)}
+    assert b"bad\\udcff.yaml" in report

@@ -152,13 +152,18 @@ def _error(status: int, message: str) -> web.Response:
 
 
 _IDENTITY: Final = frozenset({"", "identity"})
-# A Go duration, as the API server writes its deadline in a webhook URL (``?timeout=10s``).
-_GO_DURATION: Final = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+")
-_GO_PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# A Go duration (time.ParseDuration's syntax), as the API server writes its deadline in a
+# webhook's URL: ``?timeout=5s``, rounded up to whole seconds.
+_GO_UNIT: Final = "(ns|us|\u00b5s|\u03bcs|ms|s|m|h)"
+_GO_DURATION: Final = re.compile(
+    r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)" + _GO_UNIT.replace("(", "(?:") + r")+|[-+]?0"
+)
+_GO_PART: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)" + _GO_UNIT)
 _GO_UNITS: Final = {
     "ns": 1e-9,
     "us": 1e-6,
-    "µs": 1e-6,
+    "\u00b5s": 1e-6,  # micro sign
+    "\u03bcs": 1e-6,  # Greek mu
     "ms": 1e-3,
     "s": 1.0,
     "m": 60.0,
@@ -171,7 +176,8 @@ def go_duration(text: str | None) -> float | None:
     """Seconds in a Go duration such as ``10s`` or ``1m30s``; None when absent or not one."""
     if not text or _GO_DURATION.fullmatch(text) is None:
         return None
-    return sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_PART.findall(text))
+    seconds = sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_PART.findall(text))
+    return -seconds if text[0] == "-" else seconds
 
 
 # What a client can make aiohttp raise: its connection failing, or bytes that are not HTTP.
@@ -577,6 +583,16 @@ class WebhookServer:
     async def _review(self, request: web.BaseRequest, handler: Handler) -> web.StreamResponse:
         if request.method != "POST":
             return _not_allowed("POST")
+        if not self.store.ready and not await self._await_sync(request):
+            self._unready()
+            waiting = ", ".join(self.store.pending_sync) or "nothing (stopping)"
+            unready = _error(
+                503,
+                f"airlock is not ready: the initial listing of {waiting} is not loaded, so the "
+                "request is not judged (the webhook's failurePolicy applies)",
+            )
+            unready.force_close()  # its body was left unread
+            return unready
         server = self.settings.server
         encodings = request.headers.getall(hdrs.CONTENT_ENCODING, None)
         if encodings is not None and any(e.strip().lower() not in _IDENTITY for e in encodings):
@@ -614,16 +630,6 @@ class WebhookServer:
             data = orjson.loads(body)
         except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
             return self._closing(_error(400, "body is not valid JSON (or nested too deeply)"))
-        if not self.store.ready and not await self._await_sync(request):
-            self._unready()
-            waiting = ", ".join(self.store.pending_sync)
-            return self._closing(
-                _error(
-                    503,
-                    f"airlock is starting: the initial listing of {waiting} is not loaded yet, "
-                    "so the request is not judged (the webhook's failurePolicy applies)",
-                )
-            )
         admission: AdmissionSettings = self.settings.admission
         images = None
         if self.supply is not None:
@@ -635,20 +641,30 @@ class WebhookServer:
         return self._closing(web.Response(body=encode(answer), content_type=_JSON))
 
     async def _await_sync(self, request: web.BaseRequest) -> bool:
-        """Wait for the initial listings (``unready_wait``, ending at the latest a second
-        before the API server's deadline); True once the store is ready."""
-        wait = self.settings.server.unready_wait
+        """Wait for the initial listings, before the body is read (a waiting review holds no
+        memory but its socket's); True once the store is ready, False when ``unready_wait``
+        ends, the server stops, or the API server's deadline nears: the answer must reach it
+        a second before its ``?timeout=`` (rounded up to whole seconds), leaving the registry
+        step its budget."""
+        server = self.settings.server
+        wait = server.unready_wait
         deadline = go_duration(request.query.get("timeout"))
         if deadline is not None:
-            wait = min(wait, deadline - 1.0)
+            budget = self.supply.budget if self.supply is not None else 0.0
+            wait = min(wait, deadline - 1.0 - budget)
         loop = asyncio.get_running_loop()
         until = loop.time() + wait
-        while not self.store.ready:
-            left = until - loop.time()
-            if left <= 0:
-                return False
-            await asyncio.sleep(min(_UNREADY_POLL, left))
-        return True
+        conn = cast(_Connection, request.protocol)
+        conn.deadline = until + server.body_timeout  # the body's clock starts after the wait
+        try:
+            while not self.store.ready:
+                left = until - loop.time()
+                if left <= 0 or self.draining:
+                    return False
+                await asyncio.sleep(min(_UNREADY_POLL, left))
+            return True
+        finally:
+            conn.deadline = loop.time() + server.body_timeout
 
     async def _images(self, data: object, *, mutating: bool) -> ImageFacts | None:
         """The registry answers this review needs (None: none, or the step failed: a bug here

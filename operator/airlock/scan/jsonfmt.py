@@ -7,6 +7,7 @@ template name, when the document carried a ``# Source:`` comment, is in ``source
 
 from __future__ import annotations
 
+import re
 from json.encoder import encode_basestring as _string  # C: quotes and escapes, keeps non-ASCII
 from typing import Any
 
@@ -102,6 +103,29 @@ def _null_or(text: str | None) -> str:
     return "null" if text is None else _string(text)
 
 
+# A file name that is not UTF-8 reaches Python with lone surrogates in it (os.fsdecode): they are
+# written as JSON escapes ("\udcff"), so the report stays UTF-8 and a JSON reader gets the same
+# string back (os.fsencode of it is the name's bytes). Objects' own strings never hold them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _name(text: str) -> str:
+    """A file name as a JSON string."""
+    quoted = _string(text)
+    return quoted if text.isascii() else _SURROGATE.sub(_escaped, quoted)
+
+
+def _odd_name(entry: ScanEntry) -> bool:
+    doc = entry.document
+    return (not doc.file.isascii() and _SURROGATE.search(doc.file) is not None) or (
+        doc.source is not None and _SURROGATE.search(doc.source) is not None
+    )
+
+
 def _encoded(entry: ScanEntry, f: Finding) -> str:
     """``finding_record(entry, f)`` as compact JSON with sorted keys, written field by field
     (the standard library's encoder takes 5 µs a record, half of it sorting and dispatching)."""
@@ -116,7 +140,7 @@ def _encoded(entry: ScanEntry, f: Finding) -> str:
     ]
     if f.exempted_by is not None:
         parts += ',"exempted_by":', _string(f.exempted_by)
-    parts += ',"family":', _string(f.family), ',"file":', _string(doc.file)
+    parts += ',"family":', _string(f.family), ',"file":', _name(doc.file)
     parts += ',"fix":', _string(f.fix)
     if doc.item is not None:
         parts += ',"item":', str(doc.item)
@@ -141,7 +165,7 @@ def _encoded(entry: ScanEntry, f: Finding) -> str:
         _string(f.severity),
     )
     if doc.source is not None:
-        parts += ',"source":', _string(doc.source)
+        parts += ',"source":', _name(doc.source)
     parts.append("}")
     return "".join(parts)
 
@@ -149,7 +173,7 @@ def _encoded(entry: ScanEntry, f: Finding) -> str:
 def _report_lines(result: ScanResult) -> tuple[int, str]:
     """How many findings, and their encodings one per line (report order)."""
     rows = _ordered(result)
-    if len(rows) < LARGE_REPORT:
+    if len(rows) < LARGE_REPORT or any(_odd_name(e) for e in result.entries):  # orjson refuses
         return len(rows), ",\n    ".join([_encoded(entry, f) for _k, entry, f in rows])
     return len(rows), _joined([finding_record(entry, f) for _k, entry, f in rows]).decode()
 
