@@ -89,6 +89,30 @@ def test_non_utf8_file_is_an_error_naming_it(tmp_path: Path) -> None:
     assert messages(result.errors) == [f"{bad}: not UTF-8 text (byte 48)"]
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "code"),
+    [
+        (
+            "apiVersion: v1\nkind: Secret\nstringData:\n  token: ghp_Zx8Kq2\x07Wm9Rt4Lp7\n",
+            4,
+            "0007",
+        ),
+        ("\x00\x01binary", 1, "0000"),
+    ],
+)
+def test_a_character_yaml_does_not_allow_is_named_by_line_and_code(
+    text: str, line: int, code: str
+) -> None:
+    """Never the text around it: the line may hold a credential."""
+    docs, errors = load_text(text, "odd.yaml")
+    assert docs == []
+    message = messages(errors)[0]
+    assert message.startswith(f"odd.yaml, document 1: line {line}: character U+{code} ")
+    assert "binary file" in message
+    assert "ghp_" not in message
+    assert "Wm9R" not in message
+
+
 def test_dangling_link_found_in_a_directory_is_an_error_naming_it(tmp_path: Path) -> None:
     (tmp_path / "gone.yaml").symlink_to(tmp_path / "missing-target.yaml")
     result = load_paths([str(tmp_path)])

@@ -173,6 +173,9 @@ def parse(text: str, name: str, errors: list[InputError]) -> Iterator[RawDocumen
                 # the stream cannot be resynchronised after a syntax error: stop this file
                 errors.append(InputError(_yaml_problem(exc), name, index))
                 break
+            except yaml.reader.ReaderError as exc:
+                errors.append(InputError(_reader_problem(exc, text), name, index))
+                break
             except yaml.YAMLError as exc:
                 errors.append(InputError(f"invalid YAML: {type(exc).__name__}", name, index))
                 break
@@ -197,6 +200,16 @@ def parse(text: str, name: str, errors: list[InputError]) -> Iterator[RawDocumen
         errors.append(InputError("nested too deeply", name, index))
     finally:
         loader.dispose()
+
+
+def _reader_problem(exc: yaml.reader.ReaderError, text: str) -> str:
+    """Where the character YAML does not allow is, and its code (never the text around it)."""
+    at = exc.position if isinstance(exc.position, int) and 0 <= exc.position <= len(text) else 0
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    return (
+        f"line {text.count(chr(10), 0, at) + 1}: character U+{code:04X} is not allowed in YAML "
+        "(only printable characters, tabs and line breaks are; is this a binary file?)"
+    )
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
