@@ -591,8 +591,7 @@ class WebhookServer:
                 f"airlock is not ready: the initial listing of {waiting} is not loaded, so the "
                 "request is not judged (the webhook's failurePolicy applies)",
             )
-            unready.force_close()  # its body was left unread
-            return unready
+            return self._closing(unready)  # aiohttp reads and drops the unread body
         server = self.settings.server
         encodings = request.headers.getall(hdrs.CONTENT_ENCODING, None)
         if encodings is not None and any(e.strip().lower() not in _IDENTITY for e in encodings):
