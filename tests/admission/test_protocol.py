@@ -25,7 +25,7 @@ from tests.admission.conftest import (
     loaded_store,
     test_settings,
 )
-from tests.admission.rawhttp import exchange, request_bytes
+from tests.admission.rawhttp import connect, exchange, read_answer, request_bytes
 from tests.support.objects import SECRET_FRAGMENTS, leaky_pod
 from tests.support.pki import TLSFiles, issue_serving_cert
 
@@ -478,3 +478,56 @@ def test_a_broken_certificate_pair_keeps_the_old_one(
     assert _served_cert(port, tls_files) == tls_files.cert_der
     ok = webhook.post_review("/validate", admission_review(leaky_pod("ml-dev")))
     assert ok["response"]["allowed"] is True
+
+
+def _pooled_server(
+    make_server: ServerFactory, tls_files: TLSFiles, *, ready: bool = False, **server: Any
+) -> ServerThread:
+    base = test_settings(tls_files)
+    limits = replace(base.server, header_timeout=0.5, keepalive_timeout=30.0, **server)
+    return make_server(store=loaded_store(synced=ready), settings=replace(base, server=limits))
+
+
+@pytest.mark.parametrize("answer", [503, 413])
+def test_a_connection_answered_before_its_body_idles_as_a_pooled_one(
+    make_server: ServerFactory, tls_files: TLSFiles, answer: int
+) -> None:
+    """An early answer (unready: 503; too large: 413) leaves the body unread, and aiohttp drops
+    it as it arrives. Those bytes are not a new request's head: the connection then idles
+    under the keep-alive timeout, not the head's (the API server reuses pooled connections,
+    and a POST it sends on one the server closes first is not retried)."""
+    srv = _pooled_server(
+        make_server, tls_files, ready=answer == 413, unready_wait=0.2,
+        max_body_bytes=64 * 1024, max_pending_body_bytes=64 * 1024,
+    )  # fmt: skip
+    body = b"x" * 100_000 if answer == 413 else json.dumps(admission_review(leaky_pod("ml-prod")))
+    body = body if isinstance(body, bytes) else body.encode()
+    with connect(srv.server_port, tls_files.client_context()) as conn:
+        conn.sendall(request_bytes(b"", content_length=len(body)))  # the head alone first
+        first = read_answer(conn)
+        assert first is not None
+        assert first.status == answer
+        assert first.headers.get("connection", "").lower() != "close"
+        conn.sendall(body)
+        for what in ("policy", "namespaces", "exceptions"):
+            srv.run(srv.store.mark_synced, what)  # ready now, if it was not
+        time.sleep(1.2)  # idle past the head timeout (0.5 s), far below the keep-alive one
+        conn.sendall(request_bytes(json.dumps(admission_review(leaky_pod("ml-dev"))).encode()))
+        again = read_answer(conn)
+    assert again is not None, "the idle pooled connection was closed"
+    assert again.status == 200
+
+
+def test_an_early_answer_to_expect_continue_closes_the_connection(
+    make_server: ServerFactory, tls_files: TLSFiles
+) -> None:
+    """Answered before "100 Continue", a client may skip the body and reuse the connection:
+    its next request would be read as the body, so the connection closes instead."""
+    srv = _pooled_server(make_server, tls_files, unready_wait=0.1)
+    raw = request_bytes(b"", content_length=4096, headers={"Expect": "100-continue"})
+    with connect(srv.server_port, tls_files.client_context()) as conn:
+        conn.sendall(raw)
+        answer = read_answer(conn)
+    assert answer is not None
+    assert answer.status == 503
+    assert answer.headers.get("connection", "").lower() == "close"

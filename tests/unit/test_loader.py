@@ -98,6 +98,8 @@ def test_non_utf8_file_is_an_error_naming_it(tmp_path: Path) -> None:
             "0007",
         ),
         ("\x00\x01binary", 1, "0000"),
+        ("a: " + "\u00e9" * 200 + "\nb: 1\nc: 2\nd: 3\ne: x\x07\n", 5, "0007"),  # bytes != chars
+        ("a: 1\r\nb: 2\rc: \x07\n", 3, "0007"),
     ],
 )
 def test_a_character_yaml_does_not_allow_is_named_by_line_and_code(

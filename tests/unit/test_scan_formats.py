@@ -490,14 +490,18 @@ def test_a_file_name_that_is_not_utf8_is_written_as_json_escapes(
     name = os.path.join(os.fsencode(tmp_path), b"bad\xff.yaml")
     with open(name, "wb") as fh:
         fh.write(MANIFEST.encode())
+    broken = os.path.join(os.fsencode(tmp_path), b"broken\xfe.yaml")
+    with open(broken, "wb") as fh:
+        fh.write(b"a: [1\n")  # an input error naming the file, in the summary
     if large:
         monkeypatch.setattr(jsonfmt, "LARGE_REPORT", 1)
     from airlock.engine import evaluate
     from airlock.scan.loader import list_inputs
     from airlock.scan.result import scan_inputs
 
-    result = scan_inputs(list_inputs([os.fsdecode(name)]), evaluate)
-    report = jsonfmt.format_json(result).encode("utf-8")  # strict: no surrogate left
-    files = {f["file"] for f in json.loads(report)["findings"]}
-    assert files == {os.fsdecode(name)}
-    assert b"bad\\udcff.yaml" in report
+    result = scan_inputs(list_inputs([os.fsdecode(name), os.fsdecode(broken)]), evaluate)
+    report = json.loads(jsonfmt.format_json(result).encode("utf-8"))  # strict: no surrogate
+    assert {f["file"] for f in report["findings"]} == {os.fsdecode(name)}
+    assert os.fsdecode(broken) in report["summary"]["errors"][0]
+    sarif = json.loads(format_sarif(result, CATALOG).encode("utf-8"))
+    assert sarif["runs"][0]["results"]

@@ -211,7 +211,7 @@ class _Connection(web.RequestHandler):
     ``None`` means idle (or a request being answered): only aiohttp's keep-alive timeout applies.
     """
 
-    __slots__ = ("_head_timeout", "body", "deadline")
+    __slots__ = ("_dropping", "_head_timeout", "body", "deadline")
 
     def __init__(
         self,
@@ -224,6 +224,7 @@ class _Connection(web.RequestHandler):
         super().__init__(manager, loop=loop, **kwargs)
         self._head_timeout = head_timeout
         self.deadline: float | None = None
+        self._dropping = False  # reading a body left unread by an early answer
         self.body: StreamReader | None = None
         """The body of the latest request (set by :meth:`WebhookServer._request`)."""
 
@@ -232,9 +233,25 @@ class _Connection(web.RequestHandler):
         self.deadline = self._loop.time() + self._head_timeout
 
     def data_received(self, data: bytes) -> None:
+        body = self.body
         if data and self.deadline is None:
+            # the first byte after an answer: of the next request's head, or of a body left
+            # unread by an early answer (a 413, a 503), which aiohttp reads and drops; either
+            # must come in time
             self.deadline = self._loop.time() + self._head_timeout
+            self._dropping = body is not None and not body.is_eof()
         super().data_received(data)
+        if (
+            self._dropping
+            and self.body is body  # no next request parsed meanwhile (it has its own deadline)
+            and body is not None
+            and body.is_eof()
+            and body.exception() is None
+        ):
+            # the dropped body is whole: the connection idles under the keep-alive timeout (the
+            # API server reuses pooled connections; one closed under it fails a Pod's POST)
+            self.deadline = None
+            self._dropping = False
 
     def connection_lost(self, exc: BaseException | None) -> None:
         body, self.body = self.body, None
@@ -391,7 +408,7 @@ class WebhookServer:
     async def start(self) -> None:
         server = self.settings.server
         loop = asyncio.get_running_loop()
-        self._http = http = web.Server(self._dispatch, request_factory=self._request, loop=loop)
+        self._http = http = web.Server(self._answer, request_factory=self._request, loop=loop)
         self._listener = await loop.create_server(
             functools.partial(self._accept, http, loop),
             server.host,
@@ -580,6 +597,14 @@ class WebhookServer:
         finally:
             cast(_Connection, request.protocol).deadline = None
 
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
+        response = await self._dispatch(request)
+        if hdrs.EXPECT in request.headers and not request.content.is_eof():
+            # answered before "100 Continue": the client may not send the body and reuse the
+            # connection, and its next request would be read as this body
+            response.force_close()
+        return response
+
     async def _review(self, request: web.BaseRequest, handler: Handler) -> web.StreamResponse:
         if request.method != "POST":
             return _not_allowed("POST")
@@ -640,11 +665,12 @@ class WebhookServer:
         return self._closing(web.Response(body=encode(answer), content_type=_JSON))
 
     async def _await_sync(self, request: web.BaseRequest) -> bool:
-        """Wait for the initial listings, before the body is read (a waiting review holds no
-        memory but its socket's); True once the store is ready, False when ``unready_wait``
-        ends, the server stops, or the API server's deadline nears: the answer must reach it
-        a second before its ``?timeout=`` (rounded up to whole seconds), leaving the registry
-        step its budget."""
+        """Wait for the initial listings, before the body is read (it is not counted against
+        ``max_pending_body_bytes``: it waits in the connection's read buffers, under 1 MB a
+        connection, and only until the listings are in); True once the store is ready, False
+        when ``unready_wait`` ends, the server stops, or the API server's deadline nears: the
+        answer must reach it a second before its ``?timeout=`` (rounded up to whole seconds),
+        leaving the registry step its budget."""
         server = self.settings.server
         wait = server.unready_wait
         deadline = go_duration(request.query.get("timeout"))

@@ -203,11 +203,20 @@ def parse(text: str, name: str, errors: list[InputError]) -> Iterator[RawDocumen
 
 
 def _reader_problem(exc: yaml.reader.ReaderError, text: str) -> str:
-    """Where the character YAML does not allow is, and its code (never the text around it)."""
-    at = exc.position if isinstance(exc.position, int) and 0 <= exc.position <= len(text) else 0
-    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    """Where the character YAML does not allow is, and its code (never the text around it).
+    libyaml counts the position in bytes of the UTF-8 text, PyYAML's reader in characters."""
+    at = exc.position if isinstance(exc.position, int) and exc.position > 0 else 0
+    data = text.encode("utf-8", "surrogatepass")
+    before = (
+        data[:at] if _BaseLoader is not yaml.SafeLoader else text[:at].encode("utf-8", "replace")
+    )
+    line = before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1
+    code = exc.character
+    if isinstance(code, str):
+        code = ord(code[0]) if code else -1
+    what = f"character U+{code:04X}" if isinstance(code, int) and code >= 0 else "a character"
     return (
-        f"line {text.count(chr(10), 0, at) + 1}: character U+{code:04X} is not allowed in YAML "
+        f"line {line}: {what} is not allowed in YAML "
         "(only printable characters, tabs and line breaks are; is this a binary file?)"
     )
 

@@ -16,7 +16,7 @@ from airlock.findings import Finding
 from airlock.scan.loader import describe_error
 from airlock.scan.result import ScanEntry, ScanResult
 
-__all__ = ["finding_record", "format_json", "summary_record"]
+__all__ = ["escape_surrogates", "finding_record", "format_json", "summary_record"]
 
 
 def finding_record(entry: ScanEntry, f: Finding) -> dict[str, Any]:
@@ -115,8 +115,13 @@ def _escaped(match: re.Match[str]) -> str:
 
 def _name(text: str) -> str:
     """A file name as a JSON string."""
-    quoted = _string(text)
-    return quoted if text.isascii() else _SURROGATE.sub(_escaped, quoted)
+    return escape_surrogates(_string(text))
+
+
+def escape_surrogates(json_text: str) -> str:
+    """JSON text (where a lone surrogate can only be inside a string) with its lone surrogates
+    written as escapes: a file name that is not UTF-8 keeps a report UTF-8."""
+    return json_text if json_text.isascii() else _SURROGATE.sub(_escaped, json_text)
 
 
 def _odd_name(entry: ScanEntry) -> bool:
@@ -199,7 +204,7 @@ def _joined(records: list[dict[str, Any]]) -> bytes:
 def _summary(record: dict[str, Any]) -> str:
     import json
 
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, indent=2)
+    return escape_surrogates(json.dumps(record, sort_keys=True, ensure_ascii=False, indent=2))
 
 
 def format_json(result: ScanResult) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 from airlock import __version__
 from airlock.findings import Action, Finding, RuleInfo, Severity
+from airlock.scan.jsonfmt import escape_surrogates
 from airlock.scan.loader import Document, describe_error
 from airlock.scan.result import ScanEntry, ScanResult
 
@@ -176,4 +177,4 @@ def format_sarif(
     }
     report = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
     # compact: SARIF files are read by tools, and ``indent`` forces the slow pure-Python encoder
-    return json.dumps(report, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return escape_surrogates(json.dumps(report, ensure_ascii=False, separators=(",", ":"))) + "\n"
