@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.detectors import redact
-from airlock.findings import Action, Finding, new_finding, pickled_by_fields
+from airlock.findings import Action, Finding, new_finding
 from airlock.mutations import Patch, mutate, pin_images
 from airlock.records import record
 from airlock.rules import AUDIT_ONLY, RULES, Scope
@@ -33,7 +33,6 @@ __all__ = [
 ]
 
 
-@pickled_by_fields
 @record(frozen=True)
 class Verdict:
     kind: str

@@ -13,25 +13,15 @@ from typing import Any, TypeVar
 
 from airlock.records import field, fields, record
 
-__all__ = ["Action", "Finding", "RuleInfo", "Severity", "new_finding", "pickled_by_fields"]
+__all__ = ["Action", "Finding", "RuleInfo", "Severity", "new_finding"]
 
 
 _T = TypeVar("_T")
 
 
-def pickled_by_fields(cls: type[_T]) -> type[_T]:
-    """Pickle a slotted dataclass as its constructor and its field values, in one tuple.
-
-    A slotted dataclass pickles through a generated ``__getstate__`` that lists its fields anew
-    for every object (and restores them one ``object.__setattr__`` at a time); a parallel scan
-    hands thousands of findings back from its workers, and that took half of the hand-over.
-    """
-    cls.__reduce__ = _by_fields(cls, cls)  # type: ignore[assignment,method-assign]
-    return cls
-
-
 def _by_fields(cls: type[_T], build: Callable[..., _T]) -> Callable[[_T], tuple[Any, ...]]:
-    """``__reduce__``: ``build`` called with every field's value, in declaration order."""
+    """``__reduce__``: ``build`` called with every field's value, in declaration order (what
+    a record pickles as, with a constructor of the caller's choosing)."""
     names = fields(cls)
     get = operator.attrgetter(*names)
     if len(names) == 1:

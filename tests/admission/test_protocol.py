@@ -170,14 +170,27 @@ def test_healthz_and_readyz_follow_the_initial_sync(make_server: ServerFactory) 
 
 
 def _unready_server(
-    make_server: ServerFactory, tls_files: TLSFiles, wait: float
+    make_server: ServerFactory, tls_files: TLSFiles, wait: float, **server: Any
 ) -> tuple[ServerThread, StateStore]:
+    """A server whose store has not had its initial listings, waiting ``wait`` s for them."""
     base = test_settings(tls_files)
     store = loaded_store(synced=False)
-    srv = make_server(
-        store=store, settings=replace(base, server=replace(base.server, unready_wait=wait))
+    limits = replace(base.server, unready_wait=wait, **server)
+    return make_server(store=store, settings=replace(base, server=limits)), store
+
+
+def _posted(
+    session: aiohttp.ClientSession, srv: ServerThread, tls_files: TLSFiles, review: bytes
+) -> asyncio.Future[aiohttp.ClientResponse]:
+    """A review POSTed in the background, its answer to be awaited."""
+    return asyncio.ensure_future(
+        session.post(
+            srv.base + "/validate",
+            data=review,
+            headers={"Content-Type": "application/json"},
+            ssl=tls_files.client_context(),
+        )
     )
-    return srv, store
 
 
 def test_a_review_before_the_initial_listings_is_never_judged_without_them(
@@ -221,14 +234,7 @@ def test_a_review_waits_for_the_initial_listings_then_is_judged(
 
     async def scenario() -> tuple[int, Any]:
         async with aiohttp.ClientSession() as session:
-            pending = asyncio.ensure_future(
-                session.post(
-                    srv.base + "/validate",
-                    data=review,
-                    headers={"Content-Type": "application/json"},
-                    ssl=tls_files.client_context(),
-                )
-            )
+            pending = _posted(session, srv, tls_files, review)
             await asyncio.sleep(0.5)
             assert not pending.done()  # held, not answered without the listings
             for what in ("policy", "namespaces", "exceptions"):
@@ -278,10 +284,7 @@ def test_a_review_waiting_for_the_listings_is_not_cut_by_the_body_deadline(
 ) -> None:
     """The body's clock starts after the wait: a wait longer than ``body_timeout`` still ends
     in an answer, not in a connection closed without one."""
-    base = test_settings(tls_files)
-    store = loaded_store(synced=False)
-    server = replace(base.server, unready_wait=1.5, body_timeout=0.5, header_timeout=0.5)
-    srv = make_server(store=store, settings=replace(base, server=server))
+    srv, _ = _unready_server(make_server, tls_files, 1.5, body_timeout=0.5, header_timeout=0.5)
     raw = request_bytes(json.dumps(admission_review(leaky_pod("ml-prod"))).encode())
     answer = exchange(srv.server_port, tls_files.client_context(), raw)
     assert answer is not None
@@ -291,24 +294,14 @@ def test_a_review_waiting_for_the_listings_is_not_cut_by_the_body_deadline(
 def test_a_server_told_to_stop_ends_the_wait_for_the_listings(
     make_server: ServerFactory, tls_files: TLSFiles
 ) -> None:
-    base = test_settings(tls_files)
-    store = loaded_store(synced=False)
-    server = replace(base.server, unready_wait=30, drain_seconds=0.5)
-    srv = make_server(store=store, settings=replace(base, server=server))
+    srv, _ = _unready_server(make_server, tls_files, 30, drain_seconds=0.5)
     review = json.dumps(admission_review(leaky_pod("ml-prod"))).encode()
 
     async def scenario() -> int:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
         ):
-            pending = asyncio.ensure_future(
-                session.post(
-                    srv.base + "/validate",
-                    data=review,
-                    headers={"Content-Type": "application/json"},
-                    ssl=tls_files.client_context(),
-                )
-            )
+            pending = _posted(session, srv, tls_files, review)
             await asyncio.sleep(0.3)
             stopping = asyncio.wrap_future(
                 asyncio.run_coroutine_threadsafe(srv.server.stop(), srv.loop)
@@ -481,11 +474,16 @@ def test_a_broken_certificate_pair_keeps_the_old_one(
 
 
 def _pooled_server(
-    make_server: ServerFactory, tls_files: TLSFiles, *, ready: bool = False, **server: Any
+    make_server: ServerFactory, tls_files: TLSFiles, wait: float, *, ready: bool, **server: Any
 ) -> ServerThread:
-    base = test_settings(tls_files)
-    limits = replace(base.server, header_timeout=0.5, keepalive_timeout=30.0, **server)
-    return make_server(store=loaded_store(synced=ready), settings=replace(base, server=limits))
+    """A short head timeout, a long keep-alive one; the store listed already if ``ready``."""
+    srv, store = _unready_server(
+        make_server, tls_files, wait, header_timeout=0.5, keepalive_timeout=30.0, **server
+    )
+    if ready:
+        for what in ("policy", "namespaces", "exceptions"):
+            srv.run(store.mark_synced, what)
+    return srv
 
 
 @pytest.mark.parametrize("answer", [503, 413])
@@ -497,7 +495,7 @@ def test_a_connection_answered_before_its_body_idles_as_a_pooled_one(
     under the keep-alive timeout, not the head's (the API server reuses pooled connections,
     and a POST it sends on one the server closes first is not retried)."""
     srv = _pooled_server(
-        make_server, tls_files, ready=answer == 413, unready_wait=0.2,
+        make_server, tls_files, 0.2, ready=answer == 413,
         max_body_bytes=64 * 1024, max_pending_body_bytes=64 * 1024,
     )  # fmt: skip
     body = b"x" * 100_000 if answer == 413 else json.dumps(admission_review(leaky_pod("ml-prod")))
@@ -523,7 +521,7 @@ def test_an_early_answer_to_expect_continue_closes_the_connection(
 ) -> None:
     """Answered before "100 Continue", a client may skip the body and reuse the connection:
     its next request would be read as the body, so the connection closes instead."""
-    srv = _pooled_server(make_server, tls_files, unready_wait=0.1)
+    srv = _pooled_server(make_server, tls_files, 0.1, ready=False)
     raw = request_bytes(b"", content_length=4096, headers={"Expect": "100-continue"})
     with connect(srv.server_port, tls_files.client_context()) as conn:
         conn.sendall(raw)

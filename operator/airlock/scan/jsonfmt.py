@@ -125,9 +125,11 @@ def escape_surrogates(json_text: str) -> str:
 
 
 def _odd_name(entry: ScanEntry) -> bool:
+    """A file name that is not UTF-8, which orjson refuses."""
     doc = entry.document
-    return (not doc.file.isascii() and _SURROGATE.search(doc.file) is not None) or (
-        doc.source is not None and _SURROGATE.search(doc.source) is not None
+    return any(
+        name is not None and not name.isascii() and _SURROGATE.search(name) is not None
+        for name in (doc.file, doc.source)
     )
 
 
@@ -178,7 +180,7 @@ def _encoded(entry: ScanEntry, f: Finding) -> str:
 def _report_lines(result: ScanResult) -> tuple[int, str]:
     """How many findings, and their encodings one per line (report order)."""
     rows = _ordered(result)
-    if len(rows) < LARGE_REPORT or any(_odd_name(e) for e in result.entries):  # orjson refuses
+    if len(rows) < LARGE_REPORT or any(_odd_name(e) for e in result.entries):
         return len(rows), ",\n    ".join([_encoded(entry, f) for _k, entry, f in rows])
     return len(rows), _joined([finding_record(entry, f) for _k, entry, f in rows]).decode()
 

@@ -25,7 +25,6 @@ from typing import Any, TextIO
 
 from airlock.detectors import redact
 from airlock.errors import InputError
-from airlock.findings import pickled_by_fields
 from airlock.records import field, record, replace
 from airlock.scan.fastyaml import TextLines, load_documents
 
@@ -72,7 +71,6 @@ _SOURCE_COMMENT = re.compile(r"^#\s*Source:\s*(\S[^\r\n]*?)\s*$", re.MULTILINE)
 _PATH_TOKEN = re.compile(r"""\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\['([^']*)'\]|([^.\[\]]+)""")
 
 
-@pickled_by_fields
 @record(frozen=True)
 class FindingLines:
     """The lines of a judged document's findings: all a report needs once the object is gone."""
@@ -80,7 +78,6 @@ class FindingLines:
     by_path: Mapping[str, int]
 
 
-@pickled_by_fields
 @record(frozen=True)
 class Document:
     """One Kubernetes object read from one document (or one item of a ``kind: List``)."""

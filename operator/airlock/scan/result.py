@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.engine import credential_configmaps
 from airlock.errors import InputError, PolicyError
-from airlock.findings import Action, Finding, pickled_by_fields
+from airlock.findings import Action, Finding
 from airlock.rbac import Binding, RolePowers, is_rbac, read_binding, role_powers
 from airlock.records import field, record, replace
 from airlock.scan.loader import (
@@ -79,7 +79,6 @@ class VerdictLike(Protocol):
 Evaluator = Callable[[Mapping[str, Any], EvalContext], VerdictLike]
 
 
-@pickled_by_fields
 @record(frozen=True)
 class ScanEntry:
     document: Document
