@@ -429,6 +429,51 @@ def test_each_finding_is_written_as_both_json_encoders_write_its_record(
     assert jsonfmt._joined([record, record]) == (standard + ",\n    " + standard).encode()
 
 
+_FEW = st.sampled_from(["a", "b", 'q"', "é"])  # few values: findings share rules and objects
+_TWO = st.sampled_from(["a", 'q"'])
+
+
+@st.composite
+def _report_rows(draw: st.DrawFn) -> list[tuple[Any, Finding]]:
+    """Findings of a few objects whose fields often coincide, in an order where one object's
+    findings may also come apart (the encoder must not carry one row's fields to the next)."""
+    from airlock.engine import Verdict
+    from airlock.scan.result import ScanEntry
+
+    entries = []
+    for _ in range(draw(st.integers(1, 3))):
+        doc = Document(
+            draw(_FEW), draw(st.integers(1, 3)), {}, 1,
+            draw(st.none() | st.integers(0, 2)), draw(st.none() | _FEW),
+        )  # fmt: skip
+        entries.append(ScanEntry(doc, Verdict("Pod", None, "n", draw(_FEW), False, ())))
+    rows = []
+    for _ in range(draw(st.integers(1, 12))):
+        f = Finding(
+            draw(_TWO), draw(st.sampled_from([Severity.HIGH, Severity.LOW])),
+            draw(st.sampled_from(list(Action))), draw(_FEW), draw(st.none() | _FEW), draw(_FEW),
+            draw(_FEW), draw(_FEW), draw(_TWO), draw(_TWO), tuple(draw(st.lists(_TWO, max_size=2))),
+            draw(st.none() | _FEW),
+        )  # fmt: skip
+        rows.append((draw(st.sampled_from(entries)), f))
+    return rows
+
+
+@given(_report_rows())
+def test_one_encoder_writes_every_row_of_a_report_as_the_standard_encoder(
+    rows: list[tuple[Any, Finding]],
+) -> None:
+    """The report's encoder remembers the parts that findings share (their object's, their
+    rule's): each line must still be its own record's standard encoding."""
+    from airlock.scan import jsonfmt
+
+    line = jsonfmt._Encoder().line
+    for entry, f in rows:
+        record = jsonfmt.finding_record(entry, f)
+        standard = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        assert line(entry, f) == standard
+
+
 def test_large_and_small_reports_write_the_same_lines(
     result: ScanResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
