@@ -77,8 +77,13 @@ def tail_example(tail: str) -> str:
 
 
 def body(rule: ProviderRule, n: int | None = None) -> str:
-    lo = rule.length[0]
-    return rnd(lo if n is None else n, chars(rule.alphabet))
+    """A random body of the rule's alphabet; "=" (base64 padding) only at the end, as in real
+    tokens: "==" inside a value reads as code (a comparison)."""
+    n = rule.length[0] if n is None else n
+    alphabet = chars(rule.alphabet)
+    if "=" not in alphabet or n < 2:
+        return rnd(n, alphabet)
+    return rnd(n - 1, alphabet.replace("=", "")) + "="
 
 
 def example(rule: ProviderRule) -> str:

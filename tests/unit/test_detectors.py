@@ -276,6 +276,34 @@ def test_jwt_needs_two_json_segments() -> None:
 # -- names -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", ["SECRET_KEY", "API_KEY", "KAFKA_SASL_PASSWORD", "HMAC_SECRET"])
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_a_base64_key_with_padding_is_a_literal_not_code(name: str, size: int) -> None:
+    """Random bytes in base64 end in "=" or "==" at some sizes: padding, not the comparison
+    operator of code (``a == b``), which is left alone."""
+    key = base64.b64encode(bytes(_rng.getrandbits(8) for _ in range(size))).decode()
+    assert D.check_env(name, key) is not None, key
+    assert D.check_env(name, key.rstrip("=")) is not None
+    for code in ("count==limit", "retries == 3", "a==b&&c"):
+        assert D.check_env(name, code) is None, code
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "secret"),
+    [
+        ("DB_PASSWORD", "dummy text data data data", False),  # a placeholder
+        ("API_TOKEN", "your-token-here", False),
+        ("API_KEY", "abcdefghijklmnop", False),  # letters in order: a name, not an issued key
+        ("DB_PASSWORD", "Xk39-dfk2-LmQp", True),
+        ("DB_PASSWORD", "v8#Lq2!zR7@wPn4", True),
+    ],
+)
+def test_base64_of_text_is_judged_by_the_text(name: str, text: str, secret: bool) -> None:
+    encoded = base64.b64encode(text.encode()).decode()
+    assert (D.check_env(name, encoded) is not None) is secret
+    assert (D.check_env(name, text) is not None) is secret
+
+
 @pytest.mark.parametrize(
     ("name", "kind"),
     [

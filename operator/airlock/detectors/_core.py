@@ -266,6 +266,17 @@ def _decoded_user_pass(value: str) -> re.Match[str] | None:
     return _USER_PASS.match(decoded)
 
 
+def _decoded_text(value: str) -> str | None:
+    """The printable text that ``value`` is the base64 encoding of, if it is one."""
+    if len(value) % 4 or _B64.match(value) is None:
+        return None
+    try:
+        text = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return text if text.isprintable() else None
+
+
 class _Found:
     """Detections of one text, keeping the first of overlapping or repeated findings.
 
@@ -523,6 +534,11 @@ class DetectorSet:
             return None
         if is_code(v) or lookalike(v) or _config_line(v) or _variable(v):
             return None
+        # base64 of text is judged by that text: "ZHVtbXkg…" (a placeholder) is no more a secret
+        # than "dummy …"; random bytes (a key) do not decode to text
+        text = _decoded_text(v)
+        if text is not None and self._named(cls, text, reason, whole) is None:
+            return None
         # A lower-case dotted name is a host, a package or a property (``app.corp.example``,
         # ``header.payload``); an issued token or key is random, so letters in words are a name
         # (``SKILLS_inventory``). A password or secret is chosen by a person and may be either
@@ -668,14 +684,17 @@ class DetectorSet:
             else:
                 m = _ENV_ASSIGN.match(arg)
                 if m is not None:
-                    cls = self._classify(m.group(1))
-                    det = self._literal(
-                        m.group(1), m.group(2), cls, REASON_ENV, generic=True, whole=arg
-                    )
-                    if det is None and len(arg) >= _MIN_FORMAT_LEN:
-                        # not an assignment after all, or one whose formats span the "="
-                        # (``AccountKey=…``, base64 padding, ``…=`` glued to a suffix)
+                    # formats first, over the whole argument: one may span the "="
+                    # (``AccountKey=…``, base64 padding, ``…=`` glued to a suffix), and a
+                    # provider's format names the credential better than the key's name does
+                    det = None
+                    if len(arg) >= _MIN_FORMAT_LEN:
                         det = self._formats("", arg, keywords(arg))
+                    if det is None:
+                        cls = self._classify(m.group(1))
+                        det = self._literal(
+                            m.group(1), m.group(2), cls, REASON_ENV, generic=True, whole=arg
+                        )
                 else:
                     det = self._literal("", arg, None, REASON_FLAG, generic=True)
             if det is not None:

@@ -88,6 +88,9 @@ RULES: tuple[ProviderRule, ...] = (
     token("perplexity-api-key", "Perplexity", "API key", "pplx-", A62, 48),
     token("nvidia-api-key", "NVIDIA", "API key", "nvapi-", URL64, 64),
     token("pinecone-api-key", "Pinecone", "API key", "pcsk_", A62 + "_", (50, 0)),
+    token("tavily-api-key", "Tavily", "API key", "tvly-", URL64, (32, 0)),
+    token("firecrawl-api-key", "Firecrawl", "API key", "fc-", HEX, 32),
+    token("llamacloud-api-key", "LlamaIndex", "LlamaCloud API key", "llx-", A62, (40, 0)),
     raw(
         "langsmith-api-key",
         "LangSmith",
@@ -153,6 +156,10 @@ RULES: tuple[ProviderRule, ...] = (
         rf"{_B}(?P<s>ABSK[{B64}]{{100,}}={{0,2}})",
     ),
     # -- clouds ---------------------------------------------------------------------------------
+    # an OpenShift OAuth access token: "sha256~" and 43 base64url characters (a SHA-256 digest)
+    token("openshift-oauth-token", "Red Hat OpenShift", "OAuth access token", "sha256~", URL64, 43),
+    token("scalingo-api-token", "Scalingo", "API token", "tk-us-", URL64, 48),
+    token("infracost-api-key", "Infracost", "API key", "ico-", A62, 32),
     raw(
         "aws-access-key-id",
         "AWS",
@@ -950,6 +957,8 @@ RULES: tuple[ProviderRule, ...] = (
     near("pagerduty-api-key", "PagerDuty", "API key", ("pagerduty",), URL64 + "+", 20),
     near("opsgenie-api-key", "Opsgenie", "API key", ("opsgenie",), HEX + "-", 36),
     # -- payments and commerce --------------------------------------------------------------------
+    token("duffel-live-token", "Duffel", "live access token", "duffel_live_", URL64 + "=", 43),
+    token("duffel-test-token", "Duffel", "test access token", "duffel_test_", URL64 + "=", 43),
     raw(
         "stripe-secret-key",
         "Stripe",
@@ -1108,6 +1117,11 @@ RULES: tuple[ProviderRule, ...] = (
     near("logzio-token", "Logz.io", "shipping token", ("logz",), A62, 32),
     near("lightstep-token", "Lightstep", "access token", ("lightstep",), B64 + "=", (84, 180)),
     # -- productivity and other SaaS --------------------------------------------------------------
+    token("adafruit-io-key", "Adafruit IO", "key", "aio_", A62, 28),
+    token("posthog-personal-key", "PostHog", "personal API key", "phx_", A62, (40, 0)),
+    token("settlemint-pat", "SettleMint", "personal access token", "sm_pat_", A62, 16),
+    token("settlemint-app-token", "SettleMint", "application access token", "sm_aat_", A62, 16),
+    token("settlemint-service-token", "SettleMint", "service access token", "sm_sat_", A62, 16),
     token("notion-token", "Notion", "integration token", "ntn_", A62, 46),
     token("notion-secret-legacy", "Notion", "integration secret (legacy)", "secret_", A62, 43),
     token("linear-api-key", "Linear", "API key", "lin_api_", A62, 40),

@@ -165,7 +165,9 @@ def is_reference(value: str) -> bool:
 _CODE = re.compile(
     r"&(?:lt|gt|amp|quot|#\d+);"  # HTML-escaped placeholders: &lt;YOURPASSWORD&gt;
     r"|^['\"]?\$"  # '$VAR', "$VAR": a shell reference in quotes
-    r"|\w\(|\)\s*[;{.]|=>|->|::|\|\||&&|==|!=|\bfunction\b|\breturn\b|\bnew\s+\w"
+    r"|\w\(|\)\s*[;{.]|=>|->|::|\|\||&&|!=|\bfunction\b|\breturn\b|\bnew\s+\w"
+    # "==" compares (a == b, x==1); at the end of a value it is base64 padding (a key's "…w==")
+    r"|==(?!=*$)"
     r"|^[.#]?[\w-]+\s*\{|^\s*[\[{].*[\]}]\s*$"  # CSS selectors, JSON/array literals
 )
 
