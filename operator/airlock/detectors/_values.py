@@ -100,23 +100,26 @@ _FILL_IN = re.compile(r"(?:your|insert|enter|put|paste|add)[-_ .]")
 _METASYNTACTIC = re.compile(r"^(?:foo|bar|baz|qux|quux|foobar)(?![a-z])")
 _FILL_IN_END = ("-here", "_here", " here", ".here")
 
-# Templating and variable references: Kubernetes $(VAR) expansion, shell ${VAR}/$VAR, Helm/Jinja
-# {{ }}, ERB/Octopus #{ }. The value is resolved elsewhere.
-_TEMPLATE_PARTS = ("$(", "${", "{{", "{%", "#{")
-# Whole-value references: $VAR, %VAR% (Windows), @@VAR@@, __VAR__.
-_TEMPLATE_WHOLE = re.compile(r"^\$[A-Za-z_]|^%[A-Za-z_]\w*%$|^@@.*@@$|^__\w+__$")
+# Templating and variable references: Kubernetes $(VAR) expansion, shell ${VAR}, Helm/Jinja
+# {{ }} and {% %}, ERB/Octopus #{ }. The value is resolved elsewhere. Only one closed after it
+# counts: "${" alone is two characters of a generated password as often as a reference's start.
+_TEMPLATES = (("$(", ")"), ("${", "}"), ("{{", "}}"), ("{%", "%}"), ("#{", "}"))
+# Whole-value references: $VAR (alone or before a path), %VAR% (Windows), @@VAR@@, __VAR__.
+_TEMPLATE_WHOLE = re.compile(r"^\$[A-Za-z_]\w*(?:[/:.]|$)|^%[A-Za-z_]\w*%$|^@@.*@@$|^__\w+__$")
 
 # Numbers, optionally with a unit ("3600", "1.5", "30s", "512Mi"): TTLs, sizes, limits.
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[A-Za-z]{0,2}$")
 
 # References to where a secret lives rather than the secret: files, secret managers, vaults.
 _REFERENCE = re.compile(
-    r"^(?:/|\./|\.\./|~/|file:|[A-Za-z]:\\"
+    # a path is path characters only: "/e{|r[fh…" is a password that begins with a slash
+    r"^(?:(?:/|\./|\.\./|~/)[\w.@:+~,=%/-]*$|file:|[A-Za-z]:\\"
     r"|arn:aws[\w-]*:|vault:|ref\+|op://|akv://|sm://|secretsmanager:|ssm:|gcpsm://"
     r"|projects/[^/\s]+/secrets/|azurekeyvault:|keyvault:|k8s:|secret:|secretref:)"
 )
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_B64_KEY = re.compile(r"^[A-Za-z0-9+/]{16,}={0,2}$")
 
 # The characters of machine-generated tokens (base64, base64url, hex, base62 with separators).
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9+/=_\-.~]+$")
@@ -139,9 +142,8 @@ def is_placeholder(value: str) -> bool:
             return True
     if v[0] + v[-1] in _BRACKETS:  # <token>, [password], {PASS} (a URI or format template)
         return True
-    for part in _TEMPLATE_PARTS:
-        if part in v:
-            return True
+    if _templated(v):
+        return True
     if _METASYNTACTIC.match(low) is not None:  # foo_…, bar-…: an example by convention
         return True
     if _TEMPLATE_WHOLE.match(v) is not None or _FILL_IN.match(low) is not None:
@@ -151,24 +153,44 @@ def is_placeholder(value: str) -> bool:
     return _NUMBER.match(v) is not None
 
 
+def _templated(v: str) -> bool:
+    """``v`` holds a template or reference opened and closed (string searches: linear)."""
+    for start, end in _TEMPLATES:
+        at = v.find(start)
+        if at >= 0 and v.find(end, at + len(start)) >= 0:
+            return True
+    return False
+
+
 def is_reference(value: str) -> bool:
     """True when the value names a place a secret is kept (a path, a vault, a URL) instead."""
     v = value.strip()
     if _REFERENCE.match(v) is not None:
-        return True
+        # a key in base64 may begin with "/" too: whole base64 quads in both cases, no "." or
+        # "-" (a path of lower-case words, or with a file name, is not one)
+        return not (
+            v[0] == "/"
+            and len(v) % 4 == 0
+            and _B64_KEY.match(v) is not None
+            and not v.islower()
+            and not v.isupper()
+        )
     # A URL is a reference unless it carries credentials; those are found by the URL detector,
     # which runs before this filter.
     return _URL.match(v) is not None
 
 
-# Code, markup and expressions: calls, operators, selectors, escaped markup, shell quoting.
+# Code, markup and expressions: calls, operators, selectors, escaped markup, shell quoting. Each
+# needs what code has and a generated password (symbols drawn at random: "*4$IedU7(v,w") lacks:
+# a name before a call's "(", a name or a blank beside an operator, a lower-case selector.
+_OPERATOR = r"(?:&&|\|\||!=|==|=>|->|::)"
 _CODE = re.compile(
     r"&(?:lt|gt|amp|quot|#\d+);"  # HTML-escaped placeholders: &lt;YOURPASSWORD&gt;
-    r"|^['\"]?\$"  # '$VAR', "$VAR": a shell reference in quotes
-    r"|\w\(|\)\s*[;{.]|=>|->|::|\|\||&&|!=|\bfunction\b|\breturn\b|\bnew\s+\w"
-    # "==" compares (a == b, x==1); at the end of a value it is base64 padding (a key's "…w==")
-    r"|==(?!=*$)"
-    r"|^[.#]?[\w-]+\s*\{|^\s*[\[{].*[\]}]\s*$"  # CSS selectors, JSON/array literals
+    r"|^(['\"]?)\$(?:[A-Za-z_]\w*|\{[^{}]*\}|\([^()]*\))\1$"  # '$VAR', "${VAR}" in quotes
+    r"|[a-z_]{3}\(|\w\(\)|\)\s*[;{.]|\bfunction\b|\breturn\b|\bnew\s+\w"  # calls
+    # "a == b", "count==limit"; "==" ending a value is base64 padding (a key's "…w==")
+    rf"|(?:[a-z_]{{2}}|\s){_OPERATOR}(?!=*$)|{_OPERATOR}(?:\s|[a-z_]{{2}})"
+    r"|^[.#]?[a-z][a-z0-9-]*\s*\{|^\s*[\[{].*[\]}]\s*$"  # CSS selectors, JSON/array literals
 )
 
 
