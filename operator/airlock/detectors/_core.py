@@ -163,6 +163,11 @@ _USER_PASS = re.compile(r"^[^:\s/@]{1,64}:(?P<p>[^\s]{4,})$")
 _B64 = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")
 # Unquoted values that are code, not literals: calls, indexing, attribute paths.
 _CODEISH = re.compile(r"[\[\]{}()]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
+# The same for the whole rest of a ``key = value`` line of a file (unquoted): indexing
+# (``settings["db"]``, ``argv[1]``), a parenthesised expression, an attribute path. A bracket
+# alone is no sign of code there: generated passwords draw them (``x7]Lq(2…``); calls,
+# templates and selectors are told apart afterwards, as for any value under a credential name.
+_KV_CODE = re.compile(r"[A-Za-z_]\w*\[['\"\d]|^\(.*\)$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 # A value that is a line of configuration (``HELLO="…"``, ``PUBLIC_KEY: '…'``): its own keys are
 # read by the embedded scan, the line as a whole is not one credential.
@@ -780,7 +785,7 @@ class DetectorSet:
             if m is None:
                 continue
             value, quoted = _clean_text_value(m.group("val"))
-            if not quoted and _CODEISH.search(value) is not None:
+            if not quoted and _KV_CODE.search(value) is not None:
                 continue
             self._named_at(found, m.group("key"), value, m.start("val"), REASON_KEY)
         if '"' in text:
