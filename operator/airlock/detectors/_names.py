@@ -71,8 +71,15 @@ _STRONG_NOUNS = {
     "CREDENTIALS": "credential",
     "CREDS": "credential",
 }
-# Too short or too common on their own; credential nouns only after another word (DB_PASS).
-_STRONG_AFTER_PREFIX = {"PASS": "password", "PWD": "password", "CRED": "credential"}
+# Too short or too common on their own; credential nouns only after another word (DB_PASS,
+# LDAP_BIND_PW, GITHUB_PAT: a personal access token).
+_STRONG_AFTER_PREFIX = {
+    "PASS": "password",
+    "PWD": "password",
+    "PW": "password",
+    "CRED": "credential",
+    "PAT": "token",
+}
 
 # Words before KEY that make it a secret key rather than some key.
 _STRONG_KEY_QUALIFIERS = {
