@@ -261,6 +261,11 @@ def _clean_text_value(raw: str) -> tuple[str, bool]:
     return v.rstrip(";"), False
 
 
+def _query_parameter(text: str, at: int) -> bool:
+    """The name at ``text[at]`` is a URL query parameter's: after "?" or "&", in a URL."""
+    return at > 0 and text[at - 1] in "?&" and "://" in text[:at]
+
+
 def _decoded_user_pass(value: str) -> re.Match[str] | None:
     if _B64.match(value) is None:
         return None
@@ -805,11 +810,13 @@ class DetectorSet:
                 if _CODEISH.search(bare) is not None:
                     continue
                 # `login(token=hf_token)`: lower-case names with identifier values are code
-                # (a flag's value, `-Ddb.password=hunter2`, is a literal).
+                # (a flag's value, `-Ddb.password=hunter2`, is a literal, and so is a URL query
+                # parameter's, `?api_key=…` or `&token=…`).
                 if (
                     reason != REASON_FLAG
                     and _IDENTIFIER.match(bare) is not None
                     and not key.isupper()
+                    and not _query_parameter(text, m.start("key"))
                 ):
                     continue
                 self._named_at(found, key, bare, m.start("bare"), reason)

@@ -96,12 +96,14 @@ _STRONG_KEY_QUALIFIERS = {
 _PUBLIC_QUALIFIERS = frozenset({"PUBLIC", "PUB"})
 
 # Words before TOKEN that make it a tokenizer's special token (``PAD_TOKEN=<pad>``,
-# ``EOS_TOKEN=eos_token``) or a count (``MAX_TOKEN=512``), words before SECRET that make the value
+# ``EOS_TOKEN=eos_token``), a count (``MAX_TOKEN=512``) or a listing's cursor
+# (``NEXT_PAGE_TOKEN``, ``continuation_token``), words before SECRET that make the value
 # the name of a Kubernetes Secret object (``IMAGE_PULL_SECRET=regcred``, ``TLS_SECRET=web-tls``).
 _TOKEN_NOT_CREDENTIAL = frozenset({
     "PAD", "EOS", "BOS", "UNK", "SEP", "CLS", "MASK", "STOP", "SPECIAL", "START", "END", "EOT",
     "EOD", "IMAGE", "IMG", "AUDIO", "VIDEO", "VISION", "CHAT", "TOOL", "THINK", "MAX", "MIN", "NUM",
     "CSRF", "XSRF",  # anti-forgery tokens are per-session nonces, not credentials
+    "PAGE", "NEXT", "CONTINUATION", "CURSOR", "SYNC", "RESUME",  # where a listing goes on
 })  # fmt: skip
 _SECRET_NOT_CREDENTIAL = frozenset({"PULL", "TLS", "K8S", "KUBE", "KUBERNETES", "CERT"})
 _NOT_CREDENTIAL_QUALIFIERS = {"TOKEN": _TOKEN_NOT_CREDENTIAL, "SECRET": _SECRET_NOT_CREDENTIAL}
