@@ -377,6 +377,23 @@ def test_code_templates_and_paths_under_a_credential_name_are_not_reported(value
     assert D.check_env("DB_PASSWORD", value) is None
 
 
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        ("db-credentials", False),  # the Secret that holds it
+        ("hf-token-secret", False),
+        ("postgres-password", False),  # the key inside that Secret
+        ("password-2024", True),  # digits: a weak password, not an object's name
+        ("correct-horse-battery-staple", True),  # words, but none names a credential
+    ],
+)
+def test_the_name_of_the_secret_that_holds_a_credential_is_not_one(
+    value: str, secret: bool
+) -> None:
+    assert (D.check_env("DB_PASSWORD", value) is not None) is secret
+    assert (D.check_env("CLIENT_SECRET", value) is not None) is secret
+
+
 def test_a_base64_key_that_begins_with_a_slash_is_not_a_path() -> None:
     rng = random.Random(4)  # noqa: S311 - synthetic test data, not keys
     keys = [base64.b64encode(rng.randbytes(24)).decode() for _ in range(3000)]

@@ -37,6 +37,7 @@ from airlock.detectors._values import (
     is_code,
     is_dotted_name,
     is_filler,
+    is_object_name,
     is_placeholder,
     is_prose,
     is_reference,
@@ -542,7 +543,7 @@ class DetectorSet:
         v = _unquote(value.strip())
         if len(v) < MIN_SECRET_LEN or is_placeholder(v) or is_reference(v) or is_prose(v):
             return None
-        if is_code(v) or lookalike(v) or _config_line(v) or _variable(v):
+        if is_code(v) or lookalike(v) or _config_line(v) or _variable(v) or is_object_name(v):
             return None
         # base64 of text is judged by that text: "ZHVtbXkg…" (a placeholder) is no more a secret
         # than "dummy …"; random bytes (a key) do not decode to text

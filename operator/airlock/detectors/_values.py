@@ -298,6 +298,25 @@ def is_filler(value: str) -> bool:
 _DOTTED_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.[a-z][a-z-]*$")
 
 
+# A Kubernetes object's name (lower-case words joined by "-" or ".") one of whose words is a
+# credential noun: "db-credentials", "hf-token-secret", "postgres-password" name the Secret (or
+# its key) that holds the credential. A person's password of words ("correct-horse-battery")
+# names no credential, "mysecretpassword" is one word, and "password-2024" has digits.
+_OBJECT_NAME = re.compile(r"^[a-z]+(?:[-.][a-z]+)+$")
+_CREDENTIAL_NOUNS = frozenset({
+    "secret", "secrets", "password", "passwords", "passwd", "token", "tokens", "credential",
+    "credentials", "creds", "cred", "key", "keys", "apikey", "auth", "pat",
+})  # fmt: skip
+_NAME_SEPARATORS = re.compile(r"[-.]")
+
+
+def is_object_name(value: str) -> bool:
+    """The name of the Kubernetes object (or of its key) that holds a credential."""
+    return _OBJECT_NAME.match(value) is not None and not _CREDENTIAL_NOUNS.isdisjoint(
+        _NAME_SEPARATORS.split(value)
+    )
+
+
 def is_dotted_name(value: str) -> bool:
     """A host, package or property name, not a credential."""
     return _DOTTED_NAME.match(value) is not None
