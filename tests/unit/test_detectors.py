@@ -504,6 +504,24 @@ def test_name_traps_are_not_credential_names(name: str) -> None:
     assert D.check_env(name, "Pl4inLiteral-" + rnd(6)) is None
 
 
+@pytest.mark.parametrize(
+    "name", ["CACHE_KEY", "PARTITION_KEY", "S3_OBJECT_KEY", "IDEMPOTENCY_KEY", "messageKey"]
+)
+def test_keys_of_data_are_not_secret_keys(name: str) -> None:
+    assert D.check_env(name, hexs(32)) is None
+    assert D.check_env("SIGNING_KEY", hexs(32)) is not None
+
+
+def test_a_flag_or_variable_named_for_an_identifier_may_hold_a_random_value() -> None:
+    """The entropy test on a flag's value that no name announces: ``--run-id``, ``RUN_ID``,
+    ``--dataset-hash`` and ``--signature`` hold random-looking values by design."""
+    value = rnd(40)
+    for arg in (f"--request-id={value}", f"--dataset-sha256={value}", f"RUN_ID={value}"):
+        assert D.check_args(["python", "train.py", arg]) == [], arg
+    for arg in (f"--session={value}", value, f"EXTRA={value}"):
+        assert D.check_args(["python", "train.py", arg]) != [], arg
+
+
 @pytest.mark.parametrize("name", ["SIGNING_KEY", "AZURE_BATCH_KEY", "OCI_CLI_KEY_CONTENT", "KEY"])
 def test_weak_key_names_need_a_random_looking_value(name: str) -> None:
     assert D.check_env(name, "model-cache-v2") is None

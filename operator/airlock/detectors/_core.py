@@ -31,7 +31,13 @@ from airlock.detectors._matcher import (
     lookalike,
     name_rules,
 )
-from airlock.detectors._names import CONTEXT_AWS_SECRET, NameClass, classify, words
+from airlock.detectors._names import (
+    CONTEXT_AWS_SECRET,
+    NameClass,
+    classify,
+    names_identifier,
+    words,
+)
 from airlock.detectors._values import (
     MIN_SECRET_LEN,
     is_code,
@@ -681,7 +687,10 @@ class DetectorSet:
                 flag, eq, val = arg.lstrip("-").partition("=")
                 cls = self._classify(flag) if flag else None
                 if eq:
-                    det = self._literal(flag, val, cls, REASON_FLAG, generic=True, whole=arg)
+                    # a random-looking value is a credential by its looks alone, unless the
+                    # flag says it is an identifier or a digest (--run-id, --dataset-hash)
+                    generic = not names_identifier(flag)
+                    det = self._literal(flag, val, cls, REASON_FLAG, generic=generic, whole=arg)
                 elif cls is not None and i + 1 < count and not args[i + 1].startswith("-"):
                     det = self._literal(flag, args[i + 1], cls, REASON_FLAG, generic=False)
                     if det is not None:
@@ -702,10 +711,11 @@ class DetectorSet:
                     if len(arg) >= _MIN_FORMAT_LEN:
                         det = self._formats("", arg, keywords(arg))
                     if det is None:
-                        cls = self._classify(m.group(1))
+                        key = m.group(1)
                         det = self._literal(
-                            m.group(1), m.group(2), cls, REASON_ENV, generic=True, whole=arg
-                        )
+                            key, m.group(2), self._classify(key), REASON_ENV,
+                            generic=not names_identifier(key), whole=arg,
+                        )  # fmt: skip
                 else:
                     det = self._literal("", arg, None, REASON_FLAG, generic=True)
             if det is not None:

@@ -106,7 +106,25 @@ _TOKEN_NOT_CREDENTIAL = frozenset({
     "PAGE", "NEXT", "CONTINUATION", "CURSOR", "SYNC", "RESUME",  # where a listing goes on
 })  # fmt: skip
 _SECRET_NOT_CREDENTIAL = frozenset({"PULL", "TLS", "K8S", "KUBE", "KUBERNETES", "CERT"})
-_NOT_CREDENTIAL_QUALIFIERS = {"TOKEN": _TOKEN_NOT_CREDENTIAL, "SECRET": _SECRET_NOT_CREDENTIAL}
+# Words before KEY that make it a key of data, not a secret one (a cache's, a partition's, an
+# object's in a bucket, a sort or routing key, a label's).
+_KEY_NOT_CREDENTIAL = frozenset({
+    "CACHE", "PARTITION", "SORT", "ROUTING", "PRIMARY", "FOREIGN", "IDEMPOTENCY", "DEDUP",
+    "LOOKUP", "SHARD", "OBJECT", "INDEX", "LABEL", "ANNOTATION", "SELECTOR", "HASH", "RANGE",
+    "MESSAGE", "JOIN", "GROUP", "MAP", "DICT", "CONFIG", "METRIC",
+})  # fmt: skip
+_NOT_CREDENTIAL_QUALIFIERS = {
+    "TOKEN": _TOKEN_NOT_CREDENTIAL,
+    "SECRET": _SECRET_NOT_CREDENTIAL,
+    "KEY": _KEY_NOT_CREDENTIAL,
+}
+
+# Last words that make a name's value an identifier or a digest: a random-looking value is
+# expected there (``--run-id``, ``MODEL_REVISION``, ``--dataset-hash``), not a credential.
+_IDENTIFIER_WORDS = frozenset({
+    "ID", "IDS", "UUID", "GUID", "HASH", "DIGEST", "CHECKSUM", "SHA", "MD5", "ETAG", "NONCE",
+    "REVISION", "REV", "COMMIT", "TRACE", "SPAN", "SIGNATURE", "FINGERPRINT", "SEED",
+})  # fmt: skip
 
 _WEAK_NOUNS = {"KEY": "key", "AUTH": "credential", "AUTHORIZATION": "credential"}
 
@@ -167,6 +185,14 @@ def _context(ws: list[str]) -> str:
     if "SECRET" in ws and ("AWS" in ws or joined.endswith("SECRET_ACCESS_KEY")):
         return CONTEXT_AWS_SECRET
     return ""
+
+
+def names_identifier(name: str) -> bool:
+    """``name`` (a flag's or a variable's) says its value is an identifier or a digest."""
+    ws = words(name)
+    while ws and ws[-1].isdigit():  # SHA256, RUN_ID_2
+        ws.pop()
+    return bool(ws) and ws[-1] in _IDENTIFIER_WORDS
 
 
 def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | None:
