@@ -338,6 +338,30 @@ def test_generated_passwords_in_env_and_properties_files_are_reported(key: str, 
     assert len(missed) <= 25, missed[:10]  # was three in four
 
 
+@pytest.mark.parametrize("one_line", [False, True])
+def test_xml_configuration_files(one_line: bool) -> None:
+    """Maven's settings.xml holds passwords as elements, Hadoop's core-site.xml as name/value
+    properties; placeholders, versions and settings about passwords are not credentials."""
+    pw = rnd(16)
+    settings = (
+        "<settings>\n  <servers>\n    <server>\n      <id>nexus</id>\n"
+        f"      <password>{pw}</password>\n    </server>\n  </servers>\n</settings>\n"
+    )
+    site = (
+        "<configuration>\n  <property>\n    <name>fs.s3a.secret.key</name>\n"
+        f"    <value>{rnd(40, ALNUM + '+/')}</value>\n  </property>\n</configuration>\n"
+    )
+    benign = (
+        "<settings>\n  <password>${env.NEXUS_PASSWORD}</password>\n"
+        "  <token>{{ .Values.token }}</token>\n  <passwordPolicy>strict</passwordPolicy>\n"
+        "  <tokenizer.version>1.2.3</tokenizer.version>\n</settings>\n"
+    )
+    join = (lambda t: t.replace("\n", "")) if one_line else (lambda t: t)
+    assert [d.kind for d in D.check_text("settings.xml", join(settings))] == ["password"]
+    assert [d.kind for d in D.check_text("core-site.xml", join(site))] == ["secret key"]
+    assert D.check_text("settings.xml", join(benign)) == []
+
+
 @pytest.mark.parametrize(
     "line",
     [

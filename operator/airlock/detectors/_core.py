@@ -179,8 +179,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 # A value that is a line of configuration (``HELLO="…"``, ``PUBLIC_KEY: '…'``): its own keys are
 # read by the embedded scan, the line as a whole is not one credential.
 _CONFIG_LINE = re.compile(r"^[A-Za-z_][\w.-]*[ \t]*[:=][ \t]*[\"']")
-# A value that may itself be configuration: an assignment, a key: value pair, a header.
-_EMBEDDED = re.compile(r"[=:]")
+# A value that may itself be configuration: an assignment, a key: value pair, a header, XML.
+_EMBEDDED = re.compile(r"[=:]|</")
 _SEPARATOR = re.compile(r"[-_.]")
 # A value that is one base64 blob (a token or a key file stored encoded).
 _B64_BLOB = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\Z")
@@ -224,6 +224,8 @@ class _Patterns:
     keyword: re.Pattern[str]  # any credential word: the lines worth trying kv_line on
     keyword_lower: re.Pattern[str]  # the same over lower-cased text: no per-position case folding
     json_pair: re.Pattern[str]
+    xml_element: re.Pattern[str]  # <password>…</password> (Maven settings.xml)
+    xml_property: re.Pattern[str]  # <name>fs.s3a.secret.key</name><value>…</value> (Hadoop)
     script_assign: re.Pattern[str]
     script_flag: re.Pattern[str]
 
@@ -243,6 +245,10 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         keyword=re.compile(kw),
         keyword_lower=re.compile(_keyword_fragment(extra, folded=False)),
         json_pair=re.compile(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
+        xml_element=re.compile(rf"<(?P<key>{key})>(?P<val>[^<>\r\n]+)</(?P=key)>"),
+        xml_property=re.compile(
+            rf"<name>\s*(?P<key>{key})\s*</name>\s*<value>(?P<val>[^<>\r\n]*)</value>"
+        ),
         script_assign=re.compile(
             rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"
         ),
@@ -807,6 +813,12 @@ class DetectorSet:
         if '"' in text:
             for m in p.json_pair.finditer(text):
                 self._named_at(found, m.group("key"), m.group("val"), m.start("val"), REASON_KEY)
+        if "</" in text:
+            for pattern in (p.xml_element, p.xml_property):
+                for m in pattern.finditer(text):
+                    self._named_at(
+                        found, m.group("key"), m.group("val").strip(), m.start("val"), REASON_KEY
+                    )
         if "machine" in text:
             for m in _NETRC.finditer(text):
                 self._named_at(found, "password", m.group("val"), m.start("val"), REASON_KEY)
