@@ -37,7 +37,15 @@ PLAINTEXT_SECRET_ENV = RuleInfo(
     family="secrets",
     severity=Severity.CRITICAL,
     title="Plaintext credential in an environment variable",
-    reason="an environment variable holds a literal credential",
+    reason=(
+        "an environment variable holds a literal credential: a provider's token format (over "
+        "300 formats, checksums verified where they have one), a private key or a URL with a "
+        "password under any name; or, under a credential-like name (DB_PASSWORD, HF_TOKEN, "
+        "OPENAI_API_KEY), a value that could be one. Not reported there: references ($(VAR), "
+        "${VAR}, {{ .Values.x }}, vault:, arn:...:secretsmanager:), paths, URLs without a "
+        "password, code, placeholders (changeme, <token>) and the name of the Secret that "
+        "holds it"
+    ),
     fix="store it in a Secret and reference it with env[].valueFrom.secretKeyRef",
     rationale=(
         "Literal env values are stored unencrypted in the object, shown by kubectl describe, "
@@ -52,7 +60,12 @@ PLAINTEXT_SECRET_ARGS = RuleInfo(
     family="secrets",
     severity=Severity.CRITICAL,
     title="Plaintext credential on the command line",
-    reason="a command or argument holds a literal credential",
+    reason=(
+        "a command or argument holds a literal credential: a provider's token format anywhere "
+        "in it, the value of a credential-named flag (--password=..., --token ...) or variable "
+        "(DB_PASSWORD=...), a MySQL client's -p..., or a random-looking argument that no flag "
+        "names as an identifier or digest"
+    ),
     fix="mount a Secret as a file (or env from secretKeyRef) and have the program read it there",
     rationale=(
         "Command lines are visible in the object, in `ps` on the node, in process listings of "
