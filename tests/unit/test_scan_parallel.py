@@ -257,6 +257,26 @@ def test_what_a_worker_hands_back_pickles_whole_and_by_its_fields(
     assert type(doc).__reduce__(doc)[1][0] == doc.file
 
 
+def test_a_workers_results_are_one_pickle_stream_read_whole_or_not_at_all() -> None:
+    """A worker pickles each result as it is judged, into one stream whose memo is shared (a
+    rule's texts once): the parent reads every result back, and a stream cut short gives none."""
+    import io
+    import pickle
+
+    shared = "the fix of a rule, the same object in every finding: " + "x" * 200
+    buf = io.BytesIO()
+    dump = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL).dump
+    for i in range(5):
+        dump((i, [shared, f"finding {i}"]))
+    data = buf.getvalue()
+    assert data.count(shared.encode()) == 1  # written once, referred to after
+    back = parallel._results(pickle.Unpickler(io.BytesIO(data)))  # noqa: S301
+    assert back == {i: [shared, f"finding {i}"] for i in range(5)}
+    for cut in (1, len(data) // 2, len(data) - 1):
+        with pytest.raises(Exception):  # noqa: B017, PT011 - any unpickling error will do
+            parallel._results(pickle.Unpickler(io.BytesIO(data[:cut])))  # noqa: S301
+
+
 def test_short_of_file_descriptors_a_scan_forks_fewer_workers_or_none() -> None:
     import resource
 

@@ -8,7 +8,8 @@ the context (a small pickle of what the files lent) reaches them through a pipe.
 in one pipe, largest first, as 4-byte indices: each worker (the parent is one of them) reads the
 next index when it is free, so a worker that drew heavy files takes fewer of them. A child writes
 back what a report keeps of its files (:class:`~airlock.scan.result.ScanEntry` stubs, never
-whole objects).
+whole objects), each pickled as soon as it is judged into one stream, so the parent does not wait
+for a whole share to be pickled at the end.
 
 Nothing is lost: the files a worker took and did not hand back (it failed, or was killed) are
 judged again by the parent, so the report is the same as a serial scan's, in the same order.
@@ -22,7 +23,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = [
     "MIN_PARALLEL_BYTES",
@@ -123,6 +124,7 @@ def map_staged(
         if context is not None:
             context(False)
         return [judge(i, read(i)) for i in range(n)]
+    import io
     import pickle  # what a worker hands back: only imported by a scan that forks
 
     def work(i: int) -> T:
@@ -160,7 +162,11 @@ def map_staged(
                 try:
                     for fd in (r, *(c[1] for c in children)):
                         os.close(fd)  # its siblings' results are not its business
-                    done: dict[int, T] = {}
+                    # each result is pickled as soon as it is judged, into one stream (its
+                    # memo shared: a rule's texts are written once), so that nothing is left
+                    # to pickle when the last input is judged while the parent waits
+                    buf = io.BytesIO()
+                    dump = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL).dump
                     if staged:
                         _, ready_r, ready_w, file = shared
                         os.close(ready_w)
@@ -169,12 +175,12 @@ def map_staged(
                         share = min(PREFETCH_BYTES, 2 * sum(sizes) // (jobs + 1))
                         ahead = _read_ahead(task_r, tasks, read, sizes, ready_r, share, parent)
                         adopt(_wait_for(ready_r, file))
-                        done.update((i, judge(i, got)) for i, got in ahead.items())
+                        for i, got in ahead.items():
+                            dump((i, judge(i, got)))
                         ahead.clear()
-                    done.update(_drain(task_r, tasks, work, parent))
-                    data = pickle.dumps(done, pickle.HIGHEST_PROTOCOL)
+                    _drain(task_r, tasks, work, parent, dump)
                     with os.fdopen(w, "wb") as out:
-                        out.write(data)
+                        out.write(buf.getbuffer())
                 except BaseException:  # its files are judged again by the parent
                     code = 1
                 finally:
@@ -203,7 +209,8 @@ def map_staged(
             children.pop(0)
             if clean:
                 with contextlib.suppress(Exception):  # what is missing is judged below
-                    results.update(pickle.loads(data))  # noqa: S301 - our own child wrote it
+                    stream = pickle.Unpickler(io.BytesIO(data))  # noqa: S301 - our child's
+                    results.update(_results(stream))
     except BaseException:  # interrupted while collecting: no worker is left behind
         _stop(children)
         raise
@@ -309,11 +316,28 @@ def _orphaned(parent: int) -> None:
         raise SystemExit(1)
 
 
+def _results(unpickler: Any) -> dict[int, Any]:
+    """Every ``(index, result)`` a worker wrote, one pickle after another, until the end; a
+    stream cut short raises (and none of it is used)."""
+    out: dict[int, Any] = {}
+    while True:
+        try:
+            i, result = unpickler.load()
+        except EOFError:
+            return out
+        out[i] = result
+
+
 def _drain(
-    tasks_fd: int, tasks: list[list[int]], work: Callable[[int], T], parent: int = 0
+    tasks_fd: int,
+    tasks: list[list[int]],
+    work: Callable[[int], T],
+    parent: int = 0,
+    put: Callable[[tuple[int, T]], object] | None = None,
 ) -> dict[int, T]:
     """Judge task after task drawn from the pipe until it is empty (in a worker, ``parent``:
-    until then or until its parent is gone)."""
+    until then or until its parent is gone). Each ``(index, result)`` goes to ``put`` when
+    given, else into the dict returned."""
     done: dict[int, T] = {}
     while True:
         _orphaned(parent)
@@ -321,4 +345,7 @@ def _drain(
         if len(raw) < _TASK:  # empty (a 4-byte read of 4-byte writes is never split)
             return done
         for i in tasks[int.from_bytes(raw, "little")]:
-            done[i] = work(i)
+            if put is None:
+                done[i] = work(i)
+            else:
+                put((i, work(i)))
