@@ -123,6 +123,7 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
     "anthropic-admin-key": lambda: "sk" + "-ant-admin01-" + rnd(93, U64) + "AA",
     "openai-project-key": lambda: "sk" + "-proj-" + rnd(70, U64) + "T3Blbk" + "FJ" + rnd(70, U64),
     "openai-legacy-key": lambda: "sk" + "-" + rnd(20) + "T3Blbk" + "FJ" + rnd(20),
+    "firecrawl-api-key": lambda: "f" + "c-" + rnd(32, HEXL),
     "langsmith-api-key": lambda: "lsv2" + "_pt_" + rnd(32, HEXL) + "_" + rnd(10, HEXL),
     "neptune-api-token": lambda: "eyJhcGlfYWRkcmVzcyI6" + rnd(80, B64),
     "aws-bedrock-api-key": lambda: "AB" + "SK" + rnd(120, B64),

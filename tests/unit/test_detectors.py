@@ -22,6 +22,7 @@ import airlock.detectors as detectors_module
 import pytest
 import yaml
 from airlock.detectors import DEFAULT_DETECTORS, Detection, DetectorSet, fingerprint
+from airlock.detectors._values import looks_random
 from airlock.errors import PolicyError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -281,7 +282,8 @@ def test_jwt_needs_two_json_segments() -> None:
 def test_a_base64_key_with_padding_is_a_literal_not_code(name: str, size: int) -> None:
     """Random bytes in base64 end in "=" or "==" at some sizes: padding, not the comparison
     operator of code (``a == b``), which is left alone."""
-    key = base64.b64encode(bytes(_rng.getrandbits(8) for _ in range(size))).decode()
+    own = random.Random(f"{name}-{size}")  # noqa: S311 - synthetic test data, not keys
+    key = base64.b64encode(own.randbytes(size)).decode()
     assert D.check_env(name, key) is not None, key
     assert D.check_env(name, key.rstrip("=")) is not None
     for code in ("count==limit", "retries == 3", "token!=null&&token.size"):
@@ -395,6 +397,11 @@ def test_code_lines_in_configmap_files_are_not_reported(line: str) -> None:
         "obj->password",
         "std::string",
         "x => x.password",
+        "$__file{/run/secrets/db_password}",  # Grafana
+        "$__env{GF_DB_PASSWORD}",
+        "%(ENV_SUPERVISOR_PASSWORD)s",  # configparser, supervisord
+        "ENC(G6N718UuyPE5bHyWKyuLQSm02auQPUtm)",  # Jasypt: encrypted in place
+        "ENC[AES256_GCM,data:Tr3Vt2gN8qkX,iv:1uJ9zQ7xR2mT5vW8yB3n,type:str]",  # SOPS
     ],
 )
 def test_code_templates_and_paths_under_a_credential_name_are_not_reported(value: str) -> None:
@@ -422,8 +429,12 @@ def test_a_base64_key_that_begins_with_a_slash_is_not_a_path() -> None:
     rng = random.Random(4)  # noqa: S311 - synthetic test data, not keys
     keys = [base64.b64encode(rng.randbytes(24)).decode() for _ in range(3000)]
     slashed = [k for k in keys if k.startswith("/")]
-    assert slashed
-    assert all(D.check_env("SECRET_KEY", k) is not None for k in slashed), slashed
+    assert len(slashed) >= 20
+    missed = [k for k in slashed if D.check_env("SECRET_KEY", k) is None]
+    # every one was a "path" before; a few have the vowels of words still (one in twelve here)
+    assert len(missed) <= len(slashed) // 8, missed
+    for path in ("/run/secrets/accessToken", "/etc/secret/clientSecret", "/run/secrets/hfToken"):
+        assert D.check_env("ACCESS_TOKEN", path) is None, path
 
 
 @pytest.mark.parametrize(
@@ -466,8 +477,6 @@ def test_base64_of_text_is_judged_by_the_text(name: str, text: str, secret: bool
         ("DB_PASSWORD_VALUE", "password"),
         ("DB_PASSWORD2", "password"),
         ("LDAP_BIND_PW", "password"),
-        ("GITHUB_PAT", "token"),
-        ("azureDevopsPat", "token"),
         ("CLIENT_SECRET", "secret"),
         ("JWT_SECRET", "secret"),
         ("DJANGO_SECRET_KEY", "secret key"),
@@ -528,6 +537,26 @@ def test_name_traps_are_not_credential_names(name: str) -> None:
     assert D.check_env(name, "Pl4inLiteral-" + rnd(6)) is None
 
 
+def test_a_pat_is_a_token_when_it_looks_issued_and_a_pattern_otherwise() -> None:
+    value = "Xk3pQ9vL2mN8rT5wY1zA4bC7dE0f"
+    for name in ("GITHUB_PAT", "azureDevopsPat"):
+        assert kind_of(D.check_env(name, value)) == "token"
+    assert D.check_env("FILE_PAT", "data-*.jsonl") is None
+    assert D.check_env("EXCLUDE_PAT", "^ERROR.*timeout") is None
+
+
+def test_a_page_token_is_a_cursor_after_next_and_a_credential_after_a_service() -> None:
+    value = "EAAGm0PX4ZCpsBA" + "Xk3pQ9vL2mN8rT5wY1zA4bC7dE0f"
+    assert D.check_env("NEXT_PAGE_TOKEN", value) is None
+    assert D.check_env("FB_PAGE_TOKEN", value) is not None
+
+
+def test_short_passwords_that_happen_to_be_base64_are_passwords() -> None:
+    """An 8-character password decodes as 6 bytes, sometimes valid UTF-8: not text to judge."""
+    for value in ("Qy9235Nn", "YyAjyKVG", "OEM5071X"):
+        assert D.check_env("MYSQL_ROOT_PASSWORD", value) is not None, value
+
+
 @pytest.mark.parametrize(
     "name", ["CACHE_KEY", "PARTITION_KEY", "S3_OBJECT_KEY", "IDEMPOTENCY_KEY", "messageKey"]
 )
@@ -539,14 +568,18 @@ def test_keys_of_data_are_not_secret_keys(name: str) -> None:
 def test_a_flag_or_variable_named_for_an_identifier_may_hold_a_random_value() -> None:
     """The entropy test on a flag's value that no name announces: ``--run-id``, ``RUN_ID``,
     ``--dataset-hash`` and ``--signature`` hold random-looking values by design."""
-    value = rnd(40)
+    value = "Xk3pQ9vL2mN8rT5wY1zA4bC7dE0fG6hJ9kL2mN5p"  # fixed: random-looking by construction
+    assert looks_random(value, strict=True)  # else the entropy test has nothing to say
     for arg in (f"--request-id={value}", f"--dataset-sha256={value}", f"RUN_ID={value}"):
         assert D.check_args(["python", "train.py", arg]) == [], arg
     for arg in (f"--session={value}", value, f"EXTRA={value}"):
         assert D.check_args(["python", "train.py", arg]) != [], arg
 
 
-@pytest.mark.parametrize("name", ["SIGNING_KEY", "AZURE_BATCH_KEY", "OCI_CLI_KEY_CONTENT", "KEY"])
+@pytest.mark.parametrize(
+    "name",
+    ["SIGNING_KEY", "AZURE_BATCH_KEY", "OCI_CLI_KEY_CONTENT", "KEY", "SERVICEBUS_PRIMARY_KEY"],
+)
 def test_weak_key_names_need_a_random_looking_value(name: str) -> None:
     assert D.check_env(name, "model-cache-v2") is None
     assert D.check_env(name, "Meta-Llama-3-8B-Instruct") is None
@@ -876,8 +909,10 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "{{" * 100000,  # templates opened, never closed
         "${" * 100000,
         "aa" + "=" * 200000,  # an operator, then what might be padding
+        "LOG=1\npassword=" + "a" * 200000 + "\n",  # one long unquoted value on a key's line
+        "x?" + "&token=abcdefgh" * 13000,  # query parameters, none after a "://"
     ],
-    ids=["run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "=="],
+    ids=["run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv", "?&"],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:
     # Written naively, the key patterns backtrack over every keyword of a long run: this input

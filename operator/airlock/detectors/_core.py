@@ -174,7 +174,9 @@ _CODEISH = re.compile(r"[\[\]{}()]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 # (``settings["db"]``, ``argv[1]``), a parenthesised expression, an attribute path. A bracket
 # alone is no sign of code there: generated passwords draw them (``x7]Lq(2…``); calls,
 # templates and selectors are told apart afterwards, as for any value under a credential name.
-_KV_CODE = re.compile(r"[A-Za-z_]\w*\[['\"\d]|^\(.*\)$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
+_KV_CODE = re.compile(
+    r"(?<!\w)[A-Za-z_]\w*+\[['\"\d]|^\(.*\)$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$"
+)  # a name starts after no word character and is taken whole (possessive): linear
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 # A value that is a line of configuration (``HELLO="…"``, ``PUBLIC_KEY: '…'``): its own keys are
 # read by the embedded scan, the line as a whole is not one credential.
@@ -274,9 +276,10 @@ def _clean_text_value(raw: str) -> tuple[str, bool]:
     return v.rstrip(";"), False
 
 
-def _query_parameter(text: str, at: int) -> bool:
-    """The name at ``text[at]`` is a URL query parameter's: after "?" or "&", in a URL."""
-    return at > 0 and text[at - 1] in "?&" and "://" in text[:at]
+def _query_parameter(text: str, at: int, scheme: int) -> bool:
+    """The name at ``text[at]`` is a URL query parameter's: after "?" or "&", and after the
+    text's first "://" (at ``scheme``, -1 for none)."""
+    return at > 0 and text[at - 1] in "?&" and 0 <= scheme < at
 
 
 def _decoded_user_pass(value: str) -> re.Match[str] | None:
@@ -297,7 +300,9 @@ def _decoded_text(value: str) -> str | None:
         text = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    return text if text.isprintable() else None
+    # 12 characters at least: random bytes decode to short text often enough (an 8-character
+    # password is 6 bytes, sometimes valid UTF-8), to 12 ASCII characters hardly ever
+    return text if len(text) >= 12 and text.isascii() and text.isprintable() else None
 
 
 class _Found:
@@ -826,6 +831,7 @@ class DetectorSet:
     def _script_values(
         self, pattern: re.Pattern[str], text: str, found: _Found, reason: str
     ) -> None:
+        scheme = text.find("://")
         for m in pattern.finditer(text):
             key = m.group("key")
             bare = m.group("bare")
@@ -839,7 +845,7 @@ class DetectorSet:
                     reason != REASON_FLAG
                     and _IDENTIFIER.match(bare) is not None
                     and not key.isupper()
-                    and not _query_parameter(text, m.start("key"))
+                    and not _query_parameter(text, m.start("key"), scheme)
                 ):
                     continue
                 self._named_at(found, key, bare, m.start("bare"), reason)

@@ -72,13 +72,12 @@ _STRONG_NOUNS = {
     "CREDS": "credential",
 }
 # Too short or too common on their own; credential nouns only after another word (DB_PASS,
-# LDAP_BIND_PW, GITHUB_PAT: a personal access token).
+# LDAP_BIND_PW).
 _STRONG_AFTER_PREFIX = {
     "PASS": "password",
     "PWD": "password",
     "PW": "password",
     "CRED": "credential",
-    "PAT": "token",
 }
 
 # Words before KEY that make it a secret key rather than some key.
@@ -103,15 +102,16 @@ _TOKEN_NOT_CREDENTIAL = frozenset({
     "PAD", "EOS", "BOS", "UNK", "SEP", "CLS", "MASK", "STOP", "SPECIAL", "START", "END", "EOT",
     "EOD", "IMAGE", "IMG", "AUDIO", "VIDEO", "VISION", "CHAT", "TOOL", "THINK", "MAX", "MIN", "NUM",
     "CSRF", "XSRF",  # anti-forgery tokens are per-session nonces, not credentials
-    "PAGE", "NEXT", "CONTINUATION", "CURSOR", "SYNC", "RESUME",  # where a listing goes on
+    "NEXT", "PREV", "CONTINUATION", "CURSOR", "SYNC", "RESUME",  # where a listing goes on
 })  # fmt: skip
 _SECRET_NOT_CREDENTIAL = frozenset({"PULL", "TLS", "K8S", "KUBE", "KUBERNETES", "CERT"})
 # Words before KEY that make it a key of data, not a secret one (a cache's, a partition's, an
 # object's in a bucket, a sort or routing key, a label's).
+# (Not PRIMARY: Azure's primary and secondary keys are an account's two access keys.)
 _KEY_NOT_CREDENTIAL = frozenset({
-    "CACHE", "PARTITION", "SORT", "ROUTING", "PRIMARY", "FOREIGN", "IDEMPOTENCY", "DEDUP",
-    "LOOKUP", "SHARD", "OBJECT", "INDEX", "LABEL", "ANNOTATION", "SELECTOR", "HASH", "RANGE",
-    "MESSAGE", "JOIN", "GROUP", "MAP", "DICT", "CONFIG", "METRIC",
+    "CACHE", "PARTITION", "SORT", "ROUTING", "FOREIGN", "IDEMPOTENCY", "DEDUP", "LOOKUP",
+    "SHARD", "OBJECT", "INDEX", "LABEL", "ANNOTATION", "SELECTOR", "RANGE", "MESSAGE", "JOIN",
+    "MAP", "DICT", "METRIC",
 })  # fmt: skip
 _NOT_CREDENTIAL_QUALIFIERS = {
     "TOKEN": _TOKEN_NOT_CREDENTIAL,
@@ -126,7 +126,8 @@ _IDENTIFIER_WORDS = frozenset({
     "REVISION", "REV", "COMMIT", "TRACE", "SPAN", "SIGNATURE", "FINGERPRINT", "SEED",
 })  # fmt: skip
 
-_WEAK_NOUNS = {"KEY": "key", "AUTH": "credential", "AUTHORIZATION": "credential"}
+# PAT: a personal access token (GITHUB_PAT), or a pattern (FILE_PAT=data-*.jsonl).
+_WEAK_NOUNS = {"KEY": "key", "AUTH": "credential", "AUTHORIZATION": "credential", "PAT": "token"}
 
 # Lower-case run-together names (``dbpassword``, ``openaiapikey``): suffixes long enough to be
 # unambiguous inside one word.
@@ -216,8 +217,9 @@ def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | 
             core.pop()
     last = core[-1]
     prev = core[-2] if len(core) > 1 else ""
-    if prev in _NOT_CREDENTIAL_QUALIFIERS.get(last, ()):
-        return None
+    ignored = _NOT_CREDENTIAL_QUALIFIERS.get(last, ())
+    if prev in ignored or (prev == "PAGE" and len(core) > 2 and core[-3] in ignored):
+        return None  # (NEXT_PAGE_TOKEN; a FB_PAGE_TOKEN is a Facebook Page's access token)
     kind = _STRONG_NOUNS.get(last)
     if kind is None and prev:
         kind = _STRONG_AFTER_PREFIX.get(last)

@@ -89,7 +89,14 @@ RULES: tuple[ProviderRule, ...] = (
     token("nvidia-api-key", "NVIDIA", "API key", "nvapi-", URL64, 64),
     token("pinecone-api-key", "Pinecone", "API key", "pcsk_", A62 + "_", (50, 0)),
     token("tavily-api-key", "Tavily", "API key", "tvly-", URL64, (32, 0)),
-    token("firecrawl-api-key", "Firecrawl", "API key", "fc-", HEX, 32),
+    raw(
+        "firecrawl-api-key",
+        "Firecrawl",
+        "API key",
+        ("fc-",),
+        rf"{_B}(?P<s>fc-[{HEX}]{{32}}){_END}",  # ended: "fc-" and a longer hex run is a digest
+        kind="Firecrawl API key",
+    ),
     token("llamacloud-api-key", "LlamaIndex", "LlamaCloud API key", "llx-", A62, (40, 0)),
     raw(
         "langsmith-api-key",

@@ -101,9 +101,15 @@ _METASYNTACTIC = re.compile(r"^(?:foo|bar|baz|qux|quux|foobar)(?![a-z])")
 _FILL_IN_END = ("-here", "_here", " here", ".here")
 
 # Templating and variable references: Kubernetes $(VAR) expansion, shell ${VAR}, Helm/Jinja
-# {{ }} and {% %}, ERB/Octopus #{ }. The value is resolved elsewhere. Only one closed after it
-# counts: "${" alone is two characters of a generated password as often as a reference's start.
-_TEMPLATES = (("$(", ")"), ("${", "}"), ("{{", "}}"), ("{%", "%}"), ("#{", "}"))
+# {{ }} and {% %}, ERB/Octopus #{ }, and values encrypted in place. The value is resolved (or
+# decrypted) elsewhere. Only one closed after it counts: "${" alone is two characters of a
+# generated password as often as a reference's start.
+_TEMPLATES = (
+    ("$(", ")"), ("${", "}"), ("{{", "}}"), ("{%", "%}"), ("#{", "}"),
+    ("$__env{", "}"), ("$__file{", "}"), ("$__vault{", "}"),  # Grafana's configuration
+    ("%(", ")s"),  # Python configparser and supervisord: %(ENV_X)s
+    ("ENC(", ")"), ("ENC[", "]"),  # encrypted in place: Jasypt, SOPS
+)  # fmt: skip
 # Whole-value references: $VAR (alone or before a path), %VAR% (Windows), @@VAR@@, __VAR__.
 _TEMPLATE_WHOLE = re.compile(r"^\$[A-Za-z_]\w*(?:[/:.]|$)|^%[A-Za-z_]\w*%$|^@@.*@@$|^__\w+__$")
 
@@ -166,14 +172,13 @@ def is_reference(value: str) -> bool:
     """True when the value names a place a secret is kept (a path, a vault, a URL) instead."""
     v = value.strip()
     if _REFERENCE.match(v) is not None:
-        # a key in base64 may begin with "/" too: whole base64 quads in both cases, no "." or
-        # "-" (a path of lower-case words, or with a file name, is not one)
+        # a key in base64 may begin with "/" too: whole base64 quads, random-looking once its
+        # slashes are gone (a path's words, "/run/secrets/accessToken", are not)
         return not (
             v[0] == "/"
             and len(v) % 4 == 0
             and _B64_KEY.match(v) is not None
-            and not v.islower()
-            and not v.isupper()
+            and looks_random(v.replace("/", ""))
         )
     # A URL is a reference unless it carries credentials; those are found by the URL detector,
     # which runs before this filter.
@@ -188,7 +193,8 @@ _CODE = re.compile(
     r"&(?:lt|gt|amp|quot|#\d+);"  # HTML-escaped placeholders: &lt;YOURPASSWORD&gt;
     r"|^(['\"]?)\$(?:[A-Za-z_]\w*|\{[^{}]*\}|\([^()]*\))\1$"  # '$VAR', "${VAR}" in quotes
     r"|[a-z_]{3}\(|\w\(\)|\)\s*[;{.]|\bfunction\b|\breturn\b|\bnew\s+\w"  # calls
-    # "a == b", "count==limit"; "==" ending a value is base64 padding (a key's "…w==")
+    # "a == b", "count==limit"; an operator ending the value is not read as one: "==" there is
+    # base64 padding (a key's "…w==")
     rf"|(?:[a-z_]{{2}}|\s){_OPERATOR}(?!=*$)|{_OPERATOR}(?:\s|[a-z_]{{2}})"
     r"|^[.#]?[a-z][a-z0-9-]*\s*\{|^\s*[\[{].*[\]}]\s*$"  # CSS selectors, JSON/array literals
 )
