@@ -363,6 +363,6 @@ def test_x_runs_in_a_format_are_reported_but_template_words_are_not() -> None:
 
 
 def test_a_short_prefix_with_a_fixed_length_ends_where_the_format_does() -> None:
-    """"fc-" and 32 hex characters is a Firecrawl key; "fc-" and a digest's 64 is not one."""
+    """ "fc-" and 32 hex characters is a Firecrawl key; "fc-" and a digest's 64 is not one."""
     assert "firecrawl-api-key" in rule_ids("f" + "c-" + rnd(32, HEXL))
     assert "firecrawl-api-key" not in rule_ids("f" + "c-" + rnd(64, HEXL))
