@@ -5,7 +5,9 @@
 Scores (a) the labelled set tests/fixtures/credentials/labelled.yaml, (b) the third-party
 secret-scanner test cases ../shared/corpus/secrets-{osv-scalibr,secretlint,detect-secrets}/
 cases.jsonl, each value placed three ways (an env var with a neutral name, an env var with a
-credential-like name, a container argument), and (c) the Polaris check fixtures under
+credential-like name, a container argument), (c) seeded generated passwords and keys (what a
+password manager or a key generator writes) in env values, arguments and ConfigMap files, and
+(d) the Polaris check fixtures under
 ../shared/corpus/polaris-checks/{sensitiveContainerEnvVar,sensitiveConfigmapContent}
 (``failure*.yaml`` should be flagged, ``success*.yaml`` not). The corpora are read, never copied,
 and the rules are written from the providers' documented formats, not from the cases. Polaris
@@ -17,7 +19,9 @@ providers and case numbers, never values.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import random
 import statistics
 import sys
 import time
@@ -316,6 +320,63 @@ def scan_ai_samples(detectors: DetectorSet) -> list[str] | None:
     return [head, *lines]
 
 
+# -- generated credentials: what a password manager or a key generator writes -------------------
+
+_PUNCT = "!#$%&()*+,-./:;<=>?@[]^_{|}~"
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+GENERATED_PER_CELL = 1000
+
+
+def _generators(rng: random.Random) -> dict[str, Callable[[], str]]:
+    return {
+        "password, 16-24 chars with symbols": lambda: "".join(
+            rng.choice(_ALNUM + _PUNCT) for _ in range(rng.randint(16, 24))
+        ),
+        "password, 16-32 letters and digits": lambda: "".join(
+            rng.choice(_ALNUM) for _ in range(rng.randint(16, 32))
+        ),
+        "key, 16-32 random bytes in base64": lambda: base64.b64encode(
+            rng.randbytes(rng.choice((16, 24, 32)))
+        ).decode(),
+        "key, 16-32 random bytes in hex": lambda: rng.randbytes(rng.choice((16, 32))).hex(),
+    }
+
+
+def _generated_places(d: DetectorSet) -> dict[str, Callable[[str], bool]]:
+    """Where a generated value is put, and whether the detectors report it there."""
+
+    def quoted(v: str) -> str:
+        return v.replace('"', "").replace("\\", "")
+
+    return {
+        "env DB_PASSWORD": lambda v: d.check_env("DB_PASSWORD", v) is not None,
+        "env API_KEY": lambda v: d.check_env("API_KEY", v) is not None,
+        "args --password=V": lambda v: bool(d.check_args(["app", "--password=" + v])),
+        "args --token V": lambda v: bool(d.check_args(["app", "--token", v])),
+        "ConfigMap .env line": lambda v: bool(d.check_text("app.env", f"DB_PASSWORD={v}\n")),
+        "ConfigMap YAML": lambda v: bool(
+            d.check_text("app.yaml", f'db:\n  password: "{quoted(v)}"\n')
+        ),
+        "ConfigMap .properties": lambda v: bool(
+            d.check_text("app.properties", f"spring.datasource.password={v}\n")
+        ),
+    }
+
+
+def score_generated(detectors: DetectorSet) -> list[str]:
+    """Missed share of seeded generated credentials, each kind in each place (every value is a
+    credential by construction: there is no false-positive side to this set)."""
+    rng = random.Random(20261207)  # noqa: S311 - synthetic test data, not keys
+    lines = []
+    for kind, make in _generators(rng).items():
+        cells = []
+        for place, reported in _generated_places(detectors).items():
+            missed = sum(not reported(make()) for _ in range(GENERATED_PER_CELL))
+            cells.append(f"{place} {100 * missed / GENERATED_PER_CELL:.1f}%")
+        lines.append(f"  {kind}: missed " + ", ".join(cells))
+    return lines
+
+
 def timing(detectors: DetectorSet) -> list[str]:
     """Per-call cost of check_env on typical variables and on a 40-variable AI pod."""
     hf = "hf_" + "Qx" * 17
@@ -444,6 +505,10 @@ def main(argv: list[str] | None = None) -> int:
             print(s.line())
             for note in s.notes:
                 print(note)
+    print(f"\n== generated credentials ({GENERATED_PER_CELL} seeded values a cell)")
+    for line in score_generated(detectors):
+        print(line)
+        recorded.append(line)
     print("\n== unlabelled AI-workload samples (every detection listed for review)")
     samples = scan_ai_samples(detectors)
     for line in samples if samples is not None else [f"  not found at {AI_SAMPLES}; skipped"]:
