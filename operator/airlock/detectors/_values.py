@@ -187,16 +187,17 @@ def is_reference(value: str) -> bool:
 
 # Code, markup and expressions: calls, operators, selectors, escaped markup, shell quoting. Each
 # needs what code has and a generated password (symbols drawn at random: "*4$IedU7(v,w") lacks:
-# a name before a call's "(", a name or a blank beside an operator, a lower-case selector.
+# a name before a call's "(" (and its ")" before ";", "{" or "."), a name or a blank beside an
+# operator, a lower-case selector of two characters or more.
 _OPERATOR = r"(?:&&|\|\||!=|==|=>|->|::)"
 _CODE = re.compile(
     r"&(?:lt|gt|amp|quot|#\d+);"  # HTML-escaped placeholders: &lt;YOURPASSWORD&gt;
     r"|^(['\"]?)\$(?:[A-Za-z_]\w*|\{[^{}]*\}|\([^()]*\))\1$"  # '$VAR', "${VAR}" in quotes
-    r"|[a-z_]{3}\(|\w\(\)|\)\s*[;{.]|\bfunction\b|\breturn\b|\bnew\s+\w"  # calls
+    r"|[a-z_]{3}\(|\w\(\)|\w\([^()]*\)\s*[;{.]|\bfunction\b|\breturn\b|\bnew\s+\w"  # calls
     # "a == b", "count==limit"; an operator ending the value is not read as one: "==" there is
     # base64 padding (a key's "…w==")
     rf"|(?:[a-z_]{{2}}|\s){_OPERATOR}(?!=*$)|{_OPERATOR}(?:\s|[a-z_]{{2}})"
-    r"|^[.#]?[a-z][a-z0-9-]*\s*\{|^\s*[\[{].*[\]}]\s*$"  # CSS selectors, JSON/array literals
+    r"|^[.#]?[a-z][a-z0-9-]+\s*\{|^\s*[\[{].*[\]}]\s*$"  # CSS selectors, JSON/array literals
 )
 
 
