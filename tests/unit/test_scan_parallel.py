@@ -259,7 +259,8 @@ def test_what_a_worker_hands_back_pickles_whole_and_by_its_fields(
 
 def test_a_workers_results_are_one_pickle_stream_read_whole_or_not_at_all() -> None:
     """A worker pickles each result as it is judged, into one stream whose memo is shared (a
-    rule's texts once): the parent reads every result back, and a stream cut short gives none."""
+    rule's texts once), and marks its end: the parent reads every result back, and a stream cut
+    anywhere before the mark, between two pickles too, gives none."""
     import io
     import pickle
 
@@ -268,13 +269,48 @@ def test_a_workers_results_are_one_pickle_stream_read_whole_or_not_at_all() -> N
     dump = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL).dump
     for i in range(5):
         dump((i, [shared, f"finding {i}"]))
+    whole = buf.getvalue()
+    dump(None)
     data = buf.getvalue()
     assert data.count(shared.encode()) == 1  # written once, referred to after
     back = parallel._results(pickle.Unpickler(io.BytesIO(data)))  # noqa: S301
     assert back == {i: [shared, f"finding {i}"] for i in range(5)}
-    for cut in (1, len(data) // 2, len(data) - 1):
+    for cut in range(len(whole) + 1):  # every cut, at a pickle's end included
         with pytest.raises(Exception):  # noqa: B017, PT011 - any unpickling error will do
             parallel._results(pickle.Unpickler(io.BytesIO(data[:cut])))  # noqa: S301
+
+
+def test_a_healthy_workers_results_are_used_not_judged_again(tmp_path: Path) -> None:
+    """Every input is judged once, wherever: each worker's results all come back through its
+    stream (a result dropped on the way would be judged again here, and counted twice)."""
+    log = tmp_path / "judged"
+
+    def work(i: int) -> int:
+        time.sleep(0.05)  # long enough that every worker draws some
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            os.write(fd, f"{i} {os.getpid()}\n".encode())  # one short append: atomic
+        finally:
+            os.close(fd)
+        return os.getpid()
+
+    out = map_shares(work, [parallel.MIN_PARALLEL_BYTES] * 8, 3)
+    judged = [line.split() for line in log.read_text().splitlines()]
+    assert sorted(int(i) for i, _pid in judged) == list(range(8))  # once each
+    assert {int(pid) for _i, pid in judged} == set(out)
+    assert len(set(out)) > 1  # and not all here
+
+
+def test_a_result_that_does_not_pickle_is_judged_here() -> None:
+    import threading
+
+    parent = os.getpid()
+
+    def work(i: int) -> object:
+        time.sleep(0.02)
+        return threading.Lock() if os.getpid() != parent else i  # a lock does not pickle
+
+    assert map_shares(work, [parallel.MIN_PARALLEL_BYTES] * 6, 2) == list(range(6))
 
 
 def test_short_of_file_descriptors_a_scan_forks_fewer_workers_or_none() -> None:

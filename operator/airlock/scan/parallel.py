@@ -9,7 +9,8 @@ in one pipe, largest first, as 4-byte indices: each worker (the parent is one of
 next index when it is free, so a worker that drew heavy files takes fewer of them. A child writes
 back what a report keeps of its files (:class:`~airlock.scan.result.ScanEntry` stubs, never
 whole objects), each pickled as soon as it is judged into one stream, so the parent does not wait
-for a whole share to be pickled at the end.
+for a whole share to be pickled at the end (the stream is held while the worker goes on judging:
+a few megabytes for thousands of findings).
 
 Nothing is lost: the files a worker took and did not hand back (it failed, or was killed) are
 judged again by the parent, so the report is the same as a serial scan's, in the same order.
@@ -84,8 +85,10 @@ def map_shares(work: Callable[[int], T], sizes: Sequence[int], jobs: int) -> lis
     """``[work(i) for i in range(len(sizes))]``, computed by up to ``jobs`` processes.
 
     ``work`` runs in forked children, so it may use anything the parent holds; what it returns
-    must pickle. Serial when ``jobs`` is 1, when there is one input, when the inputs total less
-    than :data:`MIN_PARALLEL_BYTES`, or when the platform cannot fork.
+    must pickle, and must not change once returned (a worker pickles it then, and objects it
+    pickled before are written again only as references). Serial when ``jobs`` is 1, when there
+    is one input, when the inputs total less than :data:`MIN_PARALLEL_BYTES`, or when the
+    platform cannot fork.
     """
     return map_staged(_nothing, lambda i, _r: work(i), sizes, jobs)
 
@@ -179,6 +182,7 @@ def map_staged(
                             dump((i, judge(i, got)))
                         ahead.clear()
                     _drain(task_r, tasks, work, parent, dump)
+                    dump(None)  # the end: a stream without it is refused whole
                     with os.fdopen(w, "wb") as out:
                         out.write(buf.getbuffer())
                 except BaseException:  # its files are judged again by the parent
@@ -317,14 +321,15 @@ def _orphaned(parent: int) -> None:
 
 
 def _results(unpickler: Any) -> dict[int, Any]:
-    """Every ``(index, result)`` a worker wrote, one pickle after another, until the end; a
-    stream cut short raises (and none of it is used)."""
+    """Every ``(index, result)`` a worker wrote, one pickle after another, up to its end mark
+    (``None``). A stream without the mark was cut short: it raises, and none of it is used (a
+    cut may fall between two pickles, where each one before it reads back whole)."""
     out: dict[int, Any] = {}
     while True:
-        try:
-            i, result = unpickler.load()
-        except EOFError:
+        item = unpickler.load()  # EOFError before the end mark: cut short
+        if item is None:
             return out
+        i, result = item
         out[i] = result
 
 
