@@ -340,6 +340,17 @@ def test_generated_passwords_in_env_and_properties_files_are_reported(key: str, 
     assert len(missed) <= 25, missed[:10]  # was three in four
 
 
+def test_a_postgresql_password_file_and_a_redis_configuration() -> None:
+    pw = rnd(16)
+    entries = f"db.corp.example:5432:app:app:{pw}\n*:*:*:reader:{rnd(16)}\n"
+    assert [d.kind for d in D.check_text(".pgpass", entries)] == ["password", "password"]
+    assert [d.kind for d in D.check_text("pgpass", f"db:5432:app:app:{pw}")] == ["password"]
+    assert D.check_text(".pgpass", "# host:port:db:user:password\ndb:5432:*:app:changeme\n") == []
+    conf = f"bind 0.0.0.0\nport 6379\nrequirepass {pw}\nmasterauth {pw}\n"
+    assert [d.kind for d in D.check_text("redis.conf", conf)] == ["password"]  # once a secret
+    assert D.check_text("redis.conf", "bind 0.0.0.0\n# requirepass foobared\n") == []
+
+
 @pytest.mark.parametrize("one_line", [False, True])
 def test_xml_configuration_files(one_line: bool) -> None:
     """Maven's settings.xml holds passwords as elements, Hadoop's core-site.xml as name/value

@@ -201,6 +201,10 @@ _CURL_U = re.compile(
     r"\bcurl\b[^\n;|&]*?[ \t](?:-u|--user)(?:[ \t]+|=)[\"']?[^\s:\"']*:(?P<val>[^\s\"']+)"
 )
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
+# Redis configuration: a directive, a blank, its value (redis.conf: requirepass, masterauth).
+_REDIS_AUTH = re.compile(r"^[ \t]*(?:requirepass|masterauth)[ \t]+(?P<val>\S+)", re.M | re.I)
+# A PostgreSQL password file line: host:port:database:user:password (":" and "\" escaped).
+_PGPASS_LINE = re.compile(r"^(?:(?:[^:\\\n]|\\.)*:){4}(?P<val>(?:[^:\\\n]|\\.)+)$", re.M)
 
 
 def _keyword_fragment(extra: Sequence[tuple[str, ...]], *, folded: bool = True) -> str:
@@ -745,6 +749,11 @@ class DetectorSet:
         known = self._clean_texts  # entries and annotations recur across objects and requests
         if (key, text) in known:
             return []
+        if key.lower().endswith("pgpass"):  # PostgreSQL's password file, one entry a line
+            found = _Found()
+            for m in _PGPASS_LINE.finditer(text):
+                self._named_at(found, "password", m.group("val"), m.start("val"), REASON_KEY)
+            return found.detections
         if "\n" not in stripped:
             det = self._literal(key, stripped, self._classify(key), REASON_KEY, generic=False)
             if det is None:
@@ -826,6 +835,9 @@ class DetectorSet:
                     )
         if "machine" in text:
             for m in _NETRC.finditer(text):
+                self._named_at(found, "password", m.group("val"), m.start("val"), REASON_KEY)
+        if "requirepass" in low or "masterauth" in low:
+            for m in _REDIS_AUTH.finditer(text):
                 self._named_at(found, "password", m.group("val"), m.start("val"), REASON_KEY)
 
     def _script_values(
