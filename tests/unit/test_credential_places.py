@@ -283,3 +283,31 @@ def test_scan_reports_never_show_the_new_places_in_clear() -> None:
         assert token[3:20] not in out
     assert blob not in out
     assert out.count("plaintext-secret-configmap") >= 3
+
+
+def test_this_stops_new_places_are_found_and_never_shown_in_clear() -> None:
+    """XML configuration, a PostgreSQL password file, redis.conf, a URL query parameter and a
+    generated password with symbols: found, and in no report (text, JSON, SARIF) in clear."""
+    secrets = [rnd(16) for _ in range(4)] + ["x7]Lq(2" + rnd(12) + "->k"]
+    cm = _configmap(
+        data={
+            "settings.xml": f"<settings>\n  <password>{secrets[0]}</password>\n</settings>\n",
+            ".pgpass": f"db.corp.example:5432:app:app:{secrets[1]}\n",
+            "redis.conf": f"bind 0.0.0.0\nrequirepass {secrets[2]}\n",
+        }
+    )
+    pod = clean_pod("ml-prod")
+    pod["spec"]["containers"][0]["env"] = [
+        {"name": "FEED_URL", "value": f"https://feed.example/v1?api_key={secrets[3]}"},
+        {"name": "DB_PASSWORD", "value": secrets[4]},
+    ]
+    verdicts = [evaluate(cm, CTX), evaluate(pod, CTX)]
+    paths = {f.path for v in verdicts for f in v.findings if f.rule.startswith("plaintext")}
+    assert {'data["settings.xml"]', 'data[".pgpass"]', 'data["redis.conf"]'} <= paths
+    assert {"spec.containers[0].env[0].value", "spec.containers[0].env[1].value"} <= paths
+    out = _scan_outputs([cm, pod])
+    for secret in secrets:
+        for v in verdicts:
+            _redacted_everywhere(v, secret)
+        assert secret not in out
+        assert secret[3:14] not in out
