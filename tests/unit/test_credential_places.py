@@ -311,3 +311,29 @@ def test_this_stops_new_places_are_found_and_never_shown_in_clear() -> None:
             _redacted_everywhere(v, secret)
         assert secret not in out
         assert secret[3:14] not in out
+
+
+def test_annotations_of_digests_and_secrets_integrations_are_not_credentials() -> None:
+    """Helm's checksum/secret holds a digest of the Secret; Vault Agent Injector's annotations
+    hold where the secret is kept (their names end in a file name the user chose). A token
+    pasted into one is still found by its format."""
+    import hashlib
+
+    token = hf_token()
+    pod = clean_pod("ml-prod")
+    pod["metadata"]["annotations"] = {
+        "checksum/secret": hashlib.sha256(token.encode()).hexdigest(),
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/agent-inject-secret-db-creds": "database/creds/db-app",
+        "vault.hashicorp.com/agent-inject-template-db-creds": (
+            '{{- with secret "database/creds/db-app" -}}'
+            "postgresql://{{ .Data.username }}:{{ .Data.password }}@db:5432/app{{- end }}"
+        ),
+        "secret.reloader.stakater.com/reload": "db-credentials,hf-token",
+    }
+    assert [f.rule for f in evaluate(pod, CTX).findings if f.rule.startswith("plaintext")] == []
+    pod["metadata"]["annotations"]["vault.hashicorp.com/agent-inject-secret-hf"] = token
+    found = [f for f in evaluate(pod, CTX).findings if f.rule.startswith("plaintext")]
+    assert [f.path for f in found] == [
+        'metadata.annotations["vault.hashicorp.com/agent-inject-secret-hf"]'
+    ]

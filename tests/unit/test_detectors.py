@@ -541,6 +541,8 @@ def test_credential_names_flag_any_real_literal(name: str, kind: str) -> None:
         "TLS_SECRET",
         "NEXT_PAGE_TOKEN",
         "continuationToken",
+        "checksum/secret",  # Helm: a digest of the Secret, to roll pods when it changes
+        "SECRET_SHA256",
     ],
 )
 def test_name_traps_are_not_credential_names(name: str) -> None:

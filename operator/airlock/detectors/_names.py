@@ -119,6 +119,10 @@ _NOT_CREDENTIAL_QUALIFIERS = {
     "KEY": _KEY_NOT_CREDENTIAL,
 }
 
+# Words that make a name's value a digest of the credential (Helm's ``checksum/secret``, which
+# rolls pods when a Secret changes; ``SECRET_SHA256``), wherever they stand before its noun.
+_DIGEST_WORDS = frozenset({"CHECKSUM", "DIGEST", "SHA", "MD5"})
+
 # Last words that make a name's value an identifier or a digest: a random-looking value is
 # expected there (``--run-id``, ``MODEL_REVISION``, ``--dataset-hash``), not a credential.
 _IDENTIFIER_WORDS = frozenset({
@@ -211,6 +215,8 @@ def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | 
     for seq in extra:
         if len(ws) >= len(seq) and tuple(ws[-len(seq) :]) == seq:
             return NameClass(True, "credential", _context(ws))
+    if not _DIGEST_WORDS.isdisjoint(ws[:-1]):
+        return None
     core = list(ws)
     for _ in range(2):
         if len(core) > 1 and core[-1] in _ENCODING_SUFFIXES:

@@ -163,12 +163,25 @@ def _configmap_texts(obj: Mapping[str, object]) -> Iterator[tuple[str, str, str]
                 yield key, "binaryData", text
 
 
+# Annotations read by a secrets integration: their values are where the secret is kept (a Vault
+# path, a role, a template) or which Secrets to watch, and their names are the integration's
+# ("agent-inject-secret-<file name>"): the value is still searched for credential formats, the
+# name is not taken as evidence.
+_INTEGRATION_PREFIXES = (
+    "vault.hashicorp.com/",  # Vault Agent Injector
+    "vault.security.banzaicloud.io/",  # Bank-Vaults
+    "secret.reloader.stakater.com/",  # Reloader
+    "reloader.stakater.com/",
+)
+
+
 def _annotation_hits(wl: Workload, scope: Scope) -> Iterator[Hit]:
     detectors = scope.ctx.policy.detectors
     for key, value in wl.annotations.items():
         if key == LAST_APPLIED or not value:
             continue
-        found = detectors.check_text(key, value)
+        name = "" if key.startswith(_INTEGRATION_PREFIXES) else key
+        found = detectors.check_text(name, value)
         if found:
             yield Hit(
                 f'metadata.annotations["{key}"]',
