@@ -424,7 +424,7 @@ def test_each_finding_is_written_as_both_json_encoders_write_its_record(
     entry, f = drawn
     record = jsonfmt.finding_record(entry, f)
     standard = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    assert jsonfmt._encoded(entry, f) == standard
+    assert jsonfmt._Encoder().line(entry, f) == standard
     assert orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode() == standard
     assert jsonfmt._joined([record, record]) == (standard + ",\n    " + standard).encode()
 

@@ -286,23 +286,25 @@ def _query_parameter(text: str, at: int, scheme: int) -> bool:
     return at > 0 and text[at - 1] in "?&" and 0 <= scheme < at
 
 
-def _decoded_user_pass(value: str) -> re.Match[str] | None:
+def _b64_utf8(value: str) -> str | None:
+    """The UTF-8 text ``value`` is the (standard, padded) base64 encoding of, if it is one."""
     if _B64.match(value) is None:
         return None
     try:
-        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        return base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    return _USER_PASS.match(decoded)
+
+
+def _decoded_user_pass(value: str) -> re.Match[str] | None:
+    decoded = _b64_utf8(value)
+    return None if decoded is None else _USER_PASS.match(decoded)
 
 
 def _decoded_text(value: str) -> str | None:
     """The printable text that ``value`` is the base64 encoding of, if it is one."""
-    if len(value) % 4 or _B64.match(value) is None:
-        return None
-    try:
-        text = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    text = _b64_utf8(value)
+    if text is None:
         return None
     # 12 characters at least: random bytes decode to short text often enough (an 8-character
     # password is 6 bytes, sometimes valid UTF-8), to 12 ASCII characters hardly ever

@@ -125,10 +125,10 @@ _DIGEST_WORDS = frozenset({"CHECKSUM", "DIGEST", "SHA", "MD5"})
 
 # Last words that make a name's value an identifier or a digest: a random-looking value is
 # expected there (``--run-id``, ``MODEL_REVISION``, ``--dataset-hash``), not a credential.
-_IDENTIFIER_WORDS = frozenset({
-    "ID", "IDS", "UUID", "GUID", "HASH", "DIGEST", "CHECKSUM", "SHA", "MD5", "ETAG", "NONCE",
-    "REVISION", "REV", "COMMIT", "TRACE", "SPAN", "SIGNATURE", "FINGERPRINT", "SEED",
-})  # fmt: skip
+_IDENTIFIER_WORDS = _DIGEST_WORDS | {
+    "ID", "IDS", "UUID", "GUID", "HASH", "ETAG", "NONCE", "REVISION", "REV", "COMMIT", "TRACE",
+    "SPAN", "SIGNATURE", "FINGERPRINT", "SEED",
+}  # fmt: skip
 
 # PAT: a personal access token (GITHUB_PAT), or a pattern (FILE_PAT=data-*.jsonl).
 _WEAK_NOUNS = {"KEY": "key", "AUTH": "credential", "AUTHORIZATION": "credential", "PAT": "token"}
@@ -192,11 +192,17 @@ def _context(ws: list[str]) -> str:
     return ""
 
 
+def _counted_words(name: str) -> list[str]:
+    """``words(name)`` without a trailing count (PASSWORD2, TOKEN_1, SHA256)."""
+    ws = words(name)
+    while ws and ws[-1].isdigit():
+        ws.pop()
+    return ws
+
+
 def names_identifier(name: str) -> bool:
     """``name`` (a flag's or a variable's) says its value is an identifier or a digest."""
-    ws = words(name)
-    while ws and ws[-1].isdigit():  # SHA256, RUN_ID_2
-        ws.pop()
+    ws = _counted_words(name)
     return bool(ws) and ws[-1] in _IDENTIFIER_WORDS
 
 
@@ -207,9 +213,7 @@ def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | 
     one when it equals it or ends with it word for word (``VENDOR_KEY`` matches
     ``ACME_VENDOR_KEY``), and such names are strong.
     """
-    ws = words(name)
-    while ws and ws[-1].isdigit():  # PASSWORD2, TOKEN_1
-        ws.pop()
+    ws = _counted_words(name)
     if not ws:
         return None
     for seq in extra:

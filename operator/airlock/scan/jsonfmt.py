@@ -91,7 +91,7 @@ def _records(result: ScanResult) -> list[dict[str, Any]]:
 
 LARGE_REPORT = 20_000
 """From this many findings orjson encodes the report. Below, each finding is written out by
-:func:`_encoded`: importing orjson (it brings dataclasses, inspect, uuid and platform) costs
+:class:`_Encoder`: importing orjson (it brings dataclasses, inspect, uuid and platform) costs
 about 17 ms of a scan's start-up, which its faster encoding (0.5 µs a finding instead of 2.5)
 only wins back on reports this large. Both write the same bytes (a test holds them to it)."""
 
@@ -131,11 +131,6 @@ def _odd_name(entry: ScanEntry) -> bool:
         name is not None and not name.isascii() and _SURROGATE.search(name) is not None
         for name in (doc.file, doc.source)
     )
-
-
-def _encoded(entry: ScanEntry, f: Finding) -> str:
-    """``finding_record(entry, f)`` as compact JSON with sorted keys (see :class:`_Encoder`)."""
-    return _Encoder().line(entry, f)
 
 
 _RuleParts = tuple[str, str, str]  # family, fix, then references, rule and severity
