@@ -277,7 +277,8 @@ def _workload(  # noqa: PLR0917 (mirrors the dataclass constructor)
 
 
 def _is_map(x: object) -> TypeGuard[Mapping[str, Any]]:
-    return type(x) is dict or isinstance(x, Mapping)
+    # dict and None (an absent field) first: the ABC instance check is slow
+    return type(x) is dict or (x is not None and isinstance(x, Mapping))
 
 
 def _is_list(x: object) -> TypeGuard[list[Any] | tuple[Any, ...]]:
@@ -351,7 +352,7 @@ def _template(out: _Out, holder: object, ptr: Pointer, path: str, key: str = "te
 
 def _get_map(holder: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
     value = holder.get(key)
-    if type(value) is dict or isinstance(value, Mapping):
+    if type(value) is dict or (value is not None and isinstance(value, Mapping)):
         return value
     return None
 

@@ -1266,7 +1266,7 @@ def test_configmap_files_known_clean_are_not_searched_again_and_credentials_neve
     monkeypatch.setattr(_core, "_CLEAN_TEXT_MAX_CHARS", len(clean) * 2)
     for n in range(5):
         d.check_text(f"f{n}.yaml", clean)
-    assert d._clean_texts._chars <= len(clean) * 2
+    assert d._clean_texts._weight <= len(clean) * 2
 
 
 def test_clean_command_lines_are_remembered_and_credentials_never_kept(
@@ -1292,3 +1292,80 @@ def test_clean_command_lines_are_remembered_and_credentials_never_kept(
     # the same answer whether the list is new or remembered, through the keyed view too
     assert d.keyed(None).check_args(clean) == []
     assert seen.count(tuple(clean)) == 1
+
+
+# -- a container's env values checked together (check_envs) ------------------------------------
+
+
+def test_labelled_env_checked_together_as_one_by_one() -> None:
+    """check_envs over the whole labelled env set (one list, one keyword walk) gives each entry
+    the detection check_env gives it alone, at the entry's own index."""
+    entries = tuple((i, e["name"], _joined(e, "value")) for i, e in enumerate(LABELS["env"]))
+    alone = {i: D.check_env(name, value) for i, name, value in entries}
+    together = dict(DetectorSet().check_envs(entries))
+    assert {i: d.kind for i, d in together.items()} == {
+        i: d.kind for i, d in alone.items() if d is not None
+    }
+    assert sum(1 for d in alone.values() if d is not None) >= 50
+
+
+def test_keyword_walk_over_many_values_equals_one_walk_each() -> None:
+    from airlock.detectors._matcher import _keywords, keywords, keywords_many
+
+    words = _keywords().automaton.words
+    assert not any("\n" in w for w in words)  # the joint: no match may span two values
+    rng = random.Random(11)  # noqa: S311 - synthetic
+    alphabet = "abcXYZ019_-.:/@+~= \n\u0130é\udcfe"
+    for _ in range(4000):
+        texts = [
+            "".join(
+                rng.choice(alphabet) if rng.random() < 0.8 else rng.choice(words)
+                for _ in range(rng.choice((0, 1, 6, 25, 70)))
+            )
+            for _ in range(rng.randint(0, 7))
+        ]
+        assert keywords_many(texts) == [keywords(t) for t in texts], texts
+
+
+def test_clean_env_lists_are_remembered_whole_and_credentials_never_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airlock.detectors import _core
+
+    d = DetectorSet()
+    walks: list[tuple[str, ...]] = []
+    real = _core.keywords_many
+
+    def counting(texts: list[str]) -> Any:
+        walks.append(tuple(texts))
+        return real(texts)
+
+    monkeypatch.setattr(_core, "keywords_many", counting)
+    token = "hf" + "_" + rnd(34)
+    clean = ((0, "LOG_LEVEL", "info-level"), (2, "CACHE_DIR", "/cache/models"))
+    leaky = ((0, "LOG_LEVEL", "info-level"), (1, "HF_TOKEN", token))
+    for _ in range(3):
+        assert d.check_envs(clean) == []
+        assert [(i, det.kind) for i, det in d.check_envs(leaky)] == [(1, "Hugging Face token")]
+    assert walks.count(("info-level", "/cache/models")) == 1  # then remembered
+    assert walks.count(("info-level", token)) == 3  # a list with a credential never is
+    assert not any(token in repr(item) for item in d._clean_envs._seen)
+    assert d.keyed(None).check_envs(clean) == []  # the keyed view shares the memo
+    assert len(walks) == 4
+    # bounded by entries: past the cap the memo starts again instead of growing
+    monkeypatch.setattr(_core, "_CLEAN_MAX_ENTRIES", 3)
+    for n in range(5):
+        d.check_envs(((0, "A", f"value-{n}"), (1, "B", "other-value")))
+    assert d._clean_envs._weight <= 3
+
+
+def test_a_value_that_is_not_utf8_is_searched_all_the_same() -> None:
+    """A lone surrogate (JSON "\\ud800", a file name's undecodable byte) cannot be encoded as
+    UTF-8: the keyword walk must neither fail nor lose the token next to it."""
+    token = "hf" + "_" + rnd(34)
+    for value in (f"{token}\udcfe", f"\ud800 {token}"):
+        det = DetectorSet().check_env("APP_CONFIG_1", value)
+        assert det is not None
+        assert det.kind == "Hugging Face token"
+        found = DetectorSet().check_envs(((0, "A", "\udcfe-x"), (3, "APP_CONFIG_1", value)))
+        assert [(i, det.kind) for i, det in found] == [(3, "Hugging Face token")]

@@ -595,3 +595,65 @@ def test_a_store_uri_in_a_message_never_shows_what_could_be_a_credential(
     (f,) = [f for f in evaluate(p, ctx()).findings if f.rule == "cross-env-model-source"]
     assert token not in f.message
     assert f" {shown} " in f.message
+
+
+def test_host_runs_are_cut_as_the_reference_pattern_finds_them() -> None:
+    """The service-name parse cuts dotted runs with str.translate and str.split; the regex it
+    replaced is the specification, on any string (ASCII or not)."""
+    import random
+    import re
+
+    from airlock.rules.segregation import _host_tokens
+
+    spec = re.compile(r"[a-z0-9-]+\.[a-z0-9.-]+")
+    rng = random.Random(5)  # noqa: S311 - synthetic
+    for _ in range(50_000):
+        s = "".join(rng.choice("ab-.9 /:@_\n\u0130é\udcfe\x00") for _ in range(rng.randint(0, 24)))
+        assert list(_host_tokens(s)) == [(m.start(), m.group()) for m in spec.finditer(s)], s
+
+
+def test_env_values_are_searched_together_and_each_finding_names_its_own_entry() -> None:
+    """The cross-environment rules search a container's env values as one text: each finding
+    still names its own entry, past many short entries, entries that are not literal, values
+    holding line breaks and values that lower-casing lengthens (İ)."""
+    p = clean_pod("ml-prod")
+    p["spec"]["containers"][0]["env"] = [
+        *({"name": f"N{k}", "value": str(k)} for k in range(12)),
+        {"name": "FROM", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        {"name": "B", "value": "one\nhttp://api.ml-dev.svc:80\nthree"},
+        {"name": "C", "value": "s3://models-dev/x"},
+        {"name": "D", "value": "db.ml-dev"},
+        {"name": "LAST", "value": "x.y"},
+    ]
+    side = clean_container("side")
+    side["env"] = [
+        {"name": "A", "value": "\u0130" * 12},
+        {"name": "E", "value": "q.ml-dev"},
+        {"name": "F", "value": "x.y"},
+        {"name": "G", "value": "z.y"},
+    ]
+    p["spec"]["containers"].append(side)
+    found = {h for h in hits(p) if h[0].startswith("cross-env")}
+    assert found == {
+        ("cross-env-service-reference", f"{C0}.env[13].value"),
+        ("cross-env-model-source", f"{C0}.env[14].value"),
+        ("cross-env-service-reference", f"{C0}.env[15].value"),
+        ("cross-env-service-reference", "spec.containers[1].env[1].value"),
+    }
+    messages = [f.message for f in evaluate(p, ctx()).findings if f.path.endswith("env[15].value")]
+    assert messages == ["references Service db.ml-dev in namespace ml-dev of environment dev "
+                        "from environment prod"]  # fmt: skip
+
+
+def test_service_references_follow_each_context_namespace_map() -> None:
+    """What a namespace's environment is comes from the context in hand: contexts built one
+    after another (as the controller does when namespaces change) are never confused."""
+    p = clean_pod("ml-prod")
+    _env("URL", "http://api.data.svc:80")(p)
+    prod = EvalContext.build(POLICY, namespace_env={"ml-prod": "prod", "data": "prod"})
+    dev = EvalContext.build(POLICY, namespace_env={"ml-prod": "prod", "data": "dev"})
+    for _ in range(2):
+        assert "cross-env-service-reference" not in rules_of(p, prod)
+        assert "cross-env-service-reference" in rules_of(p, dev)
+        again = EvalContext.build(POLICY, namespace_env={"ml-prod": "prod", "data": "dev"})
+        assert "cross-env-service-reference" in rules_of(p, again)

@@ -14,7 +14,7 @@ import binascii
 import bisect
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from airlock.detectors._formats import Hit
@@ -28,6 +28,7 @@ from airlock.detectors._matcher import (
     decoded_hits,
     iter_hits,
     keywords,
+    keywords_many,
     lookalike,
     name_rules,
 )
@@ -347,27 +348,30 @@ _CLEAN_MAX_LEN = 512  # longer values (scripts, certificates) are checked every 
 _CLEAN_TEXT_MAX_CHARS = 8_000_000  # ConfigMap files known clean, all together; cleared when full
 
 
-class _CleanTexts:
-    """``(key, text)`` pairs known to hold no credential, at most :data:`_CLEAN_TEXT_MAX_CHARS`
-    characters of text together (emptied when full, like the memo of clean values)."""
+class _Weighed:
+    """Inputs known to hold no credential, at most ``limit()`` of weight together (characters of
+    text, env entries), emptied when full like the memo of clean values. The limit is read at
+    each addition (tests lower it)."""
 
-    __slots__ = ("_chars", "_seen")
+    __slots__ = ("_limit", "_seen", "_weight")
 
-    def __init__(self) -> None:
-        self._seen: set[tuple[str, str]] = set()
-        self._chars = 0
+    def __init__(self, limit: Callable[[], int]) -> None:
+        self._seen: set[Any] = set()
+        self._weight = 0
+        self._limit = limit
 
-    def __contains__(self, item: tuple[str, str]) -> bool:
+    def __contains__(self, item: object) -> bool:
         return item in self._seen
 
-    def add(self, key: str, text: str) -> None:
-        if self._chars + len(text) > _CLEAN_TEXT_MAX_CHARS:
+    def add(self, item: object, weight: int) -> None:
+        limit = self._limit()
+        if self._weight + weight > limit:
             self._seen.clear()
-            self._chars = 0
-            if len(text) > _CLEAN_TEXT_MAX_CHARS:
+            self._weight = 0
+            if weight > limit:
                 return
-        self._seen.add((key, text))
-        self._chars += len(text)
+        self._seen.add(item)
+        self._weight += weight
 
 
 def _remember(memo: set[Any], item: Any, limit: int = _CLEAN_MAX_ENTRIES) -> None:
@@ -423,6 +427,7 @@ class DetectorSet:
         "_allow",
         "_clean",
         "_clean_args",
+        "_clean_envs",
         "_clean_texts",
         "_extra",
         "_key",
@@ -472,7 +477,10 @@ class DetectorSet:
         # the same for whole ConfigMap files (key, text), bounded by their total length: a scan
         # reads a ConfigMap twice (for its readers' context, then to report it) and the audit
         # every pass, and a file costs tens of nanoseconds a character to search
-        self._clean_texts = _CleanTexts()
+        self._clean_texts = _Weighed(lambda: _CLEAN_TEXT_MAX_CHARS)
+        # and a container's literal env entries as a whole, bounded by their number: the same
+        # list recurs in every Pod of a controller, and an injected sidecar's in every workload
+        self._clean_envs = _Weighed(lambda: _CLEAN_MAX_ENTRIES)
         # and whole command lines (a container's args recur in every Pod of its controller)
         self._clean_args: set[tuple[str, ...]] = set()
         self._allow: tuple[re.Pattern[str], ...] = tuple(allow)
@@ -494,6 +502,7 @@ class DetectorSet:
         other._patterns = self._patterns
         other._clean = self._clean
         other._clean_texts = self._clean_texts
+        other._clean_envs = self._clean_envs
         other._clean_args = self._clean_args
         other._names = self._names
         other._key = key
@@ -659,19 +668,45 @@ class DetectorSet:
         n = len(value)
         if n < MIN_SECRET_LEN:
             return None
-        key = (name, value)
-        if key in self._clean:
+        pair = (name, value)
+        if pair in self._clean:
             return None
-        cls, ctx = self._name(name)
-        found: Detection | None = None
-        seen = None
-        if cls is None and not ctx and n >= _MIN_FORMAT_LEN:
-            seen = keywords(value)  # once: _literal reads it too
-        if cls is not None or ctx or (seen is not None and not _plain(value, n, seen)):
-            found = self._literal(name, value, cls, REASON_ENV, generic=False, seen=seen)
+        found = self._env(name, value, keywords(value) if n >= _MIN_FORMAT_LEN else None)
         if found is None and n <= _CLEAN_MAX_LEN:
-            _remember(self._clean, key)
+            _remember(self._clean, pair)
         return found
+
+    def check_envs(self, entries: tuple[tuple[int, str, str], ...]) -> list[tuple[int, Detection]]:
+        """``check_env`` of a container's literal env vars, ``(index, name, value)`` entries;
+        each detection with its entry's index. The values share one walk of the keyword
+        automaton, and a list found clean is remembered whole."""
+        if entries in self._clean_envs:
+            return []
+        seens = iter(keywords_many([e[2] for e in entries if len(e[2]) >= _MIN_FORMAT_LEN]))
+        names = self._names
+        out: list[tuple[int, Detection]] = []
+        for i, name, value in entries:
+            n = len(value)
+            if n < MIN_SECRET_LEN:
+                continue
+            seen = next(seens) if n >= _MIN_FORMAT_LEN else None
+            cls, ctx = names.get(name) or self._name(name)
+            if cls is None and not ctx and (seen is None or _plain(value, n, seen)):
+                continue  # the ordinary value (``_env`` inlined: this loop is the hot path)
+            det = self._literal(name, value, cls, REASON_ENV, generic=False, seen=seen)
+            if det is not None:
+                out.append((i, det))
+        if not out and all(len(e[2]) <= _CLEAN_MAX_LEN for e in entries):
+            self._clean_envs.add(entries, len(entries))
+        return out
+
+    def _env(self, name: str, value: str, seen: Seen | None) -> Detection | None:
+        """A literal env var not known clean; ``seen``: its keywords (``None`` when the value
+        is too short for any provider format)."""
+        cls, ctx = self._name(name)
+        if cls is not None or ctx or (seen is not None and not _plain(value, len(value), seen)):
+            return self._literal(name, value, cls, REASON_ENV, generic=False, seen=seen)
+        return None
 
     def check_args(self, args: Sequence[str]) -> list[tuple[int, Detection]]:
         """Credentials in a command line; each detection with the index of its argument.
@@ -759,14 +794,14 @@ class DetectorSet:
         if "\n" not in stripped:
             det = self._literal(key, stripped, self._classify(key), REASON_KEY, generic=False)
             if det is None:
-                known.add(key, text)
+                known.add((key, text), len(text))
             return [det] if det is not None else []
         found = _Found()
         self._scan_formats(text, found)
         self._scan_headers(text, found)
         self._scan_kv(text, found)
         if not found.detections:
-            known.add(key, text)
+            known.add((key, text), len(text))
         return found.detections
 
     # -- text and script scanners ------------------------------------------------------------

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import functools
+import itertools
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
-
-import ahocorasick
 
 from airlock.detectors._formats import (
     REASON_FORMAT,
@@ -31,6 +31,7 @@ from airlock.detectors._formats import (
 )
 from airlock.detectors._providers import RULES
 from airlock.detectors._table import NAME_START, ProviderRule
+from airlock.wordsearch import WordSearch
 
 # Tags for the structured formats and for the key=value scan.
 TAG_PEM = "pem"
@@ -185,7 +186,14 @@ def compiled(i: int) -> _Compiled:
 _UNANCHORED: tuple[int, ...] = tuple(i for i, r in enumerate(RULES) if not r.keywords)
 
 
-def _build() -> ahocorasick.Automaton:
+class _Keywords(NamedTuple):
+    """The automaton of every keyword, and what each keyword (by its index) points at."""
+
+    automaton: WordSearch
+    targets: tuple[tuple[tuple[int, ...], tuple[str, ...]], ...]  # (rule indices, tags)
+
+
+def _build() -> _Keywords:
     entries: dict[str, tuple[list[int], list[str]]] = {}
     for i, rule in enumerate(RULES):
         for kw in rule.keywords:
@@ -193,14 +201,17 @@ def _build() -> ahocorasick.Automaton:
     for tag, kws in _TAG_KEYWORDS.items():
         for kw in kws:
             entries.setdefault(kw, ([], []))[1].append(tag)
-    automaton = ahocorasick.Automaton()
-    for kw, (ids, tags) in entries.items():
-        automaton.add_word(kw, (tuple(ids), tuple(tags)))
-    automaton.make_automaton()
-    return automaton
+    return _Keywords(
+        WordSearch(entries), tuple((tuple(ids), tuple(tags)) for ids, tags in entries.values())
+    )
 
 
-_automaton = functools.cache(_build)  # built by the first lookup, not at import (start-up)
+_keywords = functools.cache(_build)  # built by the first lookup, not at import (start-up)
+
+
+def _matches(text: str) -> list[tuple[int, int, int]]:
+    """``(keyword index, start, end)`` of every keyword occurrence in lower-case ``text``."""
+    return _keywords().automaton.find(text)
 
 
 class Seen(NamedTuple):
@@ -214,18 +225,56 @@ NOTHING = Seen(frozenset(), frozenset())
 
 
 def keywords(text: str) -> Seen:
-    found = list(_automaton().iter(text.lower()))
+    found = _matches(text.lower())
     unanchored = len(text) >= _UNANCHORED_MIN_LEN and "." in text
     if not found and not unanchored:
         return NOTHING
+    return _seen(found, unanchored)
+
+
+def _seen(found: Iterable[tuple[int, int, int]], unanchored: bool) -> Seen:
+    targets = _keywords().targets
     rules: set[int] = set(_UNANCHORED) if unanchored else set()
     tags: set[str] = set()
-    for _end, (ids, tgs) in found:
+    for kw, _start, _end in found:
+        ids, tgs = targets[kw]
         if ids:
             rules.update(ids)
         if tgs:
             tags.update(tgs)
     return Seen(frozenset(rules), frozenset(tags))
+
+
+# Joins the strings of one keyword pass: no keyword holds it, so no match spans two strings.
+_JOIN = "\n"
+
+
+def keywords_many(texts: Sequence[str]) -> list[Seen]:
+    """``keywords`` of each of ``texts`` (a container's env values), with one walk of the
+    automaton over all of them: starting a walk costs as much as tens of characters."""
+    if len(texts) < 2:
+        return [keywords(t) for t in texts]
+    joined = _JOIN.join(texts)
+    if not joined.isascii():  # lower-casing may change lengths, and so the offsets
+        return [keywords(t) for t in texts]
+    found = _matches(joined.lower())
+    unanchored = (
+        {k for k, t in enumerate(texts) if len(t) >= _UNANCHORED_MIN_LEN and "." in t}
+        if max(map(len, texts)) >= _UNANCHORED_MIN_LEN
+        else set()
+    )
+    out = [NOTHING] * len(texts)
+    if not found and not unanchored:
+        return out
+    # where each text ends in the joined string (its separator excluded): text k holds the
+    # offsets from the end of text k-1 plus one up to its own end
+    ends = [n + k for k, n in enumerate(itertools.accumulate(map(len, texts)))]
+    by_text: dict[int, list[tuple[int, int, int]]] = {k: [] for k in unanchored}
+    for m in found:
+        by_text.setdefault(bisect.bisect_right(ends, m[1]), []).append(m)
+    for k, hits in by_text.items():
+        out[k] = _seen(hits, k in unanchored)
+    return out
 
 
 def is_format_placeholder(secret: str) -> bool:

@@ -8,8 +8,10 @@ decide actions, exceptions or output, and never hold state between calls.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any
 
 from airlock.findings import RuleInfo
@@ -20,6 +22,7 @@ from airlock.workloads import ContainerView, PodSpecView, Workload, json_path
 
 __all__ = [
     "Check",
+    "EnvText",
     "Hit",
     "Rule",
     "Scope",
@@ -50,11 +53,7 @@ class Scope:
     env: CompiledEnvironment
     namespace: str | None
     _envs: dict[int, tuple[tuple[int, str, str], ...]] = field(default_factory=dict)
-    # what the cross-environment rules concluded about a literal value (the Services it names
-    # in other environments; its storage URIs out of bounds): the same values recur in every
-    # container and replica type of a pod. Held for one evaluation, like the object itself.
-    hosts: dict[str, Any] = field(default_factory=dict)
-    uris: dict[str, Any] = field(default_factory=dict)
+    _env_texts: dict[int, EnvText] = field(default_factory=dict)
     # the keys of a ConfigMap that its check found holding a credential: the verdict carries
     # them to the second phase (workloads reading those keys), without scanning them again
     credential_keys: set[str] = field(default_factory=set)
@@ -66,6 +65,35 @@ class Scope:
         if found is None:
             found = self._envs[key] = _literal_env(c)
         return found
+
+    def env_text(self, c: ContainerView) -> EnvText:
+        """The literal env values of ``c`` as one text, for rules that search them all at once."""
+        key = id(c.container)
+        found = self._env_texts.get(key)
+        if found is None:
+            found = self._env_texts[key] = EnvText(self.literal_env(c))
+        return found
+
+
+class EnvText:
+    """A container's literal env values joined by line breaks, searched in one pass instead of
+    one call per value. No host name, storage URI or credential keyword holds a line break, so
+    no match spans two values; :meth:`entry_at` names the value a match is in."""
+
+    __slots__ = ("_ends", "entries", "text")
+
+    def __init__(self, entries: tuple[tuple[int, str, str], ...]) -> None:
+        self.entries = entries
+        self.text = "\n".join(value for _i, _name, value in entries)
+        self._ends: list[int] | None = None
+
+    def entry_at(self, offset: int) -> tuple[int, str, str]:
+        """``(index, name, value)`` of the entry whose value holds ``offset`` of :attr:`text`."""
+        ends = self._ends
+        if ends is None:  # where each value ends (its line break excluded)
+            lengths = accumulate(len(value) for _i, _name, value in self.entries)
+            ends = self._ends = [n + k for k, n in enumerate(lengths)]
+        return self.entries[bisect_right(ends, offset)]
 
 
 Check = Callable[[Workload, Scope], Iterator[Hit]]
@@ -85,6 +113,8 @@ def mapping(value: Any) -> Mapping[str, Any]:
     """``value`` if it is a mapping, else an empty one: manifests are untrusted and oddly shaped."""
     if type(value) is dict:  # the common case, without the ABC instance check
         return value
+    if value is None:  # an absent field (the next most common case): no ABC check either
+        return _EMPTY_MAP
     return value if isinstance(value, Mapping) else _EMPTY_MAP
 
 

@@ -93,12 +93,14 @@ PLAINTEXT_SECRET_CONFIGMAP = RuleInfo(
 def check_env(wl: Workload, scope: Scope) -> Iterator[Hit]:
     detectors = scope.ctx.policy.detectors
     for _pod, c in containers(wl):
-        for i, name, value in scope.literal_env(c):
-            det = detectors.check_env(name, value)
-            if det is not None:
+        entries = scope.literal_env(c)
+        found = detectors.check_envs(entries) if entries else None
+        if found:
+            names = {i: name for i, name, _value in entries}
+            for i, det in found:
                 yield Hit(
                     f"{c.path}.env[{i}].value",
-                    f"env {name} holds a plaintext {det.kind} {det.redacted()}",
+                    f"env {names[i]} holds a plaintext {det.kind} {det.redacted()}",
                 )
 
 

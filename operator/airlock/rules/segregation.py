@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +20,8 @@ from airlock.rules.base import (
     sequence,
     service_accounts,
 )
-from airlock.state import EvalContext
+from airlock.state import CompiledEnvironment, EvalContext
+from airlock.wordsearch import WordSearch
 from airlock.workloads import Workload
 
 _SEG_REFS = ("NIST SP 800-190 4.3.3", "NSA/CISA Kubernetes Hardening: network separation")
@@ -122,12 +123,35 @@ CROSS_ENV_RBAC_BINDING = RuleInfo(
     ),
 )
 
-# Dotted runs of DNS label characters; validated in code, which is about twice as fast as a
-# regex that checks label boundaries itself (this runs on every dotted env value).
-_HOST = re.compile(r"[a-z0-9-]+\.[a-z0-9.-]+")
+# Candidate host names are the dotted runs of DNS label characters (a-z, 0-9, '-', '.'),
+# validated in code. The runs are cut with str.translate and str.split, at C speed: a regex
+# trying every position of every env value cost twice as much.
+_NOT_HOST = str.maketrans(
+    {chr(c): chr(c) if re.match(r"[a-z0-9.-]", chr(c)) else " " for c in range(128)}
+)  # every ASCII character in the table: str.translate's fast path
+
+
+def _host_tokens(low: str) -> Iterator[tuple[int, str]]:
+    """``(offset, run)`` of each run of host characters in lower-case ``low`` that holds a dot
+    with a character after it, without its leading dots (``a.b``, ``svc.ns.svc``)."""
+    if not low.isascii():  # one "?" (not a host character) for each other character
+        low = low.encode("ascii", "replace").decode("ascii")
+    at = 0
+    for run in [r for r in low.translate(_NOT_HOST).split() if "." in r]:
+        token = run.lstrip(".")
+        dot = token.find(".")
+        if 0 <= dot < len(token) - 1:
+            at = low.find(token, at)  # runs come in order: past the last one found
+            yield at, token
+            at += len(token)
+
+
 # Values up to this length have their parse remembered (scripts and certificates are longer);
 # values with userinfo (`user:password@host`) never are, so the memo holds no URL credentials.
 _MEMO_MAX_LEN = 512
+# A container's env values together (an EnvText) recur in every Pod of its controller: their
+# memos hold fewer, longer texts
+_ENV_MEMO_MAX_LEN = 8192
 _STORAGE_SCHEMES = frozenset(
     {"s3", "s3a", "gs", "gcs", "hf", "az", "abfs", "abfss", "wasb", "wasbs", "pvc", "oci", "hdfs",
      "webhdfs", "minio"}
@@ -163,6 +187,14 @@ def _find_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
 
 
 _storage_uris = lru_cache(maxsize=8192)(_find_storage_uris)
+_env_storage_uris = lru_cache(maxsize=1024)(_find_storage_uris)
+
+
+def env_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
+    """:func:`storage_uris` of a container's env values (an :class:`EnvText`'s text)."""
+    if len(text) <= _ENV_MEMO_MAX_LEN and "@" not in text:
+        return _env_storage_uris(text)
+    return _find_storage_uris(text)
 
 
 def service_namespaces(text: str) -> tuple[tuple[str, str], ...]:
@@ -181,13 +213,45 @@ def service_namespaces(text: str) -> tuple[tuple[str, str], ...]:
 
 
 def _parse_service_names(text: str) -> tuple[tuple[str, str], ...]:
-    found = (_namespace_of(token) for token in _HOST.findall(text.lower()))
+    found = (_namespace_of(token) for _at, token in _host_tokens(text.lower()))
     return tuple(f for f in found if f is not None)
 
 
-# Env values repeat across the Pods of a controller and across replica types: the parse of a
+# Values repeat across the Pods of a controller and across replica types: the parse of a
 # value is independent of the policy, so it is remembered (bounded, least recently used).
 _service_namespaces = lru_cache(maxsize=8192)(_parse_service_names)
+
+
+def env_service_names(text: str) -> tuple[tuple[int, str, str], ...]:
+    """``(offset, host, namespace)`` of every Service DNS name in a container's env values (an
+    :class:`EnvText`'s text), as :func:`service_namespaces` finds them."""
+    if len(text) <= _ENV_MEMO_MAX_LEN and "@" not in text:
+        return _env_service_names(text)
+    return _find_env_service_names(text)
+
+
+def _find_env_service_names(text: str) -> tuple[tuple[int, str, str], ...]:
+    if text.isascii():  # lower-casing keeps every offset
+        return _names_at(text.lower(), 0)
+    # lower-casing may change lengths (İ): each line on its own, its names at its first offset
+    found: list[tuple[int, str, str]] = []
+    at = 0
+    for line in text.split("\n"):
+        found += ((at, host, ns) for _at, host, ns in _names_at(line.lower(), 0))
+        at += len(line) + 1
+    return tuple(found)
+
+
+def _names_at(low: str, at: int) -> tuple[tuple[int, str, str], ...]:
+    found: list[tuple[int, str, str]] = []
+    for offset, token in _host_tokens(low):
+        f = _namespace_of(token)
+        if f is not None:
+            found.append((at + offset, *f))
+    return tuple(found)
+
+
+_env_service_names = lru_cache(maxsize=1024)(_find_env_service_names)
 
 
 def _namespace_of(token: str) -> tuple[str, str] | None:
@@ -212,14 +276,6 @@ def _foreign_hosts(value: str, scope: Scope) -> Iterator[tuple[str, str, str]]:
             yield host, ns, target
 
 
-def _foreign_in(value: str, scope: Scope) -> tuple[tuple[str, str, str], ...]:
-    """``_foreign_hosts`` of a value, once per value and evaluation."""
-    found = scope.hosts.get(value)
-    if found is None:
-        found = scope.hosts[value] = tuple(_foreign_hosts(value, scope))
-    return found
-
-
 def _foreign(ns: str, scope: Scope) -> str | None:
     """The other environment a namespace belongs to, if the scope may not reach it."""
     target = scope.ctx.namespace_env.get(ns)
@@ -233,6 +289,43 @@ def _reference_message(host: str, ns: str, target: str, scope: Scope) -> str:
         f"references Service {host} in namespace {ns} of environment {target} "
         f"from environment {scope.env.name}"
     )
+
+
+class _ForeignFinder:
+    """Whether a text may name a Service in a namespace of another environment: it must hold
+    ``.<namespace>`` (every form of :func:`service_namespaces` has a dot before the namespace).
+    One automaton walk over a container's env values instead of their parse, which finds the
+    same nothing in almost every workload."""
+
+    __slots__ = ("_words",)
+
+    def __init__(self, namespaces: Iterable[str]) -> None:
+        self._words = WordSearch({"." + ns.lower() for ns in namespaces})
+
+    def may_name(self, text: str) -> bool:
+        return "." in text and self._words.any_in(text.lower())
+
+
+# (id of namespace_env, environment name) -> (namespace_env, environment, finder or None): a
+# context's namespace map never changes once built, and the request path meets few of them
+_FINDERS: dict[tuple[int, str], tuple[Mapping[str, str], CompiledEnvironment, Any]] = {}
+_FINDERS_MAX = 16
+
+
+def _foreign_finder(scope: Scope) -> _ForeignFinder | None:
+    """The finder of the namespaces ``scope`` may not reach; None when there are none."""
+    ns_env, env = scope.ctx.namespace_env, scope.env
+    key = (id(ns_env), env.name)
+    found = _FINDERS.get(key)
+    if found is not None and found[0] is ns_env and found[1] is env:  # ids outlive no object
+        finder: _ForeignFinder | None = found[2]
+        return finder
+    foreign = [ns for ns in ns_env if _foreign(ns, scope) is not None]
+    finder = _ForeignFinder(foreign) if foreign else None
+    if len(_FINDERS) >= _FINDERS_MAX:
+        _FINDERS.clear()
+    _FINDERS[key] = (ns_env, env, finder)  # held: the id stays this map's while cached
+    return finder
 
 
 def service_hits(path: str, text: str, scope: Scope) -> Iterator[Hit]:
@@ -249,12 +342,14 @@ def check_service_reference(wl: Workload, scope: Scope) -> Iterator[Hit]:
             if isinstance(value, str):
                 yield from service_hits(data_path(key), value, scope)
         return
+    finder = _foreign_finder(scope)
     for _pod, c in containers(wl):
-        # `"." in value` (C speed) keeps the regex off the many values that hold no host name
-        for i, _name, value in scope.literal_env(c):
-            if "." in value:
-                for host, ns, target in _foreign_in(value, scope):
-                    path = f"{c.path}.env[{i}].value"
+        env = scope.env_text(c)  # all values in one parse
+        if finder is not None and finder.may_name(env.text):
+            for at, host, ns in env_service_names(env.text):
+                target = _foreign(ns, scope)
+                if target is not None:
+                    path = f"{c.path}.env[{env.entry_at(at)[0]}].value"
                     yield Hit(path, _reference_message(host, ns, target, scope))
         for field in ("command", "args"):
             for i, arg in enumerate(sequence(c.container.get(field))):
@@ -335,16 +430,6 @@ def _uri_problem(uri: str, scope: Scope) -> str | None:
     return None
 
 
-def _uri_problems(value: str, scope: Scope) -> tuple[tuple[str, str], ...]:
-    """``(uri, problem)`` of each storage URI in ``value`` out of bounds, once per value and
-    evaluation."""
-    found = scope.uris.get(value)
-    if found is None:
-        problems = ((uri, _uri_problem(uri, scope)) for uri, _at in storage_uris(value))
-        found = scope.uris[value] = tuple((u, p) for u, p in problems if p)
-    return found
-
-
 def _redact_uri(uri: str, scope: Scope) -> str:
     """``uri`` as a message quotes it: without userinfo, query and fragment (where credentials
     and signed tokens go), and with any host or path segment that could be a credential (a
@@ -373,9 +458,12 @@ def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
         if problem:
             yield Hit(ref.path, f"{ref.what} {_redact_uri(ref.value, scope)} {problem}")
     for _pod, c in containers(wl):
-        for i, name, value in scope.literal_env(c):
-            if "://" in value:
-                for uri, problem in _uri_problems(value, scope):
+        env = scope.env_text(c)  # all values in one search
+        if "://" in env.text:
+            for uri, at in env_storage_uris(env.text):
+                problem = _uri_problem(uri, scope)
+                if problem:
+                    i, name, _value = env.entry_at(at)
                     yield Hit(
                         f"{c.path}.env[{i}].value",
                         f"env {name}: {_redact_uri(uri, scope)} {problem}",

@@ -1,0 +1,43 @@
+"""Many literal words searched in one walk of a string (Aho-Corasick, in Rust).
+
+The credential detectors find their ~450 keywords with it, and the cross-environment rules the
+namespaces of other environments. Any Python string is accepted: one that cannot be encoded as
+UTF-8 (lone surrogates, from a file name's undecodable bytes or a JSON ``"\\ud800"`` escape) is
+searched with those code points replaced one for one, so offsets stay those of the string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import ahocorasick_rs
+
+__all__ = ["WordSearch"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class WordSearch:
+    """Every occurrence (overlapping ones too) of a fixed set of words."""
+
+    __slots__ = ("_automaton", "words")
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = tuple(words)  # a match's word index is its index here
+        self._automaton = ahocorasick_rs.AhoCorasick(
+            self.words, matchkind=ahocorasick_rs.MatchKind.Standard
+        )
+
+    def find(self, text: str) -> list[tuple[int, int, int]]:
+        """``(word index, start, end)`` of every occurrence of a word in ``text``, in order of
+        their ends."""
+        try:
+            return self._automaton.find_matches_as_indexes(text, overlapping=True)
+        except UnicodeEncodeError:
+            safe = _SURROGATE.sub("\ufffd", text)
+            return self._automaton.find_matches_as_indexes(safe, overlapping=True)
+
+    def any_in(self, text: str) -> bool:
+        """Whether any word occurs in ``text``."""
+        return bool(self.find(text))
