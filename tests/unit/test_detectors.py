@@ -1369,3 +1369,18 @@ def test_a_value_that_is_not_utf8_is_searched_all_the_same() -> None:
         assert det.kind == "Hugging Face token"
         found = DetectorSet().check_envs(((0, "A", "\udcfe-x"), (3, "APP_CONFIG_1", value)))
         assert [(i, det.kind) for i, det in found] == [(3, "Hugging Face token")]
+
+
+def test_a_container_names_recur_with_new_values() -> None:
+    """A container's names recur with new values, each judged under its name every time."""
+    d = DetectorSet()
+    names = ("LOG_LEVEL", "DB_PASSWORD", "WANDB_PROJECT")
+    wandb_key = rnd(40, "0123456789abcdef")
+    runs = [
+        (("info", "$(DB_PASSWORD_FROM_SECRET)", "llama-ft"), []),
+        (("info", "Zq" + "9rT4vX2mLp", "llama-ft"), [(1, "password")]),
+        (("debug", "${DB_PASSWORD}", wandb_key), [(2, "Weights & Biases API key")]),
+    ]
+    for values, expected in runs:
+        entries = tuple((i, n, v) for i, (n, v) in enumerate(zip(names, values, strict=True)))
+        assert [(i, det.kind) for i, det in d.check_envs(entries)] == expected

@@ -7,11 +7,12 @@ decide actions, exceptions or output, and never hold state between calls.
 
 from __future__ import annotations
 
+import operator
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
-from itertools import accumulate
+from itertools import accumulate, count
 from typing import Any
 
 from airlock.findings import RuleInfo
@@ -54,6 +55,7 @@ class Scope:
     namespace: str | None
     _envs: dict[int, tuple[tuple[int, str, str], ...]] = field(default_factory=dict)
     _env_texts: dict[int, EnvText] = field(default_factory=dict)
+    _images: tuple[tuple[ContainerView, str, ImageRef | None], ...] | None = None
     # the keys of a ConfigMap that its check found holding a credential: the verdict carries
     # them to the second phase (workloads reading those keys), without scanning them again
     credential_keys: set[str] = field(default_factory=set)
@@ -64,6 +66,19 @@ class Scope:
         found = self._envs.get(key)
         if found is None:
             found = self._envs[key] = _literal_env(c)
+        return found
+
+    def images(self, wl: Workload) -> tuple[tuple[ContainerView, str, ImageRef | None], ...]:
+        """``(container, image, parsed reference or None)`` of every container of ``wl`` (the
+        workload evaluated) that names an image; read by every image rule."""
+        found = self._images
+        if found is None:
+            found = self._images = tuple(
+                (c, image, cached_image(image))
+                for pod in wl.pod_specs
+                for c in pod.containers
+                if isinstance(image := c.container.get("image"), str) and image
+            )
         return found
 
     def env_text(self, c: ContainerView) -> EnvText:
@@ -84,16 +99,19 @@ class EnvText:
 
     def __init__(self, entries: tuple[tuple[int, str, str], ...]) -> None:
         self.entries = entries
-        self.text = "\n".join(value for _i, _name, value in entries)
+        self.text = "\n".join(map(_VALUE, entries))
         self._ends: list[int] | None = None
 
     def entry_at(self, offset: int) -> tuple[int, str, str]:
         """``(index, name, value)`` of the entry whose value holds ``offset`` of :attr:`text`."""
         ends = self._ends
-        if ends is None:  # where each value ends (its line break excluded)
-            lengths = accumulate(len(value) for _i, _name, value in self.entries)
-            ends = self._ends = [n + k for k, n in enumerate(lengths)]
+        if ends is None:  # where each value ends (its line break excluded): k line breaks before
+            lengths = accumulate(map(len, map(_VALUE, self.entries)))
+            ends = self._ends = list(map(operator.add, lengths, count()))
         return self.entries[bisect_right(ends, offset)]
+
+
+_VALUE = operator.itemgetter(2)
 
 
 Check = Callable[[Workload, Scope], Iterator[Hit]]

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from airlock.findings import RuleInfo, Severity
-from airlock.images import ImageRef, SignatureStatus
-from airlock.rules.base import Hit, Rule, Scope, cached_image, containers
-from airlock.workloads import ContainerView, Workload
+from airlock.images import SignatureStatus
+from airlock.rules.base import Hit, Rule, Scope
+from airlock.workloads import Workload
 
 IMAGE_TAG_LATEST = RuleInfo(
     id="image-tag-latest",
@@ -80,22 +80,15 @@ _SIGNATURE_FAILURES = {
 }
 
 
-def _images(wl: Workload) -> Iterator[tuple[ContainerView, str, ImageRef | None]]:
-    for _pod, c in containers(wl):
-        image = c.container.get("image")
-        if isinstance(image, str) and image:
-            yield c, image, cached_image(image)
-
-
 def check_latest(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    for c, image, ref in _images(wl):
+    for c, image, ref in scope.images(wl):
         if ref is not None and ref.latest and not ref.pinned:
             what = "has no tag" if ref.tag is None else "uses the :latest tag"
             yield Hit(f"{c.path}.image", f"image {image} {what}")
 
 
 def check_digest(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    for c, image, ref in _images(wl):
+    for c, image, ref in scope.images(wl):
         if ref is None:
             yield Hit(f"{c.path}.image", f"image {image!r} is not a valid image reference")
         elif not ref.pinned:
@@ -123,7 +116,7 @@ def check_registry(wl: Workload, scope: Scope) -> Iterator[Hit]:
     allowed = scope.env.allowed_registries
     if not allowed:
         return
-    for c, _image, ref in _images(wl):
+    for c, _image, ref in scope.images(wl):
         if ref is not None and not registry_allowed(ref.name, allowed):
             yield Hit(
                 f"{c.path}.image",
@@ -140,7 +133,7 @@ def check_signature(wl: Workload, scope: Scope) -> Iterator[Hit]:
     checks = scope.ctx.image_signatures
     if not checks:
         return
-    for c, image, _ref in _images(wl):
+    for c, image, _ref in scope.images(wl):
         check = checks.get(image)
         if check is None or check.verified:
             continue
