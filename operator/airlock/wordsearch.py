@@ -1,9 +1,10 @@
 """Many literal words searched in one walk of a string (Aho-Corasick, in Rust).
 
 The credential detectors find their ~450 keywords with it, and the cross-environment rules the
-namespaces of other environments. Any Python string is accepted: one that cannot be encoded as
-UTF-8 (lone surrogates, from a file name's undecodable bytes or a JSON ``"\\ud800"`` escape) is
-searched with those code points replaced one for one, so offsets stay those of the string.
+namespaces of other environments. Any Python string is accepted, as a word or as a text: one
+that cannot be encoded as UTF-8 (lone surrogates, from a file name's undecodable bytes or a
+JSON ``"\\ud800"`` escape) is used with those code points replaced one for one, so offsets
+stay those of the string.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ class WordSearch:
 
     def __init__(self, words: Iterable[str]) -> None:
         self.words = tuple(words)  # a match's word index is its index here
+        # the automaton silently stops taking words at one it cannot encode: none may reach it
+        safe = [_SURROGATE.sub("\ufffd", w) for w in self.words]
         self._automaton = ahocorasick_rs.AhoCorasick(
-            self.words, matchkind=ahocorasick_rs.MatchKind.Standard
+            safe, matchkind=ahocorasick_rs.MatchKind.Standard
         )
 
     def find(self, text: str) -> list[tuple[int, int, int]]:

@@ -657,3 +657,53 @@ def test_service_references_follow_each_context_namespace_map() -> None:
         assert "cross-env-service-reference" in rules_of(p, dev)
         again = EvalContext.build(POLICY, namespace_env={"ml-prod": "prod", "data": "dev"})
         assert "cross-env-service-reference" in rules_of(p, again)
+
+
+def test_a_storage_uri_never_spans_two_env_values_or_a_line_break() -> None:
+    """A value ending in a scheme and the next one starting with "://" are two values, not a
+    URI; neither is a scheme, a line break, then "://" inside one value."""
+    for env in (
+        [{"name": "BACKEND", "value": "s3"}, {"name": "SUFFIX", "value": "://models-prod/x"}],
+        [{"name": "BACKEND", "value": "s3\n://models-prod/x"}],
+    ):
+        p = clean_pod("ml-dev")
+        p["spec"]["containers"][0]["env"] = env
+        assert "cross-env-model-source" not in rules_of(p)
+    p = clean_pod("ml-dev")
+    _env("BACKEND", "s3://models-prod/x")(p)
+    assert ("cross-env-model-source", f"{C0}.env[1].value") in hits(p)
+
+
+def test_a_namespace_name_that_is_not_utf8_hides_no_other_namespace() -> None:
+    """A namespace named with a lone surrogate (a scanned manifest's "\\udcfe" escape) cannot
+    be matched by a host name; the namespaces beside it must still be."""
+    for junk in ("x\udcfe", "\ud800", "caf\u00e9"):
+        ns_env = {"ml-dev": "dev", "ml-prod": "prod", junk: "prod"}
+        context = EvalContext.build(POLICY, namespace_env=ns_env)
+        p = clean_pod("ml-dev")
+        _env("URL", "http://db.ml-prod:5432")(p)
+        assert ("cross-env-service-reference", f"{C0}.env[1].value") in hits(p, context), junk
+
+
+def test_no_cache_of_the_cross_environment_rules_keeps_a_credential() -> None:
+    """The env values of a container are searched together; what is remembered between
+    requests never holds a credential that was beside a URI or a host name."""
+    import gc
+
+    from airlock.rules import segregation
+
+    token = "hf_" + "Qx7Lm2Np9Rt4Vw8Yz3Bc6Df1Gh5Jk0Ms2Pq"
+    p = clean_pod("ml-dev")
+    p["spec"]["containers"][0]["env"] = [
+        {"name": "MODEL_URI", "value": "s3://models-prod/llama"},
+        {"name": "DB", "value": "postgres.ml-prod.svc"},
+        {"name": "HF_TOKEN", "value": token},
+    ]
+    found = rules_of(p)
+    assert {"cross-env-model-source", "cross-env-service-reference"} <= found
+    assert "plaintext-secret-env" in found
+    for name in dir(segregation):
+        cache = getattr(segregation, name)
+        if hasattr(cache, "cache_info"):
+            assert not any(token in repr(o) for o in gc.get_referents(cache)), name
+    assert token not in repr(segregation._FINDERS)

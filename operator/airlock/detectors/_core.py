@@ -425,7 +425,6 @@ class DetectorSet:
 
     __slots__ = (
         "_allow",
-        "_clean",
         "_clean_args",
         "_clean_envs",
         "_clean_texts",
@@ -470,17 +469,15 @@ class DetectorSet:
             detail = "; ".join(f"{p}: {m}" for p, m in errors)
             raise PolicyError(f"invalid detector settings: {detail}", errors)
         self._extra: tuple[tuple[str, ...], ...] = tuple(extra)
-        # (name, value) pairs known to hold no credential. Only negatives are remembered, so no
-        # credential is ever kept beyond the call that saw it; env values repeat across the
-        # Pods of a controller and across replica types, so most lookups on the hot path hit.
-        self._clean: set[tuple[str, str]] = set()
+        # a container's literal env entries known to hold no credential, as a whole, bounded
+        # by their number. Only negatives are remembered, so no credential is ever kept beyond
+        # the call that saw it; the same list recurs in every Pod of a controller, and an
+        # injected sidecar's in every workload, so most lookups on the hot path hit.
+        self._clean_envs = _Weighed(lambda: _CLEAN_MAX_ENTRIES)
         # the same for whole ConfigMap files (key, text), bounded by their total length: a scan
         # reads a ConfigMap twice (for its readers' context, then to report it) and the audit
         # every pass, and a file costs tens of nanoseconds a character to search
         self._clean_texts = _Weighed(lambda: _CLEAN_TEXT_MAX_CHARS)
-        # and a container's literal env entries as a whole, bounded by their number: the same
-        # list recurs in every Pod of a controller, and an injected sidecar's in every workload
-        self._clean_envs = _Weighed(lambda: _CLEAN_MAX_ENTRIES)
         # and whole command lines (a container's args recur in every Pod of its controller)
         self._clean_args: set[tuple[str, ...]] = set()
         self._allow: tuple[re.Pattern[str], ...] = tuple(allow)
@@ -500,7 +497,6 @@ class DetectorSet:
         other._extra = self._extra
         other._allow = self._allow
         other._patterns = self._patterns
-        other._clean = self._clean
         other._clean_texts = self._clean_texts
         other._clean_envs = self._clean_envs
         other._clean_args = self._clean_args
@@ -665,16 +661,8 @@ class DetectorSet:
 
     def check_env(self, name: str, value: str) -> Detection | None:
         """A literal env var: provider formats under any name, or a credential name + literal."""
-        n = len(value)
-        if n < MIN_SECRET_LEN:
-            return None
-        pair = (name, value)
-        if pair in self._clean:
-            return None
-        found = self._env(name, value, keywords(value) if n >= _MIN_FORMAT_LEN else None)
-        if found is None and n <= _CLEAN_MAX_LEN:
-            _remember(self._clean, pair)
-        return found
+        found = self.check_envs(((0, name, value),)) if len(value) >= MIN_SECRET_LEN else None
+        return found[0][1] if found else None
 
     def check_envs(self, entries: tuple[tuple[int, str, str], ...]) -> list[tuple[int, Detection]]:
         """``check_env`` of a container's literal env vars, ``(index, name, value)`` entries;
@@ -692,21 +680,13 @@ class DetectorSet:
             seen = next(seens) if n >= _MIN_FORMAT_LEN else None
             cls, ctx = names.get(name) or self._name(name)
             if cls is None and not ctx and (seen is None or _plain(value, n, seen)):
-                continue  # the ordinary value (``_env`` inlined: this loop is the hot path)
+                continue  # the ordinary value: no keyword, no name to go by, not a blob
             det = self._literal(name, value, cls, REASON_ENV, generic=False, seen=seen)
             if det is not None:
                 out.append((i, det))
         if not out and all(len(e[2]) <= _CLEAN_MAX_LEN for e in entries):
             self._clean_envs.add(entries, len(entries))
         return out
-
-    def _env(self, name: str, value: str, seen: Seen | None) -> Detection | None:
-        """A literal env var not known clean; ``seen``: its keywords (``None`` when the value
-        is too short for any provider format)."""
-        cls, ctx = self._name(name)
-        if cls is not None or ctx or (seen is not None and not _plain(value, len(value), seen)):
-            return self._literal(name, value, cls, REASON_ENV, generic=False, seen=seen)
-        return None
 
     def check_args(self, args: Sequence[str]) -> list[tuple[int, Detection]]:
         """Credentials in a command line; each detection with the index of its argument.

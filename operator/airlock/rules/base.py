@@ -92,8 +92,9 @@ class Scope:
 
 class EnvText:
     """A container's literal env values joined by line breaks, searched in one pass instead of
-    one call per value. No host name, storage URI or credential keyword holds a line break, so
-    no match spans two values; :meth:`entry_at` names the value a match is in."""
+    one call per value. Host names, storage URIs (scheme included) and credential keywords are
+    read without line breaks, so no match spans two values; :meth:`entry_at` names the value a
+    match is in."""
 
     __slots__ = ("_ends", "entries", "text")
 

@@ -149,14 +149,11 @@ def _host_tokens(low: str) -> Iterator[tuple[int, str]]:
 # Values up to this length have their parse remembered (scripts and certificates are longer);
 # values with userinfo (`user:password@host`) never are, so the memo holds no URL credentials.
 _MEMO_MAX_LEN = 512
-# A container's env values together (an EnvText) recur in every Pod of its controller: their
-# memos hold fewer, longer texts
-_ENV_MEMO_MAX_LEN = 8192
 _STORAGE_SCHEMES = frozenset(
     {"s3", "s3a", "gs", "gcs", "hf", "az", "abfs", "abfss", "wasb", "wasbs", "pvc", "oci", "hdfs",
      "webhdfs", "minio"}
 )  # fmt: skip
-_SCHEME_BEFORE = re.compile(r"[A-Za-z0-9]+$")
+_SCHEME_BEFORE = re.compile(r"[A-Za-z0-9]+\Z")  # \Z: "$" also matches before a final "\n"
 _URI_REST = re.compile(r"[^\s\"',;]+")
 
 
@@ -187,14 +184,12 @@ def _find_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
 
 
 _storage_uris = lru_cache(maxsize=8192)(_find_storage_uris)
-_env_storage_uris = lru_cache(maxsize=1024)(_find_storage_uris)
 
 
 def env_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
-    """:func:`storage_uris` of a container's env values (an :class:`EnvText`'s text)."""
-    if len(text) <= _ENV_MEMO_MAX_LEN and "@" not in text:
-        return _env_storage_uris(text)
-    return _find_storage_uris(text)
+    """:func:`storage_uris` of a container's env values (an :class:`EnvText`'s text). Not
+    remembered: the text holds every value of the container, credentials too."""
+    return _find_storage_uris(text) if "://" in text else ()
 
 
 def service_namespaces(text: str) -> tuple[tuple[str, str], ...]:
@@ -224,9 +219,9 @@ _service_namespaces = lru_cache(maxsize=8192)(_parse_service_names)
 
 def env_service_names(text: str) -> tuple[tuple[int, str, str], ...]:
     """``(offset, host, namespace)`` of every Service DNS name in a container's env values (an
-    :class:`EnvText`'s text), as :func:`service_namespaces` finds them."""
-    if len(text) <= _ENV_MEMO_MAX_LEN and "@" not in text:
-        return _env_service_names(text)
+    :class:`EnvText`'s text), as :func:`service_namespaces` finds them. Not remembered: the
+    text holds every value of the container, credentials too (callers look only at texts that
+    may name another environment's namespace)."""
     return _find_env_service_names(text)
 
 
@@ -249,9 +244,6 @@ def _names_at(low: str, at: int) -> tuple[tuple[int, str, str], ...]:
         if f is not None:
             found.append((at + offset, *f))
     return tuple(found)
-
-
-_env_service_names = lru_cache(maxsize=1024)(_find_env_service_names)
 
 
 def _namespace_of(token: str) -> tuple[str, str] | None:
@@ -300,15 +292,19 @@ class _ForeignFinder:
     __slots__ = ("_words",)
 
     def __init__(self, namespaces: Iterable[str]) -> None:
-        self._words = WordSearch({"." + ns.lower() for ns in namespaces})
+        # host names are ASCII (the parse reads [a-z0-9.-] only): no other namespace is named
+        self._words = WordSearch({"." + ns.lower() for ns in namespaces if ns.isascii()})
 
     def may_name(self, text: str) -> bool:
         return "." in text and self._words.any_in(text.lower())
 
 
-# (id of namespace_env, environment name) -> (namespace_env, environment, finder or None): a
-# context's namespace map never changes once built, and the request path meets few of them
-_FINDERS: dict[tuple[int, str], tuple[Mapping[str, str], CompiledEnvironment, Any]] = {}
+# (id of namespace_env, environment name) -> (namespace_env, environment, finder or None). An
+# EvalContext is immutable (its namespace map is never changed in place), and the request path
+# meets few of them. Each entry holds its map, so the map's id cannot be reused while cached.
+_FINDERS: dict[
+    tuple[int, str], tuple[Mapping[str, str], CompiledEnvironment, _ForeignFinder | None]
+] = {}
 _FINDERS_MAX = 16
 
 
@@ -317,11 +313,10 @@ def _foreign_finder(scope: Scope) -> _ForeignFinder | None:
     ns_env, env = scope.ctx.namespace_env, scope.env
     key = (id(ns_env), env.name)
     found = _FINDERS.get(key)
-    if found is not None and found[0] is ns_env and found[1] is env:  # ids outlive no object
-        finder: _ForeignFinder | None = found[2]
-        return finder
+    if found is not None and found[0] is ns_env and found[1] is env:
+        return found[2]
     foreign = [ns for ns in ns_env if _foreign(ns, scope) is not None]
-    finder = _ForeignFinder(foreign) if foreign else None
+    finder: _ForeignFinder | None = _ForeignFinder(foreign) if foreign else None
     if len(_FINDERS) >= _FINDERS_MAX:
         _FINDERS.clear()
     _FINDERS[key] = (ns_env, env, finder)  # held: the id stays this map's while cached
