@@ -707,3 +707,9 @@ def test_no_cache_of_the_cross_environment_rules_keeps_a_credential() -> None:
         if hasattr(cache, "cache_info"):
             assert not any(token in repr(o) for o in gc.get_referents(cache)), name
     assert token not in repr(segregation._FINDERS)
+    # a list found clean is remembered, and its parse with it
+    p["spec"]["containers"][0]["env"].pop()
+    before = segregation._env_storage_uris.cache_info().hits
+    for _ in range(3):
+        assert {"cross-env-model-source", "cross-env-service-reference"} <= rules_of(p)
+    assert segregation._env_storage_uris.cache_info().hits > before

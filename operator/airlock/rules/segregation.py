@@ -11,6 +11,7 @@ from airlock.detectors import DetectorSet
 from airlock.findings import RuleInfo, Severity
 from airlock.rbac import RBAC_KINDS, cross_env_subjects, read_binding
 from airlock.rules.base import (
+    EnvText,
     Hit,
     Rule,
     Scope,
@@ -186,10 +187,26 @@ def _find_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
 _storage_uris = lru_cache(maxsize=8192)(_find_storage_uris)
 
 
-def env_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
-    """:func:`storage_uris` of a container's env values (an :class:`EnvText`'s text). Not
-    remembered: the text holds every value of the container, credentials too."""
-    return _find_storage_uris(text) if "://" in text else ()
+def env_storage_uris(env: EnvText, scope: Scope) -> tuple[tuple[str, int], ...]:
+    """:func:`storage_uris` of a container's env values, remembered as :func:`_env_memo` says."""
+    if _env_memo(env, scope):
+        return _env_storage_uris(env.text)
+    return _find_storage_uris(env.text)
+
+
+# A container's env list recurs in every Pod of its controller: its joined values are
+# remembered (keys of these memos) only when the detectors found the list clean, so no memo
+# keeps a credential that sat beside a URI or a host name.
+_ENV_MEMO_MAX_LEN = 8192
+_env_storage_uris = lru_cache(maxsize=1024)(_find_storage_uris)
+
+
+def _env_memo(env: EnvText, scope: Scope) -> bool:
+    """Whether ``env``'s text may be remembered: short enough, and its entries known to hold
+    no credential (the credentials rule, which runs first, found them clean)."""
+    return len(env.text) <= _ENV_MEMO_MAX_LEN and scope.ctx.policy.detectors.known_clean(
+        env.entries
+    )
 
 
 def service_namespaces(text: str) -> tuple[tuple[str, str], ...]:
@@ -217,12 +234,12 @@ def _parse_service_names(text: str) -> tuple[tuple[str, str], ...]:
 _service_namespaces = lru_cache(maxsize=8192)(_parse_service_names)
 
 
-def env_service_names(text: str) -> tuple[tuple[int, str, str], ...]:
-    """``(offset, host, namespace)`` of every Service DNS name in a container's env values (an
-    :class:`EnvText`'s text), as :func:`service_namespaces` finds them. Not remembered: the
-    text holds every value of the container, credentials too (callers look only at texts that
-    may name another environment's namespace)."""
-    return _find_env_service_names(text)
+def env_service_names(env: EnvText, scope: Scope) -> tuple[tuple[int, str, str], ...]:
+    """``(offset, host, namespace)`` of every Service DNS name in a container's env values, as
+    :func:`service_namespaces` finds them; remembered as :func:`_env_memo` says."""
+    if _env_memo(env, scope):
+        return _env_service_names(env.text)
+    return _find_env_service_names(env.text)
 
 
 def _find_env_service_names(text: str) -> tuple[tuple[int, str, str], ...]:
@@ -244,6 +261,9 @@ def _names_at(low: str, at: int) -> tuple[tuple[int, str, str], ...]:
         if f is not None:
             found.append((at + offset, *f))
     return tuple(found)
+
+
+_env_service_names = lru_cache(maxsize=1024)(_find_env_service_names)
 
 
 def _namespace_of(token: str) -> tuple[str, str] | None:
@@ -341,7 +361,7 @@ def check_service_reference(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for _pod, c in containers(wl):
         env = scope.env_text(c)  # all values in one parse
         if finder is not None and finder.may_name(env.text):
-            for at, host, ns in env_service_names(env.text):
+            for at, host, ns in env_service_names(env, scope):
                 target = _foreign(ns, scope)
                 if target is not None:
                     path = f"{c.path}.env[{env.entry_at(at)[0]}].value"
@@ -455,7 +475,7 @@ def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for _pod, c in containers(wl):
         env = scope.env_text(c)  # all values in one search
         if "://" in env.text:
-            for uri, at in env_storage_uris(env.text):
+            for uri, at in env_storage_uris(env, scope):
                 problem = _uri_problem(uri, scope)
                 if problem:
                     i, name, _value = env.entry_at(at)
