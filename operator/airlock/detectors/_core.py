@@ -688,10 +688,6 @@ class DetectorSet:
             self._clean_envs.add(entries, len(entries))
         return out
 
-    def known_clean(self, entries: tuple[tuple[int, str, str], ...]) -> bool:
-        """Whether :meth:`check_envs` found these env entries clean and remembers them so."""
-        return entries in self._clean_envs
-
     def check_args(self, args: Sequence[str]) -> list[tuple[int, Detection]]:
         """Credentials in a command line; each detection with the index of its argument.
 

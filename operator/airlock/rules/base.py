@@ -59,6 +59,9 @@ class Scope:
     # the keys of a ConfigMap that its check found holding a credential: the verdict carries
     # them to the second phase (workloads reading those keys), without scanning them again
     credential_keys: set[str] = field(default_factory=set)
+    # containers (ids) whose literal env values the credentials rule found clean: only their
+    # text may be a key of the cross-environment rules' memos (no memo keeps a credential)
+    clean_env: set[int] = field(default_factory=set)
 
     def literal_env(self, c: ContainerView) -> tuple[tuple[int, str, str], ...]:
         """``(index, name, value)`` of every env entry of ``c`` with a literal string value."""

@@ -95,7 +95,9 @@ def check_env(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for _pod, c in containers(wl):
         entries = scope.literal_env(c)
         found = detectors.check_envs(entries) if entries else None
-        if found:
+        if not found:
+            scope.clean_env.add(id(c.container))
+        else:
             names = {i: name for i, name, _value in entries}
             for i, det in found:
                 yield Hit(

@@ -23,7 +23,7 @@ from airlock.rules.base import (
 )
 from airlock.state import CompiledEnvironment, EvalContext
 from airlock.wordsearch import WordSearch
-from airlock.workloads import Workload
+from airlock.workloads import ContainerView, Workload
 
 _SEG_REFS = ("NIST SP 800-190 4.3.3", "NSA/CISA Kubernetes Hardening: network separation")
 
@@ -187,9 +187,9 @@ def _find_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
 _storage_uris = lru_cache(maxsize=8192)(_find_storage_uris)
 
 
-def env_storage_uris(env: EnvText, scope: Scope) -> tuple[tuple[str, int], ...]:
-    """:func:`storage_uris` of a container's env values, remembered as :func:`_env_memo` says."""
-    if _env_memo(env, scope):
+def env_storage_uris(env: EnvText, c: ContainerView, scope: Scope) -> tuple[tuple[str, int], ...]:
+    """:func:`storage_uris` of ``c``'s env values, remembered as :func:`_env_memo` says."""
+    if _env_memo(env, c, scope):
         return _env_storage_uris(env.text)
     return _find_storage_uris(env.text)
 
@@ -201,12 +201,10 @@ _ENV_MEMO_MAX_LEN = 8192
 _env_storage_uris = lru_cache(maxsize=1024)(_find_storage_uris)
 
 
-def _env_memo(env: EnvText, scope: Scope) -> bool:
-    """Whether ``env``'s text may be remembered: short enough, and its entries known to hold
-    no credential (the credentials rule, which runs first, found them clean)."""
-    return len(env.text) <= _ENV_MEMO_MAX_LEN and scope.ctx.policy.detectors.known_clean(
-        env.entries
-    )
+def _env_memo(env: EnvText, c: ContainerView, scope: Scope) -> bool:
+    """Whether ``env``'s text may be remembered: short enough, and its values found clean by
+    the credentials rule (which runs first) in this evaluation."""
+    return len(env.text) <= _ENV_MEMO_MAX_LEN and id(c.container) in scope.clean_env
 
 
 def service_namespaces(text: str) -> tuple[tuple[str, str], ...]:
@@ -234,10 +232,12 @@ def _parse_service_names(text: str) -> tuple[tuple[str, str], ...]:
 _service_namespaces = lru_cache(maxsize=8192)(_parse_service_names)
 
 
-def env_service_names(env: EnvText, scope: Scope) -> tuple[tuple[int, str, str], ...]:
-    """``(offset, host, namespace)`` of every Service DNS name in a container's env values, as
+def env_service_names(
+    env: EnvText, c: ContainerView, scope: Scope
+) -> tuple[tuple[int, str, str], ...]:
+    """``(offset, host, namespace)`` of every Service DNS name in ``c``'s env values, as
     :func:`service_namespaces` finds them; remembered as :func:`_env_memo` says."""
-    if _env_memo(env, scope):
+    if _env_memo(env, c, scope):
         return _env_service_names(env.text)
     return _find_env_service_names(env.text)
 
@@ -361,7 +361,7 @@ def check_service_reference(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for _pod, c in containers(wl):
         env = scope.env_text(c)  # all values in one parse
         if finder is not None and finder.may_name(env.text):
-            for at, host, ns in env_service_names(env, scope):
+            for at, host, ns in env_service_names(env, c, scope):
                 target = _foreign(ns, scope)
                 if target is not None:
                     path = f"{c.path}.env[{env.entry_at(at)[0]}].value"
@@ -475,7 +475,7 @@ def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for _pod, c in containers(wl):
         env = scope.env_text(c)  # all values in one search
         if "://" in env.text:
-            for uri, at in env_storage_uris(env, scope):
+            for uri, at in env_storage_uris(env, c, scope):
                 problem = _uri_problem(uri, scope)
                 if problem:
                     i, name, _value = env.entry_at(at)
