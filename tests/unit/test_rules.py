@@ -713,3 +713,35 @@ def test_no_cache_of_the_cross_environment_rules_keeps_a_credential() -> None:
     for _ in range(3):
         assert {"cross-env-model-source", "cross-env-service-reference"} <= rules_of(p)
     assert segregation._env_storage_uris.cache_info().hits > before
+
+
+def test_a_reference_inside_a_credential_is_still_found_when_remembered() -> None:
+    """A URL with a password names a Service: the credentials rule reports the value, and the
+    cross-environment rules (which do not remember a container holding a credential) still
+    read the reference in it, at its own entry, in the order of the entries, every time."""
+    secret = "postgres://admin:" + "Zq9rT4vX2mLp" + "@db.ml-prod.svc:5432/app"
+    store = "s3://models-prod/" + "x?sig=" + "Zq9rT4vX2mLp"
+    p = clean_pod("ml-dev")
+    p["spec"]["containers"][0]["env"] = [
+        {"name": "DATABASE_URL", "value": secret},
+        {"name": "A", "value": "api.ml-prod.svc"},
+        {"name": "MODEL", "value": store},
+        {"name": "B", "value": "s3://models-prod/y"},
+        {
+            "name": "CONFIG",
+            "value": "uri=s3://models-prod/z token=hf_" + "Qx7Lm2Np9Rt4Vw8Yz3Bc6Df1Gh5Jk0Ms2Pq",
+        },
+    ]
+    expected = {
+        ("cross-env-model-source", f"{C0}.env[4].value"),
+        ("plaintext-secret-env", f"{C0}.env[4].value"),
+        ("cross-env-service-reference", f"{C0}.env[0].value"),
+        ("cross-env-service-reference", f"{C0}.env[1].value"),
+        ("cross-env-model-source", f"{C0}.env[2].value"),
+        ("cross-env-model-source", f"{C0}.env[3].value"),
+        ("plaintext-secret-env", f"{C0}.env[0].value"),
+    }
+    for _ in range(3):
+        assert expected <= hits(p)
+    order = [f.path for f in evaluate(p, ctx()).findings if f.rule.startswith("cross-env")]
+    assert order == sorted(order)  # in the order of the entries, as read one by one
