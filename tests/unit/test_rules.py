@@ -745,3 +745,26 @@ def test_a_reference_inside_a_credential_is_still_found_when_remembered() -> Non
         assert expected <= hits(p)
     order = [f.path for f in evaluate(p, ctx()).findings if f.rule.startswith("cross-env")]
     assert order == sorted(order)  # in the order of the entries, as read one by one
+
+
+def test_an_image_reference_with_a_password_is_neither_quoted_nor_remembered() -> None:
+    """``user:password@registry/…`` is not a valid reference: the finding names it without the
+    userinfo (a password may hold '/' or '@'), and no memo keeps the string."""
+    import gc
+
+    from airlock.rules import base
+
+    password = "S3cr3t" + "Passw0rdXyz"
+    digest = "sha256:" + "ab" * 32
+    for image, shown in (
+        (f"user:{password}@registry.corp.example/dev/x:1", "…@registry.corp.example/dev/x:1"),
+        (f"user:{password}/x@registry/x@{digest}", f"…@registry/x@{digest}"),
+    ):
+        p = clean_pod("ml-prod")
+        p["spec"]["containers"][0]["image"] = image
+        found = evaluate(p, ctx()).findings
+        messages = [f.message for f in found if f.path == f"{C0}.image"]
+        assert f"image {shown!r} is not a valid image reference" in messages
+        assert not any(password in f.message or password in f.path for f in found)
+        assert not any(password in repr(o) for o in gc.get_referents(base._cached_image))
+    assert base.cached_image(f"busybox@{digest}") is not None  # a digest is no userinfo

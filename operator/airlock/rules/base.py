@@ -161,13 +161,40 @@ def _literal_env(c: ContainerView) -> tuple[tuple[int, str, str], ...]:
     return tuple(found)
 
 
-@lru_cache(maxsize=4096)
 def cached_image(ref: str) -> ImageRef | None:
-    """Parse an image reference once per distinct string; ``None`` when it is not valid."""
+    """Parse an image reference once per distinct string; ``None`` when it is not valid. A
+    string with userinfo before its registry (``user:password@registry/…``, never valid) is
+    parsed every time: no memo keeps a credential."""
+    if has_userinfo(ref):
+        return _parse_image(ref)
+    return _cached_image(ref)
+
+
+def has_userinfo(ref: str) -> bool:
+    """Whether ``ref`` holds an ``@`` that does not open a digest: ``user:password@registry/…``
+    (a password may hold ``/`` or ``@``); ``name@sha256:…`` alone is a digest."""
+    return userinfo_end(ref) >= 0
+
+
+def userinfo_end(ref: str) -> int:
+    """Offset of the ``@`` ending what stands before the registry as userinfo, or -1."""
+    at = ref.rfind("@")
+    if at >= 0 and _DIGEST_AT.match(ref, at) is not None:
+        at = ref.rfind("@", 0, at)  # the digest's own "@": userinfo would be before it
+    return at
+
+
+_DIGEST_AT = re.compile(r"@(?:sha256|sha384|sha512|blake3):[0-9A-Fa-f]*\Z")
+
+
+def _parse_image(ref: str) -> ImageRef | None:
     try:
         return parse_image(ref)
     except InvalidImageReference:
         return None
+
+
+_cached_image = lru_cache(maxsize=4096)(_parse_image)
 
 
 def containers(wl: Workload) -> Iterator[tuple[PodSpecView, ContainerView]]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from airlock.findings import RuleInfo, Severity
 from airlock.images import SignatureStatus
-from airlock.rules.base import Hit, Rule, Scope
+from airlock.rules.base import Hit, Rule, Scope, userinfo_end
 from airlock.workloads import Workload
 
 IMAGE_TAG_LATEST = RuleInfo(
@@ -80,6 +80,13 @@ _SIGNATURE_FAILURES = {
 }
 
 
+def _shown(image: str) -> str:
+    """An invalid reference as a message quotes it: without what stands before the registry as
+    userinfo (``user:password@registry/x`` is shown as ``…@registry/x``)."""
+    at = userinfo_end(image)
+    return image if at < 0 else f"…{image[at:]}"
+
+
 def check_latest(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for c, image, ref in scope.images(wl):
         if ref is not None and ref.latest and not ref.pinned:
@@ -90,7 +97,7 @@ def check_latest(wl: Workload, scope: Scope) -> Iterator[Hit]:
 def check_digest(wl: Workload, scope: Scope) -> Iterator[Hit]:
     for c, image, ref in scope.images(wl):
         if ref is None:
-            yield Hit(f"{c.path}.image", f"image {image!r} is not a valid image reference")
+            yield Hit(f"{c.path}.image", f"image {_shown(image)!r} is not a valid image reference")
         elif not ref.pinned:
             detail = "" if ref.digest is None else f" (digest {ref.digest[:15]}… is malformed)"
             yield Hit(f"{c.path}.image", f"image {ref.name} is not pinned by digest{detail}")
