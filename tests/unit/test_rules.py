@@ -685,34 +685,68 @@ def test_a_namespace_name_that_is_not_utf8_hides_no_other_namespace() -> None:
         assert ("cross-env-service-reference", f"{C0}.env[1].value") in hits(p, context), junk
 
 
-def test_no_cache_of_the_cross_environment_rules_keeps_a_credential() -> None:
-    """The env values of a container are searched together; what is remembered between
-    requests never holds a credential that was beside a URI or a host name."""
+def _memo_texts() -> str:
+    """Everything the cross-environment rules and the image parse remember, as text."""
     import gc
 
+    from airlock.rules import base, segregation
+
+    memos = [m for m in vars(segregation).values() if isinstance(m, segregation._DigestMemo)]
+    assert len(memos) >= 5
+    held = [repr(m._found) for m in memos]
+    held += [repr(o) for o in gc.get_referents(base._cached_image)]
+    return repr(segregation._FINDERS) + "".join(held)
+
+
+def test_no_memo_of_the_cross_environment_rules_keeps_a_credential() -> None:
+    """A container's env values are searched together, and args, ConfigMap values and URIs in
+    messages one by one. What is remembered between requests holds no value: neither a
+    credential that was reported, nor one that was not (a short password, a random value
+    under a neutral name, a token the policy allows), nor a URL's userinfo."""
     from airlock.rules import segregation
 
     token = "hf_" + "Qx7Lm2Np9Rt4Vw8Yz3Bc6Df1Gh5Jk0Ms2Pq"
+    jwt = "eyJhbGciOiJIUzI1NiJ9." + "eyJzdWIiOiJib3QifQ." + "Zq9rT4vX2mLpQx7Lm2Np9Rt4Vw8"
+    unreported = [
+        "Pw9!x",
+        "Zq8Kp3Lm7Xw2Rt9V",
+        "s3://AKIA" + "EXAMPLE:" + "Zq8Kp3Lm7Xw2@models-prod/m",
+    ]
+    allowing = load_policy(
+        {
+            **POLICY.model_dump(by_alias=True, exclude_none=True),
+            "detectors": {"allowValues": ["^hf_"]},
+        }
+    )
+    for context, reported in (
+        (ctx(), True),
+        (EvalContext.build(allowing, namespace_env=NS_ENV), False),
+    ):
+        for extra in (token, *unreported):
+            p = clean_pod("ml-dev")
+            p["spec"]["containers"][0]["env"] = [
+                {"name": "MODEL_URI", "value": "s3://models-prod/llama"},
+                {"name": "DB", "value": "postgres.ml-prod.svc"},
+                {"name": "SETTING", "value": extra},
+            ]
+            p["spec"]["containers"][0]["args"] = ["--auth", jwt, "--url", f"https://{extra}.x"]
+            for _ in range(2):
+                found = rules_of(p, context)
+                assert {"cross-env-model-source", "cross-env-service-reference"} <= found
+            if extra == token:  # reported, unless the policy allows it
+                assert ("plaintext-secret-env" in found) is reported
+            assert extra not in _memo_texts()
+        assert jwt not in _memo_texts()
+    # a list found clean is remembered, its parse with it
     p = clean_pod("ml-dev")
     p["spec"]["containers"][0]["env"] = [
         {"name": "MODEL_URI", "value": "s3://models-prod/llama"},
         {"name": "DB", "value": "postgres.ml-prod.svc"},
-        {"name": "HF_TOKEN", "value": token},
     ]
-    found = rules_of(p)
-    assert {"cross-env-model-source", "cross-env-service-reference"} <= found
-    assert "plaintext-secret-env" in found
-    for name in dir(segregation):
-        cache = getattr(segregation, name)
-        if hasattr(cache, "cache_info"):
-            assert not any(token in repr(o) for o in gc.get_referents(cache)), name
-    assert token not in repr(segregation._FINDERS)
-    # a list found clean is remembered, and its parse with it
-    p["spec"]["containers"][0]["env"].pop()
-    before = segregation._env_storage_uris.cache_info().hits
+    before = segregation._env_storage_uris.hits
     for _ in range(3):
         assert {"cross-env-model-source", "cross-env-service-reference"} <= rules_of(p)
-    assert segregation._env_storage_uris.cache_info().hits > before
+    assert segregation._env_storage_uris.hits > before
 
 
 def test_a_reference_inside_a_credential_is_still_found_when_remembered() -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from functools import lru_cache
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 from airlock.detectors import DetectorSet
 from airlock.findings import RuleInfo, Severity
@@ -24,6 +24,8 @@ from airlock.rules.base import (
 from airlock.state import CompiledEnvironment, EvalContext
 from airlock.wordsearch import WordSearch
 from airlock.workloads import ContainerView, Workload
+
+_R = TypeVar("_R")
 
 _SEG_REFS = ("NIST SP 800-190 4.3.3", "NSA/CISA Kubernetes Hardening: network separation")
 
@@ -147,8 +149,35 @@ def _host_tokens(low: str) -> Iterator[tuple[int, str]]:
             at += len(token)
 
 
-# Values up to this length have their parse remembered (scripts and certificates are longer);
-# values with userinfo (`user:password@host`) never are, so the memo holds no URL credentials.
+class _DigestMemo(Generic[_R]):
+    """A parse's results remembered by a 128-bit BLAKE2b digest of the text parsed, not by the
+    text: a value may be a credential that nobody reported. Emptied when it holds ``size``."""
+
+    __slots__ = ("_found", "_parse", "_size", "hits")
+
+    def __init__(self, parse: Callable[..., _R], size: int) -> None:
+        self._parse = parse
+        self._size = size
+        self._found: dict[tuple[Any, ...], _R] = {}
+        self.hits = 0
+
+    def __call__(self, text: str, *extra: Any) -> _R:
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
+        key = (digest.digest(), *extra)
+        found = self._found.get(key)
+        if found is None:
+            found = self._parse(text, *extra)
+            if len(self._found) >= self._size:
+                self._found.clear()
+            self._found[key] = found
+        else:
+            self.hits += 1
+        return found
+
+
+# Values up to this length have their parse remembered (scripts and certificates are longer).
+# Values with userinfo (`user:password@host`) never are: the results (host names, storage URIs)
+# would hold the password.
 _MEMO_MAX_LEN = 512
 _STORAGE_SCHEMES = frozenset(
     {"s3", "s3a", "gs", "gcs", "hf", "az", "abfs", "abfss", "wasb", "wasbs", "pvc", "oci", "hdfs",
@@ -184,7 +213,7 @@ def _find_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(found)
 
 
-_storage_uris = lru_cache(maxsize=8192)(_find_storage_uris)
+_storage_uris = _DigestMemo(_find_storage_uris, 8192)
 
 
 def env_storage_uris(env: EnvText, c: ContainerView, scope: Scope) -> tuple[tuple[str, int], ...]:
@@ -194,17 +223,18 @@ def env_storage_uris(env: EnvText, c: ContainerView, scope: Scope) -> tuple[tupl
     return _find_storage_uris(env.text)
 
 
-# A container's env list recurs in every Pod of its controller: its joined values are
-# remembered (keys of these memos) only when the detectors found the list clean, so no memo
-# keeps a credential that sat beside a URI or a host name.
+# A container's env list recurs in every Pod of its controller: the parse of its joined values
+# is remembered (by digest) when the credentials rule found the list clean and no value holds
+# userinfo, so no result kept holds a credential that was reported or sat in a URL.
 _ENV_MEMO_MAX_LEN = 8192
-_env_storage_uris = lru_cache(maxsize=1024)(_find_storage_uris)
+_env_storage_uris = _DigestMemo(_find_storage_uris, 1024)
 
 
 def _env_memo(env: EnvText, c: ContainerView, scope: Scope) -> bool:
-    """Whether ``env``'s text may be remembered: short enough, and its values found clean by
-    the credentials rule (which runs first) in this evaluation."""
-    return len(env.text) <= _ENV_MEMO_MAX_LEN and id(c.container) in scope.clean_env
+    """Whether the parse of ``env``'s text may be remembered: short enough, no userinfo, and
+    its values found clean by the credentials rule (which runs first) in this evaluation."""
+    text = env.text
+    return len(text) <= _ENV_MEMO_MAX_LEN and "@" not in text and id(c.container) in scope.clean_env
 
 
 def service_namespaces(text: str) -> tuple[tuple[str, str], ...]:
@@ -229,7 +259,7 @@ def _parse_service_names(text: str) -> tuple[tuple[str, str], ...]:
 
 # Values repeat across the Pods of a controller and across replica types: the parse of a
 # value is independent of the policy, so it is remembered (bounded, least recently used).
-_service_namespaces = lru_cache(maxsize=8192)(_parse_service_names)
+_service_namespaces = _DigestMemo(_parse_service_names, 8192)
 
 
 def env_service_names(
@@ -263,7 +293,7 @@ def _names_at(low: str, at: int) -> tuple[tuple[int, str, str], ...]:
     return tuple(found)
 
 
-_env_service_names = lru_cache(maxsize=1024)(_find_env_service_names)
+_env_service_names = _DigestMemo(_find_env_service_names, 1024)
 
 
 def _namespace_of(token: str) -> tuple[str, str] | None:
@@ -450,19 +480,20 @@ def _redact_uri(uri: str, scope: Scope) -> str:
     and signed tokens go), and with any host or path segment that could be a credential (a
     webhook's token, a key in a path) shown as ``…``. Everything up to the last ``@`` goes with
     the userinfo: a password may hold a ``/``."""
-    return _shown_uri(uri, scope.ctx.policy.detectors)
-
-
-@lru_cache(maxsize=4096)  # the same URIs recur in every replica's review
-def _shown_uri(uri: str, detectors: DetectorSet) -> str:
     scheme, sep, rest = uri.partition("://")
     if not sep:  # "s3:bucket/key": no authority
         scheme, rest = "", uri
     # userinfo first: a password may hold "?", "#" or "/" (a message may then name less)
     rest = rest.rpartition("@")[2].split("#", 1)[0].split("?", 1)[0]
+    return f"{scheme}{sep}{_shown_path(rest, scope.ctx.policy.detectors)}"
+
+
+def _find_shown_path(rest: str, detectors: DetectorSet) -> str:
     suspect = detectors.could_be_credential
-    shown = "/".join("…" if part and suspect(part) else part for part in rest.split("/"))
-    return f"{scheme}{sep}{shown}"
+    return "/".join("…" if part and suspect(part) else part for part in rest.split("/"))
+
+
+_shown_path = _DigestMemo(_find_shown_path, 4096)  # the same URIs recur in every replica's review
 
 
 def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
