@@ -179,12 +179,12 @@ def has_userinfo(ref: str) -> bool:
 def userinfo_end(ref: str) -> int:
     """Offset of the ``@`` ending what stands before the registry as userinfo, or -1."""
     at = ref.rfind("@")
-    if at >= 0 and _DIGEST_AT.match(ref, at) is not None:
+    if at >= 0 and ref.startswith(_DIGEST_ALGORITHMS, at + 1):
         at = ref.rfind("@", 0, at)  # the digest's own "@": userinfo would be before it
     return at
 
 
-_DIGEST_AT = re.compile(r"@(?:sha256|sha384|sha512|blake3):[0-9A-Fa-f]*\Z")
+_DIGEST_ALGORITHMS = ("sha256:", "sha384:", "sha512:", "blake3:")
 
 
 def _parse_image(ref: str) -> ImageRef | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from airlock.detectors import DetectorSet
@@ -175,9 +176,10 @@ class _DigestMemo(Generic[_R]):
         return found
 
 
-# Values up to this length have their parse remembered (scripts and certificates are longer).
-# Values with userinfo (`user:password@host`) never are: the results (host names, storage URIs)
-# would hold the password.
+# Single values (args, ConfigMap values) up to this length have their parse remembered, keyed
+# by the value (scripts and certificates are longer). Values with userinfo (`user:password@`)
+# never are. A value holding a dot or "://" is a key as it is: a JWT in an argument stays in
+# memory while cached (never in output).
 _MEMO_MAX_LEN = 512
 _STORAGE_SCHEMES = frozenset(
     {"s3", "s3a", "gs", "gcs", "hf", "az", "abfs", "abfss", "wasb", "wasbs", "pvc", "oci", "hdfs",
@@ -213,7 +215,7 @@ def _find_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(found)
 
 
-_storage_uris = _DigestMemo(_find_storage_uris, 8192)
+_storage_uris = lru_cache(maxsize=8192)(_find_storage_uris)
 
 
 def env_storage_uris(env: EnvText, c: ContainerView, scope: Scope) -> tuple[tuple[str, int], ...]:
@@ -259,7 +261,7 @@ def _parse_service_names(text: str) -> tuple[tuple[str, str], ...]:
 
 # Values repeat across the Pods of a controller and across replica types: the parse of a
 # value is independent of the policy, so it is remembered (bounded, least recently used).
-_service_namespaces = _DigestMemo(_parse_service_names, 8192)
+_service_namespaces = lru_cache(maxsize=8192)(_parse_service_names)
 
 
 def env_service_names(
