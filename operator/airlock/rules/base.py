@@ -99,12 +99,19 @@ class EnvText:
     read without line breaks, so no match spans two values; :meth:`entry_at` names the value a
     match is in."""
 
-    __slots__ = ("_ends", "entries", "text")
+    __slots__ = ("_digest", "_ends", "entries", "text")
 
     def __init__(self, entries: tuple[tuple[int, str, str], ...]) -> None:
         self.entries = entries
         self.text = "\n".join(map(_VALUE, entries))
         self._ends: list[int] | None = None
+        self._digest: bytes | None = None
+
+    def digest(self, digest_of: Callable[[str], bytes]) -> bytes:
+        """``digest_of(text)``, computed once: the key of the memos that take this text."""
+        if self._digest is None:
+            self._digest = digest_of(self.text)
+        return self._digest
 
     def entry_at(self, offset: int) -> tuple[int, str, str]:
         """``(index, name, value)`` of the entry whose value holds ``offset`` of :attr:`text`."""

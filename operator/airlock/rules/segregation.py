@@ -159,21 +159,26 @@ class _DigestMemo(Generic[_R]):
     def __init__(self, parse: Callable[..., _R], size: int) -> None:
         self._parse = parse
         self._size = size
-        self._found: dict[tuple[Any, ...], _R] = {}
+        self._found: dict[bytes, _R] = {}
         self.hits = 0
 
-    def __call__(self, text: str, *extra: Any) -> _R:
-        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
-        key = (digest.digest(), *extra)
+    def __call__(self, text: str, digest: bytes | None = None) -> _R:
+        """The parse of ``text``; ``digest``: :func:`digest_of` ``text``, when known."""
+        key = digest_of(text) if digest is None else digest
         found = self._found.get(key)
         if found is None:
-            found = self._parse(text, *extra)
+            found = self._parse(text)
             if len(self._found) >= self._size:
                 self._found.clear()
             self._found[key] = found
         else:
             self.hits += 1
         return found
+
+
+def digest_of(text: str) -> bytes:
+    """128-bit BLAKE2b of ``text`` (any string: lone surrogates are encoded as they are)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 # Single values (args, ConfigMap values) up to this length have their parse remembered, keyed
@@ -221,7 +226,7 @@ _storage_uris = lru_cache(maxsize=8192)(_find_storage_uris)
 def env_storage_uris(env: EnvText, c: ContainerView, scope: Scope) -> tuple[tuple[str, int], ...]:
     """:func:`storage_uris` of ``c``'s env values, remembered as :func:`_env_memo` says."""
     if _env_memo(env, c, scope):
-        return _env_storage_uris(env.text)
+        return _env_storage_uris(env.text, env.digest(digest_of))
     return _find_storage_uris(env.text)
 
 
@@ -270,7 +275,7 @@ def env_service_names(
     """``(offset, host, namespace)`` of every Service DNS name in ``c``'s env values, as
     :func:`service_namespaces` finds them; remembered as :func:`_env_memo` says."""
     if _env_memo(env, c, scope):
-        return _env_service_names(env.text)
+        return _env_service_names(env.text, env.digest(digest_of))
     return _find_env_service_names(env.text)
 
 
@@ -390,14 +395,19 @@ def check_service_reference(wl: Workload, scope: Scope) -> Iterator[Hit]:
                 yield from service_hits(data_path(key), value, scope)
         return
     finder = _foreign_finder(scope)
+    said: dict[tuple[str, str], str | None] = {}  # a name recurs in every container of a pod
     for _pod, c in containers(wl):
         env = scope.env_text(c)  # all values in one parse
         if finder is not None and finder.may_name(env.text):
             for at, host, ns in env_service_names(env, c, scope):
-                target = _foreign(ns, scope)
-                if target is not None:
-                    path = f"{c.path}.env[{env.entry_at(at)[0]}].value"
-                    yield Hit(path, _reference_message(host, ns, target, scope))
+                message = said.get((host, ns), "")
+                if message == "":
+                    target = _foreign(ns, scope)
+                    message = said[host, ns] = (
+                        None if target is None else _reference_message(host, ns, target, scope)
+                    )
+                if message is not None:
+                    yield Hit(f"{c.path}.env[{env.entry_at(at)[0]}].value", message)
         for field in ("command", "args"):
             for i, arg in enumerate(sequence(c.container.get(field))):
                 if isinstance(arg, str) and "." in arg:
@@ -482,20 +492,23 @@ def _redact_uri(uri: str, scope: Scope) -> str:
     and signed tokens go), and with any host or path segment that could be a credential (a
     webhook's token, a key in a path) shown as ``…``. Everything up to the last ``@`` goes with
     the userinfo: a password may hold a ``/``."""
+    if "@" in uri or "?" in uri or "#" in uri:  # remembered only without them
+        scheme, sep, rest = uri.partition("://")
+        if not sep:  # "s3:bucket/key": no authority
+            scheme, rest = "", uri
+        # userinfo first: a password may hold "?", "#" or "/" (a message may then name less)
+        uri = scheme + sep + rest.rpartition("@")[2].split("#", 1)[0].split("?", 1)[0]
+    return _shown_uri(uri, scope.ctx.policy.detectors)
+
+
+@lru_cache(maxsize=4096)  # the same URIs recur in every replica's review
+def _shown_uri(uri: str, detectors: DetectorSet) -> str:
     scheme, sep, rest = uri.partition("://")
-    if not sep:  # "s3:bucket/key": no authority
+    if not sep:
         scheme, rest = "", uri
-    # userinfo first: a password may hold "?", "#" or "/" (a message may then name less)
-    rest = rest.rpartition("@")[2].split("#", 1)[0].split("?", 1)[0]
-    return f"{scheme}{sep}{_shown_path(rest, scope.ctx.policy.detectors)}"
-
-
-def _find_shown_path(rest: str, detectors: DetectorSet) -> str:
     suspect = detectors.could_be_credential
-    return "/".join("…" if part and suspect(part) else part for part in rest.split("/"))
-
-
-_shown_path = _DigestMemo(_find_shown_path, 4096)  # the same URIs recur in every replica's review
+    shown = "/".join("…" if part and suspect(part) else part for part in rest.split("/"))
+    return f"{scheme}{sep}{shown}"
 
 
 def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
@@ -505,17 +518,18 @@ def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
         problem = _uri_problem(ref.value, scope)
         if problem:
             yield Hit(ref.path, f"{ref.what} {_redact_uri(ref.value, scope)} {problem}")
+    said: dict[str, str | None] = {}  # a URI recurs in every container of a pod
     for _pod, c in containers(wl):
         env = scope.env_text(c)  # all values in one search
         if "://" in env.text:
             for uri, at in env_storage_uris(env, c, scope):
-                problem = _uri_problem(uri, scope)
-                if problem:
+                told = said.get(uri, "")
+                if told == "":
+                    problem = _uri_problem(uri, scope)
+                    told = said[uri] = problem and f"{_redact_uri(uri, scope)} {problem}"
+                if told:
                     i, name, _value = env.entry_at(at)
-                    yield Hit(
-                        f"{c.path}.env[{i}].value",
-                        f"env {name}: {_redact_uri(uri, scope)} {problem}",
-                    )
+                    yield Hit(f"{c.path}.env[{i}].value", f"env {name}: {told}")
         for field in ("command", "args"):
             for i, arg in enumerate(sequence(c.container.get(field))):
                 if isinstance(arg, str) and "://" in arg:
