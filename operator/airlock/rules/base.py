@@ -46,8 +46,11 @@ class Hit:
 class Scope:
     """Per-evaluation view of the context: the object's environment is resolved once.
 
-    It also memoises what several rules read (a container's literal env values), so one
-    evaluation walks each env list once; a Scope lives for one evaluation only.
+    It also memoises what several rules read (a container's literal env values and their
+    joined text, the workload's image references), so one evaluation walks each once, and
+    carries what one rule tells the others (the ConfigMap keys holding a credential, the
+    containers whose env the credentials rule found clean). A Scope lives for one evaluation
+    of one workload only.
     """
 
     ctx: EvalContext
@@ -72,8 +75,9 @@ class Scope:
         return found
 
     def images(self, wl: Workload) -> tuple[tuple[ContainerView, str, ImageRef | None], ...]:
-        """``(container, image, parsed reference or None)`` of every container of ``wl`` (the
-        workload evaluated) that names an image; read by every image rule."""
+        """``(container, image, parsed reference or None)`` of every container of ``wl`` that
+        names an image; read by every image rule. ``wl`` is the workload this Scope evaluates
+        (the list is built from it once)."""
         found = self._images
         if found is None:
             found = self._images = tuple(
