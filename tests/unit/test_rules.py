@@ -694,7 +694,7 @@ def _memo_texts() -> str:
     memos = [m for m in vars(segregation).values() if isinstance(m, segregation._DigestMemo)]
     assert len(memos) >= 2
     held = [repr(m._found) for m in memos]
-    caches = (segregation._storage_uris, segregation._service_namespaces, segregation._shown_uri)
+    caches = (segregation._storage_uris, segregation._service_namespaces, segregation._shown_path)
     for cache in (base._cached_image, *caches):
         held += [repr(o) for o in gc.get_referents(cache)]
     return repr(segregation._FINDERS) + "".join(held)

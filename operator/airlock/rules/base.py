@@ -7,6 +7,7 @@ decide actions, exceptions or output, and never hold state between calls.
 
 from __future__ import annotations
 
+import hashlib
 import operator
 import re
 from bisect import bisect_right
@@ -111,10 +112,13 @@ class EnvText:
         self._ends: list[int] | None = None
         self._digest: bytes | None = None
 
-    def digest(self, digest_of: Callable[[str], bytes]) -> bytes:
-        """``digest_of(text)``, computed once: the key of the memos that take this text."""
+    @property
+    def digest(self) -> bytes:
+        """128-bit BLAKE2b of :attr:`text`, computed once: the key of the memos of its parse
+        (lone surrogates are encoded as they are)."""
         if self._digest is None:
-            self._digest = digest_of(self.text)
+            data = self.text.encode("utf-8", "surrogatepass")
+            self._digest = hashlib.blake2b(data, digest_size=16).digest()
         return self._digest
 
     def entry_at(self, offset: int) -> tuple[int, str, str]:
@@ -176,19 +180,15 @@ def cached_image(ref: str) -> ImageRef | None:
     """Parse an image reference once per distinct string; ``None`` when it is not valid. A
     string with userinfo before its registry (``user:password@registry/…``, never valid) is
     parsed every time: no memo keeps a credential."""
-    if has_userinfo(ref):
+    if userinfo_end(ref) >= 0:
         return _parse_image(ref)
     return _cached_image(ref)
 
 
-def has_userinfo(ref: str) -> bool:
-    """Whether ``ref`` holds an ``@`` that does not open a digest: ``user:password@registry/…``
-    (a password may hold ``/`` or ``@``); ``name@sha256:…`` alone is a digest."""
-    return userinfo_end(ref) >= 0
-
-
 def userinfo_end(ref: str) -> int:
-    """Offset of the ``@`` ending what stands before the registry as userinfo, or -1."""
+    """Offset of the ``@`` ending what stands before the registry as userinfo, or -1: an ``@``
+    that does not open a digest (``user:password@registry/…``; a password may hold ``/`` or
+    ``@``); ``name@sha256:…`` alone is a digest."""
     at = ref.rfind("@")
     if at >= 0 and ref.startswith(_DIGEST_ALGORITHMS, at + 1):
         at = ref.rfind("@", 0, at)  # the digest's own "@": userinfo would be before it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
@@ -151,34 +150,28 @@ def _host_tokens(low: str) -> Iterator[tuple[int, str]]:
 
 
 class _DigestMemo(Generic[_R]):
-    """A parse's results remembered by a 128-bit BLAKE2b digest of the text parsed, not by the
-    text: a value may be a credential that nobody reported. Emptied when it holds ``size``."""
+    """The parse of a container's env values (an :class:`EnvText`) remembered by the text's
+    digest, not the text: a value may be a credential that nobody reported. Emptied when it
+    holds ``size``."""
 
     __slots__ = ("_found", "_parse", "_size", "hits")
 
-    def __init__(self, parse: Callable[..., _R], size: int) -> None:
+    def __init__(self, parse: Callable[[str], _R], size: int) -> None:
         self._parse = parse
         self._size = size
         self._found: dict[bytes, _R] = {}
         self.hits = 0
 
-    def __call__(self, text: str, digest: bytes | None = None) -> _R:
-        """The parse of ``text``; ``digest``: :func:`digest_of` ``text``, when known."""
-        key = digest_of(text) if digest is None else digest
-        found = self._found.get(key)
+    def __call__(self, env: EnvText) -> _R:
+        found = self._found.get(env.digest)
         if found is None:
-            found = self._parse(text)
+            found = self._parse(env.text)
             if len(self._found) >= self._size:
                 self._found.clear()
-            self._found[key] = found
+            self._found[env.digest] = found
         else:
             self.hits += 1
         return found
-
-
-def digest_of(text: str) -> bytes:
-    """128-bit BLAKE2b of ``text`` (any string: lone surrogates are encoded as they are)."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 # Single values (args, ConfigMap values) up to this length have their parse remembered, keyed
@@ -226,7 +219,7 @@ _storage_uris = lru_cache(maxsize=8192)(_find_storage_uris)
 def env_storage_uris(env: EnvText, c: ContainerView, scope: Scope) -> tuple[tuple[str, int], ...]:
     """:func:`storage_uris` of ``c``'s env values, remembered as :func:`_env_memo` says."""
     if _env_memo(env, c, scope):
-        return _env_storage_uris(env.text, env.digest(digest_of))
+        return _env_storage_uris(env)
     return _find_storage_uris(env.text)
 
 
@@ -275,7 +268,7 @@ def env_service_names(
     """``(offset, host, namespace)`` of every Service DNS name in ``c``'s env values, as
     :func:`service_namespaces` finds them; remembered as :func:`_env_memo` says."""
     if _env_memo(env, c, scope):
-        return _env_service_names(env.text, env.digest(digest_of))
+        return _env_service_names(env)
     return _find_env_service_names(env.text)
 
 
@@ -492,23 +485,18 @@ def _redact_uri(uri: str, scope: Scope) -> str:
     and signed tokens go), and with any host or path segment that could be a credential (a
     webhook's token, a key in a path) shown as ``…``. Everything up to the last ``@`` goes with
     the userinfo: a password may hold a ``/``."""
-    if "@" in uri or "?" in uri or "#" in uri:  # remembered only without them
-        scheme, sep, rest = uri.partition("://")
-        if not sep:  # "s3:bucket/key": no authority
-            scheme, rest = "", uri
-        # userinfo first: a password may hold "?", "#" or "/" (a message may then name less)
-        uri = scheme + sep + rest.rpartition("@")[2].split("#", 1)[0].split("?", 1)[0]
-    return _shown_uri(uri, scope.ctx.policy.detectors)
-
-
-@lru_cache(maxsize=4096)  # the same URIs recur in every replica's review
-def _shown_uri(uri: str, detectors: DetectorSet) -> str:
     scheme, sep, rest = uri.partition("://")
-    if not sep:
+    if not sep:  # "s3:bucket/key": no authority
         scheme, rest = "", uri
+    # userinfo first: a password may hold "?", "#" or "/" (a message may then name less)
+    rest = rest.rpartition("@")[2].split("#", 1)[0].split("?", 1)[0]
+    return scheme + sep + _shown_path(rest, scope.ctx.policy.detectors)
+
+
+@lru_cache(maxsize=4096)  # the same URIs recur in every replica's review (keys: no userinfo)
+def _shown_path(rest: str, detectors: DetectorSet) -> str:
     suspect = detectors.could_be_credential
-    shown = "/".join("…" if part and suspect(part) else part for part in rest.split("/"))
-    return f"{scheme}{sep}{shown}"
+    return "/".join("…" if part and suspect(part) else part for part in rest.split("/"))
 
 
 def check_model_source(wl: Workload, scope: Scope) -> Iterator[Hit]:
