@@ -801,3 +801,28 @@ def test_an_image_reference_with_a_password_is_neither_quoted_nor_remembered() -
         assert not any(password in f.message or password in f.path for f in found)
         assert not any(password in repr(o) for o in gc.get_referents(base._cached_image))
     assert base.cached_image(f"busybox@{digest}") is not None  # a digest is no userinfo
+
+
+def test_a_password_in_a_url_is_never_quoted_as_a_service_name() -> None:
+    """``postgres://admin:xq.ml-prod@db…``: the password has the shape of a Service name in
+    another environment. What stands before a URL's "@" is userinfo, never a host: the
+    reference to the real host is reported, the password appears in no finding (env, args,
+    ConfigMap)."""
+    password = "xq" + ".ml-prod"
+    url = f"postgres://admin:{password}@db.ml-prod.svc:5432/app"
+    p = clean_pod("ml-dev")
+    p["spec"]["containers"][0]["env"].append({"name": "DB", "value": url})
+    p["spec"]["containers"][0]["args"] = ["--db", url]
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "ml-dev"},
+        "data": {"db": url},
+    }
+    for obj, path in ((p, f"{C0}.env[1].value"), (p, f"{C0}.args[1]"), (cm, "data.db")):
+        found = evaluate(obj, ctx()).findings
+        refs = [f.message for f in found if f.rule == "cross-env-service-reference"]
+        assert any(f.path == path for f in found if f.rule == "cross-env-service-reference")
+        assert refs
+        assert all("Service db.ml-prod.svc " in m for m in refs), refs
+        assert not any(password in f.message or password in f.path for f in found)

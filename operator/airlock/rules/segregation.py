@@ -149,6 +149,18 @@ def _host_tokens(low: str) -> Iterator[tuple[int, str]]:
             at += len(token)
 
 
+# In a word, everything up to its last "@" is userinfo or an e-mail's local part, never a host
+# (the same rule as _redact_uri): a password "xq.ml-prod" must not be quoted as a Service name.
+_BEFORE_AT = re.compile(r"(?<!\S)\S*@")
+
+
+def _without_userinfo(low: str) -> str:
+    """``low`` with what :data:`_BEFORE_AT` finds blanked (spaces: every offset stays)."""
+    if "@" not in low:
+        return low
+    return _BEFORE_AT.sub(lambda m: " " * len(m.group()), low)
+
+
 class _DigestMemo(Generic[_R]):
     """The parse of a container's env values (an :class:`EnvText`) remembered by the text's
     digest, not the text: a value may be a credential that nobody reported. Emptied when it
@@ -253,7 +265,7 @@ def service_namespaces(text: str) -> tuple[tuple[str, str], ...]:
 
 
 def _parse_service_names(text: str) -> tuple[tuple[str, str], ...]:
-    found = (_namespace_of(token) for _at, token in _host_tokens(text.lower()))
+    found = (_namespace_of(token) for _at, token in _host_tokens(_without_userinfo(text.lower())))
     return tuple(f for f in found if f is not None)
 
 
@@ -286,7 +298,7 @@ def _find_env_service_names(text: str) -> tuple[tuple[int, str, str], ...]:
 
 def _names_at(low: str, at: int) -> tuple[tuple[int, str, str], ...]:
     found: list[tuple[int, str, str]] = []
-    for offset, token in _host_tokens(low):
+    for offset, token in _host_tokens(_without_userinfo(low)):
         f = _namespace_of(token)
         if f is not None:
             found.append((at + offset, *f))
