@@ -389,6 +389,62 @@ def test_code_lines_in_configmap_files_are_not_reported(line: str) -> None:
     assert D.check_text("settings.py", "import os\n" + line + "\n") == []
 
 
+_SECRET = "Zq9" + "rT4vX2mKp7WcLb3N"  # 19 random-looking characters, no provider's format
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f'snykToken := "{_SECRET}"',  # Go
+        f"apiToken := `{_SECRET}`",  # Go, raw string
+        f'var apiToken string = "{_SECRET}"',  # Go, typed
+        f'private static final String API_TOKEN = "{_SECRET}";',  # Java
+        f'string apiToken = "{_SECRET}";',  # C#
+        f"const apiKey: string = '{_SECRET}';",  # TypeScript
+        f'val clientSecret: String = "{_SECRET}"',  # Kotlin
+        f"API_TOKEN ?= {_SECRET}",  # make
+        f"API_TOKEN := {_SECRET}",
+        f"'secret_key' => '{_SECRET}',",  # PHP array
+        f"$password = '{_SECRET}';",  # PHP, Perl, PowerShell
+        f"cohere token = '{_SECRET}'",  # a provider's name before the key
+    ],
+)
+def test_assignments_as_languages_write_them(line: str) -> None:
+    """A credential-named key assigned a literal, in the syntax of the usual languages and of
+    make: found in an env value (any name) and on a line of a ConfigMap file."""
+    assert D.check_env("APP_CONFIG_1", line) is not None, line
+    found = D.check_text("settings", "# settings\n" + line + "\nlevel = 3\n")
+    assert len(found) == 1, line
+    assert _SECRET not in repr(found)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f'if token == "{_SECRET}" {{',  # a comparison, not an assignment
+        'token := os.Getenv("API_TOKEN")',
+        "const apiKey: string = process.env.API_KEY;",
+        "var apiToken string = cfg.Token",
+        "password := `${DB_PASSWORD}`",
+    ],
+)
+def test_code_that_assigns_no_literal_is_not_reported(line: str) -> None:
+    assert D.check_text("main.go", "package main\n" + line + "\n") == []
+
+
+@pytest.mark.parametrize("first", ["=", ">", ":"])
+def test_a_value_starting_with_an_operator_character_is_the_value(first: str) -> None:
+    """`KEY==x`, `KEY=>x`, `key:=x` (.properties) and `key::x` are "=x", ">x", "=x" and ":x":
+    the first character is the value's, not part of an operator."""
+    value = first + _SECRET
+    for text in (f"DB_PASSWORD={value}\n", f"db.password:{value}\n"):
+        found = D.check_text("app.properties", text)
+        assert detection_kinds(found) == ["password"], text
+        alone = D.check_env("DB_PASSWORD", value)
+        assert alone is not None
+        assert found[0].fingerprint == alone.fingerprint  # the whole value, first character too
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -924,12 +980,20 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "aa" + "=" * 200000,  # an operator, then what might be padding
         "LOG=1\npassword=" + "a" * 200000 + "\n",  # one long unquoted value on a key's line
         "x?" + "&token=abcdefgh" * 13000,  # query parameters, none after a "://"
+        "token: " * 3000 + "Zq9rT4vX2mKp7WcLb3N",  # configuration in a value, 3,000 deep
+        "password=password=" * 1500 + "x",
+        "api token = " * 3000 + "x",
     ],
-    ids=["run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv", "?&"],
+    ids=[
+        "run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv", "?&",
+        "nested:", "nested=", "nested words",
+    ],  # fmt: skip
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:
     # Written naively, the key patterns backtrack over every keyword of a long run: this input
-    # took minutes. The bound is loose on purpose; linear code needs well under a second.
+    # took minutes. The bound is loose on purpose; linear code needs well under a second. A
+    # value holding a key holding a key … was read recursively, a level a word, until Python's
+    # recursion limit (RecursionError): the nesting is bounded now.
     started = time.perf_counter()
     D.check_text("data", hostile)
     D.check_args(["sh", "-c", hostile])

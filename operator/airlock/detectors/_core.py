@@ -237,6 +237,18 @@ class _Patterns:
     script_flag: re.Pattern[str]
 
 
+# An assignment on a line of configuration or code, as the languages write it. Before the key,
+# up to four words: modifiers and a type (``export``, ``private static final String``, ``var``,
+# ``const``) or a provider's name (``cohere token = '…'``). After it, a type annotation before
+# "=" (Go ``var key string =``, TypeScript and Kotlin ``key: string =``). The operators: ":" and
+# "=" (not "== ", a comparison), and before a blank or a quote Go's and make's ":=", make's
+# "?=", "::=" and ":::=", and "+="; "=>" (PHP arrays, Ruby hashes) after a blank or a quote. So
+# `KEY==x`, `KEY=>x` and `key:=x` (.properties) still give the values "=x", ">x" and "=x".
+_DECLARED = r"(?:[A-Za-z_$][\w$.:<>\[\]*?]*+[ \t]+){0,4}"
+_TYPED = r"(?:(?:[ \t]*:[ \t]*|[ \t]+)[A-Za-z_*\[][\w.<>\[\]*?|]*+(?=[ \t]*[:?+]?=))?"
+_ASSIGN = r"(?:(?::::=|::=|:=|\?=|\+=)(?=[ \t\"'`])|(?<=[ \t\"'])=>|=(?!=[ \t])|:)"
+
+
 def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
     kw = _keyword_fragment(extra)
     # A lookahead finds the keyword, then a possessive run takes the whole key: written as
@@ -245,8 +257,8 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
     key = rf"(?=[\w.\-]*?{kw})[\w.\-]++"
     return _Patterns(
         kv_line=re.compile(
-            rf"^[ \t]*(?:-[ \t]+)?(?:export[ \t]+)?(?P<q>[\"']?)(?P<key>{key})(?P=q)"
-            rf"[ \t]*[:=][ \t]*(?P<val>[^\r\n]*)$",
+            rf"^[ \t]*(?:-[ \t]+)?{_DECLARED}(?P<q>[\"']?)[$@]?(?P<key>{key})(?P=q)"
+            rf"{_TYPED}[ \t]*{_ASSIGN}[ \t]*(?P<val>[^\r\n]*)$",
             re.MULTILINE,
         ),
         keyword=re.compile(kw),
@@ -266,13 +278,20 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
 _DEFAULT_PATTERNS = _compile_patterns(())
 
 
+# a literal's quotes; backticks (Go's raw strings, JavaScript's template literals) only around
+# the whole value: a generated password may start with one
+_QUOTES = "\"'`"
+
+
 def _clean_text_value(raw: str) -> tuple[str, bool]:
     """The literal of a ``key: value`` / ``KEY=value`` line and whether it was quoted."""
     v = raw.strip()
     if v.endswith(","):
         v = v[:-1].rstrip()
-    if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in _QUOTES:
         return v[1:-1], True
+    if len(v) >= 3 and v[-1] == ";" and v[0] == v[-2] and v[0] in _QUOTES:  # a statement
+        return v[1:-2], True
     if v[:1] in "\"'":
         return v[1:], True
     hash_at = v.find(" #")
@@ -343,6 +362,9 @@ class _Found:
             self.detections.append(det)
 
 
+# Configuration inside a value is read for its keys, and their values again: so deep at most (a
+# hostile "token: token: token: …" would otherwise recurse once a word)
+_MAX_DEPTH = 3
 _CLEAN_MAX_ENTRIES = 50_000  # about 5 MB of short strings at most; cleared when full
 _CLEAN_MAX_LEN = 512  # longer values (scripts, certificates) are checked every time
 _CLEAN_TEXT_MAX_CHARS = 8_000_000  # ConfigMap files known clean, all together; cleared when full
@@ -605,18 +627,23 @@ class DetectorSet:
         generic: bool,
         whole: str = "",
         seen: Seen | None = None,
+        depth: int = 0,
     ) -> Detection | None:
         """One literal (an env value, a flag's value, a bare argument) under ``name``;
-        ``seen``: what the keyword automaton found in it, when the caller already looked."""
+        ``seen``: what the keyword automaton found in it, when the caller already looked;
+        ``depth``: how many values it lies inside (configuration in a value is read for its
+        keys, and their values again, up to :data:`_MAX_DEPTH`)."""
         if len(value) >= _MIN_FORMAT_LEN:
             seen = keywords(value) if seen is None else seen
             det = self._formats(name, value, seen, whole)
             if det is not None:
                 return det
             if (
-                self._extra or TAG_CRED in seen.tags or TAG_HEADER in seen.tags
-            ) and _EMBEDDED.search(value) is not None:
-                det = self._embedded(value, seen)
+                depth < _MAX_DEPTH
+                and (self._extra or TAG_CRED in seen.tags or TAG_HEADER in seen.tags)
+                and _EMBEDDED.search(value) is not None
+            ):
+                det = self._embedded(value, seen, depth + 1)
                 if det is not None:
                     return det
         if cls is not None:
@@ -634,15 +661,16 @@ class DetectorSet:
             return Detection(KIND_HIGH_ENTROPY, self._fp(value), REASON_ENTROPY)
         return None
 
-    def _embedded(self, value: str, seen: Seen) -> Detection | None:
-        """A value that is itself configuration (``password=…``, ``{"token": …}``, a header)."""
+    def _embedded(self, value: str, seen: Seen, depth: int) -> Detection | None:
+        """A value that is itself configuration (``password=…``, ``{"token": …}``, a header),
+        ``depth`` values deep."""
         found = _Found()
         self._scan_headers(value, found)
         if self._extra or TAG_CRED in seen.tags:
-            self._scan_kv(value, found)
+            self._scan_kv(value, found, depth)
             p = self._patterns
-            self._script_values(p.script_flag, value, found, REASON_FLAG)
-            self._script_values(p.script_assign, value, found, REASON_ENV)
+            self._script_values(p.script_flag, value, found, REASON_FLAG, depth)
+            self._script_values(p.script_assign, value, found, REASON_ENV, depth)
         return found.detections[0] if found.detections else None
 
     # -- public API -----------------------------------------------------------------------
@@ -809,13 +837,16 @@ class DetectorSet:
                     m.start("val"), m.end("val"), Detection(kind, self._fp(val), REASON_HEADER)
                 )
 
-    def _named_at(self, found: _Found, key: str, value: str, start: int, reason: str) -> None:
+    def _named_at(  # noqa: PLR0917
+        self, found: _Found, key: str, value: str, start: int, reason: str, depth: int = 0
+    ) -> None:
         cls = self._classify(key)
         if cls is None or found.overlaps(start, start + len(value)):
             return
-        found.add(start, start + len(value), self._literal(key, value, cls, reason, generic=False))
+        det = self._literal(key, value, cls, reason, generic=False, depth=depth)
+        found.add(start, start + len(value), det)
 
-    def _scan_kv(self, text: str, found: _Found) -> None:
+    def _scan_kv(self, text: str, found: _Found, depth: int = 0) -> None:
         p = self._patterns
         # kv_line tried only on the lines holding a credential word: one scan of the text for
         # the words instead of the key's lookahead at every line start (a config file of
@@ -840,10 +871,11 @@ class DetectorSet:
             value, quoted = _clean_text_value(m.group("val"))
             if not quoted and _KV_CODE.search(value) is not None:
                 continue
-            self._named_at(found, m.group("key"), value, m.start("val"), REASON_KEY)
+            self._named_at(found, m.group("key"), value, m.start("val"), REASON_KEY, depth)
         if '"' in text:
             for m in p.json_pair.finditer(text):
-                self._named_at(found, m.group("key"), m.group("val"), m.start("val"), REASON_KEY)
+                key, val = m.group("key", "val")
+                self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
         if "</" in text:
             for pattern in (p.xml_element, p.xml_property):
                 for m in pattern.finditer(text):
@@ -858,7 +890,7 @@ class DetectorSet:
                 self._named_at(found, "password", m.group("val"), m.start("val"), REASON_KEY)
 
     def _script_values(
-        self, pattern: re.Pattern[str], text: str, found: _Found, reason: str
+        self, pattern: re.Pattern[str], text: str, found: _Found, reason: str, depth: int = 0
     ) -> None:
         scheme = text.find("://")
         for m in pattern.finditer(text):
@@ -877,10 +909,10 @@ class DetectorSet:
                     and not _query_parameter(text, m.start("key"), scheme)
                 ):
                     continue
-                self._named_at(found, key, bare, m.start("bare"), reason)
+                self._named_at(found, key, bare, m.start("bare"), reason, depth)
             else:
                 group = "dq" if m.group("dq") is not None else "sq"
-                self._named_at(found, key, m.group(group), m.start(group), reason)
+                self._named_at(found, key, m.group(group), m.start(group), reason, depth)
 
     def _scan_script(self, text: str) -> list[Detection]:
         found = _Found()
