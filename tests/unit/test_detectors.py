@@ -836,6 +836,49 @@ def test_shell_assignments_and_basic_auth() -> None:
     assert [(i, d.fingerprint) for i, d in hits] == [(2, fingerprint(password))]
 
 
+@pytest.mark.parametrize(
+    ("command", "kind"),
+    [
+        ("curl -u admin:{s} https://x.example", "password"),
+        ("curl --user 'svc:{s}' https://x.example", "password"),
+        ("curl --user kevin:'{s}' -X PATCH https://x.example", "password"),  # quoted apart
+        ("curl -s https://x.example \\\n  --user ops:{s} --data a=b", "password"),  # continued
+        ("curl -H 'X-Api-Key: {s}' https://x.example", "API key"),
+        ("mysql -h db -u root -p{s} shop", "password"),
+        ("curl -H 'Authorization: Api-Token {s}' https://x.example", "authorization token"),
+        ("curl -H 'Authorization: SSWS {s}' https://x.example", "authorization token"),
+        ("curl --header 'Authorization:  {s}'", "authorization token"),  # no scheme
+    ],
+)
+def test_command_lines_in_env_values_and_arguments(command: str, kind: str) -> None:
+    """A command in an env value (a start-up or health-check command) is read like one in
+    `sh -c`: curl's -u and credential-named -H headers, mysql -p, Authorization schemes."""
+    secret = "Zq9rT4vX" + rnd(16)
+    line = command.format(s=secret)
+    det = D.check_env("STARTUP_COMMAND", line)
+    assert det is not None, line
+    assert (det.kind, det.fingerprint) == (kind, fingerprint(secret))
+    assert [(i, d.kind) for i, d in D.check_args(["sh", "-c", line])] == [(2, kind)]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        'curl -u "$USERNAME:$PASSWORD" https://x.example',
+        "curl -u '${{ secrets.user }}:${{ secrets.password }}' https://x.example",
+        "curl -u <user:password> https://x.example",
+        "curl --user username:password https://x.example",
+        'curl -H "Authorization: Bearer $API_KEY" https://x.example',
+        'curl -H "Authorization: Token **********" https://x.example',
+        "curl -H 'Authorization: application/json' https://x.example",
+        "mysql -h db -u root -p shop",
+    ],
+)
+def test_command_lines_without_a_literal_credential_are_clean(command: str) -> None:
+    assert D.check_env("STARTUP_COMMAND", command) is None
+    assert D.check_args(["sh", "-c", command]) == []
+
+
 def test_scripts_reading_credentials_from_elsewhere_are_clean() -> None:
     for script in (
         "export HF_TOKEN=$(cat /var/run/secrets/hf/token)\npython serve.py",

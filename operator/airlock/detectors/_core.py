@@ -21,6 +21,7 @@ from airlock.detectors._formats import Hit
 from airlock.detectors._matcher import (
     CREDENTIAL_WORDS,
     NOTHING,
+    TAG_COMMAND,
     TAG_CRED,
     TAG_HEADER,
     Seen,
@@ -190,16 +191,25 @@ _B64_BLOB = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\Z")
 
 _AUTH_HEADER = re.compile(
     r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*[:=]?[ \t]*[\"']?[ \t]*"
-    r"(?P<scheme>bearer|basic|token|apikey|api-key|sso-key|key)[ \t]+"
+    r"(?P<scheme>bearer|basic|token|apikey|api-key|api-token|sso-key|key|ssws|bot|geniekey|oauth)"
+    r"[ \t]+"
     r"(?P<val>[A-Za-z0-9._~+/=:-]{8,})"
+)
+# An Authorization header with no scheme before its token (APIs that take a raw key there)
+_AUTH_BARE = re.compile(
+    r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*:[ \t]*[\"']?[ \t]*"
+    r"(?P<val>[A-Za-z0-9._~+/=-]{16,})(?=[\s\"',;]|$)"
 )
 _HEADER_KIND = {"bearer": "bearer token", "basic": "HTTP basic credentials"}
 _CURL_HEADER = re.compile(
     r"(?:-H|--header)[ \t]*(?P<q>[\"'])(?P<key>[\w-]+)[ \t]*:[ \t]*(?P<val>[^\"'\n]+)(?P=q)"
 )
 _MYSQL_P = re.compile(r"\bmysql\w*\b[^\n;|&]*?[ \t]-p(?P<val>[^\s\"';|&]+)")
+# curl's -u/--user USER:PASSWORD on its command line (lines continued with a backslash too); the
+# password may be quoted apart (kevin:'…'), or empty when the user name is an API key
 _CURL_U = re.compile(
-    r"\bcurl\b[^\n;|&]*?[ \t](?:-u|--user)(?:[ \t]+|=)[\"']?[^\s:\"']*:(?P<val>[^\s\"']+)"
+    r"\bcurl\b(?:[^\n;|&]|\\\r?\n)*?[ \t\n](?:-u|--user)(?:[ \t]+|=)[\"']?(?P<user>[^\s:\"']*):"
+    r"[\"']?(?P<val>[^\s\"']*)"
 )
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 # Redis configuration: a directive, a blank, its value (redis.conf: requirepass, masterauth).
@@ -638,10 +648,12 @@ class DetectorSet:
             det = self._formats(name, value, seen, whole)
             if det is not None:
                 return det
-            if (
-                depth < _MAX_DEPTH
-                and (self._extra or TAG_CRED in seen.tags or TAG_HEADER in seen.tags)
-                and _EMBEDDED.search(value) is not None
+            if depth < _MAX_DEPTH and (
+                (
+                    (self._extra or TAG_CRED in seen.tags or TAG_HEADER in seen.tags)
+                    and _EMBEDDED.search(value) is not None
+                )
+                or TAG_COMMAND in seen.tags
             ):
                 det = self._embedded(value, seen, depth + 1)
                 if det is not None:
@@ -671,6 +683,7 @@ class DetectorSet:
             p = self._patterns
             self._script_values(p.script_flag, value, found, REASON_FLAG, depth)
             self._script_values(p.script_assign, value, found, REASON_ENV, depth)
+        self._scan_commands(value, found, depth)
         return found.detections[0] if found.detections else None
 
     # -- public API -----------------------------------------------------------------------
@@ -836,6 +849,16 @@ class DetectorSet:
                 found.add(
                     m.start("val"), m.end("val"), Detection(kind, self._fp(val), REASON_HEADER)
                 )
+            for m in _AUTH_BARE.finditer(text):
+                val = m.group("val")
+                if (
+                    _bare_token(val)
+                    and not lookalike(val)
+                    and not self._allowed(val)
+                    and not found.overlaps(m.start("val"), m.end("val"))
+                ):
+                    det = Detection("authorization token", self._fp(val), REASON_HEADER)
+                    found.add(m.start("val"), m.end("val"), det)
 
     def _named_at(  # noqa: PLR0917
         self, found: _Found, key: str, value: str, start: int, reason: str, depth: int = 0
@@ -921,20 +944,33 @@ class DetectorSet:
         p = self._patterns
         self._script_values(p.script_flag, text, found, REASON_FLAG)
         self._script_values(p.script_assign, text, found, REASON_ENV)
-        if "-H" in text or "--header" in text:
-            for m in _CURL_HEADER.finditer(text):
-                if m.group("key").lower() not in ("authorization", "proxy-authorization"):
-                    self._named_at(
-                        found, m.group("key"), m.group("val"), m.start("val"), REASON_HEADER
-                    )
-        if "mysql" in text:
-            for m in _MYSQL_P.finditer(text):
-                self._named_at(found, "password", m.group("val"), m.start("val"), REASON_FLAG)
-        if "curl" in text:
-            for m in _CURL_U.finditer(text):
-                self._named_at(found, "password", m.group("val"), m.start("val"), REASON_FLAG)
+        self._scan_commands(text, found)
         self._scan_kv(text, found)
         return found.detections
+
+    def _scan_commands(self, text: str, found: _Found, depth: int = 0) -> None:
+        """What curl and the MySQL clients take on their command lines: curl's ``-H "Name:
+        value"`` under a credential-like name, ``-u user:password``, and ``mysql -pPASSWORD``."""
+        if "curl" in text:
+            if "-H" in text or "--header" in text:
+                for m in _CURL_HEADER.finditer(text):
+                    key = m.group("key")
+                    if key.lower() not in ("authorization", "proxy-authorization"):
+                        at = m.start("val")
+                        self._named_at(found, key, m.group("val"), at, REASON_HEADER, depth)
+            for m in _CURL_U.finditer(text):
+                password = m.group("val")
+                if password:
+                    self._named_at(found, "password", password, m.start("val"), REASON_FLAG, depth)
+                else:  # `-u KEY:`: an API key as the user name, no password (Stripe, Mailgun)
+                    user = m.group("user")
+                    if looks_random(user, strict=True) and not is_filler(user):
+                        self._named_at(found, "api_key", user, m.start("user"), REASON_FLAG, depth)
+        if "mysql" in text:
+            for m in _MYSQL_P.finditer(text):
+                self._named_at(
+                    found, "password", m.group("val"), m.start("val"), REASON_FLAG, depth
+                )
 
 
 def _plain(value: str, n: int, seen: Seen) -> bool:
@@ -964,6 +1000,17 @@ def _unquote(v: str) -> str:
 
 # A bearer token shorter than this is a doc stub ("Bearer abcd-ef-ghij"), not a token.
 _MIN_BEARER_LEN = 16
+
+
+def _bare_token(value: str) -> bool:
+    """A scheme-less Authorization value that is a token: letters and digits, not a
+    placeholder or a value typed to fill the field."""
+    return (
+        any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+        and not is_placeholder(value)
+        and not is_filler(value)
+    )
 
 
 def _header_value_ok(scheme: str, value: str) -> bool:

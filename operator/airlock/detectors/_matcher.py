@@ -41,6 +41,7 @@ TAG_CONN = "connection-string"
 TAG_B64_PEM = "base64-pem"
 TAG_CRED = "credential-word"
 TAG_HEADER = "header"
+TAG_COMMAND = "command"  # a command line whose own flags carry credentials (curl -u, mysql -p)
 
 # Words one of which every credential-like key contains (``db_password``, ``api_token``).
 CREDENTIAL_WORDS = ("pass", "pwd", "secret", "token", "key", "cred", "auth")
@@ -53,6 +54,7 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
     # the words a credential-named key contains (see _names); a key=value scan needs one
     TAG_CRED: CREDENTIAL_WORDS,
     TAG_HEADER: ("authorization",),
+    TAG_COMMAND: ("curl", "mysql"),
 }
 
 # Rules with no literal keyword run on strings at least this long that contain their gate.
