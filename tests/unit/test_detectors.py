@@ -407,6 +407,12 @@ _SECRET = "Zq9" + "rT4vX2mKp7WcLb3N"  # 19 random-looking characters, no provide
         f"'secret_key' => '{_SECRET}',",  # PHP array
         f"$password = '{_SECRET}';",  # PHP, Perl, PowerShell
         f"cohere token = '{_SECRET}'",  # a provider's name before the key
+        f'$apiToken .= "{_SECRET}";',  # PHP, appended
+        f'<add key="ApiKey" value="{_SECRET}" />',  # .NET appSettings, NuGet.config
+        f"<apiToken>\n    {_SECRET}\n</apiToken>",  # an XML element over lines
+        f'System.setProperty("API_TOKEN", "{_SECRET}");',  # a call given a key and a value
+        f'os.Setenv("API_KEY", "{_SECRET}")',
+        f"os.environ['HF_TOKEN'] = '{_SECRET}'",  # an index assigned
     ],
 )
 def test_assignments_as_languages_write_them(line: str) -> None:
@@ -426,6 +432,10 @@ def test_assignments_as_languages_write_them(line: str) -> None:
         "const apiKey: string = process.env.API_KEY;",
         "var apiToken string = cfg.Token",
         "password := `${DB_PASSWORD}`",
+        'headers.get("X-Api-Key", "")',
+        'token = os.environ["HF_TOKEN"]',
+        'if os.environ["HF_TOKEN"] == "unset":',
+        '<add key="ApiKey" value="$(ApiKey)" />',
     ],
 )
 def test_code_that_assigns_no_literal_is_not_reported(line: str) -> None:

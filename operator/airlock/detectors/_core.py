@@ -183,8 +183,9 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 # A value that is a line of configuration (``HELLO="…"``, ``PUBLIC_KEY: '…'``): its own keys are
 # read by the embedded scan, the line as a whole is not one credential.
 _CONFIG_LINE = re.compile(r"^[A-Za-z_][\w.-]*[ \t]*[:=][ \t]*[\"']")
-# A value that may itself be configuration: an assignment, a key: value pair, a header, XML.
-_EMBEDDED = re.compile(r"[=:]|</")
+# A value that may itself be configuration: an assignment, a key: value pair, a header, XML, a
+# call given a key and a value (``setProperty("API_TOKEN", "…")``).
+_EMBEDDED = re.compile(r"[=:]|</|[\"'][ \t]*,")
 _SEPARATOR = re.compile(r"[-_.]")
 # A value that is one base64 blob (a token or a key file stored encoded).
 _B64_BLOB = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\Z")
@@ -243,6 +244,8 @@ class _Patterns:
     json_pair: re.Pattern[str]
     xml_element: re.Pattern[str]  # <password>…</password> (Maven settings.xml)
     xml_property: re.Pattern[str]  # <name>fs.s3a.secret.key</name><value>…</value> (Hadoop)
+    xml_add: re.Pattern[str]  # <add key="ApiKey" value="…" /> (.NET appSettings, NuGet.config)
+    string_pair: re.Pattern[str]  # setProperty("API_TOKEN", "…"), env["API_TOKEN"] = "…"
     script_assign: re.Pattern[str]
     script_flag: re.Pattern[str]
 
@@ -252,11 +255,11 @@ class _Patterns:
 # ``const``) or a provider's name (``cohere token = '…'``). After it, a type annotation before
 # "=" (Go ``var key string =``, TypeScript and Kotlin ``key: string =``). The operators: ":" and
 # "=" (not "== ", a comparison), and before a blank or a quote Go's and make's ":=", make's
-# "?=", "::=" and ":::=", and "+="; "=>" (PHP arrays, Ruby hashes) after a blank or a quote. So
-# `KEY==x`, `KEY=>x` and `key:=x` (.properties) still give the values "=x", ">x" and "=x".
+# "?=", "::=", ":::=", "+=" and PHP's ".="; "=>" (PHP arrays, Ruby hashes) after a blank or a
+# quote. So `KEY==x`, `KEY=>x` and `key:=x` (.properties) still give the values "=x", ">x", "=x".
 _DECLARED = r"(?:[A-Za-z_$][\w$.:<>\[\]*?]*+[ \t]+){0,4}"
 _TYPED = r"(?:(?:[ \t]*:[ \t]*|[ \t]+)[A-Za-z_*\[][\w.<>\[\]*?|]*+(?=[ \t]*[:?+]?=))?"
-_ASSIGN = r"(?:(?::::=|::=|:=|\?=|\+=)(?=[ \t\"'`])|(?<=[ \t\"'])=>|=(?!=[ \t])|:)"
+_ASSIGN = r"(?:(?::::=|::=|:=|\?=|\+=|\.=)(?=[ \t\"'`])|(?<=[ \t\"'])=>|=(?!=[ \t])|:)"
 
 
 def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
@@ -274,9 +277,19 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         keyword=re.compile(kw),
         keyword_lower=re.compile(_keyword_fragment(extra, folded=False)),
         json_pair=re.compile(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
-        xml_element=re.compile(rf"<(?P<key>{key})>(?P<val>[^<>\r\n]+)</(?P=key)>"),
+        xml_element=re.compile(
+            rf"<(?P<key>{key})>[ \t\r\n]*(?P<val>[^<>\s](?:[^<>\r\n]*[^<>\s])?)[ \t\r\n]*"
+            rf"</(?P=key)>"
+        ),
         xml_property=re.compile(
             rf"<name>\s*(?P<key>{key})\s*</name>\s*<value>(?P<val>[^<>\r\n]*)</value>"
+        ),
+        xml_add=re.compile(
+            rf"<add\s+key\s*=\s*\"(?P<key>{key})\"\s+value\s*=\s*\"(?P<val>[^\"\r\n]*)\""
+        ),
+        string_pair=re.compile(
+            rf"(?:\(|\[)[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*(?:,|\][ \t]*=(?!=))[ \t]*"
+            r"(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
         ),
         script_assign=re.compile(
             rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"
@@ -905,6 +918,14 @@ class DetectorSet:
                     self._named_at(
                         found, m.group("key"), m.group("val").strip(), m.start("val"), REASON_KEY
                     )
+        if "<add" in text:
+            for m in p.xml_add.finditer(text):
+                key, val = m.group("key", "val")
+                self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
+        if "(" in text or "[" in text:
+            for m in p.string_pair.finditer(text):
+                key, val = m.group("key", "val")
+                self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
         if "machine" in text:
             for m in _NETRC.finditer(text):
                 self._named_at(found, "password", m.group("val"), m.start("val"), REASON_KEY)
