@@ -889,6 +889,52 @@ def test_command_lines_without_a_literal_credential_are_clean(command: str) -> N
     assert D.check_args(["sh", "-c", command]) == []
 
 
+def _secret_manifest(data: str, kind: str = "Secret") -> str:
+    return f"apiVersion: v1\nkind: {kind}\nmetadata:\n  name: db\ntype: Opaque\n{data}"
+
+
+def test_a_secret_manifest_written_in_a_text_is_reported() -> None:
+    """A Kubernetes Secret manifest kept in a ConfigMap (or an env value) puts its data in
+    plain sight: each data value (base64) and stringData value is reported."""
+    password = "Zq9" + rnd(13)
+    encoded = base64.b64encode(password.encode()).decode()
+    for data in (
+        f"data:\n  password: {encoded}\n  username: YWRtaW4=\n",  # admin: 5 bytes, a stub
+        f"data:\n\tpassword: '{encoded}'\n",
+        f"data:\n  password: |\n    {encoded}\n",
+        f"stringData:\n  password: {password}\n",
+    ):
+        text = _secret_manifest(data)
+        found = D.check_text("manifests.yaml", text)
+        assert detection_kinds(found) == ["Kubernetes Secret data"], data
+        assert password not in repr(found)
+        assert encoded not in repr(found)
+        det = D.check_env("APP_CONFIG_1", text)
+        assert det is not None
+        assert det.kind == "Kubernetes Secret data"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _secret_manifest("data:\n  password: {{ .Values.password | b64enc }}\n"),
+        _secret_manifest("stringData:\n  password: ${DB_PASSWORD}\n"),
+        _secret_manifest("data:\n  flag: YmFyCg==\n"),  # "bar": a stub
+        _secret_manifest("data:\n  password: ''\n"),
+        _secret_manifest("data:\n  key: secret/mysecret-value\n"),  # not padded base64
+        _secret_manifest(
+            "spec:\n  data:\n    - secretKey: api-token\n      remoteRef:\n        key: prod/db\n",
+            kind="ExternalSecret",
+        ),
+        # a Secret without data, then another document (a ConfigMap) with data
+        "kind: Secret\nmetadata:\n  name: a\n---\nkind: ConfigMap\ndata:\n"
+        "  token_path: L3Zhci9ydW4vc2VjcmV0cy90b2tlbg==\n",
+    ],
+)
+def test_secret_manifests_without_a_literal_secret_are_clean(text: str) -> None:
+    assert D.check_text("manifests.yaml", text) == []
+
+
 def test_scripts_reading_credentials_from_elsewhere_are_clean() -> None:
     for script in (
         "export HF_TOKEN=$(cat /var/run/secrets/hf/token)\npython serve.py",

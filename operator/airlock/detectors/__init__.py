@@ -40,6 +40,12 @@ Decisions worth knowing (each has a test):
   is read for credential-named keys; a value that is one base64 blob is decoded once and read.
 - Connection strings and URLs with a password are findings whatever the user name; a
   template or placeholder password is not.
+- Configuration and code inside a value are read for credential-named keys as the languages
+  write an assignment (``key = …``, ``key: …``, Go ``:=`` and ``var key string =``, typed
+  declarations, make's ``?=``, PHP ``=>`` and ``.=``, ``<add key=… value=…/>``, a call or an index
+  given the key and a literal), at most three values deep; a command line in an env value as
+  in ``sh -c`` (curl ``-u``/``-H``, ``mysql -p``). A Kubernetes Secret manifest written in a
+  text (a ConfigMap, an env value) is reported by its ``data`` and ``stringData`` values.
 - ``*_KEY_ID`` names (``AWS_ACCESS_KEY_ID``) are identifiers, not secrets: the keyword
   heuristic ignores them and the AWS key-id format (AKIA/ASIA...) is detected under any name.
 - A private-key block needs a body of at least 40 base64 characters; a header alone (a script

@@ -3,7 +3,8 @@
 Private-key blocks (PEM, also with escaped newlines, without their BEGIN line, or base64-encoded
 as in a kubeconfig's ``client-key-data``), GCP service-account key files, credentials inside
 URLs and connection strings (``scheme://user:password@host``, ODBC / ADO.NET
-``Server=...;Password=...``, JDBC ``?password=``). Each is run by the matcher only when its
+``Server=...;Password=...``, JDBC ``?password=``), and Kubernetes Secret manifests written out
+in a text (their ``data`` and ``stringData`` values). Each is run by the matcher only when its
 keyword was seen, and each checks the secret part is real (a body, not a stub or a template).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import re
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -24,6 +26,7 @@ REASON_CONN = "connection string password"
 
 KIND_URL = "password in URL"
 KIND_CONN = "password in connection string"
+KIND_SECRET_DATA = "Kubernetes Secret data"  # noqa: S105 - a kind, not a password
 
 
 class Hit(NamedTuple):
@@ -87,6 +90,21 @@ _CONN_CONTEXT = re.compile(
 )
 
 
+# A Kubernetes Secret written out in a text: `kind: Secret` (not ExternalSecret, SopsSecret …)
+# and a `data:` or `stringData:` block, whose entries are the secret (base64 under data).
+_SECRET_KIND = re.compile(r"""(?im)^[ \t]*["']?kind["']?[ \t]*:[ \t]*["']?secret["']?[ \t]*$""")
+_SECRET_BLOCK = re.compile(r"(?m)^(?P<ind>[ \t]*)(?P<b>data|stringData)[ \t]*:[ \t]*$")
+# an entry of the block: `key: value`, the value maybe quoted, or a folded or literal block
+# scalar whose one line follows
+_SECRET_ENTRY = re.compile(
+    r"""[ \t]+["']?[\w.-]+["']?[ \t]*:[ \t]*(?:[|>][-+]?[ \t]*\n[ \t]+)?["']?"""
+    r"""(?P<s>[^\s"'#][^"'\n]*?)["']?[ \t]*(?=\n|$)"""
+)
+_SECRET_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_DOCUMENT = re.compile(r"(?m)^---[ \t]*$")
+_MIN_SECRET_DATA = 6  # decoded bytes: a shorter value is a flag or a stub ("bar")
+
+
 def _pem_body(raw: str) -> str:
     return _NOT_BASE64.sub("", _PEM_HEADER_LINE.sub("", raw))
 
@@ -106,6 +124,56 @@ def service_account_hits(text: str) -> Iterator[Hit]:
             if _real_key_body(_pem_body(m.group("s"))):
                 yield Hit("GCP service account key", m.group("s"), m.start(), m.end(),
                           REASON_FORMAT, "gcp-service-account-key")  # fmt: skip
+
+
+def secret_manifest_hits(text: str) -> Iterator[Hit]:
+    """The values of a Kubernetes Secret manifest's ``data`` (padded base64 of at least
+    :data:`_MIN_SECRET_DATA` bytes) and ``stringData`` (not a placeholder or a template), in
+    each YAML document of ``text`` that is a Secret."""
+    bounds = [0, *(m.start() for m in _DOCUMENT.finditer(text)), len(text)]
+    for start, end in itertools.pairwise(bounds):
+        if _SECRET_KIND.search(text, start, end) is None:
+            continue
+        for block in _SECRET_BLOCK.finditer(text, start, end):
+            yield from _block_hits(text, block, end)
+
+
+def _block_hits(text: str, block: re.Match[str], end: int) -> Iterator[Hit]:
+    """The entries of one ``data:`` or ``stringData:`` block: the lines indented deeper than
+    its key, up to ``end`` (the document's)."""
+    indent = len(block.group("ind").expandtabs())
+    encoded = block.group("b") == "data"
+    at = block.end() + 1
+    while at < end:
+        line_end = text.find("\n", at, end)
+        line_end = end if line_end < 0 else line_end
+        line = text[at:line_end]
+        body = line.lstrip()
+        if body and not body.startswith("#"):
+            if len(line[: len(line) - len(body)].expandtabs()) <= indent:
+                return  # the block ended
+            m = _SECRET_ENTRY.match(text, at, end)
+            if m is not None:
+                if _secret_value(m.group("s"), encoded=encoded):
+                    yield Hit(KIND_SECRET_DATA, m.group("s"), m.start("s"), m.end("s"),
+                              REASON_FORMAT, "kubernetes-secret-manifest")  # fmt: skip
+                line_end = max(line_end, m.end())
+        at = line_end + 1
+
+
+def _secret_value(value: str, *, encoded: bool) -> bool:
+    if "{{" in value or "${" in value or "$(" in value:
+        return False  # a template
+    if not encoded:
+        return len(value) >= _MIN_SECRET_DATA and not is_placeholder(value)
+    if _SECRET_B64.fullmatch(value) is None:  # the API server writes it padded
+        return False
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    text = decoded.decode("utf-8", "replace")
+    return len(decoded) >= _MIN_SECRET_DATA and not is_placeholder(text.strip())
 
 
 def pem_hits(text: str) -> Iterator[Hit]:

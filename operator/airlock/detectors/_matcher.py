@@ -26,6 +26,7 @@ from airlock.detectors._formats import (
     b64_pem_hits,
     connection_string_hits,
     pem_hits,
+    secret_manifest_hits,
     service_account_hits,
     url_hits,
 )
@@ -357,6 +358,8 @@ def iter_hits(text: str, seen: Seen | None = None, min_start: int = 0) -> Iterat
     tags = seen.tags
     if TAG_SA in tags:
         yield from service_account_hits(text)
+    if TAG_CRED in tags and "ata:" in text:  # a Secret manifest's data: or stringData:
+        yield from secret_manifest_hits(text)
     if TAG_PEM in tags:
         yield from pem_hits(text)
     if TAG_B64_PEM in tags:
