@@ -366,3 +366,33 @@ def test_a_short_prefix_with_a_fixed_length_ends_where_the_format_does() -> None
     """ "fc-" and 32 hex characters is a Firecrawl key; "fc-" and a digest's 64 is not one."""
     assert "firecrawl-api-key" in rule_ids("f" + "c-" + rnd(32, HEXL))
     assert "firecrawl-api-key" not in rule_ids("f" + "c-" + rnd(64, HEXL))
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (
+            "dt0"
+            + "s01."
+            + rnd(24, string.ascii_uppercase + "0123456789")
+            + "."
+            + rnd(64, string.ascii_uppercase),
+            "Dynatrace",
+        ),
+        (
+            "dt0" + "s02." + rnd(8, string.ascii_uppercase) + "." + rnd(64, string.ascii_uppercase),
+            "Dynatrace",
+        ),
+        ("tskey" + "-api-" + rnd(12) + "CNTRL-" + rnd(16), "Tailscale"),
+    ],
+)
+def test_documented_variants_of_a_format(value: str, kind: str) -> None:
+    """Dynatrace platform tokens and OAuth client secrets (dt0s<nn>, an 8- or 24-character
+    public part) beside API tokens (dt0c01); Tailscale keys with a 16-character secret."""
+    det = D.check_env("APP_CONFIG_1", value)
+    assert det is not None
+    assert det.kind.startswith(kind)
+    assert (
+        D.check_env("APP_CONFIG_1", value.replace("dt0s", "dt0x").replace("tskey-", "tskey_"))
+        is None
+    )

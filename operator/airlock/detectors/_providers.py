@@ -1113,9 +1113,11 @@ RULES: tuple[ProviderRule, ...] = (
     raw(
         "dynatrace-token",
         "Dynatrace",
-        "API token",
-        ("dt0c01.",),
-        rf"{_B}(?P<s>dt0c01\.[{UP}]{{24}}\.[{UP}]{{64}}){_END}",
+        "API or platform token",
+        ("dt0c0", "dt0s"),
+        # dt0c01 API tokens; dt0s<nn> platform tokens and OAuth client secrets (8- or 24-character
+        # public part): dt0<c|s><version>.<public>.<64-character secret>
+        rf"{_B}(?P<s>dt0(?:c0\d|s\d\d)\.[{UP}]{{8,24}}\.[{UP}]{{64}}){_END}",
     ),
     near("sumologic-access-key", "Sumo Logic", "access key", ("sumo",), A62, 64),
     near("rollbar-token", "Rollbar", "access token", ("rollbar",), HEX, 32),
@@ -1148,7 +1150,7 @@ RULES: tuple[ProviderRule, ...] = (
         "API, auth, client or SCIM key",
         ("tskey-",),
         # tskey-<type>-<id>-<secret>; types so far: api, auth, client, scim, webhook
-        rf"{_B}(?P<s>tskey-[a-z]{{3,12}}-[{A62}]{{10,}}-[{A62}]{{20,}}){_END}",
+        rf"{_B}(?P<s>tskey-[a-z]{{3,12}}-[{A62}]{{10,}}-[{A62}]{{16,}}){_END}",
     ),
     raw(
         "ngrok-authtoken",
