@@ -413,6 +413,10 @@ _SECRET = "Zq9" + "rT4vX2mKp7WcLb3N"  # 19 random-looking characters, no provide
         f'System.setProperty("API_TOKEN", "{_SECRET}");',  # a call given a key and a value
         f'os.Setenv("API_KEY", "{_SECRET}")',
         f"os.environ['HF_TOKEN'] = '{_SECRET}'",  # an index assigned
+        f"cohere token = '{_SECRET}' | 'other'",  # a literal, then more code
+        f'const API_KEY = "{_SECRET}"; // the key',
+        f'{{"name": "API_TOKEN", "value": "{_SECRET}"}}',  # a Kubernetes env entry in JSON
+        f'{{"key": "auth_token", "value": "{_SECRET}"}}',  # Postman's
     ],
 )
 def test_assignments_as_languages_write_them(line: str) -> None:
@@ -436,10 +440,48 @@ def test_assignments_as_languages_write_them(line: str) -> None:
         'token = os.environ["HF_TOKEN"]',
         'if os.environ["HF_TOKEN"] == "unset":',
         '<add key="ApiKey" value="$(ApiKey)" />',
+        '{"name": "API_TOKEN", "value": "$(TOKEN_FROM_FILE)"}',
     ],
 )
 def test_code_that_assigns_no_literal_is_not_reported(line: str) -> None:
     assert D.check_text("main.go", "package main\n" + line + "\n") == []
+
+
+def test_env_lists_in_a_configmap_file_are_read_by_name() -> None:
+    """A ConfigMap holding manifests or chart values (`- name: X` then `value: …`): the value
+    of a credential-named entry is judged, the others and valueFrom entries are not."""
+    text = (
+        "containers:\n  - name: app\n    env:\n"
+        "      - name: LOG_LEVEL\n        value: debug-verbose\n"
+        f"      - name: DB_PASSWORD\n        value: {_SECRET}\n"
+        "      - name: API_TOKEN\n        valueFrom:\n          secretKeyRef: {name: t, key: t}\n"
+        "      - name: HF_TOKEN\n        value: $(HF_TOKEN_FILE)\n"
+    )
+    found = D.check_text("values.yaml", text)
+    assert detection_kinds(found) == ["password"]
+    alone = D.check_env("DB_PASSWORD", _SECRET)
+    assert alone is not None
+    assert found[0].fingerprint == alone.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("raw", "literal"),
+    [
+        (f"'{_SECRET}' | 'other'", _SECRET),
+        (f'"{_SECRET}"; // note', _SECRET),
+        (f'"{_SECRET}".encode()', _SECRET),
+        ('"a\\"b" + x', 'a\\"b'),  # an escaped quote is the literal's
+        ("'it''s here' # yaml", "it''s here"),  # YAML writes a quote twice
+        ('"a"b"', 'a"b'),  # no code after the second quote: it belongs to the value
+        ("", ""),
+    ],
+)
+def test_the_literal_of_a_line_is_the_first_quoted_one_when_code_follows(
+    raw: str, literal: str
+) -> None:
+    from airlock.detectors._core import _clean_text_value
+
+    assert _clean_text_value(raw)[0] == literal
 
 
 @pytest.mark.parametrize("first", ["=", ">", ":"])

@@ -246,6 +246,9 @@ class _Patterns:
     xml_property: re.Pattern[str]  # <name>fs.s3a.secret.key</name><value>…</value> (Hadoop)
     xml_add: re.Pattern[str]  # <add key="ApiKey" value="…" /> (.NET appSettings, NuGet.config)
     string_pair: re.Pattern[str]  # setProperty("API_TOKEN", "…"), env["API_TOKEN"] = "…"
+    # a name and its value as a Kubernetes env list writes them (and Postman's key/value)
+    name_value_json: re.Pattern[str]  # {"name": "API_TOKEN", "value": "…"}
+    name_value_yaml: re.Pattern[str]  # - name: API_TOKEN⏎  value: …
     script_assign: re.Pattern[str]
     script_flag: re.Pattern[str]
 
@@ -287,6 +290,15 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         xml_add=re.compile(
             rf"<add\s+key\s*=\s*\"(?P<key>{key})\"\s+value\s*=\s*\"(?P<val>[^\"\r\n]*)\""
         ),
+        name_value_json=re.compile(
+            rf"\"(?:name|key)\"\s*:\s*\"(?P<key>{key})\"\s*,\s*\"value\"\s*:\s*"
+            r"\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""
+        ),
+        name_value_yaml=re.compile(
+            rf"^[ \t]*(?:-[ \t]+)?name[ \t]*:[ \t]*(?P<q>[\"']?)(?P<key>{key})(?P=q)[ \t]*\r?\n"
+            r"[ \t]*value[ \t]*:[ \t]*(?P<val>[^\r\n]*)$",
+            re.MULTILINE,
+        ),
         string_pair=re.compile(
             rf"(?:\(|\[)[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*(?:,|\][ \t]*=(?!=))[ \t]*"
             r"(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
@@ -309,6 +321,10 @@ _QUOTES = "\"'`"
 def _clean_text_value(raw: str) -> tuple[str, bool]:
     """The literal of a ``key: value`` / ``KEY=value`` line and whether it was quoted."""
     v = raw.strip()
+    if v and v[0] in _QUOTES:  # ("" is in every string)
+        first = _first_literal(v)
+        if first is not None:
+            return first, True
     if v.endswith(","):
         v = v[:-1].rstrip()
     if len(v) >= 2 and v[0] == v[-1] and v[0] in _QUOTES:
@@ -321,6 +337,27 @@ def _clean_text_value(raw: str) -> tuple[str, bool]:
     if hash_at >= 0:
         v = v[:hash_at].rstrip()
     return v.rstrip(";"), False
+
+
+# what may follow a literal in code: the statement's or an item's end, a comment, an operator,
+# a method call (`'…' | '…'`, `"…"; // note`, `'…'.encode()`)
+_AFTER_LITERAL = (";", ",", ")", "|", "+", "#", ".", "//")
+
+
+def _first_literal(v: str) -> str | None:
+    """The quoted literal that ``v`` opens, when code follows it (or nothing does); None when
+    what follows its closing quote is no code (the quote was part of the value)."""
+    q, i = v[0], 1
+    while (j := v.find(q, i)) >= 0:
+        if q == '"' and (j - len(v[:j].rstrip("\\"))) % 2:  # an escaped quote
+            i = j + 1
+            continue
+        if q == "'" and v[j + 1 : j + 2] == "'":  # YAML writes a quote twice
+            i = j + 2
+            continue
+        rest = v[j + 1 :].lstrip()
+        return v[1:j] if not rest or rest.startswith(_AFTER_LITERAL) else None
+    return None
 
 
 def _query_parameter(text: str, at: int, scheme: int) -> bool:
@@ -918,6 +955,15 @@ class DetectorSet:
                     self._named_at(
                         found, m.group("key"), m.group("val").strip(), m.start("val"), REASON_KEY
                     )
+        if '"value"' in text:
+            for m in p.name_value_json.finditer(text):
+                key, val = m.group("key", "val")
+                self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
+        if "value" in text and "name" in text:
+            for m in p.name_value_yaml.finditer(text):
+                value, quoted = _clean_text_value(m.group("val"))
+                if quoted or _KV_CODE.search(value) is None:
+                    self._named_at(found, m.group("key"), value, m.start("val"), REASON_KEY, depth)
         if "<add" in text:
             for m in p.xml_add.finditer(text):
                 key, val = m.group("key", "val")
