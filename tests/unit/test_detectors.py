@@ -603,6 +603,10 @@ def test_base64_of_text_is_judged_by_the_text(name: str, text: str, secret: bool
         ("GIT_CREDENTIALS", "credential"),
         ("db.password", "password"),
         ("spring.datasource.password", "password"),
+        ("refreshtoken", "token"),  # run together in lower case: read as two words
+        ("sessiontoken", "token"),
+        ("appsecret", "secret"),
+        ("webhooksecret", "secret"),
     ],
 )
 def test_credential_names_flag_any_real_literal(name: str, kind: str) -> None:
@@ -651,6 +655,9 @@ def test_credential_names_flag_any_real_literal(name: str, kind: str) -> None:
         "continuationToken",
         "checksum/secret",  # Helm: a digest of the Secret, to roll pods when it changes
         "SECRET_SHA256",
+        "monkey",  # a word ending in a credential noun is not a run-together name
+        "hotkey",
+        "cachekey",
     ],
 )
 def test_name_traps_are_not_credential_names(name: str) -> None:
@@ -684,6 +691,7 @@ def test_short_passwords_that_happen_to_be_base64_are_passwords() -> None:
 def test_keys_of_data_are_not_secret_keys(name: str) -> None:
     assert D.check_env(name, hexs(32)) is None
     assert D.check_env("SIGNING_KEY", hexs(32)) is not None
+    assert D.check_env("azureFunctionkey", hexs(32)) is not None  # FUNCTION KEY, run together
 
 
 def test_a_flag_or_variable_named_for_an_identifier_may_hold_a_random_value() -> None:

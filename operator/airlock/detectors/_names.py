@@ -200,6 +200,29 @@ def _counted_words(name: str) -> list[str]:
     return ws
 
 
+# Run-together lower-case names (``functionkey``, ``refreshtoken``, ``appsecret``): a noun
+# after one of these words is read as the two words (then judged as FUNCTION_KEY would be).
+_GLUED_QUALIFIERS = {
+    "KEY": frozenset(_STRONG_KEY_QUALIFIERS) | {
+        "FUNCTION", "MASTER", "HOST", "SIGNING", "ENCRYPTION", "LICENSE", "STORAGE", "SAS",
+    },
+    "TOKEN": frozenset({
+        "ACCESS", "AUTH", "API", "BEARER", "REFRESH", "SESSION", "SECRET", "SAS", "BOT", "APP",
+        "USER", "SERVICE", "CLIENT", "PERSONAL", "DEPLOY", "RUNNER", "WEBHOOK",
+    }),
+    "SECRET": frozenset({
+        "CLIENT", "APP", "CONSUMER", "WEBHOOK", "SIGNING", "SHARED", "API", "JWT", "TOKEN",
+    }),
+}  # fmt: skip
+
+
+def _unglued(word: str) -> list[str] | None:
+    for noun, qualifiers in _GLUED_QUALIFIERS.items():
+        if word.endswith(noun) and word[: -len(noun)] in qualifiers:
+            return [word[: -len(noun)], noun]
+    return None
+
+
 def names_identifier(name: str) -> bool:
     """``name`` (a flag's or a variable's) says its value is an identifier or a digest."""
     ws = _counted_words(name)
@@ -225,6 +248,9 @@ def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | 
     for _ in range(2):
         if len(core) > 1 and core[-1] in _ENCODING_SUFFIXES:
             core.pop()
+    glued = _unglued(core[-1])
+    if glued is not None:  # "functionkey", "refreshtoken": read as two words
+        core[-1:] = glued
     last = core[-1]
     prev = core[-2] if len(core) > 1 else ""
     ignored = _NOT_CREDENTIAL_QUALIFIERS.get(last, ())
