@@ -1132,10 +1132,14 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "token: " * 3000 + "Zq9rT4vX2mKp7WcLb3N",  # configuration in a value, 3,000 deep
         "password=password=" * 1500 + "x",
         "api token = " * 3000 + "x",
+        "curl " * 20000,  # each command name was scanned to the line's end: quadratic
+        "curl -u " * 20000,
+        "mysql " * 20000,
+        'password = "' + '\\"' * 100000,  # escaped quotes in a literal
     ],
     ids=[
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
-        *("?&", "nested:", "nested=", "nested words"),
+        *("?&", "nested:", "nested=", "nested words", "curl", "curl -u", "mysql", '\\"'),
     ],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:

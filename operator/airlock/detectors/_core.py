@@ -14,7 +14,7 @@ import binascii
 import bisect
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from airlock.detectors._formats import Hit
@@ -205,12 +205,18 @@ _HEADER_KIND = {"bearer": "bearer token", "basic": "HTTP basic credentials"}
 _CURL_HEADER = re.compile(
     r"(?:-H|--header)[ \t]*(?P<q>[\"'])(?P<key>[\w-]+)[ \t]*:[ \t]*(?P<val>[^\"'\n]+)(?P=q)"
 )
-_MYSQL_P = re.compile(r"\bmysql\w*\b[^\n;|&]*?[ \t]-p(?P<val>[^\s\"';|&]+)")
-# curl's -u/--user USER:PASSWORD on its command line (lines continued with a backslash too); the
-# password may be quoted apart (kevin:'…'), or empty when the user name is an API key
+# A command's flags are looked for after its name, in the same command: up to a ";", "|", "&"
+# or a line break that is not continued with a backslash. Each flag is matched once and told
+# its command by bisection (a regex scanning from each command name to the line's end took
+# quadratic time on "curl curl curl …").
+_COMMAND_END = re.compile(r"[;|&]|(?<!\\)\n")
+_MYSQL = re.compile(r"\bmysql\w*\b")
+_MYSQL_P = re.compile(r"[ \t]-p(?P<val>[^\s\"';|&]+)")
+_CURL = re.compile(r"\bcurl\b")
+# curl's -u/--user USER:PASSWORD; the password may be quoted apart (kevin:'…'), or empty when
+# the user name is an API key
 _CURL_U = re.compile(
-    r"\bcurl\b(?:[^\n;|&]|\\\r?\n)*?[ \t\n](?:-u|--user)(?:[ \t]+|=)[\"']?(?P<user>[^\s:\"']*):"
-    r"[\"']?(?P<val>[^\s\"']*)"
+    r"[ \t\n](?:-u|--user)(?:[ \t]+|=)[\"']?(?P<user>[^\s:\"']*):[\"']?(?P<val>[^\s\"']*)"
 )
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 # Redis configuration: a directive, a blank, its value (redis.conf: requirepass, masterauth).
@@ -349,7 +355,10 @@ def _first_literal(v: str) -> str | None:
     what follows its closing quote is no code (the quote was part of the value)."""
     q, i = v[0], 1
     while (j := v.find(q, i)) >= 0:
-        if q == '"' and (j - len(v[:j].rstrip("\\"))) % 2:  # an escaped quote
+        k = j
+        while q == '"' and v[k - 1] == "\\":  # (v[0] is the quote: k stops at 1)
+            k -= 1
+        if (j - k) % 2:  # an escaped quote
             i = j + 1
             continue
         if q == "'" and v[j + 1 : j + 2] == "'":  # YAML writes a quote twice
@@ -1025,7 +1034,7 @@ class DetectorSet:
                     if key.lower() not in ("authorization", "proxy-authorization"):
                         at = m.start("val")
                         self._named_at(found, key, m.group("val"), at, REASON_HEADER, depth)
-            for m in _CURL_U.finditer(text):
+            for m in _command_flags(text, _CURL, _CURL_U, first_only=False):
                 password = m.group("val")
                 if password:
                     self._named_at(found, "password", password, m.start("val"), REASON_FLAG, depth)
@@ -1034,10 +1043,37 @@ class DetectorSet:
                     if looks_random(user, strict=True) and not is_filler(user):
                         self._named_at(found, "api_key", user, m.start("user"), REASON_FLAG, depth)
         if "mysql" in text:
-            for m in _MYSQL_P.finditer(text):
+            for m in _command_flags(text, _MYSQL, _MYSQL_P, first_only=True):
                 self._named_at(
                     found, "password", m.group("val"), m.start("val"), REASON_FLAG, depth
                 )
+
+
+def _command_flags(
+    text: str, command: re.Pattern[str], flag: re.Pattern[str], *, first_only: bool
+) -> Iterator[re.Match[str]]:
+    """The matches of ``flag`` that stand after a match of ``command`` in the same command
+    (``first_only``: the first one of each command). Linear: each pattern runs once over the
+    text, and each flag finds its command by bisection."""
+    starts = [m.start() for m in command.finditer(text)]
+    if not starts:
+        return
+    ends = [m.start() for m in _COMMAND_END.finditer(text)]
+    used: set[int] = set()
+    for m in flag.finditer(text):
+        at = m.start()
+        i = bisect.bisect_left(starts, at) - 1
+        if i < 0:
+            continue
+        begin = starts[i]
+        j = bisect.bisect_left(ends, at) - 1
+        if j >= 0 and ends[j] > begin:
+            continue  # another command began since
+        if first_only:
+            if begin in used:
+                continue
+            used.add(begin)
+        yield m
 
 
 def _plain(value: str, n: int, seen: Seen) -> bool:
