@@ -173,6 +173,10 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
     ),
     "vapid-private-key": lambda: "VAPID_PRIVATE_KEY=" + rnd(43, U64),
     "vapid-key-pair": lambda: rnd(43, U64) + ":B" + rnd(86, U64),
+    "anthropic-oauth-token": lambda: "sk-ant-" + "oat01-" + rnd(60, U64),
+    "twitch-stream-key": lambda: "live" + "_" + rnd(9, string.digits) + "_" + rnd(30),
+    "sonarqube-token": lambda: "sq" + "p_" + rnd(40, HEXL),
+    "dependency-track-key": lambda: "od" + "t_" + rnd(32),
     "github-fine-grained-pat": lambda: "github" + "_pat_" + rnd(22) + "_" + rnd(59),
     "atlassian-api-token": lambda: "ATATT" + "3" + rnd(180, U64),
     "harness-pat": lambda: "pat." + rnd(22, U64) + "." + rnd(24, HEXL) + "." + rnd(20),
@@ -368,31 +372,31 @@ def test_a_short_prefix_with_a_fixed_length_ends_where_the_format_does() -> None
     assert "firecrawl-api-key" not in rule_ids("f" + "c-" + rnd(64, HEXL))
 
 
-@pytest.mark.parametrize(
-    ("value", "kind"),
-    [
-        (
-            "dt0"
-            + "s01."
-            + rnd(24, string.ascii_uppercase + "0123456789")
-            + "."
-            + rnd(64, string.ascii_uppercase),
-            "Dynatrace",
-        ),
-        (
-            "dt0" + "s02." + rnd(8, string.ascii_uppercase) + "." + rnd(64, string.ascii_uppercase),
-            "Dynatrace",
-        ),
-        ("tskey" + "-api-" + rnd(12) + "CNTRL-" + rnd(16), "Tailscale"),
-    ],
-)
-def test_documented_variants_of_a_format(value: str, kind: str) -> None:
+def _variants() -> list[tuple[str, str, str]]:
+    """(value, kind, a near miss) of documented variants of a format."""
+    dyn24 = rnd(24, string.ascii_uppercase + "0123456789") + "." + rnd(64, string.ascii_uppercase)
+    dyn8 = rnd(8, string.ascii_uppercase) + "." + rnd(64, string.ascii_uppercase)
+    ts = rnd(12) + "CNTRL-" + rnd(16)
+    mb = ".eyJ" + rnd(60, U64) + "." + rnd(22, U64)
+    teams = "/web" + "hook/" + _uuid() + "@" + _uuid() + "/IncomingWebhook/"
+    teams += rnd(32, HEXL) + "/" + _uuid()
+    return [
+        ("dt0" + "s01." + dyn24, "Dynatrace", "dt0" + "x01." + dyn24),
+        ("dt0" + "s02." + dyn8, "Dynatrace", "dt0" + "x02." + dyn8),
+        ("tskey" + "-api-" + ts, "Tailscale", "tskey" + "_api_" + ts),
+        ("tk" + mb, "Mapbox", "xk" + mb),  # a temporary token
+        # the older form of a Teams incoming webhook
+        ("https://outlook.office.com" + teams, "Microsoft Teams", "https://x.example" + teams),
+    ]
+
+
+@pytest.mark.parametrize(("value", "kind", "near_miss"), _variants())
+def test_documented_variants_of_a_format(value: str, kind: str, near_miss: str) -> None:
     """Dynatrace platform tokens and OAuth client secrets (dt0s<nn>, an 8- or 24-character
-    public part) beside API tokens (dt0c01); Tailscale keys with a 16-character secret."""
+    public part) beside API tokens (dt0c01); Tailscale keys with a 16-character secret; Mapbox
+    temporary tokens; Teams webhooks at outlook.office.com."""
     det = D.check_env("APP_CONFIG_1", value)
     assert det is not None
     assert det.kind.startswith(kind)
-    assert (
-        D.check_env("APP_CONFIG_1", value.replace("dt0s", "dt0x").replace("tskey-", "tskey_"))
-        is None
-    )
+    miss = D.check_env("APP_CONFIG_1", near_miss)
+    assert miss is None or not miss.kind.startswith(kind)

@@ -417,6 +417,11 @@ _SECRET = "Zq9" + "rT4vX2mKp7WcLb3N"  # 19 random-looking characters, no provide
         f'const API_KEY = "{_SECRET}"; // the key',
         f'{{"name": "API_TOKEN", "value": "{_SECRET}"}}',  # a Kubernetes env entry in JSON
         f'{{"key": "auth_token", "value": "{_SECRET}"}}',  # Postman's
+        f"# API_TOKEN = '{_SECRET}'",  # commented out, still in the file
+        f"// const apiKey = '{_SECRET}';",
+        f"login({{user: 'ops', password: '{_SECRET}'}})",  # an object inline
+        f"db: {{host: pg, password: '{_SECRET}'}}",  # a YAML flow mapping
+        f":password => '{_SECRET}',",  # a Ruby symbol
     ],
 )
 def test_assignments_as_languages_write_them(line: str) -> None:
@@ -441,6 +446,8 @@ def test_assignments_as_languages_write_them(line: str) -> None:
         'if os.environ["HF_TOKEN"] == "unset":',
         '<add key="ApiKey" value="$(ApiKey)" />',
         '{"name": "API_TOKEN", "value": "$(TOKEN_FROM_FILE)"}',
+        "# token: the one the CI job prints",
+        "login({user: 'ops', password: ''})",
     ],
 )
 def test_code_that_assigns_no_literal_is_not_reported(line: str) -> None:

@@ -255,6 +255,7 @@ class _Patterns:
     # a name and its value as a Kubernetes env list writes them (and Postman's key/value)
     name_value_json: re.Pattern[str]  # {"name": "API_TOKEN", "value": "…"}
     name_value_yaml: re.Pattern[str]  # - name: API_TOKEN⏎  value: …
+    inline_pair: re.Pattern[str]  # {user: 'x', password: '…'} (YAML flow, JavaScript objects)
     script_assign: re.Pattern[str]
     script_flag: re.Pattern[str]
 
@@ -266,7 +267,10 @@ class _Patterns:
 # "=" (not "== ", a comparison), and before a blank or a quote Go's and make's ":=", make's
 # "?=", "::=", ":::=", "+=" and PHP's ".="; "=>" (PHP arrays, Ruby hashes) after a blank or a
 # quote. So `KEY==x`, `KEY=>x` and `key:=x` (.properties) still give the values "=x", ">x", "=x".
+# Before the key a sigil may stand: PHP's and Perl's "$", Ruby's "@" and ":" (a symbol).
 _DECLARED = r"(?:[A-Za-z_$][\w$.:<>\[\]*?]*+[ \t]+){0,4}"
+# A line commented out keeps its credential: "#", "//", "--", ";", "*" (a block comment's line)
+_COMMENTED = r"(?:(?:#+|//+|--|;+|\*)[ \t]*)?"
 _TYPED = r"(?:(?:[ \t]*:[ \t]*|[ \t]+)[A-Za-z_*\[][\w.<>\[\]*?|]*+(?=[ \t]*[:?+]?=))?"
 _ASSIGN = r"(?:(?::::=|::=|:=|\?=|\+=|\.=)(?=[ \t\"'`])|(?<=[ \t\"'])=>|=(?!=[ \t])|:)"
 
@@ -279,7 +283,7 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
     key = rf"(?=[\w.\-]*?{kw})[\w.\-]++"
     return _Patterns(
         kv_line=re.compile(
-            rf"^[ \t]*(?:-[ \t]+)?{_DECLARED}(?P<q>[\"']?)[$@]?(?P<key>{key})(?P=q)"
+            rf"^[ \t]*{_COMMENTED}(?:-[ \t]+)?{_DECLARED}(?P<q>[\"']?)[$@:]?(?P<key>{key})(?P=q)"
             rf"{_TYPED}[ \t]*{_ASSIGN}[ \t]*(?P<val>[^\r\n]*)$",
             re.MULTILINE,
         ),
@@ -304,6 +308,10 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
             rf"^[ \t]*(?:-[ \t]+)?name[ \t]*:[ \t]*(?P<q>[\"']?)(?P<key>{key})(?P=q)[ \t]*\r?\n"
             r"[ \t]*value[ \t]*:[ \t]*(?P<val>[^\r\n]*)$",
             re.MULTILINE,
+        ),
+        inline_pair=re.compile(
+            rf"[{{,][ \t]*(?P<q>[\"']?)(?P<key>{key})(?P=q)[ \t]*[:=][ \t]*"
+            r"(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
         ),
         string_pair=re.compile(
             rf"(?:\(|\[)[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*(?:,|\][ \t]*=(?!=))[ \t]*"
@@ -973,6 +981,10 @@ class DetectorSet:
                 value, quoted = _clean_text_value(m.group("val"))
                 if quoted or _KV_CODE.search(value) is None:
                     self._named_at(found, m.group("key"), value, m.start("val"), REASON_KEY, depth)
+        if "{" in text:
+            for m in p.inline_pair.finditer(text):
+                key, val = m.group("key", "val")
+                self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
         if "<add" in text:
             for m in p.xml_add.finditer(text):
                 key, val = m.group("key", "val")

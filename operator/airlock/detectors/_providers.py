@@ -43,6 +43,14 @@ RULES: tuple[ProviderRule, ...] = (
         kind="Anthropic API key",
     ),
     raw(
+        "anthropic-oauth-token",
+        "Anthropic",
+        "OAuth access or refresh token (Claude Code)",
+        ("sk-ant-oat", "sk-ant-ort"),
+        rf"{_B}(?P<s>sk-ant-o[ar]t\d\d-[{URL64}]{{40,}}){_END}",
+        kind="Anthropic API key",
+    ),
+    raw(
         "openai-project-key",
         "OpenAI",
         "project, service-account or admin API key",
@@ -906,8 +914,10 @@ RULES: tuple[ProviderRule, ...] = (
         "teams-webhook-url",
         "Microsoft Teams",
         "incoming webhook URL",
-        ("webhook.office.com",),
-        r"(?P<s>https://[a-z0-9.-]*webhook\.office\.com/webhookb2/[A-Za-z0-9@/_-]{40,})",
+        ("webhook.office.com", "office.com/webhook/"),
+        # webhook.office.com/webhookb2/…, and the older outlook.office.com/webhook/… form
+        r"(?P<s>https://(?:[a-z0-9.-]*webhook\.office\.com/webhookb2|outlook\.office(?:365)?\.com"
+        r"/webhook)/[A-Za-z0-9@/_-]{40,})",
     ),
     near(
         "cloudant-password", "IBM Cloudant", "password or API key", ("cloudant", "clou_"), HEXU, 64
@@ -1171,8 +1181,9 @@ RULES: tuple[ProviderRule, ...] = (
         "mapbox-secret-token",
         "Mapbox",
         "secret access token",
-        ("sk.eyj",),
-        rf"{_B}(?P<s>sk\.eyJ[{URL64}]{{40,}}\.[{URL64}]{{20,}})",
+        ("sk.eyj", "tk.eyj"),
+        # sk.: a secret token; tk.: a temporary one (both sign requests as the account)
+        rf"{_B}(?P<s>[st]k\.eyJ[{URL64}]{{40,}}\.[{URL64}]{{20,}})",
     ),
     token("yandex-api-key", "Yandex Cloud", "API key", "AQVN", URL64, (35, 38)),
     token("yandex-iam-token", "Yandex Cloud", "IAM token", "t1.", A62 + "._-", (100, 0)),
@@ -1192,6 +1203,28 @@ RULES: tuple[ProviderRule, ...] = (
     ),
     near("asana-pat", "Asana", "personal access token", ("asana",), "0-9/:a-f", (34, 70)),
     near("twitch-token", "Twitch", "OAuth token", ("twitch",), LOW, 30),
+    raw(
+        "twitch-stream-key",
+        "Twitch",
+        "stream key",
+        ("live_",),
+        rf"{_B}(?P<s>live_\d{{6,12}}_[{A62}]{{30}}){_END}",
+    ),
+    raw(  # (raw: a three-letter prefix would make every value starting "odt" a lookalike)
+        "dependency-track-key",
+        "Dependency-Track",
+        "API key",
+        ("odt_",),
+        rf"{_B}(?P<s>odt_[{A62}]{{32,}}){_END}",
+    ),
+    raw(
+        "sonarqube-token",
+        "SonarQube",
+        "user, project or global analysis token",
+        ("squ_", "sqp_", "sqa_"),
+        rf"{_B}(?P<s>sq[upa]_[{HEX}]{{40}}){_END}",
+    ),
+    near("sonarqube-legacy-token", "SonarQube", "token", ("sonar",), HEX, 40),
     near("box-token", "Box", "developer token", ("box_token", "box_developer"), A62, 32),
     near(
         "launchdarkly-key", "LaunchDarkly", "API or SDK key", ("launchdarkly",), "a-z0-9-", (40, 44)
