@@ -528,6 +528,8 @@ def test_a_value_starting_with_an_operator_character_is_the_value(first: str) ->
         "%(ENV_SUPERVISOR_PASSWORD)s",  # configparser, supervisord
         "ENC(G6N718UuyPE5bHyWKyuLQSm02auQPUtm)",  # Jasypt: encrypted in place
         "ENC[AES256_GCM,data:Tr3Vt2gN8qkX,iv:1uJ9zQ7xR2mT5vW8yB3n,type:str]",  # SOPS
+        "#add-password",  # an element's id or class naming the field
+        ".api-key-input",
     ],
 )
 def test_code_templates_and_paths_under_a_credential_name_are_not_reported(value: str) -> None:
@@ -1115,6 +1117,9 @@ def test_configmap_file_with_provider_token_and_key_reports_each_credential_once
         ),
         ("a_key", "and value that are ok"),
         ("check.sh", "grep -q 'BEGIN " + "PRIVATE KEY' /tmp/k || exit 1\n"),
+        # code where a connection string's keys stand: C, a shell's command substitution
+        ("auth.c", "user = (char *) (p + 1);\npwd = (char *) (p + ulen + 2);\n"),
+        ("run.sh", "USERNAME=app\nPASSWORD=$($(dirname $0)/get-setting DB_PASSWORD)\n"),
     ],
 )
 def test_configmap_files_without_credentials(key: str, text: str) -> None:

@@ -26,7 +26,9 @@ REASON_CONN = "connection string password"
 
 KIND_URL = "password in URL"
 KIND_CONN = "password in connection string"
-KIND_SECRET_DATA = "Kubernetes Secret data"  # noqa: S105 - a kind, not a password
+KIND_SECRET_DATA = "Kubernetes Secret data"
+# How a password that is code starts: C's `pwd = (char *) …`, the shell's `PASSWORD=$(…)`
+_CODE_START = ("(", "$(", "${")  # noqa: S105 - a kind, not a password
 
 
 class Hit(NamedTuple):
@@ -227,6 +229,6 @@ def connection_string_hits(text: str) -> Iterator[Hit]:
         return
     for m in _CONN_PASSWORD.finditer(text):
         secret = m.group("s")
-        if is_placeholder(secret) or len(set(secret)) <= 2:
+        if is_placeholder(secret) or len(set(secret)) <= 2 or secret.startswith(_CODE_START):
             continue
         yield Hit(KIND_CONN, secret, m.start("s"), m.end("s"), REASON_CONN, "connection-string")

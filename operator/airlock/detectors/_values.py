@@ -198,6 +198,8 @@ _CODE = re.compile(
     # base64 padding (a key's "…w==")
     rf"|(?:[a-z_]{{2}}|\s){_OPERATOR}(?!=*$)|{_OPERATOR}(?:\s|[a-z_]{{2}})"
     r"|^[.#]?[a-z][a-z0-9-]+\s*\{|^\s*[\[{].*[\]}]\s*$"  # CSS selectors, JSON/array literals
+    # an element's id or class naming the field it styles (#add-password, .api-key-input)
+    r"|^[#.](?:[a-z]+[-_])*(?:pass(?:word)?|pwd|token|secret|key)(?:[-_][a-z]+)*$"
 )
 
 
