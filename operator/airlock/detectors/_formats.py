@@ -26,9 +26,9 @@ REASON_CONN = "connection string password"
 
 KIND_URL = "password in URL"
 KIND_CONN = "password in connection string"
-KIND_SECRET_DATA = "Kubernetes Secret data"
+KIND_SECRET_DATA = "Kubernetes Secret data"  # noqa: S105 - a kind, not a password
 # How a password that is code starts: C's `pwd = (char *) …`, the shell's `PASSWORD=$(…)`
-_CODE_START = ("(", "$(", "${")  # noqa: S105 - a kind, not a password
+_CODE_START = ("(", "$(", "${")
 
 
 class Hit(NamedTuple):
