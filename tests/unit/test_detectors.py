@@ -21,7 +21,7 @@ from typing import Any
 import airlock.detectors as detectors_module
 import pytest
 import yaml
-from airlock.detectors import DEFAULT_DETECTORS, Detection, DetectorSet, fingerprint
+from airlock.detectors import DEFAULT_DETECTORS, Detection, DetectorSet, fingerprint, redact
 from airlock.detectors._values import looks_random
 from airlock.errors import PolicyError
 from hypothesis import HealthCheck, given, settings
@@ -448,6 +448,11 @@ def test_assignments_as_languages_write_them(line: str) -> None:
         '{"name": "API_TOKEN", "value": "$(TOKEN_FROM_FILE)"}',
         "# token: the one the CI job prints",
         "login({user: 'ops', password: ''})",
+        'p.add_argument("--hf-token", "--hub-token", default=None)',  # an option's aliases
+        'secret_key = "django-insecure-" + get_random_string(50)',  # a literal and more
+        "auth_token = 'Bearer ' + token",
+        "@token = params[:token]",  # Ruby
+        "[security]\n;secret_key = SW2YcwTIb9zpOOhoPsMm",  # Grafana's published default
     ],
 )
 def test_code_that_assigns_no_literal_is_not_reported(line: str) -> None:
@@ -476,8 +481,7 @@ def test_env_lists_in_a_configmap_file_are_read_by_name() -> None:
     [
         (f"'{_SECRET}' | 'other'", _SECRET),
         (f'"{_SECRET}"; // note', _SECRET),
-        (f'"{_SECRET}".encode()', _SECRET),
-        ('"a\\"b" + x', 'a\\"b'),  # an escaped quote is the literal's
+        ('"a\\"b"; x', 'a\\"b'),  # an escaped quote is the literal's
         ("'it''s here' # yaml", "it''s here"),  # YAML writes a quote twice
         ('"a"b"', 'a"b'),  # no code after the second quote: it belongs to the value
         ("", ""),
@@ -489,6 +493,46 @@ def test_the_literal_of_a_line_is_the_first_quoted_one_when_code_follows(
     from airlock.detectors._core import _clean_text_value
 
     assert _clean_text_value(raw)[0] == literal
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "password: aHVudGVyMmh1bnRlcjI=",  # base64 padding is no type annotation
+        "secret: Pa55w0rd=Rotated2024",
+    ],
+)
+def test_a_value_with_an_equals_sign_is_read_whole(line: str) -> None:
+    found = D.check_text("app.yaml", "x: 1\n" + line + "\n")
+    key, _, value = line.partition(": ")
+    alone = D.check_env(key.upper(), value)
+    assert alone is not None
+    assert [d.fingerprint for d in found] == [alone.fingerprint]
+
+
+def test_values_that_only_look_like_credentials_in_other_formats() -> None:
+    # git names a GPG signing key by its public fingerprint; a commit is 40 hex digits too
+    gitconfig = "[user]\n\tname = bot\n\tsigningkey = 4AEE18F83AFDEB23B8A1B9E7C5C4A3D8F2D8E1C0\n"
+    assert D.check_text(".gitconfig", gitconfig) == []
+    assert D.check_env("SONAR_SCM_REVISION", "3f2a9c1b7d4e5f60718293a4b5c6d7e8f9012345") is None
+    # a container publishing MySQL's port is no mysql -p; a client run as a command is
+    assert D.check_args(["docker", "run", "--rm", "-p3306:3306", "mysql:8.0"]) == []
+    assert D.check_env("DOCKER_ARGS", "--name mysql -p3306:3306 mysql:8.0") is None
+    password = "Zq9rT4vX2mKp7W"
+    assert D.check_env("INIT", f"sleep 5; mysql -h db -u root -p{password} shop") is not None
+    # an Authorization scheme's name is no token (AWS SigV4, OAuth 1.0 parameters)
+    for header in (
+        "Authorization: AWS4-HMAC-SHA256 Credential=${AKID}/20240101/us-east-1/s3/aws4_request",
+        'Authorization: OAuth oauth_consumer_key="${CK}", oauth_token="${T}"',
+    ):
+        assert D.check_env("EXAMPLE", header) is None, header
+
+
+@pytest.mark.parametrize("raw", ['"django-insecure-" + get_random_string(50)', "'pre_' . $s"])
+def test_a_literal_concatenated_with_more_is_not_the_whole_value(raw: str) -> None:
+    from airlock.detectors._core import _clean_text_value
+
+    assert _clean_text_value(raw)[0] != raw.split(raw[0])[1]
 
 
 @pytest.mark.parametrize("first", ["=", ">", ":"])
@@ -952,6 +996,19 @@ def _secret_manifest(data: str, kind: str = "Secret") -> str:
     return f"apiVersion: v1\nkind: {kind}\nmetadata:\n  name: db\ntype: Opaque\n{data}"
 
 
+def test_a_secret_manifest_with_windows_line_ends_or_a_folded_value_is_read_whole() -> None:
+    password = "Zq9rT4vX2mKp7WcL"  # (not rnd(): later tests' draws stay as they were)
+    encoded = base64.b64encode(password.encode()).decode()
+    crlf = _secret_manifest(f"data:\n  password: {encoded}\n").replace("\n", "\r\n")
+    assert detection_kinds(D.check_text("s.yaml", crlf)) == ["Kubernetes Secret data"]
+    first, second = password[:8], password[8:]
+    folded = _secret_manifest(f"stringData:\n  password: >-\n    {first}\n    {second}\n")
+    assert detection_kinds(D.check_text("s.yaml", folded)) == ["Kubernetes Secret data"]
+    shown = redact(folded)
+    assert first not in shown
+    assert second not in shown
+
+
 def test_a_secret_manifest_written_in_a_text_is_reported() -> None:
     """A Kubernetes Secret manifest kept in a ConfigMap (or an env value) puts its data in
     plain sight: each data value (base64) and stringData value is reported."""
@@ -976,6 +1033,12 @@ def test_a_secret_manifest_written_in_a_text_is_reported() -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        # Helm values naming a Secret, and a data: block of another object
+        "envFrom:\n  - name: app-env\n    kind: Secret\npersistence:\n  data:\n"
+        "    storageClass: standard\n",  # (8 letters: valid base64)
+        # a document marker with a comment ends the Secret's document
+        "kind: Secret\nmetadata:\n  name: a\n--- # next\nkind: ConfigMap\ndata:\n"
+        "  token_path: L3Zhci9ydW4vc2VjcmV0cy90b2tlbg==\n",
         _secret_manifest("data:\n  password: {{ .Values.password | b64enc }}\n"),
         _secret_manifest("stringData:\n  password: ${DB_PASSWORD}\n"),
         _secret_manifest("data:\n  flag: YmFyCg==\n"),  # "bar": a stub
@@ -1148,10 +1211,14 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "curl -u " * 20000,
         "mysql " * 20000,
         'password = "' + '\\"' * 100000,  # escaped quotes in a literal
+        "kind: Secret\nstringData:\n  k: a" + " " * 50000 + "b\n",  # a lazy run, then blanks
+        "a\nproxy_set_header Authorization" + " " * 3000 + "x;\n",  # blanks around optionals
+        "curl -H 'x:" + " " * 60000 + "a",  # a header never closed
     ],
     ids=[
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
         *("?&", "nested:", "nested=", "nested words", "curl", "curl -u", "mysql", '\\"'),
+        *("secret entry", "authorization blanks", "curl header"),
     ],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:

@@ -177,7 +177,8 @@ _CODEISH = re.compile(r"[\[\]{}()]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 # alone is no sign of code there: generated passwords draw them (``x7]Lq(2…``); calls,
 # templates and selectors are told apart afterwards, as for any value under a credential name.
 _KV_CODE = re.compile(
-    r"(?<!\w)[A-Za-z_]\w*+\[['\"\d]|^\(.*\)$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$"
+    r"(?<!\w)[A-Za-z_]\w*+\[(?:['\"\d]|:[A-Za-z_]\w*+\])"  # an index: x["k"], x[1], Ruby x[:k]
+    r"|^\(.*\)$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$"
 )  # a name starts after no word character and is taken whole (possessive): linear
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 # A value that is a line of configuration (``HELLO="…"``, ``PUBLIC_KEY: '…'``): its own keys are
@@ -191,26 +192,33 @@ _SEPARATOR = re.compile(r"[-_.]")
 _B64_BLOB = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\Z")
 
 _AUTH_HEADER = re.compile(
-    r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*[:=]?[ \t]*[\"']?[ \t]*"
-    r"(?P<scheme>bearer|basic|token|apikey|api-key|api-token|sso-key|key|ssws|bot|geniekey|oauth)"
+    r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*+[:=]?[ \t]*+[\"']?[ \t]*+"
+    r"(?P<scheme>bearer|basic|token|apikey|api-key|api-token|sso-key|key|ssws|bot|geniekey)"
     r"[ \t]+"
     r"(?P<val>[A-Za-z0-9._~+/=:-]{8,})"
 )
-# An Authorization header with no scheme before its token (APIs that take a raw key there)
+# An Authorization header with no scheme before its token (APIs that take a raw key there): the
+# token is the whole value (a scheme is followed by a blank: AWS4-HMAC-SHA256 Credential=…)
 _AUTH_BARE = re.compile(
-    r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*:[ \t]*[\"']?[ \t]*"
-    r"(?P<val>[A-Za-z0-9._~+/=-]{16,})(?=[\s\"',;]|$)"
+    r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*+:[ \t]*+[\"']?[ \t]*+"
+    r"(?P<val>[A-Za-z0-9._~+/=-]{16,}+)(?=[\"',;\r\n]|$)"
 )
 _HEADER_KIND = {"bearer": "bearer token", "basic": "HTTP basic credentials"}
 _CURL_HEADER = re.compile(
-    r"(?:-H|--header)[ \t]*(?P<q>[\"'])(?P<key>[\w-]+)[ \t]*:[ \t]*(?P<val>[^\"'\n]+)(?P=q)"
+    r"(?:-H|--header)[ \t]*+(?P<q>[\"'])(?P<key>[\w-]++)[ \t]*+:[ \t]*+(?P<val>[^\"'\n]++)(?P=q)"
 )
 # A command's flags are looked for after its name, in the same command: up to a ";", "|", "&"
 # or a line break that is not continued with a backslash. Each flag is matched once and told
 # its command by bisection (a regex scanning from each command name to the line's end took
 # quadratic time on "curl curl curl …").
 _COMMAND_END = re.compile(r"[;|&]|(?<!\\)\n")
-_MYSQL = re.compile(r"\bmysql\w*\b")
+# a MySQL client run as a command: first on its line or after ";", "|", "&", "(" or "`" (not an
+# argument "--name mysql", an image "mysql:8.0", mysqld_exporter or a JDBC URL)
+_MYSQL_CMD = re.compile(
+    r"(?:^|[;|&(`])[ \t]*+(?:(?:sudo|exec|command)[ \t]++)?(?:[^\s;|&]*/)?"
+    r"mysql(?:dump|admin|import|check|show|slap|sh)?(?=\s)",
+    re.MULTILINE,
+)
 _MYSQL_P = re.compile(r"[ \t]-p(?P<val>[^\s\"';|&]+)")
 _CURL = re.compile(r"\bcurl\b")
 # curl's -u/--user USER:PASSWORD; the password may be quoted apart (kevin:'…'), or empty when
@@ -263,15 +271,16 @@ class _Patterns:
 # An assignment on a line of configuration or code, as the languages write it. Before the key,
 # up to four words: modifiers and a type (``export``, ``private static final String``, ``var``,
 # ``const``) or a provider's name (``cohere token = '…'``). After it, a type annotation before
-# "=" (Go ``var key string =``, TypeScript and Kotlin ``key: string =``). The operators: ":" and
+# " =" (Go ``var key string =``, TypeScript and Kotlin ``key: string =``; never ``key: value=``,
+# a base64 value's padding). The operators: ":" and
 # "=" (not "== ", a comparison), and before a blank or a quote Go's and make's ":=", make's
 # "?=", "::=", ":::=", "+=" and PHP's ".="; "=>" (PHP arrays, Ruby hashes) after a blank or a
 # quote. So `KEY==x`, `KEY=>x` and `key:=x` (.properties) still give the values "=x", ">x", "=x".
 # Before the key a sigil may stand: PHP's and Perl's "$", Ruby's "@" and ":" (a symbol).
-_DECLARED = r"(?:[A-Za-z_$][\w$.:<>\[\]*?]*+[ \t]+){0,4}"
+_DECLARED = r"(?:[A-Za-z_$][\w$.:<>\[\]*?]*+[ \t]++){0,4}"
 # A line commented out keeps its credential: "#", "//", "--", ";", "*" (a block comment's line)
 _COMMENTED = r"(?:(?:#+|//+|--|;+|\*)[ \t]*)?"
-_TYPED = r"(?:(?:[ \t]*:[ \t]*|[ \t]+)[A-Za-z_*\[][\w.<>\[\]*?|]*+(?=[ \t]*[:?+]?=))?"
+_TYPED = r"(?:(?:[ \t]*:[ \t]*|[ \t]+)[A-Za-z_*\[][\w.<>\[\]*?|]*+(?=[ \t]+[:?+.]?=))?"
 _ASSIGN = r"(?:(?::::=|::=|:=|\?=|\+=|\.=)(?=[ \t\"'`])|(?<=[ \t\"'])=>|=(?!=[ \t])|:)"
 
 
@@ -353,9 +362,10 @@ def _clean_text_value(raw: str) -> tuple[str, bool]:
     return v.rstrip(";"), False
 
 
-# what may follow a literal in code: the statement's or an item's end, a comment, an operator,
-# a method call (`'…' | '…'`, `"…"; // note`, `'…'.encode()`)
-_AFTER_LITERAL = (";", ",", ")", "|", "+", "#", ".", "//")
+# what may follow a whole literal in code: the statement's or an item's end, a comment, a pipe
+# (`"…"; // note`, `'…' | '…'`). Not "+" or ".": a literal concatenated with more
+# (`"django-insecure-" + get_random_string(50)`) is only the start of the value.
+_AFTER_LITERAL = (";", ",", ")", "|", "#", "//")
 
 
 def _first_literal(v: str) -> str | None:
@@ -969,9 +979,8 @@ class DetectorSet:
         if "</" in text:
             for pattern in (p.xml_element, p.xml_property):
                 for m in pattern.finditer(text):
-                    self._named_at(
-                        found, m.group("key"), m.group("val").strip(), m.start("val"), REASON_KEY
-                    )
+                    key, val = m.group("key"), m.group("val").strip()
+                    self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
         if '"value"' in text:
             for m in p.name_value_json.finditer(text):
                 key, val = m.group("key", "val")
@@ -992,13 +1001,16 @@ class DetectorSet:
         if "(" in text or "[" in text:
             for m in p.string_pair.finditer(text):
                 key, val = m.group("key", "val")
-                self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
+                if not val.startswith("-"):  # add_argument("--hf-token", "--hub-token")
+                    self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
         if "machine" in text:
             for m in _NETRC.finditer(text):
-                self._named_at(found, "password", m.group("val"), m.start("val"), REASON_KEY)
+                at = m.start("val")
+                self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
         if "requirepass" in low or "masterauth" in low:
             for m in _REDIS_AUTH.finditer(text):
-                self._named_at(found, "password", m.group("val"), m.start("val"), REASON_KEY)
+                at = m.start("val")
+                self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
 
     def _script_values(
         self, pattern: re.Pattern[str], text: str, found: _Found, reason: str, depth: int = 0
@@ -1055,7 +1067,7 @@ class DetectorSet:
                     if looks_random(user, strict=True) and not is_filler(user):
                         self._named_at(found, "api_key", user, m.start("user"), REASON_FLAG, depth)
         if "mysql" in text:
-            for m in _command_flags(text, _MYSQL, _MYSQL_P, first_only=True):
+            for m in _command_flags(text, _MYSQL_CMD, _MYSQL_P, first_only=True):
                 self._named_at(
                     found, "password", m.group("val"), m.start("val"), REASON_FLAG, depth
                 )

@@ -93,17 +93,17 @@ _CONN_CONTEXT = re.compile(
 
 
 # A Kubernetes Secret written out in a text: `kind: Secret` (not ExternalSecret, SopsSecret …)
-# and a `data:` or `stringData:` block, whose entries are the secret (base64 under data).
-_SECRET_KIND = re.compile(r"""(?im)^[ \t]*["']?kind["']?[ \t]*:[ \t]*["']?secret["']?[ \t]*$""")
-_SECRET_BLOCK = re.compile(r"(?m)^(?P<ind>[ \t]*)(?P<b>data|stringData)[ \t]*:[ \t]*$")
-# an entry of the block: `key: value`, the value maybe quoted, or a folded or literal block
-# scalar whose one line follows
-_SECRET_ENTRY = re.compile(
-    r"""[ \t]+["']?[\w.-]+["']?[ \t]*:[ \t]*(?:[|>][-+]?[ \t]*\n[ \t]+)?["']?"""
-    r"""(?P<s>[^\s"'#][^"'\n]*?)["']?[ \t]*(?=\n|$)"""
+# and, at the same indentation (the same object), a `data:` or `stringData:` block whose entries
+# are the secret (base64 under data). Lines may end in "\r\n".
+_SECRET_KIND = re.compile(
+    r"""(?im)^(?P<ind>[ \t]*+)["']?kind["']?[ \t]*+:[ \t]*+["']?secret["']?[ \t]*+\r?$"""
 )
+_SECRET_BLOCK = re.compile(r"(?m)^(?P<ind>[ \t]*+)(?P<b>data|stringData)[ \t]*+:[ \t]*+\r?$")
+# an entry's key, up to its value: `key: `, the key maybe quoted
+_SECRET_KEY = re.compile(r"""[ \t]++["']?[\w.-]++["']?[ \t]*+:[ \t]*+""")
+_BLOCK_SCALAR = re.compile(r"[|>][-+]?[0-9]?")
 _SECRET_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
-_DOCUMENT = re.compile(r"(?m)^---[ \t]*$")
+_DOCUMENT = re.compile(r"(?m)^---(?=[ \t\r\n]|$)")
 _MIN_SECRET_DATA = 6  # decoded bytes: a shorter value is a flag or a stub ("bar")
 
 
@@ -134,33 +134,80 @@ def secret_manifest_hits(text: str) -> Iterator[Hit]:
     each YAML document of ``text`` that is a Secret."""
     bounds = [0, *(m.start() for m in _DOCUMENT.finditer(text)), len(text)]
     for start, end in itertools.pairwise(bounds):
-        if _SECRET_KIND.search(text, start, end) is None:
+        kind = _SECRET_KIND.search(text, start, end)
+        if kind is None:
             continue
+        indent = _width(kind.group("ind"))
         for block in _SECRET_BLOCK.finditer(text, start, end):
-            yield from _block_hits(text, block, end)
+            if _width(block.group("ind")) == indent:
+                yield from _block_hits(text, block, end)
+
+
+def _width(blanks: str) -> int:
+    return len(blanks.expandtabs())
+
+
+def _lines(text: str, at: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """``(start, end, indentation)`` of each line of ``text[at:end]`` that holds something other
+    than a comment (the end excludes a "\r"); blank and comment lines have indentation -1."""
+    while at < end:
+        stop = text.find("\n", at, end)
+        stop = end if stop < 0 else stop
+        line_end = stop - 1 if stop > at and text[stop - 1] == "\r" else stop
+        line = text[at:line_end]
+        body = line.lstrip(" \t")
+        width = -1 if not body or body.startswith("#") else _width(line[: len(line) - len(body)])
+        yield at, line_end, width
+        at = stop + 1
 
 
 def _block_hits(text: str, block: re.Match[str], end: int) -> Iterator[Hit]:
     """The entries of one ``data:`` or ``stringData:`` block: the lines indented deeper than
-    its key, up to ``end`` (the document's)."""
-    indent = len(block.group("ind").expandtabs())
+    its key, up to ``end`` (the document's). A literal or folded value (``|``, ``>``) spans
+    the lines indented deeper than its entry."""
+    indent = _width(block.group("ind"))
+    rows: list[tuple[int, int, int]] = []
+    for row in _lines(text, block.end() + 1, end):
+        if 0 <= row[2] <= indent:
+            break  # the block ended
+        rows.append(row)
     encoded = block.group("b") == "data"
-    at = block.end() + 1
-    while at < end:
-        line_end = text.find("\n", at, end)
-        line_end = end if line_end < 0 else line_end
-        line = text[at:line_end]
-        body = line.lstrip()
-        if body and not body.startswith("#"):
-            if len(line[: len(line) - len(body)].expandtabs()) <= indent:
-                return  # the block ended
-            m = _SECRET_ENTRY.match(text, at, end)
-            if m is not None:
-                if _secret_value(m.group("s"), encoded=encoded):
-                    yield Hit(KIND_SECRET_DATA, m.group("s"), m.start("s"), m.end("s"),
-                              REASON_FORMAT, "kubernetes-secret-manifest")  # fmt: skip
-                line_end = max(line_end, m.end())
-        at = line_end + 1
+    i = 0
+    while i < len(rows):
+        start, stop, width = rows[i]
+        i += 1
+        key = _SECRET_KEY.match(text, start, stop) if width >= 0 else None
+        if key is None:
+            continue
+        if _BLOCK_SCALAR.fullmatch(text, key.end(), stop) is None:
+            yield from _entry_hit(text, key.end(), stop, encoded=encoded, joined=False)
+            continue
+        first = last = -1  # the value's lines: those below, deeper than the entry
+        while i < len(rows) and (rows[i][2] < 0 or rows[i][2] > width):
+            s, e, w = rows[i]
+            i += 1
+            if w >= 0:
+                first = s + (e - s) - len(text[s:e].lstrip(" \t")) if first < 0 else first
+                last = e
+        yield from _entry_hit(text, first, last, encoded=encoded, joined=True)
+
+
+def _entry_hit(text: str, at: int, stop: int, *, encoded: bool, joined: bool) -> Iterator[Hit]:
+    """The hit of the value ``text[at:stop]`` (quotes and a comment after it dropped; the lines
+    of a block scalar ``joined``), if it is secret data."""
+    if at < 0 or stop <= at:
+        return
+    raw = text[at:stop]
+    if not joined:
+        hash_at = raw.find(" #")
+        raw = raw[:hash_at] if hash_at >= 0 else raw
+        raw = raw.rstrip(" \t")
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+            raw, at = raw[1:-1], at + 1
+    value = "".join(raw.split()) if encoded else " ".join(raw.split())
+    if value and _secret_value(value, encoded=encoded):
+        yield Hit(KIND_SECRET_DATA, value, at, at + len(raw), REASON_FORMAT,
+                  "kubernetes-secret-manifest")  # fmt: skip
 
 
 def _secret_value(value: str, *, encoded: bool) -> bool:

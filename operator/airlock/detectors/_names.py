@@ -202,9 +202,10 @@ def _counted_words(name: str) -> list[str]:
 
 # Run-together lower-case names (``functionkey``, ``refreshtoken``, ``appsecret``): a noun
 # after one of these words is read as the two words (then judged as FUNCTION_KEY would be).
+# Not ``signingkey``: git's names a GPG key by its public fingerprint.
 _GLUED_QUALIFIERS = {
     "KEY": frozenset(_STRONG_KEY_QUALIFIERS) | {
-        "FUNCTION", "MASTER", "HOST", "SIGNING", "ENCRYPTION", "LICENSE", "STORAGE", "SAS",
+        "FUNCTION", "MASTER", "HOST", "ENCRYPTION", "LICENSE", "STORAGE", "SAS",
     },
     "TOKEN": frozenset({
         "ACCESS", "AUTH", "API", "BEARER", "REFRESH", "SESSION", "SECRET", "SAS", "BOT", "APP",

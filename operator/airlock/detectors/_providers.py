@@ -1224,7 +1224,14 @@ RULES: tuple[ProviderRule, ...] = (
         ("squ_", "sqp_", "sqa_"),
         rf"{_B}(?P<s>sq[upa]_[{HEX}]{{40}}){_END}",
     ),
-    near("sonarqube-legacy-token", "SonarQube", "token", ("sonar",), HEX, 40),
+    near(  # (not any "sonar" name: SONAR_SCM_REVISION holds a commit's 40 hex digits)
+        "sonarqube-legacy-token",
+        "SonarQube",
+        "token",
+        ("sonar.login", "sonar_login", "sonar.token", "sonar_token", "sonarqube_token"),
+        HEX,
+        40,
+    ),
     near("box-token", "Box", "developer token", ("box_token", "box_developer"), A62, 32),
     near(
         "launchdarkly-key", "LaunchDarkly", "API or SDK key", ("launchdarkly",), "a-z0-9-", (40, 44)
