@@ -1701,3 +1701,56 @@ def test_corpus_values_checked_together_as_one_by_one() -> None:
         together = {i: d.kind for i, d in DetectorSet().check_envs(entries)}
         assert together == alone
         assert len(alone) >= 500
+
+
+# -- a second review of the syntax work -----------------------------------------------------
+
+_P2 = "Xk9mQ2vLp7wZr4t"
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        ("a.env", f"A=1\r\npassword = {_P2}\r\n"),  # Windows line ends
+        ("values.yaml", f"- name: DB_PASSWORD\r\n  value: {_P2}\r\n"),
+        ("init.sh", f"#!/bin/sh\nmysql -uroot -p{_P2} < schema.sql\n"),  # a script's commands
+        ("init.sh", f"#!/bin/sh\ncurl -s -u admin:{_P2} https://x.example\n"),
+        ("wait.sh", f"until mysqladmin ping -h db -uroot -p{_P2}; do sleep 2; done\n"),
+        ("wait.sh", f"mysql -uroot -p'{_P2}' -e 'select 1'\n"),  # -p quoted
+        ("settings.py", f'import os\npassword = "{_P2}".encode()\n'),  # a method on a literal
+        ("values.yaml", f"redis:\n  auth: {{enabled: true, password: {_P2}}}\n"),  # unquoted
+        ("web.config", f"<add key='ApiKey' value='{_P2}a8f3k2' />\n"),  # single quotes
+    ],
+)
+def test_more_ways_of_writing_the_same_assignments(key: str, text: str) -> None:
+    found = D.check_text(key, text)
+    assert len(found) == 1, text
+    assert _P2 not in repr(found)
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        ("settings.py", 'a = 1\npassword = "prefix-" + os.environ["X"]\n'),  # a literal and more
+        ("authz.yaml", "a: 1\nauthorization: /etc/kubernetes/authz-webhook-v1.yaml\n"),
+        ("values.yaml", "auth:\n  existingSecret: keycloak-admin\n"),  # a Secret's name
+        ("models.py", 'a = 1\nfield("password", "string")\n'),  # any call with two strings
+        ("README", "# WARNING: never commit the password: use sealed secrets\n"),  # prose
+    ],
+)
+def test_more_lines_that_assign_no_credential(key: str, text: str) -> None:
+    assert D.check_text(key, text) == []
+
+
+def test_secret_manifest_values_are_redacted_whole() -> None:
+    text = (
+        "kind: Secret # the app's\nstringData: # plain\n"
+        '  db-pass: "Tr0ub4dor &3 #horse"\n'  # a "#" inside quotes is the value's
+        "  b: first-part-xyz\n    second-part-abc\n"  # a plain value over two lines
+        "data:\n  c.json: |  # base64\n    " + base64.b64encode(b"Xk9mQ2vLp7wZr4t!").decode() + "\n"
+    )
+    found = D.check_text("s.yaml", text)
+    assert detection_kinds(found) == ["Kubernetes Secret data"] * 3
+    shown = redact(text)
+    for part in ("Tr0ub4dor", "horse", "first-part", "second-part", "WGs5bVEy"):
+        assert part not in shown, part

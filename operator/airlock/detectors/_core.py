@@ -212,14 +212,17 @@ _CURL_HEADER = re.compile(
 # its command by bisection (a regex scanning from each command name to the line's end took
 # quadratic time on "curl curl curl …").
 _COMMAND_END = re.compile(r"[;|&]|(?<!\\)\n")
-# a MySQL client run as a command: first on its line or after ";", "|", "&", "(" or "`" (not an
-# argument "--name mysql", an image "mysql:8.0", mysqld_exporter or a JDBC URL)
+# a MySQL client run as a command: first on its line, or after ";", "|", "&", "(", "`" or a
+# quote (`sh -c 'mysql …'`), maybe after shell words (until, if, sudo, env, VAR=value …); not
+# an argument ("--name mysql"), an image ("mysql:8.0"), mysqld_exporter or a JDBC URL
 _MYSQL_CMD = re.compile(
-    r"(?:^|[;|&(`])[ \t]*+(?:(?:sudo|exec|command)[ \t]++)?(?:[^\s;|&]*/)?"
+    r"(?:^|[;|&(`\"'])[ \t]*+(?:(?:sudo|exec|command|time|env|if|until|while|then|do|!|--)"
+    r"[ \t]++|[A-Za-z_]\w{0,64}+=\S{0,256}+[ \t]++)*(?:[^\s;|&\"']*/)?"
     r"mysql(?:dump|admin|import|check|show|slap|sh)?(?=\s)",
     re.MULTILINE,
 )
-_MYSQL_P = re.compile(r"[ \t]-p(?P<val>[^\s\"';|&]+)")
+# -pPASSWORD, or -p'PASSWORD' / -p"PASSWORD"
+_MYSQL_P = re.compile(r"[ \t]-p(?:(?P<q>[\"'])(?P<qval>[^\"'\n]+)(?P=q)|(?P<val>[^\s\"';|&]+))")
 _CURL = re.compile(r"\bcurl\b")
 # curl's -u/--user USER:PASSWORD; the password may be quoted apart (kevin:'…'), or empty when
 # the user name is an API key
@@ -277,7 +280,7 @@ class _Patterns:
 # "?=", "::=", ":::=", "+=" and PHP's ".="; "=>" (PHP arrays, Ruby hashes) after a blank or a
 # quote. So `KEY==x`, `KEY=>x` and `key:=x` (.properties) still give the values "=x", ">x", "=x".
 # Before the key a sigil may stand: PHP's and Perl's "$", Ruby's "@" and ":" (a symbol).
-_DECLARED = r"(?:[A-Za-z_$][\w$.:<>\[\]*?]*+[ \t]++){0,4}"
+_DECLARED = r"(?:[A-Za-z_$][\w$.:<>\[\]*?]*+(?<!:)[ \t]++){0,4}"  # (no "word:": prose)
 # A line commented out keeps its credential: "#", "//", "--", ";", "*" (a block comment's line)
 _COMMENTED = r"(?:(?:#+|//+|--|;+|\*)[ \t]*)?"
 _TYPED = r"(?:(?:[ \t]*:[ \t]*|[ \t]+)[A-Za-z_*\[][\w.<>\[\]*?|]*+(?=[ \t]+[:?+.]?=))?"
@@ -293,7 +296,7 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
     return _Patterns(
         kv_line=re.compile(
             rf"^[ \t]*{_COMMENTED}(?:-[ \t]+)?{_DECLARED}(?P<q>[\"']?)[$@:]?(?P<key>{key})(?P=q)"
-            rf"{_TYPED}[ \t]*{_ASSIGN}[ \t]*(?P<val>[^\r\n]*)$",
+            rf"{_TYPED}[ \t]*{_ASSIGN}[ \t]*(?P<val>[^\r\n]*)\r?$",
             re.MULTILINE,
         ),
         keyword=re.compile(kw),
@@ -307,7 +310,8 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
             rf"<name>\s*(?P<key>{key})\s*</name>\s*<value>(?P<val>[^<>\r\n]*)</value>"
         ),
         xml_add=re.compile(
-            rf"<add\s+key\s*=\s*\"(?P<key>{key})\"\s+value\s*=\s*\"(?P<val>[^\"\r\n]*)\""
+            rf"<add\s+key\s*=\s*(?P<q>[\"'])(?P<key>{key})(?P=q)\s+value\s*=\s*"
+            r"(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
         ),
         name_value_json=re.compile(
             rf"\"(?:name|key)\"\s*:\s*\"(?P<key>{key})\"\s*,\s*\"value\"\s*:\s*"
@@ -315,16 +319,17 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         ),
         name_value_yaml=re.compile(
             rf"^[ \t]*(?:-[ \t]+)?name[ \t]*:[ \t]*(?P<q>[\"']?)(?P<key>{key})(?P=q)[ \t]*\r?\n"
-            r"[ \t]*value[ \t]*:[ \t]*(?P<val>[^\r\n]*)$",
+            r"[ \t]*value[ \t]*:[ \t]*(?P<val>[^\r\n]*)\r?$",
             re.MULTILINE,
         ),
         inline_pair=re.compile(
             rf"[{{,][ \t]*(?P<q>[\"']?)(?P<key>{key})(?P=q)[ \t]*[:=][ \t]*"
-            r"(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
+            r"(?:(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
+            r"|(?P<bare>[^\s\"',{}\[\]]++)(?=[ \t]*[,}]))"
         ),
-        string_pair=re.compile(
-            rf"(?:\(|\[)[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*(?:,|\][ \t]*=(?!=))[ \t]*"
-            r"(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
+        string_pair=re.compile(  # a setter's call (not any call: field("password", "string"))
+            rf"(?:(?i:set|put)\w*\(|\[)[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*"
+            r"(?:,|\][ \t]*=(?!=))[ \t]*(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
         ),
         script_assign=re.compile(
             rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"
@@ -348,6 +353,8 @@ def _clean_text_value(raw: str) -> tuple[str, bool]:
         first = _first_literal(v)
         if first is not None:
             return first, True
+        if _operator_after_literal(v):
+            return "", True  # code: no literal value
     if v.endswith(","):
         v = v[:-1].rstrip()
     if len(v) >= 2 and v[0] == v[-1] and v[0] in _QUOTES:
@@ -363,9 +370,12 @@ def _clean_text_value(raw: str) -> tuple[str, bool]:
 
 
 # what may follow a whole literal in code: the statement's or an item's end, a comment, a pipe
-# (`"…"; // note`, `'…' | '…'`). Not "+" or ".": a literal concatenated with more
-# (`"django-insecure-" + get_random_string(50)`) is only the start of the value.
+# (`"…"; // note`, `'…' | '…'`), a method called on it (`"…".encode()`). An operator after it
+# (`"django-insecure-" + …`, `"%s" % x`, PHP's `"pw-" . $s`) makes the literal only a part of
+# the value: the line is code.
 _AFTER_LITERAL = (";", ",", ")", "|", "#", "//")
+_METHOD_CALL = re.compile(r"\.[A-Za-z_]\w*\(")
+_OPERATOR_AFTER = ("+", "%", "*", ".", "?", "&&", "||", "or ", "and ", "if ")
 
 
 def _first_literal(v: str) -> str | None:
@@ -383,8 +393,15 @@ def _first_literal(v: str) -> str | None:
             i = j + 2
             continue
         rest = v[j + 1 :].lstrip()
-        return v[1:j] if not rest or rest.startswith(_AFTER_LITERAL) else None
+        whole = not rest or rest.startswith(_AFTER_LITERAL) or _METHOD_CALL.match(rest)
+        return v[1:j] if whole else None
     return None
+
+
+def _operator_after_literal(v: str) -> bool:
+    """``v`` opens a quoted literal that an operator follows (a concatenation, a format)."""
+    end = v.find(v[0], 1)
+    return end > 0 and v[end + 1 :].lstrip().startswith(_OPERATOR_AFTER)
 
 
 def _query_parameter(text: str, at: int, scheme: int) -> bool:
@@ -898,6 +915,7 @@ class DetectorSet:
         self._scan_formats(text, found)
         self._scan_headers(text, found)
         self._scan_kv(text, found)
+        self._scan_commands(text, found)  # an init script's mysql -p, curl -u
         if not found.detections:
             known.add((key, text), len(text))
         return found.detections
@@ -992,8 +1010,9 @@ class DetectorSet:
                     self._named_at(found, m.group("key"), value, m.start("val"), REASON_KEY, depth)
         if "{" in text:
             for m in p.inline_pair.finditer(text):
-                key, val = m.group("key", "val")
-                self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
+                group = "val" if m.group("val") is not None else "bare"
+                key, val = m.group("key", group)
+                self._named_at(found, key, val, m.start(group), REASON_KEY, depth)
         if "<add" in text:
             for m in p.xml_add.finditer(text):
                 key, val = m.group("key", "val")
@@ -1068,9 +1087,9 @@ class DetectorSet:
                         self._named_at(found, "api_key", user, m.start("user"), REASON_FLAG, depth)
         if "mysql" in text:
             for m in _command_flags(text, _MYSQL_CMD, _MYSQL_P, first_only=True):
-                self._named_at(
-                    found, "password", m.group("val"), m.start("val"), REASON_FLAG, depth
-                )
+                group = "val" if m.group("val") is not None else "qval"
+                at = m.start(group)
+                self._named_at(found, "password", m.group(group), at, REASON_FLAG, depth)
 
 
 def _command_flags(
@@ -1133,10 +1152,13 @@ def _bare_token(value: str) -> bool:
     """A scheme-less Authorization value that is a token: letters and digits, not a
     placeholder or a value typed to fill the field."""
     return (
-        any(c.isdigit() for c in value)
-        and any(c.isalpha() for c in value)
+        "/" not in value[:1]
+        and not is_reference(value)
+        and not is_dotted_name(value)
+        and not is_object_name(value)
         and not is_placeholder(value)
         and not is_filler(value)
+        and looks_random(value)
     )
 
 

@@ -96,12 +96,15 @@ _CONN_CONTEXT = re.compile(
 # and, at the same indentation (the same object), a `data:` or `stringData:` block whose entries
 # are the secret (base64 under data). Lines may end in "\r\n".
 _SECRET_KIND = re.compile(
-    r"""(?im)^(?P<ind>[ \t]*+)["']?kind["']?[ \t]*+:[ \t]*+["']?secret["']?[ \t]*+\r?$"""
+    r"""(?im)^(?P<ind>[ \t]*+)["']?kind["']?[ \t]*+:[ \t]*+["']?secret["']?[ \t]*+"""
+    r"(?:#[^\r\n]*)?\r?$"
 )
-_SECRET_BLOCK = re.compile(r"(?m)^(?P<ind>[ \t]*+)(?P<b>data|stringData)[ \t]*+:[ \t]*+\r?$")
+_SECRET_BLOCK = re.compile(
+    r"(?m)^(?P<ind>[ \t]*+)(?P<b>data|stringData)[ \t]*+:[ \t]*+(?:#[^\n]*)?\r?$"
+)
 # an entry's key, up to its value: `key: `, the key maybe quoted
 _SECRET_KEY = re.compile(r"""[ \t]++["']?[\w.-]++["']?[ \t]*+:[ \t]*+""")
-_BLOCK_SCALAR = re.compile(r"[|>][-+]?[0-9]?")
+_BLOCK_SCALAR = re.compile(r"[|>][-+]?[0-9]?[ \t]*(?:#.*)?")
 _SECRET_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _DOCUMENT = re.compile(r"(?m)^---(?=[ \t\r\n]|$)")
 _MIN_SECRET_DATA = 6  # decoded bytes: a shorter value is a flag or a stub ("bar")
@@ -180,6 +183,14 @@ def _block_hits(text: str, block: re.Match[str], end: int) -> Iterator[Hit]:
         if key is None:
             continue
         if _BLOCK_SCALAR.fullmatch(text, key.end(), stop) is None:
+            # a plain or quoted value may go on over lines deeper than its key (without keys)
+            while (
+                i < len(rows)
+                and rows[i][2] > width
+                and _SECRET_KEY.match(text, rows[i][0], rows[i][1]) is None
+            ):
+                stop = rows[i][1]
+                i += 1
             yield from _entry_hit(text, key.end(), stop, encoded=encoded, joined=False)
             continue
         first = last = -1  # the value's lines: those below, deeper than the entry
@@ -199,11 +210,12 @@ def _entry_hit(text: str, at: int, stop: int, *, encoded: bool, joined: bool) ->
         return
     raw = text[at:stop]
     if not joined:
-        hash_at = raw.find(" #")
-        raw = raw[:hash_at] if hash_at >= 0 else raw
-        raw = raw.rstrip(" \t")
-        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
-            raw, at = raw[1:-1], at + 1
+        close = raw.find(raw[0], 1) if raw[:1] in ("'", '"') else -1
+        if close > 0:  # a quoted value: up to its quote ("#" inside it is the value's)
+            raw, at = raw[1:close], at + 1
+        else:
+            hash_at = raw.find(" #")
+            raw = (raw[:hash_at] if hash_at >= 0 else raw).rstrip(" \t")
     value = "".join(raw.split()) if encoded else " ".join(raw.split())
     if value and _secret_value(value, encoded=encoded):
         yield Hit(KIND_SECRET_DATA, value, at, at + len(raw), REASON_FORMAT,

@@ -104,7 +104,10 @@ _TOKEN_NOT_CREDENTIAL = frozenset({
     "CSRF", "XSRF",  # anti-forgery tokens are per-session nonces, not credentials
     "NEXT", "PREV", "CONTINUATION", "CURSOR", "SYNC", "RESUME",  # where a listing goes on
 })  # fmt: skip
-_SECRET_NOT_CREDENTIAL = frozenset({"PULL", "TLS", "K8S", "KUBE", "KUBERNETES", "CERT"})
+_SECRET_NOT_CREDENTIAL = frozenset({
+    "PULL", "TLS", "K8S", "KUBE", "KUBERNETES", "CERT",
+    "EXISTING",  # Helm charts' existingSecret: the name of a Secret to use
+})  # fmt: skip
 # Words before KEY that make it a key of data, not a secret one (a cache's, a partition's, an
 # object's in a bucket, a sort or routing key, a label's).
 # (Not PRIMARY: Azure's primary and secondary keys are an account's two access keys.)
