@@ -422,6 +422,7 @@ _SECRET = "Zq9" + "rT4vX2mKp7WcLb3N"  # 19 random-looking characters, no provide
         f"login({{user: 'ops', password: '{_SECRET}'}})",  # an object inline
         f"db: {{host: pg, password: '{_SECRET}'}}",  # a YAML flow mapping
         f":password => '{_SECRET}',",  # a Ruby symbol
+        f"machine api.example.com login ops password {_SECRET}",  # .netrc on one line
     ],
 )
 def test_assignments_as_languages_write_them(line: str) -> None:
@@ -961,6 +962,8 @@ def test_shell_assignments_and_basic_auth() -> None:
         ("curl -H 'Authorization: Api-Token {s}' https://x.example", "authorization token"),
         ("curl -H 'Authorization: SSWS {s}' https://x.example", "authorization token"),
         ("curl --header 'Authorization:  {s}'", "authorization token"),  # no scheme
+        ("curl --header='X-Api-Key: {s}' https://x.example", "API key"),  # --header=
+        ("Connect-VIServer -Server vc.example -User admin -Password {s}", "password"),  # a flag
     ],
 )
 def test_command_lines_in_env_values_and_arguments(command: str, kind: str) -> None:

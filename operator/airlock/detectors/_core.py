@@ -185,8 +185,9 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 # read by the embedded scan, the line as a whole is not one credential.
 _CONFIG_LINE = re.compile(r"^[A-Za-z_][\w.-]*[ \t]*[:=][ \t]*[\"']")
 # A value that may itself be configuration: an assignment, a key: value pair, a header, XML, a
-# call given a key and a value (``setProperty("API_TOKEN", "…")``).
-_EMBEDDED = re.compile(r"[=:]|</|[\"'][ \t]*,")
+# call given a key and a value (``setProperty("API_TOKEN", "…")``), a command line's flag given
+# its value after a blank (``-Password …``), a .netrc entry.
+_EMBEDDED = re.compile(r"[=:]|</|[\"'][ \t]*,|(?:^|[ \t])--?[A-Za-z]|\bmachine\b")
 _SEPARATOR = re.compile(r"[-_.]")
 # A value that is one base64 blob (a token or a key file stored encoded).
 _B64_BLOB = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\Z")
@@ -205,7 +206,8 @@ _AUTH_BARE = re.compile(
 )
 _HEADER_KIND = {"bearer": "bearer token", "basic": "HTTP basic credentials"}
 _CURL_HEADER = re.compile(
-    r"(?:-H|--header)[ \t]*+(?P<q>[\"'])(?P<key>[\w-]++)[ \t]*+:[ \t]*+(?P<val>[^\"'\n]++)(?P=q)"
+    r"(?:-H|--header)(?:=|[ \t]*+)(?P<q>[\"'])(?P<key>[\w-]++)[ \t]*+:[ \t]*+"
+    r"(?P<val>[^\"'\n]++)(?P=q)"
 )
 # A command's flags are looked for after its name, in the same command: up to a ";", "|", "&"
 # or a line break that is not continued with a backslash. Each flag is matched once and told
