@@ -1757,3 +1757,20 @@ def test_secret_manifest_values_are_redacted_whole() -> None:
     shown = redact(text)
     for part in ("Tr0ub4dor", "horse", "first-part", "second-part", "WGs5bVEy"):
         assert part not in shown, part
+
+
+def test_bundler_credentials_for_a_gem_host_are_named_by_the_host() -> None:
+    """Bundler reads a gem source's credentials from BUNDLE_<HOST> (dots written "__"): a
+    user:password pair or a token there is a credential; its other settings are not."""
+    for value in ("cafebabe:deadbeef", "Xk9mQ2vLp7wZr4tAbCd"):
+        det = D.check_env("BUNDLE_ENTERPRISE__CONTRIBSYS__COM", value)
+        assert det is not None
+        assert det.kind == "credential"
+    for name, value in (
+        ("BUNDLE_GEMS__EXAMPLE__COM", "user:changeme"),  # a placeholder password
+        ("BUNDLE_BUILD__NOKOGIRI", "--use-system-libraries"),  # build flags
+        ("BUNDLE_MIRROR__HTTPS://RUBYGEMS__ORG/", "https://mirror.example"),
+        ("BUNDLE_WITHOUT", "development:test"),
+        ("BUNDLE_PATH", "vendor/bundle"),
+    ):
+        assert D.check_env(name, value) is None, name

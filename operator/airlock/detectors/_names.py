@@ -233,6 +233,11 @@ def names_identifier(name: str) -> bool:
     return bool(ws) and ws[-1] in _IDENTIFIER_WORDS
 
 
+# Bundler's credentials for a gem source, by host: BUNDLE_GEMS__EXAMPLE__COM=user:password (the
+# host's dots written "__"); not its build flags or mirrors (BUNDLE_BUILD__…, BUNDLE_MIRROR__…)
+_BUNDLER_HOST = re.compile(r"BUNDLE_(?!BUILD__|MIRROR__)[A-Z0-9][A-Z0-9_-]*__[A-Z0-9][A-Z0-9_-]*\Z")
+
+
 def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | None:
     """The credential class of a name, or ``None`` for an ordinary variable.
 
@@ -240,6 +245,8 @@ def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | 
     one when it equals it or ends with it word for word (``VENDOR_KEY`` matches
     ``ACME_VENDOR_KEY``), and such names are strong.
     """
+    if name.startswith("BUNDLE_") and _BUNDLER_HOST.match(name) is not None:
+        return NameClass(False, "credential")  # user:password or a token, for a gem host
     ws = _counted_words(name)
     if not ws:
         return None
