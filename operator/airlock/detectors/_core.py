@@ -331,7 +331,8 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         ),
         string_pair=re.compile(  # a setter's call (not any call: field("password", "string"))
             rf"(?:(?i:set|put)\w*\(|\[)[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*"
-            r"(?:,|\][ \t]*=(?!=))[ \t]*(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
+            # (a value opening with "-" is an option's alias: add_argument("--hf-token", "--hub"))
+            r"(?:,|\][ \t]*=(?!=))[ \t]*(?P<vq>[\"'])(?P<val>(?!-)[^\"'\r\n]*)(?P=vq)"
         ),
         script_assign=re.compile(
             rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"
@@ -986,44 +987,28 @@ class DetectorSet:
             end = text.find("\n", k.end())
             done = end = len(text) if end < 0 else end
             m = p.kv_line.match(text, start, end)
-            if m is None:
+            if m is not None:
+                self._named_line(found, m, depth)
+        # the other shapes of a key and its value, in this order (the first of overlapping
+        # findings is kept), each tried only where one of its marks is; a line's value is
+        # cleaned as kv_line's is
+        for marks, pattern, line in (
+            (('"',), p.json_pair, False),
+            (("</",), p.xml_element, False),
+            (("</",), p.xml_property, False),
+            (('"value"',), p.name_value_json, False),
+            (("value",), p.name_value_yaml, True),
+            (("{",), p.inline_pair, False),
+            (("<add",), p.xml_add, False),
+            (("(", "["), p.string_pair, False),
+        ):
+            if not any(mark in text for mark in marks):
                 continue
-            value, quoted = _clean_text_value(m.group("val"))
-            if not quoted and _KV_CODE.search(value) is not None:
-                continue
-            self._named_at(found, m.group("key"), value, m.start("val"), REASON_KEY, depth)
-        if '"' in text:
-            for m in p.json_pair.finditer(text):
-                key, val = m.group("key", "val")
-                self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
-        if "</" in text:
-            for pattern in (p.xml_element, p.xml_property):
+            if line:
                 for m in pattern.finditer(text):
-                    key, val = m.group("key"), m.group("val").strip()
-                    self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
-        if '"value"' in text:
-            for m in p.name_value_json.finditer(text):
-                key, val = m.group("key", "val")
-                self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
-        if "value" in text and "name" in text:
-            for m in p.name_value_yaml.finditer(text):
-                value, quoted = _clean_text_value(m.group("val"))
-                if quoted or _KV_CODE.search(value) is None:
-                    self._named_at(found, m.group("key"), value, m.start("val"), REASON_KEY, depth)
-        if "{" in text:
-            for m in p.inline_pair.finditer(text):
-                group = "val" if m.group("val") is not None else "bare"
-                key, val = m.group("key", group)
-                self._named_at(found, key, val, m.start(group), REASON_KEY, depth)
-        if "<add" in text:
-            for m in p.xml_add.finditer(text):
-                key, val = m.group("key", "val")
-                self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
-        if "(" in text or "[" in text:
-            for m in p.string_pair.finditer(text):
-                key, val = m.group("key", "val")
-                if not val.startswith("-"):  # add_argument("--hf-token", "--hub-token")
-                    self._named_at(found, key, val, m.start("val"), REASON_KEY, depth)
+                    self._named_line(found, m, depth)
+            else:
+                self._named_pairs(found, pattern, text, depth)
         if "machine" in text:
             for m in _NETRC.finditer(text):
                 at = m.start("val")
@@ -1032,6 +1017,24 @@ class DetectorSet:
             for m in _REDIS_AUTH.finditer(text):
                 at = m.start("val")
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
+
+    def _named_line(self, found: _Found, m: re.Match[str], depth: int) -> None:
+        """A ``key: value`` line's match: its literal (unquoted code is no literal)."""
+        value, quoted = _clean_text_value(m.group("val"))
+        if quoted or _KV_CODE.search(value) is None:
+            self._named_at(found, m.group("key"), value, m.start("val"), REASON_KEY, depth)
+
+    def _named_pairs(self, found: _Found, pattern: re.Pattern[str], text: str, depth: int) -> None:
+        """Every key and value ``pattern`` finds: group ``val``, or ``bare`` (an unquoted
+        value) where the pattern has one and ``val`` did not match. (Only an XML property's
+        value may have blanks around it: they are dropped.)"""
+        bare = "bare" in pattern.groupindex
+        for m in pattern.finditer(text):
+            group = "bare" if bare and m.group("val") is None else "val"
+            val = m.group(group)
+            if pattern is self._patterns.xml_property:
+                val = val.strip()
+            self._named_at(found, m.group("key"), val, m.start(group), REASON_KEY, depth)
 
     def _script_values(
         self, pattern: re.Pattern[str], text: str, found: _Found, reason: str, depth: int = 0

@@ -223,8 +223,8 @@ def _entry_hit(text: str, at: int, stop: int, *, encoded: bool, joined: bool) ->
 
 
 def _secret_value(value: str, *, encoded: bool) -> bool:
-    if "{{" in value or "${" in value or "$(" in value:
-        return False  # a template
+    """Secret data: under stringData, no placeholder (templates and references included);
+    under data, padded base64 of enough bytes that are not a placeholder either."""
     if not encoded:
         return len(value) >= _MIN_SECRET_DATA and not is_placeholder(value)
     if _SECRET_B64.fullmatch(value) is None:  # the API server writes it padded
