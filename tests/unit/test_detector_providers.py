@@ -89,6 +89,8 @@ def body(rule: ProviderRule, n: int | None = None) -> str:
 def example(rule: ProviderRule) -> str:
     if rule.verify == "crc32":
         return crc(rule.prefix)
+    if rule.verify == "uuid4":
+        return f"{rule.names[0]}_token = '{_uuid4()}'"
     if rule.prefix:
         return rule.prefix + body(rule) + tail_example(rule.tail)
     return f"{rule.names[0]}_token = '{body(rule)}'"
@@ -112,6 +114,12 @@ def _jwt(claims: dict[str, object]) -> str:
 
 def _uuid() -> str:
     return f"{rnd(8, HEXL)}-{rnd(4, HEXL)}-{rnd(4, HEXL)}-{rnd(4, HEXL)}-{rnd(12, HEXL)}"
+
+
+def _uuid4() -> str:
+    """A random (version 4) UUID."""
+    variant = rnd(1, "89ab")
+    return f"{rnd(8, HEXL)}-{rnd(4, HEXL)}-4{rnd(3, HEXL)}-{variant}{rnd(3, HEXL)}-{rnd(12, HEXL)}"
 
 
 B64 = ALNUM + "+/"
@@ -223,6 +231,20 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
     "twitter-bearer-token": lambda: "A" * 22 + rnd(90),
     "salesforce-access-token": lambda: "00D" + rnd(15) + "!" + rnd(96),
     "salesforce-refresh-token": lambda: "5A" + "ep" + rnd(90),
+    "facebook-app-access-token": lambda: rnd(15, string.digits) + "|" + rnd(32, HEXL),
+    "fal-api-key": lambda: "FAL_KEY=" + _uuid() + ":" + rnd(32, HEXL),
+    "deepl-api-key": lambda: _uuid() + ":" + "fx",
+    "builderio-private-key": lambda: "bp" + "k-" + rnd(32, HEXL),
+    "crossmint-server-key": lambda: "sk" + "_production_" + rnd(40),
+    "ghost-admin-api-key": lambda: "ghost_admin_key = " + rnd(24, HEXL) + ":" + rnd(64, HEXL),
+    "maxmind-license-key": lambda: rnd(6) + "_" + rnd(29) + "_m" + "mk",
+    "infura-api-key-url": lambda: "https://mainnet.infura.io/v3/" + rnd(32, HEXL),
+    "mattermost-webhook-url": lambda: (
+        "https://chat.corp.internal/hooks/" + rnd(26, string.ascii_lowercase + string.digits)
+    ),
+    "azure-function-key-url": lambda: (
+        "https://fn.azurewebsites.net/api/Ingest?co" + "de=" + rnd(54, U64) + "=="
+    ),
 }
 
 

@@ -766,7 +766,10 @@ def test_a_flag_or_variable_named_for_an_identifier_may_hold_a_random_value() ->
 def test_weak_key_names_need_a_random_looking_value(name: str) -> None:
     assert D.check_env(name, "model-cache-v2") is None
     assert D.check_env(name, "Meta-Llama-3-8B-Instruct") is None
-    assert D.check_env(name, "5f0c8a2e-7d41-4b8e-9c3a-2e6f1d9b7a44") is None  # UUID-shaped
+    # a time-based (version 1) UUID is an identifier; a random one (version 4) is as random as
+    # a key, and many providers issue their keys so (Snyk, Pinecone, Heroku …)
+    assert D.check_env(name, "5f0c8a2e-7d41-11ee-9c3a-2e6f1d9b7a44") is None
+    assert kind_of(D.check_env(name, "5f0c8a2e-7d41-4b8e-9c3a-2e6f1d9b7a44")) == "key"
     # its own seed: what other tests drew before must not change the value (one random key in
     # some hundreds has the vowels of a word, and a weak name needs the value to look random)
     own = random.Random(name)  # noqa: S311 - synthetic test data, not keys
@@ -1774,3 +1777,57 @@ def test_bundler_credentials_for_a_gem_host_are_named_by_the_host() -> None:
         ("BUNDLE_PATH", "vendor/bundle"),
     ):
         assert D.check_env(name, value) is None, name
+
+
+_LOWER36 = string.ascii_lowercase + string.digits
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        # statements run together on one line: the credential's own statement is read
+        ('$user = "mg1021"; $pass' + 'word = "Tq8#vLm2pZ";', "password"),
+        ("host=db; DB_PASS" + "WORD=Tq8#vLm2pZ; port=5432", "password"),
+        # a log line's level tag before what it prints
+        ("[DEBUG] Using k" + "ey=" + "mlhekyjhs96mx0r2cxbzky4jzr83fw1q", "key"),
+        # a dotted value with a token's segment is a literal, not an attribute of code:
+        # Vault's legacy token, a Kubernetes bootstrap token
+        ("tok" + "en: s." + "ZC9Ecf4M5g9o34Q6RkzGsj0z", "token"),
+        ("BOOTSTRAP_TOK" + "EN=be8dfd." + "da8a689a46edc282", "token"),
+    ],
+)
+def test_configuration_shapes_inside_a_value(value: str, kind: str) -> None:
+    assert kind_of(D.check_env("APP_CONFIG_1", value)) == kind, value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "token: settings.api_token",  # an attribute of code
+        "token: cfg.v1beta1.bootstrap_secret",
+        "x = 1; token = cfg.secret",  # a statement of code after another
+        "x = 1; y = 2  # token rotation runs nightly",
+        "[INFO] token refreshed for user alice",
+    ],
+)
+def test_code_and_prose_in_those_shapes_are_not_credentials(value: str) -> None:
+    assert D.check_env("APP_CONFIG_1", value) is None, value
+
+
+def test_a_random_uuid_under_a_secret_id_name_is_vaults_approle_secret() -> None:
+    value = "8f14e45f-ceea-467f-a0e6-3c1d2b5a9e70"  # version 4, variant 10xx
+    det = D.check_env("VAULT_SECRET" + "_ID", value)
+    assert det is not None
+    assert det.rule == "vault-approle-secret-id"
+    assert D.check_env("APP_CONFIG_1", "secret_id = '" + value + "'") is not None
+    # a hand-typed or sequential stand-in is not one (no version 4 UUID)
+    assert D.check_env("APP_CONFIG_1", "secret_id = '87654321-4321-4321-4321-cba987654321'") is None
+
+
+def test_vault_tokens_of_24_characters_are_recognised() -> None:
+    """`vault operator init` prints the root token as hvs. and 24 characters."""
+    value = "hv" + "s." + "6j4cuewowBGit65rheNoceI7"
+    det = D.check_env("APP_CONFIG_1", value)
+    assert det is not None
+    assert det.rule == "vault-service-token"
+    assert D.check_env("APP_CONFIG_1", "hv" + "s.6j4cuewowBGit65rhe") is None  # too short

@@ -32,6 +32,7 @@ from airlock.detectors._matcher import (
     keywords_many,
     lookalike,
     name_rules,
+    uuid4_ok,
 )
 from airlock.detectors._names import (
     CONTEXT_AWS_SECRET,
@@ -180,6 +181,10 @@ _KV_CODE = re.compile(
     r"(?<!\w)[A-Za-z_]\w*+\[(?:['\"\d]|:[A-Za-z_]\w*+\])"  # an index: x["k"], x[1], Ruby x[:k]
     r"|^\(.*\)$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$"
 )  # a name starts after no word character and is taken whole (possessive): linear
+# A segment of a dotted value that is a token's, not an identifier's: 12+ word characters of
+# which 4+ are digits (Vault's ``s.…``, a Kubernetes bootstrap token's secret half); code names
+# its attributes with words (``settings.api_token``, ``cfg.v1beta1``).
+_TOKEN_SEGMENT = re.compile(r"\.(?=\w{12})(?:[A-Za-z_]*\d){4}\w*(?:\.|$)")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 # A value that is a line of configuration (``HELLO="…"``, ``PUBLIC_KEY: '…'``): its own keys are
 # read by the embedded scan, the line as a whole is not one credential.
@@ -285,6 +290,8 @@ class _Patterns:
 _DECLARED = r"(?:[A-Za-z_$][\w$.:<>\[\]*?]*+(?<!:)[ \t]++){0,4}"  # (no "word:": prose)
 # A line commented out keeps its credential: "#", "//", "--", ";", "*" (a block comment's line)
 _COMMENTED = r"(?:(?:#+|//+|--|;+|\*)[ \t]*)?"
+# A log line's level tag before what it prints: "[DEBUG] Using key=…"
+_LOGGED = r"(?:\[[A-Za-z]{3,8}\][ \t]*)?"
 _TYPED = r"(?:(?:[ \t]*:[ \t]*|[ \t]+)[A-Za-z_*\[][\w.<>\[\]*?|]*+(?=[ \t]+[:?+.]?=))?"
 _ASSIGN = r"(?:(?::::=|::=|:=|\?=|\+=|\.=)(?=[ \t\"'`])|(?<=[ \t\"'])=>|=(?!=[ \t])|:)"
 
@@ -297,8 +304,9 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
     key = rf"(?=[\w.\-]*?{kw})[\w.\-]++"
     return _Patterns(
         kv_line=re.compile(
-            rf"^[ \t]*{_COMMENTED}(?:-[ \t]+)?{_DECLARED}(?P<q>[\"']?)[$@:]?(?P<key>{key})(?P=q)"
-            rf"{_TYPED}[ \t]*{_ASSIGN}[ \t]*(?P<val>[^\r\n]*)\r?$",
+            rf"^[ \t]*{_LOGGED}{_COMMENTED}(?:-[ \t]+)?{_DECLARED}"
+            rf"(?P<q>[\"']?)[$@:]?(?P<key>{key})(?P=q){_TYPED}"
+            rf"[ \t]*{_ASSIGN}[ \t]*(?P<val>[^\r\n]*)\r?$",
             re.MULTILINE,
         ),
         keyword=re.compile(kw),
@@ -715,7 +723,8 @@ class DetectorSet:
             return None
         if not cls.strong:
             pair = _weak_auth_value(v) if cls.kind == "credential" else None
-            if pair is False or (pair is None and not looks_random(v)):
+            # a random (version 4) UUID is as random as a key: many providers issue keys so
+            if pair is False or (pair is None and not looks_random(v) and not uuid4_ok(v)):
                 return None
         elif cls.kind != "password" and _WS.search(v) is not None:
             return None  # tokens and keys have no spaces; a password may
@@ -987,8 +996,16 @@ class DetectorSet:
             end = text.find("\n", k.end())
             done = end = len(text) if end < 0 else end
             m = p.kv_line.match(text, start, end)
-            if m is not None:
+            if m is not None and self._classify(m.group("key")) is not None:
                 self._named_line(found, m, depth)
+                continue
+            # statements run together on one line (``$user = "x"; $password = "y";``): the
+            # one the keyword is in
+            semi = text.rfind(";", start, k.start())
+            if semi >= 0:
+                m = p.kv_line.match(text[semi + 1 : end])
+                if m is not None:
+                    self._named_line(found, m, depth, semi + 1)
         # the other shapes of a key and its value, in this order (the first of overlapping
         # findings is kept), each tried only where one of its marks is; a line's value is
         # cleaned as kv_line's is
@@ -1018,11 +1035,12 @@ class DetectorSet:
                 at = m.start("val")
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
 
-    def _named_line(self, found: _Found, m: re.Match[str], depth: int) -> None:
-        """A ``key: value`` line's match: its literal (unquoted code is no literal)."""
+    def _named_line(self, found: _Found, m: re.Match[str], depth: int, at: int = 0) -> None:
+        """A ``key: value`` line's match: its literal (unquoted code is no literal); ``at``: the
+        offset of the matched string in the text."""
         value, quoted = _clean_text_value(m.group("val"))
-        if quoted or _KV_CODE.search(value) is None:
-            self._named_at(found, m.group("key"), value, m.start("val"), REASON_KEY, depth)
+        if quoted or _KV_CODE.search(value) is None or _TOKEN_SEGMENT.search(value) is not None:
+            self._named_at(found, m.group("key"), value, m.start("val") + at, REASON_KEY, depth)
 
     def _named_pairs(self, found: _Found, pattern: re.Pattern[str], text: str, depth: int) -> None:
         """Every key and value ``pattern`` finds: group ``val``, or ``bare`` (an unquoted

@@ -26,6 +26,21 @@ _B = f"(?<![{WORD}])"
 
 RULES: tuple[ProviderRule, ...] = (
     # -- model providers and AI platforms -------------------------------------------------------
+    token("cartesia-api-key", "Cartesia", "API key", "sk_car_", A62, (20, 0)),
+    raw(
+        "fal-api-key",
+        "fal.ai",
+        "API key (key id:key secret)",
+        ("fal",),
+        rf"(?i:fal)[^\n]{{0,40}}?(?<![\w-])(?P<s>{_UUID}:[0-9a-f]{{32}})(?![0-9a-f])",
+    ),
+    raw(
+        "deepl-api-key",
+        "DeepL",
+        "API Free key",
+        (":fx",),
+        rf"(?<![\w-])(?P<s>{_UUID}:fx)(?![A-Za-z0-9])",
+    ),
     raw(
         "anthropic-api-key",
         "Anthropic",
@@ -314,6 +329,14 @@ RULES: tuple[ProviderRule, ...] = (
         rf"(?<![{URL64}])(?P<s>[{URL64}]{{44}}AzFu[{URL64}]{{5}}==)",
     ),
     raw(
+        "azure-function-key-url",
+        "Azure",
+        "Functions key in a function URL (?code=)",
+        (".azurewebsites.net/api/",),
+        r"(?P<s>https?://[\w.-]+\.azurewebsites\.net/api/[^\s?#\"'<>]*\?(?:[^\s#\"'<>]*&)?"
+        r"code=[A-Za-z0-9_/+%=-]{20,})",
+    ),
+    raw(
         "azure-identifiable-search-key",
         "Azure",
         "AI Search admin key",
@@ -516,15 +539,25 @@ RULES: tuple[ProviderRule, ...] = (
     token("doppler-cli-token", "Doppler", "CLI token", "dp.ct.", A62, 43),
     token("doppler-scim-token", "Doppler", "SCIM token", "dp.scim.", A62, 43),
     token("doppler-audit-token", "Doppler", "audit token", "dp.audit.", A62, 43),
-    token("vault-service-token", "HashiCorp Vault", "service token", "hvs.", URL64, (90, 0)),
-    token("vault-batch-token", "HashiCorp Vault", "batch token", "hvb.", URL64, (90, 0)),
-    token("vault-recovery-token", "HashiCorp Vault", "recovery token", "hvr.", URL64, (90, 0)),
+    token("vault-service-token", "HashiCorp Vault", "service token", "hvs.", URL64, (24, 0)),
+    token("vault-batch-token", "HashiCorp Vault", "batch token", "hvb.", URL64, (24, 0)),
+    token("vault-recovery-token", "HashiCorp Vault", "recovery token", "hvr.", URL64, (24, 0)),
     raw(
         "vault-legacy-token",
         "HashiCorp Vault",
         "legacy token (s.)",
         ("vault",),
         r"(?i:vault)[^\n]{0,40}?(?<![\w.])(?P<s>s\.[A-Za-z0-9]{24})(?![A-Za-z0-9])",
+    ),
+    # AppRole's SecretID is a random UUID: a credential where a name says so (secret_id)
+    near(
+        "vault-approle-secret-id",
+        "HashiCorp Vault",
+        "AppRole secret ID",
+        ("secret_id", "secret-id", "secretid"),
+        HEXU + "-",
+        36,
+        verify="uuid4",  # generated (version 4), not a hand-typed or sequential stand-in
     ),
     raw(
         "terraform-cloud-token",
@@ -795,6 +828,7 @@ RULES: tuple[ProviderRule, ...] = (
     token("readme-api-key", "ReadMe", "API key", "rdme_", HEX, 70),
     token("snyk-token", "Snyk", "API token (after its name)", "snyk_", HEX + "-", 36),
     # -- package registries -----------------------------------------------------------------------
+    token("bitbucket-dc-token", "Bitbucket Data Center", "HTTP access token", "BBDC-", B64, 44),
     token("npm-token", "npm", "access token", "npm_", A62, 36, verify="crc32", kind="npm token"),
     raw(
         "npm-legacy-auth-token",
@@ -851,8 +885,16 @@ RULES: tuple[ProviderRule, ...] = (
         "Slack",
         "incoming webhook URL",
         ("hooks.slack.com",),
-        r"(?P<s>https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]{20,})",
+        r"(?P<s>https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]{20,})",
         kind="Slack webhook URL",
+    ),
+    raw(
+        "mattermost-webhook-url",
+        "Mattermost",
+        "incoming webhook URL",
+        ("/hooks/",),
+        r"(?P<s>https?://[\w.:-]+/hooks/[a-z0-9]{26})(?![A-Za-z0-9])",
+        kind="Mattermost webhook URL",
     ),
     raw(
         "slack-token",
@@ -974,6 +1016,13 @@ RULES: tuple[ProviderRule, ...] = (
     near("pagerduty-api-key", "PagerDuty", "API key", ("pagerduty",), URL64 + "+", 20),
     near("opsgenie-api-key", "Opsgenie", "API key", ("opsgenie",), HEX + "-", 36),
     # -- payments and commerce --------------------------------------------------------------------
+    raw(
+        "crossmint-server-key",
+        "Crossmint",
+        "server-side API key",
+        ("sk_production_", "sk_staging_"),
+        rf"{_B}(?P<s>sk_(?:production|staging)_[{A62}]{{30,}})(?![{A62}])",
+    ),
     token("duffel-live-token", "Duffel", "live access token", "duffel_live_", URL64 + "=", 43),
     token("duffel-test-token", "Duffel", "test access token", "duffel_test_", URL64 + "=", 43),
     raw(
@@ -1041,6 +1090,14 @@ RULES: tuple[ProviderRule, ...] = (
     near("adyen-api-key", "Adyen", "API key", ("adyen",), URL64 + "+/=", (60, 120)),
     near("coinbase-secret", "Coinbase", "API secret", ("coinbase",), A62, 32),
     # -- databases and data ---------------------------------------------------------------------
+    token(
+        "mongodb-atlas-sa-secret",
+        "MongoDB Atlas",
+        "service account secret",
+        "mdb_sa_sk_",
+        URL64,
+        (36, 0),
+    ),
     token("elastic-cloud-api-key", "Elastic", "Cloud API key", "essu_", B64 + "=", (80, 0)),
     near("elastic-api-key", "Elastic", "API key", ("elastic",), B64 + "=", (60, 120)),
     near("algolia-admin-key", "Algolia", "admin API key", ("algolia",), HEX, 32),
@@ -1136,6 +1193,35 @@ RULES: tuple[ProviderRule, ...] = (
     near("logzio-token", "Logz.io", "shipping token", ("logz",), A62, 32),
     near("lightstep-token", "Lightstep", "access token", ("lightstep",), B64 + "=", (84, 180)),
     # -- productivity and other SaaS --------------------------------------------------------------
+    token("apify-api-token", "Apify", "API token", "apify_api_", A62, 36),
+    raw(  # raw, not token(): "bpk" as a lookalike stem would refuse passwords starting b.pk…
+        "builderio-private-key",
+        "Builder.io",
+        "private API key",
+        ("bpk-",),
+        rf"{_B}(?P<s>bpk-[{HEX}]{{32}})(?![{A62}])",
+    ),
+    raw(
+        "ghost-admin-api-key",
+        "Ghost",
+        "Admin API key (id:secret)",
+        ("ghost",),
+        r"(?i:ghost)[^\n]{0,40}?(?<![0-9a-f])(?P<s>[0-9a-f]{24}:[0-9a-f]{64})(?![0-9a-f])",
+    ),
+    raw(
+        "maxmind-license-key",
+        "MaxMind",
+        "license key",
+        ("_mmk",),
+        rf"{_B}(?P<s>[{A62}]{{6}}_[{A62}]{{29}}_mmk)(?![{WORD}])",
+    ),
+    raw(
+        "infura-api-key-url",
+        "Infura",
+        "API key in an endpoint URL",
+        ("infura.io/v3/",),
+        r"(?P<s>(?:https?|wss?)://[\w.-]*infura\.io/v3/[0-9a-f]{32})(?![0-9A-Za-z])",
+    ),
     token("adafruit-io-key", "Adafruit IO", "key", "aio_", A62, 28),
     token("posthog-personal-key", "PostHog", "personal API key", "phx_", A62, (40, 0)),
     token("settlemint-pat", "SettleMint", "personal access token", "sm_pat_", A62, 16),
@@ -1191,8 +1277,15 @@ RULES: tuple[ProviderRule, ...] = (
         "facebook-access-token",
         "Facebook",
         "access token",
-        ("eaace", "eaab"),
-        rf"{_B}(?P<s>EAA(?:CEdEose0cBA|B)[{A62}]{{80,}})",
+        ("eaa",),  # EAA and the app's letter(s): EAAB, EAAG, EAAJ, EAAM, EAACEdEose0cBA …
+        rf"{_B}(?P<s>EAA[{A62}]{{100,}})",
+    ),
+    raw(
+        "facebook-app-access-token",
+        "Facebook",
+        "app access token (app id|app secret)",
+        ("|",),
+        r"(?<![\w|])(?P<s>\d{15,16}\|[A-Za-z0-9_-]{27,40})(?![\w-])",
     ),
     raw(
         "twitter-bearer-token",
