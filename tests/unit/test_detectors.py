@@ -1794,6 +1794,18 @@ _LOWER36 = string.ascii_lowercase + string.digits
         # Vault's legacy token, a Kubernetes bootstrap token
         ("tok" + "en: s." + "ZC9Ecf4M5g9o34Q6RkzGsj0z", "token"),
         ("BOOTSTRAP_TOK" + "EN=be8dfd." + "da8a689a46edc282", "token"),
+        # a bearer token without its header's name: a list item, a variable holding the header
+        (
+            "  - Bear" + "er 7727d2fa5e8f7d37de25ef385ff8766d265ee2e7384efb311c04069d9c892c6b",
+            "bearer token",
+        ),
+        ('AUTH_HEADER="Bear' + 'er Xk3pQ9vL2mN8rT5wY1zA4bC7dE0fG6hJ"', "bearer token"),
+        # Basic credentials whose password holds a blank; a random UUID as a scheme-less token
+        (
+            "Authorization: Basic " + base64.b64encode(b"svc:mulm xrzrzi 42").decode(),
+            "HTTP basic credentials",
+        ),
+        ("Authorization:  5eb4223e-5008-46e5-be67-c7b8f2732305", "authorization token"),
     ],
 )
 def test_configuration_shapes_inside_a_value(value: str, kind: str) -> None:
@@ -1808,6 +1820,9 @@ def test_configuration_shapes_inside_a_value(value: str, kind: str) -> None:
         "x = 1; token = cfg.secret",  # a statement of code after another
         "x = 1; y = 2  # token rotation runs nightly",
         "[INFO] token refreshed for user alice",
+        "the Bearer of the release notes signs them",  # prose
+        "Bearer ${API_TOKEN}",  # a reference
+        "Authorization:  5eb4223e-5008-11ee-be67-c7b8f2732305",  # a time-based UUID: an id
     ],
 )
 def test_code_and_prose_in_those_shapes_are_not_credentials(value: str) -> None:

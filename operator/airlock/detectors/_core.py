@@ -192,7 +192,7 @@ _CONFIG_LINE = re.compile(r"^[A-Za-z_][\w.-]*[ \t]*[:=][ \t]*[\"']")
 # A value that may itself be configuration: an assignment, a key: value pair, a header, XML, a
 # call given a key and a value (``setProperty("API_TOKEN", "…")``), a command line's flag given
 # its value after a blank (``-Password …``), a .netrc entry.
-_EMBEDDED = re.compile(r"[=:]|</|[\"'][ \t]*,|(?:^|[ \t])--?[A-Za-z]|\bmachine\b")
+_EMBEDDED = re.compile(r"[=:]|</|[\"'][ \t]*,|(?:^|[ \t])--?[A-Za-z]|\bmachine\b|\bBearer[ \t]")
 _SEPARATOR = re.compile(r"[-_.]")
 # A value that is one base64 blob (a token or a key file stored encoded).
 _B64_BLOB = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\Z")
@@ -209,7 +209,12 @@ _AUTH_BARE = re.compile(
     r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*+:[ \t]*+[\"']?[ \t]*+"
     r"(?P<val>[A-Za-z0-9._~+/=-]{16,}+)(?=[\"',;\r\n]|$)"
 )
+# A bearer token written without its header's name (``AUTH_HEADER="Bearer …"``, a list item):
+# the scheme as HTTP writes it, capitalised (prose says "the bearer of")
+_BEARER = re.compile(r"(?<![\w-])Bearer[ \t]++(?P<val>[A-Za-z0-9._~+/=-]{16,}+)(?![^\s\"',;])")
 _HEADER_KIND = {"bearer": "bearer token", "basic": "HTTP basic credentials"}
+# Basic credentials decoded: a password may hold blanks (the header's structure says what it is)
+_BASIC_USER_PASS = re.compile(r"^[^:\s/@]{1,64}:(?P<p>[^\x00-\x1f\x7f]{4,})$")
 _CURL_HEADER = re.compile(
     r"(?:-H|--header)(?:=|[ \t]*+)(?P<q>[\"'])(?P<key>[\w-]++)[ \t]*+:[ \t]*+"
     r"(?P<val>[^\"'\n]++)(?P=q)"
@@ -956,16 +961,23 @@ class DetectorSet:
                 found.add(
                     m.start("val"), m.end("val"), Detection(kind, self._fp(val), REASON_HEADER)
                 )
-            for m in _AUTH_BARE.finditer(text):
-                val = m.group("val")
-                if (
-                    _bare_token(val)
-                    and not lookalike(val)
-                    and not self._allowed(val)
-                    and not found.overlaps(m.start("val"), m.end("val"))
-                ):
-                    det = Detection("authorization token", self._fp(val), REASON_HEADER)
-                    found.add(m.start("val"), m.end("val"), det)
+            self._scan_bare(_AUTH_BARE, text, found, "authorization token")
+        if "Bearer" in text:
+            self._scan_bare(_BEARER, text, found, "bearer token")
+
+    def _scan_bare(self, pattern: re.Pattern[str], text: str, found: _Found, kind: str) -> None:
+        """A token with no scheme (``Authorization: <token>``) or no header name (``Bearer
+        <token>``): reported when it looks like a token."""
+        for m in pattern.finditer(text):
+            val = m.group("val")
+            start, end = m.span("val")
+            if (
+                _bare_token(val)
+                and not lookalike(val)
+                and not self._allowed(val)
+                and not found.overlaps(start, end)
+            ):
+                found.add(start, end, Detection(kind, self._fp(val), REASON_HEADER))
 
     def _named_at(  # noqa: PLR0917
         self, found: _Found, key: str, value: str, start: int, reason: str, depth: int = 0
@@ -1181,14 +1193,15 @@ def _bare_token(value: str) -> bool:
         and not is_object_name(value)
         and not is_placeholder(value)
         and not is_filler(value)
-        and looks_random(value)
+        and (looks_random(value) or uuid4_ok(value))
     )
 
 
 def _header_value_ok(scheme: str, value: str) -> bool:
     """Basic credentials must decode to ``user:password``; other schemes need a token's length."""
     if scheme == "basic":
-        m = _decoded_user_pass(value)
+        decoded = _b64_utf8(value)
+        m = None if decoded is None else _BASIC_USER_PASS.match(decoded)
         return m is not None and not is_placeholder(m.group("p"))
     return len(value) >= _MIN_BEARER_LEN
 

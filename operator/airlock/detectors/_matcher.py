@@ -54,7 +54,7 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
     TAG_B64_PEM: ("ls0tls1crudjti", "0tls0tqkvhsu4g", "tls0tlujfr0lo"),
     # the words a credential-named key contains (see _names); a key=value scan needs one
     TAG_CRED: CREDENTIAL_WORDS,
-    TAG_HEADER: ("authorization",),
+    TAG_HEADER: ("authorization", "bearer"),
     TAG_COMMAND: ("curl", "mysql"),
 }
 
