@@ -1220,11 +1220,18 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "kind: Secret\nstringData:\n  k: a" + " " * 50000 + "b\n",  # a lazy run, then blanks
         "a\nproxy_set_header Authorization" + " " * 3000 + "x;\n",  # blanks around optionals
         "curl -H 'x:" + " " * 60000 + "a",  # a header never closed
+        'connect("a", "b", ' * 12000,  # positional calls never closed
+        'variable "db_token" {' * 12000 + "default",  # blocks never closed
+        'getenv("api_token", ' * 12000,
+        "x = 1; token " * 15000 + "= y",  # statements on one line
+        "token: a." + "a1b2c3d4e5f6" * 15000,  # one long dotted segment
+        "Bearer " * 30000 + "Zq9rT4vX2mKp7WcLb3N",
     ],
     ids=[
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
         *("?&", "nested:", "nested=", "nested words", "curl", "curl -u", "mysql", '\\"'),
-        *("secret entry", "authorization blanks", "curl header"),
+        *("secret entry", "authorization blanks", "curl header", "connect", "variable"),
+        *("getenv", "statements", "dotted", "bearer"),
     ],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:
@@ -1806,6 +1813,14 @@ _LOWER36 = string.ascii_lowercase + string.digits
             "HTTP basic credentials",
         ),
         ("Authorization:  5eb4223e-5008-46e5-be67-c7b8f2732305", "authorization token"),
+        # a getter's default, a Terraform variable's default
+        ('tok = os.getenv("API_TOK' + 'EN", "Xk3pQ9vL2mN8rT5wY1zA4bC7")', "token"),
+        ('variable "db_pass' + 'word" {\n  type = string\n  default = "Tq8#vLm2pZ"\n}', "password"),
+        # a password that a call takes as a positional literal
+        ('c = new NetworkCredential("svc@corp.internal", "vzihlaquknriqlht");', "password"),
+        ('new DirectoryEntry("LDAP://dc1",\n  "CORP\\svc",\n  "Rrhh1234x");', "password"),
+        ('conn = pymysql.connect("db.internal", "app", "Tq8#vLm2pZ")', "password"),
+        ('my $dbh = DBI->connect("dbi:mysql:database=app", "root", "s3cr3tPw9");', "password"),
     ],
 )
 def test_configuration_shapes_inside_a_value(value: str, kind: str) -> None:
@@ -1823,6 +1838,11 @@ def test_configuration_shapes_inside_a_value(value: str, kind: str) -> None:
         "the Bearer of the release notes signs them",  # prose
         "Bearer ${API_TOKEN}",  # a reference
         "Authorization:  5eb4223e-5008-11ee-be67-c7b8f2732305",  # a time-based UUID: an id
+        'field("password", "string")',  # a call that is neither a setter nor a getter
+        'os.getenv("API_TOKEN", "")',
+        'conn = pymysql.connect("db.internal", "app", os.environ["DB_PASSWORD"])',
+        'conn = pymysql.connect("db.internal", "app", "${DB_PASSWORD}")',
+        'variable "db_password" {\n  type = string\n  sensitive = true\n}',
     ],
 )
 def test_code_and_prose_in_those_shapes_are_not_credentials(value: str) -> None:

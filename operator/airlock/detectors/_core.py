@@ -186,6 +186,21 @@ _KV_CODE = re.compile(
 # its attributes with words (``settings.api_token``, ``cfg.v1beta1``).
 _TOKEN_SEGMENT = re.compile(r"\.(?=\w{12})(?:[A-Za-z_]*\d){4}\w*(?:\.|$)")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+# Calls whose positional arguments are a user and a password, written as literals: .NET's
+# NetworkCredential(user, password); DirectoryEntry(path, user, password), PDO(dsn, user,
+# password) and the connect calls of database clients (mysqli_connect, DBI->connect,
+# pymysql.connect …: host or DSN, user, password)
+_CALL_MARK = re.compile(r"NetworkCredential|DirectoryEntry|connect|PDO|mysqli")
+_LITERAL_ARG = r"(?:\"[^\"\r\n]*\"|'[^'\r\n]*')"
+_CALL_CREDENTIALS = (
+    re.compile(
+        rf"\bNetworkCredential\(\s*{_LITERAL_ARG}\s*,\s*(?P<q>[\"'])(?P<val>[^\"'\r\n]+)(?P=q)"
+    ),
+    re.compile(
+        rf"(?:\bDirectoryEntry|connect|\bPDO|\bmysqli)\(\s*(?:{_LITERAL_ARG}|\$\w+)\s*,\s*"
+        rf"{_LITERAL_ARG}\s*,\s*(?P<q>[\"'])(?P<val>[^\"'\r\n]+)(?P=q)"
+    ),
+)
 # A value that is a line of configuration (``HELLO="…"``, ``PUBLIC_KEY: '…'``): its own keys are
 # read by the embedded scan, the line as a whole is not one credential.
 _CONFIG_LINE = re.compile(r"^[A-Za-z_][\w.-]*[ \t]*[:=][ \t]*[\"']")
@@ -279,6 +294,7 @@ class _Patterns:
     name_value_json: re.Pattern[str]  # {"name": "API_TOKEN", "value": "…"}
     name_value_yaml: re.Pattern[str]  # - name: API_TOKEN⏎  value: …
     inline_pair: re.Pattern[str]  # {user: 'x', password: '…'} (YAML flow, JavaScript objects)
+    hcl_variable: re.Pattern[str]  # variable "db_password" { default = "…" } (Terraform)
     script_assign: re.Pattern[str]
     script_flag: re.Pattern[str]
 
@@ -342,10 +358,17 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
             r"(?:(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
             r"|(?P<bare>[^\s\"',{}\[\]]++)(?=[ \t]*[,}]))"
         ),
-        string_pair=re.compile(  # a setter's call (not any call: field("password", "string"))
-            rf"(?:(?i:set|put)\w*\(|\[)[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*"
+        # a setter's or a getter's call (a default: getenv("API_TOKEN", "…")), not any call:
+        # field("password", "string")
+        string_pair=re.compile(
+            rf"(?:(?i:set|put|get)\w*\(|\[)[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*"
             # (a value opening with "-" is an option's alias: add_argument("--hf-token", "--hub"))
             r"(?:,|\][ \t]*=(?!=))[ \t]*(?P<vq>[\"'])(?P<val>(?!-)[^\"'\r\n]*)(?P=vq)"
+        ),
+        # Terraform's variable block with a default (variable "db_password" { default = "…" })
+        hcl_variable=re.compile(
+            rf"\bvariable[ \t]+\"(?P<key>{key})\"[ \t]*\{{[^{{}}]*?\bdefault[ \t]*=[ \t]*"
+            r"\"(?P<val>[^\"\r\n]*)\""
         ),
         script_assign=re.compile(
             rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"
@@ -1030,6 +1053,7 @@ class DetectorSet:
             (("{",), p.inline_pair, False),
             (("<add",), p.xml_add, False),
             (("(", "["), p.string_pair, False),
+            (("variable",), p.hcl_variable, False),
         ):
             if not any(mark in text for mark in marks):
                 continue
@@ -1104,7 +1128,13 @@ class DetectorSet:
 
     def _scan_commands(self, text: str, found: _Found, depth: int = 0) -> None:
         """What curl and the MySQL clients take on their command lines: curl's ``-H "Name:
-        value"`` under a credential-like name, ``-u user:password``, and ``mysql -pPASSWORD``."""
+        value"`` under a credential-like name, ``-u user:password``, and ``mysql -pPASSWORD``;
+        and the password that a client's connect call takes as a literal argument."""
+        if "(" in text and _CALL_MARK.search(text) is not None:
+            for pattern in _CALL_CREDENTIALS:
+                for m in pattern.finditer(text):
+                    at = m.start("val")
+                    self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
         if "curl" in text:
             if "-H" in text or "--header" in text:
                 for m in _CURL_HEADER.finditer(text):

@@ -55,7 +55,8 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
     # the words a credential-named key contains (see _names); a key=value scan needs one
     TAG_CRED: CREDENTIAL_WORDS,
     TAG_HEADER: ("authorization", "bearer"),
-    TAG_COMMAND: ("curl", "mysql"),
+    # (and the calls whose arguments are a user and a password: NetworkCredential, connect …)
+    TAG_COMMAND: ("curl", "mysql", "connect(", "directoryentry(", "networkcredential(", "pdo("),
 }
 
 # Rules with no literal keyword run on strings at least this long that contain their gate.
