@@ -181,10 +181,11 @@ _KV_CODE = re.compile(
     r"(?<!\w)[A-Za-z_]\w*+\[(?:['\"\d]|:[A-Za-z_]\w*+\])"  # an index: x["k"], x[1], Ruby x[:k]
     r"|^\(.*\)$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$"
 )  # a name starts after no word character and is taken whole (possessive): linear
-# A segment of a dotted value that is a token's, not an identifier's: 12+ word characters of
-# which 4+ are digits (Vault's ``s.…``, a Kubernetes bootstrap token's secret half); code names
-# its attributes with words (``settings.api_token``, ``cfg.v1beta1``).
-_TOKEN_SEGMENT = re.compile(r"\.(?=\w{12})(?:[A-Za-z_]*\d){4}\w*(?:\.|$)")
+# A segment of a dotted value that is a token's, not an identifier's: 12+ letters and digits,
+# the digits in 3+ runs among the letters (Vault's ``s.…``, a Kubernetes bootstrap token's
+# secret half); code names its attributes with words, a date or a version at most
+# (``settings.api_token``, ``cfg.v1beta1``, ``settings.OPENAI_API_KEY_2024``).
+_TOKEN_SEGMENT = re.compile(r"\.(?=[A-Za-z0-9]{12,}(?:\.|$))(?:[A-Za-z]*+\d++){3}")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 # Calls whose positional arguments are a user and a password, written as literals: .NET's
 # NetworkCredential(user, password); DirectoryEntry(path, user, password), PDO(dsn, user,
@@ -722,8 +723,10 @@ class DetectorSet:
         if det is None and name:
             ctx = self._context_rules(name)
             if ctx:
-                text = f"{name}={value}"
-                det = self._first(context_hits(text, ctx, len(name) + 1), whole or value)
+                # ": " joins them, not "=": a format whose alphabet holds "=" (base64) must not
+                # take the separator for its first character (its value would never start)
+                text = f"{name}: {value}"
+                det = self._first(context_hits(text, ctx, len(name) + 2), whole or value)
         return det
 
     def _named(self, cls: NameClass, value: str, reason: str, whole: str = "") -> Detection | None:
@@ -751,8 +754,7 @@ class DetectorSet:
             return None
         if not cls.strong:
             pair = _weak_auth_value(v) if cls.kind == "credential" else None
-            # a random (version 4) UUID is as random as a key: many providers issue keys so
-            if pair is False or (pair is None and not looks_random(v) and not uuid4_ok(v)):
+            if pair is False or (pair is None and not looks_random(v)):
                 return None
         elif cls.kind != "password" and _WS.search(v) is not None:
             return None  # tokens and keys have no spaces; a password may
@@ -1023,22 +1025,29 @@ class DetectorSet:
             hits = list(p.keyword.finditer(text))
         if not hits:
             return  # no key in the text can be credential-named (JSON and .netrc ones neither)
-        done = -1  # end of the last line tried
+        done = -1  # end of the last line whose first statement held a credential-named key
+        line_end = -1  # end of the line of the previous hit
+        floor = 0  # where the previous hit of the same line stood
         for k in hits:
             if k.start() < done:
                 continue
-            start = text.rfind("\n", 0, k.start()) + 1
-            end = text.find("\n", k.end())
-            done = end = len(text) if end < 0 else end
-            m = p.kv_line.match(text, start, end)
-            if m is not None and self._classify(m.group("key")) is not None:
-                self._named_line(found, m, depth)
-                continue
+            if k.start() > line_end:  # the first hit of a line: the line as one statement
+                start = text.rfind("\n", 0, k.start()) + 1
+                end = text.find("\n", k.end())
+                line_end = end = len(text) if end < 0 else end
+                floor = start
+                m = p.kv_line.match(text, start, end)
+                if m is not None and self._classify(m.group("key")) is not None:
+                    self._named_line(found, m, depth)
+                    done = end
+                    continue
             # statements run together on one line (``$user = "x"; $password = "y";``): the
-            # one the keyword is in
-            semi = text.rfind(";", start, k.start())
+            # one the keyword is in, up to the next ";" (each statement read once: linear)
+            semi = text.rfind(";", floor, k.start())
+            floor = k.end()
             if semi >= 0:
-                m = p.kv_line.match(text[semi + 1 : end])
+                stop = text.find(";", k.end(), line_end)
+                m = p.kv_line.match(text[semi + 1 : line_end if stop < 0 else stop])
                 if m is not None:
                     self._named_line(found, m, depth, semi + 1)
         # the other shapes of a key and its value, in this order (the first of overlapping

@@ -32,7 +32,8 @@ RULES: tuple[ProviderRule, ...] = (
         "fal.ai",
         "API key (key id:key secret)",
         ("fal",),
-        rf"(?i:fal)[^\n]{{0,40}}?(?<![\w-])(?P<s>{_UUID}:[0-9a-f]{{32}})(?![0-9a-f])",
+        rf"(?<![A-Za-z])(?i:fal)(?![A-Za-z])[^\n]{{0,40}}?(?<![\w-])(?P<s>{_UUID}:[0-9a-f]{{32}})"
+        r"(?![0-9a-f])",
     ),
     raw(
         "deepl-api-key",
@@ -333,7 +334,7 @@ RULES: tuple[ProviderRule, ...] = (
         "Azure",
         "Functions key in a function URL (?code=)",
         (".azurewebsites.net/api/",),
-        r"(?P<s>https?://[\w.-]+\.azurewebsites\.net/api/[^\s?#\"'<>]*\?(?:[^\s#\"'<>]*&)?"
+        r"(?P<s>https?://(?:[\w-]++\.)+?azurewebsites\.net/api/[\w.%/-]*+\?(?:[\w.%+=-]*+&)*+"
         r"code=[A-Za-z0-9_/+%=-]{20,})",
     ),
     raw(
@@ -539,25 +540,23 @@ RULES: tuple[ProviderRule, ...] = (
     token("doppler-cli-token", "Doppler", "CLI token", "dp.ct.", A62, 43),
     token("doppler-scim-token", "Doppler", "SCIM token", "dp.scim.", A62, 43),
     token("doppler-audit-token", "Doppler", "audit token", "dp.audit.", A62, 43),
-    token("vault-service-token", "HashiCorp Vault", "service token", "hvs.", URL64, (24, 0)),
-    token("vault-batch-token", "HashiCorp Vault", "batch token", "hvb.", URL64, (24, 0)),
-    token("vault-recovery-token", "HashiCorp Vault", "recovery token", "hvr.", URL64, (24, 0)),
+    token("vault-service-token", "HashiCorp Vault", "service token", "hvs.", URL64, (90, 0)),
+    token("vault-batch-token", "HashiCorp Vault", "batch token", "hvb.", URL64, (90, 0)),
+    token("vault-recovery-token", "HashiCorp Vault", "recovery token", "hvr.", URL64, (90, 0)),
+    raw(  # `vault operator init` prints the root token as hvs. and 24 letters and digits
+        "vault-short-token",
+        "HashiCorp Vault",
+        "token (short form)",
+        ("hvs.", "hvb.", "hvr."),
+        r"(?<![\w-])(?P<s>hv[sbr]\.(?=[a-z0-9]*+[A-Z])(?=[A-Za-z]*+[0-9])[A-Za-z0-9]{24,})"
+        r"(?![\w-])",
+    ),
     raw(
         "vault-legacy-token",
         "HashiCorp Vault",
         "legacy token (s.)",
         ("vault",),
         r"(?i:vault)[^\n]{0,40}?(?<![\w.])(?P<s>s\.[A-Za-z0-9]{24})(?![A-Za-z0-9])",
-    ),
-    # AppRole's SecretID is a random UUID: a credential where a name says so (secret_id)
-    near(
-        "vault-approle-secret-id",
-        "HashiCorp Vault",
-        "AppRole secret ID",
-        ("secret_id", "secret-id", "secretid"),
-        HEXU + "-",
-        36,
-        verify="uuid4",  # generated (version 4), not a hand-typed or sequential stand-in
     ),
     raw(
         "terraform-cloud-token",
@@ -893,7 +892,8 @@ RULES: tuple[ProviderRule, ...] = (
         "Mattermost",
         "incoming webhook URL",
         ("/hooks/",),
-        r"(?P<s>https?://[\w.:-]+/hooks/[a-z0-9]{26})(?![A-Za-z0-9])",
+        # an id of 26 random characters (digits among them: not a word like "deploymentsyncer")
+        r"(?P<s>https?://[\w.:-]+/hooks/(?=(?:[a-z]*+[0-9]){2})[a-z0-9]{26})(?![A-Za-z0-9])",
         kind="Mattermost webhook URL",
     ),
     raw(
@@ -1219,8 +1219,8 @@ RULES: tuple[ProviderRule, ...] = (
         "infura-api-key-url",
         "Infura",
         "API key in an endpoint URL",
-        ("infura.io/v3/",),
-        r"(?P<s>(?:https?|wss?)://[\w.-]*infura\.io/v3/[0-9a-f]{32})(?![0-9A-Za-z])",
+        ("infura.io/",),
+        r"(?P<s>(?:https?|wss?)://[\w.-]*infura\.io/(?:ws/)?v3/[0-9a-f]{32})(?![0-9A-Za-z])",
     ),
     token("adafruit-io-key", "Adafruit IO", "key", "aio_", A62, 28),
     token("posthog-personal-key", "PostHog", "personal API key", "phx_", A62, (40, 0)),
@@ -1285,7 +1285,9 @@ RULES: tuple[ProviderRule, ...] = (
         "Facebook",
         "app access token (app id|app secret)",
         ("|",),
-        r"(?<![\w|])(?P<s>\d{15,16}\|[A-Za-z0-9_-]{27,40})(?![\w-])",
+        # the app secret is 32 hex digits; the older form, a random run of letters and digits
+        r"(?<![\w|])(?P<s>[1-9]\d{14,15}\|(?:[0-9a-f]{32}|(?=[\w-]{0,39}?\d)(?=[\w-]{0,39}?[A-Z])"
+        r"(?=[\w-]{0,39}?[a-z])[A-Za-z0-9_-]{27,40}))(?![\w-])",
     ),
     raw(
         "twitter-bearer-token",

@@ -107,7 +107,6 @@ def near(  # noqa: PLR0917 - a table row reads best positionally
     length: int | tuple[int, int],
     *,
     kind: str = "",
-    verify: str = "",
 ) -> ProviderRule:
     """A prefix-less value right after one of the provider's names (case-insensitive)."""
     rng, q = _quant(length)
@@ -119,7 +118,7 @@ def near(  # noqa: PLR0917 - a table row reads best positionally
         matches,
         tuple(n.lower() for n in names),
         pattern,
-        verify,
+        "",
         "",
         alphabet,
         rng,
