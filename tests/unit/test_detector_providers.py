@@ -427,3 +427,18 @@ def test_a_name_rule_whose_alphabet_holds_the_assignment_sign_reads_env_values()
     det = D.check_env("ADYEN_TOKEN", value)
     assert det is not None
     assert det.rule == rule.id
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        *("false", "true", "none", "null", "default", "enabled", "disabled", "info", "debug"),
+        *("warning", "offline", "online", "auto", "always", "never", "production", "staging"),
+        "localhost",
+    ],
+)
+def test_common_configuration_words_wake_no_rule(word: str) -> None:
+    """A keyword inside an everyday value (``fal`` in ``false``) would send every such env
+    value down the slow path: the admission hot path keeps ordinary values on the fast one."""
+    for value in (word, word.upper(), f"{word}-12345", f"{word}_v2.yaml"):
+        assert keywords(value).rules == frozenset(), value

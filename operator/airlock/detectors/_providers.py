@@ -31,8 +31,8 @@ RULES: tuple[ProviderRule, ...] = (
         "fal-api-key",
         "fal.ai",
         "API key (key id:key secret)",
-        ("fal",),
-        rf"(?<![A-Za-z])(?i:fal)(?![A-Za-z])[^\n]{{0,40}}?(?<![\w-])(?P<s>{_UUID}:[0-9a-f]{{32}})"
+        ("fal_", "fal.", "fal-", "fal "),  # FAL_KEY, fal.ai, fal-api (not "false")
+        rf"(?<![A-Za-z])(?i:fal)[_. -][^\n]{{0,40}}?(?<![\w-])(?P<s>{_UUID}:[0-9a-f]{{32}})"
         r"(?![0-9a-f])",
     ),
     raw(
