@@ -1225,12 +1225,15 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "Bearer " * 30000 + "Zq9rT4vX2mKp7WcLb3N",
         "https://a.azurewebsites.net/api/" * 6000,  # function URLs with no query
         "https://a.azurewebsites.net/api/f?x&" * 5000,
+        "token\nx=" + "get" * 66666 + "(\n",  # a call's name run from every "get" in a word
+        "token\nx=" + "set" * 66666 + "(\n",
     ],
     ids=[
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
         *("?&", "nested:", "nested=", "nested words", "curl", "curl -u", "mysql", '\\"'),
         *("secret entry", "authorization blanks", "curl header", "connect", "variable"),
         *("getenv", "statements", "dotted", "bearer", "function urls", "function queries"),
+        *("getter word", "setter word"),
     ],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:
@@ -1821,6 +1824,7 @@ _LOWER36 = string.ascii_lowercase + string.digits
         ('new DirectoryEntry("LDAP://dc1",\n  "CORP\\svc",\n  "Rrhh1234x");', "password"),
         ('conn = pymysql.connect("db.internal", "app", "Tq8#vLm2pZ")', "password"),
         ('my $dbh = DBI->connect("dbi:mysql:database=app", "root", "s3cr3tPw9");', "password"),
+        ('$c = oci_connect("hr", "Welc0me#2024", "localhost/XE");', "password"),
     ],
 )
 def test_configuration_shapes_inside_a_value(value: str, kind: str) -> None:
@@ -1843,6 +1847,15 @@ def test_configuration_shapes_inside_a_value(value: str, kind: str) -> None:
         'conn = pymysql.connect("db.internal", "app", os.environ["DB_PASSWORD"])',
         'conn = pymysql.connect("db.internal", "app", "${DB_PASSWORD}")',
         'variable "db_password" {\n  type = string\n  sensitive = true\n}',
+        # getters whose second argument is not a default; calls only named like a getter
+        'keyring.get_password("db_password", "svc-deployer")',
+        'ssm.get_parameter("db_password", "prod-cluster")',
+        'form.widget("password", "PasswordInput")',
+        # connect calls that are not a database client's, and constants as arguments
+        'ws.connect("wss://x", "graphql-ws", "subprotocol-v2")',
+        'signal.connect("clicked", "on_button", "handler_module_primary")',
+        'new PDO("mysql:host=db", "root", "PDO::ERRMODE_EXCEPTION")',
+        'new DirectoryEntry("LDAP://dc1", "CORP\\svc", "AuthenticationTypes.Secure")',
     ],
 )
 def test_code_and_prose_in_those_shapes_are_not_credentials(value: str) -> None:
@@ -1883,3 +1896,12 @@ def test_infura_websocket_endpoint_is_redacted() -> None:
     url = "wss://mainnet.infura.io/ws/v3/" + hexs(32)
     assert D.check_env("APP_CONFIG_1", url) is not None
     assert "[REDACTED]" in redact(url)
+
+
+def test_a_name_saying_digest_or_fingerprint_announces_no_providers_credential() -> None:
+    """ELASTICSEARCH_CA_TRUSTED_FINGERPRINT names Elastic, but its value is a certificate's
+    SHA-256, not an Elastic API key; the same for a flag."""
+    digest = "3fa9" * 16
+    assert D.check_env("FLEET_SERVER_ELASTICSEARCH_CA_TRUSTED_FINGERPRINT", digest) is None
+    assert D.check_env("ELASTIC_VERSION_HASH", digest) is None
+    assert D.check_args(["--elasticsearch.ssl.ca_trusted_fingerprint=" + digest]) == []

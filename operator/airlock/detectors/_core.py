@@ -188,18 +188,19 @@ _KV_CODE = re.compile(
 _TOKEN_SEGMENT = re.compile(r"\.(?=[A-Za-z0-9]{12,}(?:\.|$))(?:[A-Za-z]*+\d++){3}")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 # Calls whose positional arguments are a user and a password, written as literals: .NET's
-# NetworkCredential(user, password); DirectoryEntry(path, user, password), PDO(dsn, user,
-# password) and the connect calls of database clients (mysqli_connect, DBI->connect,
-# pymysql.connect …: host or DSN, user, password)
+# NetworkCredential(user, password) and Oracle's oci_connect(user, password, db); the
+# DirectoryEntry(path, user, password) of .NET, PHP's new PDO(dsn, user, password), and the
+# connect calls of MySQL clients (mysqli_connect, pymysql, MySQLdb, Perl's DBI: host or DSN,
+# user, password). A dotted name or a constant (AuthenticationTypes.Secure, PDO::…) is code.
 _CALL_MARK = re.compile(r"NetworkCredential|DirectoryEntry|connect|PDO|mysqli")
 _LITERAL_ARG = r"(?:\"[^\"\r\n]*\"|'[^'\r\n]*')"
+_CALL_VALUE = r"(?P<q>[\"'])(?P<val>(?![A-Za-z_]\w*(?:\.|::)[A-Za-z_])[^\"'\r\n]+)(?P=q)"
 _CALL_CREDENTIALS = (
+    re.compile(rf"\b(?:NetworkCredential|oci_p?connect)\(\s*{_LITERAL_ARG}\s*,\s*{_CALL_VALUE}"),
     re.compile(
-        rf"\bNetworkCredential\(\s*{_LITERAL_ARG}\s*,\s*(?P<q>[\"'])(?P<val>[^\"'\r\n]+)(?P=q)"
-    ),
-    re.compile(
-        rf"(?:\bDirectoryEntry|connect|\bPDO|\bmysqli)\(\s*(?:{_LITERAL_ARG}|\$\w+)\s*,\s*"
-        rf"{_LITERAL_ARG}\s*,\s*(?P<q>[\"'])(?P<val>[^\"'\r\n]+)(?P=q)"
+        r"(?:\bDirectoryEntry|\bnew\s+PDO|\bmysqli?_p?connect|\bnew\s+mysqli|\bpymysql\.connect"
+        r"|\bMySQLdb\.connect|\bmysql\.connector\.connect|\bDBI\s*(?:->|\.|::)\s*connect)"
+        rf"\(\s*(?:{_LITERAL_ARG}|\$\w+)\s*,\s*{_LITERAL_ARG}\s*,\s*{_CALL_VALUE}"
     ),
 )
 # A value that is a line of configuration (``HELLO="…"``, ``PUBLIC_KEY: '…'``): its own keys are
@@ -359,10 +360,12 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
             r"(?:(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
             r"|(?P<bare>[^\s\"',{}\[\]]++)(?=[ \t]*[,}]))"
         ),
-        # a setter's or a getter's call (a default: getenv("API_TOKEN", "…")), not any call:
-        # field("password", "string")
+        # a setter's call, or a getter's whose second argument is a default (getenv("API_TOKEN",
+        # "…"), os.environ.get, getProperty); not any call: field("password", "string"),
+        # keyring.get_password("db_password", "svc-user")
         string_pair=re.compile(
-            rf"(?:(?i:set|put|get)\w*\(|\[)[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*"
+            rf"(?:\b(?i:set\w*+|put\w*+|get|getenv\w*+|get_env\w*+|getproperty|getstring)\(|\[)"
+            rf"[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*"
             # (a value opening with "-" is an option's alias: add_argument("--hf-token", "--hub"))
             r"(?:,|\][ \t]*=(?!=))[ \t]*(?P<vq>[\"'])(?P<val>(?!-)[^\"'\r\n]*)(?P=vq)"
         ),
@@ -694,7 +697,10 @@ class DetectorSet:
         names = self._names
         found = names.get(name)
         if found is None:
-            found = (classify(name, self._extra), name_rules(name))
+            # a name that says its value is an identifier or a digest (ELASTIC_CA_FINGERPRINT,
+            # --model-hash) announces no provider's credential, whatever provider it names
+            rules = frozenset() if names_identifier(name) else name_rules(name)
+            found = (classify(name, self._extra), rules)
             if len(names) >= _NAME_CACHE_MAX:
                 names.clear()
             names[name] = found
