@@ -1905,3 +1905,13 @@ def test_a_name_saying_digest_or_fingerprint_announces_no_providers_credential()
     assert D.check_env("FLEET_SERVER_ELASTICSEARCH_CA_TRUSTED_FINGERPRINT", digest) is None
     assert D.check_env("ELASTIC_VERSION_HASH", digest) is None
     assert D.check_args(["--elasticsearch.ssl.ca_trusted_fingerprint=" + digest]) == []
+
+
+def test_rails_secret_key_base_is_a_secret_key() -> None:
+    """Rails derives its keys from SECRET_KEY_BASE: the name ends in BASE, the value is the
+    application's master secret."""
+    value = hexs(128)
+    for name in ("SECRET_KEY_BASE", "secret_key_base", "secretKeyBase"):
+        assert kind_of(D.check_env(name, value)) == "secret key", name
+    assert D.check_env("KEY_BASE", value) is None  # no credential noun before it
+    assert D.check_env("API_BASE", "https://api.corp.internal/v2") is None

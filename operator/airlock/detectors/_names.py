@@ -259,6 +259,8 @@ def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | 
     for _ in range(2):
         if len(core) > 1 and core[-1] in _ENCODING_SUFFIXES:
             core.pop()
+    if len(core) > 2 and core[-2:] == ["KEY", "BASE"]:
+        core.pop()  # a key base: what keys are derived from (Rails' SECRET_KEY_BASE)
     glued = _unglued(core[-1])
     if glued is not None:  # "functionkey", "refreshtoken": read as two words
         core[-1:] = glued

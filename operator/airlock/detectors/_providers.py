@@ -1224,6 +1224,13 @@ RULES: tuple[ProviderRule, ...] = (
     ),
     token("adafruit-io-key", "Adafruit IO", "key", "aio_", A62, 28),
     token("posthog-personal-key", "PostHog", "personal API key", "phx_", A62, (40, 0)),
+    raw(  # raw, not token(): "phs" as a lookalike stem would refuse values starting phs…
+        "posthog-project-secret-key",
+        "PostHog",
+        "project secret API key",
+        ("phs_",),
+        rf"{_B}(?P<s>phs_[{A62}]{{40,}})(?![{A62}])",
+    ),
     token("settlemint-pat", "SettleMint", "personal access token", "sm_pat_", A62, 16),
     token("settlemint-app-token", "SettleMint", "application access token", "sm_aat_", A62, 16),
     token("settlemint-service-token", "SettleMint", "service access token", "sm_sat_", A62, 16),
