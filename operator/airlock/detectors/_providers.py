@@ -805,7 +805,13 @@ RULES: tuple[ProviderRule, ...] = (
         ("pat.", "sat."),
         rf"{_B}(?P<s>(?:pat|sat)\.[{URL64}]{{22}}\.[{HEX}]{{24}}\.[{A62}]{{20}}){_END}",
     ),
-    token("sourcegraph-token", "Sourcegraph", "access token", "sgp_", HEX + "_", (40, 0)),
+    raw(  # sgp_, the instance's 16 hex digits and "_" or "local_", then 40 hex digits
+        "sourcegraph-token",
+        "Sourcegraph",
+        "access token",
+        ("sgp_",),
+        rf"{_B}(?P<s>sgp_(?:[{HEXU}]{{16}}_|local_)?[{HEXU}]{{40}})(?![{A62}])",
+    ),
     raw(
         "jfrog-api-key",
         "JFrog",
