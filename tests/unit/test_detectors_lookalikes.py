@@ -225,3 +225,12 @@ def test_detections_never_hold_the_value() -> None:
         assert det is not None
         assert value not in repr(det)
         assert value not in str(det)
+
+
+def test_a_sourcegraph_prefix_on_a_value_its_rule_refuses_is_a_lookalike() -> None:
+    """Sourcegraph's rule is written as a regex (its optional parts), so its prefix is listed
+    for the lookalike test by hand: a value with sgp_ that the rule refuses is no token."""
+    assert (
+        D.check_env("API_TOKEN", "sg" + "p_local_d45b6G86aBb0F2Cee943902dbaDBCFCFDD1dA089") is None
+    )
+    assert D.check_env("API_TOKEN", "sg" + "p_local_" + "d45b6e86" * 5) is not None

@@ -426,6 +426,7 @@ _EXTRA_PREFIXES = {
     "atatt3",
     "atctt3",
     "access_token$",
+    "sgp_",
 }
 # "sk-" starts the keys of many providers, documented or not: there is no one format to fail.
 _LOOKALIKE_PREFIXES: tuple[str, ...] = tuple(sorted((_TOKEN_PREFIXES | _EXTRA_PREFIXES) - {"sk-"}))
