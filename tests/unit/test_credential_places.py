@@ -24,7 +24,7 @@ from airlock.scan.sarif import format_sarif
 from airlock.scan.text import format_text
 from airlock.state import EvalContext
 
-from tests.support.builders import clean_pod
+from tests.support.builders import clean_pod, deployment
 
 _rng = random.Random(23)  # noqa: S311 - synthetic test data, not keys
 ALNUM = string.ascii_letters + string.digits
@@ -159,6 +159,31 @@ def test_workload_annotation_holding_a_token_is_found_and_redacted() -> None:
         'metadata.annotations["ci.corp.example/deploy-token"]',
     ) in found
     _redacted_everywhere(verdict, token)
+
+
+def test_pod_template_annotation_holding_a_token_is_found_and_redacted() -> None:
+    """Every Pod a Deployment or a CronJob creates carries its template's annotations."""
+    token = hf_token()
+    pod = clean_pod("ml-prod")
+    pod["metadata"]["annotations"] = {"ci.corp.example/deploy-token": token}
+    dep = deployment(pod)
+    dep["spec"]["template"]["metadata"]["annotations"] = pod["metadata"]["annotations"]
+    verdict = evaluate(dep, CTX)
+    found = [(f.rule, f.path) for f in verdict.findings]
+    assert (
+        "plaintext-secret-configmap",
+        'spec.template.metadata.annotations["ci.corp.example/deploy-token"]',
+    ) in found
+    _redacted_everywhere(verdict, token)
+    # the Pod itself: its own annotations, reported once
+    own = [f for f in evaluate(pod, CTX).findings if "annotations" in f.path]
+    assert [f.path for f in own] == ['metadata.annotations["ci.corp.example/deploy-token"]']
+    # a template's last-applied-configuration or non-string value is not read
+    dep["spec"]["template"]["metadata"]["annotations"] = {
+        "kubectl.kubernetes.io/last-applied-configuration": token,
+        "ci.corp.example/replicas": 3,
+    }
+    assert [f for f in evaluate(dep, CTX).findings if "annotations" in f.path] == []
 
 
 def test_last_applied_configuration_is_not_scanned_twice() -> None:

@@ -28,7 +28,8 @@ from airlock.rules.base import (
     mapping,
     sequence,
 )
-from airlock.workloads import Workload
+from airlock.rules.podsec import pod_annotations
+from airlock.workloads import Workload, json_path
 
 _REFS = ("CIS 5.4.1", "NIST SP 800-190 4.1.4", "NSA/CISA Kubernetes Hardening: secrets")
 
@@ -180,16 +181,34 @@ _INTEGRATION_PREFIXES = (
 
 
 def _annotation_hits(wl: Workload, scope: Scope) -> Iterator[Hit]:
+    """The object's own annotations, and those of the pods it templates (a Deployment's
+    ``spec.template.metadata``: every Pod it creates carries them)."""
+    yield from _annotations_at(wl.annotations, "metadata", "annotation", scope)
+    for pod in wl.pod_specs:
+        ptr = pod.metadata_pointer
+        if ptr is not None and ptr != _OWN_METADATA:
+            annotations = pod_annotations(wl, pod)
+            if annotations:
+                where = json_path(ptr)
+                yield from _annotations_at(annotations, where, "pod template annotation", scope)
+
+
+_OWN_METADATA = ("metadata",)
+
+
+def _annotations_at(
+    annotations: Mapping[str, Any], where: str, what: str, scope: Scope
+) -> Iterator[Hit]:
     detectors = scope.ctx.policy.detectors
-    for key, value in wl.annotations.items():
-        if key == LAST_APPLIED or not value:
+    for key, value in annotations.items():
+        if key == LAST_APPLIED or not value or not isinstance(value, str):
             continue
         name = "" if key.startswith(_INTEGRATION_PREFIXES) else key
         found = detectors.check_text(name, value)
         if found:
             yield Hit(
-                f'metadata.annotations["{key}"]',
-                f"annotation {key!r} holds a plaintext {_describe(found)}",
+                f'{where}.annotations["{key}"]',
+                f"{what} {key!r} holds a plaintext {_describe(found)}",
             )
 
 
@@ -224,8 +243,7 @@ def _free_text_hits(wl: Workload, scope: Scope) -> Iterator[Hit]:
 
 
 def check_configmap(wl: Workload, scope: Scope) -> Iterator[Hit]:
-    if wl.annotations:
-        yield from _annotation_hits(wl, scope)
+    yield from _annotation_hits(wl, scope)
     if wl.kind in OWN_KINDS and wl.api_version == API_VERSION:
         yield from _free_text_hits(wl, scope)
         return
