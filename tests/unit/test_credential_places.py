@@ -186,6 +186,27 @@ def test_pod_template_annotation_holding_a_token_is_found_and_redacted() -> None
     assert [f for f in evaluate(dep, CTX).findings if "annotations" in f.path] == []
 
 
+def test_cronjob_job_template_annotation_holding_a_token_is_found() -> None:
+    token = hf_token()
+    pod = clean_pod("ml-prod")
+    cronjob = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": "ml-prod"},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "jobTemplate": {
+                "metadata": {"annotations": {"ci.corp.example/token": token}},
+                "spec": {"template": {"metadata": {}, "spec": pod["spec"]}},
+            },
+        },
+    }
+    verdict = evaluate(cronjob, CTX)
+    paths = [f.path for f in verdict.findings if f.rule == "plaintext-secret-configmap"]
+    assert paths == ['spec.jobTemplate.metadata.annotations["ci.corp.example/token"]']
+    _redacted_everywhere(verdict, token)
+
+
 def test_last_applied_configuration_is_not_scanned_twice() -> None:
     token = hf_token()
     pod = clean_pod("ml-prod")

@@ -1219,6 +1219,7 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "curl -H 'x:" + " " * 60000 + "a",  # a header never closed
         'connect("a", "b", ' * 12000,  # positional calls never closed
         'variable "db_token" {' * 12000 + "default",  # blocks never closed
+        'variable "db_token" {' + "{x}" * 30000 + "default",  # nested blocks
         'getenv("api_token", ' * 12000,
         "x = 1; token " * 15000 + "= y",  # statements on one line
         "token: a." + "a1b2c3d4e5f6" * 15000,  # one long dotted segment
@@ -1232,6 +1233,7 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
         *("?&", "nested:", "nested=", "nested words", "curl", "curl -u", "mysql", '\\"'),
         *("secret entry", "authorization blanks", "curl header", "connect", "variable"),
+        "nested variable",
         *("getenv", "statements", "dotted", "bearer", "function urls", "function queries"),
         *("getter word", "setter word"),
     ],
@@ -1819,6 +1821,12 @@ _LOWER36 = string.ascii_lowercase + string.digits
         # a getter's default, a Terraform variable's default
         ('tok = os.getenv("API_TOK' + 'EN", "Xk3pQ9vL2mN8rT5wY1zA4bC7")', "token"),
         ('variable "db_pass' + 'word" {\n  type = string\n  default = "Tq8#vLm2pZ"\n}', "password"),
+        (
+            'variable "db_pass'
+            + 'word" {\n  validation {\n    condition = length(var.x) > 8\n  }\n'
+            '  default = "Tq8#vLm2pZ"\n}',
+            "password",
+        ),
         # a password that a call takes as a positional literal
         ('c = new NetworkCredential("svc@corp.internal", "vzihlaquknriqlht");', "password"),
         ('new DirectoryEntry("LDAP://dc1",\n  "CORP\\svc",\n  "Rrhh1234x");', "password"),

@@ -369,9 +369,11 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
             # (a value opening with "-" is an option's alias: add_argument("--hf-token", "--hub"))
             r"(?:,|\][ \t]*=(?!=))[ \t]*(?P<vq>[\"'])(?P<val>(?!-)[^\"'\r\n]*)(?P=vq)"
         ),
-        # Terraform's variable block with a default (variable "db_password" { default = "…" })
+        # Terraform's variable block with a default (variable "db_password" { default = "…" }),
+        # after blocks of its own (validation { … }, type = object({ … })) one level deep
         hcl_variable=re.compile(
-            rf"\bvariable[ \t]+\"(?P<key>{key})\"[ \t]*\{{[^{{}}]*?\bdefault[ \t]*=[ \t]*"
+            rf"\bvariable[ \t]+\"(?P<key>{key})\"[ \t]*\{{(?:[^{{}}]|\{{[^{{}}]*+\}})*?"
+            rf"\bdefault[ \t]*=[ \t]*"
             r"\"(?P<val>[^\"\r\n]*)\""
         ),
         script_assign=re.compile(

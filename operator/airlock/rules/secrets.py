@@ -184,6 +184,12 @@ def _annotation_hits(wl: Workload, scope: Scope) -> Iterator[Hit]:
     """The object's own annotations, and those of the pods it templates (a Deployment's
     ``spec.template.metadata``: every Pod it creates carries them)."""
     yield from _annotations_at(wl.annotations, "metadata", "annotation", scope)
+    if wl.kind == "CronJob":  # the Jobs it creates carry its job template's annotations
+        job = mapping(mapping(mapping(wl.obj.get("spec")).get("jobTemplate")).get("metadata"))
+        annotations = mapping(job.get("annotations"))
+        if annotations:
+            where = "spec.jobTemplate.metadata"
+            yield from _annotations_at(annotations, where, "job template annotation", scope)
     for pod in wl.pod_specs:
         ptr = pod.metadata_pointer
         if ptr is not None and ptr != _OWN_METADATA:
