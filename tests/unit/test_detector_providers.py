@@ -229,6 +229,7 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
     "builderio-private-key": lambda: "bp" + "k-" + rnd(32, HEXL),
     "posthog-project-secret-key": lambda: "ph" + "s_" + rnd(47),
     "sourcegraph-token": lambda: "sg" + "p_" + rnd(16, HEXL) + "_" + rnd(40, HEXL),
+    "segment-public-api-token": lambda: "sg" + "p_" + rnd(60) + "Zz9Q",
     "vault-short-token": lambda: "hv" + "s." + rnd(20) + "aZ09",
     "crossmint-server-key": lambda: "sk" + "_production_" + rnd(40),
     "ghost-admin-api-key": lambda: "ghost_admin_key = " + rnd(24, HEXL) + ":" + rnd(64, HEXL),

@@ -1345,6 +1345,13 @@ RULES: tuple[ProviderRule, ...] = (
         "launchdarkly-key", "LaunchDarkly", "API or SDK key", ("launchdarkly",), "a-z0-9-", (40, 44)
     ),
     near("segment-write-key", "Segment", "write key", ("segment_write", "segment-write"), A62, 32),
+    raw(  # sgp_ and 64 letters and digits (Sourcegraph's sgp_ tokens are hex, 40 after any prefix)
+        "segment-public-api-token",
+        "Segment",
+        "Public API token",
+        ("sgp_",),
+        rf"{_B}(?P<s>sgp_[{A62}]{{64}})(?![{A62}])",
+    ),
     near("mixpanel-secret", "Mixpanel", "API secret", ("mixpanel",), HEX, 32),
     near("hubspot-token", "HubSpot", "private app token", ("hubspot",), HEX + "-", 36),
     token("hubspot-pat", "HubSpot", "private app access token", "pat-na1-", HEX + "-", 36),
