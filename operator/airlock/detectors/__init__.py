@@ -7,8 +7,8 @@ holds the credential: only its kind, a fingerprint, the reason it was reported a
 provider rule that matched, so it can be logged, put in a message or a report, and printed with
 ``repr`` without leaking anything.
 
-Layout: ``_table`` (the shape of a provider rule), ``_providers`` (the table: 300 formats from
-the providers' documentation), ``_formats`` (structured formats: key blocks, key files, URLs,
+Layout: ``_table`` (the shape of a provider rule), ``_providers`` (the table: over 330 formats
+from the providers' documentation), ``_formats`` (structured formats: key blocks, key files, URLs,
 connection strings), ``_matcher`` (one Aho-Corasick keyword pass over a string, then only the
 regexes it points at; compiled once at import), ``_names`` and ``_values`` (what a name and a
 value say), ``_core`` (the detector set).
@@ -43,9 +43,12 @@ Decisions worth knowing (each has a test):
 - Configuration and code inside a value are read for credential-named keys as the languages
   write an assignment (``key = …``, ``key: …``, Go ``:=`` and ``var key string =``, typed
   declarations, make's ``?=``, PHP ``=>`` and ``.=``, ``<add key=… value=…/>``, a call or an index
-  given the key and a literal), at most three values deep; a command line in an env value as
-  in ``sh -c`` (curl ``-u``/``-H``, ``mysql -p``). A Kubernetes Secret manifest written in a
-  text (a ConfigMap, an env value) is reported by its ``data`` and ``stringData`` values.
+  given the key and a literal, a getter's default, Terraform's ``variable`` default, statements
+  run together with ``;``), at most three values deep; a command line in an env value as in
+  ``sh -c`` (curl ``-u``/``-H``, ``mysql -p``), and the password a database or directory client's
+  call takes as a positional literal (``NetworkCredential``, ``mysqli_connect``, ``DBI->connect``).
+  A Kubernetes Secret manifest written in a text (a ConfigMap, an env value) is reported by its
+  ``data`` and ``stringData`` values. A ``Bearer`` token is read without its header's name.
 - ``*_KEY_ID`` names (``AWS_ACCESS_KEY_ID``) are identifiers, not secrets: the keyword
   heuristic ignores them and the AWS key-id format (AKIA/ASIA...) is detected under any name.
 - A private-key block needs a body of at least 40 base64 characters; a header alone (a script
@@ -58,7 +61,11 @@ Decisions worth knowing (each has a test):
   are, nor are prefixed tokens, which are the table's to judge, nor values typed by hand (runs of
   the alphabet, a chunk repeated), which only look random.
 - A provider name (``near`` rules) starts a word (``ADD_API_KEY`` does not name Datadog's
-  ``dd_api``) and stays within a few blanks of the value.
+  ``dd_api``) and stays within a few blanks of the value. A name whose last word says identifier
+  or digest (``ELASTIC_CA_TRUSTED_FINGERPRINT``, ``*_HASH``, ``*_ID``) announces no provider.
+- A UUID under a weak key name (``TENANT_KEY``, ``REQUEST_KEY``) is an identifier, not a key.
+- A rule's keyword never sits inside an everyday configuration word (``fal`` in ``false``): the
+  admission hot path keeps ordinary values on its fast path.
 - ``allowValues`` regexes are searched in the detected credential and in the whole env value or
   argument; a match suppresses the detection.
 """
