@@ -148,16 +148,17 @@ def _redacted_everywhere(verdict: Verdict, secret: str) -> None:
             assert secret[3:20] not in shown
 
 
+def _text_rule_paths(verdict: Verdict) -> list[str]:
+    """Where the ConfigMap-and-free-text rule (annotations too) reported a credential."""
+    return [f.path for f in verdict.findings if f.rule == "plaintext-secret-configmap"]
+
+
 def test_workload_annotation_holding_a_token_is_found_and_redacted() -> None:
     token = hf_token()
     pod = clean_pod("ml-prod")
     pod["metadata"]["annotations"] = {"ci.corp.example/deploy-token": token}
     verdict = evaluate(pod, CTX)
-    found = [(f.rule, f.path) for f in verdict.findings]
-    assert (
-        "plaintext-secret-configmap",
-        'metadata.annotations["ci.corp.example/deploy-token"]',
-    ) in found
+    assert 'metadata.annotations["ci.corp.example/deploy-token"]' in _text_rule_paths(verdict)
     _redacted_everywhere(verdict, token)
 
 
@@ -169,11 +170,9 @@ def test_pod_template_annotation_holding_a_token_is_found_and_redacted() -> None
     dep = deployment(pod)
     dep["spec"]["template"]["metadata"]["annotations"] = pod["metadata"]["annotations"]
     verdict = evaluate(dep, CTX)
-    found = [(f.rule, f.path) for f in verdict.findings]
-    assert (
-        "plaintext-secret-configmap",
-        'spec.template.metadata.annotations["ci.corp.example/deploy-token"]',
-    ) in found
+    assert 'spec.template.metadata.annotations["ci.corp.example/deploy-token"]' in (
+        _text_rule_paths(verdict)
+    )
     _redacted_everywhere(verdict, token)
     # the Pod itself: its own annotations, reported once
     own = [f for f in evaluate(pod, CTX).findings if "annotations" in f.path]
@@ -202,8 +201,9 @@ def test_cronjob_job_template_annotation_holding_a_token_is_found() -> None:
         },
     }
     verdict = evaluate(cronjob, CTX)
-    paths = [f.path for f in verdict.findings if f.rule == "plaintext-secret-configmap"]
-    assert paths == ['spec.jobTemplate.metadata.annotations["ci.corp.example/token"]']
+    assert _text_rule_paths(verdict) == [
+        'spec.jobTemplate.metadata.annotations["ci.corp.example/token"]'
+    ]
     _redacted_everywhere(verdict, token)
 
 

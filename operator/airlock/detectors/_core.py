@@ -32,7 +32,6 @@ from airlock.detectors._matcher import (
     keywords_many,
     lookalike,
     name_rules,
-    uuid4_ok,
 )
 from airlock.detectors._names import (
     CONTEXT_AWS_SECRET,
@@ -50,6 +49,7 @@ from airlock.detectors._values import (
     is_placeholder,
     is_prose,
     is_reference,
+    is_uuid4,
     is_words,
     looks_random,
 )
@@ -177,15 +177,15 @@ _CODEISH = re.compile(r"[\[\]{}()]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 # (``settings["db"]``, ``argv[1]``), a parenthesised expression, an attribute path. A bracket
 # alone is no sign of code there: generated passwords draw them (``x7]Lq(2…``); calls,
 # templates and selectors are told apart afterwards, as for any value under a credential name.
+# An attribute path is code unless a segment is a token's, not an identifier's: 12+ letters
+# and digits, the digits in 3+ runs among the letters (Vault's ``s.…``, a Kubernetes bootstrap
+# token's secret half); code names its attributes with words, a date or a version at most
+# (``settings.api_token``, ``cfg.v1beta1``, ``settings.OPENAI_API_KEY_2024``).
+_RANDOM_SEGMENT = r"\.(?=[A-Za-z0-9]{12,}(?:\.|$))(?:[A-Za-z]*+\d++){3}"
 _KV_CODE = re.compile(
     r"(?<!\w)[A-Za-z_]\w*+\[(?:['\"\d]|:[A-Za-z_]\w*+\])"  # an index: x["k"], x[1], Ruby x[:k]
-    r"|^\(.*\)$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$"
+    rf"|^\(.*\)$|^(?!.*?{_RANDOM_SEGMENT})[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$"
 )  # a name starts after no word character and is taken whole (possessive): linear
-# A segment of a dotted value that is a token's, not an identifier's: 12+ letters and digits,
-# the digits in 3+ runs among the letters (Vault's ``s.…``, a Kubernetes bootstrap token's
-# secret half); code names its attributes with words, a date or a version at most
-# (``settings.api_token``, ``cfg.v1beta1``, ``settings.OPENAI_API_KEY_2024``).
-_TOKEN_SEGMENT = re.compile(r"\.(?=[A-Za-z0-9]{12,}(?:\.|$))(?:[A-Za-z]*+\d++){3}")
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 # Calls whose positional arguments are a user and a password, written as literals: .NET's
 # NetworkCredential(user, password) and Oracle's oci_connect(user, password, db); the
@@ -465,9 +465,10 @@ def _b64_utf8(value: str) -> str | None:
         return None
 
 
-def _decoded_user_pass(value: str) -> re.Match[str] | None:
+def _decoded_user_pass(value: str, shape: re.Pattern[str] = _USER_PASS) -> re.Match[str] | None:
+    """``user:password`` (as ``shape`` reads it) that ``value`` is the base64 encoding of."""
     decoded = _b64_utf8(value)
-    return None if decoded is None else _USER_PASS.match(decoded)
+    return None if decoded is None else shape.match(decoded)
 
 
 def _decoded_text(value: str) -> str | None:
@@ -1092,7 +1093,7 @@ class DetectorSet:
         """A ``key: value`` line's match: its literal (unquoted code is no literal); ``at``: the
         offset of the matched string in the text."""
         value, quoted = _clean_text_value(m.group("val"))
-        if quoted or _KV_CODE.search(value) is None or _TOKEN_SEGMENT.search(value) is not None:
+        if quoted or _KV_CODE.search(value) is None:
             self._named_at(found, m.group("key"), value, m.start("val") + at, REASON_KEY, depth)
 
     def _named_pairs(self, found: _Found, pattern: re.Pattern[str], text: str, depth: int) -> None:
@@ -1240,15 +1241,14 @@ def _bare_token(value: str) -> bool:
         and not is_object_name(value)
         and not is_placeholder(value)
         and not is_filler(value)
-        and (looks_random(value) or uuid4_ok(value))
+        and (looks_random(value) or is_uuid4(value))
     )
 
 
 def _header_value_ok(scheme: str, value: str) -> bool:
     """Basic credentials must decode to ``user:password``; other schemes need a token's length."""
     if scheme == "basic":
-        decoded = _b64_utf8(value)
-        m = None if decoded is None else _BASIC_USER_PASS.match(decoded)
+        m = _decoded_user_pass(value, _BASIC_USER_PASS)
         return m is not None and not is_placeholder(m.group("p"))
     return len(value) >= _MIN_BEARER_LEN
 

@@ -112,14 +112,6 @@ def jwt_ok(secret: str) -> bool:
     return len(parts) >= 2 and _b64_json(parts[0]) and _b64_json(parts[1])
 
 
-_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.I)
-
-
-def uuid4_ok(secret: str) -> bool:
-    """A UUID of version 4 (random), the form of generated keys and tokens."""
-    return _UUID4.fullmatch(secret) is not None
-
-
 _VERIFY: dict[str, Callable[[str], bool]] = {"crc32": crc32_token_ok, "jwt": jwt_ok}
 
 

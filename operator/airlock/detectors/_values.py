@@ -329,6 +329,15 @@ def is_object_name(value: str) -> bool:
     )
 
 
+_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.I)
+
+
+def is_uuid4(value: str) -> bool:
+    """A UUID of version 4 (random), the form of generated keys and tokens; other versions
+    (time-based, name-based) identify things."""
+    return _UUID4.fullmatch(value) is not None
+
+
 def is_dotted_name(value: str) -> bool:
     """A host, package or property name, not a credential."""
     return _DOTTED_NAME.match(value) is not None

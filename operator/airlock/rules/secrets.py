@@ -180,6 +180,9 @@ _INTEGRATION_PREFIXES = (
 )
 
 
+_OWN_METADATA = ("metadata",)  # a Pod's own: read as the object's annotations
+
+
 def _annotation_hits(wl: Workload, scope: Scope) -> Iterator[Hit]:
     """The object's own annotations, and those of the pods it templates (a Deployment's
     ``spec.template.metadata``: every Pod it creates carries them)."""
@@ -197,9 +200,6 @@ def _annotation_hits(wl: Workload, scope: Scope) -> Iterator[Hit]:
             if annotations:
                 where = json_path(ptr)
                 yield from _annotations_at(annotations, where, "pod template annotation", scope)
-
-
-_OWN_METADATA = ("metadata",)
 
 
 def _annotations_at(
