@@ -116,6 +116,7 @@ def _uuid() -> str:
 
 B64 = ALNUM + "+/"
 U64 = ALNUM + "_-"
+CRYPT = ALNUM + "./"
 
 # rule id -> a synthetic text holding one credential in the rule's format
 RAW_EXAMPLES: dict[str, Callable[[], str]] = {
@@ -240,6 +241,25 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
     ),
     "azure-function-key-url": lambda: (
         "https://fn.azurewebsites.net/api/Ingest?co" + "de=" + rnd(54, U64) + "=="
+    ),
+    "stability-api-key-prefixed": lambda: "sk" + "-" + rnd(46) + "Q7",
+    "miro-access-token": lambda: "eyJtaXJvLm9yaWdpbiI6" + "ImV1MDEifQ_" + rnd(27, U64),
+    "truenas-api-key": lambda: (
+        '{"method": "auth.login_with_api_key", "params": ["3-' + rnd(64) + '"]}'
+    ),
+    "thingsboard-access-token": lambda: (
+        "https://thingsboard.cloud/api/v1/" + rnd(20) + "/telemetry"
+    ),
+    "md5-crypt-hash": lambda: "$" + "1$" + rnd(8, CRYPT) + "$" + rnd(22, CRYPT),
+    "sha-crypt-hash": lambda: "$" + "6$" + rnd(16, CRYPT) + "$" + rnd(86, CRYPT),
+    "bcrypt-hash": lambda: "$" + "2b$12$" + rnd(53, CRYPT),
+    "yescrypt-hash": lambda: "$" + "y$j9T$" + rnd(16, CRYPT) + "$" + rnd(43, CRYPT),
+    "cisco-type-8-9-hash": lambda: "$" + "9$" + rnd(14, CRYPT) + "$" + rnd(43, CRYPT),
+    "argon2-hash": lambda: (
+        "$" + "argon2id$v=19$m=65536,t=3,p=4$" + rnd(22, B64) + "$" + rnd(43, B64)
+    ),
+    "kerberos-roast-hash": lambda: (
+        "$" + "krb5asrep$23$svc@CORP.INTERNAL:" + rnd(32, HEXL) + "$" + rnd(200, HEXL)
     ),
 }
 
@@ -384,6 +404,14 @@ def test_x_runs_in_a_format_are_reported_but_template_words_are_not() -> None:
     assert D.check_value("hf" + "_" + "EXAMPLE" + rnd(30)) is None
 
 
+def test_a_prefixed_format_of_letters_and_digits_refuses_typed_bodies() -> None:
+    """``sk-`` and 48 letters and digits is a key when the body was generated; a body holding
+    a run of the alphabet was typed (a test's stand-in), and is not reported by its format."""
+    assert "stability-api-key-prefixed" in rule_ids("sk" + "-" + rnd(46) + "Q7")
+    typed = "sk" + "-sUeBP9asw6GiYHXqtg70" + "abcdefgh" + "JuLwJFco90bOpU0Nt3s7"
+    assert "stability-api-key-prefixed" not in rule_ids(typed)
+
+
 def test_a_short_prefix_with_a_fixed_length_ends_where_the_format_does() -> None:
     """ "fc-" and 32 hex characters is a Firecrawl key; "fc-" and a digest's 64 is not one."""
     assert "firecrawl-api-key" in rule_ids("f" + "c-" + rnd(32, HEXL))
@@ -398,7 +426,21 @@ def _variants() -> list[tuple[str, str, str]]:
     mb = ".eyJ" + rnd(60, U64) + "." + rnd(22, U64)
     teams = "/web" + "hook/" + _uuid() + "@" + _uuid() + "/IncomingWebhook/"
     teams += rnd(32, HEXL) + "/" + _uuid()
+    upper = string.ascii_uppercase + string.digits
+    op = f"A3-{rnd(6, upper)}-{rnd(11, upper)}-{rnd(5, upper)}-{rnd(5, upper)}-{rnd(5, upper)}"
+    eu = "eu01xx" + rnd(30, HEXL) + "NR" + "AL"
+    xoxc = "xo" + "xc-" + "-".join(rnd(10, string.digits) for _ in range(3)) + "-" + rnd(64, HEXL)
+    sonar = rnd(40, HEXL)
     return [
+        # 1Password's secret key with its third group written without a dash
+        (op, "1Password", op.replace("A3-", "A4-")),
+        # New Relic license keys of EU accounts start with their region
+        (eu, "New Relic", eu.replace("eu01xx", "eu01yy")),
+        # a Slack browser session's client token
+        (xoxc, "Slack", xoxc.replace("xo" + "xc-", "xo" + "xq-")),
+        # a JVM system property flag, a camelCase variable
+        (f"mvn sonar:sonar -Dsonar.login={sonar}", "SonarQube", f"-Dsonar.host={sonar}"),
+        (f'$sonarLogin = "{sonar}"', "SonarQube", f'$sonarHost = "{sonar}"'),
         ("dt0" + "s01." + dyn24, "Dynatrace", "dt0" + "x01." + dyn24),
         ("dt0" + "s02." + dyn8, "Dynatrace", "dt0" + "x02." + dyn8),
         ("tskey" + "-api-" + ts, "Tailscale", "tskey" + "_api_" + ts),

@@ -919,6 +919,59 @@ def test_mysql_p_is_a_password_only_for_mysql_clients() -> None:
     assert D.check_args(["server", "-p" + "8443", "-p" + rnd(14)]) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "at"),
+    [
+        (["sshpass", "-p", "{s}", "ssh", "-p", "2222", "deploy@bastion"], 2),
+        (["/usr/bin/sshpass", "-p{s}", "ssh", "deploy@bastion"], 1),
+        (["sudo", "sshpass", "-p", "{s}", "rsync", "-a", "/data", "bastion:/srv"], 3),
+        (["redis-cli", "-h", "cache", "-p", "6379", "-a", "{s}", "ping"], 6),
+        (["smbclient", "//nas/models", "-U", "backup%{s}", "-c", "ls"], 3),
+        (["C:\\Tools\\PsExec.exe", "\\\\10.0.0.5", "-u", "admin", "-p", "{s}", "cmd"], 5),
+    ],
+)
+def test_client_password_flags_in_argument_lists(args: list[str], at: int) -> None:
+    """sshpass, PsExec, redis-cli and smbclient take a password as a flag's value: in an
+    exec-form command list the flag and the password are two arguments (sshpass: or one)."""
+    secret = "Zq9rT4vX" + rnd(12)
+    hits = D.check_args([a.format(s=secret) for a in args])
+    assert [(i, d.kind, d.fingerprint) for i, d in hits] == [(at, "password", fingerprint(secret))]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sshpass", "-p", "$(SSH_PASS)", "ssh", "-p", "2222", "deploy@bastion"],
+        ["sshpass", "-e", "ssh", "-p", "Zq9rT4vX2mKp7W", "deploy@bastion"],  # -e: from SSHPASS
+        ["redis-cli", "-h", "cache", "-p", "6379", "ping"],
+        ["redis-server", "--port", "6379", "-a", "Zq9rT4vX2mKp7W"],  # not redis-cli
+        ["ssh", "-p", "2222", "-i", "/keys/id", "deploy@bastion"],
+        ["smbclient", "//nas/models", "-U", "backup", "-c", "ls"],
+    ],
+)
+def test_client_flags_without_a_literal_password_are_clean(args: list[str]) -> None:
+    assert D.check_args(args) == []
+
+
+def test_password_hashes_in_the_formats_crypt_writes() -> None:
+    """An htpasswd line, a cloud-init user's passwd, an app's admin hash: offline-crackable,
+    reported as a password hash wherever it stands; shell positionals are not one."""
+    md5 = "$" + "apr1$" + rnd(8, ALNUM + "./") + "$" + rnd(22, ALNUM + "./")
+    sha = "$" + "6$rounds=656000$" + rnd(16, ALNUM + "./") + "$" + rnd(86, ALNUM + "./")
+    bcrypt = "$" + "2y$10$" + rnd(53, ALNUM + "./")
+    htpasswd = f"# generated\nadmin:{md5}\nviewer:{bcrypt}\n"
+    kinds = detection_kinds(D.check_text("users.htpasswd", htpasswd))
+    assert kinds == ["password hash", "password hash"]
+    cloud_init = f"#cloud-config\nusers:\n  - name: ops\n    passwd: {sha}\n"
+    assert detection_kinds(D.check_text("user-data", cloud_init)) == ["password hash"]
+    det = D.check_env("GRAFANA_ADMIN", bcrypt)
+    assert det is not None
+    assert det.kind == "password hash"
+    assert det.fingerprint == fingerprint(bcrypt)
+    for clean in ("echo $1$2 $5$6", 'set -- "$1$2"; exec "$@"', md5[:-1], sha[:-2], bcrypt[:40]):
+        assert D.check_env("APP_CONFIG_1", clean) is None, clean
+
+
 def test_shell_scripts_in_a_single_argument() -> None:
     token = TOKENS["Hugging Face token"]()
     bearer = rnd(40, ALNUM + "._-")
@@ -964,6 +1017,11 @@ def test_shell_assignments_and_basic_auth() -> None:
         ("curl --header 'Authorization:  {s}'", "authorization token"),  # no scheme
         ("curl --header='X-Api-Key: {s}' https://x.example", "API key"),  # --header=
         ("Connect-VIServer -Server vc.example -User admin -Password {s}", "password"),  # a flag
+        ("sshpass -p {s} ssh -p 2222 deploy@bastion", "password"),  # sshpass's -p, not ssh's
+        ("sshpass -p'{s}' scp model.bin deploy@bastion:/srv", "password"),
+        ("PsExec.exe \\\\10.0.0.5 -u CORP\\admin -p {s} cmd /c dir", "password"),
+        ("redis-cli -h cache -p 6379 -a {s} ping", "password"),  # -a, not the port
+        ("smbclient //nas/models -U backup%{s} -c ls", "password"),
     ],
 )
 def test_command_lines_in_env_values_and_arguments(command: str, kind: str) -> None:
@@ -988,6 +1046,13 @@ def test_command_lines_in_env_values_and_arguments(command: str, kind: str) -> N
         'curl -H "Authorization: Token **********" https://x.example',
         "curl -H 'Authorization: application/json' https://x.example",
         "mysql -h db -u root -p shop",
+        'sshpass -p "$SSH_PASS" ssh -p 2222 deploy@bastion',
+        "sshpass -f /run/secrets/ssh ssh -p 2222 deploy@bastion",
+        "ssh -p 2222 deploy@bastion",
+        "redis-cli -h cache -p 6379 ping",
+        "redis-cli -a $(REDIS_PASSWORD) ping",
+        "psexec \\\\host -u admin -p %ADMIN_PW% cmd",
+        "smbclient //nas/models -U backup -c ls",
     ],
 )
 def test_command_lines_without_a_literal_credential_are_clean(command: str) -> None:
@@ -1228,6 +1293,11 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "https://a.azurewebsites.net/api/f?x&" * 5000,
         "token\nx=" + "get" * 66666 + "(\n",  # a call's name run from every "get" in a word
         "token\nx=" + "set" * 66666 + "(\n",
+        "sshpass -p " * 15000 + "x",  # client commands, each with its flag
+        "psexec -u a -p " * 12000,
+        "smbclient -U a" * 15000,
+        "$" + "2a$10$" * 30000,  # hash prefixes, none with a body
+        "truenas " * 20000 + "1-" + "a" * 63,
     ],
     ids=[
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
@@ -1236,6 +1306,7 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "nested variable",
         *("getenv", "statements", "dotted", "bearer", "function urls", "function queries"),
         *("getter word", "setter word"),
+        *("sshpass", "psexec", "smbclient", "bcrypt prefixes", "truenas"),
     ],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:

@@ -258,6 +258,45 @@ _CURL = re.compile(r"\bcurl\b")
 _CURL_U = re.compile(
     r"[ \t\n](?:-u|--user)(?:[ \t]+|=)[\"']?(?P<user>[^\s:\"']*):[\"']?(?P<val>[^\s\"']*)"
 )
+# Other clients given a password on their command line, each the first such flag of its command
+# (so ``sshpass -p PW ssh -p 2222`` reads the password, not ssh's port): sshpass -p (also
+# -pPW), PsExec's -p, redis-cli -a, and smbclient's -U user%password. A name in the text (any
+# case: PSEXEC.EXE), the command, its flag and value.
+_FLAG_VALUE = r"(?:(?P<q>[\"'])(?P<qval>[^\"'\n]+)(?P=q)|(?P<val>[^\s\"';|&]+))"
+_CLIENT_PASSWORDS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
+    (  # its own options first (-v), then the command it runs: ssh's -p is a port
+        "sshpass",
+        re.compile(r"(?<![\w.-])sshpass(?:[ \t]++-v)*+(?=[ \t]++-p)"),
+        re.compile(rf"[ \t]-p[ \t]*+{_FLAG_VALUE}"),
+    ),
+    (
+        "exec",
+        re.compile(r"(?i)(?<![\w.-])(?:psexec(?:64)?|paexec)(?:\.exe)?(?=\s)"),
+        re.compile(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
+    ),
+    (
+        "redis-cli",
+        re.compile(r"(?<![\w.-])redis-cli(?=\s)"),
+        re.compile(rf"[ \t]-a[ \t]++{_FLAG_VALUE}"),
+    ),
+    (
+        "client",
+        re.compile(r"(?<![\w.-])(?:smbclient|rpcclient|smbcacls|smbget)(?=\s)"),
+        re.compile(r"[ \t](?:-U|--user=)[ \t]*+[\"']?[^\s%\"']{1,256}+%(?P<val>[^\s\"']+)"),
+    ),
+)
+# The same clients in an argument list: the flag whose next argument is the password (sshpass's
+# may hold it too: -pPW)
+_ATTACHED = "-p"
+_CLIENT_FLAG = {
+    "sshpass": "-p",
+    "psexec": "-p",
+    "psexec64": "-p",
+    "paexec": "-p",
+    "redis-cli": "-a",
+    "smbclient": "-U",
+    "rpcclient": "-U",
+}
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 # Redis configuration: a directive, a blank, its value (redis.conf: requirepass, masterauth).
 _REDIS_AUTH = re.compile(r"^[ \t]*(?:requirepass|masterauth)[ \t]+(?P<val>\S+)", re.M | re.I)
@@ -892,15 +931,30 @@ class DetectorSet:
     def _check_args(self, args: tuple[str, ...]) -> list[tuple[int, Detection]]:
         out: list[tuple[int, Detection]] = []
         mysql = any(_MYSQL.search(a) is not None for a in args if "mysql" in a)
+        client, where = _client_flag(args)
         skip = -1
         count = len(args)
+        det: Detection | None
         for i, arg in enumerate(args):
-            if i == skip or len(arg) < MIN_SECRET_LEN:
+            if i == skip:
+                continue
+            if arg == client and i in where and i + 1 < count:
+                # sshpass -p PW, PsExec -p PW, redis-cli -a PW, smbclient -U user%PW: the first
+                # such flag (ssh's -p after sshpass's is a port)
+                client = None
+                value = args[i + 1]
+                if arg == "-U":
+                    value = value.partition("%")[2]
+                det = self._named(_PASSWORD_CLASS, value, REASON_FLAG, args[i + 1])
+                if det is not None:
+                    out.append((i + 1, det))
+                skip = i + 1
+                continue
+            if len(arg) < MIN_SECRET_LEN:
                 continue
             if _WS.search(arg) is not None or '"' in arg or "'" in arg:
                 out.extend((i, d) for d in self._scan_script(arg))
                 continue
-            det: Detection | None
             if arg[0] == "-":
                 flag, eq, val = arg.lstrip("-").partition("=")
                 cls = self._classify(flag) if flag else None
@@ -915,7 +969,12 @@ class DetectorSet:
                         out.append((i + 1, det))
                         skip = i + 1
                     continue
-                elif mysql and arg.startswith("-p") and not arg.startswith("--"):
+                elif (
+                    (mysql or (client == _ATTACHED and i in where))
+                    and arg.startswith("-p")
+                    and arg[1] != "-"
+                ):
+                    client = None  # mysql -pPW, sshpass -pPW: (sshpass's) first -p only
                     det = self._named(_PASSWORD_CLASS, arg[2:], REASON_FLAG, arg)
                 else:
                     det = self._literal("", arg, None, REASON_FLAG, generic=False)
@@ -1173,6 +1232,31 @@ class DetectorSet:
                 group = "val" if m.group("val") is not None else "qval"
                 at = m.start(group)
                 self._named_at(found, "password", m.group(group), at, REASON_FLAG, depth)
+        low = text.lower()
+        for name, command, flag in _CLIENT_PASSWORDS:
+            if name in low:
+                for m in _command_flags(text, command, flag, first_only=True):
+                    group = "val" if m.group("val") is not None else "qval"
+                    at = m.start(group)
+                    self._named_at(found, "password", m.group(group), at, REASON_FLAG, depth)
+
+
+def _client_flag(args: tuple[str, ...]) -> tuple[str | None, range]:
+    """The password flag of the client an argument list runs (sshpass, PsExec, redis-cli,
+    smbclient: its program among the first arguments, after ``sudo``, ``exec`` …) and where
+    the flag may stand: sshpass's own options come before the command it runs, whose ``-p``
+    is another program's (``sshpass -e ssh -p 2222``)."""
+    for n, arg in enumerate(args[:4]):
+        name = arg.rpartition("/")[2].rpartition("\\")[2].lower().removesuffix(".exe")
+        flag = _CLIENT_FLAG.get(name)
+        if flag is not None:
+            if name != "sshpass":
+                return flag, range(n + 1, len(args))
+            at = n + 1
+            while at < len(args) and args[at] == "-v":
+                at += 1
+            return flag, range(at, at + 1)
+    return None, range(0)
 
 
 def _command_flags(

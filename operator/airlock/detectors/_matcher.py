@@ -32,6 +32,7 @@ from airlock.detectors._formats import (
 )
 from airlock.detectors._providers import RULES
 from airlock.detectors._table import NAME_START, ProviderRule
+from airlock.detectors._values import is_filler
 from airlock.wordsearch import WordSearch
 
 # Tags for the structured formats and for the key=value scan.
@@ -56,7 +57,22 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
     TAG_CRED: CREDENTIAL_WORDS,
     TAG_HEADER: ("authorization", "bearer"),
     # (and the calls whose arguments are a user and a password: NetworkCredential, connect …)
-    TAG_COMMAND: ("curl", "mysql", "connect(", "directoryentry(", "networkcredential(", "pdo("),
+    TAG_COMMAND: (
+        "curl",
+        "mysql",
+        "connect(",
+        "directoryentry(",
+        "networkcredential(",
+        "pdo(",
+        "sshpass",
+        "psexec",
+        "paexec",
+        "redis-cli",
+        "smbclient",
+        "rpcclient",
+        "smbcacls",
+        "smbget",
+    ),
 }
 
 # Rules with no literal keyword run on strings at least this long that contain their gate.
@@ -112,7 +128,17 @@ def jwt_ok(secret: str) -> bool:
     return len(parts) >= 2 and _b64_json(parts[0]) and _b64_json(parts[1])
 
 
-_VERIFY: dict[str, Callable[[str], bool]] = {"crc32": crc32_token_ok, "jwt": jwt_ok}
+def generated(secret: str) -> bool:
+    """For formats of letters and digits alone, where a typed value fits as well as an issued
+    one (``sk-`` and 48): not a run of the alphabet or a repeated chunk (``…abcdefgh…``)."""
+    return not is_filler(secret)
+
+
+_VERIFY: dict[str, Callable[[str], bool]] = {
+    "crc32": crc32_token_ok,
+    "jwt": jwt_ok,
+    "generated": generated,
+}
 
 
 class _Compiled(NamedTuple):

@@ -23,6 +23,10 @@ _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 # End of a token: not followed by another token character.
 _END = "(?![A-Za-z0-9_-])"
 _B = f"(?<![{WORD}])"
+# crypt(5)'s alphabet, and where a hash starts: not inside a word or after another "$"
+_CRYPT = "./0-9A-Za-z"
+_HASH_START = r"(?<![A-Za-z0-9$])"
+KIND_PASSWORD_HASH = "password hash"  # noqa: S105 - a kind, not a password
 
 RULES: tuple[ProviderRule, ...] = (
     # -- model providers and AI platforms -------------------------------------------------------
@@ -130,6 +134,15 @@ RULES: tuple[ProviderRule, ...] = (
         rf"{_B}(?P<s>lsv2_(?:pt|sk)_[{HEX}]{{32}}_[{HEX}]{{10}}){_END}",
     ),
     token("cerebras-api-key", "Cerebras", "API key", "csk-", LOW, 48),
+    token("friendli-token", "FriendliAI", "personal access token", "flp_", A62, (40, 0)),
+    raw(  # sk- and 48 letters and digits (not OpenAI's: those hold T3BlbkFJ, matched above)
+        "stability-api-key-prefixed",
+        "Stability AI",
+        "API key (sk- and 48 letters and digits)",
+        ("sk-",),
+        rf"{_B}(?P<s>sk-(?=[a-zA-Z]*+[0-9])(?=[a-z0-9]*+[A-Z])[{A62}]{{48}})(?![{WORD}])",
+        verify="generated",
+    ),
     token("jina-api-key", "Jina AI", "API key", "jina_", A62 + "_-", (56, 0)),
     token("fireworks-api-key", "Fireworks AI", "API key", "fw_", A62, 24),
     token("together-api-key", "Together AI", "API key", "tgp_v1_", URL64, 43),
@@ -579,8 +592,9 @@ RULES: tuple[ProviderRule, ...] = (
         "1Password",
         "account secret key",
         ("a3-",),
-        r"(?<![A-Za-z0-9-])(?P<s>A3-[A-Z0-9]{6}-(?:[A-Z0-9]{6}-)?[A-Z0-9]{5}-[A-Z0-9]{5}"
-        r"-[A-Z0-9]{5}-[A-Z0-9]{5})(?![A-Za-z0-9-])",
+        # (its third group also written without its dash: 11 characters)
+        r"(?<![A-Za-z0-9-])(?P<s>A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|(?:[A-Z0-9]{6}-)?[A-Z0-9]{5})"
+        r"-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5})(?![A-Za-z0-9-])",
     ),
     raw(
         "bitwarden-access-token",
@@ -830,7 +844,7 @@ RULES: tuple[ProviderRule, ...] = (
     token("octopus-api-key", "Octopus Deploy", "API key", "API-", UP, 26),
     token("postman-collection-token", "Postman", "collection access token", "PMAT-", UP, 26),
     token("postman-api-key", "Postman", "API key", "PMAK-", HEX, 24, tail=f"-[{HEX}]{{34}}"),
-    token("readme-api-key", "ReadMe", "API key", "rdme_", HEX, 70),
+    token("readme-api-key", "ReadMe", "API key", "rdme_", LOW, 70),
     token("snyk-token", "Snyk", "API token (after its name)", "snyk_", HEX + "-", 36),
     # -- package registries -----------------------------------------------------------------------
     token("bitbucket-dc-token", "Bitbucket Data Center", "HTTP access token", "BBDC-", B64, 44),
@@ -906,8 +920,20 @@ RULES: tuple[ProviderRule, ...] = (
         "slack-token",
         "Slack",
         "bot, user, app or configuration token",
-        ("xoxb-", "xoxp-", "xoxa-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xoxe.xoxp-"),
-        rf"{_B}(?P<s>xox(?:[abposre]|e\.xox[bp])-[0-9A-Za-z-]{{10,}})",
+        (
+            "xoxb-",
+            "xoxp-",
+            "xoxa-",
+            "xoxo-",
+            "xoxs-",
+            "xoxr-",
+            "xoxe-",
+            "xoxe.xoxp-",
+            "xoxc-",
+            "xoxd-",
+        ),
+        # xoxc- and xoxd- are a browser session's client token and cookie
+        rf"{_B}(?P<s>xox(?:[abposrecd]|e\.xox[bp])-[0-9A-Za-z-]{{10,}})",
         kind="Slack token",
     ),
     raw(
@@ -1147,12 +1173,14 @@ RULES: tuple[ProviderRule, ...] = (
     token("newrelic-user-key", "New Relic", "user API key", "NRAK-", UP, 27),
     token("newrelic-insert-key", "New Relic", "insert key", "NRII-", URL64, 32),
     token("newrelic-browser-key", "New Relic", "browser key", "NRJS-", HEX, 19),
-    raw(
+    token("newrelic-admin-key", "New Relic", "admin API key (legacy)", "NRAA-", HEX, 27),
+    token("newrelic-query-key", "New Relic", "Insights query key", "NRIQ-", URL64, 32),
+    raw(  # 40 characters ending NRAL; an EU account's start with its region (eu01xx)
         "newrelic-license-key",
         "New Relic",
         "ingest license key",
         ("nral",),
-        rf"(?<![{A62}])(?P<s>[{HEX}]{{36}}NRAL)(?![{A62}])",
+        rf"(?<![{A62}])(?P<s>(?:[{HEX}]{{36}}|[a-z]{{2}}\d\dxx[{HEX}]{{30}})NRAL)(?![{A62}])",
     ),
     raw(
         "sentry-org-token",
@@ -1229,6 +1257,29 @@ RULES: tuple[ProviderRule, ...] = (
         r"(?P<s>(?:https?|wss?)://[\w.-]*infura\.io/(?:ws/)?v3/[0-9a-f]{32})(?![0-9A-Za-z])",
     ),
     token("adafruit-io-key", "Adafruit IO", "key", "aio_", A62, 28),
+    raw(  # base64 of {"miro.origin":"<region>"}, "_", the token
+        "miro-access-token",
+        "Miro",
+        "access token",
+        ("eyjtaxjvlm9yawdpbii6i",),
+        rf"(?P<s>eyJtaXJvLm9yaWdpbiI6I[{A62}]{{4,40}}_[{URL64}]{{20,}})",
+    ),
+    raw(  # "<key id>-<64 letters and digits>", given to auth.login_with_api_key
+        "truenas-api-key",
+        "TrueNAS",
+        "API key",
+        ("truenas", "login_with_api_key"),
+        r"(?i:truenas|login_with_api_key)[\s\S]{0,120}?(?<![\w-])(?P<s>\d{1,6}-[A-Za-z0-9]{64})"
+        r"(?![A-Za-z0-9])",
+    ),
+    raw(  # a device's access token is the path of its HTTP and CoAP APIs
+        "thingsboard-access-token",
+        "ThingsBoard",
+        "device access token in an API URL",
+        ("thingsboard",),
+        r"(?i:thingsboard)[^\s\"'<>]{0,200}?/api/v1/(?P<s>[A-Za-z0-9]{20})"
+        r"/(?:telemetry|attributes|rpc|claim)\b",
+    ),
     token("posthog-personal-key", "PostHog", "personal API key", "phx_", A62, (40, 0)),
     raw(  # raw, not token(): "phs" as a lookalike stem would refuse values starting phs…
         "posthog-project-secret-key",
@@ -1336,7 +1387,14 @@ RULES: tuple[ProviderRule, ...] = (
         "sonarqube-legacy-token",
         "SonarQube",
         "token",
-        ("sonar.login", "sonar_login", "sonar.token", "sonar_token", "sonarqube_token"),
+        (
+            "sonar.login",
+            "sonar_login",
+            "sonarlogin",
+            "sonar.token",
+            "sonar_token",
+            "sonarqube_token",
+        ),
         HEX,
         40,
     ),
@@ -1376,5 +1434,70 @@ RULES: tuple[ProviderRule, ...] = (
         "refresh token",
         ("5aep",),
         rf"{_B}(?P<s>5Aep[{A62}._]{{80,}})",
+    ),
+    # -- password hashes ---------------------------------------------------------------------
+    # A password's hash in a manifest (an htpasswd line, cloud-init's passwd, an app's admin
+    # hash) is cracked offline: the weaker the password, the sooner. crypt(5) formats: $id$,
+    # an optional rounds=N$, a salt of up to 16 characters of ./0-9A-Za-z, and the hash, whose
+    # length the algorithm fixes.
+    raw(
+        "md5-crypt-hash",
+        "crypt(3)",
+        "MD5-crypt password hash ($1$, Apache $apr1$)",
+        ("$1$", "$apr1$"),
+        rf"{_HASH_START}(?P<s>\$(?:1|apr1)\$[{_CRYPT}]{{1,8}}\$[{_CRYPT}]{{22}})(?![{_CRYPT}$])",
+        kind=KIND_PASSWORD_HASH,
+    ),
+    raw(
+        "sha-crypt-hash",
+        "crypt(3)",
+        "SHA-256 or SHA-512 crypt password hash ($5$, $6$)",
+        ("$5$", "$6$"),
+        rf"{_HASH_START}(?P<s>\$(?:5\$(?:rounds=\d{{1,9}}\$)?[{_CRYPT}]{{1,16}}\$[{_CRYPT}]{{43}}"
+        rf"|6\$(?:rounds=\d{{1,9}}\$)?[{_CRYPT}]{{1,16}}\$[{_CRYPT}]{{86}}))(?![{_CRYPT}$])",
+        kind=KIND_PASSWORD_HASH,
+    ),
+    raw(
+        "bcrypt-hash",
+        "bcrypt",
+        "password hash ($2a$, $2b$, $2y$)",
+        ("$2a$", "$2b$", "$2x$", "$2y$"),
+        rf"{_HASH_START}(?P<s>\$2[abxy]\$\d\d\$[{_CRYPT}]{{53}})(?![{_CRYPT}$])",
+        kind=KIND_PASSWORD_HASH,
+    ),
+    raw(
+        "yescrypt-hash",
+        "crypt(3)",
+        "yescrypt password hash ($y$, Debian's default)",
+        ("$y$",),
+        rf"{_HASH_START}(?P<s>\$y\$[{_CRYPT}]{{1,16}}\$[{_CRYPT}]{{1,86}}\$[{_CRYPT}]{{43}})"
+        rf"(?![{_CRYPT}$])",
+        kind=KIND_PASSWORD_HASH,
+    ),
+    raw(  # type 8 (PBKDF2-SHA-256) and 9 (scrypt): a salt of 14 and a hash of 43
+        "cisco-type-8-9-hash",
+        "Cisco",
+        "type 8 or 9 password hash ($8$, $9$)",
+        ("$8$", "$9$"),
+        rf"{_HASH_START}(?P<s>\$[89]\$[{_CRYPT}]{{14}}\$[{_CRYPT}]{{43}})(?![{_CRYPT}$])",
+        kind=KIND_PASSWORD_HASH,
+    ),
+    raw(
+        "argon2-hash",
+        "Argon2",
+        "password hash ($argon2id$, PHC string)",
+        ("$argon2",),
+        r"(?P<s>\$argon2(?:id|i|d)\$v=\d{1,3}\$m=\d{1,10},t=\d{1,10},p=\d{1,3}"
+        r"\$[A-Za-z0-9+/]{8,}+\$[A-Za-z0-9+/]{16,}+)",
+        kind=KIND_PASSWORD_HASH,
+    ),
+    raw(  # what AS-REP and Kerberoasting extract: cracked offline for the account's password
+        "kerberos-roast-hash",
+        "Kerberos",
+        "AS-REP or TGS ticket hash ($krb5asrep$, $krb5tgs$)",
+        ("$krb5asrep$", "$krb5tgs$"),
+        r"(?P<s>\$krb5(?:asrep\$\d{1,2}\$(?:[^\s:$]{1,256}+:)?"
+        r"|tgs\$\d{1,2}\$(?:\*[^\s*]{1,512}+\*\$)?)[0-9a-fA-F]{32}\$[0-9a-fA-F]{64,}+)",
+        kind="Kerberos ticket hash",
     ),
 )

@@ -94,8 +94,8 @@ _GAP = (
     r"(?:[ \t]{0,40}(?::=|=>|[:=])[ \t]{0,40}|[ \t]{1,40}(?:[A-Za-z]+[ \t]{1,40}){0,3})[\"']?"
 )
 # Before a provider's name: not a letter (``add_api`` does not name Datadog's ``dd_api``), except
-# at a camelCase hump (``myMistralKey``).
-NAME_START = r"(?:(?<![A-Za-z])|(?<=[a-z])(?=[A-Z]))"
+# at a camelCase hump (``myMistralKey``) and after a JVM property flag (``-Dsonar.login=``).
+NAME_START = r"(?:(?<![A-Za-z])|(?<=[a-z])(?=[A-Z])|(?<=-D))"
 
 
 def near(  # noqa: PLR0917 - a table row reads best positionally
