@@ -807,7 +807,7 @@ RULES: tuple[ProviderRule, ...] = (
         tail=f"_[{HEX}]{{40}}",
     ),
     near("circleci-token-legacy", "CircleCI", "API token", ("circleci", "circle_token"), HEX, 40),
-    token("buildkite-token", "Buildkite", "API access token", "bkua_", HEX, 40),
+    token("buildkite-token", "Buildkite", "API access token", "bkua_", LOW, 40),
     token("buildkite-agent-token", "Buildkite", "agent token", "bkat_", A62, (40, 0)),
     near("travis-token", "Travis CI", "API token", ("travis",), URL64, 22),
     near("jenkins-api-token", "Jenkins", "API token", ("jenkins",), HEX, 34),
@@ -1020,7 +1020,7 @@ RULES: tuple[ProviderRule, ...] = (
         ("-us",),
         rf"(?<![{A62}])(?P<s>[{HEX}]{{32}}-us\d{{1,2}})(?![{A62}])",
     ),
-    token("mailgun-api-key", "Mailgun", "API key", "key-", HEX, 32),
+    token("mailgun-api-key", "Mailgun", "API key", "key-", LOW, 32),
     raw(
         "mailgun-private-key",
         "Mailgun",
@@ -1280,7 +1280,7 @@ RULES: tuple[ProviderRule, ...] = (
         r"(?i:thingsboard)[^\s\"'<>]{0,200}?/api/v1/(?P<s>[A-Za-z0-9]{20})"
         r"/(?:telemetry|attributes|rpc|claim)\b",
     ),
-    token("posthog-personal-key", "PostHog", "personal API key", "phx_", A62, (40, 0)),
+    token("posthog-personal-key", "PostHog", "personal API key", "phx_", URL64, (40, 0)),
     raw(  # raw, not token(): "phs" as a lookalike stem would refuse values starting phs…
         "posthog-project-secret-key",
         "PostHog",
