@@ -438,6 +438,11 @@ def _variants() -> list[tuple[str, str, str]]:
         (eu, "New Relic", eu.replace("eu01xx", "eu01yy")),
         # a Slack browser session's client token
         (xoxc, "Slack", xoxc.replace("xo" + "xc-", "xo" + "xq-")),
+        # bodies beyond hex: Mailgun's documented keys and Buildkite's hold any of a-z0-9,
+        # PostHog's personal keys are URL-safe base64
+        ("key" + "-" + rnd(31, "ghjknpqrstuvwxyz") + "0", "Mailgun", "kez-" + rnd(32, "xyz0")),
+        ("bkua" + "_" + rnd(39, "ghjknpqrstuvwxyz") + "1", "Buildkite", "bkua" + "_" + rnd(39)),
+        ("phx" + "_" + rnd(20) + "_-" + rnd(21), "PostHog", "phy" + "_" + rnd(43)),
         # a JVM system property flag, a camelCase variable
         (f"mvn sonar:sonar -Dsonar.login={sonar}", "SonarQube", f"-Dsonar.host={sonar}"),
         (f'$sonarLogin = "{sonar}"', "SonarQube", f'$sonarHost = "{sonar}"'),
