@@ -209,6 +209,9 @@ def test_what_yaml_1_1_reads_otherwise_is_read_as_yaml_1_1(text: str, value: Any
         "--- {a: 1}",
         "args: [\n  a,\n  b]\n",
         "a: 'unterminated",
+        "a:\n  - 0000:50:00.0\n",  # begins like a PCI address: a YAML 1.1 sexagesimal float
+        "a:\n  - 0000:5c: x\n",  # a key after all
+        "a: [0000:5c]\n",  # in a flow, ":" ends a plain scalar for PyYAML
     ],
 )
 def test_what_the_fast_path_cannot_settle_takes_the_exact_path(text: str) -> None:
@@ -227,6 +230,8 @@ def test_what_the_fast_path_cannot_settle_takes_the_exact_path(text: str) -> Non
         ("a: 1.5", 1.5),
         ("a: 2026-01-01", "2026-01-01"),
         ("script: |\n  cat <<EOF\n  x\n  EOF\n", "cat <<EOF\nx\nEOF\n"),
+        # a PCI address in a block sequence: "0000" would be octal, but the scalar goes on
+        ("devices:\n  - 0000:5c:00.0\n  - 0000:bb:00.1 # NIC\n", ["0000:5c:00.0", "0000:bb:00.1"]),
     ],
 )
 def test_common_scalars_stay_on_the_fast_path_with_the_same_value(text: str, value: Any) -> None:

@@ -105,7 +105,7 @@ def _divergent(text: str) -> list[_Spot] | None:
     for candidates in _CANDIDATES:
         for m in candidates.finditer(text):
             d = _DIVERGENT.match(text, m.start())
-            if d is None or _in_comment_line(text, d.start("token")):
+            if d is None or _in_comment_line(text, d.start("token")) or _longer_string(text, d):
                 continue
             spot = _settled(d)
             if spot is None:
@@ -114,6 +114,23 @@ def _divergent(text: str) -> list[_Spot] | None:
     if spots and _STAND_IN in text:
         return None
     return [spots[at] for at in sorted(spots)]
+
+
+def _longer_string(text: str, m: re.Match[str]) -> bool:
+    """The token ``_DIVERGENT`` matched only begins a block sequence entry's plain scalar that
+    goes on past a ``:`` (a PCI address ``- 0000:5c:00.0``), and the whole scalar is a string
+    in YAML 1.1 too (one with a ``:`` is never a YAML 1.2 number or boolean)."""
+    end = m.end("end")
+    if m.group("end") != ":" or m.group("pre") != "-" or not m.group("gap"):
+        return False
+    if end >= len(text) or text[end] in " \t\r\n":
+        return False  # "- 0755: x": a key, its value a mapping's
+    line_end = text.find("\n", end)
+    scalar = text[m.start("token") : len(text) if line_end < 0 else line_end]
+    scalar = scalar.partition(" #")[0].rstrip(" \t\r")
+    if ": " in scalar or "\t" in scalar or scalar.endswith(":"):
+        return False  # a key after all ("- 0000:5c: x")
+    return isinstance(yaml11(scalar), str) and yaml11(scalar) == scalar
 
 
 def _in_comment_line(text: str, at: int) -> bool:
