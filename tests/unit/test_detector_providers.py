@@ -242,6 +242,9 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
     "azure-function-key-url": lambda: (
         "https://fn.azurewebsites.net/api/Ingest?co" + "de=" + rnd(54, U64) + "=="
     ),
+    "teamcity-access-token": lambda: (
+        "eyJ0eXAiOiAiVENWMiJ9" + "." + rnd(36, U64) + "." + rnd(48, U64)
+    ),
     "stability-api-key-prefixed": lambda: "sk" + "-" + rnd(46) + "Q7",
     "miro-access-token": lambda: "eyJtaXJvLm9yaWdpbiI6" + "ImV1MDEifQ_" + rnd(27, U64),
     "truenas-api-key": lambda: (
@@ -492,3 +495,15 @@ def test_common_configuration_words_wake_no_rule(word: str) -> None:
     value down the slow path: the admission hot path keeps ordinary values on the fast one."""
     for value in (word, word.upper(), f"{word}-12345", f"{word}_v2.yaml"):
         assert keywords(value).rules == frozenset(), value
+
+
+def test_a_rule_whose_own_name_says_id_is_announced_by_that_name() -> None:
+    """Names ending in ID announce no provider's credential (ELASTIC_…_FINGERPRINT, GITHUB_…_ID
+    hold identifiers), except where the provider's own name for its credential says ID: Code
+    Climate's test reporter ID is the credential its uploads authenticate with."""
+    value = rnd(64, HEXL)
+    det = D.check_env("CC_TEST_REPORTER_ID", value)
+    assert det is not None
+    assert det.kind == "Code Climate test reporter ID"
+    assert D.check_env("ELASTIC_CA_TRUSTED_FINGERPRINT", value) is None
+    assert D.check_env("BUILD_ID", value) is None

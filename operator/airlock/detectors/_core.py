@@ -40,6 +40,7 @@ from airlock.detectors._names import (
     names_identifier,
     words,
 )
+from airlock.detectors._providers import RULES
 from airlock.detectors._values import (
     MIN_SECRET_LEN,
     is_code,
@@ -163,6 +164,9 @@ class Detection:
 
 
 _PASSWORD_CLASS = NameClass(True, "password")
+# the name rules whose own provider name says identifier (CC_TEST_REPORTER_ID): a variable
+# named so still announces them
+_IDENTIFIER_NAMED = tuple(any(names_identifier(n) for n in r.names) for r in RULES)
 # Kinds of credential a person may choose (a passphrase of words is one); the others are issued.
 _CHOSEN_KINDS = frozenset({"password", "secret", "credential"})
 
@@ -740,8 +744,11 @@ class DetectorSet:
         found = names.get(name)
         if found is None:
             # a name that says its value is an identifier or a digest (ELASTIC_CA_FINGERPRINT,
-            # --model-hash) announces no provider's credential, whatever provider it names
-            rules = frozenset() if names_identifier(name) else name_rules(name)
+            # --model-hash) announces no provider's credential, whatever provider it names,
+            # unless a rule's own name says so (Code Climate's CC_TEST_REPORTER_ID)
+            rules = name_rules(name)
+            if rules and names_identifier(name):
+                rules = frozenset(i for i in rules if _IDENTIFIER_NAMED[i])
             found = (classify(name, self._extra), rules)
             if len(names) >= _NAME_CACHE_MAX:
                 names.clear()

@@ -811,6 +811,21 @@ RULES: tuple[ProviderRule, ...] = (
     token("buildkite-agent-token", "Buildkite", "agent token", "bkat_", A62, (40, 0)),
     near("travis-token", "Travis CI", "API token", ("travis",), URL64, 22),
     near("jenkins-api-token", "Jenkins", "API token", ("jenkins",), HEX, 34),
+    raw(  # its header is base64 of {"typ": "TCV2"}: not a JWT, whose check would refuse it
+        "teamcity-access-token",
+        "TeamCity",
+        "access token",
+        ("eyj0exaioiaivenwmij9",),
+        rf"(?P<s>eyJ0eXAiOiAiVENWMiJ9\.[{URL64}]{{20,}}\.[{URL64}]{{20,}})",
+    ),
+    near(  # the reporter ID is the upload credential (a name saying ID, for once)
+        "codeclimate-reporter-id",
+        "Code Climate",
+        "test reporter ID",
+        ("cc_test_reporter_id", "codeclimate_reporter_id"),
+        HEX,
+        64,
+    ),
     near("drone-token", "Drone", "token", ("drone_token", "drone-token"), A62, 32),
     raw(
         "harness-pat",
@@ -1295,6 +1310,14 @@ RULES: tuple[ProviderRule, ...] = (
     token("notion-secret-legacy", "Notion", "integration secret (legacy)", "secret_", A62, 43),
     token("linear-api-key", "Linear", "API key", "lin_api_", A62, 40),
     token("figma-pat", "Figma", "personal access token", "figd_", URL64, (40, 0)),
+    near(  # before figd_: a number, a dash and a UUID
+        "figma-pat-legacy",
+        "Figma",
+        "personal access token (legacy)",
+        ("figma",),
+        HEX + "-",
+        41,
+    ),
     token(
         "airtable-pat",
         "Airtable",
