@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ryaml._ryaml import InvalidYamlError, loads_all
 
@@ -467,6 +467,8 @@ _CONTENT_LINE = re.compile(r"^[ \t]*[^ \t\r\n#]", re.MULTILINE)
 
 # A node: (offset of its line's start in the document text, 0-based line, column).
 _Node = tuple[int, int, int]
+# A step down a path: (the line to report, the node of the value or None)
+_Step = tuple[int, _Node | None]
 
 
 class TextLines:
@@ -488,7 +490,7 @@ class TextLines:
         self.end = end
         self.prefix = prefix
         self._doc: str | None = None
-        self._steps: dict[tuple[int, int, str | int], tuple[int, _Node | None] | None] = {}
+        self._steps: dict[tuple[int, int, str | int], _Step | Literal[False] | None] = {}
         # where earlier walks stood after each prefix of their path: findings of one object
         # share long prefixes (spec.template.spec.containers[0]…), so a walk resumes there
         self._walks: dict[tuple[str | int, ...], tuple[int, _Node | None]] = {}
@@ -528,10 +530,11 @@ class TextLines:
             token = path[i]
             step = self._step(node, token)
             j = i + 1
+            # (a name nowhere below begins no longer key either: most lookups that miss)
             while step is None and isinstance(token, str) and j < n and isinstance(path[j], str):
                 j += 1
                 step = self._step(node, ".".join(str(t) for t in path[i:j]))
-            if step is None:
+            if not step:
                 break
             i = j
             found, node = step
@@ -542,8 +545,10 @@ class TextLines:
                 break
         return found
 
-    def _step(self, node: _Node, token: str | int) -> tuple[int, _Node | None] | None:
-        """(report line, the value's node: None when nothing below has a line of its own)."""
+    def _step(self, node: _Node, token: str | int) -> _Step | Literal[False] | None:
+        """(report line, the value's node: None when nothing below has a line of its own);
+        ``None`` when ``token`` is not there, ``False`` when a key's name is nowhere below in
+        the text."""
         at = (node[0], node[2], token)
         if at not in self._steps:
             if isinstance(token, str):
@@ -576,7 +581,7 @@ class TextLines:
             return nxt_off, nxt, ind
         return None
 
-    def _key(self, node: _Node, name: str) -> tuple[int, _Node | None] | None:
+    def _key(self, node: _Node, name: str) -> _Step | Literal[False] | None:
         off, line, col = node
         text = self.lines[line]
         m = _KEY.match(text, col)
@@ -585,7 +590,9 @@ class TextLines:
         doc = self.doc
         start = off + len(text)  # the newline ending the node's first line
         if doc.find(name, start) < 0 and not _ESCAPED.intersection(name):
-            return None  # nowhere below (most lookups that miss: a field the object lacks)
+            # nowhere below (most lookups that miss: a field the object lacks); False when not
+            # on the node's own line either (no longer key begins with it: no need to join)
+            return None if name in text else False
         stop = len(doc)
         if col:
             end = _block_end(col).search(doc, start)
