@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import pytest
 from airlock.detectors import DEFAULT_DETECTORS as D
+from airlock.detectors import redact
 from airlock.detectors._matcher import (
     _LED_MIN_LEN,
     _led_matches,
@@ -434,13 +435,15 @@ def _variants() -> list[tuple[str, str, str]]:
     eu = "eu01xx" + rnd(30, HEXL) + "NR" + "AL"
     xoxc = "xo" + "xc-" + "-".join(rnd(10, string.digits) for _ in range(3)) + "-" + rnd(64, HEXL)
     sonar = rnd(40, HEXL)
+    xoxd = "xo" + "xd-" + rnd(4) + "/" + rnd(30) + "+" + rnd(20) + "%2F" + rnd(60) + "%3D%3D"
     return [
         # 1Password's secret key with its third group written without a dash
         (op, "1Password", op.replace("A3-", "A4-")),
         # New Relic license keys of EU accounts start with their region
         (eu, "New Relic", eu.replace("eu01xx", "eu01yy")),
-        # a Slack browser session's client token
+        # a Slack browser session's client token, and its cookie (base64, URL-encoded or not)
         (xoxc, "Slack", xoxc.replace("xo" + "xc-", "xo" + "xq-")),
+        (xoxd, "Slack", xoxd.replace("xo" + "xd-", "xo" + "xq-")),
         # bodies beyond hex: Mailgun's documented keys and Buildkite's hold any of a-z0-9,
         # PostHog's personal keys are URL-safe base64
         ("key" + "-" + rnd(31, "ghjknpqrstuvwxyz") + "0", "Mailgun", "kez-" + rnd(32, "xyz0")),
@@ -495,6 +498,11 @@ def test_common_configuration_words_wake_no_rule(word: str) -> None:
     value down the slow path: the admission hot path keeps ordinary values on the fast one."""
     for value in (word, word.upper(), f"{word}-12345", f"{word}_v2.yaml"):
         assert keywords(value).rules == frozenset(), value
+
+
+def test_a_slack_cookie_is_redacted_whole() -> None:
+    cookie = "xo" + "xd-" + rnd(4) + "/" + rnd(30) + "+" + rnd(20) + "=="
+    assert redact(f"SLACK_D_COOKIE={cookie}") == "SLACK_D_COOKIE=[REDACTED]"
 
 
 def test_a_rule_whose_own_name_says_id_is_announced_by_that_name() -> None:

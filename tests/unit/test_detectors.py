@@ -928,6 +928,12 @@ def test_mysql_p_is_a_password_only_for_mysql_clients() -> None:
         (["redis-cli", "-h", "cache", "-p", "6379", "-a", "{s}", "ping"], 6),
         (["smbclient", "//nas/models", "-U", "backup%{s}", "-c", "ls"], 3),
         (["C:\\Tools\\PsExec.exe", "\\\\10.0.0.5", "-u", "admin", "-p", "{s}", "cmd"], 5),
+        (["smbget", "-U", "backup%{s}", "smb://nas/models/x.bin"], 2),
+        (["smbclient", "//nas/models", "--user=backup%{s}"], 2),
+        (["smbclient", "//nas/models", "-Ubackup%{s}"], 2),
+        (["redis-cli", "--pass", "{s}", "ping"], 2),
+        (["sshpass", "-P", "Password:", "-p", "{s}", "ssh", "deploy@bastion"], 4),
+        (["sudo", "-E", "-u", "ops", "sshpass", "-p", "{s}", "ssh", "deploy@bastion"], 6),
     ],
 )
 def test_client_password_flags_in_argument_lists(args: list[str], at: int) -> None:
@@ -947,6 +953,10 @@ def test_client_password_flags_in_argument_lists(args: list[str], at: int) -> No
         ["redis-server", "--port", "6379", "-a", "Zq9rT4vX2mKp7W"],  # not redis-cli
         ["ssh", "-p", "2222", "-i", "/keys/id", "deploy@bastion"],
         ["smbclient", "//nas/models", "-U", "backup", "-c", "ls"],
+        # PsExec's -p after its -u only: a remote program's flags are its own
+        ["psexec", "\\\\host", "-s", "tool.exe", "-project", "ModelServing"],
+        ["psexec", "\\\\host", "-p", "Zq9rT4vX2mKp7W", "cmd"],
+        ["CMD-SHELL", "redis-cli -a $$REDIS_PASSWORD ping"],  # compose's escaped variable
     ],
 )
 def test_client_flags_without_a_literal_password_are_clean(args: list[str]) -> None:
@@ -970,6 +980,30 @@ def test_password_hashes_in_the_formats_crypt_writes() -> None:
     assert det.fingerprint == fingerprint(bcrypt)
     for clean in ("echo $1$2 $5$6", 'set -- "$1$2"; exec "$@"', md5[:-1], sha[:-2], bcrypt[:40]):
         assert D.check_env("APP_CONFIG_1", clean) is None, clean
+    # typed bodies are stand-ins, not hashes
+    for typed in ("$" + "2b$12$" + "." * 53, "$" + "2y$10$" + string.ascii_letters + "0"):
+        assert D.check_env("APP_CONFIG_1", typed) is None, typed
+
+
+def test_kerberos_and_argon2_variants() -> None:
+    """Kerberos roasting hashes of AES tickets (etype 17, 18: a 24-hex checksum after the user
+    and realm) beside RC4's (23); Argon2 strings without their version field."""
+    hexes = "0123456789abcdef"
+    aes_tgs = f"$krb5tgs$18$svc$CORP.LOCAL$*http/web*${rnd(24, hexes)}${rnd(160, hexes)}"
+    aes_asrep = f"$krb5asrep$17$ops$CORP.LOCAL${rnd(24, hexes)}${rnd(160, hexes)}"
+    rc4_tgs = f"$krb5tgs$23$*svc$CORP.LOCAL$http/web*${rnd(32, hexes)}${rnd(160, hexes)}"
+    for value in (aes_tgs, aes_asrep, rc4_tgs):
+        assert kind_of(D.check_env("APP_CONFIG_1", value)) == "Kerberos ticket hash", value
+    argon = "$argon2i$m=65536,t=2,p=1$" + rnd(16) + "$" + rnd(43)
+    assert kind_of(D.check_env("APP_CONFIG_1", argon)) == "password hash"
+    assert D.check_env("APP_CONFIG_1", aes_tgs.replace("$18$", "$19$")) is None
+
+
+def test_jvm_property_flags_in_argument_lists() -> None:
+    """``-Dsonar.login=…`` as its own argument (exec form) is read as the property it sets."""
+    token = rnd(40, "0123456789abcdef")
+    hits = D.check_args(["java", f"-Dsonar.login={token}", "-jar", "scanner.jar"])
+    assert [(i, d.kind) for i, d in hits] == [(1, "SonarQube token")]
 
 
 def test_shell_scripts_in_a_single_argument() -> None:
@@ -1022,6 +1056,10 @@ def test_shell_assignments_and_basic_auth() -> None:
         ("PsExec.exe \\\\10.0.0.5 -u CORP\\admin -p {s} cmd /c dir", "password"),
         ("redis-cli -h cache -p 6379 -a {s} ping", "password"),  # -a, not the port
         ("smbclient //nas/models -U backup%{s} -c ls", "password"),
+        ("smbclient //nas/models --user backup%{s} -c ls", "password"),
+        ("smbget -U backup%{s} smb://nas/models/x.bin", "password"),
+        ("redis-cli -h cache --pass {s} ping", "password"),  # -a's long name
+        ("sshpass -P 'Password:' -p {s} ssh deploy@bastion", "password"),  # -P: its prompt
     ],
 )
 def test_command_lines_in_env_values_and_arguments(command: str, kind: str) -> None:
@@ -1053,6 +1091,17 @@ def test_command_lines_in_env_values_and_arguments(command: str, kind: str) -> N
         "redis-cli -a $(REDIS_PASSWORD) ping",
         "psexec \\\\host -u admin -p %ADMIN_PW% cmd",
         "smbclient //nas/models -U backup -c ls",
+        # command substitutions: the password is what the command prints
+        "redis-cli -a $(kubectl get secret redis -o jsonpath='{.data.pw}' | base64 -d) ping",
+        "sshpass -p $(vault kv get -field=pw secret/ssh) ssh deploy@bastion",
+        "mysql -uroot -p$(kubectl get secret db -o name) shop",
+        # a variable escaped for make or compose ($$) or for a shell (\$)
+        "redis-cli -a $$REDIS_PASSWORD ping",
+        "redis-cli -a \\$REDIS_PASSWORD ping",
+        # PsExec's -p only after its -u: its usage text, a remote program's -p
+        "PsExec -p   Specifies optional password for user name",
+        "PsExec64.exe -accepteula -s \\\\host powershell -File C:\\deploy.ps1 -p Production",
+        'cp "$1$SEP$HOME/.config/app/x.yml" /tmp',  # shell positionals and variables
     ],
 )
 def test_command_lines_without_a_literal_credential_are_clean(command: str) -> None:

@@ -15,7 +15,7 @@ import bisect
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from airlock.detectors._formats import Hit
 from airlock.detectors._matcher import (
@@ -254,52 +254,68 @@ _MYSQL_CMD = re.compile(
     r"mysql(?:dump|admin|import|check|show|slap|sh)?(?=\s)",
     re.MULTILINE,
 )
-# -pPASSWORD, or -p'PASSWORD' / -p"PASSWORD"
-_MYSQL_P = re.compile(r"[ \t]-p(?:(?P<q>[\"'])(?P<qval>[^\"'\n]+)(?P=q)|(?P<val>[^\s\"';|&]+))")
 _CURL = re.compile(r"\bcurl\b")
 # curl's -u/--user USER:PASSWORD; the password may be quoted apart (kevin:'…'), or empty when
 # the user name is an API key
 _CURL_U = re.compile(
     r"[ \t\n](?:-u|--user)(?:[ \t]+|=)[\"']?(?P<user>[^\s:\"']*):[\"']?(?P<val>[^\s\"']*)"
 )
-# Other clients given a password on their command line, each the first such flag of its command
-# (so ``sshpass -p PW ssh -p 2222`` reads the password, not ssh's port): sshpass -p (also
-# -pPW), PsExec's -p, redis-cli -a, and smbclient's -U user%password. A name in the text (any
-# case: PSEXEC.EXE), the command, its flag and value.
-_FLAG_VALUE = r"(?:(?P<q>[\"'])(?P<qval>[^\"'\n]+)(?P=q)|(?P<val>[^\s\"';|&]+))"
-_CLIENT_PASSWORDS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
-    (  # its own options first (-v), then the command it runs: ssh's -p is a port
-        "sshpass",
-        re.compile(r"(?<![\w.-])sshpass(?:[ \t]++-v)*+(?=[ \t]++-p)"),
+# Clients given a password on their command line, one row each: words one of which a text must
+# hold for the row to run (any case: PSEXEC.EXE), the command, and its flag with the password
+# (the first one of each command). MySQL's -pPASSWORD (glued; -p alone prompts); sshpass -p
+# among its own options (ssh's -p that follows is a port); PsExec's -p after its -u (elsewhere
+# a remote program's flag); redis-cli -a or --pass; smbclient's -U user%password. A value that
+# is a command substitution (``$(kubectl get secret …)``) is no literal: it is not matched.
+_FLAG_VALUE = r"(?:(?P<q>[\"'])(?P<qval>[^\"'\n]+)(?P=q)|(?!\$\(|`)(?P<val>[^\s\"';|&]+))"
+_CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], re.Pattern[str], re.Pattern[str]], ...] = (
+    (("mysql",), _MYSQL_CMD, re.compile(rf"[ \t]-p{_FLAG_VALUE}")),
+    (
+        ("sshpass",),
+        re.compile(r"(?<![\w.-])sshpass(?:[ \t]++(?:-v|-P[ \t]++\S++))*+(?=[ \t]++-p)"),
         re.compile(rf"[ \t]-p[ \t]*+{_FLAG_VALUE}"),
     ),
     (
-        "exec",
+        ("psexec", "paexec"),
         re.compile(r"(?i)(?<![\w.-])(?:psexec(?:64)?|paexec)(?:\.exe)?(?=\s)"),
-        re.compile(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
+        re.compile(rf"[ \t]-u[ \t]++\S++[ \t]++-p[ \t]++{_FLAG_VALUE}"),
     ),
     (
-        "redis-cli",
+        ("redis-cli",),
         re.compile(r"(?<![\w.-])redis-cli(?=\s)"),
-        re.compile(rf"[ \t]-a[ \t]++{_FLAG_VALUE}"),
+        re.compile(rf"[ \t](?:-a|--pass)[ \t]++{_FLAG_VALUE}"),
     ),
     (
-        "client",
+        ("smbclient", "rpcclient", "smbcacls", "smbget"),
         re.compile(r"(?<![\w.-])(?:smbclient|rpcclient|smbcacls|smbget)(?=\s)"),
-        re.compile(r"[ \t](?:-U|--user=)[ \t]*+[\"']?[^\s%\"']{1,256}+%(?P<val>[^\s\"']+)"),
+        re.compile(
+            r"[ \t](?:-U[ \t]*+|--user[ \t=][ \t]*+)[\"']?[^\s%\"']{1,256}+%(?P<val>[^\s\"']+)"
+        ),
     ),
 )
-# The same clients in an argument list: the flag whose next argument is the password (sshpass's
-# may hold it too: -pPW)
-_ATTACHED = "-p"
-_CLIENT_FLAG = {
-    "sshpass": "-p",
-    "psexec": "-p",
-    "psexec64": "-p",
-    "paexec": "-p",
-    "redis-cli": "-a",
-    "smbclient": "-U",
-    "rpcclient": "-U",
+
+
+class _Client(NamedTuple):
+    """A client's password flag in an argument list (``[sshpass, -p, PW, ssh, …]``)."""
+
+    flags: tuple[str, ...]  # whose next argument is the password (``--name=PW`` too)
+    glued: str = ""  # a flag that may hold it glued on: sshpass -pPW, smbclient -Uuser%PW
+    user_pass: bool = False  # the value is user%password
+    after_user: bool = False  # only right after ``-u USER`` (PsExec)
+    own_options: bool = False  # only among the program's own options (sshpass)
+
+
+_SMB = _Client(("-U", "--user"), "-U", user_pass=True)
+_PSEXEC = _Client(("-p",), after_user=True)
+_CLIENTS = {
+    "sshpass": _Client(("-p",), "-p", own_options=True),
+    "psexec": _PSEXEC,
+    "psexec64": _PSEXEC,
+    "paexec": _PSEXEC,
+    "redis-cli": _Client(("-a", "--pass")),
+    "smbclient": _SMB,
+    "rpcclient": _SMB,
+    "smbcacls": _SMB,
+    "smbget": _SMB,
 }
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 # Redis configuration: a directive, a blank, its value (redis.conf: requirepass, masterauth).
@@ -925,7 +941,9 @@ class DetectorSet:
 
         A credential-named flag takes its value from ``--flag=value`` or from the next argument.
         ``-pVALUE`` is a password only when the same list runs a MySQL client (elsewhere ``-p``
-        is a port or a path). Arguments containing whitespace are scripts (``sh -c``).
+        is a port or a path); so are the password flags of sshpass, PsExec, redis-cli and
+        smbclient in their lists (:data:`_CLIENTS`). Arguments containing whitespace are
+        scripts (``sh -c``).
         """
         line = tuple(args)
         if line in self._clean_args:
@@ -938,25 +956,25 @@ class DetectorSet:
     def _check_args(self, args: tuple[str, ...]) -> list[tuple[int, Detection]]:
         out: list[tuple[int, Detection]] = []
         mysql = any(_MYSQL.search(a) is not None for a in args if "mysql" in a)
-        client, where = _client_flag(args)
+        client, where = _client_of(args)
         skip = -1
         count = len(args)
         det: Detection | None
         for i, arg in enumerate(args):
             if i == skip:
                 continue
-            if arg == client and i in where and i + 1 < count:
-                # sshpass -p PW, PsExec -p PW, redis-cli -a PW, smbclient -U user%PW: the first
-                # such flag (ssh's -p after sshpass's is a port)
-                client = None
-                value = args[i + 1]
-                if arg == "-U":
-                    value = value.partition("%")[2]
-                det = self._named(_PASSWORD_CLASS, value, REASON_FLAG, args[i + 1])
-                if det is not None:
-                    out.append((i + 1, det))
-                skip = i + 1
-                continue
+            if client is not None and i in where:
+                # sshpass -p PW, PsExec -u USER -p PW, redis-cli -a PW, smbclient -U user%PW:
+                # the first such flag of the client
+                given = _client_password(client, args, i)
+                if given is not None:
+                    at, value = given
+                    client = None
+                    det = self._named(_PASSWORD_CLASS, value, REASON_FLAG, args[at])
+                    if det is not None:
+                        out.append((at, det))
+                    skip = at
+                    continue
             if len(arg) < MIN_SECRET_LEN:
                 continue
             if _WS.search(arg) is not None or '"' in arg or "'" in arg:
@@ -964,6 +982,8 @@ class DetectorSet:
                 continue
             if arg[0] == "-":
                 flag, eq, val = arg.lstrip("-").partition("=")
+                if eq and arg[1] == "D":
+                    flag = flag[1:]  # a JVM system property: -Dsonar.login=…
                 cls = self._classify(flag) if flag else None
                 if eq:
                     # a random-looking value is a credential by its looks alone, unless the
@@ -976,12 +996,7 @@ class DetectorSet:
                         out.append((i + 1, det))
                         skip = i + 1
                     continue
-                elif (
-                    (mysql or (client == _ATTACHED and i in where))
-                    and arg.startswith("-p")
-                    and arg[1] != "-"
-                ):
-                    client = None  # mysql -pPW, sshpass -pPW: (sshpass's) first -p only
+                elif mysql and arg.startswith("-p") and not arg.startswith("--"):
                     det = self._named(_PASSWORD_CLASS, arg[2:], REASON_FLAG, arg)
                 else:
                     det = self._literal("", arg, None, REASON_FLAG, generic=False)
@@ -1211,9 +1226,10 @@ class DetectorSet:
         return found.detections
 
     def _scan_commands(self, text: str, found: _Found, depth: int = 0) -> None:
-        """What curl and the MySQL clients take on their command lines: curl's ``-H "Name:
-        value"`` under a credential-like name, ``-u user:password``, and ``mysql -pPASSWORD``;
-        and the password that a client's connect call takes as a literal argument."""
+        """What clients take on their command lines: curl's ``-H "Name: value"`` under a
+        credential-like name and ``-u user:password``, the passwords of ``mysql -pPASSWORD``,
+        sshpass, PsExec, redis-cli and smbclient (:data:`_CLIENT_PASSWORDS`); and the password
+        that a client's connect call takes as a literal argument."""
         if "(" in text and _CALL_MARK.search(text) is not None:
             for pattern in _CALL_CREDENTIALS:
                 for m in pattern.finditer(text):
@@ -1234,36 +1250,54 @@ class DetectorSet:
                     user = m.group("user")
                     if looks_random(user, strict=True) and not is_filler(user):
                         self._named_at(found, "api_key", user, m.start("user"), REASON_FLAG, depth)
-        if "mysql" in text:
-            for m in _command_flags(text, _MYSQL_CMD, _MYSQL_P, first_only=True):
-                group = "val" if m.group("val") is not None else "qval"
-                at = m.start(group)
-                self._named_at(found, "password", m.group(group), at, REASON_FLAG, depth)
         low = text.lower()
-        for name, command, flag in _CLIENT_PASSWORDS:
-            if name in low:
+        for names, command, flag in _CLIENT_PASSWORDS:
+            if any(n in low for n in names):
                 for m in _command_flags(text, command, flag, first_only=True):
                     group = "val" if m.group("val") is not None else "qval"
                     at = m.start(group)
                     self._named_at(found, "password", m.group(group), at, REASON_FLAG, depth)
 
 
-def _client_flag(args: tuple[str, ...]) -> tuple[str | None, range]:
-    """The password flag of the client an argument list runs (sshpass, PsExec, redis-cli,
-    smbclient: its program among the first arguments, after ``sudo``, ``exec`` …) and where
-    the flag may stand: sshpass's own options come before the command it runs, whose ``-p``
-    is another program's (``sshpass -e ssh -p 2222``)."""
-    for n, arg in enumerate(args[:4]):
+def _client_of(args: tuple[str, ...]) -> tuple[_Client | None, range]:
+    """The client an argument list runs (its program among the first arguments, after
+    ``sudo -E -u ops``, ``exec`` …) and where its password flag may stand: sshpass's own
+    options come before the command it runs (``sshpass -e ssh -p 2222``: ssh's port)."""
+    for n, arg in enumerate(args[:6]):
         name = arg.rpartition("/")[2].rpartition("\\")[2].lower().removesuffix(".exe")
-        flag = _CLIENT_FLAG.get(name)
-        if flag is not None:
-            if name != "sshpass":
-                return flag, range(n + 1, len(args))
-            at = n + 1
-            while at < len(args) and args[at] == "-v":
-                at += 1
-            return flag, range(at, at + 1)
+        client = _CLIENTS.get(name)
+        if client is None:
+            continue
+        if not client.own_options:
+            return client, range(n + 1, len(args))
+        at = n + 1
+        while at < len(args) and args[at] in ("-v", "-P"):
+            at += 2 if args[at] == "-P" else 1  # -P takes the prompt to wait for
+        return client, range(at, at + 1)
     return None, range(0)
+
+
+def _client_password(client: _Client, args: tuple[str, ...], i: int) -> tuple[int, str] | None:
+    """(index, password) that ``args[i]`` gives as ``client``'s password flag, or ``None``."""
+    arg = args[i]
+    at = i
+    if arg in client.flags:
+        if i + 1 >= len(args) or (client.after_user and (i < 2 or args[i - 2] != "-u")):
+            return None
+        at = i + 1
+        value = args[at]
+    elif client.glued and arg.startswith(client.glued) and len(arg) > len(client.glued):
+        value = arg[len(client.glued) :]
+    else:
+        long = next((f for f in client.flags if f[1] == "-" and arg.startswith(f + "=")), None)
+        if long is None:
+            return None
+        value = arg[len(long) + 1 :]
+    if client.user_pass:
+        _user, percent, value = value.partition("%")
+        if not percent:
+            return None
+    return at, value
 
 
 def _command_flags(

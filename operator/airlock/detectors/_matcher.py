@@ -129,9 +129,14 @@ def jwt_ok(secret: str) -> bool:
 
 
 def generated(secret: str) -> bool:
-    """For formats of letters and digits alone, where a typed value fits as well as an issued
-    one (``sk-`` and 48): not a run of the alphabet or a repeated chunk (``…abcdefgh…``)."""
-    return not is_filler(secret)
+    """For formats where a typed value fits as well as an issued one (``sk-`` and 48 letters
+    and digits, a password hash's body): not a run of the alphabet or a repeated chunk
+    (``…abcdefgh…``), nor a handful of characters over and over (``$2b$12$.....``)."""
+    return len(set(secret)) >= _GENERATED_MIN_CHARS and not is_filler(secret)
+
+
+# distinct characters of the shortest generated value a ``generated`` rule takes (22 of 64)
+_GENERATED_MIN_CHARS = 10
 
 
 _VERIFY: dict[str, Callable[[str], bool]] = {

@@ -135,13 +135,15 @@ RULES: tuple[ProviderRule, ...] = (
     ),
     token("cerebras-api-key", "Cerebras", "API key", "csk-", LOW, 48),
     token("friendli-token", "FriendliAI", "personal access token", "flp_", A62, (40, 0)),
-    raw(  # sk- and 48 letters and digits (not OpenAI's: those hold T3BlbkFJ, matched above)
+    raw(  # sk- and 48 letters and digits (not OpenAI's: those hold T3BlbkFJ, matched above);
+        # Stability AI's shape, which other vendors' keys may share: named for no one vendor
         "stability-api-key-prefixed",
         "Stability AI",
         "API key (sk- and 48 letters and digits)",
         ("sk-",),
         rf"{_B}(?P<s>sk-(?=[a-zA-Z]*+[0-9])(?=[a-z0-9]*+[A-Z])[{A62}]{{48}})(?![{WORD}])",
         verify="generated",
+        kind="API key",
     ),
     token("jina-api-key", "Jina AI", "API key", "jina_", A62 + "_-", (56, 0)),
     token("fireworks-api-key", "Fireworks AI", "API key", "fw_", A62, 24),
@@ -947,8 +949,9 @@ RULES: tuple[ProviderRule, ...] = (
             "xoxc-",
             "xoxd-",
         ),
-        # xoxc- and xoxd- are a browser session's client token and cookie
-        rf"{_B}(?P<s>xox(?:[abposrecd]|e\.xox[bp])-[0-9A-Za-z-]{{10,}})",
+        # xoxc- and xoxd- are a browser session's client token and cookie (the cookie is
+        # base64, often URL-encoded: /, +, = and %2F …)
+        rf"{_B}(?P<s>xox(?:[abposrec]|e\.xox[bp])-[0-9A-Za-z-]{{10,}}|xoxd-[0-9A-Za-z/+=%-]{{10,}})",
         kind="Slack token",
     ),
     raw(
@@ -1468,7 +1471,9 @@ RULES: tuple[ProviderRule, ...] = (
         "crypt(3)",
         "MD5-crypt password hash ($1$, Apache $apr1$)",
         ("$1$", "$apr1$"),
-        rf"{_HASH_START}(?P<s>\$(?:1|apr1)\$[{_CRYPT}]{{1,8}}\$[{_CRYPT}]{{22}})(?![{_CRYPT}$])",
+        # (a salt of 8, as crypt and htpasswd draw it: "$1$SEP$HOME/…" is shell text)
+        rf"{_HASH_START}(?P<s>\$(?:1|apr1)\$[{_CRYPT}]{{8}}\$[{_CRYPT}]{{22}})(?![{_CRYPT}$])",
+        verify="generated",
         kind=KIND_PASSWORD_HASH,
     ),
     raw(
@@ -1478,6 +1483,7 @@ RULES: tuple[ProviderRule, ...] = (
         ("$5$", "$6$"),
         rf"{_HASH_START}(?P<s>\$(?:5\$(?:rounds=\d{{1,9}}\$)?[{_CRYPT}]{{1,16}}\$[{_CRYPT}]{{43}}"
         rf"|6\$(?:rounds=\d{{1,9}}\$)?[{_CRYPT}]{{1,16}}\$[{_CRYPT}]{{86}}))(?![{_CRYPT}$])",
+        verify="generated",
         kind=KIND_PASSWORD_HASH,
     ),
     raw(
@@ -1486,6 +1492,7 @@ RULES: tuple[ProviderRule, ...] = (
         "password hash ($2a$, $2b$, $2y$)",
         ("$2a$", "$2b$", "$2x$", "$2y$"),
         rf"{_HASH_START}(?P<s>\$2[abxy]\$\d\d\$[{_CRYPT}]{{53}})(?![{_CRYPT}$])",
+        verify="generated",
         kind=KIND_PASSWORD_HASH,
     ),
     raw(
@@ -1495,6 +1502,7 @@ RULES: tuple[ProviderRule, ...] = (
         ("$y$",),
         rf"{_HASH_START}(?P<s>\$y\$[{_CRYPT}]{{1,16}}\$[{_CRYPT}]{{1,86}}\$[{_CRYPT}]{{43}})"
         rf"(?![{_CRYPT}$])",
+        verify="generated",
         kind=KIND_PASSWORD_HASH,
     ),
     raw(  # type 8 (PBKDF2-SHA-256) and 9 (scrypt): a salt of 14 and a hash of 43
@@ -1503,6 +1511,7 @@ RULES: tuple[ProviderRule, ...] = (
         "type 8 or 9 password hash ($8$, $9$)",
         ("$8$", "$9$"),
         rf"{_HASH_START}(?P<s>\$[89]\$[{_CRYPT}]{{14}}\$[{_CRYPT}]{{43}})(?![{_CRYPT}$])",
+        verify="generated",
         kind=KIND_PASSWORD_HASH,
     ),
     raw(
@@ -1510,8 +1519,9 @@ RULES: tuple[ProviderRule, ...] = (
         "Argon2",
         "password hash ($argon2id$, PHC string)",
         ("$argon2",),
-        r"(?P<s>\$argon2(?:id|i|d)\$v=\d{1,3}\$m=\d{1,10},t=\d{1,10},p=\d{1,3}"
+        r"(?P<s>\$argon2(?:id|i|d)\$(?:v=\d{1,3}\$)?m=\d{1,10},t=\d{1,10},p=\d{1,3}"
         r"\$[A-Za-z0-9+/]{8,}+\$[A-Za-z0-9+/]{16,}+)",
+        verify="generated",
         kind=KIND_PASSWORD_HASH,
     ),
     raw(  # what AS-REP and Kerberoasting extract: cracked offline for the account's password
@@ -1519,8 +1529,13 @@ RULES: tuple[ProviderRule, ...] = (
         "Kerberos",
         "AS-REP or TGS ticket hash ($krb5asrep$, $krb5tgs$)",
         ("$krb5asrep$", "$krb5tgs$"),
-        r"(?P<s>\$krb5(?:asrep\$\d{1,2}\$(?:[^\s:$]{1,256}+:)?"
-        r"|tgs\$\d{1,2}\$(?:\*[^\s*]{1,512}+\*\$)?)[0-9a-fA-F]{32}\$[0-9a-fA-F]{64,}+)",
+        # RC4 (23): a 32-hex checksum after "user@realm:" or "*user$realm$spn*$"; AES (17,
+        # 18): a 24-hex one after "user$REALM$" and, for TGS, "*spn*$"
+        r"(?P<s>\$krb5(?:asrep\$23\$(?:[^\s:$]{1,256}+:)?|tgs\$23\$(?:\*[^\s*]{1,512}+\*\$)?)"
+        r"[0-9a-fA-F]{32}\$[0-9a-fA-F]{64,}+"
+        r"|\$krb5(?:asrep|tgs)\$1[78]\$[^\s$]{1,256}+\$[^\s$]{1,256}+\$(?:\*[^\s*]{1,512}+\*\$)?"
+        r"[0-9a-fA-F]{24}\$[0-9a-fA-F]{64,}+)",
+        verify="generated",
         kind="Kerberos ticket hash",
     ),
 )

@@ -195,7 +195,8 @@ def is_reference(value: str) -> bool:
 _OPERATOR = r"(?:&&|\|\||!=|==|=>|->|::)"
 _CODE = re.compile(
     r"&(?:lt|gt|amp|quot|#\d+);"  # HTML-escaped placeholders: &lt;YOURPASSWORD&gt;
-    r"|^(['\"]?)\$(?:[A-Za-z_]\w*|\{[^{}]*\}|\([^()]*\))\1$"  # '$VAR', "${VAR}" in quotes
+    # '$VAR', "${VAR}" in quotes; escaped for make or compose ($$VAR) or a shell (\$VAR)
+    r"|^(['\"]?)(?:\$\$?|\\\$)(?:[A-Za-z_]\w*|\{[^{}]*\}|\([^()]*\))\1$"
     r"|[a-z_]{3}\(|\w\(\)|\w\([^()]*\)\s*[;{.]|\bfunction\b|\breturn\b|\bnew\s+\w"  # calls
     # "a == b", "count==limit"; an operator ending the value is not read as one: "==" there is
     # base64 padding (a key's "…w==")

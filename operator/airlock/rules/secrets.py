@@ -64,7 +64,8 @@ PLAINTEXT_SECRET_ARGS = RuleInfo(
     reason=(
         "a command or argument holds a literal credential: a provider's token format anywhere "
         "in it, the value of a credential-named flag (--password=..., --token ...) or variable "
-        "(DB_PASSWORD=...), a MySQL client's -p..., or a random-looking argument that no flag "
+        "(DB_PASSWORD=...), a client's password flag (mysql -p..., sshpass -p, redis-cli -a, "
+        "smbclient -U user%...), or a random-looking argument that no flag "
         "names as an identifier or digest"
     ),
     fix="mount a Secret as a file (or env from secretKeyRef) and have the program read it there",
