@@ -999,6 +999,54 @@ def test_kerberos_and_argon2_variants() -> None:
     assert D.check_env("APP_CONFIG_1", aes_tgs.replace("$18$", "$19$")) is None
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        '<input type="password" value="{s}" name="admin_password" />',
+        "<input name='smtp' class=\"form-control\" TYPE='PASSWORD' value='{s}'>",
+        '<INPUT VALUE="{s}" TYPE=password NAME=pw>',  # value first, unquoted type
+        "<input type=password value={s} name=pass />",
+    ],
+)
+def test_a_password_field_filled_in_html(template: str) -> None:
+    """A login page or form template in a ConfigMap with its password field filled in."""
+    secret = "Zq9rT4vX" + rnd(8)
+    page = "<form action='/login'>\n  " + template.format(s=secret) + "\n</form>\n"
+    found = D.check_text("login.html", page)
+    assert [(d.kind, d.fingerprint) for d in found] == [("password", fingerprint(secret))]
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        '<input type="password" name="pw" value="">',  # empty: the user types it
+        '<input type="text" value="Zq9rT4vX2mKp7W" name="user">',  # not a password field
+        '<input type="password" value="{{ .Values.password }}">',  # a template
+        '<input type="password-strength" value="Zq9rT4vX2mKp7W">',
+    ],
+)
+def test_html_inputs_without_a_literal_password_are_clean(tag: str) -> None:
+    assert D.check_text("login.html", f"<form>{tag}</form>") == []
+
+
+def test_a_windows_answer_file_password() -> None:
+    """unattend.xml (a KubeVirt sysprep ConfigMap): a password is the Value child of its
+    element, in clear (PlainText true) or base64 of its UTF-16 text."""
+    secret = "Zq9rT4vX" + rnd(8)
+    encoded = base64.b64encode((secret + "Password").encode("utf-16-le")).decode()
+    xml = (
+        "<UserAccounts><AdministratorPassword><Value>"
+        + secret
+        + "</Value><PlainText>true</PlainText></AdministratorPassword></UserAccounts>\n"
+        + "<AutoLogon>\n  <Password>\n    <Value>"
+        + encoded
+        + "</Value>\n  </Password>\n</AutoLogon>\n"
+    )
+    found = D.check_text("autounattend.xml", xml)
+    assert [d.kind for d in found] == ["password", "password"]
+    assert found[0].fingerprint == fingerprint(secret)
+
+
 def test_jvm_property_flags_in_argument_lists() -> None:
     """``-Dsonar.login=…`` as its own argument (exec form) is read as the property it sets."""
     token = rnd(40, "0123456789abcdef")
@@ -1347,6 +1395,9 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "smbclient -U a" * 15000,
         "$" + "2a$10$" * 30000,  # hash prefixes, none with a body
         "truenas " * 20000 + "1-" + "a" * 63,
+        "password <input " * 15000,  # tags never closed
+        "password <input type=password " * 8000,
+        "<Password>" * 20000 + "<Value>",
     ],
     ids=[
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
@@ -1356,6 +1407,7 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         *("getenv", "statements", "dotted", "bearer", "function urls", "function queries"),
         *("getter word", "setter word"),
         *("sshpass", "psexec", "smbclient", "bcrypt prefixes", "truenas"),
+        *("inputs", "password inputs", "answer file"),
     ],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:

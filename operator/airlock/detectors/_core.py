@@ -318,6 +318,12 @@ _CLIENTS = {
     "smbget": _SMB,
 }
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
+# An HTML form's password field and the value it is filled with (a tag's attributes, any order)
+_MAX_TAG = 2048
+_PASSWORD_TYPE = re.compile(r"(?i)[\s\"']type[ \t]*=[ \t]*[\"']?password(?![\w-])")
+_VALUE_ATTR = re.compile(
+    r"(?i)[\s\"']value[ \t]*=[ \t]*(?:\"(?P<d>[^\"<>]*)\"|'(?P<s>[^'<>]*)'|(?P<u>[^\s\"'<>/]+))"
+)
 # Redis configuration: a directive, a blank, its value (redis.conf: requirepass, masterauth).
 _REDIS_AUTH = re.compile(r"^[ \t]*(?:requirepass|masterauth)[ \t]+(?P<val>\S+)", re.M | re.I)
 # A PostgreSQL password file line: host:port:database:user:password (":" and "\" escaped).
@@ -350,6 +356,7 @@ class _Patterns:
     xml_element: re.Pattern[str]  # <password>…</password> (Maven settings.xml)
     xml_property: re.Pattern[str]  # <name>fs.s3a.secret.key</name><value>…</value> (Hadoop)
     xml_add: re.Pattern[str]  # <add key="ApiKey" value="…" /> (.NET appSettings, NuGet.config)
+    xml_value: re.Pattern[str]  # <AdministratorPassword><Value>…</Value> (Windows unattend.xml)
     string_pair: re.Pattern[str]  # setProperty("API_TOKEN", "…"), env["API_TOKEN"] = "…"
     # a name and its value as a Kubernetes env list writes them (and Postman's key/value)
     name_value_json: re.Pattern[str]  # {"name": "API_TOKEN", "value": "…"}
@@ -404,6 +411,9 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         xml_add=re.compile(
             rf"<add\s+key\s*=\s*(?P<q>[\"'])(?P<key>{key})(?P=q)\s+value\s*=\s*"
             r"(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
+        ),
+        xml_value=re.compile(
+            rf"<(?P<key>{key})>[ \t\r\n]*+<(?i:value)>(?P<val>[^<>\r\n]+)</(?i:value)>"
         ),
         name_value_json=re.compile(
             rf"\"(?:name|key)\"\s*:\s*\"(?P<key>{key})\"\s*,\s*\"value\"\s*:\s*"
@@ -1151,6 +1161,7 @@ class DetectorSet:
             (("value",), p.name_value_yaml, True),
             (("{",), p.inline_pair, False),
             (("<add",), p.xml_add, False),
+            (("<Value>", "<value>"), p.xml_value, False),
             (("(", "["), p.string_pair, False),
             (("variable",), p.hcl_variable, False),
         ):
@@ -1161,6 +1172,8 @@ class DetectorSet:
                     self._named_line(found, m, depth)
             else:
                 self._named_pairs(found, pattern, text, depth)
+        if "<input" in low:
+            self._password_inputs(text, low, found, depth)
         if "machine" in text:
             for m in _NETRC.finditer(text):
                 at = m.start("val")
@@ -1169,6 +1182,26 @@ class DetectorSet:
             for m in _REDIS_AUTH.finditer(text):
                 at = m.start("val")
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
+
+    def _password_inputs(self, text: str, low: str, found: _Found, depth: int) -> None:
+        """The value an HTML form's password field is filled with (``<input type="password"
+        value="…">``, its attributes in any order). Each tag is read once, up to its ``>``."""
+        at = low.find("<input")
+        while at >= 0:
+            # the tag ends at its ">", or (never closed) where the next tag starts
+            end = low.find(">", at, at + _MAX_TAG)
+            nxt = low.find("<", at + 1, at + _MAX_TAG if end < 0 else end)
+            if nxt >= 0:
+                end = nxt
+            elif end < 0:
+                end = min(len(text), at + _MAX_TAG)
+            if _PASSWORD_TYPE.search(text, at, end) is not None:
+                m = _VALUE_ATTR.search(text, at, end)
+                if m is not None:
+                    group = next(g for g in ("d", "s", "u") if m.group(g) is not None)
+                    val = m.group(group)
+                    self._named_at(found, "password", val, m.start(group), REASON_KEY, depth)
+            at = low.find("<input", at + 6)
 
     def _named_line(self, found: _Found, m: re.Match[str], depth: int, at: int = 0) -> None:
         """A ``key: value`` line's match: its literal (unquoted code is no literal); ``at``: the
