@@ -246,6 +246,9 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
     "teamcity-access-token": lambda: (
         "eyJ0eXAiOiAiVENWMiJ9" + "." + rnd(36, U64) + "." + rnd(48, U64)
     ),
+    "onepassword-recovery-code": lambda: (
+        "1PRK" + "".join("-" + rnd(4, string.ascii_uppercase + string.digits) for _ in range(13))
+    ),
     "stability-api-key-prefixed": lambda: "sk" + "-" + rnd(46) + "Q7",
     "miro-access-token": lambda: "eyJtaXJvLm9yaWdpbiI6" + "ImV1MDEifQ_" + rnd(27, U64),
     "truenas-api-key": lambda: (
@@ -498,6 +501,25 @@ def test_common_configuration_words_wake_no_rule(word: str) -> None:
     value down the slow path: the admission hot path keeps ordinary values on the fast one."""
     for value in (word, word.upper(), f"{word}-12345", f"{word}_v2.yaml"):
         assert keywords(value).rules == frozenset(), value
+
+
+def test_a_binary_tink_keyset_in_base64() -> None:
+    """A Tink keyset written in its binary (protobuf) form, base64-encoded: a secret key's type
+    URL in it makes it a cleartext keyset; a keyset of public keys is meant to be shared."""
+
+    def keyset(type_url: str) -> str:
+        url = type_url.encode()
+        key = bytes(random.getrandbits(8) for _ in range(16))
+        data = b"\n" + bytes([len(url)]) + url + b"\x12\x12\x1a\x10" + key + b"\x18\x01"
+        body = b"\x08\xf1\xef\xd8\xf2\x03\x12" + bytes([len(data)]) + data
+        return base64.b64encode(body).decode()
+
+    secret = keyset("type.googleapis.com/google.crypto.tink.AesGcmKey")
+    det = D.check_env("APP_CONFIG_1", secret)
+    assert det is not None
+    assert det.kind == "Google Tink cleartext keyset"
+    public = keyset("type.googleapis.com/google.crypto.tink.EcdsaPublicKey")
+    assert D.check_env("APP_CONFIG_1", public) is None
 
 
 def test_a_slack_cookie_is_redacted_whole() -> None:

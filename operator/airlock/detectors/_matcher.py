@@ -538,15 +538,35 @@ def decoded_hits(text: str) -> Iterator[Hit]:
             continue
         try:
             raw = base64.b64decode(run.replace("-", "+").replace("_", "/") + "=" * (-len(run) % 4))
-            decoded = raw.decode("utf-8")
         except (binascii.Error, ValueError):
             continue
-        if not decoded.isprintable() and not all(c.isprintable() or c in "\n\r\t" for c in decoded):
+        try:
+            decoded = raw.decode("utf-8")
+        except ValueError:
+            decoded = ""
+        if not decoded or (
+            not decoded.isprintable() and not all(c.isprintable() or c in "\n\r\t" for c in decoded)
+        ):
+            if _binary_keyset(raw):
+                yield Hit(_TINK_LABEL, run, m.start(), m.end(), REASON_FORMAT, _TINK_RULE)
             continue
         for hit in iter_hits(decoded):
             yield Hit(f"base64-encoded {hit.kind}", hit.secret, m.start(), m.end(), hit.reason,
                       hit.rule)  # fmt: skip
             break
+
+
+_TINK_RULE = "tink-keyset"
+_TINK_LABEL = next(r.label for r in RULES if r.id == _TINK_RULE)
+_TINK_TYPES = re.compile(rb"type\.googleapis\.com/google\.crypto\.tink\.(\w+)")
+
+
+def _binary_keyset(raw: bytes) -> bool:
+    """``raw`` is a Tink keyset in its binary (protobuf) form holding a secret key: a key's
+    type URL that is not a public key's (a public keyset is meant to be shared)."""
+    if b"google.crypto.tink." not in raw:
+        return False
+    return any(not t.endswith(b"PublicKey") for t in _TINK_TYPES.findall(raw))
 
 
 def lookalike(value: str) -> bool:

@@ -598,6 +598,13 @@ RULES: tuple[ProviderRule, ...] = (
         r"(?<![A-Za-z0-9-])(?P<s>A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|(?:[A-Z0-9]{6}-)?[A-Z0-9]{5})"
         r"-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5})(?![A-Za-z0-9-])",
     ),
+    raw(  # an account's recovery code: 1PRK and 13 groups of four
+        "onepassword-recovery-code",
+        "1Password",
+        "recovery code",
+        ("1prk-",),
+        r"(?<![A-Za-z0-9-])(?P<s>1PRK(?:-[A-Z0-9]{4}){13})(?![a-z0-9-])",
+    ),
     raw(
         "bitwarden-access-token",
         "Bitwarden",
