@@ -7,7 +7,7 @@ holds the credential: only its kind, a fingerprint, the reason it was reported a
 provider rule that matched, so it can be logged, put in a message or a report, and printed with
 ``repr`` without leaking anything.
 
-Layout: ``_table`` (the shape of a provider rule), ``_providers`` (the table: over 330 formats
+Layout: ``_table`` (the shape of a provider rule), ``_providers`` (the table: over 350 formats
 from the providers' documentation), ``_formats`` (structured formats: key blocks, key files, URLs,
 connection strings), ``_matcher`` (one Aho-Corasick keyword pass over a string, then only the
 regexes it points at; compiled once at import), ``_names`` and ``_values`` (what a name and a
@@ -45,10 +45,19 @@ Decisions worth knowing (each has a test):
   declarations, make's ``?=``, PHP ``=>`` and ``.=``, ``<add key=… value=…/>``, a call or an index
   given the key and a literal, a getter's default, Terraform's ``variable`` default, statements
   run together with ``;``), at most three values deep; a command line in an env value as in
-  ``sh -c`` (curl ``-u``/``-H``, ``mysql -p``), and the password a database or directory client's
-  call takes as a positional literal (``NetworkCredential``, ``mysqli_connect``, ``DBI->connect``).
+  ``sh -c`` (curl ``-u``/``-H``, and the password flags of clients: ``mysql -p``, ``sshpass -p``
+  among its own options, PsExec's ``-p`` after its ``-u``, ``redis-cli -a``, ``smbclient -U
+  user%…``; the same in exec-form argument lists), and the password a database or directory
+  client's call takes as a positional literal (``NetworkCredential``, ``mysqli_connect``,
+  ``DBI->connect``). A command substitution (``$(kubectl get secret …)``) or an escaped variable
+  (``$$VAR``, ``\\$VAR``) is no literal. An HTML form's password field filled in and a Windows
+  answer file's ``<Password><Value>`` are read as passwords.
   A Kubernetes Secret manifest written in a text (a ConfigMap, an env value) is reported by its
   ``data`` and ``stringData`` values. A ``Bearer`` token is read without its header's name.
+- Password hashes (crypt's ``$1$``/``$apr1$``, ``$5$``/``$6$``, bcrypt, yescrypt, Cisco type 8
+  and 9, Argon2, Kerberos AS-REP and TGS hashes) are reported: cracked offline, they are the
+  password. Their bodies must look generated (``$2b$12$`` and dots, or a run of the alphabet, is
+  a stand-in), and an MD5-crypt salt has 8 characters (``"$1$SEP$HOME/…"`` is shell text).
 - ``*_KEY_ID`` names (``AWS_ACCESS_KEY_ID``) are identifiers, not secrets: the keyword
   heuristic ignores them and the AWS key-id format (AKIA/ASIA...) is detected under any name.
 - A private-key block needs a body of at least 40 base64 characters; a header alone (a script
@@ -62,7 +71,9 @@ Decisions worth knowing (each has a test):
   the alphabet, a chunk repeated), which only look random.
 - A provider name (``near`` rules) starts a word (``ADD_API_KEY`` does not name Datadog's
   ``dd_api``) and stays within a few blanks of the value. A name whose last word says identifier
-  or digest (``ELASTIC_CA_TRUSTED_FINGERPRINT``, ``*_HASH``, ``*_ID``) announces no provider.
+  or digest (``ELASTIC_CA_TRUSTED_FINGERPRINT``, ``*_HASH``, ``*_ID``) announces no provider,
+  unless the provider's own name for its credential says ID (``CC_TEST_REPORTER_ID``). A JVM
+  property flag names its provider too (``-Dsonar.login=…``).
 - A UUID under a weak key name (``TENANT_KEY``, ``REQUEST_KEY``) is an identifier, not a key.
 - A rule's keyword never sits inside an everyday configuration word (``fal`` in ``false``): the
   admission hot path keeps ordinary values on its fast path.
