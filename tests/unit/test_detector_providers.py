@@ -507,19 +507,37 @@ def test_a_binary_tink_keyset_in_base64() -> None:
     """A Tink keyset written in its binary (protobuf) form, base64-encoded: a secret key's type
     URL in it makes it a cleartext keyset; a keyset of public keys is meant to be shared."""
 
-    def keyset(type_url: str) -> str:
-        url = type_url.encode()
+    tink = "type.googleapis.com/google.crypto.tink."
+
+    def keyset(type_name: str, material: int) -> str:
+        url = (tink + type_name).encode()
         key = bytes(random.getrandbits(8) for _ in range(16))
-        data = b"\n" + bytes([len(url)]) + url + b"\x12\x12\x1a\x10" + key + b"\x18\x01"
-        body = b"\x08\xf1\xef\xd8\xf2\x03\x12" + bytes([len(data)]) + data
+        data = b"\n" + bytes([len(url)]) + url + b"\x12\x12\x1a\x10" + key
+        data += b"\x18" + bytes([material])
+        body = b"\x08\xf1\xef\xd8\xf2\x03\x12" + bytes([len(data) + 2]) + b"\n"
+        body += bytes([len(data)]) + data
         return base64.b64encode(body).decode()
 
-    secret = keyset("type.googleapis.com/google.crypto.tink.AesGcmKey")
-    det = D.check_env("APP_CONFIG_1", secret)
-    assert det is not None
-    assert det.kind == "Google Tink cleartext keyset"
-    public = keyset("type.googleapis.com/google.crypto.tink.EcdsaPublicKey")
-    assert D.check_env("APP_CONFIG_1", public) is None
+    for secret in (keyset("AesGcmKey", 1), keyset("EcdsaPrivateKey", 2)):
+        det = D.check_env("APP_CONFIG_1", secret)
+        assert det is not None
+        assert det.kind == "Google Tink cleartext keyset"
+    # a public key's keyset, a key held in a KMS: nothing secret in the keyset
+    assert D.check_env("APP_CONFIG_1", keyset("EcdsaPublicKey", 3)) is None
+    assert D.check_env("APP_CONFIG_1", keyset("KmsAeadKey", 4)) is None
+    # an encrypted keyset: ciphertext, then a KeysetInfo naming its key types (no values)
+    url = (tink + "AesGcmKey").encode()
+    info = b"\x08\x01\x12" + bytes([len(url) + 8]) + b"\n" + bytes([len(url)]) + url
+    info += b"\x10\x01\x18\x01\x20\x01"
+    cipher = bytes(random.getrandbits(8) for _ in range(32))
+    encrypted = b"\x12\x20" + cipher + b"\x1a" + bytes([len(info)]) + info
+    assert D.check_env("APP_CONFIG_1", base64.b64encode(encrypted).decode()) is None
+
+
+def test_a_recovery_code_glued_to_more_is_no_code() -> None:
+    code = "1PRK" + "".join("-" + rnd(4, string.ascii_uppercase + string.digits) for _ in range(13))
+    assert "onepassword-recovery-code" in rule_ids(code)
+    assert "onepassword-recovery-code" not in rule_ids(code + "X")
 
 
 def test_a_slack_cookie_is_redacted_whole() -> None:

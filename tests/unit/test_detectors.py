@@ -1023,10 +1023,27 @@ def test_a_password_field_filled_in_html(template: str) -> None:
         '<input type="text" value="Zq9rT4vX2mKp7W" name="user">',  # not a password field
         '<input type="password" value="{{ .Values.password }}">',  # a template
         '<input type="password-strength" value="Zq9rT4vX2mKp7W">',
+        # built in code around the tag
+        "el.innerHTML = '<input type=\"password\" value=\"' + pw + '\">';",
+        "$html = \"<input type='password' value='\" . $pw . \"'>\";",
+        '<input type="password" value="@Model.Password" />',  # Razor
+        '<input title="type=password" value="Zq9rT4vX2mKp7W">',  # words in another attribute
+        # a password field with no value, then another input's value (a CSRF token)
+        '<input type="password" name="pw"><input type="hidden" value="Zq9rT4vX2mKp7W">',
     ],
 )
 def test_html_inputs_without_a_literal_password_are_clean(tag: str) -> None:
     assert D.check_text("login.html", f"<form>{tag}</form>") == []
+
+
+def test_a_password_field_after_characters_that_lower_case_longer() -> None:
+    """Offsets in a page holding "İ" (two characters lower-cased) stay those of the page."""
+    secret = "Zq9rT4vX" + rnd(8)
+    page = "<b>" + "İ" * 40 + f'</b><input type="password" value="{secret}">'
+    assert [d.fingerprint for d in D.check_text("login.html", page)] == [fingerprint(secret)]
+    csrf = "İ" * 40 + '<input type="password" name="pw">'
+    csrf += '<input value="Zq9rT4vX2mKp7WcB" name="csrf">'
+    assert D.check_text("login.html", csrf) == []
 
 
 def test_a_windows_answer_file_password() -> None:
@@ -1035,7 +1052,7 @@ def test_a_windows_answer_file_password() -> None:
     secret = "Zq9rT4vX" + rnd(8)
     encoded = base64.b64encode((secret + "Password").encode("utf-16-le")).decode()
     xml = (
-        "<UserAccounts><AdministratorPassword><Value>"
+        '<UserAccounts><AdministratorPassword wcm:action="add"><Value>'
         + secret
         + "</Value><PlainText>true</PlainText></AdministratorPassword></UserAccounts>\n"
         + "<AutoLogon>\n  <Password>\n    <Value>"

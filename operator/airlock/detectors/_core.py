@@ -320,10 +320,13 @@ _CLIENTS = {
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 # An HTML form's password field and the value it is filled with (a tag's attributes, any order)
 _MAX_TAG = 2048
-_PASSWORD_TYPE = re.compile(r"(?i)[\s\"']type[ \t]*=[ \t]*[\"']?password(?![\w-])")
+_INPUT_TAG = re.compile(r"(?i)<input(?![\w-])")
+_PASSWORD_TYPE = re.compile(r"(?i)\stype[ \t]*=[ \t]*[\"']?password(?![\w-])")
 _VALUE_ATTR = re.compile(
-    r"(?i)[\s\"']value[ \t]*=[ \t]*(?:\"(?P<d>[^\"<>]*)\"|'(?P<s>[^'<>]*)'|(?P<u>[^\s\"'<>/]+))"
+    r"(?i)\svalue[ \t]*=[ \t]*(?:\"(?P<d>[^\"<]*)\"|'(?P<s>[^'<]*)'|(?P<u>[^\s\"'<>]+))"
 )
+# a value written by code around the tag: a concatenation (' + pw + ', " . $pw . "), Razor
+_BUILT_VALUE = re.compile(r"^[ \t]*[\"'`]?[ \t]*[+.&][ \t]|[ \t][+.&][ \t]*[\"'`]?[ \t]*$|^@\w")
 # Redis configuration: a directive, a blank, its value (redis.conf: requirepass, masterauth).
 _REDIS_AUTH = re.compile(r"^[ \t]*(?:requirepass|masterauth)[ \t]+(?P<val>\S+)", re.M | re.I)
 # A PostgreSQL password file line: host:port:database:user:password (":" and "\" escaped).
@@ -412,8 +415,9 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
             rf"<add\s+key\s*=\s*(?P<q>[\"'])(?P<key>{key})(?P=q)\s+value\s*=\s*"
             r"(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
         ),
-        xml_value=re.compile(
-            rf"<(?P<key>{key})>[ \t\r\n]*+<(?i:value)>(?P<val>[^<>\r\n]+)</(?i:value)>"
+        xml_value=re.compile(  # the element may carry attributes (wcm:action="add")
+            rf"<(?P<key>{key})(?:[ \t][^<>]{{0,200}}+)?>[ \t\r\n]*+<(?i:value)>"
+            r"(?P<val>[^<>\r\n]+)</(?i:value)>"
         ),
         name_value_json=re.compile(
             rf"\"(?:name|key)\"\s*:\s*\"(?P<key>{key})\"\s*,\s*\"value\"\s*:\s*"
@@ -1173,7 +1177,7 @@ class DetectorSet:
             else:
                 self._named_pairs(found, pattern, text, depth)
         if "<input" in low:
-            self._password_inputs(text, low, found, depth)
+            self._password_inputs(text, found, depth)
         if "machine" in text:
             for m in _NETRC.finditer(text):
                 at = m.start("val")
@@ -1183,25 +1187,30 @@ class DetectorSet:
                 at = m.start("val")
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
 
-    def _password_inputs(self, text: str, low: str, found: _Found, depth: int) -> None:
+    def _password_inputs(self, text: str, found: _Found, depth: int) -> None:
         """The value an HTML form's password field is filled with (``<input type="password"
-        value="…">``, its attributes in any order). Each tag is read once, up to its ``>``."""
-        at = low.find("<input")
-        while at >= 0:
-            # the tag ends at its ">", or (never closed) where the next tag starts
-            end = low.find(">", at, at + _MAX_TAG)
-            nxt = low.find("<", at + 1, at + _MAX_TAG if end < 0 else end)
+        value="…">``, its attributes in any order). Each tag is read once, up to its ``>`` (or,
+        never closed, the next tag); a value built in code (``' + pw + '``, ``@Model.Password``)
+        is not a literal."""
+        for tag in _INPUT_TAG.finditer(text):
+            at = tag.start()
+            end = text.find(">", at, at + _MAX_TAG)
+            nxt = text.find("<", at + 1, at + _MAX_TAG if end < 0 else end)
             if nxt >= 0:
                 end = nxt
             elif end < 0:
                 end = min(len(text), at + _MAX_TAG)
-            if _PASSWORD_TYPE.search(text, at, end) is not None:
-                m = _VALUE_ATTR.search(text, at, end)
-                if m is not None:
-                    group = next(g for g in ("d", "s", "u") if m.group(g) is not None)
-                    val = m.group(group)
-                    self._named_at(found, "password", val, m.start(group), REASON_KEY, depth)
-            at = low.find("<input", at + 6)
+            if _PASSWORD_TYPE.search(text, at, end) is None:
+                continue
+            m = _VALUE_ATTR.search(text, at, end)
+            if m is None:
+                continue
+            group = next(g for g in ("d", "s", "u") if m.group(g) is not None)
+            val = m.group(group)
+            if group == "u" and val.endswith("/") and text.startswith(">", m.end()):
+                val = val[:-1]  # <input … value=abc/>: the tag's own slash
+            if _BUILT_VALUE.search(val) is None:
+                self._named_at(found, "password", val, m.start(group), REASON_KEY, depth)
 
     def _named_line(self, found: _Found, m: re.Match[str], depth: int, at: int = 0) -> None:
         """A ``key: value`` line's match: its literal (unquoted code is no literal); ``at``: the

@@ -558,15 +558,37 @@ def decoded_hits(text: str) -> Iterator[Hit]:
 
 _TINK_RULE = "tink-keyset"
 _TINK_LABEL = next(r.label for r in RULES if r.id == _TINK_RULE)
-_TINK_TYPES = re.compile(rb"type\.googleapis\.com/google\.crypto\.tink\.(\w+)")
+_TINK_TYPE_URL = re.compile(rb"type\.googleapis\.com/google\.crypto\.tink\.\w+")
+# a key's material: 1 symmetric, 2 asymmetric private (3 public, 4 remote: in a KMS)
+_SECRET_MATERIAL = (1, 2)
 
 
 def _binary_keyset(raw: bytes) -> bool:
-    """``raw`` is a Tink keyset in its binary (protobuf) form holding a secret key: a key's
-    type URL that is not a public key's (a public keyset is meant to be shared)."""
+    """``raw`` is a Tink keyset in its binary (protobuf) form holding a secret key: a KeyData
+    whose type URL (field 1) is followed by the key's value (field 2) and a symmetric or
+    private material type (field 3). An encrypted keyset's KeysetInfo names its types with no
+    value after them; public keys and KMS-held keys have other material types."""
     if b"google.crypto.tink." not in raw:
         return False
-    return any(not t.endswith(b"PublicKey") for t in _TINK_TYPES.findall(raw))
+    n = len(raw)
+    for m in _TINK_TYPE_URL.finditer(raw):
+        start, end = m.span()
+        if start < 2 or raw[start - 2] != 0x0A or raw[start - 1] != end - start:
+            continue  # not a length-prefixed field 1
+        if end + 1 >= n or raw[end] != 0x12:
+            continue  # no value: a KeyInfo of an encrypted keyset
+        length, at, shift = 0, end + 1, 0
+        while at < n and shift < 35:  # the value's length, a varint
+            byte = raw[at]
+            length |= (byte & 0x7F) << shift
+            at += 1
+            shift += 7
+            if not byte & 0x80:
+                break
+        at += length
+        if at + 1 < n and raw[at] == 0x18 and raw[at + 1] in _SECRET_MATERIAL:
+            return True
+    return False
 
 
 def lookalike(value: str) -> bool:

@@ -603,7 +603,7 @@ RULES: tuple[ProviderRule, ...] = (
         "1Password",
         "recovery code",
         ("1prk-",),
-        r"(?<![A-Za-z0-9-])(?P<s>1PRK(?:-[A-Z0-9]{4}){13})(?![a-z0-9-])",
+        r"(?<![A-Za-z0-9-])(?P<s>1PRK(?:-[A-Z0-9]{4}){13})(?![A-Za-z0-9-])",
     ),
     raw(
         "bitwarden-access-token",
