@@ -1282,6 +1282,20 @@ RULES: tuple[ProviderRule, ...] = (
         r"(?P<s>(?:https?|wss?)://[\w.-]*infura\.io/(?:ws/)?v3/[0-9a-f]{32})(?![0-9A-Za-z])",
     ),
     token("adafruit-io-key", "Adafruit IO", "key", "aio_", A62, 28),
+    raw(  # a personal access token's secret: 16 bytes in base64, ":", 32 letters and digits
+        "tableau-pat-secret",
+        "Tableau",
+        "personal access token secret",
+        ("==:",),
+        r"(?<![A-Za-z0-9+/])(?P<s>[A-Za-z0-9+/]{22}==:[A-Za-z0-9]{32})(?![A-Za-z0-9])",
+    ),
+    raw(  # sk_pr_, the key's name, "_", 40 hex digits
+        "photoroom-api-key",
+        "PhotoRoom",
+        "API key",
+        ("sk_pr_",),
+        rf"{_B}(?P<s>sk_pr_[A-Za-z0-9-]{{1,64}}_[0-9a-f]{{40}})(?![A-Za-z0-9])",
+    ),
     raw(  # base64 of {"miro.origin":"<region>"}, "_", the token
         "miro-access-token",
         "Miro",
