@@ -249,6 +249,9 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
     "onepassword-recovery-code": lambda: (
         "1PRK" + "".join("-" + rnd(4, string.ascii_uppercase + string.digits) for _ in range(13))
     ),
+    "sidekiq-gem-credentials": lambda: (
+        "BUNDLE_ENTERPRISE__CONTRIBSYS__COM=" + rnd(8, HEXL) + ":" + rnd(8, HEXL)
+    ),
     "tableau-pat-secret": lambda: rnd(22, B64) + "==:" + rnd(32),
     "photoroom-api-key": lambda: "sk" + "_pr_" + "prod-key_" + rnd(40, HEXL),
     "stability-api-key-prefixed": lambda: "sk" + "-" + rnd(46) + "Q7",

@@ -1282,6 +1282,14 @@ RULES: tuple[ProviderRule, ...] = (
         r"(?P<s>(?:https?|wss?)://[\w.-]*infura\.io/(?:ws/)?v3/[0-9a-f]{32})(?![0-9A-Za-z])",
     ),
     token("adafruit-io-key", "Adafruit IO", "key", "aio_", A62, 28),
+    raw(  # Bundler's credentials for Sidekiq Pro/Enterprise's gem server: 8 hex, ":", 8 hex
+        "sidekiq-gem-credentials",
+        "Sidekiq",
+        "Pro or Enterprise gem server credentials",
+        ("contribsys__com",),
+        r"(?i:BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM)[\"']?[ \t]*[=:][ \t]*[\"']?"
+        r"(?P<s>[0-9a-fA-F]{8}:[0-9a-fA-F]{8})(?![0-9A-Za-z])",
+    ),
     raw(  # a personal access token's secret: 16 bytes in base64, ":", 32 letters and digits
         "tableau-pat-secret",
         "Tableau",
