@@ -252,6 +252,7 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
     "sidekiq-gem-credentials": lambda: (
         "BUNDLE_ENTERPRISE__CONTRIBSYS__COM=" + rnd(8, HEXL) + ":" + rnd(8, HEXL)
     ),
+    "gcp-api-key-bound": lambda: "AQ" + ".Ab8R" + rnd(45, U64),
     "tableau-pat-secret": lambda: rnd(22, B64) + "==:" + rnd(32),
     "photoroom-api-key": lambda: "sk" + "_pr_" + "prod-key_" + rnd(40, HEXL),
     "stability-api-key-prefixed": lambda: "sk" + "-" + rnd(46) + "Q7",

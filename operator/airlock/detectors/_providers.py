@@ -262,6 +262,13 @@ RULES: tuple[ProviderRule, ...] = (
         rf"(?P<s>AIza(?<![{URL64}]AIza)[{URL64}]{{35}})",
         kind="GCP API key",
     ),
+    raw(  # an API key bound to a service account: AQ. and Ab8R, where classic keys have AIza
+        "gcp-api-key-bound",
+        "Google Cloud",
+        "API key bound to a service account",
+        ("aq.ab8r",),
+        rf"{_B}(?P<s>AQ\.Ab8R[{URL64}]{{40,}}){_END}",
+    ),
     token(
         "google-oauth-client-secret",
         "Google",
