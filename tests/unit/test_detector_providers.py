@@ -80,6 +80,10 @@ def tail_example(tail: str) -> str:
 def body(rule: ProviderRule, n: int | None = None) -> str:
     """A random body of the rule's alphabet; "=" (base64 padding) only at the end, as in real
     tokens: "==" inside a value reads as code (a comparison)."""
+    if rule.verify == "figma_legacy":  # shapes the alphabet alone does not say
+        return rnd(6, string.digits) + "-" + _uuid()
+    if rule.verify == "user_colon_password_hex8":
+        return rnd(8, HEXL) + ":" + rnd(8, HEXL)
     n = rule.length[0] if n is None else n
     alphabet = chars(rule.alphabet)
     if "=" not in alphabet or n < 2:
@@ -225,7 +229,11 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
     "twitter-bearer-token": lambda: "A" * 22 + rnd(90),
     "salesforce-access-token": lambda: "00D" + rnd(15) + "!" + rnd(96),
     "salesforce-refresh-token": lambda: "5A" + "ep" + rnd(90),
-    "facebook-app-access-token": lambda: rnd(15, string.digits) + "|" + rnd(32, HEXL),
+    # an app id never starts with 0 (the rule asks [1-9]: a run of digits with a leading 0 is
+    # no id)
+    "facebook-app-access-token": lambda: (
+        rnd(1, "123456789") + rnd(14, string.digits) + "|" + rnd(32, HEXL)
+    ),
     "fal-api-key": lambda: "FAL_KEY=" + _uuid() + ":" + rnd(32, HEXL),
     "deepl-api-key": lambda: _uuid() + ":" + "fx",
     "builderio-private-key": lambda: "bp" + "k-" + rnd(32, HEXL),
@@ -249,11 +257,11 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
     "onepassword-recovery-code": lambda: (
         "1PRK" + "".join("-" + rnd(4, string.ascii_uppercase + string.digits) for _ in range(13))
     ),
-    "sidekiq-gem-credentials": lambda: (
-        "BUNDLE_ENTERPRISE__CONTRIBSYS__COM=" + rnd(8, HEXL) + ":" + rnd(8, HEXL)
-    ),
     "gcp-api-key-bound": lambda: "AQ" + ".Ab8R" + rnd(45, U64),
-    "tableau-pat-secret": lambda: rnd(22, B64) + "==:" + rnd(32),
+    "tableau-pat-secret": lambda: rnd(22, B64) + "==:" + rnd(30) + "aZ",
+    "mailgun-api-key": lambda: "key" + "-" + rnd(29, string.ascii_lowercase) + "042",
+    "buildkite-token": lambda: "bkua" + "_" + rnd(40, string.ascii_lowercase + string.digits),
+    "posthog-personal-key": lambda: "phx" + "_" + rnd(40) + "123",
     "photoroom-api-key": lambda: "sk" + "_pr_" + "prod-key_" + rnd(40, HEXL),
     "stability-api-key-prefixed": lambda: "sk" + "-" + rnd(46) + "Q7",
     "miro-access-token": lambda: "eyJtaXJvLm9yaWdpbiI6" + "ImV1MDEifQ_" + rnd(27, U64),
@@ -455,9 +463,9 @@ def _variants() -> list[tuple[str, str, str]]:
         (xoxd, "Slack", xoxd.replace("xo" + "xd-", "xo" + "xq-")),
         # bodies beyond hex: Mailgun's documented keys and Buildkite's hold any of a-z0-9,
         # PostHog's personal keys are URL-safe base64
-        ("key" + "-" + rnd(31, "ghjknpqrstuvwxyz") + "0", "Mailgun", "kez-" + rnd(32, "xyz0")),
+        ("key" + "-" + rnd(29, "ghjknpqrstuvwxyz") + "307", "Mailgun", "kez-" + rnd(32, "xyz0")),
         ("bkua" + "_" + rnd(39, "ghjknpqrstuvwxyz") + "1", "Buildkite", "bkua" + "_" + rnd(39)),
-        ("phx" + "_" + rnd(20) + "_-" + rnd(21), "PostHog", "phy" + "_" + rnd(43)),
+        ("phx" + "_" + rnd(20) + "_-" + rnd(18) + "123", "PostHog", "phy" + "_" + rnd(43)),
         # a JVM system property flag, a camelCase variable
         (f"mvn sonar:sonar -Dsonar.login={sonar}", "SonarQube", f"-Dsonar.host={sonar}"),
         (f'$sonarLogin = "{sonar}"', "SonarQube", f'$sonarHost = "{sonar}"'),
@@ -561,3 +569,52 @@ def test_a_rule_whose_own_name_says_id_is_announced_by_that_name() -> None:
     assert det.kind == "Code Climate test reporter ID"
     assert D.check_env("ELASTIC_CA_TRUSTED_FINGERPRINT", value) is None
     assert D.check_env("BUILD_ID", value) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a base64 MD5 and a hex digest: a checksum line, no Tableau secret (its half mixes case)
+        "app.tar.gz: 1B2M2Y8AsgTpgAmY7PhCfg==:d41d8cd98f00b204e9800998ecf8427e",
+        # key- and a slug or a digest-free lower-case id: no Mailgun key (its keys hold digits)
+        "name: key-averyveryverylongidentifierwithoutdashes",
+        "path: /data/key-" + "abcdefghjkmnpqrstvwxyzabcdefghjk",
+        # a Phoenix identifier, not a PostHog key
+        "phx_live_view_session_token_for_current_user_session",
+        # a Buildkite token glued to more: another identifier
+        "bkua_" + "a" * 12 + "1" * 29,
+        # Figma: hex and dashes of a token's length that are no number-dash-UUID
+        "figma_file_id: 1a2b-9f08a2c8-7c1d-4e2f-8a3b-1c2d3e4f5a6b",
+        "FIGMA_PLUGIN_VERSION=9f08a2c8-7c1d-4e2f-8a3b-1c2d3e4f5a6b-1234",
+    ],
+)
+def test_shapes_beside_the_formats_are_not_reported(text: str) -> None:
+    assert D.check_env("APP_CONFIG_1", text) is None, text
+
+
+def test_the_formats_in_their_usual_places() -> None:
+    """Sidekiq's credentials where its documentation puts them (an env var, `bundle config`, a
+    Dockerfile's ENV with a blank), Figma's legacy tokens with a longer number, Code Climate's
+    reporter id under a dashed key (not under a digest's name), a PhotoRoom key redacted whole."""
+    cred = rnd(8, HEXL) + ":" + rnd(8, HEXL)
+    assert kind_of_env("BUNDLE_ENTERPRISE__CONTRIBSYS__COM", cred).startswith("Sidekiq")
+    for text in (
+        f"bundle config --local gems.contribsys.com {cred}",
+        f"ENV BUNDLE_GEMS__CONTRIBSYS__COM {cred}",
+    ):
+        assert kind_of_env("APP_CONFIG_1", text).startswith("Sidekiq"), text
+        assert D.check_args(["sh", "-c", text]) != []
+    token = rnd(6, string.digits) + "-" + _uuid()
+    assert kind_of_env("FIGMA_TOKEN", token).startswith("Figma")
+    assert kind_of_env("APP_CONFIG_1", f"figma: {token}").startswith("Figma")
+    reporter = rnd(64, HEXL)
+    assert kind_of_env("APP_CONFIG_1", f"cc-test-reporter-id: {reporter}").startswith("Code")
+    assert D.check_env("CC_TEST_REPORTER_ID_SHA256", reporter) is None
+    key = "sk" + "_pr_" + "my-key_" + rnd(40, HEXL)
+    assert kind_of_env("APP_CONFIG_1", key).startswith("PhotoRoom")
+    assert redact(f"K={key}") == "K=[REDACTED]"
+
+
+def kind_of_env(name: str, value: str) -> str:
+    det = D.check_env(name, value)
+    return det.kind if det is not None else ""

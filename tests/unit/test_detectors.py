@@ -1965,10 +1965,14 @@ def test_secret_manifest_values_are_redacted_whole() -> None:
 def test_bundler_credentials_for_a_gem_host_are_named_by_the_host() -> None:
     """Bundler reads a gem source's credentials from BUNDLE_<HOST> (dots written "__"): a
     user:password pair or a token there is a credential; its other settings are not."""
-    for value in ("cafebabe:deadbeef", "Xk9mQ2vLp7wZr4tAbCd"):
+    # (Sidekiq's gem server's own format, 8 hex:8 hex, is named for Sidekiq)
+    for value, kind in (
+        ("cafebabe:deadbeef", "Sidekiq Pro or Enterprise gem server credentials"),
+        ("Xk9mQ2vLp7wZr4tAbCd", "credential"),
+    ):
         det = D.check_env("BUNDLE_ENTERPRISE__CONTRIBSYS__COM", value)
         assert det is not None
-        assert det.kind == "credential"
+        assert det.kind == kind
     for name, value in (
         ("BUNDLE_GEMS__EXAMPLE__COM", "user:changeme"),  # a placeholder password
         ("BUNDLE_BUILD__NOKOGIRI", "--use-system-libraries"),  # build flags

@@ -164,9 +164,9 @@ class Detection:
 
 
 _PASSWORD_CLASS = NameClass(True, "password")
-# the name rules whose own provider name says identifier (CC_TEST_REPORTER_ID): a variable
-# named so still announces them
-_IDENTIFIER_NAMED = tuple(any(names_identifier(n) for n in r.names) for r in RULES)
+# of each rule, its provider names that say identifier (CC_TEST_REPORTER_ID): a variable whose
+# name ends with one still announces the rule
+_IDENTIFIER_NAMED = tuple(tuple(k for k in r.keywords if names_identifier(k)) for r in RULES)
 # Kinds of credential a person may choose (a passphrase of words is one); the others are issued.
 _CHOSEN_KINDS = frozenset({"password", "secret", "credential"})
 
@@ -778,7 +778,10 @@ class DetectorSet:
             # unless a rule's own name says so (Code Climate's CC_TEST_REPORTER_ID)
             rules = name_rules(name)
             if rules and names_identifier(name):
-                rules = frozenset(i for i in rules if _IDENTIFIER_NAMED[i])
+                low = name.lower()
+                rules = frozenset(
+                    i for i in rules if any(low.endswith(k) for k in _IDENTIFIER_NAMED[i])
+                )
             found = (classify(name, self._extra), rules)
             if len(names) >= _NAME_CACHE_MAX:
                 names.clear()

@@ -139,10 +139,20 @@ def generated(secret: str) -> bool:
 _GENERATED_MIN_CHARS = 10
 
 
+# Figma's legacy personal access tokens: a number, "-", a UUID
+_FIGMA_LEGACY = re.compile(
+    r"\d{1,10}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+).fullmatch
+
+# Sidekiq's gem server credentials: 8 hex digits, ":", 8 hex digits
+_HEX8_PAIR = re.compile(r"[0-9a-fA-F]{8}:[0-9a-fA-F]{8}").fullmatch
+
 _VERIFY: dict[str, Callable[[str], bool]] = {
     "crc32": crc32_token_ok,
     "jwt": jwt_ok,
     "generated": generated,
+    "figma_legacy": lambda secret: _FIGMA_LEGACY(secret) is not None,
+    "user_colon_password_hex8": lambda secret: _HEX8_PAIR(secret) is not None,
 }
 
 
@@ -450,6 +460,8 @@ _EXTRA_PREFIXES = {
     "atctt3",
     "access_token$",
     "sgp_",
+    "bkua_",  # rules written raw for their end or digits: their prefixes still mark lookalikes
+    "phx_",
 }
 # "sk-" starts the keys of many providers, documented or not: there is no one format to fail.
 _LOOKALIKE_PREFIXES: tuple[str, ...] = tuple(sorted((_TOKEN_PREFIXES | _EXTRA_PREFIXES) - {"sk-"}))

@@ -823,7 +823,13 @@ RULES: tuple[ProviderRule, ...] = (
         tail=f"_[{HEX}]{{40}}",
     ),
     near("circleci-token-legacy", "CircleCI", "API token", ("circleci", "circle_token"), HEX, 40),
-    token("buildkite-token", "Buildkite", "API access token", "bkua_", LOW, 40),
+    raw(  # bkua_ and 40 lower-case letters and digits, where the token ends
+        "buildkite-token",
+        "Buildkite",
+        "API access token",
+        ("bkua_",),
+        rf"{_B}(?P<s>bkua_[{LOW}]{{40}})(?![A-Za-z0-9_-])",
+    ),
     token("buildkite-agent-token", "Buildkite", "agent token", "bkat_", A62, (40, 0)),
     near("travis-token", "Travis CI", "API token", ("travis",), URL64, 22),
     near("jenkins-api-token", "Jenkins", "API token", ("jenkins",), HEX, 34),
@@ -832,13 +838,13 @@ RULES: tuple[ProviderRule, ...] = (
         "TeamCity",
         "access token",
         ("eyj0exaioiaivenwmij9",),
-        rf"(?P<s>eyJ0eXAiOiAiVENWMiJ9\.[{URL64}]{{20,}}\.[{URL64}]{{20,}})",
+        rf"{_B}(?P<s>eyJ0eXAiOiAiVENWMiJ9\.[{URL64}]{{20,}}\.[{URL64}]{{20,}})",
     ),
     near(  # the reporter ID is the upload credential (a name saying ID, for once)
         "codeclimate-reporter-id",
         "Code Climate",
         "test reporter ID",
-        ("cc_test_reporter_id", "codeclimate_reporter_id"),
+        ("cc_test_reporter_id", "cc-test-reporter-id", "codeclimate_reporter_id"),
         HEX,
         64,
     ),
@@ -1052,7 +1058,13 @@ RULES: tuple[ProviderRule, ...] = (
         ("-us",),
         rf"(?<![{A62}])(?P<s>[{HEX}]{{32}}-us\d{{1,2}})(?![{A62}])",
     ),
-    token("mailgun-api-key", "Mailgun", "API key", "key-", LOW, 32),
+    raw(  # key- and 32 lower-case letters and digits, digits among them (not a slug)
+        "mailgun-api-key",
+        "Mailgun",
+        "API key",
+        ("key-",),
+        rf"{_B}(?P<s>key-(?=(?:[a-z]*+[0-9]){{3}})[a-z0-9]{{32}})(?![A-Za-z0-9_-])",
+    ),
     raw(
         "mailgun-private-key",
         "Mailgun",
@@ -1289,20 +1301,28 @@ RULES: tuple[ProviderRule, ...] = (
         r"(?P<s>(?:https?|wss?)://[\w.-]*infura\.io/(?:ws/)?v3/[0-9a-f]{32})(?![0-9A-Za-z])",
     ),
     token("adafruit-io-key", "Adafruit IO", "key", "aio_", A62, 28),
-    raw(  # Bundler's credentials for Sidekiq Pro/Enterprise's gem server: 8 hex, ":", 8 hex
+    near(  # Bundler's credentials for Sidekiq Pro/Enterprise's gem server: 8 hex, ":", 8 hex,
+        # after the variable or the host as `bundle config` takes it
         "sidekiq-gem-credentials",
         "Sidekiq",
         "Pro or Enterprise gem server credentials",
-        ("contribsys__com",),
-        r"(?i:BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM)[\"']?[ \t]*[=:][ \t]*[\"']?"
-        r"(?P<s>[0-9a-fA-F]{8}:[0-9a-fA-F]{8})(?![0-9A-Za-z])",
-    ),
+        (
+            "bundle_enterprise__contribsys__com",
+            "bundle_gems__contribsys__com",
+            "enterprise.contribsys.com",
+            "gems.contribsys.com",
+        ),
+        "0-9a-fA-F:",
+        17,
+    )._replace(verify="user_colon_password_hex8"),
     raw(  # a personal access token's secret: 16 bytes in base64, ":", 32 letters and digits
         "tableau-pat-secret",
         "Tableau",
         "personal access token secret",
         ("==:",),
-        r"(?<![A-Za-z0-9+/])(?P<s>[A-Za-z0-9+/]{22}==:[A-Za-z0-9]{32})(?![A-Za-z0-9])",
+        # (the secret half mixes cases: a digest's hex after a base64 MD5 is no token)
+        r"(?<![A-Za-z0-9+/])(?P<s>[A-Za-z0-9+/]{22}==:(?=[a-z0-9]{0,31}[A-Z])(?=[A-Z0-9]{0,31}[a-z])"
+        r"[A-Za-z0-9]{32})(?![A-Za-z0-9])",
     ),
     raw(  # sk_pr_, the key's name, "_", 40 hex digits
         "photoroom-api-key",
@@ -1334,7 +1354,13 @@ RULES: tuple[ProviderRule, ...] = (
         r"(?i:thingsboard)[^\s\"'<>]{0,200}?/api/v1/(?P<s>[A-Za-z0-9]{20})"
         r"/(?:telemetry|attributes|rpc|claim)\b",
     ),
-    token("posthog-personal-key", "PostHog", "personal API key", "phx_", URL64, (40, 0)),
+    raw(  # phx_ and 40+ URL-safe characters, digits among them (not a Phoenix identifier)
+        "posthog-personal-key",
+        "PostHog",
+        "personal API key",
+        ("phx_",),
+        rf"{_B}(?P<s>phx_(?=(?:[A-Za-z_-]*+[0-9]){{3}})[{URL64}]{{40,}}+)",
+    ),
     raw(  # raw, not token(): "phs" as a lookalike stem would refuse values starting phs…
         "posthog-project-secret-key",
         "PostHog",
@@ -1349,14 +1375,14 @@ RULES: tuple[ProviderRule, ...] = (
     token("notion-secret-legacy", "Notion", "integration secret (legacy)", "secret_", A62, 43),
     token("linear-api-key", "Linear", "API key", "lin_api_", A62, 40),
     token("figma-pat", "Figma", "personal access token", "figd_", URL64, (40, 0)),
-    near(  # before figd_: a number, a dash and a UUID
+    near(  # before figd_: a number, a dash and a UUID (its shape checked: not any hex and dashes)
         "figma-pat-legacy",
         "Figma",
         "personal access token (legacy)",
         ("figma",),
         HEX + "-",
-        41,
-    ),
+        (38, 47),
+    )._replace(verify="figma_legacy"),
     token(
         "airtable-pat",
         "Airtable",
