@@ -1064,6 +1064,35 @@ def test_a_windows_answer_file_password() -> None:
     assert found[0].fingerprint == fingerprint(secret)
 
 
+def test_network_device_configuration_secrets() -> None:
+    """A switch or router configuration kept in a ConfigMap (network automation): the enable
+    password, an SNMP community, a key, in clear (type 0) or reversibly encoded (type 7). A
+    type 9 secret is a hash, reported as one."""
+    enable, community, key = ("Zq9rT4vX" + rnd(6) for _ in range(3))
+    type9 = "$" + "9$" + rnd(14, ALNUM + "./") + "$" + rnd(43, ALNUM + "./")
+    config = (
+        "hostname edge-1\n!\n"
+        f"enable password {enable}\n"
+        f"enable secret 9 {type9}\n"
+        f"snmp-server community {community} RO 10\n"
+        "snmp-server community public RO\n"  # the well-known default: no secret
+        f"pac key 7 {key}\n!\n"
+    )
+    found = D.check_text("edge-1.cfg", config)
+    assert sorted(d.kind for d in found) == ["password", "password", "password", "password hash"]
+    assert {d.fingerprint for d in found if d.kind == "password"} == {
+        fingerprint(enable),
+        fingerprint(community),
+        fingerprint(key),
+    }
+    for prose in (
+        "Enable password authentication for the admin console",
+        "Set the snmp-server community string in the UI",
+        "enable secret 5 ",
+    ):
+        assert D.check_text("notes.txt", prose) == [], prose
+
+
 def test_jvm_property_flags_in_argument_lists() -> None:
     """``-Dsonar.login=…`` as its own argument (exec form) is read as the property it sets."""
     token = rnd(40, "0123456789abcdef")
@@ -1415,6 +1444,8 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "password <input " * 15000,  # tags never closed
         "password <input type=password " * 8000,
         "<Password>" * 20000 + "<Value>",
+        "enable password " * 15000,  # device configuration lines that never end
+        "snmp-server community x " * 10000,
     ],
     ids=[
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
@@ -1424,7 +1455,7 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         *("getenv", "statements", "dotted", "bearer", "function urls", "function queries"),
         *("getter word", "setter word"),
         *("sshpass", "psexec", "smbclient", "bcrypt prefixes", "truenas"),
-        *("inputs", "password inputs", "answer file"),
+        *("inputs", "password inputs", "answer file", "enable", "community"),
     ],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:

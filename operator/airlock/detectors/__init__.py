@@ -50,8 +50,10 @@ Decisions worth knowing (each has a test):
   user%…``; the same in exec-form argument lists), and the password a database or directory
   client's call takes as a positional literal (``NetworkCredential``, ``mysqli_connect``,
   ``DBI->connect``). A command substitution (``$(kubectl get secret …)``) or an escaped variable
-  (``$$VAR``, ``\\$VAR``) is no literal. An HTML form's password field filled in and a Windows
-  answer file's ``<Password><Value>`` are read as passwords.
+  (``$$VAR``, ``\\$VAR``) is no literal. An HTML form's password field filled in, a Windows
+  answer file's ``<Password><Value>`` and a network device's configuration lines (``enable
+  password``, ``snmp-server community … RO``, ``pac key``; not the default ``public``) are
+  read as passwords.
   A Kubernetes Secret manifest written in a text (a ConfigMap, an env value) is reported by its
   ``data`` and ``stringData`` values. A ``Bearer`` token is read without its header's name.
 - Password hashes (crypt's ``$1$``/``$apr1$``, ``$5$``/``$6$``, bcrypt, yescrypt, Cisco type 8

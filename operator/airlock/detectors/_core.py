@@ -318,6 +318,19 @@ _CLIENTS = {
     "smbget": _SMB,
 }
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
+# Network device configuration (Cisco IOS and its kin, kept in ConfigMaps by automation): a
+# line's command and the secret it sets, after an optional encryption type: 0 (clear) or 7
+# (reversible). Types 5, 8 and 9 are hashes, read by the hash rules (their "5" is no secret).
+# The value ends the line (prose goes on: "Enable password authentication for …"); a
+# community string is followed by its access (RO, RW) or a view. The well-known default
+# communities (public, private) are no secret.
+_DEVICE_WORDS = ("enable password", "enable secret", "snmp-server community", "pac key")
+_DEVICE_SECRET = re.compile(
+    r"(?im)^[ \t]*+(?:(?:enable[ \t]++(?:password|secret)(?:[ \t]++level[ \t]++\d++)?"
+    r"|pac[ \t]++key)(?:[ \t]++[07](?=[ \t]))?[ \t]++(?P<val>\S++)[ \t]*+\r?$"
+    r"|snmp-server[ \t]++community[ \t]++(?P<community>\S++)[ \t]++(?:RO|RW|view)\b)"
+)
+_DEFAULT_COMMUNITIES = frozenset({"public", "private"})
 # An HTML form's password field and the value it is filled with (a tag's attributes, any order)
 _MAX_TAG = 2048
 _INPUT_TAG = re.compile(r"(?i)<input(?![\w-])")
@@ -1296,6 +1309,13 @@ class DetectorSet:
                     if looks_random(user, strict=True) and not is_filler(user):
                         self._named_at(found, "api_key", user, m.start("user"), REASON_FLAG, depth)
         low = text.lower()
+        if any(w in low for w in _DEVICE_WORDS):
+            for m in _DEVICE_SECRET.finditer(text):
+                group = "val" if m.group("val") is not None else "community"
+                value = m.group(group)
+                if value.lower() not in _DEFAULT_COMMUNITIES:
+                    at = m.start(group)
+                    self._named_at(found, "password", value, at, REASON_KEY, depth)
         for names, command, flag in _CLIENT_PASSWORDS:
             if any(n in low for n in names):
                 for m in _command_flags(text, command, flag, first_only=True):

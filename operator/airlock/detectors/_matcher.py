@@ -72,6 +72,11 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "rpcclient",
         "smbcacls",
         "smbget",
+        # network device configuration lines (read with the commands: they are IOS commands)
+        "enable password",
+        "enable secret",
+        "snmp-server community",
+        "pac key",
     ),
 }
 
