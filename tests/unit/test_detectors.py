@@ -1064,6 +1064,33 @@ def test_a_windows_answer_file_password() -> None:
     assert found[0].fingerprint == fingerprint(secret)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "$mail->Password = '{s}';  // SMTP password",  # PHPMailer
+        '$this->api_token = "{s}";',
+        'cfg->db_password = "{s}";',  # C
+    ],
+)
+def test_a_member_written_with_an_arrow_is_a_key(line: str) -> None:
+    secret = "Zq9rT4vX" + rnd(8)
+    det = D.check_env("APP_CONFIG_1", line.format(s=secret))
+    assert det is not None, line
+    assert det.fingerprint == fingerprint(secret)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '$mail->Password = $config->get("smtp_password");',
+        '$this->token = getenv("TOKEN");',
+        "if ($user->password == $input) {",
+    ],
+)
+def test_a_member_given_code_is_not_a_literal(line: str) -> None:
+    assert D.check_env("APP_CONFIG_1", line) is None
+
+
 def test_network_device_configuration_secrets() -> None:
     """A switch or router configuration kept in a ConfigMap (network automation): the enable
     password, an SNMP community, a key, in clear (type 0) or reversibly encoded (type 7). A
@@ -1446,6 +1473,7 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "<Password>" * 20000 + "<Value>",
         "enable password " * 15000,  # device configuration lines that never end
         "snmp-server community x " * 10000,
+        "password " + "a->" * 60000 + "= x",  # member arrows
     ],
     ids=[
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
@@ -1455,7 +1483,7 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         *("getenv", "statements", "dotted", "bearer", "function urls", "function queries"),
         *("getter word", "setter word"),
         *("sshpass", "psexec", "smbclient", "bcrypt prefixes", "truenas"),
-        *("inputs", "password inputs", "answer file", "enable", "community"),
+        *("inputs", "password inputs", "answer file", "enable", "community", "arrows"),
     ],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:

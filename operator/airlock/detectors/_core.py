@@ -393,6 +393,8 @@ class _Patterns:
 # quote. So `KEY==x`, `KEY=>x` and `key:=x` (.properties) still give the values "=x", ">x", "=x".
 # Before the key a sigil may stand: PHP's and Perl's "$", Ruby's "@" and ":" (a symbol).
 _DECLARED = r"(?:[A-Za-z_$][\w$.:<>\[\]*?]*+(?<!:)[ \t]++){0,4}"  # (no "word:": prose)
+# An object's member written with "->" (PHP, Perl, C): ``$mail->Password = '…'``
+_MEMBER_OF = r"(?:[$@]?[A-Za-z_]\w*+->)*+"
 # A line commented out keeps its credential: "#", "//", "--", ";", "*" (a block comment's line)
 _COMMENTED = r"(?:(?:#+|//+|--|;+|\*)[ \t]*)?"
 # A log line's level tag before what it prints: "[DEBUG] Using key=…"
@@ -409,7 +411,7 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
     key = rf"(?=[\w.\-]*?{kw})[\w.\-]++"
     return _Patterns(
         kv_line=re.compile(
-            rf"^[ \t]*{_LOGGED}{_COMMENTED}(?:-[ \t]+)?{_DECLARED}"
+            rf"^[ \t]*{_LOGGED}{_COMMENTED}(?:-[ \t]+)?{_DECLARED}{_MEMBER_OF}"
             rf"(?P<q>[\"']?)[$@:]?(?P<key>{key})(?P=q){_TYPED}"
             rf"[ \t]*{_ASSIGN}[ \t]*(?P<val>[^\r\n]*)\r?$",
             re.MULTILINE,
