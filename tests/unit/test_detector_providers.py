@@ -258,6 +258,7 @@ RAW_EXAMPLES: dict[str, Callable[[], str]] = {
         "1PRK" + "".join("-" + rnd(4, string.ascii_uppercase + string.digits) for _ in range(13))
     ),
     "gcp-api-key-bound": lambda: "AQ" + ".Ab8R" + rnd(45, U64),
+    "freemius-secret-key": lambda: '"secret_key" => "sk' + "_" + rnd(25) + "#&@*" + '"',
     "tableau-pat-secret": lambda: rnd(22, B64) + "==:" + rnd(30) + "aZ",
     "mailgun-api-key": lambda: "key" + "-" + rnd(29, string.ascii_lowercase) + "042",
     "buildkite-token": lambda: "bkua" + "_" + rnd(40, string.ascii_lowercase + string.digits),

@@ -1091,6 +1091,21 @@ def test_a_member_given_code_is_not_a_literal(line: str) -> None:
     assert D.check_env("APP_CONFIG_1", line) is None
 
 
+def test_json_inside_a_string_literal_and_a_headers_index() -> None:
+    """JSON escaped inside a string (``"{\\"api_token\\": \\"…\\"}"``) is read for its keys,
+    and a headers map indexed by name (``headers['Authorization'] = 'Basic …'``) is a header."""
+    secret = "Zq9rT4vX" + rnd(10)
+    escaped = 'payload = "{\\"api_token\\": \\"' + secret + '\\"}"'
+    det = D.check_env("APP_CONFIG_1", escaped)
+    assert det is not None
+    assert det.fingerprint == fingerprint(secret)
+    basic = base64.b64encode(("svc:" + rnd(14)).encode()).decode()
+    det = D.check_env("APP_CONFIG_1", f"headers['Authorization'] = 'Basic {basic}'")
+    assert det is not None
+    assert det.kind == "HTTP basic credentials"
+    assert D.check_env("APP_CONFIG_1", 'payload = "{\\"api_token\\": \\"$TOKEN\\"}"') is None
+
+
 def test_network_device_configuration_secrets() -> None:
     """A switch or router configuration kept in a ConfigMap (network automation): the enable
     password, an SNMP community, a key, in clear (type 0) or reversibly encoded (type 7). A
@@ -1474,6 +1489,7 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "enable password " * 15000,  # device configuration lines that never end
         "snmp-server community x " * 10000,
         "password " + "a->" * 60000 + "= x",  # member arrows
+        '\\"token\\": ' * 20000,  # escaped JSON keys with no value
     ],
     ids=[
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
@@ -1484,6 +1500,7 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         *("getter word", "setter word"),
         *("sshpass", "psexec", "smbclient", "bcrypt prefixes", "truenas"),
         *("inputs", "password inputs", "answer file", "enable", "community", "arrows"),
+        "escaped json",
     ],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:

@@ -218,8 +218,8 @@ _SEPARATOR = re.compile(r"[-_.]")
 # A value that is one base64 blob (a token or a key file stored encoded).
 _B64_BLOB = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\Z")
 
-_AUTH_HEADER = re.compile(
-    r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*+[:=]?[ \t]*+[\"']?[ \t]*+"
+_AUTH_HEADER = re.compile(  # (also a headers map's index: headers['Authorization'] = '…')
+    r"(?i)\b(?:proxy-)?authorization[\"']?\]?[ \t]*+[:=]?[ \t]*+[\"']?[ \t]*+"
     r"(?P<scheme>bearer|basic|token|apikey|api-key|api-token|sso-key|key|ssws|bot|geniekey)"
     r"[ \t]+"
     r"(?P<val>[A-Za-z0-9._~+/=:-]{8,})"
@@ -369,6 +369,7 @@ class _Patterns:
     keyword: re.Pattern[str]  # any credential word: the lines worth trying kv_line on
     keyword_lower: re.Pattern[str]  # the same over lower-cased text: no per-position case folding
     json_pair: re.Pattern[str]
+    json_escaped_pair: re.Pattern[str]  # {\"token\": \"…\"}: JSON inside a string literal
     xml_element: re.Pattern[str]  # <password>…</password> (Maven settings.xml)
     xml_property: re.Pattern[str]  # <name>fs.s3a.secret.key</name><value>…</value> (Hadoop)
     xml_add: re.Pattern[str]  # <add key="ApiKey" value="…" /> (.NET appSettings, NuGet.config)
@@ -419,6 +420,9 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         keyword=re.compile(kw),
         keyword_lower=re.compile(_keyword_fragment(extra, folded=False)),
         json_pair=re.compile(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
+        json_escaped_pair=re.compile(
+            rf"\\\"(?P<key>{key})\\\"[ \t]*+:[ \t]*+\\\"(?P<val>[^\"\\\r\n]++)\\\""
+        ),
         xml_element=re.compile(
             rf"<(?P<key>{key})>[ \t\r\n]*(?P<val>[^<>\s](?:[^<>\r\n]*[^<>\s])?)[ \t\r\n]*"
             rf"</(?P=key)>"
@@ -1177,6 +1181,7 @@ class DetectorSet:
         # cleaned as kv_line's is
         for marks, pattern, line in (
             (('"',), p.json_pair, False),
+            (('\\"',), p.json_escaped_pair, False),
             (("</",), p.xml_element, False),
             (("</",), p.xml_property, False),
             (('"value"',), p.name_value_json, False),

@@ -1315,6 +1315,14 @@ RULES: tuple[ProviderRule, ...] = (
         "0-9a-fA-F:",
         17,
     )._replace(verify="user_colon_password_hex8"),
+    raw(  # the SDK's configuration array: "secret_key" => "sk_" and 29 printable characters
+        "freemius-secret-key",
+        "Freemius",
+        "secret key",
+        ("secret_key",),
+        r"(?i:secret_key)[\"']?[ \t]*+=>[ \t]*+[\"'](?P<s>sk_[^\s\"']{29})[\"']",
+        verify="generated",
+    ),
     raw(  # a personal access token's secret: 16 bytes in base64, ":", 32 letters and digits
         "tableau-pat-secret",
         "Tableau",
