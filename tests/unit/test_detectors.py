@@ -1085,6 +1085,14 @@ def test_a_member_written_with_an_arrow_is_a_key(line: str) -> None:
         '$mail->Password = $config->get("smtp_password");',
         '$this->token = getenv("TOKEN");',
         "if ($user->password == $input) {",
+        # a member is assigned code unless its value is quoted
+        "$user->password = md5($plain);",
+        "$mail->Password = $pw . '';",
+        "$mail->Password = (string) $pw;",
+        "s->password = pwd_buffer;",
+        # a sequence diagram, a log line: ":" after an arrow is no assignment
+        "kubelet->Secret: mountVolume",
+        "[INFO] user->password: updated successfully",
     ],
 )
 def test_a_member_given_code_is_not_a_literal(line: str) -> None:
@@ -1103,7 +1111,13 @@ def test_json_inside_a_string_literal_and_a_headers_index() -> None:
     det = D.check_env("APP_CONFIG_1", f"headers['Authorization'] = 'Basic {basic}'")
     assert det is not None
     assert det.kind == "HTTP basic credentials"
-    assert D.check_env("APP_CONFIG_1", 'payload = "{\\"api_token\\": \\"$TOKEN\\"}"') is None
+    for built in (
+        'payload = "{\\"api_token\\": \\"$TOKEN\\"}"',
+        "body = '{\\\"password\\\": \\\"' + pw + '\\\"}'",  # a concatenation
+        'curl -d "{\\"password\\": \\"`cat /run/pw`\\"}" https://x.example',
+        'curl -d "{\\"password\\": \\"pre-$PW\\"}" https://x.example',
+    ):
+        assert D.check_env("APP_CONFIG_1", built) is None, built
 
 
 def test_network_device_configuration_secrets() -> None:
@@ -1131,8 +1145,24 @@ def test_network_device_configuration_secrets() -> None:
         "Enable password authentication for the admin console",
         "Set the snmp-server community string in the UI",
         "enable secret 5 ",
+        # prose and command references: capitalised, one lower-case word, no IOS access
+        "Enable secret scanning",
+        "enable password policy",
+        "pac key rotation",
+        "snmp-server community strings view the MIB",
+        "snmp-server community string, RO access",
+        "snmp-server community string ro",
     ):
         assert D.check_text("notes.txt", prose) == [], prose
+        assert D.check_env("DESCRIPTION", prose) is None, prose
+    # an Ansible ios_config task lists the same lines
+    playbook = (
+        f'  lines:\n    - "enable secret 0 {enable}"\n    - snmp-server community {community} RW\n'
+    )
+    assert {d.fingerprint for d in D.check_text("site.yml", playbook)} == {
+        fingerprint(enable),
+        fingerprint(community),
+    }
 
 
 def test_jvm_property_flags_in_argument_lists() -> None:

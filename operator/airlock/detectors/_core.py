@@ -325,10 +325,15 @@ _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 # community string is followed by its access (RO, RW) or a view. The well-known default
 # communities (public, private) are no secret.
 _DEVICE_WORDS = ("enable password", "enable secret", "snmp-server community", "pac key")
+# IOS writes the commands in lower case and the access in capitals (prose capitalises: "Enable
+# secret scanning"); a line may be an Ansible list item (- "enable secret …"), and the value is
+# no lone lower-case word ("enable password policy").
 _DEVICE_SECRET = re.compile(
-    r"(?im)^[ \t]*+(?:(?:enable[ \t]++(?:password|secret)(?:[ \t]++level[ \t]++\d++)?"
-    r"|pac[ \t]++key)(?:[ \t]++[07](?=[ \t]))?[ \t]++(?P<val>\S++)[ \t]*+\r?$"
-    r"|snmp-server[ \t]++community[ \t]++(?P<community>\S++)[ \t]++(?:RO|RW|view)\b)"
+    r"(?m)^[ \t]*+(?:-[ \t]++)?[\"']?(?:(?:enable[ \t]++(?:password|secret)"
+    r"(?:[ \t]++level[ \t]++\d++)?|pac[ \t]++key)(?:[ \t]++[07](?=[ \t]))?[ \t]++"
+    r"(?![a-z]++[\"']?[ \t]*+\r?$)(?P<val>[^\s\"']++)[\"']?[ \t]*+\r?$"
+    r"|snmp-server[ \t]++community[ \t]++(?![a-z]++[ \t])(?P<community>[^\s\"',]++)"
+    r"[ \t]++(?:RO|RW)\b)"
 )
 _DEFAULT_COMMUNITIES = frozenset({"public", "private"})
 # An HTML form's password field and the value it is filled with (a tag's attributes, any order)
@@ -340,6 +345,11 @@ _VALUE_ATTR = re.compile(
 )
 # a value written by code around the tag: a concatenation (' + pw + ', " . $pw . "), Razor
 _BUILT_VALUE = re.compile(r"^[ \t]*[\"'`]?[ \t]*[+.&][ \t]|[ \t][+.&][ \t]*[\"'`]?[ \t]*$|^@\w")
+# inside escaped JSON (a string in code or a shell command): a concatenation, or what a shell
+# expands ($PW, ${PW}, $(…), `…`)
+_SPLICED = re.compile(
+    r"^[ \t]*['\"`]?[ \t]*[+.][ \t]|[ \t][+.][ \t]*['\"`]?[ \t]*$|\$[A-Za-z_{(]|`"
+)
 # Redis configuration: a directive, a blank, its value (redis.conf: requirepass, masterauth).
 _REDIS_AUTH = re.compile(r"^[ \t]*(?:requirepass|masterauth)[ \t]+(?P<val>\S+)", re.M | re.I)
 # A PostgreSQL password file line: host:port:database:user:password (":" and "\" escaped).
@@ -395,7 +405,7 @@ class _Patterns:
 # Before the key a sigil may stand: PHP's and Perl's "$", Ruby's "@" and ":" (a symbol).
 _DECLARED = r"(?:[A-Za-z_$][\w$.:<>\[\]*?]*+(?<!:)[ \t]++){0,4}"  # (no "word:": prose)
 # An object's member written with "->" (PHP, Perl, C): ``$mail->Password = '…'``
-_MEMBER_OF = r"(?:[$@]?[A-Za-z_]\w*+->)*+"
+_MEMBER_OF = r"(?P<member>(?:[$@]?[A-Za-z_]\w*+->)++)?"
 # A line commented out keeps its credential: "#", "//", "--", ";", "*" (a block comment's line)
 _COMMENTED = r"(?:(?:#+|//+|--|;+|\*)[ \t]*)?"
 # A log line's level tag before what it prints: "[DEBUG] Using key=…"
@@ -414,7 +424,8 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         kv_line=re.compile(
             rf"^[ \t]*{_LOGGED}{_COMMENTED}(?:-[ \t]+)?{_DECLARED}{_MEMBER_OF}"
             rf"(?P<q>[\"']?)[$@:]?(?P<key>{key})(?P=q){_TYPED}"
-            rf"[ \t]*{_ASSIGN}[ \t]*(?P<val>[^\r\n]*)\r?$",
+            # (a member is assigned with "=" only: "client->token: request" is a diagram)
+            rf"[ \t]*(?(member)=(?![=>])|{_ASSIGN})[ \t]*(?P<val>[^\r\n]*)\r?$",
             re.MULTILINE,
         ),
         keyword=re.compile(kw),
@@ -1239,6 +1250,8 @@ class DetectorSet:
         """A ``key: value`` line's match: its literal (unquoted code is no literal); ``at``: the
         offset of the matched string in the text."""
         value, quoted = _clean_text_value(m.group("val"))
+        if "member" in m.re.groupindex and m.group("member") and not quoted:
+            return  # code assigning a member: a literal is quoted (md5($pw), $pw . '', buf)
         if quoted or _KV_CODE.search(value) is None:
             self._named_at(found, m.group("key"), value, m.start("val") + at, REASON_KEY, depth)
 
@@ -1252,6 +1265,8 @@ class DetectorSet:
             val = m.group(group)
             if pattern is self._patterns.xml_property:
                 val = val.strip()
+            elif pattern is self._patterns.json_escaped_pair and _SPLICED.search(val) is not None:
+                continue  # '{\"password\": \"' + pw + '\"}', a shell's $PW or `cat …` in it
             self._named_at(found, m.group("key"), val, m.start(group), REASON_KEY, depth)
 
     def _script_values(
@@ -1316,7 +1331,7 @@ class DetectorSet:
                     if looks_random(user, strict=True) and not is_filler(user):
                         self._named_at(found, "api_key", user, m.start("user"), REASON_FLAG, depth)
         low = text.lower()
-        if any(w in low for w in _DEVICE_WORDS):
+        if any(w in text for w in _DEVICE_WORDS):
             for m in _DEVICE_SECRET.finditer(text):
                 group = "val" if m.group("val") is not None else "community"
                 value = m.group(group)
