@@ -197,7 +197,7 @@ _CODE = re.compile(
     r"&(?:lt|gt|amp|quot|#\d+);"  # HTML-escaped placeholders: &lt;YOURPASSWORD&gt;
     # '$VAR', "${VAR}" in quotes; escaped for make or compose ($$VAR) or a shell (\$VAR)
     r"|^(['\"]?)(?:\$\$?|\\\$)(?:[A-Za-z_]\w*|\{[^{}]*\}|\([^()]*\))\1$"
-    r"|[a-z_]{2}[a-z0-9_]\(|\w\(\)|\w\([^()]*\)\s*[;{.]|\bfunction\b|\breturn\b|\bnew\s+\w"  # calls
+    r"|[a-z_]{3}\(|\w\(\)|\w\([^()]*\)\s*[;{.]|\bfunction\b|\breturn\b|\bnew\s+\w"  # calls
     # "a == b", "count==limit"; an operator ending the value is not read as one: "==" there is
     # base64 padding (a key's "…w==")
     rf"|(?:[a-z_]{{2}}|\s){_OPERATOR}(?!=*$)|{_OPERATOR}(?:\s|[a-z_]{{2}})"
