@@ -53,6 +53,36 @@ def poll(fetch: Callable[[], T | None], what: str, timeout: float = WAIT) -> T:
     return rig_poll(fetch, what, timeout)
 
 
+def poll_results(
+    scene: Scene,
+    namespace: str,
+    expected: set[tuple[str, str, str, str]],
+    what: str,
+    timeout: float = WAIT,
+) -> None:
+    """Poll the results of ``namespace``'s report until they are ``expected``; on a timeout,
+    say what was last seen and how far the audit got (an intermittent CI failure here once
+    left nothing to go by)."""
+    seen: list[set[tuple[str, str, str, str]]] = []
+
+    def fetch() -> bool | None:
+        got = scene.results(namespace)
+        seen[:] = [got]
+        return True if got == expected else None
+
+    try:
+        poll(fetch, what, timeout)
+    except pytest.fail.Exception:
+        compliance = scene.operator.compliance
+        last = compliance.last_pass
+        pytest.fail(
+            f"timed out after {timeout:.0f} s waiting for {what}: last seen "
+            f"{sorted(seen[0]) if seen else 'nothing'}; audit passes {compliance.passes}, last "
+            f"pass full={last.full if last else None} at {last.summary.time if last else None}; "
+            f"report writer available={compliance.reports.available}"
+        )
+
+
 def sample(name: str, **labels: str) -> float | None:
     return metrics.REGISTRY.get_sample_value(name, labels)
 
@@ -402,10 +432,7 @@ def test_existing_violations_show_in_metrics_and_reports(scene: Scene) -> None:
         ("Deployment", "fixme", "privileged-container", "fail"),
         ("Deployment", "fixme", "privilege-escalation", "fail"),
     }
-    poll(
-        lambda: True if scene.results(scene.prod) == expected_prod else None,
-        f"the PolicyReport of {scene.prod}",
-    )
+    poll_results(scene, scene.prod, expected_prod, f"the PolicyReport of {scene.prod}")
     report = scene.report(scene.prod)
     assert report is not None
     assert report["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "airlock"}
@@ -419,10 +446,7 @@ def test_existing_violations_show_in_metrics_and_reports(scene: Scene) -> None:
         ("Pod", "waived", "image-tag-latest", "skip"),
         ("Pod", "waived", "image-digest-missing", "skip"),
     }
-    poll(
-        lambda: True if scene.results(scene.dev) == dev_expected else None,
-        f"the PolicyReport of {scene.dev} with the waiver",
-    )
+    poll_results(scene, scene.dev, dev_expected, f"the PolicyReport of {scene.dev} with the waiver")
     dev_report = scene.report(scene.dev)
     assert dev_report is not None
     assert {r["properties"]["exception"] for r in dev_report["results"]} == {
@@ -486,11 +510,7 @@ def test_an_expired_exception_turns_its_workload_back_into_a_violation(scene: Sc
         ("Pod", "waived", "image-tag-latest", "fail"),
         ("Pod", "waived", "image-digest-missing", "fail"),
     }
-    poll(
-        lambda: True if scene.results(scene.dev) == expected else None,
-        "the waiver to expire",
-        timeout=60,
-    )
+    poll_results(scene, scene.dev, expected, "the waiver to expire", timeout=60)
     assert (
         sample(
             "airlock_audit_violations",
