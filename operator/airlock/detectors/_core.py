@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from airlock.detectors._formats import Hit
 from airlock.detectors._matcher import (
     CREDENTIAL_WORDS,
+    DEVICE_WORDS,
     NOTHING,
     TAG_COMMAND,
     TAG_CRED,
@@ -322,12 +323,10 @@ _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 # line's command and the secret it sets, after an optional encryption type: 0 (clear) or 7
 # (reversible). Types 5, 8 and 9 are hashes, read by the hash rules (their "5" is no secret).
 # The value ends the line (prose goes on: "Enable password authentication for …"); a
-# community string is followed by its access (RO, RW) or a view. The well-known default
-# communities (public, private) are no secret.
-_DEVICE_WORDS = ("enable password", "enable secret", "snmp-server community", "pac key")
-# IOS writes the commands in lower case and the access in capitals (prose capitalises: "Enable
-# secret scanning"); a line may be an Ansible list item (- "enable secret …"), and the value is
-# no lone lower-case word ("enable password policy").
+# community string is followed by its access (RO, RW). The well-known default communities
+# (public, private) are no secret. IOS writes the commands in lower case and the access in
+# capitals (prose capitalises: "Enable secret scanning"); a line may be an Ansible list item
+# (- "enable secret …"), and the value is no lone lower-case word ("enable password policy").
 _DEVICE_SECRET = re.compile(
     r"(?m)^[ \t]*+(?:-[ \t]++)?[\"']?(?:(?:enable[ \t]++(?:password|secret)"
     r"(?:[ \t]++level[ \t]++\d++)?|pac[ \t]++key)(?:[ \t]++[07](?=[ \t]))?[ \t]++"
@@ -343,13 +342,20 @@ _PASSWORD_TYPE = re.compile(r"(?i)\stype[ \t]*=[ \t]*[\"']?password(?![\w-])")
 _VALUE_ATTR = re.compile(
     r"(?i)\svalue[ \t]*=[ \t]*(?:\"(?P<d>[^\"<]*)\"|'(?P<s>[^'<]*)'|(?P<u>[^\s\"'<>]+))"
 )
-# a value written by code around the tag: a concatenation (' + pw + ', " . $pw . "), Razor
-_BUILT_VALUE = re.compile(r"^[ \t]*[\"'`]?[ \t]*[+.&][ \t]|[ \t][+.&][ \t]*[\"'`]?[ \t]*$|^@\w")
+
+
+def _concatenation(operators: str) -> str:
+    """A value that is the inside of code's concatenation (``' + pw + '``, ``" . $pw . "``):
+    it opens or closes with one of ``operators`` after or before a quote."""
+    op = f"[{operators}]"
+    return rf"""^[ \t]*["'`]?[ \t]*{op}[ \t]|[ \t]{op}[ \t]*["'`]?[ \t]*$"""
+
+
+# a value written by code around the tag: a concatenation (+, PHP's ., VB's &), Razor's @Model
+_BUILT_VALUE = re.compile(_concatenation("+.&") + r"|^@\w")
 # inside escaped JSON (a string in code or a shell command): a concatenation, or what a shell
 # expands ($PW, ${PW}, $(…), `…`)
-_SPLICED = re.compile(
-    r"^[ \t]*['\"`]?[ \t]*[+.][ \t]|[ \t][+.][ \t]*['\"`]?[ \t]*$|\$[A-Za-z_{(]|`"
-)
+_SPLICED = re.compile(_concatenation("+.") + r"|\$[A-Za-z_{(]|`")
 # Redis configuration: a directive, a blank, its value (redis.conf: requirepass, masterauth).
 _REDIS_AUTH = re.compile(r"^[ \t]*(?:requirepass|masterauth)[ \t]+(?P<val>\S+)", re.M | re.I)
 # A PostgreSQL password file line: host:port:database:user:password (":" and "\" escaped).
@@ -1331,7 +1337,7 @@ class DetectorSet:
                     if looks_random(user, strict=True) and not is_filler(user):
                         self._named_at(found, "api_key", user, m.start("user"), REASON_FLAG, depth)
         low = text.lower()
-        if any(w in text for w in _DEVICE_WORDS):
+        if any(w in text for w in DEVICE_WORDS):
             for m in _DEVICE_SECRET.finditer(text):
                 group = "val" if m.group("val") is not None else "community"
                 value = m.group(group)

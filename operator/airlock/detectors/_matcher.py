@@ -35,6 +35,10 @@ from airlock.detectors._table import NAME_START, ProviderRule
 from airlock.detectors._values import is_filler
 from airlock.wordsearch import WordSearch
 
+# Network device configuration lines that set a secret (IOS commands, read with the commands):
+# the words that route a text there, and that gate the scan of its lines in _core
+DEVICE_WORDS = ("enable password", "enable secret", "snmp-server community", "pac key")
+
 # Tags for the structured formats and for the key=value scan.
 TAG_PEM = "pem"
 TAG_SA = "service-account"
@@ -72,11 +76,7 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "rpcclient",
         "smbcacls",
         "smbget",
-        # network device configuration lines (read with the commands: they are IOS commands)
-        "enable password",
-        "enable secret",
-        "snmp-server community",
-        "pac key",
+        *DEVICE_WORDS,
     ),
 }
 

@@ -1314,7 +1314,8 @@ RULES: tuple[ProviderRule, ...] = (
         ),
         "0-9a-fA-F:",
         17,
-    )._replace(verify="user_colon_password_hex8"),
+        verify="user_colon_password_hex8",
+    ),
     raw(  # the SDK's configuration array: "secret_key" => "sk_" and 29 printable characters
         "freemius-secret-key",
         "Freemius",
@@ -1390,7 +1391,8 @@ RULES: tuple[ProviderRule, ...] = (
         ("figma",),
         HEX + "-",
         (38, 47),
-    )._replace(verify="figma_legacy"),
+        verify="figma_legacy",
+    ),
     token(
         "airtable-pat",
         "Airtable",

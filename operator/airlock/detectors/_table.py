@@ -107,8 +107,10 @@ def near(  # noqa: PLR0917 - a table row reads best positionally
     length: int | tuple[int, int],
     *,
     kind: str = "",
+    verify: str = "",
 ) -> ProviderRule:
-    """A prefix-less value right after one of the provider's names (case-insensitive)."""
+    """A prefix-less value right after one of the provider's names (case-insensitive);
+    ``verify`` names a check of the value's shape that the alphabet alone does not say."""
     rng, q = _quant(length)
     alt = "|".join(re.escape(n) for n in names)
     pattern = f"{NAME_START}(?i:{alt}){_GAP}(?<![{alphabet}])(?P<s>[{alphabet}]{q})(?![{alphabet}])"
@@ -118,7 +120,7 @@ def near(  # noqa: PLR0917 - a table row reads best positionally
         matches,
         tuple(n.lower() for n in names),
         pattern,
-        "",
+        verify,
         "",
         alphabet,
         rng,
