@@ -29,15 +29,20 @@ __all__ = ["TextLines", "load_documents"]
 # token can start with, after what can precede a plain scalar (": ", "- ", "? ", "[", "{", ",",
 # or an indentation on a line of its own). Candidates are confirmed by _DIVERGENT at the spot.
 # (Possessive quantifiers: nothing to give back to what follows, so no backtracking through
-# indentation or digits; the lookahead turns most lines away with one character test.)
+# indentation or digits; the lookahead turns most lines away with one character test. One
+# pattern per opening character: a pattern that starts with a literal is searched for as one,
+# one that starts with a class tries every position of the text, at twice the cost in all.)
 _PLAIN_START = (
     r"(?=[yYnNoO0-9+\-.=<])(?:[yY]es|YES|[nN]o|NO|[oO]n|ON|[oO]ff|OFF|[-+]?0[0-9_oObBxX]"
     r"|[-+]?\.?[0-9]++(?:\.[0-9]*+)?+[eE:_]|[-+]\.[0-9]|=|<<)"
 )
 _CANDIDATES = (
     re.compile(r":[ \t]++" + _PLAIN_START),
-    re.compile(r"[-?] ++" + _PLAIN_START),
-    re.compile(r"[\[{,][ \t]*+" + _PLAIN_START),
+    re.compile(r"- ++" + _PLAIN_START),
+    re.compile(r"\? ++" + _PLAIN_START),
+    re.compile(r"\[[ \t]*+" + _PLAIN_START),
+    re.compile(r"\{[ \t]*+" + _PLAIN_START),
+    re.compile(r",[ \t]*+" + _PLAIN_START),
     re.compile(r"\n[ \t]*+" + _PLAIN_START),  # a key at any column, 0 too
 )
 _DIVERGENT = re.compile(
