@@ -153,3 +153,65 @@ def test_judged_documents_keep_findings_lines_not_objects(monkeypatch: pytest.Mo
     full = load_paths(["violating.yaml"]).documents[0]
     assert lines == {p: full.line_of(p) for p in lines}
     assert len(set(lines.values())) > 1
+
+
+READER_YAML = {
+    "plain": "configMapKeyRef",
+    # a double-quoted key spelled with an escape is the same key to YAML (and to kubectl)
+    "escaped": '"configMap\\x4BeyRef"',
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(READER_YAML))
+@pytest.mark.parametrize("order", ["configmap-first", "reader-first"])
+def test_a_configmap_lends_to_its_reader_whichever_file_comes_first(
+    tmp_path: Path, order: str, spelling: str
+) -> None:
+    # ConfigMaps wait (as text) until a file shows a reference: one seen later still reaches
+    # a reader whose file is judged earlier, and one seen first is not lost either
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "creds", "namespace": "ml-prod"},
+        "data": {"token": TOKEN},
+    }
+    container = clean_container("reader")
+    ref = {"name": "creds", "key": "token"}
+    container["env"].append({"name": "TOKEN", "valueFrom": {"KEY_REF": ref}})
+    reader = yaml.safe_dump(deployment("reader", "ml-prod", container))
+    reader = reader.replace("KEY_REF", READER_YAML[spelling])
+    first, second = ("a.yaml", "b.yaml") if order == "configmap-first" else ("b.yaml", "a.yaml")
+    (tmp_path / first).write_text(yaml.safe_dump(configmap))
+    (tmp_path / second).write_text(reader)
+    streamed, loaded = both([str(tmp_path)])
+    assert streamed == loaded
+    rules = {(f["name"], f["rule"]) for f in streamed["findings"]}
+    assert ("reader", "plaintext-secret-configmap") in rules
+    assert ("creds", "plaintext-secret-configmap") in rules
+
+
+def test_configmaps_nobody_reads_are_not_parsed_for_the_context(tmp_path: Path) -> None:
+    from airlock.scan import result
+
+    text = "\n---\n".join(
+        yaml.safe_dump(o)
+        for o in (
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}},
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}},
+            {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}},
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns2"}},
+                ],
+            },
+        )
+    )
+    waiting: list[tuple[str, str]] = []
+    parsed = list(result._context_objects(text, "f.yaml", waiting))
+    # the ConfigMap's own document waits; a document naming another kind too is parsed whole
+    assert [o["metadata"]["name"] for o in parsed] == ["ns", "b", "ns2"]
+    assert [(name, "name: a" in piece) for piece, name in waiting] == [("f.yaml", True)]
+    # without a list to wait in, everything is parsed
+    assert len(list(result._context_objects(text, "f.yaml"))) == 4

@@ -330,10 +330,20 @@ def scan_inputs(
 
         def context(hand: bool) -> bytes:
             scope = _Scope()
+            # ConfigMaps lend only to workloads that read one (configMapRef, configMapKeyRef):
+            # their documents wait, as text, until a file shows such a reference
+            waiting: list[tuple[str, str]] | None = []
             for source in inputs:
                 text = source.read()
-                if text is not None and _CONTEXT_KIND.search(text):
-                    for obj in _context_objects(text, source.name):
+                if text is None:
+                    continue
+                if waiting is not None and _CONFIGMAP_READ.search(text):
+                    for piece, name in waiting:
+                        for obj in _context_objects(piece, name):
+                            scope.take(obj)
+                    waiting = None
+                if _CONTEXT_KIND.search(text):
+                    for obj in _context_objects(text, source.name, waiting):
                         scope.take(obj)
             ctx = scope.context(
                 evaluate, policy, environment, namespace_env, now, compiled=compiled
@@ -375,27 +385,37 @@ def _loaded(inputs: Sequence[Input]) -> Callable[[int], tuple[list[Document], li
 # a "kind:" (YAML) or "kind": (JSON) naming a kind that lends context; a false match only costs
 # parsing one document twice
 _CONTEXT_KIND = re.compile(
-    r"""kind"?[ \t]*:[ \t]*["']?(?:ConfigMap|Namespace|PolicyException|RoleBinding|ClusterRole"""
-    r"""(?:Binding)?)\b"""
+    r"""kind"?[ \t]*:[ \t]*["']?(?:(?P<cm>ConfigMap)|Namespace|PolicyException|RoleBinding"""
+    r"""|ClusterRole(?:Binding)?)\b"""
 )
 _DOCUMENT_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
+# A workload reading a ConfigMap's keys (envFrom's configMapRef, a configMapKeyRef), or a text
+# that might spell one with escapes ("\x", "\u", "\U" in a quoted key): doubt reads them
+_CONFIGMAP_READ = re.compile(r"configMap(?:Key)?Ref|\\[xuU]")
 
 
-def _context_objects(text: str, name: str) -> Iterator[Mapping[str, Any]]:
+def _context_objects(
+    text: str, name: str, waiting: list[tuple[str, str]] | None = None
+) -> Iterator[Mapping[str, Any]]:
     """The objects of ``text`` that may lend context: in YAML, only the documents whose text
-    names such a kind are parsed (errors are left to the full read of the second pass)."""
+    names such a kind are parsed (errors are left to the full read of the second pass). A
+    document that names no such kind but ConfigMap is appended to ``waiting`` (with ``name``)
+    instead, when a list is given."""
     if text.lstrip()[:1] in ("{", "["):
         docs, _ = load_text(text, name)
         yield from (d.obj for d in docs)
         return
     starts = [0, *(m.start() for m in _DOCUMENT_START.finditer(text)), len(text)]
-    done = -1
+    found: dict[int, bool] = {}  # document -> names only ConfigMap so far
     for m in _CONTEXT_KIND.finditer(text):
         i = bisect.bisect_right(starts, m.start()) - 1
-        if i == done:
+        found[i] = found.get(i, True) and m.group("cm") is not None
+    for i, configmap in found.items():
+        piece = text[starts[i] : starts[i + 1]]
+        if configmap and waiting is not None:
+            waiting.append((piece, name))
             continue
-        done = i
-        docs, _ = load_text(text[starts[i] : starts[i + 1]], name)
+        docs, _ = load_text(piece, name)
         yield from (d.obj for d in docs)
 
 
