@@ -215,3 +215,15 @@ def test_configmaps_nobody_reads_are_not_parsed_for_the_context(tmp_path: Path) 
     assert [(name, "name: a" in piece) for piece, name in waiting] == [("f.yaml", True)]
     # without a list to wait in, everything is parsed
     assert len(list(result._context_objects(text, "f.yaml"))) == 4
+
+
+def test_only_a_marker_at_a_line_start_divides_documents_for_the_context() -> None:
+    from airlock.scan import result
+
+    text = (
+        "metadata:\n  name: one\n  annotations:\n    note: before --- after\n    rule: x---\n"
+        "kind: Namespace\napiVersion: v1\n"
+        "--- # the second\nkind: Namespace\napiVersion: v1\nmetadata: {name: two}\n"
+    )
+    names = [o["metadata"]["name"] for o in result._context_objects(text, "f.yaml")]
+    assert names == ["one", "two"]

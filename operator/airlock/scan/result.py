@@ -337,7 +337,7 @@ def scan_inputs(
                 text = source.read()
                 if text is None:
                     continue
-                if waiting is not None and _CONFIGMAP_READ.search(text):
+                if waiting is not None and _reads_configmaps(text):
                     for piece, name in waiting:
                         for obj in _context_objects(piece, name):
                             scope.take(obj)
@@ -388,10 +388,21 @@ _CONTEXT_KIND = re.compile(
     r"""kind"?[ \t]*:[ \t]*["']?(?:(?P<cm>ConfigMap)|Namespace|PolicyException|RoleBinding"""
     r"""|ClusterRole(?:Binding)?)\b"""
 )
-_DOCUMENT_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
+# "---" then a blank or the line's end; at a line's start, which the caller checks (a pattern
+# opening with a literal is searched for as one, one opening with "^" tries every position)
+_DOCUMENT_MARK = re.compile(r"---(?:[ \t]|$)", re.MULTILINE)
 # A workload reading a ConfigMap's keys (envFrom's configMapRef, a configMapKeyRef), or a text
 # that might spell one with escapes ("\x", "\u", "\U" in a quoted key): doubt reads them
-_CONFIGMAP_READ = re.compile(r"configMap(?:Key)?Ref|\\[xuU]")
+_CONFIGMAP_REF = re.compile(r"configMap(?:Key)?Ref")
+_ESCAPE = re.compile(r"\\[xuU]")
+
+
+def _reads_configmaps(text: str) -> bool:
+    """Whether ``text`` may hold a reference to a ConfigMap's keys (``in`` first: a search for
+    a word is ten times faster than a regular expression with two openings)."""
+    return ("configMap" in text and _CONFIGMAP_REF.search(text) is not None) or (
+        "\\" in text and _ESCAPE.search(text) is not None
+    )
 
 
 def _context_objects(
@@ -405,7 +416,8 @@ def _context_objects(
         docs, _ = load_text(text, name)
         yield from (d.obj for d in docs)
         return
-    starts = [0, *(m.start() for m in _DOCUMENT_START.finditer(text)), len(text)]
+    marks = (m.start() for m in _DOCUMENT_MARK.finditer(text))
+    starts = [0, *(at for at in marks if at == 0 or text[at - 1] == "\n"), len(text)]
     found: dict[int, bool] = {}  # document -> names only ConfigMap so far
     for m in _CONTEXT_KIND.finditer(text):
         i = bisect.bisect_right(starts, m.start()) - 1
