@@ -934,6 +934,22 @@ def test_mysql_p_is_a_password_only_for_mysql_clients() -> None:
         (["redis-cli", "--pass", "{s}", "ping"], 2),
         (["sshpass", "-P", "Password:", "-p", "{s}", "ssh", "deploy@bastion"], 4),
         (["sudo", "-E", "-u", "ops", "sshpass", "-p", "{s}", "ssh", "deploy@bastion"], 6),
+        (["docker", "login", "-u", "ci", "-p", "{s}", "registry.corp.example"], 5),
+        (["podman", "login", "--username", "ci", "-p", "{s}", "quay.io"], 5),
+        (["helm", "registry", "login", "r.corp.example", "-u", "ci", "-p", "{s}"], 7),
+        (["az", "login", "--service-principal", "-u", "http://ml", "-p", "{s}", "-t", "t1"], 6),
+        (["/opt/mssql-tools/bin/sqlcmd", "-S", "db", "-U", "sa", "-P", "{s}"], 6),
+        (["sqlcmd", "-S", "db", "-U", "sa", "-P{s}", "-Q", "select 1"], 5),
+        (["ldapsearch", "-x", "-D", "cn=admin,dc=corp", "-w", "{s}", "-b", "dc=corp"], 5),
+        (["mongosh", "mongodb://db:27017", "-u", "admin", "-p", "{s}"], 5),
+        (["mongodump", "--host", "db", "-u", "backup", "-p", "{s}", "--out", "/dump"], 6),
+        (["rabbitmqctl", "add_user", "ml", "{s}"], 3),
+        (["rabbitmqctl", "-n", "rabbit@mq-0", "change_password", "ml", "{s}"], 5),
+        (["openssl", "pkcs12", "-export", "-in", "c.pem", "-passout", "pass:{s}"], 6),
+        (["redis-server", "--port", "6379", "--requirepass", "{s}"], 4),
+        (["redis-server", "--masterauth", "{s}", "--replicaof", "redis-0", "6379"], 2),
+        (["keytool", "-importkeystore", "-srcstorepass", "{s}", "-destkeystore", "k.jks"], 3),
+        (["keytool", "-genkeypair", "-alias", "web", "-keypass", "{s}"], 5),
     ],
 )
 def test_client_password_flags_in_argument_lists(args: list[str], at: int) -> None:
@@ -957,6 +973,19 @@ def test_client_password_flags_in_argument_lists(args: list[str], at: int) -> No
         ["psexec", "\\\\host", "-s", "tool.exe", "-project", "ModelServing"],
         ["psexec", "\\\\host", "-p", "Zq9rT4vX2mKp7W", "cmd"],
         ["CMD-SHELL", "redis-cli -a $$REDIS_PASSWORD ping"],  # compose's escaped variable
+        # -p is a password only after the login of a registry client or az
+        ["docker", "run", "-p", "8080:80", "-p", "Zq9rT4vX2mKp7W", "nginx"],
+        ["docker", "login", "-u", "ci", "--password-stdin", "registry.corp.example"],
+        ["az", "vm", "create", "-n", "gpu-0", "-p", "Zq9rT4vX2mKp7W"],
+        ["helm", "install", "ml", "./chart", "-p", "Zq9rT4vX2mKp7W"],
+        ["ldapsearch", "-x", "-W", "-D", "cn=admin,dc=corp"],  # -W prompts
+        ["mongod", "--port", "27017", "-p", "Zq9rT4vX2mKp7W"],  # the server, not a client
+        ["sqlcmd", "-S", "db", "-U", "sa", "-P", "$(MSSQL_SA_PASSWORD)"],
+        ["rabbitmqctl", "add_user", "ml", "$(RABBITMQ_PASSWORD)"],
+        ["rabbitmqctl", "list_users"],
+        ["openssl", "pkcs12", "-passin", "env:P12_PASSWORD", "-passout", "file:/run/pw"],
+        ["keytool", "-list", "-storepass:env", "STORE_PASSWORD", "-keystore", "k.jks"],
+        ["redis-server", "--requirepass", "$(REDIS_PASSWORD)"],
     ],
 )
 def test_client_flags_without_a_literal_password_are_clean(args: list[str]) -> None:
@@ -2214,3 +2243,109 @@ def test_rails_secret_key_base_is_a_secret_key() -> None:
         assert kind_of(D.check_env(name, value)) == "secret key", name
     assert D.check_env("KEY_BASE", value) is None  # no credential noun before it
     assert D.check_env("API_BASE", "https://api.corp.internal/v2") is None
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "docker login -u ci -p {s} registry.corp.example",
+        "echo start && podman login -u ci -p '{s}' quay.io",
+        "helm registry login r.corp.example -u ci -p {s}",
+        "az login --service-principal -u http://ml -p {s} --tenant t1",
+        "/opt/mssql-tools/bin/sqlcmd -S db -U sa -P{s} -Q 'select 1'",
+        "ldapadd -x -D cn=admin,dc=corp -w {s} -f users.ldif",
+        "mongosh --host db -u admin -p {s} --authenticationDatabase admin",
+        "rabbitmqctl add_user ml {s} && rabbitmqctl set_user_tags ml management",
+        "rabbitmqctl change_password 'ml' '{s}'",
+        "openssl rsa -in key.pem -passin 'pass:{s}' -out plain.pem",
+        "keytool -import -noprompt -storepass {s} -keystore /etc/ssl/k.jks",
+        "redis-server --requirepass {s} --appendonly yes",
+    ],
+)
+def test_client_passwords_in_scripts(template: str) -> None:
+    """The same clients written in a script (``sh -c``, an init script in a ConfigMap)."""
+    secret = "Zq9rT4vX" + rnd(12)
+    text = template.format(s=secret)
+    for found in (D.check_text("init.sh", text), [D.check_env("APP_CONFIG_1", text)]):
+        assert [(d.kind, d.fingerprint) for d in found if d] == [("password", fingerprint(secret))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "docker run -p 8080:80 nginx && docker login -u ci --password-stdin r.corp.example",
+        "docker login -u ci -p $REGISTRY_PASSWORD r.corp.example",
+        "ldapsearch -x -W -D cn=admin,dc=corp",
+        "mongod --bind_ip_all -p 27017",
+        'rabbitmqctl add_user ml "$RABBITMQ_PASSWORD"',
+        "openssl req -new -key k.pem -passin env:KEY_PASSWORD -out r.csr",
+        "kubectl login -p Zq9rT4vX2mKp7W",  # no such client
+    ],
+)
+def test_client_commands_without_a_literal_password_are_clean(text: str) -> None:
+    assert D.check_text("init.sh", text) == []
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "ALTER USER app WITH PASSWORD '{s}';",
+        "CREATE USER app IDENTIFIED BY '{s}';",
+        "GRANT ALL ON features.* TO 'app'@'%' IDENTIFIED BY '{s}';",
+        "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY '{s}';",
+        "CREATE USER scott IDENTIFIED BY {s};",  # Oracle: unquoted
+        "CREATE ROLE \"ml\" WITH LOGIN ENCRYPTED PASSWORD '{s}';",
+        "CREATE LOGIN app WITH PASSWORD = '{s}', CHECK_POLICY = OFF;",
+        "SET PASSWORD FOR 'root'@'localhost' = PASSWORD('{s}');",
+        "psql -U postgres -c \"ALTER USER postgres PASSWORD '{s}'\"",
+        "#!/bin/sh\npsql -U postgres <<EOF\nCREATE USER ml WITH PASSWORD '{s}';\nEOF\n",
+    ],
+)
+def test_sql_that_sets_a_password(template: str) -> None:
+    """Init scripts of databases (a ConfigMap's init.sql, a Job's psql -c) set passwords in SQL:
+    MySQL's and Oracle's IDENTIFIED BY, PostgreSQL's and SQL Server's PASSWORD clauses."""
+    secret = "Zq9rT4vX" + rnd(12)
+    found = D.check_text("init.sql", template.format(s=secret))
+    assert [(d.kind, d.fingerprint) for d in found] == [("password", fingerprint(secret))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ALTER USER app WITH PASSWORD 'md5" + "0123456789abcdef" * 2 + "';",  # a stored hash
+        "ALTER ROLE app PASSWORD 'SCRAM-SHA-256$4096:" + "c2FsdA==$" + "a" * 44 + "';",
+        "CREATE USER app IDENTIFIED BY PASSWORD '*" + "2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19';",
+        "CREATE USER app IDENTIFIED BY VALUES 'S:0123456789ABCDEF';",
+        "CREATE USER app WITH PASSWORD :'app_password';",  # psql's variable
+        "ALTER USER app WITH PASSWORD '${DB_PASSWORD}';",
+        "CREATE USER app IDENTIFIED BY 'changeme';",
+        "ALTER ROLE app WITH PASSWORD NULL;",
+        "CREATE USER app IDENTIFIED BY password_from_vault();",
+    ],
+)
+def test_sql_without_a_literal_password_is_clean(text: str) -> None:
+    assert D.check_text("init.sql", text) == []
+
+
+def test_oracle_jdbc_urls_carry_user_and_password_before_the_host() -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    for url in (
+        f"jdbc:oracle:thin:app/{secret}@//db.corp.example:1521/FEATURES",
+        f"jdbc:oracle:thin:app/{secret}@db.corp.example:1521:ORCL",
+    ):
+        det = D.check_env("DATASOURCE_URL", url)
+        assert (kind_of(det), det and det.fingerprint) == ("password in URL", fingerprint(secret))
+    no_password = "jdbc:oracle:thin:@//db.corp.example:1521/FEATURES"  # a wallet's, or a proxy's
+    assert D.check_env("DATASOURCE_URL", no_password) is None
+
+
+def test_a_proxy_directive_setting_basic_credentials_on_one_line() -> None:
+    """nginx's proxy_set_header, HAProxy's set-header: the header's name, a blank, its value."""
+    secret = "Zq9r" + rnd(8)  # (a short pair: no base64 blob long enough to be decoded alone)
+    basic = base64.b64encode(f"admin:{secret}".encode()).decode()
+    for line in (
+        f'proxy_set_header Authorization "Basic {basic}";',
+        f'http-request set-header Authorization "Basic {basic}"',
+    ):
+        assert kind_of(D.check_env("NGINX_SNIPPET", line)) == "HTTP basic credentials", line
+    assert D.check_env("NGINX_SNIPPET", "auth_basic off; # Basic auth is done upstream") is None

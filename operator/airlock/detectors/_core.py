@@ -213,8 +213,11 @@ _CALL_CREDENTIALS = (
 _CONFIG_LINE = re.compile(r"^[A-Za-z_][\w.-]*[ \t]*[:=][ \t]*[\"']")
 # A value that may itself be configuration: an assignment, a key: value pair, a header, XML, a
 # call given a key and a value (``setProperty("API_TOKEN", "…")``), a command line's flag given
-# its value after a blank (``-Password …``), a .netrc entry.
-_EMBEDDED = re.compile(r"[=:]|</|[\"'][ \t]*,|(?:^|[ \t])--?[A-Za-z]|\bmachine\b|\bBearer[ \t]")
+# its value after a blank (``-Password …``), a .netrc entry, a header set by a proxy's directive
+# (``proxy_set_header Authorization "Basic …"``).
+_EMBEDDED = re.compile(
+    r"[=:]|</|[\"'][ \t]*,|(?:^|[ \t])--?[A-Za-z]|\bmachine\b|\b(?:Bearer|Basic)[ \t]"
+)
 _SEPARATOR = re.compile(r"[-_.]")
 # A value that is one base64 blob (a token or a key file stored encoded).
 _B64_BLOB = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\Z")
@@ -292,6 +295,45 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], re.Pattern[str], re.Pattern[str]
             r"[ \t](?:-U[ \t]*+|--user[ \t=][ \t]*+)[\"']?[^\s%\"']{1,256}+%(?P<val>[^\s\"']+)"
         ),
     ),
+    # a registry login's -p (docker, podman, buildah, nerdctl, skopeo, oras; helm registry
+    # login), az login's -p (a service principal's secret): not docker run's -p, a port
+    (
+        ("login",),
+        re.compile(
+            r"(?<![\w.-])(?:(?:docker|podman|buildah|nerdctl|skopeo|oras|az)"
+            r"|helm[ \t]++registry)[ \t]++login(?=\s)"
+        ),
+        re.compile(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
+    ),
+    # SQL Server's command-line tools: -P (capital), glued or apart
+    (
+        ("sqlcmd", "osql", "bcp"),
+        re.compile(r"(?i)(?<![\w.-])(?:sqlcmd|osql|bcp)(?:\.exe)?(?=\s)"),
+        re.compile(rf"[ \t]-P[ \t]*+{_FLAG_VALUE}"),
+    ),
+    # OpenLDAP's clients: -w, the bind password (-W prompts for it)
+    (
+        ("ldap",),
+        re.compile(
+            r"(?<![\w.-])ldap(?:search|add|modify|delete|modrdn|passwd|whoami|compare|exop)(?=\s)"
+        ),
+        re.compile(rf"[ \t]-w[ \t]*+{_FLAG_VALUE}"),
+    ),
+    # RabbitMQ: rabbitmqctl add_user NAME PASSWORD, change_password NAME PASSWORD
+    (
+        ("rabbitmqctl",),
+        re.compile(r"(?<![\w.-])rabbitmqctl(?:\.bat)?(?=\s)"),
+        re.compile(
+            r"[ \t](?:add_user|change_password)[ \t]++(?:\"[^\"\n]*+\"|'[^'\n]*+'|[^\s\"';|&]++)"
+            rf"[ \t]++{_FLAG_VALUE}"
+        ),
+    ),
+    # MongoDB's shells and tools: -p (their port is --port)
+    (
+        ("mongo",),
+        re.compile(r"(?<![\w.-])mongo(?:sh|dump|restore|export|import|stat|top|files)?(?=\s)"),
+        re.compile(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
+    ),
 )
 
 
@@ -303,10 +345,24 @@ class _Client(NamedTuple):
     user_pass: bool = False  # the value is user%password
     after_user: bool = False  # only right after ``-u USER`` (PsExec)
     own_options: bool = False  # only among the program's own options (sshpass)
+    command: tuple[str, ...] = ()  # the words that must follow the program (docker login)
+    user_first: bool = False  # a flag (a subcommand) takes a user, then the password
 
 
 _SMB = _Client(("-U", "--user"), "-U", user_pass=True)
 _PSEXEC = _Client(("-p",), after_user=True)
+_LOGIN = _Client(("-p",), command=("login",))
+_SQLCMD = _Client(("-P",), "-P")
+_LDAP = _Client(("-w",), "-w")
+_MONGO = _Client(("-p",))
+_LDAP_CLIENTS = (
+    "ldapsearch", "ldapadd", "ldapmodify", "ldapdelete", "ldapmodrdn", "ldappasswd", "ldapwhoami",
+    "ldapcompare", "ldapexop",
+)  # fmt: skip
+_MONGO_CLIENTS = (
+    "mongo", "mongosh", "mongodump", "mongorestore", "mongoexport", "mongoimport", "mongostat",
+    "mongotop", "mongofiles",
+)  # fmt: skip
 _CLIENTS = {
     "sshpass": _Client(("-p",), "-p", own_options=True),
     "psexec": _PSEXEC,
@@ -317,7 +373,41 @@ _CLIENTS = {
     "rpcclient": _SMB,
     "smbcacls": _SMB,
     "smbget": _SMB,
+    **dict.fromkeys(("docker", "podman", "buildah", "nerdctl", "skopeo", "oras", "az"), _LOGIN),
+    "helm": _Client(("-p",), command=("registry", "login")),
+    **dict.fromkeys(("sqlcmd", "osql", "bcp"), _SQLCMD),
+    "rabbitmqctl": _Client(("add_user", "change_password"), user_first=True),
+    **dict.fromkeys(_LDAP_CLIENTS, _LDAP),
+    **dict.fromkeys(_MONGO_CLIENTS, _MONGO),
 }
+# SQL that sets a password: MySQL's and Oracle's IDENTIFIED [WITH plugin] BY (Oracle's unquoted
+# too; not BY VALUES or BY PASSWORD, which give a hash), PostgreSQL's and SQL Server's
+# CREATE|ALTER USER|ROLE|LOGIN … [WITH] [ENCRYPTED] PASSWORD [=] '…', MySQL's SET PASSWORD [FOR
+# …] = ['…' | PASSWORD('…')]. Stored hashes are left out: PostgreSQL's ('md5…',
+# 'SCRAM-SHA-256$…') and MySQL's ('*' and 40 hex digits).
+_SQL_QUOTED = r"(?:'(?P<sq>[^'\n]++)'|\"(?P<dq>[^\"\n]++)\")"
+_SQL_PASSWORDS = (
+    re.compile(
+        r"(?i)\bidentified[ \t]++(?:with[ \t]++\w++[ \t]++)?by[ \t]++"
+        rf"(?:(?!(?:values|password)\b){_SQL_QUOTED}|(?P<bare>(?!(?:values|password)\b)"
+        r"[A-Za-z_][\w$#]*+)(?![\w$#(]))"
+    ),
+    re.compile(
+        r"(?i)\b(?:create|alter)[ \t]++(?:user|role|login)\b[^;\n]{0,200}?\bpassword\b"
+        rf"[ \t]*+=?[ \t]*+{_SQL_QUOTED}"
+    ),
+    re.compile(
+        r"(?i)\bset[ \t]++password\b[^;=\n]{0,200}+=[ \t]*+(?:password[ \t]*+\([ \t]*+)?"
+        + _SQL_QUOTED
+    ),
+)
+_SQL_HASH = re.compile(r"(?i)md5[0-9a-f]{32}\Z|SCRAM-SHA-256\$|\*[0-9a-f]{40}\Z")
+# OpenSSL's pass phrase arguments: -passin, -passout, -pass, -password with "pass:" before a
+# literal (env:VAR, file:PATH, fd:N and stdin name where it is instead)
+_OPENSSL_FLAGS = frozenset({"-passin", "-passout", "-pass", "-password"})
+_OPENSSL_PASS = re.compile(
+    r"(?<![\w-])-pass(?:in|out|word)?[ \t]++(?P<q>[\"']?)pass:(?P<val>[^\s\"';|&]++)(?P=q)"
+)
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 # Network device configuration (Cisco IOS and its kin, kept in ConfigMaps by automation): a
 # line's command and the secret it sets, after an optional encryption type: 0 (clear) or 7
@@ -994,8 +1084,9 @@ class DetectorSet:
 
         A credential-named flag takes its value from ``--flag=value`` or from the next argument.
         ``-pVALUE`` is a password only when the same list runs a MySQL client (elsewhere ``-p``
-        is a port or a path); so are the password flags of sshpass, PsExec, redis-cli and
-        smbclient in their lists (:data:`_CLIENTS`). Arguments containing whitespace are
+        is a port or a path); so are the password flags of the clients of :data:`_CLIENTS`
+        (sshpass, PsExec, redis-cli, smbclient, docker login …) in their lists, and OpenSSL's
+        ``pass:…`` after ``-passin``/``-passout``. Arguments containing whitespace are
         scripts (``sh -c``).
         """
         line = tuple(args)
@@ -1032,6 +1123,12 @@ class DetectorSet:
                 continue
             if _WS.search(arg) is not None or '"' in arg or "'" in arg:
                 out.extend((i, d) for d in self._scan_script(arg))
+                continue
+            if arg in _OPENSSL_FLAGS and i + 1 < count and args[i + 1].startswith("pass:"):
+                det = self._named(_PASSWORD_CLASS, args[i + 1][5:], REASON_FLAG, args[i + 1])
+                if det is not None:
+                    out.append((i + 1, det))
+                skip = i + 1
                 continue
             if arg[0] == "-":
                 flag, eq, val = arg.lstrip("-").partition("=")
@@ -1314,8 +1411,9 @@ class DetectorSet:
     def _scan_commands(self, text: str, found: _Found, depth: int = 0) -> None:
         """What clients take on their command lines: curl's ``-H "Name: value"`` under a
         credential-like name and ``-u user:password``, the passwords of ``mysql -pPASSWORD``,
-        sshpass, PsExec, redis-cli and smbclient (:data:`_CLIENT_PASSWORDS`); and the password
-        that a client's connect call takes as a literal argument."""
+        sshpass, PsExec, redis-cli, smbclient, registry logins … (:data:`_CLIENT_PASSWORDS`)
+        and OpenSSL's ``pass:…``; a network device's secrets; SQL that sets a password; and
+        the password that a client's connect call takes as a literal argument."""
         if "(" in text and _CALL_MARK.search(text) is not None:
             for pattern in _CALL_CREDENTIALS:
                 for m in pattern.finditer(text):
@@ -1350,6 +1448,17 @@ class DetectorSet:
                     group = "val" if m.group("val") is not None else "qval"
                     at = m.start(group)
                     self._named_at(found, "password", m.group(group), at, REASON_FLAG, depth)
+        if "identified" in low or "password" in low:
+            for pattern in _SQL_PASSWORDS:
+                for m in pattern.finditer(text):
+                    group = next(g for g in ("sq", "dq", "bare") if m.group(g) is not None)
+                    if _SQL_HASH.match(m.group(group)) is None:
+                        at = m.start(group)
+                        self._named_at(found, "password", m.group(group), at, REASON_KEY, depth)
+        if "pass:" in text:
+            for m in _OPENSSL_PASS.finditer(text):
+                at = m.start("val")
+                self._named_at(found, "password", m.group("val"), at, REASON_FLAG, depth)
 
 
 def _client_of(args: tuple[str, ...]) -> tuple[_Client | None, range]:
@@ -1357,10 +1466,16 @@ def _client_of(args: tuple[str, ...]) -> tuple[_Client | None, range]:
     ``sudo -E -u ops``, ``exec`` …) and where its password flag may stand: sshpass's own
     options come before the command it runs (``sshpass -e ssh -p 2222``: ssh's port)."""
     for n, arg in enumerate(args[:6]):
-        name = arg.rpartition("/")[2].rpartition("\\")[2].lower().removesuffix(".exe")
+        name = arg.rpartition("/")[2].rpartition("\\")[2].lower()
+        name = name.removesuffix(".exe").removesuffix(".bat")
         client = _CLIENTS.get(name)
         if client is None:
             continue
+        if client.command:
+            after = n + 1 + len(client.command)
+            if tuple(args[n + 1 : after]) != client.command:
+                continue  # docker run -p 8080:80: a port
+            return client, range(after, len(args))
         if not client.own_options:
             return client, range(n + 1, len(args))
         at = n + 1
@@ -1375,9 +1490,9 @@ def _client_password(client: _Client, args: tuple[str, ...], i: int) -> tuple[in
     arg = args[i]
     at = i
     if arg in client.flags:
-        if i + 1 >= len(args) or (client.after_user and (i < 2 or args[i - 2] != "-u")):
+        at = i + 2 if client.user_first else i + 1
+        if at >= len(args) or (client.after_user and (i < 2 or args[i - 2] != "-u")):
             return None
-        at = i + 1
         value = args[at]
     elif client.glued and arg.startswith(client.glued) and len(arg) > len(client.glued):
         value = arg[len(client.glued) :]

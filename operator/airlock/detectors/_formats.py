@@ -82,6 +82,10 @@ _SA_KEY = re.compile(r"\"private_key\"\s*:\s*\"(?P<s>(?:[^\"\\]|\\.)*)\"")
 
 # user (possibly empty) : password @ host, after any scheme; the password is the secret.
 _URL = re.compile(r"://(?P<u>[^\s:/@?#'\"]*):(?P<s>[^\s/@'\"]+)@[^\s/@'\"]")
+# Oracle's JDBC URLs put user/password before the "@": jdbc:oracle:thin:scott/…@//db:1521/svc
+_ORACLE_URL = re.compile(
+    r"jdbc:oracle:(?:thin|oci8?|kprb):(?P<u>[A-Za-z_][\w$#.]*+)/(?P<s>[^\s/@'\"]++)@"
+)
 # ODBC / ADO.NET / JDBC key-value connection strings and URL query passwords.
 _CONN_PASSWORD = re.compile(
     r"(?i)(?:^|[;?&\s\"'{])(?:password|pwd|passwd)\s*=\s*(?P<q>[\"']?)(?P<s>[^;&\"'\s]{3,})(?P=q)"
@@ -274,7 +278,10 @@ def b64_pem_hits(text: str) -> Iterator[Hit]:
 
 
 def url_hits(text: str) -> Iterator[Hit]:
-    for m in _URL.finditer(text):
+    matches = _URL.finditer(text) if "://" in text else iter(())
+    if ":oracle:" in text:
+        matches = itertools.chain(matches, _ORACLE_URL.finditer(text))
+    for m in matches:
         secret = m.group("s")
         user = m.group("u")
         if len(secret) < 3 or is_placeholder(secret) or secret == user or len(set(secret)) <= 2:

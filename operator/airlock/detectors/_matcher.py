@@ -76,6 +76,17 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "rpcclient",
         "smbcacls",
         "smbget",
+        "login",  # docker/podman/helm registry/az login -p
+        "sqlcmd",
+        "osql",
+        "bcp",
+        "ldap",
+        "mongo",
+        "rabbitmqctl",
+        "pass:",  # openssl -passin pass:…
+        "identified by",  # SQL: IDENTIFIED BY '…', CREATE USER … PASSWORD '…'
+        "password '",
+        'password "',
         *DEVICE_WORDS,
     ),
 }
@@ -417,7 +428,7 @@ def iter_hits(text: str, seen: Seen | None = None, min_start: int = 0) -> Iterat
         for hit in connection_string_hits(text):
             if hit.start >= min_start:
                 yield hit
-    if TAG_URL in tags and "://" in text:
+    if TAG_URL in tags and ("://" in text or ":oracle:" in text):
         for hit in url_hits(text):
             if hit.start >= min_start:
                 yield hit

@@ -70,6 +70,17 @@ _STRONG_NOUNS = {
     "CREDENTIAL": "credential",
     "CREDENTIALS": "credential",
     "CREDS": "credential",
+    # programs' own names for a password option or directive, one word each: Redis's
+    # requirepass and masterauth (redis.conf, redis-server --requirepass), keytool's and
+    # jarsigner's -storepass and -keypass (and -srcstorepass, -destkeypass … of -importkeystore)
+    "REQUIREPASS": "password",
+    "MASTERAUTH": "password",
+    "STOREPASS": "password",
+    "KEYPASS": "password",
+    "SRCSTOREPASS": "password",
+    "DESTSTOREPASS": "password",
+    "SRCKEYPASS": "password",
+    "DESTKEYPASS": "password",
 }
 # Too short or too common on their own; credential nouns only after another word (DB_PASS,
 # LDAP_BIND_PW).
