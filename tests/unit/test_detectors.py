@@ -2349,3 +2349,49 @@ def test_a_proxy_directive_setting_basic_credentials_on_one_line() -> None:
     ):
         assert kind_of(D.check_env("NGINX_SNIPPET", line)) == "HTTP basic credentials", line
     assert D.check_env("NGINX_SNIPPET", "auth_basic off; # Basic auth is done upstream") is None
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "helm install pg bitnami/postgresql --set auth.postgresPassword={s}",
+        "helm upgrade ml ./chart --set image.tag=1.4,global.postgresql.auth.password={s},x=1",
+        'helm install cache bitnami/redis --set-string auth.password="{s}"',
+        "helm install cache bitnami/redis --set auth.password='{s}',replica.replicaCount=1",
+        "kubectl create secret generic db --from-literal=password={s}",
+        "kubectl create secret generic db --from-literal=username=app --from-literal password={s}",
+        "terraform apply -auto-approve -var 'db_password={s}'",
+        'ansible-playbook site.yml --extra-vars "db_user=app db_password={s}"',
+        "argo submit train.yaml -p hf_token={s}",
+    ],
+)
+def test_key_value_pairs_given_to_a_flag(template: str) -> None:
+    """helm's --set, kubectl's --from-literal, terraform's -var, ansible's --extra-vars: each
+    value of a credential-named key is a literal (a flag's value is never code)."""
+    secret = "Zq9rT4vX" + rnd(12)
+    found = D.check_text("deploy.sh", template.format(s=secret))
+    assert [d.fingerprint for d in found] == [fingerprint(secret)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "helm install pg bitnami/postgresql --set auth.password=$DB_PASSWORD",
+        "helm install pg bitnami/postgresql --set auth.existingSecret=pg-creds,image.tag=16.2",
+        "kubectl create secret generic db --from-literal=password=$(cat /run/pw)",
+        "helm install web ./chart --set-file tls.key=./certs/tls.key",
+        "python train.py --lr=0.1 --token_budget=1000 --max_tokens=4096",
+        "terraform apply -var 'db_password=${var.generated}'",
+        "helm install pg ./chart --set auth.password={{ .Values.pw }}",
+    ],
+)
+def test_key_value_pairs_given_to_a_flag_without_a_literal(text: str) -> None:
+    assert D.check_text("deploy.sh", text) == []
+
+
+def test_key_value_pairs_given_to_a_flag_in_an_argument_list() -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    args = ["helm", "install", "ml", "./chart", "--set", f"image.tag=1.4,auth.password={secret}"]
+    assert [(i, d.fingerprint) for i, d in D.check_args(args)] == [(5, fingerprint(secret))]
+    clean = ["helm", "install", "ml", "./chart", "--set", "image.tag=1.4,auth.existingSecret=pg"]
+    assert D.check_args(clean) == []

@@ -402,6 +402,35 @@ _SQL_PASSWORDS = (
     ),
 )
 _SQL_HASH = re.compile(r"(?i)md5[0-9a-f]{32}\Z|SCRAM-SHA-256\$|\*[0-9a-f]{40}\Z")
+# A flag given key=value pairs (helm's --set a=1,auth.password=…, kubectl's --from-literal=k=v,
+# terraform's -var 'k=v', ansible's --extra-vars "k=v k2=v2", argo's -p k=v): the flag's
+# argument, quoted or bare; the pairs in it are split at commas (or blanks, quoted), and each
+# value is a literal, as a flag's value is (never code: `login(token=hf_token)` is no flag).
+_FLAG_ARGUMENT = re.compile(
+    r"(?<![\w-])--?[A-Za-z][\w-]{0,64}+(?:=|[ \t]++)(?!-)"  # (not the next flag)
+    r"(?:\"(?P<dq>[^\"\n]*+)\"|'(?P<sq>[^'\n]*+)'"
+    r"|(?P<bare>(?:[^\s\"'`;|&<>()]++|\"[^\"\n]*+\"|'[^'\n]*+')++))"  # (k="v" in a bare one)
+)
+_PAIR = re.compile(r"(?:^|(?<=[,\s]))(?P<key>[A-Za-z_][\w.\-/\[\]]{0,128}+)=")
+
+
+def _flag_pairs(argument: str) -> Iterator[tuple[str, str, int]]:
+    """(key, value, offset of the value) of each ``key=value`` in a flag's argument: one pair
+    takes the rest of the argument, several are split at commas and blanks."""
+    found = list(_PAIR.finditer(argument))
+    if not found:
+        return
+    one = len(found) == 1 and found[0].start() == 0
+    for n, m in enumerate(found):
+        stop = len(argument) if one or n + 1 == len(found) else found[n + 1].start()
+        value, at = argument[m.end() : stop], m.end()
+        if not one:
+            value = value.rstrip(", \t")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value, at = value[1:-1], at + 1  # k="v" within a bare argument
+        yield m.group("key"), value, at
+
+
 # OpenSSL's pass phrase arguments: -passin, -passout, -pass, -password with "pass:" before a
 # literal (env:VAR, file:PATH, fd:N and stdin name where it is instead)
 _OPENSSL_FLAGS = frozenset({"-passin", "-passout", "-pass", "-password"})
@@ -1023,6 +1052,16 @@ class DetectorSet:
             return Detection(KIND_HIGH_ENTROPY, self._fp(value), REASON_ENTROPY)
         return None
 
+    def _pairs(self, argument: str) -> Detection | None:
+        """The first credential among a flag argument's ``key=value,key=value`` pairs."""
+        for key, value, _at in _flag_pairs(argument):
+            cls = self._classify(key)
+            if cls is not None:
+                det = self._literal(key, value, cls, REASON_FLAG, generic=False)
+                if det is not None:
+                    return det
+        return None
+
     def _embedded(self, value: str, seen: Seen, depth: int) -> Detection | None:
         """A value that is itself configuration (``password=…``, ``{"token": …}``, a header),
         ``depth`` values deep."""
@@ -1152,6 +1191,11 @@ class DetectorSet:
                     det = self._literal("", arg, None, REASON_FLAG, generic=False)
             else:
                 m = _ENV_ASSIGN.match(arg)
+                if m is not None and "," in arg and arg.count("=") > 1:
+                    det = self._pairs(arg)  # helm's --set a=1,auth.password=…
+                    if det is not None:
+                        out.append((i, det))
+                        continue
                 if m is not None:
                     # formats first, over the whole argument: one may span the "="
                     # (``AccountKey=…``, base64 padding, ``…=`` glued to a suffix), and a
@@ -1455,6 +1499,14 @@ class DetectorSet:
                     if _SQL_HASH.match(m.group(group)) is None:
                         at = m.start(group)
                         self._named_at(found, "password", m.group(group), at, REASON_KEY, depth)
+        if "=" in text and "-" in text:
+            for m in _FLAG_ARGUMENT.finditer(text):
+                group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
+                argument = m.group(group)
+                if "=" in argument:
+                    base = m.start(group)
+                    for key, value, at in _flag_pairs(argument):
+                        self._named_at(found, key, value, base + at, REASON_FLAG, depth)
         if "pass:" in text:
             for m in _OPENSSL_PASS.finditer(text):
                 at = m.start("val")
