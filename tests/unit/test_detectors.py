@@ -2395,3 +2395,85 @@ def test_key_value_pairs_given_to_a_flag_in_an_argument_list() -> None:
     assert [(i, d.fingerprint) for i, d in D.check_args(args)] == [(5, fingerprint(secret))]
     clean = ["helm", "install", "ml", "./chart", "--set", "image.tag=1.4,auth.existingSecret=pg"]
     assert D.check_args(clean) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "at", "kind"),
+    [
+        (["mc", "alias", "set", "minio", "http://minio:9000", "admin", "{s}"], 6, "secret key"),
+        (["mc", "config", "host", "add", "s3", "https://s3", "AKIA", "{s}", "--api", "S3v4"], 7,
+         "secret key"),
+        (["aws", "configure", "--profile", "ml", "set", "aws_secret_access_key", "{s}"], 6,
+         "AWS secret access key"),
+        (["htpasswd", "-bc", "/etc/nginx/.htpasswd", "admin", "{s}"], 4, "password"),
+        (["htpasswd", "-nbB", "admin", "{s}"], 3, "password"),
+        (["sudo", "htpasswd", "-b", "-C", "12", "/auth/users", "admin", "{s}"], 7, "password"),
+        (["npm", "config", "set", "//registry.npmjs.org/:_authToken", "{s}"], 4, "token"),
+        (["git", "config", "--global", "user.password", "{s}"], 4, "password"),
+        (["influx", "setup", "-u", "admin", "-p", "{s}", "-o", "ml", "-b", "metrics", "-f"], 5,
+         "password"),
+    ],
+)  # fmt: skip
+def test_passwords_given_as_positional_arguments(args: list[str], at: int, kind: str) -> None:
+    """MinIO's mc alias set, htpasswd -b, configuration setters: the password is an argument
+    of its own, after the subcommand (and a setter's credential-named key)."""
+    secret = "Zq9rT4vX" + rnd(12)
+    hits = D.check_args([a.format(s=secret) for a in args])
+    assert [(i, d.kind, d.fingerprint) for i, d in hits] == [(at, kind, fingerprint(secret))]
+    script = " ".join(f"'{a}'" if a == "{s}" else a for a in args).format(s=secret)
+    assert [(d.kind, d.fingerprint) for d in D.check_text("init.sh", script)] == [
+        (kind, fingerprint(secret))
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["htpasswd", "-c", "/etc/nginx/.htpasswd", "admin"],  # prompts
+        ["mc", "alias", "set", "minio", "http://minio:9000", "admin", "$(MINIO_SECRET_KEY)"],
+        ["mc", "alias", "list"],
+        ["aws", "configure", "set", "region", "us-east-1"],
+        ["git", "config", "--global", "user.name", "Ada Lovelace"],
+        ["npm", "config", "set", "registry", "https://npm.corp.example"],
+        ["git", "config", "--global", "credential.helper", "store"],
+    ],
+)
+def test_positional_arguments_that_are_no_password(args: list[str]) -> None:
+    assert D.check_args(args) == []
+    assert D.check_text("init.sh", " ".join(args)) == []
+
+
+def test_a_positional_password_on_a_continued_line() -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    script = f"mc alias set minio http://minio:9000 \\\n  admin \\\n  {secret}\nmc mb minio/ml\n"
+    assert [d.fingerprint for d in D.check_text("init.sh", script)] == [fingerprint(secret)]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "echo {s} | docker login -u ci --password-stdin registry.corp.example",
+        'echo "{s}" | helm registry login r.corp.example -u ci --password-stdin',
+        "printf '%s' '{s}' | podman login --username ci --password-stdin quay.io",
+        "echo 'ml:{s}' | chpasswd",
+        'echo "{s}" | passwd --stdin ml',
+    ],
+)
+def test_a_literal_piped_into_what_reads_a_password(template: str) -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    found = D.check_text("init.sh", template.format(s=secret))
+    assert [(d.kind, d.fingerprint) for d in found] == [("password", fingerprint(secret))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "echo $REGISTRY_PASSWORD | docker login -u ci --password-stdin r.corp.example",
+        'echo "$(cat /run/secrets/registry)" | docker login --password-stdin r.corp.example',
+        "cat /run/secrets/registry | docker login --password-stdin r.corp.example",
+        "echo ml:$ML_PASSWORD | chpasswd",
+        "echo done | tee /var/log/setup.log",
+    ],
+)
+def test_piped_values_that_are_no_literal(text: str) -> None:
+    assert D.check_text("init.sh", text) == []

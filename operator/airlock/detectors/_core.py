@@ -319,6 +319,12 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], re.Pattern[str], re.Pattern[str]
         ),
         re.compile(rf"[ \t]-w[ \t]*+{_FLAG_VALUE}"),
     ),
+    # InfluxDB's CLI: influx setup -p (the initial admin's password)
+    (
+        ("influx",),
+        re.compile(r"(?<![\w.-])influx[ \t]++setup(?=\s)"),
+        re.compile(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
+    ),
     # RabbitMQ: rabbitmqctl add_user NAME PASSWORD, change_password NAME PASSWORD
     (
         ("rabbitmqctl",),
@@ -377,6 +383,7 @@ _CLIENTS = {
     "helm": _Client(("-p",), command=("registry", "login")),
     **dict.fromkeys(("sqlcmd", "osql", "bcp"), _SQLCMD),
     "rabbitmqctl": _Client(("add_user", "change_password"), user_first=True),
+    "influx": _Client(("-p",), command=("setup",)),
     **dict.fromkeys(_LDAP_CLIENTS, _LDAP),
     **dict.fromkeys(_MONGO_CLIENTS, _MONGO),
 }
@@ -431,6 +438,15 @@ def _flag_pairs(argument: str) -> Iterator[tuple[str, str, int]]:
         yield m.group("key"), value, at
 
 
+# A literal piped into what reads a password from its input: echo … | docker login
+# --password-stdin (podman, helm registry …), echo user:… | chpasswd, echo … | passwd --stdin
+_PIPED_PASSWORD = re.compile(
+    r"(?<![\w.-])(?:echo(?:[ \t]++-[neE]++)*+|printf(?:[ \t]++['\"]%s(?:\\n)?['\"])?)[ \t]++"
+    r"(?:\"(?P<dq>[^\"\n$`\\]++)\"|'(?P<sq>[^'\n]++)'|(?P<bare>[^\s\"'`;|&<>()$\\]++))"
+    r"[ \t]*+\|[ \t]*+(?:sudo[ \t]++)?"
+    r"(?:(?:(?:docker|podman|buildah|nerdctl|skopeo|oras|helm[ \t]++registry)[ \t]++login\b"
+    r"[^\n;|&]*?[ \t]--password-stdin|passwd\b[^\n;|&]*?[ \t]--stdin)\b|(?P<users>chpasswd\b))"
+)
 # OpenSSL's pass phrase arguments: -passin, -passout, -pass, -password with "pass:" before a
 # literal (env:VAR, file:PATH, fd:N and stdin name where it is instead)
 _OPENSSL_FLAGS = frozenset({"-passin", "-passout", "-pass", "-password"})
@@ -1052,6 +1068,20 @@ class DetectorSet:
             return Detection(KIND_HIGH_ENTROPY, self._fp(value), REASON_ENTROPY)
         return None
 
+    def _positional(self, args: Sequence[str]) -> tuple[int, Detection] | None:
+        """The password that a program of :data:`_SUBCOMMANDS` (among the first arguments,
+        after ``sudo`` …) takes as a positional argument, judged under its name."""
+        for n, arg in enumerate(args[:6]):
+            if arg.rpartition("/")[2].lower() in _SUBCOMMANDS:
+                given = _positional_password(args[n:])
+                if given is None:
+                    return None
+                at, name = given
+                cls = self._classify(name)
+                det = self._literal(name, args[n + at], cls, REASON_FLAG, generic=False)
+                return None if cls is None or det is None else (n + at, det)
+        return None
+
     def _pairs(self, argument: str) -> Detection | None:
         """The first credential among a flag argument's ``key=value,key=value`` pairs."""
         for key, value, _at in _flag_pairs(argument):
@@ -1143,8 +1173,11 @@ class DetectorSet:
         skip = -1
         count = len(args)
         det: Detection | None
+        positional = self._positional(args)
+        if positional is not None:
+            out.append(positional)
         for i, arg in enumerate(args):
-            if i == skip:
+            if i == skip or (positional is not None and i == positional[0]):
                 continue
             if client is not None and i in where:
                 # sshpass -p PW, PsExec -u USER -p PW, redis-cli -a PW, smbclient -U user%PW:
@@ -1507,10 +1540,108 @@ class DetectorSet:
                     base = m.start(group)
                     for key, value, at in _flag_pairs(argument):
                         self._named_at(found, key, value, base + at, REASON_FLAG, depth)
+        if "|" in text and ("stdin" in low or "chpasswd" in low):
+            for m in _PIPED_PASSWORD.finditer(text):
+                group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
+                value, at = m.group(group), m.start(group)
+                if m.group("users") is not None:  # user:password
+                    user, colon, value = value.partition(":")
+                    at += len(user) + len(colon)
+                    if not colon:
+                        continue
+                self._named_at(found, "password", value, at, REASON_FLAG, depth)
+        if "htpasswd" in low or "config" in low or " set " in low:
+            for m in _POSITIONAL_START.finditer(text):
+                words = _command_words(text, m.start())
+                given = _positional_password([w for w, _ in words])
+                if given is not None:
+                    value, at = words[given[0]]
+                    self._named_at(found, given[1], value, at, REASON_FLAG, depth)
         if "pass:" in text:
             for m in _OPENSSL_PASS.finditer(text):
                 at = m.start("val")
                 self._named_at(found, "password", m.group("val"), at, REASON_FLAG, depth)
+
+
+# Programs given a password as a positional argument, after their subcommand: MinIO's client
+# (mc alias set NAME URL ACCESS_KEY SECRET_KEY; the older mc config host add), htpasswd in batch
+# mode (-b: [FILE] USER PASSWORD; -n: no file), and configuration setters (aws configure set
+# KEY VALUE, npm|yarn|pnpm config set KEY VALUE or KEY=VALUE, git config [options] KEY VALUE:
+# a value only when the key is credential-named). Options with a value of their own are
+# skipped with it (htpasswd -C 10, aws --profile p, git --file f).
+_SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "mc": (("alias", "set"), ("config", "host", "add")),
+    "htpasswd": ((),),
+    "aws": (("configure", "set"),),
+    "npm": (("config", "set"),),
+    "yarn": (("config", "set"),),
+    "pnpm": (("config", "set"),),
+    "git": (("config",),),
+}
+_OPTION_VALUES = frozenset({"-C", "-r", "--profile", "--file", "-f", "--blob", "--type"})
+_POSITIONAL_START = re.compile(r"(?<![\w.-])(?:mc|htpasswd|aws|npm|yarn|pnpm|git)(?=[ \t])")
+# a shell word: quoted, or bare up to a blank or an operator
+_SHELL_WORD = re.compile(
+    r"""(?:"(?P<dq>[^"\n]*+)"|'(?P<sq>[^'\n]*+)'|(?P<bare>(?![#\\])[^\s"';|&<>()`]++))"""
+)
+_BLANKS = re.compile(r"(?:[ \t]++|\\\r?\n)++")  # blanks, and a line continued with "\"
+
+
+def _positional_password(args: Sequence[str]) -> tuple[int, str] | None:
+    """(index, name) of the password that one of :data:`_SUBCOMMANDS`' programs takes as a
+    positional argument in ``args`` (``name``: a key to classify; for a setter, its key)."""
+    program = args[0].rpartition("/")[2].lower() if args else ""
+    chains = _SUBCOMMANDS.get(program)
+    if chains is None:
+        return None
+    flags = ""
+    rest: list[int] = []
+    i, n = 1, len(args)
+    while i < n:
+        arg = args[i]
+        if arg.startswith("-") and len(arg) > 1:
+            flags += arg.lstrip("-") if not arg.startswith("--") else ""
+            i += 2 if arg in _OPTION_VALUES else 1
+            continue
+        rest.append(i)
+        i += 1
+    words = [args[j] for j in rest]
+    for chain in chains:
+        if tuple(words[: len(chain)]) != chain:
+            continue
+        after = rest[len(chain) :]
+        if program == "mc":
+            return (after[3], "secret_key") if len(after) > 3 else None
+        if program == "htpasswd":
+            if "b" not in flags:
+                return None  # it prompts
+            at = 1 if "n" in flags else 2
+            return (after[at], "password") if len(after) > at else None
+        if after and "=" in args[after[0]] and program != "git":
+            return None  # npm config set key=value: read as a pair
+        return (after[1], args[after[0]]) if len(after) > 1 else None
+    return None
+
+
+def _command_words(text: str, start: int) -> list[tuple[str, int]]:
+    """The words of the command that starts at ``text[start]`` (up to ``;``, ``|``, ``&`` or an
+    unescaped line end), each with where its text starts; quotes taken off."""
+    words: list[tuple[str, int]] = []
+    at = start
+    while len(words) < _MAX_WORDS:
+        blank = _BLANKS.match(text, at)
+        if blank is not None:
+            at = blank.end()
+        m = _SHELL_WORD.match(text, at)
+        if m is None:  # the command's end, a comment ("#"), or what a word cannot be
+            break
+        group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
+        words.append((m.group(group), m.start(group)))
+        at = m.end()
+    return words
+
+
+_MAX_WORDS = 64  # a command's words read at most (its password comes among the first)
 
 
 def _client_of(args: tuple[str, ...]) -> tuple[_Client | None, range]:

@@ -83,6 +83,16 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "ldap",
         "mongo",
         "rabbitmqctl",
+        "influx",
+        "htpasswd",
+        "config set",  # npm/yarn/pnpm config set, aws configure set, mc alias set
+        "configure set",
+        "alias set",
+        "host add",
+        "git config",
+        "password-stdin",  # echo … | docker login --password-stdin
+        "chpasswd",
+        "--stdin",  # echo … | passwd --stdin
         "pass:",  # openssl -passin pass:…
         "identified by",  # SQL: IDENTIFIED BY '…', CREATE USER … PASSWORD '…'
         "password '",
