@@ -14,6 +14,7 @@ import binascii
 import bisect
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -57,6 +58,8 @@ from airlock.detectors._values import (
 )
 from airlock.errors import AirlockError, PolicyError
 from airlock.records import record
+
+_END = sys.maxsize
 
 REASON_ENV = "credential-named variable with a literal value"
 REASON_FLAG = "credential-named flag with a literal value"
@@ -164,6 +167,33 @@ class Detection:
         return self.redacted()
 
 
+class _Lazy:
+    """A regular expression compiled when first used. The patterns of the rarer readings (the
+    clients' command lines, SQL, a device's configuration …) are: compiling the seventy
+    patterns of this module at import was a third of ``airlock scan``'s start-up."""
+
+    __slots__ = ("_compiled", "_flags", "_pattern")
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self._pattern, self._flags = pattern, flags
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self._pattern, self._flags)
+        return self._compiled
+
+    def search(self, string: str, pos: int = 0, endpos: int = _END) -> re.Match[str] | None:
+        return self.compiled.search(string, pos, endpos)
+
+    def match(self, string: str, pos: int = 0, endpos: int = _END) -> re.Match[str] | None:
+        return self.compiled.match(string, pos, endpos)
+
+    def finditer(self, string: str, pos: int = 0, endpos: int = _END) -> Iterator[re.Match[str]]:
+        return self.compiled.finditer(string, pos, endpos)
+
+
 _PASSWORD_CLASS = NameClass(True, "password")
 # of each rule, its provider names that say identifier (CC_TEST_REPORTER_ID): a variable whose
 # name ends with one still announces the rule
@@ -201,8 +231,8 @@ _CALL_MARK = re.compile(r"NetworkCredential|DirectoryEntry|connect|PDO|mysqli")
 _LITERAL_ARG = r"(?:\"[^\"\r\n]*\"|'[^'\r\n]*')"
 _CALL_VALUE = r"(?P<q>[\"'])(?P<val>(?![A-Za-z_]\w*(?:\.|::)[A-Za-z_])[^\"'\r\n]+)(?P=q)"
 _CALL_CREDENTIALS = (
-    re.compile(rf"\b(?:NetworkCredential|oci_p?connect)\(\s*{_LITERAL_ARG}\s*,\s*{_CALL_VALUE}"),
-    re.compile(
+    _Lazy(rf"\b(?:NetworkCredential|oci_p?connect)\(\s*{_LITERAL_ARG}\s*,\s*{_CALL_VALUE}"),
+    _Lazy(
         r"(?:\bDirectoryEntry|\bnew\s+PDO|\bmysqli?_p?connect|\bnew\s+mysqli|\bpymysql\.connect"
         r"|\bMySQLdb\.connect|\bmysql\.connector\.connect|\bDBI\s*(?:->|\.|::)\s*connect)"
         rf"\(\s*(?:{_LITERAL_ARG}|\$\w+)\s*,\s*{_LITERAL_ARG}\s*,\s*{_CALL_VALUE}"
@@ -240,7 +270,7 @@ _BEARER = re.compile(r"(?<![\w-])Bearer[ \t]++(?P<val>[A-Za-z0-9._~+/=-]{16,}+)(
 _HEADER_KIND = {"bearer": "bearer token", "basic": "HTTP basic credentials"}
 # Basic credentials decoded: a password may hold blanks (the header's structure says what it is)
 _BASIC_USER_PASS = re.compile(r"^[^:\s/@]{1,64}:(?P<p>[^\x00-\x1f\x7f]{4,})$")
-_CURL_HEADER = re.compile(
+_CURL_HEADER = _Lazy(
     r"(?:-H|--header)(?:=|[ \t]*+)(?P<q>[\"'])(?P<key>[\w-]++)[ \t]*+:[ \t]*+"
     r"(?P<val>[^\"'\n]++)(?P=q)"
 )
@@ -248,11 +278,11 @@ _CURL_HEADER = re.compile(
 # or a line break that is not continued with a backslash. Each flag is matched once and told
 # its command by bisection (a regex scanning from each command name to the line's end took
 # quadratic time on "curl curl curl …").
-_COMMAND_END = re.compile(r"[;|&]|(?<!\\)\n")
+_COMMAND_END = _Lazy(r"[;|&]|(?<!\\)\n")
 # a MySQL client run as a command: first on its line, or after ";", "|", "&", "(", "`" or a
 # quote (`sh -c 'mysql …'`), maybe after shell words (until, if, sudo, env, VAR=value …); not
 # an argument ("--name mysql"), an image ("mysql:8.0"), mysqld_exporter or a JDBC URL
-_MYSQL_CMD = re.compile(
+_MYSQL_CMD = _Lazy(
     r"(?:^|[;|&(`\"'])[ \t]*+(?:(?:sudo|exec|command|time|env|if|until|while|then|do|!|--)"
     r"[ \t]++|[A-Za-z_]\w{0,64}+=\S{0,256}+[ \t]++)*(?:[^\s;|&\"']*/)?"
     r"mysql(?:dump|admin|import|check|show|slap|sh)?(?=\s)",
@@ -261,7 +291,7 @@ _MYSQL_CMD = re.compile(
 _CURL = re.compile(r"\bcurl\b")
 # curl's -u/--user USER:PASSWORD; the password may be quoted apart (kevin:'…'), or empty when
 # the user name is an API key
-_CURL_U = re.compile(
+_CURL_U = _Lazy(
     r"[ \t\n](?:-u|--user)(?:[ \t]+|=)[\"']?(?P<user>[^\s:\"']*):[\"']?(?P<val>[^\s\"']*)"
 )
 # Clients given a password on their command line, one row each: words one of which a text must
@@ -271,65 +301,63 @@ _CURL_U = re.compile(
 # a remote program's flag); redis-cli -a or --pass; smbclient's -U user%password. A value that
 # is a command substitution (``$(kubectl get secret …)``) is no literal: it is not matched.
 _FLAG_VALUE = r"(?:(?P<q>[\"'])(?P<qval>[^\"'\n]+)(?P=q)|(?!\$\(|`)(?P<val>[^\s\"';|&]+))"
-_CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], re.Pattern[str], re.Pattern[str]], ...] = (
-    (("mysql",), _MYSQL_CMD, re.compile(rf"[ \t]-p{_FLAG_VALUE}")),
+_CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
+    (("mysql",), _MYSQL_CMD, _Lazy(rf"[ \t]-p{_FLAG_VALUE}")),
     (
         ("sshpass",),
-        re.compile(r"(?<![\w.-])sshpass(?:[ \t]++(?:-v|-P[ \t]++\S++))*+(?=[ \t]++-p)"),
-        re.compile(rf"[ \t]-p[ \t]*+{_FLAG_VALUE}"),
+        _Lazy(r"(?<![\w.-])sshpass(?:[ \t]++(?:-v|-P[ \t]++\S++))*+(?=[ \t]++-p)"),
+        _Lazy(rf"[ \t]-p[ \t]*+{_FLAG_VALUE}"),
     ),
     (
         ("psexec", "paexec"),
-        re.compile(r"(?i)(?<![\w.-])(?:psexec(?:64)?|paexec)(?:\.exe)?(?=\s)"),
-        re.compile(rf"[ \t]-u[ \t]++\S++[ \t]++-p[ \t]++{_FLAG_VALUE}"),
+        _Lazy(r"(?i)(?<![\w.-])(?:psexec(?:64)?|paexec)(?:\.exe)?(?=\s)"),
+        _Lazy(rf"[ \t]-u[ \t]++\S++[ \t]++-p[ \t]++{_FLAG_VALUE}"),
     ),
     (
         ("redis-cli",),
-        re.compile(r"(?<![\w.-])redis-cli(?=\s)"),
-        re.compile(rf"[ \t](?:-a|--pass)[ \t]++{_FLAG_VALUE}"),
+        _Lazy(r"(?<![\w.-])redis-cli(?=\s)"),
+        _Lazy(rf"[ \t](?:-a|--pass)[ \t]++{_FLAG_VALUE}"),
     ),
     (
         ("smbclient", "rpcclient", "smbcacls", "smbget"),
-        re.compile(r"(?<![\w.-])(?:smbclient|rpcclient|smbcacls|smbget)(?=\s)"),
-        re.compile(
-            r"[ \t](?:-U[ \t]*+|--user[ \t=][ \t]*+)[\"']?[^\s%\"']{1,256}+%(?P<val>[^\s\"']+)"
-        ),
+        _Lazy(r"(?<![\w.-])(?:smbclient|rpcclient|smbcacls|smbget)(?=\s)"),
+        _Lazy(r"[ \t](?:-U[ \t]*+|--user[ \t=][ \t]*+)[\"']?[^\s%\"']{1,256}+%(?P<val>[^\s\"']+)"),
     ),
     # a registry login's -p (docker, podman, buildah, nerdctl, skopeo, oras; helm registry
     # login), az login's -p (a service principal's secret): not docker run's -p, a port
     (
         ("login",),
-        re.compile(
+        _Lazy(
             r"(?<![\w.-])(?:(?:docker|podman|buildah|nerdctl|skopeo|oras|az)"
             r"|helm[ \t]++registry)[ \t]++login(?=\s)"
         ),
-        re.compile(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
+        _Lazy(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
     ),
     # SQL Server's command-line tools: -P (capital), glued or apart
     (
         ("sqlcmd", "osql", "bcp"),
-        re.compile(r"(?i)(?<![\w.-])(?:sqlcmd|osql|bcp)(?:\.exe)?(?=\s)"),
-        re.compile(rf"[ \t]-P[ \t]*+{_FLAG_VALUE}"),
+        _Lazy(r"(?i)(?<![\w.-])(?:sqlcmd|osql|bcp)(?:\.exe)?(?=\s)"),
+        _Lazy(rf"[ \t]-P[ \t]*+{_FLAG_VALUE}"),
     ),
     # OpenLDAP's clients: -w, the bind password (-W prompts for it)
     (
         ("ldap",),
-        re.compile(
+        _Lazy(
             r"(?<![\w.-])ldap(?:search|add|modify|delete|modrdn|passwd|whoami|compare|exop)(?=\s)"
         ),
-        re.compile(rf"[ \t]-w[ \t]*+{_FLAG_VALUE}"),
+        _Lazy(rf"[ \t]-w[ \t]*+{_FLAG_VALUE}"),
     ),
     # InfluxDB's CLI: influx setup -p (the initial admin's password)
     (
         ("influx",),
-        re.compile(r"(?<![\w.-])influx[ \t]++setup(?=\s)"),
-        re.compile(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
+        _Lazy(r"(?<![\w.-])influx[ \t]++setup(?=\s)"),
+        _Lazy(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
     ),
     # RabbitMQ: rabbitmqctl add_user NAME PASSWORD, change_password NAME PASSWORD
     (
         ("rabbitmqctl",),
-        re.compile(r"(?<![\w.-])rabbitmqctl(?:\.bat)?(?=\s)"),
-        re.compile(
+        _Lazy(r"(?<![\w.-])rabbitmqctl(?:\.bat)?(?=\s)"),
+        _Lazy(
             r"[ \t](?:add_user|change_password)[ \t]++(?:\"[^\"\n]*+\"|'[^'\n]*+'|[^\s\"';|&]++)"
             rf"[ \t]++{_FLAG_VALUE}"
         ),
@@ -337,8 +365,8 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], re.Pattern[str], re.Pattern[str]
     # MongoDB's shells and tools: -p (their port is --port)
     (
         ("mongo",),
-        re.compile(r"(?<![\w.-])mongo(?:sh|dump|restore|export|import|stat|top|files)?(?=\s)"),
-        re.compile(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
+        _Lazy(r"(?<![\w.-])mongo(?:sh|dump|restore|export|import|stat|top|files)?(?=\s)"),
+        _Lazy(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
     ),
 )
 
@@ -394,31 +422,31 @@ _CLIENTS = {
 # 'SCRAM-SHA-256$…') and MySQL's ('*' and 40 hex digits).
 _SQL_QUOTED = r"(?:'(?P<sq>[^'\n]++)'|\"(?P<dq>[^\"\n]++)\")"
 _SQL_PASSWORDS = (
-    re.compile(
+    _Lazy(
         r"(?i)\bidentified[ \t]++(?:with[ \t]++\w++[ \t]++)?by[ \t]++"
         rf"(?:(?!(?:values|password)\b){_SQL_QUOTED}|(?P<bare>(?!(?:values|password)\b)"
         r"[A-Za-z_][\w$#]*+)(?![\w$#(]))"
     ),
-    re.compile(
+    _Lazy(
         r"(?i)\b(?:create|alter)[ \t]++(?:user|role|login)\b[^;\n]{0,200}?\bpassword\b"
         rf"[ \t]*+=?[ \t]*+{_SQL_QUOTED}"
     ),
-    re.compile(
+    _Lazy(
         r"(?i)\bset[ \t]++password\b[^;=\n]{0,200}+=[ \t]*+(?:password[ \t]*+\([ \t]*+)?"
         + _SQL_QUOTED
     ),
 )
-_SQL_HASH = re.compile(r"(?i)md5[0-9a-f]{32}\Z|SCRAM-SHA-256\$|\*[0-9a-f]{40}\Z")
+_SQL_HASH = _Lazy(r"(?i)md5[0-9a-f]{32}\Z|SCRAM-SHA-256\$|\*[0-9a-f]{40}\Z")
 # A flag given key=value pairs (helm's --set a=1,auth.password=…, kubectl's --from-literal=k=v,
 # terraform's -var 'k=v', ansible's --extra-vars "k=v k2=v2", argo's -p k=v): the flag's
 # argument, quoted or bare; the pairs in it are split at commas (or blanks, quoted), and each
 # value is a literal, as a flag's value is (never code: `login(token=hf_token)` is no flag).
-_FLAG_ARGUMENT = re.compile(
+_FLAG_ARGUMENT = _Lazy(
     r"(?<![\w-])--?[A-Za-z][\w-]{0,64}+(?:=|[ \t]++)(?!-)"  # (not the next flag)
     r"(?:\"(?P<dq>[^\"\n]*+)\"|'(?P<sq>[^'\n]*+)'"
     r"|(?P<bare>(?:[^\s\"'`;|&<>()]++|\"[^\"\n]*+\"|'[^'\n]*+')++))"  # (k="v" in a bare one)
 )
-_PAIR = re.compile(r"(?:^|(?<=[,\s]))(?P<key>[A-Za-z_][\w.\-/\[\]]{0,128}+)=")
+_PAIR = _Lazy(r"(?:^|(?<=[,\s]))(?P<key>[A-Za-z_][\w.\-/\[\]]{0,128}+)=")
 
 
 def _flag_pairs(argument: str) -> Iterator[tuple[str, str, int]]:
@@ -440,7 +468,7 @@ def _flag_pairs(argument: str) -> Iterator[tuple[str, str, int]]:
 
 # A literal piped into what reads a password from its input: echo … | docker login
 # --password-stdin (podman, helm registry …), echo user:… | chpasswd, echo … | passwd --stdin
-_PIPED_PASSWORD = re.compile(
+_PIPED_PASSWORD = _Lazy(
     r"(?<![\w.-])(?:echo(?:[ \t]++-[neE]++)*+|printf(?:[ \t]++['\"]%s(?:\\n)?['\"])?)[ \t]++"
     r"(?:\"(?P<dq>[^\"\n$`\\]++)\"|'(?P<sq>[^'\n]++)'|(?P<bare>[^\s\"'`;|&<>()$\\]++))"
     r"[ \t]*+\|[ \t]*+(?:sudo[ \t]++)?"
@@ -450,7 +478,7 @@ _PIPED_PASSWORD = re.compile(
 # OpenSSL's pass phrase arguments: -passin, -passout, -pass, -password with "pass:" before a
 # literal (env:VAR, file:PATH, fd:N and stdin name where it is instead)
 _OPENSSL_FLAGS = frozenset({"-passin", "-passout", "-pass", "-password"})
-_OPENSSL_PASS = re.compile(
+_OPENSSL_PASS = _Lazy(
     r"(?<![\w-])-pass(?:in|out|word)?[ \t]++(?P<q>[\"']?)pass:(?P<val>[^\s\"';|&]++)(?P=q)"
 )
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
@@ -462,7 +490,7 @@ _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 # (public, private) are no secret. IOS writes the commands in lower case and the access in
 # capitals (prose capitalises: "Enable secret scanning"); a line may be an Ansible list item
 # (- "enable secret …"), and the value is no lone lower-case word ("enable password policy").
-_DEVICE_SECRET = re.compile(
+_DEVICE_SECRET = _Lazy(
     r"(?m)^[ \t]*+(?:-[ \t]++)?[\"']?(?:(?:enable[ \t]++(?:password|secret)"
     r"(?:[ \t]++level[ \t]++\d++)?|pac[ \t]++key)(?:[ \t]++[07](?=[ \t]))?[ \t]++"
     r"(?![a-z]++[\"']?[ \t]*+\r?$)(?P<val>[^\s\"']++)[\"']?[ \t]*+\r?$"
@@ -492,9 +520,9 @@ _BUILT_VALUE = re.compile(_concatenation("+.&") + r"|^@\w")
 # expands ($PW, ${PW}, $(…), `…`)
 _SPLICED = re.compile(_concatenation("+.") + r"|\$[A-Za-z_{(]|`")
 # Redis configuration: a directive, a blank, its value (redis.conf: requirepass, masterauth).
-_REDIS_AUTH = re.compile(r"^[ \t]*(?:requirepass|masterauth)[ \t]+(?P<val>\S+)", re.M | re.I)
+_REDIS_AUTH = _Lazy(r"^[ \t]*(?:requirepass|masterauth)[ \t]+(?P<val>\S+)", re.M | re.I)
 # A PostgreSQL password file line: host:port:database:user:password (":" and "\" escaped).
-_PGPASS_LINE = re.compile(r"^(?:(?:[^:\\\n]|\\.)*:){4}(?P<val>(?:[^:\\\n]|\\.)+)$", re.M)
+_PGPASS_LINE = _Lazy(r"^(?:(?:[^:\\\n]|\\.)*:){4}(?P<val>(?:[^:\\\n]|\\.)+)$", re.M)
 
 
 def _keyword_fragment(extra: Sequence[tuple[str, ...]], *, folded: bool = True) -> str:
@@ -1579,12 +1607,12 @@ _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "git": (("config",),),
 }
 _OPTION_VALUES = frozenset({"-C", "-r", "--profile", "--file", "-f", "--blob", "--type"})
-_POSITIONAL_START = re.compile(r"(?<![\w.-])(?:mc|htpasswd|aws|npm|yarn|pnpm|git)(?=[ \t])")
+_POSITIONAL_START = _Lazy(r"(?<![\w.-])(?:mc|htpasswd|aws|npm|yarn|pnpm|git)(?=[ \t])")
 # a shell word: quoted, or bare up to a blank or an operator
-_SHELL_WORD = re.compile(
+_SHELL_WORD = _Lazy(
     r"""(?:"(?P<dq>[^"\n]*+)"|'(?P<sq>[^'\n]*+)'|(?P<bare>(?![#\\])[^\s"';|&<>()`]++))"""
 )
-_BLANKS = re.compile(r"(?:[ \t]++|\\\r?\n)++")  # blanks, and a line continued with "\"
+_BLANKS = _Lazy(r"(?:[ \t]++|\\\r?\n)++")  # blanks, and a line continued with "\"
 
 
 def _positional_password(args: Sequence[str]) -> tuple[int, str] | None:
@@ -1692,7 +1720,7 @@ def _client_password(client: _Client, args: tuple[str, ...], i: int) -> tuple[in
 
 
 def _command_flags(
-    text: str, command: re.Pattern[str], flag: re.Pattern[str], *, first_only: bool
+    text: str, command: re.Pattern[str] | _Lazy, flag: re.Pattern[str] | _Lazy, *, first_only: bool
 ) -> Iterator[re.Match[str]]:
     """The matches of ``flag`` that stand after a match of ``command`` in the same command
     (``first_only``: the first one of each command). Linear: each pattern runs once over the
