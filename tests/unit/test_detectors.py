@@ -2477,3 +2477,70 @@ def test_a_literal_piped_into_what_reads_a_password(template: str) -> None:
 )
 def test_piped_values_that_are_no_literal(text: str) -> None:
     assert D.check_text("init.sh", text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Requests are identified by correlationId",  # prose, not SQL
+        "# Each tenant is identified by tenantId\nx: 1\n",
+        "docker run -d --name mongo -p 27017:27017 mongo:7",  # docker runs; mongo is a name
+        "mongosh --host db -u admin -p --authenticationDatabase admin",  # -p alone prompts
+        '{"steps":["docker login -u ci --password-stdin r.corp","docker run -d -p 8080:80 x"]}',
+        "docker login -u ci --password-stdin r.corp # then docker run -p 8080:80 nginx",
+        "CREATE USER 'app'@'%' IDENTIFIED BY RANDOM PASSWORD;\nSELECT 1;\n",
+        'cur.execute("ALTER ROLE app PASSWORD \'" + new_pw + "\'")\n',
+        '$sql = "CREATE USER app IDENTIFIED BY \'" . $pw . "\'";\nx\n',
+        "CREATE USER app IDENTIFIED WITH sha256_hash BY '" + "a3f1" * 16 + "';\nx\n",
+        "az login --service-principal -u app -p sp-cert.pem --tenant t1",
+        'docker login -u ci -p "`cat /run/secrets/registry`" r.corp',
+    ],
+)
+def test_what_looks_like_a_client_password_but_is_not(text: str) -> None:
+    """Found by review: prose, a client's name as another program's argument, a flag that
+    prompts, the next command on one line, SQL's random and hashed passwords, code building
+    SQL, a certificate file, a command substitution in backticks."""
+    assert D.check_text("init.sh", text) == []
+    assert D.check_env("SCRIPT", text) is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["docker", "run", "-d", "--name", "mongo", "-p", "27017:27017", "mongo:7"],
+        ["mongosh", "--host", "db", "-u", "admin", "-p", "--authenticationDatabase", "admin"],
+        ["az", "login", "--service-principal", "-u", "app", "-p", "sp-cert.pem"],
+    ],
+)
+def test_argument_lists_that_hold_no_client_password(args: list[str]) -> None:
+    assert D.check_args(args) == []
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "keytool -genkeypair -storepass {s} -keystore k.jks",  # after an option named key…
+        "keytool -importkeystore -srcstorepass {s} -srckeystore a.p12",
+        "openssl enc -aes-256-cbc -pass pass:{s} -in a",
+        'openssl pkcs12 -export -passout pass:"{s}" -out a.p12',
+        "ALTER USER 'root'@'localhost' IDENTIFIED WITH caching_sha2_password BY '{s}';",
+        "ALTER ROLE app ENCRYPTED PASSWORD  '{s}';",
+        "CREATE USER app\n  WITH PASSWORD '{s}';\n",  # over several lines
+        "docker --config /tmp/cfg login -u ci -p {s} r.corp",
+        "az acr login -n reg -u ci -p {s}",
+        "docker.exe login -u ci -p {s} r.corp",
+        "rabbitmqctl add_user ml \\\n  {s}\n",
+        "openssl pkcs12 -export -passout \\\n  pass:{s} -out a.p12\n",
+    ],
+)
+def test_client_passwords_written_other_ways(template: str) -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    text = template.format(s=secret)
+    for found in (D.check_text("init.sh", text), [D.check_env("SCRIPT", text)]):
+        assert [(d.kind, d.fingerprint) for d in found if d] == [("password", fingerprint(secret))]
+
+
+def test_openssl_pass_after_its_shortest_flag_in_an_argument_list() -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    args = ["openssl", "enc", "-aes-256-cbc", "-pass", f"pass:{secret}", "-in", "a"]
+    assert [(i, d.fingerprint) for i, d in D.check_args(args)] == [(4, fingerprint(secret))]

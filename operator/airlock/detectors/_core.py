@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import itertools
 import os
 import re
 import sys
@@ -275,19 +276,22 @@ _CURL_HEADER = _Lazy(
     r"(?P<val>[^\"'\n]++)(?P=q)"
 )
 # A command's flags are looked for after its name, in the same command: up to a ";", "|", "&"
-# or a line break that is not continued with a backslash. Each flag is matched once and told
+# or a line break that is not continued with a backslash (or a comment, or the end of a quoted
+# item of a list: ["docker login …", "docker run -p 8080:80 …"]). Each flag is matched once and told
 # its command by bisection (a regex scanning from each command name to the line's end took
 # quadratic time on "curl curl curl …").
-_COMMAND_END = _Lazy(r"[;|&]|(?<!\\)\n")
+_COMMAND_END = _Lazy(r"[;|&]|(?<!\\)\n|[ \t]#|[\"'][ \t]*+[,\]]")
 # a MySQL client run as a command: first on its line, or after ";", "|", "&", "(", "`" or a
 # quote (`sh -c 'mysql …'`), maybe after shell words (until, if, sudo, env, VAR=value …); not
 # an argument ("--name mysql"), an image ("mysql:8.0"), mysqld_exporter or a JDBC URL
-_MYSQL_CMD = _Lazy(
-    r"(?:^|[;|&(`\"'])[ \t]*+(?:(?:sudo|exec|command|time|env|if|until|while|then|do|!|--)"
-    r"[ \t]++|[A-Za-z_]\w{0,64}+=\S{0,256}+[ \t]++)*(?:[^\s;|&\"']*/)?"
-    r"mysql(?:dump|admin|import|check|show|slap|sh)?(?=\s)",
-    re.MULTILINE,
+# (The same place for every client of _CLIENT_PASSWORDS: "docker run --name mongo -p 27017:…"
+# runs docker, not mongo. sudo's options may come first, some with a value: sudo -E -u ops.)
+_AT_COMMAND = (
+    r"(?m:^|[;|&(`\"'{])[ \t]*+(?:(?:sudo(?:[ \t]++-[A-Za-z]++(?:[ \t]++(?![-/])[\w.@-]++)?)*"
+    r"|exec|command|time|env|nohup|nice|if|until|while|then|do|!|--)[ \t]++"
+    r"|[A-Za-z_]\w{0,64}+=\S{0,256}+[ \t]++)*(?:[^\s;|&\"']*[/\\])?"
 )
+_MYSQL_CMD = _Lazy(_AT_COMMAND + r"mysql(?:dump|admin|import|check|show|slap|sh)?(?=\s)")
 _CURL = re.compile(r"\bcurl\b")
 # curl's -u/--user USER:PASSWORD; the password may be quoted apart (kevin:'…'), or empty when
 # the user name is an API key
@@ -299,13 +303,24 @@ _CURL_U = _Lazy(
 # (the first one of each command). MySQL's -pPASSWORD (glued; -p alone prompts); sshpass -p
 # among its own options (ssh's -p that follows is a port); PsExec's -p after its -u (elsewhere
 # a remote program's flag); redis-cli -a or --pass; smbclient's -U user%password. A value that
-# is a command substitution (``$(kubectl get secret …)``) is no literal: it is not matched.
-_FLAG_VALUE = r"(?:(?P<q>[\"'])(?P<qval>[^\"'\n]+)(?P=q)|(?!\$\(|`)(?P<val>[^\s\"';|&]+))"
+# is a command substitution (``$(kubectl get secret …)``, backticks) or the next option (``-p``
+# alone prompts: mongosh -p --authenticationDatabase admin) is no literal: it is not matched.
+_FLAG_VALUE = (
+    r"(?:(?P<q>[\"'])(?!\$\(|`)(?P<qval>[^\"'\n]+)(?P=q)|(?!\$\(|`|-)(?P<val>[^\s\"';|&]+))"
+)
+# between a flag and its value, or a command's words: blanks, and lines continued with "\"
+_GAP = r"(?:[ \t]|\\\r?\n)++"
+# a flag's value that is no password: a port or a port mapping (docker run -p 8080:80), a
+# certificate's or a key store's file name (az login -p sp-cert.pem)
+_NOT_A_PASSWORD = re.compile(
+    r"\d{1,5}(?::\d{1,5}){0,2}(?:/(?:tcp|udp|sctp))?|[\w.-]+\.(?:pem|pfx|p12|crt|cer|key|jks)",
+    re.IGNORECASE,
+)
 _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
     (("mysql",), _MYSQL_CMD, _Lazy(rf"[ \t]-p{_FLAG_VALUE}")),
     (
         ("sshpass",),
-        _Lazy(r"(?<![\w.-])sshpass(?:[ \t]++(?:-v|-P[ \t]++\S++))*+(?=[ \t]++-p)"),
+        _Lazy(_AT_COMMAND + r"sshpass(?:[ \t]++(?:-v|-P[ \t]++\S++))*+(?=[ \t]++-p)"),
         _Lazy(rf"[ \t]-p[ \t]*+{_FLAG_VALUE}"),
     ),
     (
@@ -315,58 +330,63 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
     ),
     (
         ("redis-cli",),
-        _Lazy(r"(?<![\w.-])redis-cli(?=\s)"),
-        _Lazy(rf"[ \t](?:-a|--pass)[ \t]++{_FLAG_VALUE}"),
+        _Lazy(_AT_COMMAND + r"redis-cli(?=\s)"),
+        _Lazy(rf"[ \t](?:-a|--pass){_GAP}{_FLAG_VALUE}"),
     ),
     (
         ("smbclient", "rpcclient", "smbcacls", "smbget"),
-        _Lazy(r"(?<![\w.-])(?:smbclient|rpcclient|smbcacls|smbget)(?=\s)"),
+        _Lazy(_AT_COMMAND + r"(?:smbclient|rpcclient|smbcacls|smbget)(?=\s)"),
         _Lazy(r"[ \t](?:-U[ \t]*+|--user[ \t=][ \t]*+)[\"']?[^\s%\"']{1,256}+%(?P<val>[^\s\"']+)"),
     ),
-    # a registry login's -p (docker, podman, buildah, nerdctl, skopeo, oras; helm registry
-    # login), az login's -p (a service principal's secret): not docker run's -p, a port
+    # a registry login's -p (docker, podman, buildah, nerdctl, skopeo, oras, after their global
+    # options; helm registry login), az login's and az acr login's -p (a service principal's
+    # secret, a registry's password): not docker run's -p, a port
     (
         ("login",),
         _Lazy(
-            r"(?<![\w.-])(?:(?:docker|podman|buildah|nerdctl|skopeo|oras|az)"
-            r"|helm[ \t]++registry)[ \t]++login(?=\s)"
+            _AT_COMMAND + r"(?:(?:docker|podman|buildah|nerdctl|skopeo|oras)(?:\.exe)?"
+            r"(?:[ \t]++--?[A-Za-z][\w-]*+(?:[= \t]++(?!-)\S++)?){0,4}?"
+            r"|helm[ \t]++registry|az(?:\.cmd)?(?:[ \t]++acr)?)[ \t]++login(?=\s)"
         ),
-        _Lazy(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
+        _Lazy(rf"[ \t]-p{_GAP}{_FLAG_VALUE}"),
     ),
     # SQL Server's command-line tools: -P (capital), glued or apart
     (
         ("sqlcmd", "osql", "bcp"),
-        _Lazy(r"(?i)(?<![\w.-])(?:sqlcmd|osql|bcp)(?:\.exe)?(?=\s)"),
-        _Lazy(rf"[ \t]-P[ \t]*+{_FLAG_VALUE}"),
+        _Lazy(_AT_COMMAND + r"(?i:sqlcmd|osql|bcp)(?:\.exe)?(?=\s)"),
+        _Lazy(rf"[ \t]-P(?:{_GAP})?{_FLAG_VALUE}"),
     ),
     # OpenLDAP's clients: -w, the bind password (-W prompts for it)
     (
         ("ldap",),
         _Lazy(
-            r"(?<![\w.-])ldap(?:search|add|modify|delete|modrdn|passwd|whoami|compare|exop)(?=\s)"
+            _AT_COMMAND
+            + r"ldap(?:search|add|modify|delete|modrdn|passwd|whoami|compare|exop)(?=\s)"
         ),
-        _Lazy(rf"[ \t]-w[ \t]*+{_FLAG_VALUE}"),
+        _Lazy(rf"[ \t]-w(?:{_GAP})?{_FLAG_VALUE}"),
     ),
     # InfluxDB's CLI: influx setup -p (the initial admin's password)
     (
         ("influx",),
-        _Lazy(r"(?<![\w.-])influx[ \t]++setup(?=\s)"),
-        _Lazy(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
+        _Lazy(_AT_COMMAND + r"influx[ \t]++setup(?=\s)"),
+        _Lazy(rf"[ \t]-p{_GAP}{_FLAG_VALUE}"),
     ),
     # RabbitMQ: rabbitmqctl add_user NAME PASSWORD, change_password NAME PASSWORD
     (
         ("rabbitmqctl",),
-        _Lazy(r"(?<![\w.-])rabbitmqctl(?:\.bat)?(?=\s)"),
+        _Lazy(_AT_COMMAND + r"rabbitmqctl(?:\.bat)?(?=\s)"),
         _Lazy(
-            r"[ \t](?:add_user|change_password)[ \t]++(?:\"[^\"\n]*+\"|'[^'\n]*+'|[^\s\"';|&]++)"
-            rf"[ \t]++{_FLAG_VALUE}"
+            rf"[ \t](?:add_user|change_password){_GAP}(?:\"[^\"\n]*+\"|'[^'\n]*+'|[^\s\"';|&]++)"
+            rf"{_GAP}{_FLAG_VALUE}"
         ),
     ),
     # MongoDB's shells and tools: -p (their port is --port)
     (
         ("mongo",),
-        _Lazy(r"(?<![\w.-])mongo(?:sh|dump|restore|export|import|stat|top|files)?(?=\s)"),
-        _Lazy(rf"[ \t]-p[ \t]++{_FLAG_VALUE}"),
+        _Lazy(
+            _AT_COMMAND + r"mongo(?:sh|dump|restore|export|import|stat|top|files)?(?:\.exe)?(?=\s)"
+        ),
+        _Lazy(rf"[ \t]-p{_GAP}{_FLAG_VALUE}"),
     ),
 )
 
@@ -379,13 +399,13 @@ class _Client(NamedTuple):
     user_pass: bool = False  # the value is user%password
     after_user: bool = False  # only right after ``-u USER`` (PsExec)
     own_options: bool = False  # only among the program's own options (sshpass)
-    command: tuple[str, ...] = ()  # the words that must follow the program (docker login)
+    command: tuple[tuple[str, ...], ...] = ()  # words that must follow the program: login
     user_first: bool = False  # a flag (a subcommand) takes a user, then the password
 
 
 _SMB = _Client(("-U", "--user"), "-U", user_pass=True)
 _PSEXEC = _Client(("-p",), after_user=True)
-_LOGIN = _Client(("-p",), command=("login",))
+_LOGIN = _Client(("-p",), command=(("login",),))
 _SQLCMD = _Client(("-P",), "-P")
 _LDAP = _Client(("-w",), "-w")
 _MONGO = _Client(("-p",))
@@ -407,35 +427,35 @@ _CLIENTS = {
     "rpcclient": _SMB,
     "smbcacls": _SMB,
     "smbget": _SMB,
-    **dict.fromkeys(("docker", "podman", "buildah", "nerdctl", "skopeo", "oras", "az"), _LOGIN),
-    "helm": _Client(("-p",), command=("registry", "login")),
+    **dict.fromkeys(("docker", "podman", "buildah", "nerdctl", "skopeo", "oras"), _LOGIN),
+    "az": _Client(("-p",), command=(("login",), ("acr", "login"))),
+    "helm": _Client(("-p",), command=(("registry", "login"),)),
     **dict.fromkeys(("sqlcmd", "osql", "bcp"), _SQLCMD),
     "rabbitmqctl": _Client(("add_user", "change_password"), user_first=True),
-    "influx": _Client(("-p",), command=("setup",)),
+    "influx": _Client(("-p",), command=(("setup",),)),
     **dict.fromkeys(_LDAP_CLIENTS, _LDAP),
     **dict.fromkeys(_MONGO_CLIENTS, _MONGO),
 }
-# SQL that sets a password: MySQL's and Oracle's IDENTIFIED [WITH plugin] BY (Oracle's unquoted
-# too; not BY VALUES or BY PASSWORD, which give a hash), PostgreSQL's and SQL Server's
-# CREATE|ALTER USER|ROLE|LOGIN … [WITH] [ENCRYPTED] PASSWORD [=] '…', MySQL's SET PASSWORD [FOR
-# …] = ['…' | PASSWORD('…')]. Stored hashes are left out: PostgreSQL's ('md5…',
-# 'SCRAM-SHA-256$…') and MySQL's ('*' and 40 hex digits).
+# SQL that sets a password: MySQL's and Oracle's IDENTIFIED [WITH plugin] BY in a CREATE|ALTER
+# USER or GRANT (Oracle's unquoted too; not BY VALUES, BY PASSWORD or BY RANDOM PASSWORD, nor a
+# ClickHouse *_hash plugin's digest; prose says "identified by its name"), PostgreSQL's and SQL
+# Server's CREATE|ALTER USER|ROLE|LOGIN … [WITH] [ENCRYPTED] PASSWORD [=] '…', MySQL's SET
+# PASSWORD [FOR …] = ['…' | PASSWORD('…')]. A statement may run over several lines. Stored hashes
+# are left out: PostgreSQL's ('md5…', 'SCRAM-SHA-256$…') and MySQL's ('*' and 40 hex digits).
 _SQL_QUOTED = r"(?:'(?P<sq>[^'\n]++)'|\"(?P<dq>[^\"\n]++)\")"
 _SQL_PASSWORDS = (
     _Lazy(
-        r"(?i)\bidentified[ \t]++(?:with[ \t]++\w++[ \t]++)?by[ \t]++"
-        rf"(?:(?!(?:values|password)\b){_SQL_QUOTED}|(?P<bare>(?!(?:values|password)\b)"
-        r"[A-Za-z_][\w$#]*+)(?![\w$#(]))"
+        r"(?i)\b(?:(?:create|alter)\s++user|grant)\b[^;]{0,200}?\bidentified\s++"
+        r"(?:with\s++(?P<plugin>\w++)\s++)?by\s++(?!(?:values|password|random)\b)"
+        rf"(?:{_SQL_QUOTED}|(?P<bare>[A-Za-z_][\w$#]*+)(?![\w$#(]))"
     ),
     _Lazy(
-        r"(?i)\b(?:create|alter)[ \t]++(?:user|role|login)\b[^;\n]{0,200}?\bpassword\b"
-        rf"[ \t]*+=?[ \t]*+{_SQL_QUOTED}"
-    ),
-    _Lazy(
-        r"(?i)\bset[ \t]++password\b[^;=\n]{0,200}+=[ \t]*+(?:password[ \t]*+\([ \t]*+)?"
+        r"(?i)\b(?:create|alter)\s++(?:user|role|login)\b[^;]{0,200}?\bpassword\b\s*+=?\s*+"
         + _SQL_QUOTED
     ),
+    _Lazy(r"(?i)\bset\s++password\b[^;=]{0,200}+=\s*+(?:password\s*+\(\s*+)?" + _SQL_QUOTED),
 )
+_MAX_STATEMENTS = 64  # per pattern and text
 _SQL_HASH = _Lazy(r"(?i)md5[0-9a-f]{32}\Z|SCRAM-SHA-256\$|\*[0-9a-f]{40}\Z")
 # A flag given key=value pairs (helm's --set a=1,auth.password=…, kubectl's --from-literal=k=v,
 # terraform's -var 'k=v', ansible's --extra-vars "k=v k2=v2", argo's -p k=v): the flag's
@@ -479,7 +499,8 @@ _PIPED_PASSWORD = _Lazy(
 # literal (env:VAR, file:PATH, fd:N and stdin name where it is instead)
 _OPENSSL_FLAGS = frozenset({"-passin", "-passout", "-pass", "-password"})
 _OPENSSL_PASS = _Lazy(
-    r"(?<![\w-])-pass(?:in|out|word)?[ \t]++(?P<q>[\"']?)pass:(?P<val>[^\s\"';|&]++)(?P=q)"
+    rf"(?<![\w-])-pass(?:in|out|word)?{_GAP}(?P<q>[\"']?)pass:"
+    r"(?:\"(?P<dq>[^\"\n]++)\"|'(?P<sq>[^'\n]++)'|(?P<val>[^\s\"';|&]++))(?P=q)"
 )
 _NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
 # Network device configuration (Cisco IOS and its kin, kept in ConfigMaps by automation): a
@@ -651,7 +672,10 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         script_assign=re.compile(
             rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"
         ),
-        script_flag=re.compile(rf"(?<![\w-])--?(?P<key>(?=[A-Za-z]){key})(?:=|[ \t]+)" + _VALUE),
+        # (apart from its flag, a value is no other option: keytool -genkeypair -storepass …)
+        script_flag=re.compile(
+            rf"(?<![\w-])--?(?P<key>(?=[A-Za-z]){key})(?:=|[ \t]+(?!-))" + _VALUE
+        ),
     )
 
 
@@ -1099,16 +1123,16 @@ class DetectorSet:
     def _positional(self, args: Sequence[str]) -> tuple[int, Detection] | None:
         """The password that a program of :data:`_SUBCOMMANDS` (among the first arguments,
         after ``sudo`` …) takes as a positional argument, judged under its name."""
-        for n, arg in enumerate(args[:6]):
-            if arg.rpartition("/")[2].lower() in _SUBCOMMANDS:
-                given = _positional_password(args[n:])
-                if given is None:
-                    return None
-                at, name = given
-                cls = self._classify(name)
-                det = self._literal(name, args[n + at], cls, REASON_FLAG, generic=False)
-                return None if cls is None or det is None else (n + at, det)
-        return None
+        n = _program_at(args)
+        if n is None or args[n].rpartition("/")[2].lower() not in _SUBCOMMANDS:
+            return None
+        given = _positional_password(args[n:])
+        if given is None:
+            return None
+        at, name = given
+        cls = self._classify(name)
+        det = self._literal(name, args[n + at], cls, REASON_FLAG, generic=False)
+        return None if cls is None or det is None else (n + at, det)
 
     def _pairs(self, argument: str) -> Detection | None:
         """The first credential among a flag argument's ``key=value,key=value`` pairs."""
@@ -1219,16 +1243,16 @@ class DetectorSet:
                         out.append((at, det))
                     skip = at
                     continue
-            if len(arg) < MIN_SECRET_LEN:
-                continue
-            if _WS.search(arg) is not None or '"' in arg or "'" in arg:
-                out.extend((i, d) for d in self._scan_script(arg))
-                continue
             if arg in _OPENSSL_FLAGS and i + 1 < count and args[i + 1].startswith("pass:"):
                 det = self._named(_PASSWORD_CLASS, args[i + 1][5:], REASON_FLAG, args[i + 1])
                 if det is not None:
                     out.append((i + 1, det))
                 skip = i + 1
+                continue
+            if len(arg) < MIN_SECRET_LEN:
+                continue
+            if _WS.search(arg) is not None or '"' in arg or "'" in arg:
+                out.extend((i, d) for d in self._scan_script(arg))
                 continue
             if arg[0] == "-":
                 flag, eq, val = arg.lstrip("-").partition("=")
@@ -1551,15 +1575,23 @@ class DetectorSet:
             if any(n in low for n in names):
                 for m in _command_flags(text, command, flag, first_only=True):
                     group = "val" if m.group("val") is not None else "qval"
-                    at = m.start(group)
-                    self._named_at(found, "password", m.group(group), at, REASON_FLAG, depth)
+                    value, at = m.group(group), m.start(group)
+                    if _NOT_A_PASSWORD.fullmatch(value) is None:
+                        self._named_at(found, "password", value, at, REASON_FLAG, depth)
         if "identified" in low or "password" in low:
             for pattern in _SQL_PASSWORDS:
-                for m in pattern.finditer(text):
-                    group = next(g for g in ("sq", "dq", "bare") if m.group(g) is not None)
-                    if _SQL_HASH.match(m.group(group)) is None:
-                        at = m.start(group)
-                        self._named_at(found, "password", m.group(group), at, REASON_KEY, depth)
+                # (a statement each: an init script sets a few passwords, a text of thousands
+                # of "create role password '" is hostile, and each value judged costs)
+                for m in itertools.islice(pattern.finditer(text), _MAX_STATEMENTS):
+                    fields = m.groupdict()
+                    group = next(g for g in ("sq", "dq", "bare") if fields.get(g) is not None)
+                    value = fields[group]
+                    if (
+                        _SQL_HASH.match(value) is None
+                        and _SPLICED.search(value) is None  # "… BY '" + pw + "'": code
+                        and not (fields.get("plugin") or "").lower().endswith("_hash")
+                    ):
+                        self._named_at(found, "password", value, m.start(group), REASON_KEY, depth)
         if "=" in text and "-" in text:
             for m in _FLAG_ARGUMENT.finditer(text):
                 group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
@@ -1580,15 +1612,16 @@ class DetectorSet:
                 self._named_at(found, "password", value, at, REASON_FLAG, depth)
         if "htpasswd" in low or "config" in low or " set " in low:
             for m in _POSITIONAL_START.finditer(text):
-                words = _command_words(text, m.start())
+                words = _command_words(text, m.start("program"))
                 given = _positional_password([w for w, _ in words])
                 if given is not None:
                     value, at = words[given[0]]
                     self._named_at(found, given[1], value, at, REASON_FLAG, depth)
         if "pass:" in text:
             for m in _OPENSSL_PASS.finditer(text):
-                at = m.start("val")
-                self._named_at(found, "password", m.group("val"), at, REASON_FLAG, depth)
+                group = next(g for g in ("val", "dq", "sq") if m.group(g) is not None)
+                at = m.start(group)
+                self._named_at(found, "password", m.group(group), at, REASON_FLAG, depth)
 
 
 # Programs given a password as a positional argument, after their subcommand: MinIO's client
@@ -1607,7 +1640,7 @@ _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "git": (("config",),),
 }
 _OPTION_VALUES = frozenset({"-C", "-r", "--profile", "--file", "-f", "--blob", "--type"})
-_POSITIONAL_START = _Lazy(r"(?<![\w.-])(?:mc|htpasswd|aws|npm|yarn|pnpm|git)(?=[ \t])")
+_POSITIONAL_START = _Lazy(_AT_COMMAND + r"(?P<program>mc|htpasswd|aws|npm|yarn|pnpm|git)(?=[ \t])")
 # a shell word: quoted, or bare up to a blank or an operator
 _SHELL_WORD = _Lazy(
     r"""(?:"(?P<dq>[^"\n]*+)"|'(?P<sq>[^'\n]*+)'|(?P<bare>(?![#\\])[^\s"';|&<>()`]++))"""
@@ -1673,27 +1706,50 @@ _MAX_WORDS = 64  # a command's words read at most (its password comes among the 
 
 
 def _client_of(args: tuple[str, ...]) -> tuple[_Client | None, range]:
-    """The client an argument list runs (its program among the first arguments, after
-    ``sudo -E -u ops``, ``exec`` …) and where its password flag may stand: sshpass's own
-    options come before the command it runs (``sshpass -e ssh -p 2222``: ssh's port)."""
-    for n, arg in enumerate(args[:6]):
-        name = arg.rpartition("/")[2].rpartition("\\")[2].lower()
-        name = name.removesuffix(".exe").removesuffix(".bat")
-        client = _CLIENTS.get(name)
-        if client is None:
-            continue
-        if client.command:
-            after = n + 1 + len(client.command)
-            if tuple(args[n + 1 : after]) != client.command:
-                continue  # docker run -p 8080:80: a port
-            return client, range(after, len(args))
-        if not client.own_options:
-            return client, range(n + 1, len(args))
-        at = n + 1
-        while at < len(args) and args[at] in ("-v", "-P"):
-            at += 2 if args[at] == "-P" else 1  # -P takes the prompt to wait for
-        return client, range(at, at + 1)
-    return None, range(0)
+    """The client an argument list runs (its program first, or after launchers: ``sudo -E -u
+    ops``, ``exec``, ``env VAR=…`` …) and where its password flag may stand: sshpass's own
+    options come before the command it runs (``sshpass -e ssh -p 2222``: ssh's port). A client's
+    name elsewhere is an argument (``docker run --name mongo -p 27017:27017``)."""
+    n = _program_at(args)
+    if n is None:
+        return None, range(0)
+    name = args[n].rpartition("/")[2].rpartition("\\")[2].lower()
+    client = _CLIENTS.get(name.removesuffix(".exe").removesuffix(".bat"))
+    if client is None:
+        return None, range(0)
+    if client.command:
+        for command in client.command:
+            after = n + 1 + len(command)
+            if tuple(args[n + 1 : after]) == command:
+                return client, range(after, len(args))
+        return None, range(0)  # docker run -p 8080:80: a port
+    if not client.own_options:
+        return client, range(n + 1, len(args))
+    at = n + 1
+    while at < len(args) and args[at] in ("-v", "-P"):
+        at += 2 if args[at] == "-P" else 1  # -P takes the prompt to wait for
+    return client, range(at, at + 1)
+
+
+# Programs that run the command after them, and their options that take a value (sudo -u ops)
+_LAUNCHERS = frozenset({"sudo", "doas", "exec", "env", "command", "time", "nice", "nohup", "--"})
+_LAUNCHER_VALUES = frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-n"})
+
+
+def _program_at(args: Sequence[str]) -> int | None:
+    """The index of the program an argument list runs: the first argument, or the first after
+    launchers (``sudo -E -u ops``, ``env VAR=value``); ``None`` past the first few."""
+    n = 0
+    while n < min(len(args), 8):
+        arg = args[n]
+        base = arg.rpartition("/")[2]
+        if base in _LAUNCHERS or _ENV_ASSIGN.match(arg) is not None:
+            n += 1
+        elif arg.startswith("-") and n and args[0].rpartition("/")[2] in _LAUNCHERS:
+            n += 2 if arg in _LAUNCHER_VALUES else 1
+        else:
+            return n
+    return None
 
 
 def _client_password(client: _Client, args: tuple[str, ...], i: int) -> tuple[int, str] | None:
@@ -1716,6 +1772,10 @@ def _client_password(client: _Client, args: tuple[str, ...], i: int) -> tuple[in
         _user, percent, value = value.partition("%")
         if not percent:
             return None
+    if value.startswith("-") and at != i:
+        return None  # the next option: the flag alone prompts (mongosh -p --host …)
+    if _NOT_A_PASSWORD.fullmatch(value) is not None:
+        return None
     return at, value
 
 

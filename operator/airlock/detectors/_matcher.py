@@ -94,9 +94,14 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "chpasswd",
         "--stdin",  # echo … | passwd --stdin
         "pass:",  # openssl -passin pass:…
-        "identified by",  # SQL: IDENTIFIED BY '…', CREATE USER … PASSWORD '…'
-        "password '",
-        'password "',
+        "identified",  # SQL: IDENTIFIED BY '…', CREATE USER … PASSWORD '…', SET PASSWORD
+        "create user",
+        "alter user",
+        "create role",
+        "alter role",
+        "create login",
+        "alter login",
+        "set password",
         *DEVICE_WORDS,
     ),
 }
