@@ -2544,3 +2544,35 @@ def test_openssl_pass_after_its_shortest_flag_in_an_argument_list() -> None:
     secret = "Zq9rT4vX" + rnd(12)
     args = ["openssl", "enc", "-aes-256-cbc", "-pass", f"pass:{secret}", "-in", "a"]
     assert [(i, d.fingerprint) for i, d in D.check_args(args)] == [(4, fingerprint(secret))]
+
+
+@pytest.mark.parametrize(
+    ("key", "template"),
+    [
+        ("userlist.txt", '"pgbouncer" "{s}"\n"app" "md5' + "0123456789abcdef" * 2 + '"\n'),
+        ("ldap.conf", "BASE dc=corp,dc=example\nURI ldap://ldap.corp\nbindpw {s}\n"),
+        ("nslcd.conf", "uid nslcd\nbinddn cn=reader,dc=corp\nBINDPW {s}\n"),
+        ("slapd.conf", 'database mdb\nrootdn "cn=admin,dc=corp"\nrootpw {s}\n'),
+    ],
+)
+def test_password_files_and_directives(key: str, template: str) -> None:
+    """PgBouncer's auth file ("user" "password" a line), OpenLDAP's bindpw and rootpw."""
+    secret = "Zq9rT4vX" + rnd(12)
+    found = D.check_text(key, template.format(s=secret))
+    assert [(d.kind, d.fingerprint) for d in found] == [("password", fingerprint(secret))]
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        (
+            "userlist.txt",
+            '"app" "SCRAM-SHA-256$4096:c2FsdA==$' + "a" * 44 + '"\n"x" "md5' + "1" * 32 + '"\n',
+        ),
+        ("slapd.conf", "rootdn cn=admin\nrootpw {SSHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n"),
+        ("nslcd.conf", "uid nslcd\nbindpw ${LDAP_BIND_PASSWORD}\n"),
+        ("README", "Set the bindpw option in ldap.conf to the reader's password.\nDone.\n"),
+    ],
+)
+def test_password_files_and_directives_without_a_password(key: str, text: str) -> None:
+    assert D.check_text(key, text) == []

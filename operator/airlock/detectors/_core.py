@@ -540,8 +540,15 @@ _BUILT_VALUE = re.compile(_concatenation("+.&") + r"|^@\w")
 # inside escaped JSON (a string in code or a shell command): a concatenation, or what a shell
 # expands ($PW, ${PW}, $(…), `…`)
 _SPLICED = re.compile(_concatenation("+.") + r"|\$[A-Za-z_{(]|`")
-# Redis configuration: a directive, a blank, its value (redis.conf: requirepass, masterauth).
-_REDIS_AUTH = _Lazy(r"^[ \t]*(?:requirepass|masterauth)[ \t]+(?P<val>\S+)", re.M | re.I)
+# Configuration directives, a blank, the password: redis.conf's requirepass and masterauth,
+# OpenLDAP's rootpw (slapd.conf) and bindpw (ldap.conf, nslcd.conf). A value in braces is a
+# scheme's hash ({SSHA}…, {CRYPT}…), not the password.
+_DIRECTIVE_WORDS = ("requirepass", "masterauth", "rootpw", "bindpw")
+_DIRECTIVE_PASSWORD = _Lazy(
+    r"^[ \t]*(?:requirepass|masterauth|rootpw|bindpw)[ \t]+(?![{])(?P<val>\S+)", re.M | re.I
+)
+# PgBouncer's auth_file (userlist.txt): "user" "password" a line, or a stored hash
+_USERLIST_LINE = _Lazy(r'^[ \t]*"(?:[^"\n]|"")*+"[ \t]++"(?P<val>(?:[^"\n]|"")++)"', re.M)
 # A PostgreSQL password file line: host:port:database:user:password (":" and "\" escaped).
 _PGPASS_LINE = _Lazy(r"^(?:(?:[^:\\\n]|\\.)*:){4}(?P<val>(?:[^:\\\n]|\\.)+)$", re.M)
 
@@ -1317,6 +1324,13 @@ class DetectorSet:
             for m in _PGPASS_LINE.finditer(text):
                 self._named_at(found, "password", m.group("val"), m.start("val"), REASON_KEY)
             return found.detections
+        if key.lower().endswith("userlist.txt"):  # PgBouncer's: "user" "password" a line
+            found = _Found()
+            for m in _USERLIST_LINE.finditer(text):
+                value = m.group("val")
+                if _SQL_HASH.match(value) is None:
+                    self._named_at(found, "password", value, m.start("val"), REASON_KEY)
+            return found.detections
         if "\n" not in stripped:
             det = self._literal(key, stripped, self._classify(key), REASON_KEY, generic=False)
             if det is None:
@@ -1446,10 +1460,6 @@ class DetectorSet:
             self._password_inputs(text, found, depth)
         if "machine" in text:
             for m in _NETRC.finditer(text):
-                at = m.start("val")
-                self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
-        if "requirepass" in low or "masterauth" in low:
-            for m in _REDIS_AUTH.finditer(text):
                 at = m.start("val")
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
 
@@ -1600,6 +1610,10 @@ class DetectorSet:
                     base = m.start(group)
                     for key, value, at in _flag_pairs(argument):
                         self._named_at(found, key, value, base + at, REASON_FLAG, depth)
+        if any(w in low for w in _DIRECTIVE_WORDS):  # (no credential word in bindpw, rootpw)
+            for m in _DIRECTIVE_PASSWORD.finditer(text):
+                at = m.start("val")
+                self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
         if "|" in text and ("stdin" in low or "chpasswd" in low):
             for m in _PIPED_PASSWORD.finditer(text):
                 group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)

@@ -92,6 +92,8 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "git config",
         "password-stdin",  # echo … | docker login --password-stdin
         "chpasswd",
+        "bindpw",  # ldap.conf, nslcd.conf; slapd.conf's rootpw
+        "rootpw",
         "--stdin",  # echo … | passwd --stdin
         "pass:",  # openssl -passin pass:…
         "identified",  # SQL: IDENTIFIED BY '…', CREATE USER … PASSWORD '…', SET PASSWORD
