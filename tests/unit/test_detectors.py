@@ -2576,3 +2576,36 @@ def test_password_files_and_directives(key: str, template: str) -> None:
 )
 def test_password_files_and_directives_without_a_password(key: str, text: str) -> None:
     assert D.check_text(key, text) == []
+
+
+def test_vault_unseal_keys() -> None:
+    """A share of Vault's master key: given to ``vault operator unseal`` (also inside ``kubectl
+    exec … --``), printed by ``vault operator init`` and kept, or set under a name."""
+    key = base64.b64encode(rnd(33).encode()).decode()
+    other = base64.b64encode(rnd(33).encode()).decode()
+    want = ("Vault unseal key", fingerprint(key))
+    for text in (
+        f"vault operator unseal {key}",
+        f"kubectl exec -n vault vault-0 -- vault operator unseal {key}",
+        f"Unseal Key 1: {key}\nUnseal Key 2: {other}\n\nInitial Root Token: (elsewhere)\n",
+        f"Recovery Key 1: {key}\n",
+    ):
+        found = D.check_text("init.sh", text)
+        assert (found[0].kind, found[0].fingerprint) == want, text
+    args = ["kubectl", "exec", "-n", "vault", "vault-0", "--", "vault", "operator", "unseal", key]
+    assert [(i, d.kind, d.fingerprint) for i, d in D.check_args(args)] == [(9, *want)]
+    det = D.check_env("VAULT_UNSEAL_KEY", key)
+    assert (kind_of(det), det and det.fingerprint) == want
+    for clean in (
+        "vault operator unseal",  # prompts
+        "vault operator unseal -reset",
+        "vault operator unseal $UNSEAL_KEY_1",
+        "Each unseal key is a share; give three of them.",
+    ):
+        assert D.check_text("init.sh", clean) == [], clean
+
+
+def test_a_client_run_by_kubectl_exec_in_an_argument_list() -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    args = ["kubectl", "exec", "cache-0", "--", "redis-cli", "-a", secret, "ping"]
+    assert [(i, d.fingerprint) for i, d in D.check_args(args)] == [(6, fingerprint(secret))]

@@ -285,9 +285,11 @@ _COMMAND_END = _Lazy(r"[;|&]|(?<!\\)\n|[ \t]#|[\"'][ \t]*+[,\]]")
 # quote (`sh -c 'mysql …'`), maybe after shell words (until, if, sudo, env, VAR=value …); not
 # an argument ("--name mysql"), an image ("mysql:8.0"), mysqld_exporter or a JDBC URL
 # (The same place for every client of _CLIENT_PASSWORDS: "docker run --name mongo -p 27017:…"
-# runs docker, not mongo. sudo's options may come first, some with a value: sudo -E -u ops.)
+# runs docker, not mongo. sudo's options may come first, some with a value: sudo -E -u ops. A
+# command also starts after " -- ": kubectl exec vault-0 -- vault operator unseal …)
 _AT_COMMAND = (
-    r"(?m:^|[;|&(`\"'{])[ \t]*+(?:(?:sudo(?:[ \t]++-[A-Za-z]++(?:[ \t]++(?![-/])[\w.@-]++)?)*"
+    r"(?m:^|[;|&(`\"'{]|[ \t]--(?=[ \t]))[ \t]*+"
+    r"(?:(?:sudo(?:[ \t]++-[A-Za-z]++(?:[ \t]++(?![-/])[\w.@-]++)?)*"
     r"|exec|command|time|env|nohup|nice|if|until|while|then|do|!|--)[ \t]++"
     r"|[A-Za-z_]\w{0,64}+=\S{0,256}+[ \t]++)*(?:[^\s;|&\"']*[/\\])?"
 )
@@ -546,6 +548,12 @@ _SPLICED = re.compile(_concatenation("+.") + r"|\$[A-Za-z_{(]|`")
 _DIRECTIVE_WORDS = ("requirepass", "masterauth", "rootpw", "bindpw")
 _DIRECTIVE_PASSWORD = _Lazy(
     r"^[ \t]*(?:requirepass|masterauth|rootpw|bindpw)[ \t]+(?![{])(?P<val>\S+)", re.M | re.I
+)
+# What `vault operator init` prints, kept in a note or a ConfigMap: "Unseal Key 1: …" (Shamir
+# shares, base64) and "Recovery Key 1: …" (auto-unseal); the root token is a provider format
+_VAULT_KEY_LINE = _Lazy(
+    r"^[ \t]*(?:Unseal|Recovery)[ \t]++Key[ \t]++\d{1,2}:[ \t]*+(?P<val>[A-Za-z0-9+/]{32,}={0,2})",
+    re.M,
 )
 # PgBouncer's auth_file (userlist.txt): "user" "password" a line, or a stored hash
 _USERLIST_LINE = _Lazy(r'^[ \t]*"(?:[^"\n]|"")*+"[ \t]++"(?P<val>(?:[^"\n]|"")++)"', re.M)
@@ -1610,6 +1618,10 @@ class DetectorSet:
                     base = m.start(group)
                     for key, value, at in _flag_pairs(argument):
                         self._named_at(found, key, value, base + at, REASON_FLAG, depth)
+        if "key" in low and ("unseal" in low or "recovery" in low):
+            for m in _VAULT_KEY_LINE.finditer(text):
+                at = m.start("val")
+                self._named_at(found, "unseal_key", m.group("val"), at, REASON_KEY, depth)
         if any(w in low for w in _DIRECTIVE_WORDS):  # (no credential word in bindpw, rootpw)
             for m in _DIRECTIVE_PASSWORD.finditer(text):
                 at = m.start("val")
@@ -1624,7 +1636,7 @@ class DetectorSet:
                     if not colon:
                         continue
                 self._named_at(found, "password", value, at, REASON_FLAG, depth)
-        if "htpasswd" in low or "config" in low or " set " in low:
+        if "htpasswd" in low or "config" in low or " set " in low or "unseal" in low:
             for m in _POSITIONAL_START.finditer(text):
                 words = _command_words(text, m.start("program"))
                 given = _positional_password([w for w, _ in words])
@@ -1652,9 +1664,12 @@ _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "yarn": (("config", "set"),),
     "pnpm": (("config", "set"),),
     "git": (("config",),),
+    "vault": (("operator", "unseal"),),
 }
 _OPTION_VALUES = frozenset({"-C", "-r", "--profile", "--file", "-f", "--blob", "--type"})
-_POSITIONAL_START = _Lazy(_AT_COMMAND + r"(?P<program>mc|htpasswd|aws|npm|yarn|pnpm|git)(?=[ \t])")
+_POSITIONAL_START = _Lazy(
+    _AT_COMMAND + r"(?P<program>mc|htpasswd|aws|npm|yarn|pnpm|git|vault)(?=[ \t])"
+)
 # a shell word: quoted, or bare up to a blank or an operator
 _SHELL_WORD = _Lazy(
     r"""(?:"(?P<dq>[^"\n]*+)"|'(?P<sq>[^'\n]*+)'|(?P<bare>(?![#\\])[^\s"';|&<>()`]++))"""
@@ -1687,6 +1702,8 @@ def _positional_password(args: Sequence[str]) -> tuple[int, str] | None:
         after = rest[len(chain) :]
         if program == "mc":
             return (after[3], "secret_key") if len(after) > 3 else None
+        if program == "vault":  # vault operator unseal KEY (alone, it prompts)
+            return (after[0], "unseal_key") if after else None
         if program == "htpasswd":
             if "b" not in flags:
                 return None  # it prompts
@@ -1754,13 +1771,15 @@ def _program_at(args: Sequence[str]) -> int | None:
     """The index of the program an argument list runs: the first argument, or the first after
     launchers (``sudo -E -u ops``, ``env VAR=value``); ``None`` past the first few."""
     n = 0
-    while n < min(len(args), 8):
+    while n < min(len(args), 24):
         arg = args[n]
         base = arg.rpartition("/")[2]
         if base in _LAUNCHERS or _ENV_ASSIGN.match(arg) is not None:
             n += 1
         elif arg.startswith("-") and n and args[0].rpartition("/")[2] in _LAUNCHERS:
             n += 2 if arg in _LAUNCHER_VALUES else 1
+        elif arg.rpartition("/")[2] in ("kubectl", "oc") and "--" in args[n + 1 : n + 16]:
+            n = args.index("--", n + 1) + 1  # kubectl exec pod -- COMMAND
         else:
             return n
     return None

@@ -94,6 +94,7 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "chpasswd",
         "bindpw",  # ldap.conf, nslcd.conf; slapd.conf's rootpw
         "rootpw",
+        "unseal",  # vault operator unseal KEY; "Unseal Key 1: …" lines
         "--stdin",  # echo … | passwd --stdin
         "pass:",  # openssl -passin pass:…
         "identified",  # SQL: IDENTIFIED BY '…', CREATE USER … PASSWORD '…', SET PASSWORD

@@ -102,6 +102,7 @@ _STRONG_KEY_QUALIFIERS = {
     "SUBSCRIPTION": "API key",
     "SHARED": "shared key",
     "SERVICE": "API key",
+    "UNSEAL": "Vault unseal key",  # a share of HashiCorp Vault's master key
 }
 _PUBLIC_QUALIFIERS = frozenset({"PUBLIC", "PUB"})
 

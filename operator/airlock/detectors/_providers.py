@@ -627,6 +627,8 @@ RULES: tuple[ProviderRule, ...] = (
         r"apiKeyClientSecret\"?\s*:\s*\"(?P<s>[A-Za-z0-9]{30,})\"",
     ),
     token("age-secret-key", "age", "secret key", "AGE-SECRET-KEY-1", UP, 58),
+    # age 1.3's hybrid post-quantum identities (ML-KEM-768 + X25519): the same 32-byte seed
+    token("age-pq-secret-key", "age", "post-quantum secret key", "AGE-SECRET-KEY-PQ-1", UP, 58),
     raw(
         "tink-keyset",
         "Google Tink",
@@ -881,6 +883,17 @@ RULES: tuple[ProviderRule, ...] = (
     token("octopus-api-key", "Octopus Deploy", "API key", "API-", UP, 26),
     token("postman-collection-token", "Postman", "collection access token", "PMAT-", UP, 26),
     token("postman-api-key", "Postman", "API key", "PMAK-", HEX, 24, tail=f"-[{HEX}]{{34}}"),
+    # CockroachDB Cloud's service account API keys: CCDB1_, a 22-character id, "_", the secret
+    token(
+        "cockroachdb-cloud-api-key",
+        "CockroachDB Cloud",
+        "API key",
+        "CCDB1_",
+        A62,
+        22,
+        tail=f"_[{A62}]{{40}}",
+        verify="generated",
+    ),
     token("readme-api-key", "ReadMe", "API key", "rdme_", LOW, 70),
     token("snyk-token", "Snyk", "API token (after its name)", "snyk_", HEX + "-", 36),
     # -- package registries -----------------------------------------------------------------------
