@@ -49,14 +49,21 @@ Decisions worth knowing (each has a test):
   among its own options, PsExec's ``-p`` after its ``-u``, ``redis-cli -a``, ``smbclient -U
   user%…``, a registry login's and ``az login``'s ``-p``, ``sqlcmd -P``, OpenLDAP clients'
   ``-w``, MongoDB tools' ``-p``, ``rabbitmqctl add_user NAME …``, OpenSSL's ``pass:…``, Redis's
-  ``--requirepass``, keytool's ``-storepass``; the same in exec-form argument lists), SQL that
-  sets a password (``IDENTIFIED BY``, ``CREATE|ALTER USER … PASSWORD``, ``SET PASSWORD``), and
-  the password a database or directory client's call takes as a positional literal
+  ``--requirepass``, keytool's ``-storepass``; passwords given as arguments of their own: ``mc
+  alias set``'s secret key, ``htpasswd -b``, ``vault operator unseal``, configuration setters
+  such as ``aws configure set`` under a credential-named key; key=value pairs given to a flag
+  such as helm's ``--set`` and kubectl's ``--from-literal``; a literal piped into ``docker login
+  --password-stdin`` or ``chpasswd``; the same in exec-form argument lists, where the program is
+  the first argument or follows ``sudo``, ``env``, ``kubectl exec … --``), SQL that sets a
+  password (``IDENTIFIED BY``, ``CREATE|ALTER USER … PASSWORD``, ``SET PASSWORD``), and the
+  password a database or directory client's call takes as a positional literal
   (``NetworkCredential``, ``mysqli_connect``, ``DBI->connect``). A command substitution
   (``$(kubectl get secret …)``) or an escaped variable (``$$VAR``, ``\\$VAR``) is no literal.
   An HTML form's password field filled in, a Windows answer file's ``<Password><Value>`` and
   a network device's configuration lines (``enable password``, ``snmp-server community … RO``,
-  ``pac key``; not the default ``public``) are read as passwords.
+  ``pac key``; not the default ``public``), the directives ``requirepass``, ``masterauth``,
+  ``bindpw`` and ``rootpw``, PgBouncer's ``userlist.txt`` and Vault's ``Unseal Key N:`` lines
+  are read as passwords.
   A Kubernetes Secret manifest written in a text (a ConfigMap, an env value) is reported by its
   ``data`` and ``stringData`` values. A ``Bearer`` token is read without its header's name.
 - Password hashes (crypt's ``$1$``/``$apr1$``, ``$5$``/``$6$``, bcrypt, yescrypt, Cisco type 8
