@@ -2609,3 +2609,122 @@ def test_a_client_run_by_kubectl_exec_in_an_argument_list() -> None:
     secret = "Zq9rT4vX" + rnd(12)
     args = ["kubectl", "exec", "cache-0", "--", "redis-cli", "-a", secret, "ping"]
     assert [(i, d.fingerprint) for i, d in D.check_args(args)] == [(6, fingerprint(secret))]
+
+
+def test_every_pattern_compiled_on_first_use_compiles() -> None:
+    """A pattern compiled when first used fails only then: compile them all here."""
+    from airlock.detectors import _core
+
+    lazy = [v for v in vars(_core).values() if isinstance(v, _core._Lazy)]
+    lazy += [p for row in _core._CLIENT_PASSWORDS for p in row[1:]]
+    lazy += list(_core._SQL_PASSWORDS)
+    assert len(lazy) > 40
+    for pattern in lazy:
+        assert pattern.compiled.pattern
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mc alias set myminio http://minio:9000 {{ .Values.minio.rootUser }} "
+        "{{ .Values.minio.rootPassword }}",
+        "htpasswd -nb {{ .Values.user }} {{ .Values.pass }}",
+        "kubectl create secret generic ssh-key --from-file=ssh-privatekey=id_rsa",
+        "helm install x ./chart --set-file auth.password=pw.txt,auth.token=token.txt",
+        'helm install x ./chart --set auth.password="`cat /run/pw`"',
+        "git config user.password expects plaintext, which is why we avoid it.",
+        "htpasswd -b lets scripts supply credentials non-interactively",
+        "npm config set //r.corp/:_authToken afterwards, then publish",
+        "echo 'ml:$y$j9T$"
+        + "a1B2c3D4e5F6g7H8i9J0k1$"
+        + "Zq9rT4vXk3Lm8Np2Qw7R" * 2
+        + "' | chpasswd -e",
+        "az webapp config appsettings set -g rg -n app "
+        "--settings DB_PASSWORD=@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/s/db/)",
+    ],
+)
+def test_review_of_pairs_and_positionals_no_credential(text: str) -> None:
+    """Found by review: templates, file flags, backticks, prose, chpasswd's hashes (-e), a Key
+    Vault reference."""
+    assert D.check_text("deploy.sh", text) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["kubectl", "create", "secret", "generic", "k", "--from-file=ssh-privatekey=id_rsa"],
+        ["helm", "install", "x", "c", "--set", "auth.password=secret,replicaCount=3"],
+        ["helm", "install", "x", "c", "--set", "auth.password=,auth.username=appuser-prod"],
+        ["helm", "install", "x", "c", "--set", "auth.password=short,image.tag=v1.2.3-build.4567"],
+    ],
+)
+def test_review_of_pair_lists_in_argument_lists_no_credential(args: list[str]) -> None:
+    assert D.check_args(args) == []
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "curl -d 'password={s}&grant_type=password' https://kc.corp/token",
+        'curl -d "client_id=app&client_secret={s}" https://kc.corp/token',
+        "some-tool --opts 'password={s};other=1'",
+        "helm upgrade --install pg x \\\n  --set auth.password={s} \\\n  --wait\n",
+        "helm upgrade --install pg x \\\n  --set auth.password={s},image.tag=1 \\\n  --wait\n",
+        "helm install pg x --set auth.password={s}\\\n  --wait\n",
+        "mc alias set local http://x:9000 admin {s}\\\n",
+        'mc alias set minio "http://${{MINIO_HOST}}":9000 AKIAEXAMPLEID {s}',
+        'htpasswd -bc "$DIR"/.htpasswd ops {s}',
+        "printf '{s}\\n' | docker login -u ci --password-stdin r.corp",
+        "echo -e '{s}\\n' | docker login -u ci --password-stdin r.corp",
+        "influx setup --username admin --password {s} -o ml -b metrics -f\necho done\n",
+        "htpasswd -nbBC 10 \"\" {s} | tr -d ':\\n'",
+        "mc --config-dir /tmp/mc alias set local http://x:9000 admin {s}",
+        "npm config set --userconfig /tmp/.npmrc //r.corp/:_authToken {s}",
+        "git config set --global user.password {s}",
+        "npm set //r.corp/:_authToken {s}",
+        "mcli alias set local http://x:9000 admin {s}",
+        "echo {s} | sudo -E docker login -u ci --password-stdin r.corp",
+        "echo {s} | /usr/bin/docker --config /tmp/c login -u ci --password-stdin r.corp",
+        "echo ml:{s} | /usr/sbin/chpasswd",
+        "echo {s} | \\\n  docker login -u ci \\\n  --password-stdin r.corp",
+        "docker login -u ci --password-stdin r.corp <<< '{s}'",
+        'args: ["upgrade", "--install", "pg", "x", "--set", "auth.password={s}"]',
+        "  script:\n    - mc alias set local http://x:9000 admin {s}\n",
+        "RUN htpasswd -bc /etc/nginx/.htpasswd admin {s}",
+    ],
+)
+def test_review_of_pairs_and_positionals_the_secret_itself(template: str) -> None:
+    """Found by review: the value reported is the secret, not the rest of a line or a list
+    (&-joined and continued lines, escapes, concatenated words, printf's \\n), and the same
+    commands written other ways are read."""
+    secret = "Zq9rT4vX" + rnd(12)
+    found = D.check_text("deploy.sh", template.format(s=secret))
+    assert [d.fingerprint for d in found] == [fingerprint(secret)], found
+
+
+def test_review_of_pairs_escaped_comma_and_multiple_chpasswd_lines() -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    found = D.check_text("deploy.sh", f"helm install pg x --set auth.password={secret}\\,abc,x=1")
+    assert [d.fingerprint for d in found] == [fingerprint(secret + ",abc")]
+    other = "Wm3pR8sT" + rnd(12)
+    script = f"#!/bin/sh\necho 'ml:{secret}\\nroot:{other}' | chpasswd\n"  # (a script: all)
+    found = D.check_text("init.sh", script)
+    assert sorted(d.fingerprint for d in found) == sorted([fingerprint(secret), fingerprint(other)])
+
+
+@pytest.mark.parametrize(
+    ("args", "at"),
+    [
+        (["helm", "install", "pg", "x", "--set=x=1,auth.password={s}"], 4),
+        (["helm", "install", "pg", "x", "--set=auth.password={s},x=1"], 4),
+        (["ansible-playbook", "site.yml", "--extra-vars", "db_user=app db_password={s}"], 3),
+        (["ansible-playbook", "site.yml", "-e", "db_password={s} db_user=app"], 3),
+        (["htpasswd", "-bBC", "10", "/etc/nginx/.htpasswd", "admin", "{s}"], 5),
+        (["mc", "alias", "set", "--api", "S3v4", "minio", "http://minio:9000", "AKIAID", "{s}"], 8),
+        (["aws", "--region", "eu-west-1", "configure", "set", "aws_secret_access_key", "{s}"], 6),
+    ],
+)
+def test_review_of_pairs_and_positionals_in_argument_lists(args: list[str], at: int) -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    hits = D.check_args([a.format(s=secret) for a in args])
+    assert [(i, d.fingerprint) for i, d in hits] == [(at, fingerprint(secret))]

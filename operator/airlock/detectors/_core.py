@@ -286,12 +286,15 @@ _COMMAND_END = _Lazy(r"[;|&]|(?<!\\)\n|[ \t]#|[\"'][ \t]*+[,\]]")
 # an argument ("--name mysql"), an image ("mysql:8.0"), mysqld_exporter or a JDBC URL
 # (The same place for every client of _CLIENT_PASSWORDS: "docker run --name mongo -p 27017:…"
 # runs docker, not mongo. sudo's options may come first, some with a value: sudo -E -u ops. A
-# command also starts after " -- ": kubectl exec vault-0 -- vault operator unseal …)
+# command also starts after " -- " (kubectl exec vault-0 -- vault operator unseal …), as a YAML
+# list's item ("- mc alias set …") and after a Dockerfile's RUN.)
+# The program's path is read a segment at a time, none holding an opening ("{", "("): from
+# every "{" of "{{{{…" a scan to the token's end was quadratic (seconds on 40 KB).
 _AT_COMMAND = (
-    r"(?m:^|[;|&(`\"'{]|[ \t]--(?=[ \t]))[ \t]*+"
+    r"(?m:^|[;|&(`\"'{]|[ \t]--(?=[ \t]))[ \t]*+(?:-[ \t]++)?(?:RUN[ \t]++)?"
     r"(?:(?:sudo(?:[ \t]++-[A-Za-z]++(?:[ \t]++(?![-/])[\w.@-]++)?)*"
     r"|exec|command|time|env|nohup|nice|if|until|while|then|do|!|--)[ \t]++"
-    r"|[A-Za-z_]\w{0,64}+=\S{0,256}+[ \t]++)*(?:[^\s;|&\"']*[/\\])?"
+    r"|[A-Za-z_]\w{0,64}+=\S{0,256}+[ \t]++)*(?:[^\s;|&\"'/\\{(]*+[/\\])*+"
 )
 _MYSQL_CMD = _Lazy(_AT_COMMAND + r"mysql(?:dump|admin|import|check|show|slap|sh)?(?=\s)")
 _CURL = re.compile(r"\bcurl\b")
@@ -312,6 +315,7 @@ _FLAG_VALUE = (
 )
 # between a flag and its value, or a command's words: blanks, and lines continued with "\"
 _GAP = r"(?:[ \t]|\\\r?\n)++"
+_GAP_OPT = r"(?:[ \t]|\\\r?\n)*+"
 # a flag's value that is no password: a port or a port mapping (docker run -p 8080:80), a
 # certificate's or a key store's file name (az login -p sp-cert.pem)
 _NOT_A_PASSWORD = re.compile(
@@ -464,17 +468,23 @@ _SQL_HASH = _Lazy(r"(?i)md5[0-9a-f]{32}\Z|SCRAM-SHA-256\$|\*[0-9a-f]{40}\Z")
 # argument, quoted or bare; the pairs in it are split at commas (or blanks, quoted), and each
 # value is a literal, as a flag's value is (never code: `login(token=hf_token)` is no flag).
 _FLAG_ARGUMENT = _Lazy(
-    r"(?<![\w-])--?[A-Za-z][\w-]{0,64}+(?:=|[ \t]++)(?!-)"  # (not the next flag)
+    r"(?<![\w-])--?(?P<flag>[A-Za-z][\w-]{0,64}+)"
+    r"(?:=|[ \t]++|\"[ \t]*+,[ \t]*+(?=\"))(?!-)"  # (not the next flag; "--set", "k=v" in JSON)
     r"(?:\"(?P<dq>[^\"\n]*+)\"|'(?P<sq>[^'\n]*+)'"
-    r"|(?P<bare>(?:[^\s\"'`;|&<>()]++|\"[^\"\n]*+\"|'[^'\n]*+')++))"  # (k="v" in a bare one)
+    r"|(?P<bare>(?:[^\s\"'`;|&<>()\\]++|\\(?!\r?\n)|\"[^\"\n]*+\"|'[^'\n]*+')++))"  # (k="v" in it)
 )
-_PAIR = _Lazy(r"(?:^|(?<=[,\s]))(?P<key>[A-Za-z_][\w.\-/\[\]]{0,128}+)=")
+_PAIR = _Lazy(r"(?:^|(?<=[,\s&;]))(?P<key>[A-Za-z_][\w.\-/\[\]]{0,128}+)=")
+# flags whose pairs name files, not values (kubectl --from-file=key=path, helm --set-file)
+_FLAG_NAME = re.compile(r"[A-Za-z][\w.-]{0,64}")
+_FILE_FLAGS = frozenset({"from-file", "set-file", "from-env-file", "env-file", "var-file"})
 
 
 def _flag_pairs(argument: str) -> Iterator[tuple[str, str, int]]:
     """(key, value, offset of the value) of each ``key=value`` in a flag's argument: one pair
-    takes the rest of the argument, several are split at commas and blanks."""
-    found = list(_PAIR.finditer(argument))
+    takes the rest of the argument, several are split at commas, blanks, ``&`` and ``;``
+    (form-encoded, URL-like); helm's escaped comma ``\\,`` stays in its value, unescaped. A
+    value that is a command substitution (backticks, ``$(``) is skipped."""
+    found = [m for m in _PAIR.finditer(argument) if argument[m.start() - 1 : m.start()] != "\\"]
     if not found:
         return
     one = len(found) == 1 and found[0].start() == 0
@@ -482,20 +492,30 @@ def _flag_pairs(argument: str) -> Iterator[tuple[str, str, int]]:
         stop = len(argument) if one or n + 1 == len(found) else found[n + 1].start()
         value, at = argument[m.end() : stop], m.end()
         if not one:
-            value = value.rstrip(", \t")
+            value = value.rstrip(", \t&;").replace("\\,", ",")
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value, at = value[1:-1], at + 1  # k="v" within a bare argument
+        if value.startswith("`") or "$(" in value:
+            continue
         yield m.group("key"), value, at
 
 
 # A literal piped into what reads a password from its input: echo … | docker login
 # --password-stdin (podman, helm registry …), echo user:… | chpasswd, echo … | passwd --stdin
 _PIPED_PASSWORD = _Lazy(
-    r"(?<![\w.-])(?:echo(?:[ \t]++-[neE]++)*+|printf(?:[ \t]++['\"]%s(?:\\n)?['\"])?)[ \t]++"
+    r"(?<![\w.-])(?:echo(?:[ \t]++-[neE]++)*+|printf(?:[ \t]++['\"][^'\"\n%]*+%s(?:\\n)?['\"])?)"
+    r"[ \t]++(?:\"(?P<dq>[^\"\n$`\\]++)\"|'(?P<sq>[^'\n]++)'|(?P<bare>[^\s\"'`;|&<>()$\\]++))"
+    rf"[ \t]*+\|{_GAP_OPT}(?:sudo(?:[ \t]++-[A-Za-z]++)*+[ \t]++)?(?:[^\s;|&\"'/\\{{(]*+[/\\])*+"
+    r"(?:(?:(?:(?:docker|podman|buildah|nerdctl|skopeo|oras)(?:\.exe)?"
+    r"(?:[ \t]++--?[A-Za-z][\w-]*+(?:[= \t]++(?!-)\S++)?){0,4}?|helm[ \t]++registry)[ \t]++login\b"
+    r"(?:[^\n;|&]|\\\n)*?[ \t]--password-stdin|passwd\b[^\n;|&]*?[ \t]--stdin)\b"
+    r"|(?P<users>chpasswd\b(?![ \t]++(?:-e|--encrypted)\b)))"  # (-e: hashes)
+)
+# … or fed to it on a here-string: docker login -u ci --password-stdin <<< '…'
+_HERE_PASSWORD = _Lazy(
+    r"(?<![\w.-])(?:docker|podman|buildah|nerdctl|skopeo|oras)(?:\.exe)?[ \t]"
+    r"[^\n;|&]*?--password-stdin[^\n;|&]*?<<<[ \t]*+"
     r"(?:\"(?P<dq>[^\"\n$`\\]++)\"|'(?P<sq>[^'\n]++)'|(?P<bare>[^\s\"'`;|&<>()$\\]++))"
-    r"[ \t]*+\|[ \t]*+(?:sudo[ \t]++)?"
-    r"(?:(?:(?:docker|podman|buildah|nerdctl|skopeo|oras|helm[ \t]++registry)[ \t]++login\b"
-    r"[^\n;|&]*?[ \t]--password-stdin|passwd\b[^\n;|&]*?[ \t]--stdin)\b|(?P<users>chpasswd\b))"
 )
 # OpenSSL's pass phrase arguments: -passin, -passout, -pass, -password with "pass:" before a
 # literal (env:VAR, file:PATH, fd:N and stdin name where it is instead)
@@ -711,6 +731,8 @@ def _clean_text_value(raw: str) -> tuple[str, bool]:
             return first, True
         if _operator_after_literal(v):
             return "", True  # code: no literal value
+    if v.endswith(" \\"):
+        v = v[:-2].rstrip()  # a shell line continued: "--set auth.password=… \\"
     if v.endswith(","):
         v = v[:-1].rstrip()
     if len(v) >= 2 and v[0] == v[-1] and v[0] in _QUOTES:
@@ -1135,6 +1157,24 @@ class DetectorSet:
             return Detection(KIND_HIGH_ENTROPY, self._fp(value), REASON_ENTROPY)
         return None
 
+    def _pair_list(self, args: Sequence[str], i: int) -> tuple[bool, Detection | None] | None:
+        """``args[i]`` as a flag's list of pairs (glued, ``--set=a=1,b=2``, or the argument
+        after the flag), judged by :meth:`_pairs`; ``None`` when it is none (a file flag's
+        pairs name files: nothing to judge)."""
+        arg = args[i]
+        if arg.startswith("-"):
+            flag, eq, argument = arg.lstrip("-").partition("=")
+            if not eq or "=" not in argument or _FLAG_NAME.fullmatch(flag) is None:
+                return None  # (not a PEM block's "-----BEGIN …")
+        elif i and args[i - 1].startswith("-") and _PAIR.match(arg) is not None:
+            flag, argument = args[i - 1].lstrip("-").partition("=")[0], arg
+        else:
+            return None
+        if flag in _FILE_FLAGS:
+            return True, None
+        is_list, det = self._pairs(argument)
+        return (is_list, det) if is_list else None
+
     def _positional(self, args: Sequence[str]) -> tuple[int, Detection] | None:
         """The password that a program of :data:`_SUBCOMMANDS` (among the first arguments,
         after ``sudo`` …) takes as a positional argument, judged under its name."""
@@ -1149,15 +1189,19 @@ class DetectorSet:
         det = self._literal(name, args[n + at], cls, REASON_FLAG, generic=False)
         return None if cls is None or det is None else (n + at, det)
 
-    def _pairs(self, argument: str) -> Detection | None:
-        """The first credential among a flag argument's ``key=value,key=value`` pairs."""
-        for key, value, _at in _flag_pairs(argument):
+    def _pairs(self, argument: str) -> tuple[bool, Detection | None]:
+        """Whether a flag's argument is a list of ``key=value`` pairs (more than one: one pair
+        is read as an assignment), and the first credential among them."""
+        pairs = list(_flag_pairs(argument))
+        if len(pairs) < 2 and argument.count("=") < 2:
+            return False, None
+        for key, value, _at in pairs:
             cls = self._classify(key)
             if cls is not None:
                 det = self._literal(key, value, cls, REASON_FLAG, generic=False)
                 if det is not None:
-                    return det
-        return None
+                    return True, det
+        return True, None
 
     def _embedded(self, value: str, seen: Seen, depth: int) -> Detection | None:
         """A value that is itself configuration (``password=…``, ``{"token": …}``, a header),
@@ -1266,6 +1310,11 @@ class DetectorSet:
                 continue
             if len(arg) < MIN_SECRET_LEN:
                 continue
+            listed = self._pair_list(args, i)
+            if listed is not None:  # helm's --set a=1,auth.password=…, ansible's -e 'k=v k=v'
+                if listed[1] is not None:
+                    out.append((i, listed[1]))
+                continue
             if _WS.search(arg) is not None or '"' in arg or "'" in arg:
                 out.extend((i, d) for d in self._scan_script(arg))
                 continue
@@ -1291,11 +1340,6 @@ class DetectorSet:
                     det = self._literal("", arg, None, REASON_FLAG, generic=False)
             else:
                 m = _ENV_ASSIGN.match(arg)
-                if m is not None and "," in arg and arg.count("=") > 1:
-                    det = self._pairs(arg)  # helm's --set a=1,auth.password=…
-                    if det is not None:
-                        out.append((i, det))
-                        continue
                 if m is not None:
                     # formats first, over the whole argument: one may span the "="
                     # (``AccountKey=…``, base64 padding, ``…=`` glued to a suffix), and a
@@ -1347,8 +1391,11 @@ class DetectorSet:
         found = _Found()
         self._scan_formats(text, found)
         self._scan_headers(text, found)
-        self._scan_kv(text, found)
+        # a script's commands before its lines' key=value reading: a flag's pairs, a client's
+        # password are told apart there ("--set auth.password=…,image.tag=1 \\" is no line)
         self._scan_commands(text, found)  # an init script's mysql -p, curl -u
+        self._script_values(self._patterns.script_flag, text, found, REASON_FLAG)
+        self._scan_kv(text, found)
         if not found.detections:
             known.add((key, text), len(text))
         return found.detections
@@ -1527,8 +1574,8 @@ class DetectorSet:
             key = m.group("key")
             bare = m.group("bare")
             if bare is not None:
-                if _CODEISH.search(bare) is not None:
-                    continue
+                if _CODEISH.search(bare) is not None or text.startswith("(", m.end("bare")):
+                    continue  # (a call cut at its parenthesis: @Microsoft.KeyVault(…))
                 # `login(token=hf_token)`: lower-case names with identifier values are code
                 # (a flag's value, `-Ddb.password=hunter2`, is a literal, and so is a URL query
                 # parameter's, `?api_key=…` or `&token=…`).
@@ -1614,10 +1661,12 @@ class DetectorSet:
             for m in _FLAG_ARGUMENT.finditer(text):
                 group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
                 argument = m.group(group)
-                if "=" in argument:
+                if "=" in argument and m.group("flag") not in _FILE_FLAGS:
                     base = m.start(group)
                     for key, value, at in _flag_pairs(argument):
-                        self._named_at(found, key, value, base + at, REASON_FLAG, depth)
+                        if text[base + at + len(value) : base + at + len(value) + 1] != "(":
+                            # (not a call cut at its parenthesis: @Microsoft.KeyVault(…))
+                            self._named_at(found, key, value, base + at, REASON_FLAG, depth)
         if "key" in low and ("unseal" in low or "recovery" in low):
             for m in _VAULT_KEY_LINE.finditer(text):
                 at = m.start("val")
@@ -1626,19 +1675,26 @@ class DetectorSet:
             for m in _DIRECTIVE_PASSWORD.finditer(text):
                 at = m.start("val")
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
-        if "|" in text and ("stdin" in low or "chpasswd" in low):
-            for m in _PIPED_PASSWORD.finditer(text):
+        if ("|" in text or "<<<" in text) and ("stdin" in low or "chpasswd" in low):
+            piped = itertools.chain(_PIPED_PASSWORD.finditer(text), _HERE_PASSWORD.finditer(text))
+            for m in piped:
                 group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
-                value, at = m.group(group), m.start(group)
-                if m.group("users") is not None:  # user:password
-                    user, colon, value = value.partition(":")
-                    at += len(user) + len(colon)
-                    if not colon:
-                        continue
-                self._named_at(found, "password", value, at, REASON_FLAG, depth)
+                raw, at = m.group(group), m.start(group)
+                users = "users" in m.re.groupindex and m.group("users") is not None
+                for line in raw.split("\\n"):  # echo -e's and printf's "\n": lines
+                    value, skip = line, 0
+                    if users:  # user:password
+                        user, colon, value = line.partition(":")
+                        skip = len(user) + len(colon)
+                        value = value if colon else ""
+                    if value:
+                        self._named_at(found, "password", value, at + skip, REASON_FLAG, depth)
+                    at += len(line) + 2
         if "htpasswd" in low or "config" in low or " set " in low or "unseal" in low:
-            for m in _POSITIONAL_START.finditer(text):
-                words = _command_words(text, m.start("program"))
+            read = -1  # where the last command read ended: a start inside it is no command
+            starts = (m for m in _POSITIONAL_START.finditer(text) if m.start("program") > read)
+            for m in itertools.islice(starts, _MAX_STATEMENTS):
+                words, read = _command_words(text, m.start("program"))
                 given = _positional_password([w for w, _ in words])
                 if given is not None:
                     value, at = words[given[0]]
@@ -1658,21 +1714,31 @@ class DetectorSet:
 # skipped with it (htpasswd -C 10, aws --profile p, git --file f).
 _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "mc": (("alias", "set"), ("config", "host", "add")),
+    "mcli": (("alias", "set"), ("config", "host", "add")),  # Debian's name for MinIO's mc
     "htpasswd": ((),),
     "aws": (("configure", "set"),),
-    "npm": (("config", "set"),),
+    "npm": (("config", "set"), ("set",)),
     "yarn": (("config", "set"),),
-    "pnpm": (("config", "set"),),
-    "git": (("config",),),
+    "pnpm": (("config", "set"), ("set",)),
+    "git": (("config", "set"), ("config",)),  # git 2.46's git config set too
     "vault": (("operator", "unseal"),),
 }
-_OPTION_VALUES = frozenset({"-C", "-r", "--profile", "--file", "-f", "--blob", "--type"})
+# the options of these programs that take a value (skipped with it); htpasswd's -C and -r may
+# end a cluster of its flags (-nbBC 10)
+_OPTION_VALUES = frozenset({
+    "-C", "-r", "--profile", "--region", "--output", "--endpoint-url", "--file", "-f", "--blob",
+    "--type", "--api", "--path", "--config-dir", "--location", "-L", "--userconfig",
+    "--globalconfig", "-address", "-namespace", "-ca-cert", "-ca-path", "-client-cert",
+    "-client-key", "-tls-server-name",
+})  # fmt: skip
 _POSITIONAL_START = _Lazy(
-    _AT_COMMAND + r"(?P<program>mc|htpasswd|aws|npm|yarn|pnpm|git|vault)(?=[ \t])"
+    _AT_COMMAND + r"(?P<program>mcli|mc|htpasswd|aws|npm|yarn|pnpm|git|vault)(?=[ \t])"
 )
-# a shell word: quoted, or bare up to a blank or an operator
-_SHELL_WORD = _Lazy(
-    r"""(?:"(?P<dq>[^"\n]*+)"|'(?P<sq>[^'\n]*+)'|(?P<bare>(?![#\\])[^\s"';|&<>()`]++))"""
+# a part of a shell word: a template ({{ … }}), quoted, or bare up to a blank, an operator, a
+# quote or a line continued with "\\"
+_SHELL_PART = _Lazy(
+    r"""\{\{[^\n]*?\}\}|"(?P<dq>[^"\n]*+)"|'(?P<sq>[^'\n]*+)'"""
+    r"""|(?:[^\s"'`;|&<>()\\{]|\\(?!\r?\n|\Z)|\{(?!\{))++"""
 )
 _BLANKS = _Lazy(r"(?:[ \t]++|\\\r?\n)++")  # blanks, and a line continued with "\"
 
@@ -1690,8 +1756,12 @@ def _positional_password(args: Sequence[str]) -> tuple[int, str] | None:
     while i < n:
         arg = args[i]
         if arg.startswith("-") and len(arg) > 1:
-            flags += arg.lstrip("-") if not arg.startswith("--") else ""
-            i += 2 if arg in _OPTION_VALUES else 1
+            short = not arg.startswith("--")
+            flags += arg.lstrip("-") if short else ""
+            valued = arg in _OPTION_VALUES or (
+                program == "htpasswd" and short and arg[-1] in "Cr"  # -nbBC 10
+            )
+            i += 2 if valued else 1
             continue
         rest.append(i)
         i += 1
@@ -1699,38 +1769,49 @@ def _positional_password(args: Sequence[str]) -> tuple[int, str] | None:
     for chain in chains:
         if tuple(words[: len(chain)]) != chain:
             continue
+        # each takes a fixed number of arguments: more words are prose ("git config
+        # user.password expects plaintext, …"), fewer a prompt
         after = rest[len(chain) :]
-        if program == "mc":
-            return (after[3], "secret_key") if len(after) > 3 else None
+        if program in ("mc", "mcli"):
+            return (after[3], "secret_key") if len(after) == 4 else None
         if program == "vault":  # vault operator unseal KEY (alone, it prompts)
-            return (after[0], "unseal_key") if after else None
+            return (after[0], "unseal_key") if len(after) == 1 else None
         if program == "htpasswd":
             if "b" not in flags:
                 return None  # it prompts
             at = 1 if "n" in flags else 2
-            return (after[at], "password") if len(after) > at else None
-        if after and "=" in args[after[0]] and program != "git":
+            return (after[at], "password") if len(after) == at + 1 else None
+        if len(after) != 2:
             return None  # npm config set key=value: read as a pair
-        return (after[1], args[after[0]]) if len(after) > 1 else None
+        return after[1], args[after[0]]
     return None
 
 
-def _command_words(text: str, start: int) -> list[tuple[str, int]]:
-    """The words of the command that starts at ``text[start]`` (up to ``;``, ``|``, ``&`` or an
-    unescaped line end), each with where its text starts; quotes taken off."""
+def _command_words(text: str, start: int) -> tuple[list[tuple[str, int]], int]:
+    """The words of the command that starts at ``text[start]`` (up to ``;``, ``|``, ``&``, a
+    comment or an unescaped line end), each with where its text starts, quotes taken off (a
+    word may be parts side by side: ``"http://${HOST}":9000``; a template ``{{ … }}`` is one
+    part, kept as written); and where the reading stopped."""
     words: list[tuple[str, int]] = []
     at = start
     while len(words) < _MAX_WORDS:
         blank = _BLANKS.match(text, at)
         if blank is not None:
             at = blank.end()
-        m = _SHELL_WORD.match(text, at)
-        if m is None:  # the command's end, a comment ("#"), or what a word cannot be
+        if text.startswith("#", at):
+            break  # a comment
+        parts: list[str] = []
+        first = -1
+        while (m := _SHELL_PART.match(text, at)) is not None and m.end() > at:
+            group = next((g for g in ("dq", "sq") if m.group(g) is not None), None)
+            parts.append(m.group(group) if group else m.group())
+            if first < 0:
+                first = m.start(group) if group else m.start()
+            at = m.end()
+        if not parts:  # the command's end, or what a word cannot be
             break
-        group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
-        words.append((m.group(group), m.start(group)))
-        at = m.end()
-    return words
+        words.append(("".join(parts), first))
+    return words, at
 
 
 _MAX_WORDS = 64  # a command's words read at most (its password comes among the first)
