@@ -2728,3 +2728,59 @@ def test_review_of_pairs_and_positionals_in_argument_lists(args: list[str], at: 
     secret = "Zq9rT4vX" + rnd(12)
     hits = D.check_args([a.format(s=secret) for a in args])
     assert [(i, d.fingerprint) for i, d in hits] == [(at, fingerprint(secret))]
+
+
+@pytest.mark.parametrize(
+    ("args", "kind"),
+    [
+        (["server", "--database-url=postgres://app:{s}@db:5432/app?sslmode=require&x=1"],
+         "password in URL"),
+        (["docker", "run", "-e", "DATABASE_URL=postgres://app:{s}@db/app?sslmode=require", "i"],
+         "password in URL"),
+        (["app", "--password={b64}"], "password"),
+    ],
+)  # fmt: skip
+def test_a_flag_value_holding_equals_signs_is_no_pair_list(args: list[str], kind: str) -> None:
+    """Found by review: a URL's query or base64 padding ("=") made the value a "list of pairs"
+    that hid it from the usual judging."""
+    secret = "Zq9rT4vX" + rnd(12)
+    b64 = base64.b64encode(secret.encode() + b"\x01\x02").decode()  # 22 bytes: "=="
+    assert b64.endswith("==")
+    hits = D.check_args([a.format(s=secret, b64=b64) for a in args])
+    want = fingerprint(b64 if "{b64}" in "".join(args) else secret)
+    assert [(d.kind, d.fingerprint) for _i, d in hits] == [(kind, want)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Flags:\n  --password string   the password to use\n  --token string      bearer token\n",
+        "#!/bin/sh\n# Provided --token should take precedence\nkubectl get pods\n",
+        "CREATE TABLE t (id int);\n--password hunter2x\n",
+        "Run:\n  vault operator unseal thrice\nThen done\n",
+        "Unseal Key 1: abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQR\nx\n",
+        "helm install my-release \\\n  --set root.password=secretpassword,user.database=app \\\n"
+        "  stable/mariadb\n",
+        "helm x \\\n --set auth.password=$PW,image.tag=1 \\\n --wait\n",
+    ],
+)
+def test_texts_a_third_review_found_reported(text: str) -> None:
+    """Usage text, a comment, SQL's comment, prose after the unseal command, a typed key, a
+    README's placeholder password with more pairs after it, a variable."""
+    assert D.check_text("doc.md", text) == []
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "mc alias set local http://localhost:9000 minio {s} 2>/dev/null",
+        "htpasswd -nbB admin {s} 2>/dev/null",
+        "git config --global user.password {s} 2>&1",
+        "npm config set //r.corp/:_authToken {s} --registry https://r.corp/",
+        "helm install r \\\n  --set root.password={s},user.database=app \\\n  stable/mariadb\n",
+    ],
+)
+def test_redirections_and_registries_after_a_positional_password(template: str) -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    found = D.check_text("init.sh", template.format(s=secret))
+    assert [d.fingerprint for d in found] == [fingerprint(secret)]

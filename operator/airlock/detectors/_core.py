@@ -293,7 +293,7 @@ _COMMAND_END = _Lazy(r"[;|&]|(?<!\\)\n|[ \t]#|[\"'][ \t]*+[,\]]")
 _AT_COMMAND = (
     r"(?m:^|[;|&(`\"'{]|[ \t]--(?=[ \t]))[ \t]*+(?:-[ \t]++)?(?:RUN[ \t]++)?"
     r"(?:(?:sudo(?:[ \t]++-[A-Za-z]++(?:[ \t]++(?![-/])[\w.@-]++)?)*"
-    r"|exec|command|time|env|nohup|nice|if|until|while|then|do|!|--)[ \t]++"
+    r"|exec|command|time|env|nohup|nice|if|until|while|then|do|!)[ \t]++"
     r"|[A-Za-z_]\w{0,64}+=\S{0,256}+[ \t]++)*(?:[^\s;|&\"'/\\{(]*+[/\\])*+"
 )
 _MYSQL_CMD = _Lazy(_AT_COMMAND + r"mysql(?:dump|admin|import|check|show|slap|sh)?(?=\s)")
@@ -371,11 +371,11 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
         ),
         _Lazy(rf"[ \t]-w(?:{_GAP})?{_FLAG_VALUE}"),
     ),
-    # InfluxDB's CLI: influx setup -p (the initial admin's password)
+    # InfluxDB's CLI: influx setup -p or --password (the initial admin's password)
     (
         ("influx",),
         _Lazy(_AT_COMMAND + r"influx[ \t]++setup(?=\s)"),
-        _Lazy(rf"[ \t]-p{_GAP}{_FLAG_VALUE}"),
+        _Lazy(rf"[ \t](?:-p|--password){_GAP}{_FLAG_VALUE}"),
     ),
     # RabbitMQ: rabbitmqctl add_user NAME PASSWORD, change_password NAME PASSWORD
     (
@@ -511,12 +511,12 @@ _PIPED_PASSWORD = _Lazy(
     r"(?:[^\n;|&]|\\\n)*?[ \t]--password-stdin|passwd\b[^\n;|&]*?[ \t]--stdin)\b"
     r"|(?P<users>chpasswd\b(?![ \t]++(?:-e|--encrypted)\b)))"  # (-e: hashes)
 )
-# … or fed to it on a here-string: docker login -u ci --password-stdin <<< '…'
-_HERE_PASSWORD = _Lazy(
-    r"(?<![\w.-])(?:docker|podman|buildah|nerdctl|skopeo|oras)(?:\.exe)?[ \t]"
-    r"[^\n;|&]*?--password-stdin[^\n;|&]*?<<<[ \t]*+"
-    r"(?:\"(?P<dq>[^\"\n$`\\]++)\"|'(?P<sq>[^'\n]++)'|(?P<bare>[^\s\"'`;|&<>()$\\]++))"
+# … or fed to it on a here-string (docker login -u ci --password-stdin <<< '…'): found from the
+# "<<<", the login looked for on its line before it (a scan from every "docker" was cubic)
+_HERE_STRING = _Lazy(
+    r"<<<[ \t]*+(?:\"(?P<dq>[^\"\n$`\\]++)\"|'(?P<sq>[^'\n]++)'|(?P<bare>[^\s\"'`;|&<>()$\\]++))"
 )
+_HERE_LOGIN = _Lazy(r"(?<![\w.-])(?:docker|podman|buildah|nerdctl|skopeo|oras)(?:\.exe)?[ \t]")
 # OpenSSL's pass phrase arguments: -passin, -passout, -pass, -password with "pass:" before a
 # literal (env:VAR, file:PATH, fd:N and stdin name where it is instead)
 _OPENSSL_FLAGS = frozenset({"-passin", "-passout", "-pass", "-password"})
@@ -572,9 +572,12 @@ _DIRECTIVE_PASSWORD = _Lazy(
 # What `vault operator init` prints, kept in a note or a ConfigMap: "Unseal Key 1: …" (Shamir
 # shares, base64) and "Recovery Key 1: …" (auto-unseal); the root token is a provider format
 _VAULT_KEY_LINE = _Lazy(
-    r"^[ \t]*(?:Unseal|Recovery)[ \t]++Key[ \t]++\d{1,2}:[ \t]*+(?P<val>[A-Za-z0-9+/]{32,}={0,2})",
+    r"^[ \t]*(?:Unseal|Recovery)[ \t]++Key[ \t]++\d{1,2}:[ \t]*+"
+    r"(?P<val>[A-Za-z0-9+/]{32,}={0,2})(?![\w+/=-])",
     re.M,
 )
+# a key share as Vault prints it: base64 (33 bytes: 44 characters) or hex
+_UNSEAL_SHARE = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}|[0-9a-f]{64,}")
 # PgBouncer's auth_file (userlist.txt): "user" "password" a line, or a stored hash
 _USERLIST_LINE = _Lazy(r'^[ \t]*"(?:[^"\n]|"")*+"[ \t]++"(?P<val>(?:[^"\n]|"")++)"', re.M)
 # A PostgreSQL password file line: host:port:database:user:password (":" and "\" escaped).
@@ -744,7 +747,12 @@ def _clean_text_value(raw: str) -> tuple[str, bool]:
     hash_at = v.find(" #")
     if hash_at >= 0:
         v = v[:hash_at].rstrip()
+    if "," in v and (more := _MORE_PAIRS.search(v)) is not None:
+        v = v[: more.start()]  # helm's --set pw=…,image.tag=1: the pairs after are no value
     return v.rstrip(";"), False
+
+
+_MORE_PAIRS = re.compile(r",[A-Za-z_][\w.\[\]-]{0,128}=")
 
 
 # what may follow a whole literal in code: the statement's or an item's end, a comment, a pipe
@@ -1157,6 +1165,16 @@ class DetectorSet:
             return Detection(KIND_HIGH_ENTROPY, self._fp(value), REASON_ENTROPY)
         return None
 
+    @staticmethod
+    def _here_strings(text: str) -> Iterator[re.Match[str]]:
+        """The here-strings fed to a registry login's ``--password-stdin``."""
+        if "<<<" not in text:
+            return
+        for m in _HERE_STRING.finditer(text):
+            line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
+            if "--password-stdin" in line and _HERE_LOGIN.search(line) is not None:
+                yield m
+
     def _pair_list(self, args: Sequence[str], i: int) -> tuple[bool, Detection | None] | None:
         """``args[i]`` as a flag's list of pairs (glued, ``--set=a=1,b=2``, or the argument
         after the flag), judged by :meth:`_pairs`; ``None`` when it is none (a file flag's
@@ -1190,18 +1208,22 @@ class DetectorSet:
         return None if cls is None or det is None else (n + at, det)
 
     def _pairs(self, argument: str) -> tuple[bool, Detection | None]:
-        """Whether a flag's argument is a list of ``key=value`` pairs (more than one: one pair
-        is read as an assignment), and the first credential among them."""
+        """Whether a flag's argument is a list of ``key=value`` pairs holding a credential-named
+        key (more than one pair, the first at the start: one pair is read as an assignment),
+        and the first credential among them."""
+        first = _PAIR.match(argument)
         pairs = list(_flag_pairs(argument))
-        if len(pairs) < 2 and argument.count("=") < 2:
-            return False, None
+        if first is None or len(pairs) < 2:
+            return False, None  # one pair, or a value with "=" in it (a URL's query, base64)
+        named = False
         for key, value, _at in pairs:
             cls = self._classify(key)
             if cls is not None:
+                named = True
                 det = self._literal(key, value, cls, REASON_FLAG, generic=False)
                 if det is not None:
                     return True, det
-        return True, None
+        return named, None  # (no credential-named key: the argument is judged as usual)
 
     def _embedded(self, value: str, seen: Seen, depth: int) -> Detection | None:
         """A value that is itself configuration (``password=…``, ``{"token": …}``, a header),
@@ -1392,9 +1414,9 @@ class DetectorSet:
         self._scan_formats(text, found)
         self._scan_headers(text, found)
         # a script's commands before its lines' key=value reading: a flag's pairs, a client's
-        # password are told apart there ("--set auth.password=…,image.tag=1 \\" is no line)
+        # password are told apart there ("--set auth.password=…,image.tag=1 \\" is no line).
+        # (Not every "--flag VALUE" of a text: usage text, "--token should …" in a comment.)
         self._scan_commands(text, found)  # an init script's mysql -p, curl -u
-        self._script_values(self._patterns.script_flag, text, found, REASON_FLAG)
         self._scan_kv(text, found)
         if not found.detections:
             known.add((key, text), len(text))
@@ -1669,14 +1691,15 @@ class DetectorSet:
                             self._named_at(found, key, value, base + at, REASON_FLAG, depth)
         if "key" in low and ("unseal" in low or "recovery" in low):
             for m in _VAULT_KEY_LINE.finditer(text):
-                at = m.start("val")
-                self._named_at(found, "unseal_key", m.group("val"), at, REASON_KEY, depth)
+                if not is_filler(m.group("val")):
+                    at = m.start("val")
+                    self._named_at(found, "unseal_key", m.group("val"), at, REASON_KEY, depth)
         if any(w in low for w in _DIRECTIVE_WORDS):  # (no credential word in bindpw, rootpw)
             for m in _DIRECTIVE_PASSWORD.finditer(text):
                 at = m.start("val")
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
         if ("|" in text or "<<<" in text) and ("stdin" in low or "chpasswd" in low):
-            piped = itertools.chain(_PIPED_PASSWORD.finditer(text), _HERE_PASSWORD.finditer(text))
+            piped = itertools.chain(_PIPED_PASSWORD.finditer(text), self._here_strings(text))
             for m in piped:
                 group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
                 raw, at = m.group(group), m.start(group)
@@ -1727,7 +1750,7 @@ _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
 # end a cluster of its flags (-nbBC 10)
 _OPTION_VALUES = frozenset({
     "-C", "-r", "--profile", "--region", "--output", "--endpoint-url", "--file", "-f", "--blob",
-    "--type", "--api", "--path", "--config-dir", "--location", "-L", "--userconfig",
+    "--type", "--api", "--path", "--config-dir", "--location", "-L", "--userconfig", "--registry",
     "--globalconfig", "-address", "-namespace", "-ca-cert", "-ca-path", "-client-cert",
     "-client-key", "-tls-server-name",
 })  # fmt: skip
@@ -1775,7 +1798,8 @@ def _positional_password(args: Sequence[str]) -> tuple[int, str] | None:
         if program in ("mc", "mcli"):
             return (after[3], "secret_key") if len(after) == 4 else None
         if program == "vault":  # vault operator unseal KEY (alone, it prompts)
-            return (after[0], "unseal_key") if len(after) == 1 else None
+            key = len(after) == 1 and _UNSEAL_SHARE.fullmatch(args[after[0]]) is not None
+            return (after[0], "unseal_key") if key else None
         if program == "htpasswd":
             if "b" not in flags:
                 return None  # it prompts
@@ -1810,7 +1834,10 @@ def _command_words(text: str, start: int) -> tuple[list[tuple[str, int]], int]:
             at = m.end()
         if not parts:  # the command's end, or what a word cannot be
             break
-        words.append(("".join(parts), first))
+        word = "".join(parts)
+        if word.isdigit() and text.startswith((">", "<"), at):
+            break  # a redirection's descriptor: 2>/dev/null ends the arguments
+        words.append((word, first))
     return words, at
 
 
