@@ -223,6 +223,7 @@ _KV_CODE = re.compile(
     rf"|^\(.*\)$|^(?!.*?{_RANDOM_SEGMENT})[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$"
 )  # a name starts after no word character and is taken whole (possessive): linear
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+_CALLEE = re.compile(r"@?[A-Za-z_][\w.]*\Z")  # what a call's name is (Azure's @Microsoft.…)
 # Calls whose positional arguments are a user and a password, written as literals: .NET's
 # NetworkCredential(user, password) and Oracle's oci_connect(user, password, db); the
 # DirectoryEntry(path, user, password) of .NET, PHP's new PDO(dsn, user, password), and the
@@ -752,7 +753,8 @@ def _clean_text_value(raw: str) -> tuple[str, bool]:
     return v.rstrip(";"), False
 
 
-_MORE_PAIRS = re.compile(r",[A-Za-z_][\w.\[\]-]{0,128}=")
+# (a dotted key after the comma: a password's own ",X=" stays; helm's keys are paths)
+_MORE_PAIRS = re.compile(r",[A-Za-z_][\w-]{0,64}\.[\w.\[\]-]{0,128}=")
 
 
 # what may follow a whole literal in code: the statement's or an item's end, a comment, a pipe
@@ -1413,11 +1415,8 @@ class DetectorSet:
         found = _Found()
         self._scan_formats(text, found)
         self._scan_headers(text, found)
-        # a script's commands before its lines' key=value reading: a flag's pairs, a client's
-        # password are told apart there ("--set auth.password=…,image.tag=1 \\" is no line).
-        # (Not every "--flag VALUE" of a text: usage text, "--token should …" in a comment.)
-        self._scan_commands(text, found)  # an init script's mysql -p, curl -u
         self._scan_kv(text, found)
+        self._scan_commands(text, found)  # an init script's mysql -p, curl -u
         if not found.detections:
             known.add((key, text), len(text))
         return found.detections
@@ -1596,7 +1595,9 @@ class DetectorSet:
             key = m.group("key")
             bare = m.group("bare")
             if bare is not None:
-                if _CODEISH.search(bare) is not None or text.startswith("(", m.end("bare")):
+                if _CODEISH.search(bare) is not None or (
+                    text.startswith("(", m.end("bare")) and _CALLEE.match(bare) is not None
+                ):
                     continue  # (a call cut at its parenthesis: @Microsoft.KeyVault(…))
                 # `login(token=hf_token)`: lower-case names with identifier values are code
                 # (a flag's value, `-Ddb.password=hunter2`, is a literal, and so is a URL query
