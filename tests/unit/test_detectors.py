@@ -2773,3 +2773,13 @@ def test_redirections_and_registries_after_a_positional_password(template: str) 
     secret = "Zq9rT4vX" + rnd(12)
     found = D.check_text("init.sh", template.format(s=secret))
     assert [d.fingerprint for d in found] == [fingerprint(secret)]
+
+
+def test_every_client_row_is_reached_by_the_routing_keywords() -> None:
+    """A client's row runs on a value only when the matcher routed it to the command scan: each
+    row's gate word must be one of the routing keywords (a missing one was a review's find)."""
+    from airlock.detectors import _core, _matcher
+
+    routed = set(_matcher._TAG_KEYWORDS[_matcher.TAG_COMMAND])
+    for names, _command, _flag in _core._CLIENT_PASSWORDS:
+        assert set(names) <= routed, names

@@ -291,12 +291,18 @@ _COMMAND_END = _Lazy(r"[;|&]|(?<!\\)\n|[ \t]#|[\"'][ \t]*+[,\]]")
 # list's item ("- mc alias set …") and after a Dockerfile's RUN.)
 # The program's path is read a segment at a time, none holding an opening ("{", "("): from
 # every "{" of "{{{{…" a scan to the token's end was quadratic (seconds on 40 KB).
+_PROGRAM_PATH = r"(?:[^\s;|&\"'/\\{(]*+[/\\])*+"
 _AT_COMMAND = (
     r"(?m:^|[;|&(`\"'{]|[ \t]--(?=[ \t]))[ \t]*+(?:-[ \t]++)?(?:RUN[ \t]++)?"
     r"(?:(?:sudo(?:[ \t]++-[A-Za-z]++(?:[ \t]++(?![-/])[\w.@-]++)?)*"
     r"|exec|command|time|env|nohup|nice|if|until|while|then|do|!)[ \t]++"
-    r"|[A-Za-z_]\w{0,64}+=\S{0,256}+[ \t]++)*(?:[^\s;|&\"'/\\{(]*+[/\\])*+"
+    r"|[A-Za-z_]\w{0,64}+=\S{0,256}+[ \t]++)*" + _PROGRAM_PATH
 )
+# The clients of a container registry that log in with -p or --password-stdin, the global
+# options that may stand before their subcommand (docker --config /tmp/c login)
+_REGISTRY_CLIENTS = ("docker", "podman", "buildah", "nerdctl", "skopeo", "oras")
+_REGISTRY_CLIENT = rf"(?:{'|'.join(_REGISTRY_CLIENTS)})(?:\.exe)?"
+_GLOBAL_OPTIONS = r"(?:[ \t]++--?[A-Za-z][\w-]*+(?:[= \t]++(?!-)\S++)?){0,4}?"
 _MYSQL_CMD = _Lazy(_AT_COMMAND + r"mysql(?:dump|admin|import|check|show|slap|sh)?(?=\s)")
 _CURL = re.compile(r"\bcurl\b")
 # curl's -u/--user USER:PASSWORD; the password may be quoted apart (kevin:'…'), or empty when
@@ -351,8 +357,7 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
     (
         ("login",),
         _Lazy(
-            _AT_COMMAND + r"(?:(?:docker|podman|buildah|nerdctl|skopeo|oras)(?:\.exe)?"
-            r"(?:[ \t]++--?[A-Za-z][\w-]*+(?:[= \t]++(?!-)\S++)?){0,4}?"
+            _AT_COMMAND + rf"(?:{_REGISTRY_CLIENT}{_GLOBAL_OPTIONS}"
             r"|helm[ \t]++registry|az(?:\.cmd)?(?:[ \t]++acr)?)[ \t]++login(?=\s)"
         ),
         _Lazy(rf"[ \t]-p{_GAP}{_FLAG_VALUE}"),
@@ -412,10 +417,6 @@ class _Client(NamedTuple):
 
 _SMB = _Client(("-U", "--user"), "-U", user_pass=True)
 _PSEXEC = _Client(("-p",), after_user=True)
-_LOGIN = _Client(("-p",), command=(("login",),))
-_SQLCMD = _Client(("-P",), "-P")
-_LDAP = _Client(("-w",), "-w")
-_MONGO = _Client(("-p",))
 _LDAP_CLIENTS = (
     "ldapsearch", "ldapadd", "ldapmodify", "ldapdelete", "ldapmodrdn", "ldappasswd", "ldapwhoami",
     "ldapcompare", "ldapexop",
@@ -434,14 +435,14 @@ _CLIENTS = {
     "rpcclient": _SMB,
     "smbcacls": _SMB,
     "smbget": _SMB,
-    **dict.fromkeys(("docker", "podman", "buildah", "nerdctl", "skopeo", "oras"), _LOGIN),
+    **dict.fromkeys(_REGISTRY_CLIENTS, _Client(("-p",), command=(("login",),))),
     "az": _Client(("-p",), command=(("login",), ("acr", "login"))),
     "helm": _Client(("-p",), command=(("registry", "login"),)),
-    **dict.fromkeys(("sqlcmd", "osql", "bcp"), _SQLCMD),
+    **dict.fromkeys(("sqlcmd", "osql", "bcp"), _Client(("-P",), "-P")),
     "rabbitmqctl": _Client(("add_user", "change_password"), user_first=True),
     "influx": _Client(("-p",), command=(("setup",),)),
-    **dict.fromkeys(_LDAP_CLIENTS, _LDAP),
-    **dict.fromkeys(_MONGO_CLIENTS, _MONGO),
+    **dict.fromkeys(_LDAP_CLIENTS, _Client(("-w",), "-w")),
+    **dict.fromkeys(_MONGO_CLIENTS, _Client(("-p",))),
 }
 # SQL that sets a password: MySQL's and Oracle's IDENTIFIED [WITH plugin] BY in a CREATE|ALTER
 # USER or GRANT (Oracle's unquoted too; not BY VALUES, BY PASSWORD or BY RANDOM PASSWORD, nor a
@@ -503,21 +504,37 @@ def _flag_pairs(argument: str) -> Iterator[tuple[str, str, int]]:
 
 # A literal piped into what reads a password from its input: echo … | docker login
 # --password-stdin (podman, helm registry …), echo user:… | chpasswd, echo … | passwd --stdin
+# (what echo or a here-string gives: quoted, or bare up to what the shell would expand)
+_STDIN_VALUE = r"(?:\"(?P<dq>[^\"\n$`\\]++)\"|'(?P<sq>[^'\n]++)'|(?P<bare>[^\s\"'`;|&<>()$\\]++))"
 _PIPED_PASSWORD = _Lazy(
     r"(?<![\w.-])(?:echo(?:[ \t]++-[neE]++)*+|printf(?:[ \t]++['\"][^'\"\n%]*+%s(?:\\n)?['\"])?)"
-    r"[ \t]++(?:\"(?P<dq>[^\"\n$`\\]++)\"|'(?P<sq>[^'\n]++)'|(?P<bare>[^\s\"'`;|&<>()$\\]++))"
-    rf"[ \t]*+\|{_GAP_OPT}(?:sudo(?:[ \t]++-[A-Za-z]++)*+[ \t]++)?(?:[^\s;|&\"'/\\{{(]*+[/\\])*+"
-    r"(?:(?:(?:(?:docker|podman|buildah|nerdctl|skopeo|oras)(?:\.exe)?"
-    r"(?:[ \t]++--?[A-Za-z][\w-]*+(?:[= \t]++(?!-)\S++)?){0,4}?|helm[ \t]++registry)[ \t]++login\b"
+    rf"[ \t]++{_STDIN_VALUE}"
+    rf"[ \t]*+\|{_GAP_OPT}(?:sudo(?:[ \t]++-[A-Za-z]++)*+[ \t]++)?{_PROGRAM_PATH}"
+    rf"(?:(?:(?:{_REGISTRY_CLIENT}{_GLOBAL_OPTIONS}|helm[ \t]++registry)[ \t]++login\b"
     r"(?:[^\n;|&]|\\\n)*?[ \t]--password-stdin|passwd\b[^\n;|&]*?[ \t]--stdin)\b"
     r"|(?P<users>chpasswd\b(?![ \t]++(?:-e|--encrypted)\b)))"  # (-e: hashes)
 )
 # … or fed to it on a here-string (docker login -u ci --password-stdin <<< '…'): found from the
 # "<<<", the login looked for on its line before it (a scan from every "docker" was cubic)
-_HERE_STRING = _Lazy(
-    r"<<<[ \t]*+(?:\"(?P<dq>[^\"\n$`\\]++)\"|'(?P<sq>[^'\n]++)'|(?P<bare>[^\s\"'`;|&<>()$\\]++))"
-)
-_HERE_LOGIN = _Lazy(r"(?<![\w.-])(?:docker|podman|buildah|nerdctl|skopeo|oras)(?:\.exe)?[ \t]")
+_HERE_STRING = _Lazy(r"<<<[ \t]*+" + _STDIN_VALUE)
+_HERE_LOGIN = _Lazy(rf"(?<![\w.-]){_REGISTRY_CLIENT}[ \t]")
+
+
+def _here_strings(text: str) -> Iterator[re.Match[str]]:
+    """The here-strings fed to a registry login's ``--password-stdin``."""
+    if "<<<" not in text:
+        return
+    for m in _HERE_STRING.finditer(text):
+        line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
+        if "--password-stdin" in line and _HERE_LOGIN.search(line) is not None:
+            yield m
+
+
+def _group_of(m: re.Match[str], names: Sequence[str]) -> str:
+    """The first of ``names`` that took part in ``m`` (of a pattern's alternative values)."""
+    return next(g for g in names if m.groupdict().get(g) is not None)
+
+
 # OpenSSL's pass phrase arguments: -passin, -passout, -pass, -password with "pass:" before a
 # literal (env:VAR, file:PATH, fd:N and stdin name where it is instead)
 _OPENSSL_FLAGS = frozenset({"-passin", "-passout", "-pass", "-password"})
@@ -1167,16 +1184,6 @@ class DetectorSet:
             return Detection(KIND_HIGH_ENTROPY, self._fp(value), REASON_ENTROPY)
         return None
 
-    @staticmethod
-    def _here_strings(text: str) -> Iterator[re.Match[str]]:
-        """The here-strings fed to a registry login's ``--password-stdin``."""
-        if "<<<" not in text:
-            return
-        for m in _HERE_STRING.finditer(text):
-            line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
-            if "--password-stdin" in line and _HERE_LOGIN.search(line) is not None:
-                yield m
-
     def _pair_list(self, args: Sequence[str], i: int) -> tuple[bool, Detection | None] | None:
         """``args[i]`` as a flag's list of pairs (glued, ``--set=a=1,b=2``, or the argument
         after the flag), judged by :meth:`_pairs`; ``None`` when it is none (a file flag's
@@ -1557,7 +1564,7 @@ class DetectorSet:
             m = _VALUE_ATTR.search(text, at, end)
             if m is None:
                 continue
-            group = next(g for g in ("d", "s", "u") if m.group(g) is not None)
+            group = _group_of(m, ("d", "s", "u"))
             val = m.group(group)
             if group == "u" and val.endswith("/") and text.startswith(">", m.end()):
                 val = val[:-1]  # <input … value=abc/>: the tag's own slash
@@ -1667,29 +1674,9 @@ class DetectorSet:
                     if _NOT_A_PASSWORD.fullmatch(value) is None:
                         self._named_at(found, "password", value, at, REASON_FLAG, depth)
         if "identified" in low or "password" in low:
-            for pattern in _SQL_PASSWORDS:
-                # (a statement each: an init script sets a few passwords, a text of thousands
-                # of "create role password '" is hostile, and each value judged costs)
-                for m in itertools.islice(pattern.finditer(text), _MAX_STATEMENTS):
-                    fields = m.groupdict()
-                    group = next(g for g in ("sq", "dq", "bare") if fields.get(g) is not None)
-                    value = fields[group]
-                    if (
-                        _SQL_HASH.match(value) is None
-                        and _SPLICED.search(value) is None  # "… BY '" + pw + "'": code
-                        and not (fields.get("plugin") or "").lower().endswith("_hash")
-                    ):
-                        self._named_at(found, "password", value, m.start(group), REASON_KEY, depth)
+            self._scan_sql(text, found, depth)
         if "=" in text and "-" in text:
-            for m in _FLAG_ARGUMENT.finditer(text):
-                group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
-                argument = m.group(group)
-                if "=" in argument and m.group("flag") not in _FILE_FLAGS:
-                    base = m.start(group)
-                    for key, value, at in _flag_pairs(argument):
-                        if text[base + at + len(value) : base + at + len(value) + 1] != "(":
-                            # (not a call cut at its parenthesis: @Microsoft.KeyVault(…))
-                            self._named_at(found, key, value, base + at, REASON_FLAG, depth)
+            self._scan_flag_pairs(text, found, depth)
         if "key" in low and ("unseal" in low or "recovery" in low):
             for m in _VAULT_KEY_LINE.finditer(text):
                 if not is_filler(m.group("val")):
@@ -1700,34 +1687,69 @@ class DetectorSet:
                 at = m.start("val")
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
         if ("|" in text or "<<<" in text) and ("stdin" in low or "chpasswd" in low):
-            piped = itertools.chain(_PIPED_PASSWORD.finditer(text), self._here_strings(text))
-            for m in piped:
-                group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
-                raw, at = m.group(group), m.start(group)
-                users = "users" in m.re.groupindex and m.group("users") is not None
-                for line in raw.split("\\n"):  # echo -e's and printf's "\n": lines
-                    value, skip = line, 0
-                    if users:  # user:password
-                        user, colon, value = line.partition(":")
-                        skip = len(user) + len(colon)
-                        value = value if colon else ""
-                    if value:
-                        self._named_at(found, "password", value, at + skip, REASON_FLAG, depth)
-                    at += len(line) + 2
+            self._scan_piped(text, found, depth)
         if "htpasswd" in low or "config" in low or " set " in low or "unseal" in low:
-            read = -1  # where the last command read ended: a start inside it is no command
-            starts = (m for m in _POSITIONAL_START.finditer(text) if m.start("program") > read)
-            for m in itertools.islice(starts, _MAX_STATEMENTS):
-                words, read = _command_words(text, m.start("program"))
-                given = _positional_password([w for w, _ in words])
-                if given is not None:
-                    value, at = words[given[0]]
-                    self._named_at(found, given[1], value, at, REASON_FLAG, depth)
+            self._scan_positional(text, found, depth)
         if "pass:" in text:
             for m in _OPENSSL_PASS.finditer(text):
-                group = next(g for g in ("val", "dq", "sq") if m.group(g) is not None)
+                group = _group_of(m, ("val", "dq", "sq"))
                 at = m.start(group)
                 self._named_at(found, "password", m.group(group), at, REASON_FLAG, depth)
+
+    def _scan_sql(self, text: str, found: _Found, depth: int) -> None:
+        """The passwords SQL statements set (:data:`_SQL_PASSWORDS`)."""
+        for pattern in _SQL_PASSWORDS:
+            # (a statement each: an init script sets a few passwords, a text of thousands of
+            # "create role password '" is hostile, and each value judged costs)
+            for m in itertools.islice(pattern.finditer(text), _MAX_STATEMENTS):
+                group = _group_of(m, ("sq", "dq", "bare"))
+                value = m.group(group)
+                if (
+                    _SQL_HASH.match(value) is None
+                    and _SPLICED.search(value) is None  # "… BY '" + pw + "'": code
+                    and not (m.groupdict().get("plugin") or "").lower().endswith("_hash")
+                ):
+                    self._named_at(found, "password", value, m.start(group), REASON_KEY, depth)
+
+    def _scan_flag_pairs(self, text: str, found: _Found, depth: int) -> None:
+        """The credential-named pairs given to a flag (helm's --set, kubectl's
+        --from-literal …): :data:`_FLAG_ARGUMENT`, :func:`_flag_pairs`."""
+        for m in _FLAG_ARGUMENT.finditer(text):
+            group = _group_of(m, ("dq", "sq", "bare"))
+            argument = m.group(group)
+            if "=" in argument and m.group("flag") not in _FILE_FLAGS:
+                base = m.start(group)
+                for key, value, at in _flag_pairs(argument):
+                    if text[base + at + len(value) : base + at + len(value) + 1] != "(":
+                        # (not a call cut at its parenthesis: @Microsoft.KeyVault(…))
+                        self._named_at(found, key, value, base + at, REASON_FLAG, depth)
+
+    def _scan_piped(self, text: str, found: _Found, depth: int) -> None:
+        """A literal piped or fed on a here-string into what reads a password."""
+        for m in itertools.chain(_PIPED_PASSWORD.finditer(text), _here_strings(text)):
+            group = _group_of(m, ("dq", "sq", "bare"))
+            raw, at = m.group(group), m.start(group)
+            users = m.groupdict().get("users") is not None
+            for line in raw.split("\\n"):  # echo -e's and printf's "\n": lines
+                value, skip = line, 0
+                if users:  # user:password
+                    user, colon, value = line.partition(":")
+                    skip = len(user) + len(colon)
+                    value = value if colon else ""
+                if value:
+                    self._named_at(found, "password", value, at + skip, REASON_FLAG, depth)
+                at += len(line) + 2
+
+    def _scan_positional(self, text: str, found: _Found, depth: int) -> None:
+        """The passwords :data:`_SUBCOMMANDS`' programs take as an argument of their own."""
+        read = -1  # where the last command read ended: a start inside it is no command
+        starts = (m for m in _POSITIONAL_START.finditer(text) if m.start("program") > read)
+        for m in itertools.islice(starts, _MAX_STATEMENTS):
+            words, read = _command_words(text, m.start("program"))
+            given = _positional_password([w for w, _ in words])
+            if given is not None:
+                value, at = words[given[0]]
+                self._named_at(found, given[1], value, at, REASON_FLAG, depth)
 
 
 # Programs given a password as a positional argument, after their subcommand: MinIO's client
