@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.detectors import redact
-from airlock.findings import Action, Finding, new_finding
+from airlock.findings import Action, Finding, RuleInfo, new_finding
 from airlock.mutations import Patch, mutate, pin_images
 from airlock.records import record
 from airlock.rules import AUDIT_ONLY, RULES, Scope
@@ -21,6 +21,7 @@ from airlock.workloads import Workload, discover
 
 if TYPE_CHECKING:
     from airlock.model import ExceptionRecord
+    from airlock.rules.base import Check
 
 __all__ = [
     "Patch",
@@ -69,10 +70,42 @@ class Verdict:
         return tuple(f for f in self.findings if f.action is action and f.exempted_by is None)
 
 
+_Step = tuple[str, RuleInfo, "Check", Action]  # (rule id, info, check, action)
+
 # The registry flattened once: (id, info, check, audit-only) per rule, in catalog order.
 _PLAN = tuple((r.id, r.info, r.check, r.id in AUDIT_ONLY) for r in RULES)
 # Airlock's own objects are not workloads: only their free text is checked, for credentials.
 _OWN_PLAN = tuple(step for step in _PLAN if step[0] == CONFIGMAP_RULE_ID)
+# id of an environment's actions -> (those actions, their steps, their steps for Airlock's own
+# objects). An environment's actions never change in place; each entry holds its mapping, so the
+# id stays that mapping's while cached.
+_STEPS: dict[int, tuple[Mapping[str, Action], tuple[_Step, ...], tuple[_Step, ...]]] = {}
+_STEPS_MAX = 64
+
+
+def _steps(actions: Mapping[str, Action], own: bool) -> tuple[_Step, ...]:
+    """The rules to run under ``actions``, each with its action: rules turned off left out,
+    audit-only rules at most audited. Built once per environment, not per request."""
+    found = _STEPS.get(id(actions))
+    if found is None or found[0] is not actions:
+        steps = tuple(_resolved(actions, _PLAN))
+        own_steps = tuple(_resolved(actions, _OWN_PLAN))
+        if len(_STEPS) >= _STEPS_MAX:
+            _STEPS.clear()
+        found = _STEPS[id(actions)] = (actions, steps, own_steps)
+    return found[2] if own else found[1]
+
+
+def _resolved(
+    actions: Mapping[str, Action], plan: tuple[tuple[str, RuleInfo, Check, bool], ...]
+) -> Iterator[_Step]:
+    for rule_id, info, check, audit_only in plan:
+        action = actions[rule_id]
+        if action is Action.OFF:
+            continue
+        if audit_only and action is not Action.AUDIT:
+            action = Action.AUDIT
+        yield rule_id, info, check, action
 
 
 def evaluate(obj: Mapping[str, Any], ctx: EvalContext) -> Verdict:
@@ -87,17 +120,11 @@ def evaluate_workload(wl: Workload, ctx: EvalContext) -> Verdict:
     if ns is not None and ns in ctx.policy.excluded_namespaces:
         return Verdict(wl.kind, ns, wl.name, env.name, True, ())
     scope = Scope(ctx, env, ns)
-    actions = env.actions
     waivers = ctx.exceptions.get(ns, ()) if ns is not None else ()
     matching = [w for w in waivers if w.matches(wl.kind, wl.name, wl.labels)] if waivers else []
     findings: list[Finding] = []
     own = wl.kind in OWN_KINDS and wl.api_version == API_VERSION
-    for rule_id, info, check, audit_only in _OWN_PLAN if own else _PLAN:
-        action = actions[rule_id]
-        if action is Action.OFF:
-            continue
-        if audit_only and action is not Action.AUDIT:
-            action = Action.AUDIT
+    for rule_id, info, check, action in _steps(env.actions, own):
         waiver = _waiver(matching, rule_id) if matching else None
         for hit in check(wl, scope):
             findings.append(

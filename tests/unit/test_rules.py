@@ -674,6 +674,33 @@ def test_a_storage_uri_never_spans_two_env_values_or_a_line_break() -> None:
     assert ("cross-env-model-source", f"{C0}.env[1].value") in hits(p)
 
 
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("S3A://Bucket/k", [("S3A://Bucket/k", 0)]),
+        ("x=WebHdfs://nn:9870/p", [("WebHdfs://nn:9870/p", 2)]),
+        ("s3://a/gs://b", [("s3://a/gs://b", 0), ("gs://b", 7)]),  # one inside the other
+        ("a-s3://b c,gs://d;hf://e", [("s3://b", 2), ("gs://d", 11), ("hf://e", 18)]),
+        ("'pvc://claim/x' minio://h/b\"", [("pvc://claim/x", 1), ("minio://h/b", 16)]),
+        ("xs3://b 9gs://b s3a3://b http://h/s3 s3:/b s3:// s3://\n", []),
+        ("abcwebhdfs://h", []),  # the whole alphanumeric run is the scheme, or there is none
+        ("\u017f3://b", []),  # a long s is no "s" (ASCII schemes, ASCII case)
+    ],
+)
+def test_storage_uris_are_read_with_their_whole_scheme(text: str, want: list[Any]) -> None:
+    from airlock.rules.segregation import storage_uris
+
+    assert list(storage_uris(text)) == want
+
+
+def test_every_storage_scheme_is_read_with_its_length() -> None:
+    from airlock.rules.segregation import _STORAGE_SCHEMES, storage_uris
+
+    for scheme in _STORAGE_SCHEMES:
+        for written in (scheme, scheme.upper()):
+            assert storage_uris(f"v={written}://b/k") == ((f"{written}://b/k", 2),)
+
+
 def test_a_namespace_name_that_is_not_utf8_hides_no_other_namespace() -> None:
     """A namespace named with a lone surrogate (a scanned manifest's "\\udcfe" escape) cannot
     be matched by a host name; the namespaces beside it must still be."""

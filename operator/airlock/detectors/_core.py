@@ -1275,10 +1275,13 @@ class DetectorSet:
         seens = iter(keywords_many([e[2] for e in entries if len(e[2]) >= _MIN_FORMAT_LEN]))
         names = self._names
         out: list[tuple[int, Detection]] = []
+        short = True  # every value short enough for the list to be remembered
         for i, name, value in entries:
             n = len(value)
             if n < MIN_SECRET_LEN:
                 continue
+            if n > _CLEAN_MAX_LEN:
+                short = False
             seen = next(seens) if n >= _MIN_FORMAT_LEN else None
             cls, ctx = names.get(name) or self._name(name)
             if cls is None and not ctx and (seen is None or _plain(value, n, seen)):
@@ -1286,7 +1289,7 @@ class DetectorSet:
             det = self._literal(name, value, cls, REASON_ENV, generic=False, seen=seen)
             if det is not None:
                 out.append((i, det))
-        if not out and all(len(e[2]) <= _CLEAN_MAX_LEN for e in entries):
+        if not out and short:
             self._clean_envs.add(entries, len(entries))
         return out
 

@@ -195,15 +195,29 @@ _STORAGE_SCHEMES = frozenset(
     {"s3", "s3a", "gs", "gcs", "hf", "az", "abfs", "abfss", "wasb", "wasbs", "pvc", "oci", "hdfs",
      "webhdfs", "minio"}
 )  # fmt: skip
-_SCHEME_BEFORE = re.compile(r"[A-Za-z0-9]+\Z")  # \Z: "$" also matches before a final "\n"
-_URI_REST = re.compile(r"[^\s\"',;]+")
+# "://" found as a literal, then the scheme read backwards by one lookbehind per scheme length
+# (a lookbehind is of fixed width), each scheme a whole alphanumeric run; the rest of the URI is a
+# lookahead, so a "://" inside it is found again ("s3://a/gs://b" holds two URIs).
+_SCHEMES_BY_LENGTH = sorted(
+    {
+        len(s): sorted(x for x in _STORAGE_SCHEMES if len(x) == len(s)) for s in _STORAGE_SCHEMES
+    }.items()
+)
+_STORAGE_URI = re.compile(
+    "://(?:"
+    + "|".join(
+        f"(?<=(?<![A-Za-z0-9])(?ai:({'|'.join(group)}))://)" for _n, group in _SCHEMES_BY_LENGTH
+    )
+    + ")(?=([^\\s\"',;]+))"
+)
+_REST = _STORAGE_URI.groups  # the group of the URI's rest; the ones before hold the scheme
 
 
 def storage_uris(text: str) -> tuple[tuple[str, int], ...]:
     """``(uri, offset)`` of every storage URI (``s3://``, ``gs://``, ``hf://``, ``pvc://`` …).
 
-    Finds ``://`` with ``str.find`` and reads the scheme backwards: far cheaper than a regex
-    scanning every position of every env value, and this runs on the admission hot path.
+    Searches for ``://`` as a literal and reads the scheme behind it: far cheaper than a regex
+    trying every position of every env value, and this runs on the admission hot path.
     """
     if "://" not in text:
         return ()
@@ -214,14 +228,9 @@ def storage_uris(text: str) -> tuple[tuple[str, int], ...]:
 
 def _find_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
     found: list[tuple[str, int]] = []
-    at = text.find("://")
-    while at != -1:
-        head = _SCHEME_BEFORE.search(text, max(0, at - 8), at)
-        if head is not None and head.group(0).lower() in _STORAGE_SCHEMES:
-            rest = _URI_REST.match(text, at + 3)
-            if rest is not None:
-                found.append((text[head.start() : rest.end()], head.start()))
-        at = text.find("://", at + 3)
+    for m in _STORAGE_URI.finditer(text):
+        start = m.start() - len(m[1] or m[2] or m[3] or m[4] or m[5])
+        found.append((text[start : m.end(_REST)], start))
     return tuple(found)
 
 
