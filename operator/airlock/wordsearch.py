@@ -24,12 +24,17 @@ class WordSearch:
 
     __slots__ = ("_automaton", "words")
 
-    def __init__(self, words: Iterable[str]) -> None:
+    def __init__(self, words: Iterable[str], *, dfa: bool = False) -> None:
+        """``dfa``: build a DFA, searched about a third faster than the default automaton
+        but built 3-4 times slower and 2-5 times larger (15 MB for 5,000 words): for a fixed
+        set of words, such as the detectors' ~560 keywords (2 ms, under 1 MB)."""
         self.words = tuple(words)  # a match's word index is its index here
         # the automaton silently stops taking words at one it cannot encode: none may reach it
         safe = [_SURROGATE.sub("\ufffd", w) for w in self.words]
         self._automaton = ahocorasick_rs.AhoCorasick(
-            safe, matchkind=ahocorasick_rs.MatchKind.Standard
+            safe,
+            matchkind=ahocorasick_rs.MatchKind.Standard,
+            implementation=ahocorasick_rs.Implementation.DFA if dfa else None,
         )
 
     def find(self, text: str) -> list[tuple[int, int, int]]:

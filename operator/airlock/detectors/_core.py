@@ -1276,15 +1276,27 @@ class DetectorSet:
         names = self._names
         out: list[tuple[int, Detection]] = []
         short = True  # every value short enough for the list to be remembered
+        # every env entry of every request passes here: module names read once, _plain inline
+        least, formats, encoded, longest = (
+            MIN_SECRET_LEN,
+            _MIN_FORMAT_LEN,
+            _MIN_ENCODED_LEN,
+            _CLEAN_MAX_LEN,
+        )
+        nothing, blob = NOTHING, _B64_BLOB.match
         for i, name, value in entries:
             n = len(value)
-            if n < MIN_SECRET_LEN:
+            if n < least:
                 continue
-            if n > _CLEAN_MAX_LEN:
+            if n > longest:
                 short = False
-            seen = next(seens) if n >= _MIN_FORMAT_LEN else None
+            seen = next(seens) if n >= formats else None
             cls, ctx = names.get(name) or self._name(name)
-            if cls is None and not ctx and (seen is None or _plain(value, n, seen)):
+            if (
+                cls is None
+                and not ctx
+                and (seen is None or (seen is nothing and (n < encoded or blob(value) is None)))
+            ):
                 continue  # the ordinary value: no keyword, no name to go by, not a blob
             det = self._literal(name, value, cls, REASON_ENV, generic=False, seen=seen)
             if det is not None:
@@ -1971,11 +1983,6 @@ def _command_flags(
                 continue
             used.add(begin)
         yield m
-
-
-def _plain(value: str, n: int, seen: Seen) -> bool:
-    """Fast path of the ordinary value: no keyword of any rule, not a base64 blob."""
-    return seen is NOTHING and (n < _MIN_ENCODED_LEN or _B64_BLOB.match(value) is None)
 
 
 def _config_line(value: str) -> bool:

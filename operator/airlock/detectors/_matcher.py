@@ -281,7 +281,8 @@ def _build() -> _Keywords:
         for kw in kws:
             entries.setdefault(kw, ([], []))[1].append(tag)
     return _Keywords(
-        WordSearch(entries), tuple((tuple(ids), tuple(tags)) for ids, tags in entries.values())
+        WordSearch(entries, dfa=True),
+        tuple((tuple(ids), tuple(tags)) for ids, tags in entries.values()),
     )
 
 

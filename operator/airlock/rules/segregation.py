@@ -409,10 +409,12 @@ def check_service_reference(wl: Workload, scope: Scope) -> Iterator[Hit]:
                 yield from service_hits(data_path(key), value, scope)
         return
     finder = _foreign_finder(scope)
+    if finder is None:
+        return  # no namespace of another environment to name
     said: dict[tuple[str, str], str | None] = {}  # a name recurs in every container of a pod
     for _pod, c in containers(wl):
         env = scope.env_text(c)  # all values in one parse
-        if finder is not None and finder.may_name(env.text):
+        if finder.may_name(env.text):
             for at, host, ns in env_service_names(env, c, scope):
                 message = said.get((host, ns), "")
                 if message == "":
