@@ -34,7 +34,7 @@ def test_a_lone_surrogate_keeps_every_offset(dfa: bool) -> None:
 
 
 def test_the_dfa_finds_what_the_default_automaton_finds() -> None:
-    rnd = random.Random(7)
+    rnd = random.Random(7)  # noqa: S311 - synthetic
     alphabet = "abcdeé\n._-"
     vocab = {"".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 6))) for _ in range(300)}
     default, dfa = WordSearch(sorted(vocab)), WordSearch(sorted(vocab), dfa=True)

@@ -28,6 +28,7 @@ from airlock.detectors._matcher import (
     TAG_CRED,
     TAG_HEADER,
     Seen,
+    context_floor,
     context_hits,
     decoded_hits,
     iter_hits,
@@ -1294,7 +1295,7 @@ class DetectorSet:
             cls, ctx = names.get(name) or self._name(name)
             if (
                 cls is None
-                and not ctx
+                and (not ctx or n < context_floor(ctx))
                 and (seen is None or (seen is nothing and (n < encoded or blob(value) is None)))
             ):
                 continue  # the ordinary value: no keyword, no name to go by, not a blob

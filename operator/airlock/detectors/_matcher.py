@@ -667,12 +667,13 @@ def name_rules(name: str) -> frozenset[int]:
 
 def context_hits(text: str, rules: frozenset[int], min_start: int) -> Iterator[Hit]:
     """Hits of ``rules`` in ``text`` (``NAME=value``) that start at or after ``min_start``."""
-    if len(text) - min_start < _shortest(rules):
+    if len(text) - min_start < context_floor(rules):
         return iter(())  # a value shorter than every format its name announces (WANDB_MODE=…)
     return provider_hits(text, Seen(rules, frozenset()), min_start)
 
 
 @functools.lru_cache(maxsize=1024)  # the rule sets of names: a few per installation
-def _shortest(rules: frozenset[int]) -> int:
-    """The fewest characters a match of any of ``rules`` holds after its name."""
+def context_floor(rules: frozenset[int]) -> int:
+    """The fewest characters a value holds for any of ``rules`` (a name's context rules) to
+    match in it."""
     return min((RULES[i].length[0] for i in rules), default=0)
