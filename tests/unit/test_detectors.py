@@ -950,6 +950,14 @@ def test_mysql_p_is_a_password_only_for_mysql_clients() -> None:
         (["redis-server", "--masterauth", "{s}", "--replicaof", "redis-0", "6379"], 2),
         (["keytool", "-importkeystore", "-srcstorepass", "{s}", "-destkeystore", "k.jks"], 3),
         (["keytool", "-genkeypair", "-alias", "web", "-keypass", "{s}"], 5),
+        (["cqlsh", "-u", "cassandra", "-p", "{s}", "cassandra-0.cassandra"], 4),
+        (["cqlsh", "cassandra", "9042", "--username=app", "--password={s}"], 4),
+        (["rabbitmqadmin", "-H", "mq", "-u", "admin", "-p", "{s}", "list", "queues"], 6),
+        (["nats-server", "--user", "app", "--pass", "{s}", "--port", "4222"], 4),
+        (["nats", "--server", "nats://nats:4222", "--user", "app", "--password", "{s}"], 6),
+        (["etcdctl", "--endpoints", "https://etcd:2379", "--user", "root:{s}", "get", "/"], 4),
+        (["etcdctl", "--user=root:{s}", "member", "list"], 1),
+        (["lftp", "-u", "backup,{s}", "sftp://nas"], 2),
     ],
 )
 def test_client_password_flags_in_argument_lists(args: list[str], at: int) -> None:
@@ -986,6 +994,11 @@ def test_client_password_flags_in_argument_lists(args: list[str], at: int) -> No
         ["openssl", "pkcs12", "-passin", "env:P12_PASSWORD", "-passout", "file:/run/pw"],
         ["keytool", "-list", "-storepass:env", "STORE_PASSWORD", "-keystore", "k.jks"],
         ["redis-server", "--requirepass", "$(REDIS_PASSWORD)"],
+        ["cqlsh", "-u", "cassandra", "cassandra-0", "9042"],
+        ["rabbitmqadmin", "-u", "admin", "-p", "$(RABBITMQ_PASSWORD)", "list", "queues"],
+        ["nats-server", "--port", "4222", "--user", "app"],
+        ["etcdctl", "--user", "root", "get", "/"],  # a name alone: etcdctl asks
+        ["lftp", "-u", "backup", "sftp://nas"],
     ],
 )
 def test_client_flags_without_a_literal_password_are_clean(args: list[str]) -> None:
@@ -2273,6 +2286,12 @@ def test_rails_secret_key_base_is_a_secret_key() -> None:
         "docker.exe login -u ci -p {s} r.corp",
         "rabbitmqctl add_user ml \\\n  {s}\n",
         "openssl pkcs12 -export -passout \\\n  pass:{s} -out a.p12\n",
+        "cqlsh -u cassandra -p '{s}' cassandra-0 -e 'DESCRIBE KEYSPACES'",
+        "rabbitmqadmin --host mq --username admin --password={s} list queues",
+        "exec nats-server --user app --pass {s} -js",
+        'nats --user app --password "{s}" stream ls',
+        "ETCDCTL_API=3 etcdctl --user root:{s} get / --prefix",
+        "lftp -u 'backup,{s}' sftp://nas -e 'mirror /data'",
     ],
 )
 def test_client_passwords_in_scripts(template: str) -> None:
@@ -2293,6 +2312,10 @@ def test_client_passwords_in_scripts(template: str) -> None:
         'rabbitmqctl add_user ml "$RABBITMQ_PASSWORD"',
         "openssl req -new -key k.pem -passin env:KEY_PASSWORD -out r.csr",
         "kubectl login -p Zq9rT4vX2mKp7W",  # no such client
+        "etcdctl --user root get / && lftp -u backup sftp://nas",  # names alone: they ask
+        "nats-server --port 4222 --user app --pass $NATS_PASSWORD",
+        "cqlsh -u cassandra -p 9042 cassandra-0",  # (a port is no password)
+        "helm install nats nats/nats --set auth.enabled=false -p x",  # not the nats CLI
     ],
 )
 def test_client_commands_without_a_literal_password_are_clean(text: str) -> None:

@@ -401,6 +401,29 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
         ),
         _Lazy(rf"[ \t]-p{_GAP}{_FLAG_VALUE}"),
     ),
+    # Cassandra's cqlsh and RabbitMQ's rabbitmqadmin: -p or --password
+    (
+        ("cqlsh", "rabbitmqadmin"),
+        _Lazy(_AT_COMMAND + r"(?:cqlsh|rabbitmqadmin)(?=\s)"),
+        _Lazy(rf"[ \t](?:-p|--password)(?:{_GAP}|=){_FLAG_VALUE}"),
+    ),
+    # NATS: the server's --pass, the nats CLI's --password
+    (
+        ("nats",),
+        _Lazy(_AT_COMMAND + r"nats(?:-server)?(?=\s)"),
+        _Lazy(rf"[ \t](?:--pass|--password)(?:{_GAP}|=){_FLAG_VALUE}"),
+    ),
+    # etcd's etcdctl --user NAME:PASSWORD (a name alone prompts); lftp -u NAME,PASSWORD
+    (
+        ("etcdctl",),
+        _Lazy(_AT_COMMAND + r"etcdctl(?=\s)"),
+        _Lazy(r"[ \t]--user(?:[ \t]++|=)[\"']?[^\s:\"']{1,256}+:(?P<val>[^\s\"']+)"),
+    ),
+    (
+        ("lftp",),
+        _Lazy(_AT_COMMAND + r"lftp(?=\s)"),
+        _Lazy(r"[ \t]-u[ \t]++[\"']?[^\s,\"']{1,256}+,(?P<val>[^\s\"']+)"),
+    ),
 )
 
 
@@ -409,14 +432,14 @@ class _Client(NamedTuple):
 
     flags: tuple[str, ...]  # whose next argument is the password (``--name=PW`` too)
     glued: str = ""  # a flag that may hold it glued on: sshpass -pPW, smbclient -Uuser%PW
-    user_pass: bool = False  # the value is user%password
+    separator: str = ""  # the value is a user, this, the password (smbclient's user%password)
     after_user: bool = False  # only right after ``-u USER`` (PsExec)
     own_options: bool = False  # only among the program's own options (sshpass)
     command: tuple[tuple[str, ...], ...] = ()  # words that must follow the program: login
     user_first: bool = False  # a flag (a subcommand) takes a user, then the password
 
 
-_SMB = _Client(("-U", "--user"), "-U", user_pass=True)
+_SMB = _Client(("-U", "--user"), "-U", separator="%")
 _PSEXEC = _Client(("-p",), after_user=True)
 _LDAP_CLIENTS = (
     "ldapsearch", "ldapadd", "ldapmodify", "ldapdelete", "ldapmodrdn", "ldappasswd", "ldapwhoami",
@@ -444,6 +467,11 @@ _CLIENTS = {
     "influx": _Client(("-p",), command=(("setup",),)),
     **dict.fromkeys(_LDAP_CLIENTS, _Client(("-w",), "-w")),
     **dict.fromkeys(_MONGO_CLIENTS, _Client(("-p",))),
+    **dict.fromkeys(("cqlsh", "rabbitmqadmin"), _Client(("-p", "--password"))),
+    "nats-server": _Client(("--pass",)),
+    "nats": _Client(("--password",)),
+    "etcdctl": _Client(("--user",), separator=":"),
+    "lftp": _Client(("-u",), separator=","),
 }
 # SQL that sets a password: MySQL's and Oracle's IDENTIFIED [WITH plugin] BY in a CREATE|ALTER
 # USER or GRANT (Oracle's unquoted too; not BY VALUES, BY PASSWORD or BY RANDOM PASSWORD, nor a
@@ -1948,10 +1976,10 @@ def _client_password(client: _Client, args: tuple[str, ...], i: int) -> tuple[in
         if long is None:
             return None
         value = arg[len(long) + 1 :]
-    if client.user_pass:
-        _user, percent, value = value.partition("%")
-        if not percent:
-            return None
+    if client.separator:
+        _user, separated, value = value.partition(client.separator)
+        if not separated:
+            return None  # a user alone: the program asks for the password
     if value.startswith("-") and at != i:
         return None  # the next option: the flag alone prompts (mongosh -p --host …)
     if _NOT_A_PASSWORD.fullmatch(value) is not None:

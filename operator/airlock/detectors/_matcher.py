@@ -83,6 +83,11 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "ldap",
         "mongo",
         "rabbitmqctl",
+        "rabbitmqadmin",
+        "cqlsh",
+        "nats",
+        "etcdctl",
+        "lftp",
         "influx",
         "htpasswd",
         "config set",  # npm/yarn/pnpm config set, aws configure set, mc alias set
