@@ -1605,6 +1605,19 @@ def test_extra_credential_names_match_whole_name_or_word_suffix() -> None:
     assert [(i, d.kind) for i, d in s.check_args(["--vendor-code", value])] == [(1, "credential")]
 
 
+def test_an_extra_credential_name_assigned_inside_a_value_is_found_under_any_name() -> None:
+    """With extra names, "zork=…" in a value is an assignment to a credential name: under a
+    name that announces a provider's format (MISTRAL_*, whose format the value is too short
+    for) and under a neutral name alike; the default set knows no such name."""
+    s = DetectorSet(extra_credential_names=["zork"])
+    value = "Q7xLm9Pz" + rnd(6)
+    for name in ("MISTRAL_SETTINGS", "WANDB_MODE", "APP_SETTINGS"):
+        for text in (f"zork={value}", f"zork: {value}", f"--zork {value}"):
+            found = s.check_envs(((0, name, text),))
+            assert [(i, d.kind) for i, d in found] == [(0, "credential")], (name, text)
+    assert D.check_envs(((0, "MISTRAL_SETTINGS", f"zork={value}"),)) == []
+
+
 def test_allow_values_suppress_matching_values() -> None:
     s = DetectorSet(allow_values=["^example-", "OKAY[0-9]+$"])
     assert s.check_env("DB_PASSWORD", "example-" + rnd(10)) is None

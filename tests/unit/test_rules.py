@@ -367,6 +367,45 @@ def test_reachable_environment_may_be_named() -> None:
     assert "cross-env-service-reference" in rules_of(p2, context2)
 
 
+def test_a_service_named_in_args_only_is_reported_unless_its_environment_is_reachable() -> None:
+    policy = load_policy(
+        {"environments": [{"name": "dev", "reachableEnvironments": ["shared"]}, {"name": "shared"}]}
+    )
+    p = clean_pod("a")
+    _c(p)["args"] = ["--features", "http://features.s.svc:8080"]
+    context = EvalContext.build(policy, namespace_env={"a": "shared", "s": "dev"})
+    assert ("cross-env-service-reference", f"{C0}.args[1]") in hits(p, context)
+    reachable = EvalContext.build(policy, namespace_env={"a": "dev", "s": "shared"})
+    assert "cross-env-service-reference" not in rules_of(p, reachable)
+
+
+def test_rules_run_under_each_environments_own_actions_however_many_there_are() -> None:
+    """The rules to run are resolved once per environment's actions: alternating environments,
+    and more environments than are kept resolved at once, each get their own."""
+    p = clean_pod()
+    _sc(p)["readOnlyRootFilesystem"] = False
+    modes = ["off", "audit", "warn", "enforce"]
+    policies = [  # 90 environments: more than the 64 kept resolved
+        load_policy(
+            {
+                "environments": [
+                    {"name": f"e{i}", "rules": {"writable-root-filesystem": modes[(i + k) % 4]}}
+                    for i in range(30)
+                ]
+            }
+        )
+        for k in range(3)
+    ]
+    expected = {"off": None, "audit": Action.AUDIT, "warn": Action.WARN, "enforce": Action.ENFORCE}
+    for _ in range(2):
+        for k, policy in enumerate(policies):
+            for i in range(30):
+                verdict = evaluate(p, EvalContext.build(policy, environment=f"e{i}"))
+                found = {f.action for f in verdict.findings if f.rule == "writable-root-filesystem"}
+                want = expected[modes[(i + k) % 4]]
+                assert found == (set() if want is None else {want}), (k, i)
+
+
 def test_node_affinity_and_tolerations() -> None:
     p = clean_pod()
     p["spec"]["affinity"] = {

@@ -1313,6 +1313,8 @@ class DetectorSet:
             _CLEAN_MAX_LEN,
         )
         nothing, blob = NOTHING, _B64_BLOB.match
+        # with extra credential names, any value may hold one assigned (zork=…): none is skipped
+        skip = not self._extra
         for i, name, value in entries:
             n = len(value)
             if n < least:
@@ -1322,7 +1324,8 @@ class DetectorSet:
             seen = next(seens) if n >= formats else None
             cls, ctx = names.get(name) or self._name(name)
             if (
-                cls is None
+                skip
+                and cls is None
                 and (not ctx or n < context_floor(ctx))
                 and (seen is None or (seen is nothing and (n < encoded or blob(value) is None)))
             ):

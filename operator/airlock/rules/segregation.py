@@ -229,7 +229,7 @@ def storage_uris(text: str) -> tuple[tuple[str, int], ...]:
 def _find_storage_uris(text: str) -> tuple[tuple[str, int], ...]:
     found: list[tuple[str, int]] = []
     for m in _STORAGE_URI.finditer(text):
-        start = m.start() - len(m[1] or m[2] or m[3] or m[4] or m[5])
+        start = m.start() - len(next(filter(None, m.groups())))  # the scheme's group
         found.append((text[start : m.end(_REST)], start))
     return tuple(found)
 
