@@ -958,6 +958,8 @@ def test_mysql_p_is_a_password_only_for_mysql_clients() -> None:
         (["etcdctl", "--endpoints", "https://etcd:2379", "--user", "root:{s}", "get", "/"], 4),
         (["etcdctl", "--user=root:{s}", "member", "list"], 1),
         (["lftp", "-u", "backup,{s}", "sftp://nas"], 2),
+        (["vault", "kv", "put", "secret/db", "user=ml", "password={s}"], 5),
+        (["vault", "write", "-address=https://vault:8200", "kv/ml", "db_password={s}"], 4),
     ],
 )
 def test_client_password_flags_in_argument_lists(args: list[str], at: int) -> None:
@@ -2305,6 +2307,10 @@ def test_rails_secret_key_base_is_a_secret_key() -> None:
         'nats --user app --password "{s}" stream ls',
         "ETCDCTL_API=3 etcdctl --user root:{s} get / --prefix",
         "lftp -u 'backup,{s}' sftp://nas -e 'mirror /data'",
+        "vault kv put -mount=secret db/features password={s} ttl=1h",
+        "kubectl exec vault-0 -- vault write database/config/features \\\n"
+        "  plugin_name=postgresql-database-plugin password='{s}'",
+        'vault kv patch secret/ml db_password="{s}"',
     ],
 )
 def test_client_passwords_in_scripts(template: str) -> None:
@@ -2329,6 +2335,13 @@ def test_client_passwords_in_scripts(template: str) -> None:
         "nats-server --port 4222 --user app --pass $NATS_PASSWORD",
         "cqlsh -u cassandra -p 9042 cassandra-0",  # (a port is no password)
         "helm install nats nats/nats --set auth.enabled=false -p x",  # not the nats CLI
+        # vault's data read from a file or stdin, a variable, a path that is no pair
+        "vault kv put secret/db password=@/run/secrets/db-password",
+        "vault kv put secret/db password=@pw.txt && vault kv put secret/x token=-",
+        'vault write database/config/features password="${DB_PASSWORD}"',
+        "vault kv get -field=password secret/db",
+        "vault write -f auth/approle/role/ml/secret-id",
+        "curl -F password=@pw.txt -F file=@model.bin https://upload.corp.example",
     ],
 )
 def test_client_commands_without_a_literal_password_are_clean(text: str) -> None:

@@ -1237,12 +1237,12 @@ class DetectorSet:
         n = _program_at(args)
         if n is None or args[n].rpartition("/")[2].lower() not in _SUBCOMMANDS:
             return None
-        given = _positional_password(args[n:])
+        given = _positional_password(args[n:], self._classify)
         if given is None:
             return None
-        at, name = given
+        at, name, cut = given
         cls = self._classify(name)
-        det = self._literal(name, args[n + at], cls, REASON_FLAG, generic=False)
+        det = self._literal(name, args[n + at][cut:], cls, REASON_FLAG, generic=False)
         return None if cls is None or det is None else (n + at, det)
 
     def _pairs(self, argument: str) -> tuple[bool, Detection | None]:
@@ -1735,7 +1735,7 @@ class DetectorSet:
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
         if ("|" in text or "<<<" in text) and ("stdin" in low or "chpasswd" in low):
             self._scan_piped(text, found, depth)
-        if "htpasswd" in low or "config" in low or " set " in low or "unseal" in low:
+        if "htpasswd" in low or "config" in low or " set " in low or "vault" in low:
             self._scan_positional(text, found, depth)
         if "pass:" in text:
             for m in _OPENSSL_PASS.finditer(text):
@@ -1793,10 +1793,11 @@ class DetectorSet:
         starts = (m for m in _POSITIONAL_START.finditer(text) if m.start("program") > read)
         for m in itertools.islice(starts, _MAX_STATEMENTS):
             words, read = _command_words(text, m.start("program"))
-            given = _positional_password([w for w, _ in words])
+            given = _positional_password([w for w, _ in words], self._classify)
             if given is not None:
                 value, at = words[given[0]]
-                self._named_at(found, given[1], value, at, REASON_FLAG, depth)
+                cut = given[2]
+                self._named_at(found, given[1], value[cut:], at + cut, REASON_FLAG, depth)
 
 
 # Programs given a password as a positional argument, after their subcommand: MinIO's client
@@ -1814,7 +1815,7 @@ _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "yarn": (("config", "set"),),
     "pnpm": (("config", "set"), ("set",)),
     "git": (("config", "set"), ("config",)),  # git 2.46's git config set too
-    "vault": (("operator", "unseal"),),
+    "vault": (("operator", "unseal"), ("write",), ("kv", "put"), ("kv", "patch")),
 }
 # the options of these programs that take a value (skipped with it); htpasswd's -C and -r may
 # end a cluster of its flags (-nbBC 10)
@@ -1836,9 +1837,13 @@ _SHELL_PART = _Lazy(
 _BLANKS = _Lazy(r"(?:[ \t]++|\\\r?\n)++")  # blanks, and a line continued with "\"
 
 
-def _positional_password(args: Sequence[str]) -> tuple[int, str] | None:
-    """(index, name) of the password that one of :data:`_SUBCOMMANDS`' programs takes as a
-    positional argument in ``args`` (``name``: a key to classify; for a setter, its key)."""
+def _positional_password(
+    args: Sequence[str], named: Callable[[str], NameClass | None]
+) -> tuple[int, str, int] | None:
+    """(index, name, cut) of the password that one of :data:`_SUBCOMMANDS`' programs takes as
+    a positional argument in ``args`` (``name``: a key to classify; for a setter, its key;
+    ``cut``: where the value starts in that argument, after a ``key=``). ``named`` classifies
+    the keys of vault's ``key=value`` pairs."""
     program = args[0].rpartition("/")[2].lower() if args else ""
     chains = _SUBCOMMANDS.get(program)
     if chains is None:
@@ -1866,19 +1871,42 @@ def _positional_password(args: Sequence[str]) -> tuple[int, str] | None:
         # user.password expects plaintext, …"), fewer a prompt
         after = rest[len(chain) :]
         if program in ("mc", "mcli"):
-            return (after[3], "secret_key") if len(after) == 4 else None
-        if program == "vault":  # vault operator unseal KEY (alone, it prompts)
+            return (after[3], "secret_key", 0) if len(after) == 4 else None
+        if chain == ("operator", "unseal"):  # vault operator unseal KEY (alone, it prompts)
             key = len(after) == 1 and _UNSEAL_SHARE.fullmatch(args[after[0]]) is not None
-            return (after[0], "unseal_key") if key else None
+            return (after[0], "unseal_key", 0) if key else None
+        if program == "vault":  # vault write|kv put|kv patch PATH key=value …
+            return _vault_pair(args, after[1:], named)
         if program == "htpasswd":
             if "b" not in flags:
                 return None  # it prompts
             at = 1 if "n" in flags else 2
-            return (after[at], "password") if len(after) == at + 1 else None
+            return (after[at], "password", 0) if len(after) == at + 1 else None
         if len(after) != 2:
             return None  # npm config set key=value: read as a pair
-        return after[1], args[after[0]]
+        return after[1], args[after[0]], 0
     return None
+
+
+def _vault_pair(
+    args: Sequence[str], pairs: list[int], named: Callable[[str], NameClass | None]
+) -> tuple[int, str, int] | None:
+    """The first credential-named ``key=value`` among ``args[pairs]`` (vault write's data); a
+    value read from a file (``key=@file``) or from stdin (``key=-``) is none."""
+    for j in pairs:
+        key, eq, value = args[j].partition("=")
+        if (
+            eq
+            and value not in ("", "-")
+            and not value.startswith("@")
+            and _PAIR_KEY.fullmatch(key) is not None
+            and named(key) is not None
+        ):
+            return j, key, len(key) + 1
+    return None
+
+
+_PAIR_KEY = re.compile(r"[A-Za-z_][\w.-]{0,128}")
 
 
 def _command_words(text: str, start: int) -> tuple[list[tuple[str, int]], int]:

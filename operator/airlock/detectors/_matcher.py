@@ -100,6 +100,9 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "bindpw",  # ldap.conf, nslcd.conf; slapd.conf's rootpw
         "rootpw",
         "unseal",  # vault operator unseal KEY; "Unseal Key 1: …" lines
+        "vault write",  # vault write PATH password=…; vault kv put|patch PATH password=…
+        "kv put",
+        "kv patch",
         "--stdin",  # echo … | passwd --stdin
         "pass:",  # openssl -passin pass:…
         "identified",  # SQL: IDENTIFIED BY '…', CREATE USER … PASSWORD '…', SET PASSWORD

@@ -121,8 +121,12 @@ _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[A-Za-z]{0,2}$"
 
 # References to where a secret lives rather than the secret: files, secret managers, vaults.
 _REFERENCE = re.compile(
-    # a path is path characters only: "/e{|r[fh…" is a password that begins with a slash
-    r"^(?:(?:/|\./|\.\./|~/)[\w.@:+~,=%/-]*$|file:|[A-Za-z]:\\"
+    # a path is path characters only: "/e{|r[fh…" is a password that begins with a slash; "@"
+    # and a path, or a file name of a secret's kind, is a file a client reads the value from
+    # (curl -F password=@pw.txt, vault kv put … password=@/run/secrets/pw)
+    r"^(?:@?(?:/|\./|\.\./|~/)[\w.@:+~,=%/-]*$"
+    r"|@[\w.-]+\.(?:txt|json|ya?ml|pem|key|crt|env|conf|cfg|ini|properties|secret|pw|pass|token)$"
+    r"|file:|[A-Za-z]:\\"
     r"|arn:aws[\w-]*:|vault:|ref\+|op://|akv://|sm://|secretsmanager:|ssm:|gcpsm://"
     r"|projects/[^/\s]+/secrets/|azurekeyvault:|keyvault:|k8s:|secret:|secretref:)"
 )
