@@ -757,7 +757,7 @@ def _memo_texts() -> str:
 
     from airlock.rules import base, segregation
 
-    memos = [m for m in vars(segregation).values() if isinstance(m, segregation._DigestMemo)]
+    memos = [m for m in vars(segregation).values() if isinstance(m, segregation._HashMemo)]
     assert len(memos) >= 2
     held = [repr(m._found) for m in memos]
     caches = (segregation._storage_uris, segregation._service_namespaces, segregation._shown_path)

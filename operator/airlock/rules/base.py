@@ -7,7 +7,6 @@ decide actions, exceptions or output, and never hold state between calls.
 
 from __future__ import annotations
 
-import hashlib
 import operator
 import re
 from bisect import bisect_right
@@ -104,22 +103,12 @@ class EnvText:
     read without line breaks, so no match spans two values; :meth:`entry_at` names the value a
     match is in."""
 
-    __slots__ = ("_digest", "_ends", "entries", "text")
+    __slots__ = ("_ends", "entries", "text")
 
     def __init__(self, entries: tuple[tuple[int, str, str], ...]) -> None:
         self.entries = entries
         self.text = "\n".join(map(_VALUE, entries))
         self._ends: list[int] | None = None
-        self._digest: bytes | None = None
-
-    @property
-    def digest(self) -> bytes:
-        """128-bit BLAKE2b of :attr:`text`, computed once: the key of the memos of its parse
-        (lone surrogates are encoded as they are)."""
-        if self._digest is None:
-            data = self.text.encode("utf-8", "surrogatepass")
-            self._digest = hashlib.blake2b(data, digest_size=16).digest()
-        return self._digest
 
     def entry_at(self, offset: int) -> tuple[int, str, str]:
         """``(index, name, value)`` of the entry whose value holds ``offset`` of :attr:`text`."""
