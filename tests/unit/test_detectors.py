@@ -2342,6 +2342,9 @@ def test_client_passwords_in_scripts(template: str) -> None:
         "vault kv get -field=password secret/db",
         "vault write -f auth/approle/role/ml/secret-id",
         "curl -F password=@pw.txt -F file=@model.bin https://upload.corp.example",
+        "mc admin user add local ml-reader",  # no secret: mc asks
+        "echo $HTPASSWORD | htpasswd -i /auth/htpasswd admin",
+        "htpasswd -c /auth/htpasswd admin <<< Zq9rT4vX2mKp7W",  # no -i: it prompts
     ],
 )
 def test_client_commands_without_a_literal_password_are_clean(text: str) -> None:
@@ -2463,6 +2466,7 @@ def test_key_value_pairs_given_to_a_flag_in_an_argument_list() -> None:
     ("args", "at", "kind"),
     [
         (["mc", "alias", "set", "minio", "http://minio:9000", "admin", "{s}"], 6, "secret key"),
+        (["mc", "admin", "user", "add", "local", "ml-reader", "{s}"], 6, "secret key"),
         (["mc", "config", "host", "add", "s3", "https://s3", "AKIA", "{s}", "--api", "S3v4"], 7,
          "secret key"),
         (["aws", "configure", "--profile", "ml", "set", "aws_secret_access_key", "{s}"], 6,
@@ -2729,6 +2733,9 @@ def test_review_of_pair_lists_in_argument_lists_no_credential(args: list[str]) -
         'args: ["upgrade", "--install", "pg", "x", "--set", "auth.password={s}"]',
         "  script:\n    - mc alias set local http://x:9000 admin {s}\n",
         "RUN htpasswd -bc /etc/nginx/.htpasswd admin {s}",
+        "mc admin user add local ml-reader {s}",
+        "echo '{s}' | htpasswd -i -c /etc/nginx/.htpasswd admin",
+        "htpasswd -iB /auth/htpasswd admin <<< '{s}'",
     ],
 )
 def test_review_of_pairs_and_positionals_the_secret_itself(template: str) -> None:

@@ -541,21 +541,25 @@ _PIPED_PASSWORD = _Lazy(
     rf"[ \t]*+\|{_GAP_OPT}(?:sudo(?:[ \t]++-[A-Za-z]++)*+[ \t]++)?{_PROGRAM_PATH}"
     rf"(?:(?:(?:{_REGISTRY_CLIENT}{_GLOBAL_OPTIONS}|helm[ \t]++registry)[ \t]++login\b"
     r"(?:[^\n;|&]|\\\n)*?[ \t]--password-stdin|passwd\b[^\n;|&]*?[ \t]--stdin)\b"
+    r"|htpasswd\b[^\n;|&]*?[ \t]-[A-Za-z]*?i"  # htpasswd -i: the password from stdin
     r"|(?P<users>chpasswd\b(?![ \t]++(?:-e|--encrypted)\b)))"  # (-e: hashes)
 )
 # … or fed to it on a here-string (docker login -u ci --password-stdin <<< '…'): found from the
 # "<<<", the login looked for on its line before it (a scan from every "docker" was cubic)
 _HERE_STRING = _Lazy(r"<<<[ \t]*+" + _STDIN_VALUE)
 _HERE_LOGIN = _Lazy(rf"(?<![\w.-]){_REGISTRY_CLIENT}[ \t]")
+_HERE_HTPASSWD = _Lazy(r"(?<![\w.-])htpasswd[ \t](?:[^\n;|&]*?[ \t])?-[A-Za-z]*?i")
 
 
 def _here_strings(text: str) -> Iterator[re.Match[str]]:
-    """The here-strings fed to a registry login's ``--password-stdin``."""
+    """The here-strings fed to a registry login's ``--password-stdin`` or to ``htpasswd -i``."""
     if "<<<" not in text:
         return
     for m in _HERE_STRING.finditer(text):
         line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
-        if "--password-stdin" in line and _HERE_LOGIN.search(line) is not None:
+        if ("--password-stdin" in line and _HERE_LOGIN.search(line) is not None) or (
+            "htpasswd" in line and _HERE_HTPASSWD.search(line) is not None
+        ):
             yield m
 
 
@@ -1733,9 +1737,11 @@ class DetectorSet:
             for m in _DIRECTIVE_PASSWORD.finditer(text):
                 at = m.start("val")
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
-        if ("|" in text or "<<<" in text) and ("stdin" in low or "chpasswd" in low):
+        if ("|" in text or "<<<" in text) and (
+            "stdin" in low or "chpasswd" in low or "htpasswd" in low
+        ):
             self._scan_piped(text, found, depth)
-        if "htpasswd" in low or "config" in low or " set " in low or "vault" in low:
+        if "htpasswd" in low or "config" in low or " set " in low or "vault" in low or "add" in low:
             self._scan_positional(text, found, depth)
         if "pass:" in text:
             for m in _OPENSSL_PASS.finditer(text):
@@ -1801,14 +1807,15 @@ class DetectorSet:
 
 
 # Programs given a password as a positional argument, after their subcommand: MinIO's client
-# (mc alias set NAME URL ACCESS_KEY SECRET_KEY; the older mc config host add), htpasswd in batch
+# (mc alias set NAME URL ACCESS_KEY SECRET_KEY; the older mc config host add; mc admin user add
+# ALIAS USER SECRET_KEY), vault's data (write|kv put|kv patch PATH key=value), htpasswd in batch
 # mode (-b: [FILE] USER PASSWORD; -n: no file), and configuration setters (aws configure set
 # KEY VALUE, npm|yarn|pnpm config set KEY VALUE or KEY=VALUE, git config [options] KEY VALUE:
 # a value only when the key is credential-named). Options with a value of their own are
 # skipped with it (htpasswd -C 10, aws --profile p, git --file f).
 _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "mc": (("alias", "set"), ("config", "host", "add")),
-    "mcli": (("alias", "set"), ("config", "host", "add")),  # Debian's name for MinIO's mc
+    "mc": (("alias", "set"), ("config", "host", "add"), ("admin", "user", "add")),
+    "mcli": (("alias", "set"), ("config", "host", "add"), ("admin", "user", "add")),
     "htpasswd": ((),),
     "aws": (("configure", "set"),),
     "npm": (("config", "set"), ("set",)),
@@ -1870,6 +1877,8 @@ def _positional_password(
         # each takes a fixed number of arguments: more words are prose ("git config
         # user.password expects plaintext, …"), fewer a prompt
         after = rest[len(chain) :]
+        if chain == ("admin", "user", "add"):  # mc admin user add ALIAS USER SECRET
+            return (after[2], "secret_key", 0) if len(after) == 3 else None
         if program in ("mc", "mcli"):
             return (after[3], "secret_key", 0) if len(after) == 4 else None
         if chain == ("operator", "unseal"):  # vault operator unseal KEY (alone, it prompts)

@@ -94,6 +94,7 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "configure set",
         "alias set",
         "host add",
+        "user add",  # mc admin user add ALIAS USER SECRET
         "git config",
         "password-stdin",  # echo … | docker login --password-stdin
         "chpasswd",
