@@ -1564,6 +1564,9 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "snmp-server community x " * 10000,
         "password " + "a->" * 60000 + "= x",  # member arrows
         '\\"token\\": ' * 20000,  # escaped JSON keys with no value
+        "--password-stdin " + "<<< x " * 20000,  # here-strings: the line searched before each
+        "htpasswd " * 12000 + "<<< x",  # the command it feeds searched from every htpasswd
+        "htpasswd -c f u " + "<<< x " * 20000,
     ],
     ids=[
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
@@ -1575,6 +1578,7 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         *("sshpass", "psexec", "smbclient", "bcrypt prefixes", "truenas"),
         *("inputs", "password inputs", "answer file", "enable", "community", "arrows"),
         "escaped json",
+        *("here-strings", "htpasswd here", "htpasswd here-strings"),
     ],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:

@@ -544,22 +544,35 @@ _PIPED_PASSWORD = _Lazy(
     r"|htpasswd\b[^\n;|&]*?[ \t]-[A-Za-z]*?i"  # htpasswd -i: the password from stdin
     r"|(?P<users>chpasswd\b(?![ \t]++(?:-e|--encrypted)\b)))"  # (-e: hashes)
 )
-# … or fed to it on a here-string (docker login -u ci --password-stdin <<< '…'): found from the
-# "<<<", the login looked for on its line before it (a scan from every "docker" was cubic)
+# … or fed to it on a here-string (docker login -u ci --password-stdin <<< '…', htpasswd -i …
+# <<< '…'): found from the "<<<", the command it feeds read once from where that command begins
+# (a ";", "|", "&" or line break before it): searching the whole line before every "<<<" (or
+# from every "docker" on it) took quadratic time on a line of thousands of them
 _HERE_STRING = _Lazy(r"<<<[ \t]*+" + _STDIN_VALUE)
+_HERE_CUT = _Lazy(r"[;|&\n]")
 _HERE_LOGIN = _Lazy(rf"(?<![\w.-]){_REGISTRY_CLIENT}[ \t]")
-_HERE_HTPASSWD = _Lazy(r"(?<![\w.-])htpasswd[ \t](?:[^\n;|&]*?[ \t])?-[A-Za-z]*?i")
+_HERE_HTPASSWD = _Lazy(
+    r"[ \t]*+(?:sudo(?:[ \t]++-[A-Za-z]++)*+[ \t]++)?" + _PROGRAM_PATH + r"htpasswd[ \t]"
+)
+_STDIN_FLAG = _Lazy(r"[ \t]-[A-Za-z]*?i")  # htpasswd's -i, alone or in a cluster (-iBc)
 
 
 def _here_strings(text: str) -> Iterator[re.Match[str]]:
     """The here-strings fed to a registry login's ``--password-stdin`` or to ``htpasswd -i``."""
     if "<<<" not in text:
         return
+    cuts = [m.start() for m in _HERE_CUT.finditer(text)]
+    judged: dict[int, bool] = {}  # where a command begins -> whether it reads a password
     for m in _HERE_STRING.finditer(text):
-        line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
-        if ("--password-stdin" in line and _HERE_LOGIN.search(line) is not None) or (
-            "htpasswd" in line and _HERE_HTPASSWD.search(line) is not None
-        ):
+        i = bisect.bisect_left(cuts, m.start()) - 1
+        begin = cuts[i] + 1 if i >= 0 else 0
+        feeds = judged.get(begin)
+        if feeds is None:
+            head = text[begin : m.start()]
+            feeds = judged[begin] = (
+                "--password-stdin" in head and _HERE_LOGIN.search(head) is not None
+            ) or (_HERE_HTPASSWD.match(head) is not None and _STDIN_FLAG.search(head) is not None)
+        if feeds:
             yield m
 
 
