@@ -1754,7 +1754,13 @@ class DetectorSet:
             "stdin" in low or "chpasswd" in low or "htpasswd" in low
         ):
             self._scan_piped(text, found, depth)
-        if "htpasswd" in low or "config" in low or " set " in low or "vault" in low or "add" in low:
+        if (
+            "htpasswd" in low
+            or "config" in low
+            or " set " in low
+            or "vault" in low
+            or "user add" in low
+        ):
             self._scan_positional(text, found, depth)
         if "pass:" in text:
             for m in _OPENSSL_PASS.finditer(text):
