@@ -304,7 +304,15 @@ _AT_COMMAND = (
 _REGISTRY_CLIENTS = ("docker", "podman", "buildah", "nerdctl", "skopeo", "oras")
 _REGISTRY_CLIENT = rf"(?:{'|'.join(_REGISTRY_CLIENTS)})(?:\.exe)?"
 _GLOBAL_OPTIONS = r"(?:[ \t]++--?[A-Za-z][\w-]*+(?:[= \t]++(?!-)\S++)?){0,4}?"
-_MYSQL_CMD = _Lazy(_AT_COMMAND + r"mysql(?:dump|admin|import|check|show|slap|sh)?(?=\s)")
+
+
+def _run(program: str) -> _Lazy:
+    """Where ``program`` (a regex) runs as a command: at a command's start, then a blank."""
+    return _Lazy(_AT_COMMAND + program + r"(?=\s)")
+
+
+_MYSQL_CMD = _run(r"mysql(?:dump|admin|import|check|show|slap|sh)?")
+
 _CURL = re.compile(r"\bcurl\b")
 # curl's -u/--user USER:PASSWORD; the password may be quoted apart (kevin:'…'), or empty when
 # the user name is an API key
@@ -344,12 +352,12 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
     ),
     (
         ("redis-cli",),
-        _Lazy(_AT_COMMAND + r"redis-cli(?=\s)"),
+        _run(r"redis-cli"),
         _Lazy(rf"[ \t](?:-a|--pass){_GAP}{_FLAG_VALUE}"),
     ),
     (
         ("smbclient", "rpcclient", "smbcacls", "smbget"),
-        _Lazy(_AT_COMMAND + r"(?:smbclient|rpcclient|smbcacls|smbget)(?=\s)"),
+        _run(r"(?:smbclient|rpcclient|smbcacls|smbget)"),
         _Lazy(r"[ \t](?:-U[ \t]*+|--user[ \t=][ \t]*+)[\"']?[^\s%\"']{1,256}+%(?P<val>[^\s\"']+)"),
     ),
     # a registry login's -p (docker, podman, buildah, nerdctl, skopeo, oras, after their global
@@ -366,28 +374,25 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
     # SQL Server's command-line tools: -P (capital), glued or apart
     (
         ("sqlcmd", "osql", "bcp"),
-        _Lazy(_AT_COMMAND + r"(?i:sqlcmd|osql|bcp)(?:\.exe)?(?=\s)"),
+        _run(r"(?i:sqlcmd|osql|bcp)(?:\.exe)?"),
         _Lazy(rf"[ \t]-P(?:{_GAP})?{_FLAG_VALUE}"),
     ),
     # OpenLDAP's clients: -w, the bind password (-W prompts for it)
     (
         ("ldap",),
-        _Lazy(
-            _AT_COMMAND
-            + r"ldap(?:search|add|modify|delete|modrdn|passwd|whoami|compare|exop)(?=\s)"
-        ),
+        _run(r"ldap(?:search|add|modify|delete|modrdn|passwd|whoami|compare|exop)"),
         _Lazy(rf"[ \t]-w(?:{_GAP})?{_FLAG_VALUE}"),
     ),
     # InfluxDB's CLI: influx setup -p or --password (the initial admin's password)
     (
         ("influx",),
-        _Lazy(_AT_COMMAND + r"influx[ \t]++setup(?=\s)"),
+        _run(r"influx[ \t]++setup"),
         _Lazy(rf"[ \t](?:-p|--password){_GAP}{_FLAG_VALUE}"),
     ),
     # RabbitMQ: rabbitmqctl add_user NAME PASSWORD, change_password NAME PASSWORD
     (
         ("rabbitmqctl",),
-        _Lazy(_AT_COMMAND + r"rabbitmqctl(?:\.bat)?(?=\s)"),
+        _run(r"rabbitmqctl(?:\.bat)?"),
         _Lazy(
             rf"[ \t](?:add_user|change_password){_GAP}(?:\"[^\"\n]*+\"|'[^'\n]*+'|[^\s\"';|&]++)"
             rf"{_GAP}{_FLAG_VALUE}"
@@ -396,32 +401,30 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
     # MongoDB's shells and tools: -p (their port is --port)
     (
         ("mongo",),
-        _Lazy(
-            _AT_COMMAND + r"mongo(?:sh|dump|restore|export|import|stat|top|files)?(?:\.exe)?(?=\s)"
-        ),
+        _run(r"mongo(?:sh|dump|restore|export|import|stat|top|files)?(?:\.exe)?"),
         _Lazy(rf"[ \t]-p{_GAP}{_FLAG_VALUE}"),
     ),
     # Cassandra's cqlsh and RabbitMQ's rabbitmqadmin: -p or --password
     (
         ("cqlsh", "rabbitmqadmin"),
-        _Lazy(_AT_COMMAND + r"(?:cqlsh|rabbitmqadmin)(?=\s)"),
+        _run(r"(?:cqlsh|rabbitmqadmin)"),
         _Lazy(rf"[ \t](?:-p|--password)(?:{_GAP}|=){_FLAG_VALUE}"),
     ),
     # NATS: the server's --pass, the nats CLI's --password
     (
         ("nats",),
-        _Lazy(_AT_COMMAND + r"nats(?:-server)?(?=\s)"),
+        _run(r"nats(?:-server)?"),
         _Lazy(rf"[ \t](?:--pass|--password)(?:{_GAP}|=){_FLAG_VALUE}"),
     ),
     # etcd's etcdctl --user NAME:PASSWORD (a name alone prompts); lftp -u NAME,PASSWORD
     (
         ("etcdctl",),
-        _Lazy(_AT_COMMAND + r"etcdctl(?=\s)"),
+        _run(r"etcdctl"),
         _Lazy(r"[ \t]--user(?:[ \t]++|=)[\"']?[^\s:\"']{1,256}+:(?P<val>[^\s\"']+)"),
     ),
     (
         ("lftp",),
-        _Lazy(_AT_COMMAND + r"lftp(?=\s)"),
+        _run(r"lftp"),
         _Lazy(r"[ \t]-u[ \t]++[\"']?[^\s,\"']{1,256}+,(?P<val>[^\s\"']+)"),
     ),
 )
