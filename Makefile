@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-compare bench-corpus bench-webhook fuzz pss-agreement manifests chart-lint clean eval-detectors
+.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-compare bench-corpus bench-instructions bench-webhook fuzz pss-agreement manifests chart-lint clean eval-detectors
 
 include hack/cluster.mk
 
@@ -58,6 +58,10 @@ bench-corpus: $(STAMP) ## generate the 88 MB scan-bench corpus into ~/.cache/air
 
 eval-detectors: $(STAMP) ## credential detectors: recall / false positives per corpus and placement, cost per value
 	$(BIN)/python bench/eval_detectors.py --record
+
+bench-instructions: $(STAMP) ## engine: instructions per evaluation under valgrind (noise-free A/B of the hot path)
+	@command -v valgrind >/dev/null || apt-get install -y -q valgrind
+	$(BIN)/python bench/engine_instructions.py
 
 bench-webhook: $(STAMP) ## webhook reviews/s, latency and RSS over TLS (bench/RESULTS.md)
 	$(BIN)/python bench/bench_webhook.py
