@@ -1001,6 +1001,7 @@ def test_client_password_flags_in_argument_lists(args: list[str], at: int) -> No
         ["nats-server", "--port", "4222", "--user", "app"],
         ["etcdctl", "--user", "root", "get", "/"],  # a name alone: etcdctl asks
         ["lftp", "-u", "backup", "sftp://nas"],
+        ["lftp", "-u", "anonymous,ml-team@corp.example", "ftp.corp.example"],
     ],
 )
 def test_client_flags_without_a_literal_password_are_clean(args: list[str]) -> None:
@@ -1567,6 +1568,8 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         "--password-stdin " + "<<< x " * 20000,  # here-strings: the line searched before each
         "htpasswd " * 12000 + "<<< x",  # the command it feeds searched from every htpasswd
         "htpasswd -c f u " + "<<< x " * 20000,
+        "nats " + 'a=" ' * 25000,  # assignments before a command, from every '"'
+        "cqlsh " + "a=( " * 25000,
     ],
     ids=[
         *("run", "run=", "flag", "json", "headers", "lines", "pem", "{{", "${", "==", "kv"),
@@ -1578,7 +1581,7 @@ def test_configmap_files_without_credentials(key: str, text: str) -> None:
         *("sshpass", "psexec", "smbclient", "bcrypt prefixes", "truenas"),
         *("inputs", "password inputs", "answer file", "enable", "community", "arrows"),
         "escaped json",
-        *("here-strings", "htpasswd here", "htpasswd here-strings"),
+        *("here-strings", "htpasswd here", "htpasswd here-strings", "assignments", "("),
     ],
 )
 def test_hostile_input_stays_linear(hostile: str) -> None:
@@ -2349,6 +2352,8 @@ def test_client_passwords_in_scripts(template: str) -> None:
         "mc admin user add local ml-reader",  # no secret: mc asks
         "echo $HTPASSWORD | htpasswd -i /auth/htpasswd admin",
         "htpasswd -c /auth/htpasswd admin <<< Zq9rT4vX2mKp7W",  # no -i: it prompts
+        "docker login -u ci --password-stdin r.corp; cat <<< Zq9rT4vX2mKp7W",  # cat's, not docker's
+        "lftp -u anonymous,ml-team@corp.example ftp.corp.example",  # an e-mail by custom
     ],
 )
 def test_client_commands_without_a_literal_password_are_clean(text: str) -> None:
@@ -2740,6 +2745,18 @@ def test_review_of_pair_lists_in_argument_lists_no_credential(args: list[str]) -
         "mc admin user add local ml-reader {s}",
         "echo '{s}' | htpasswd -i -c /etc/nginx/.htpasswd admin",
         "htpasswd -iB /auth/htpasswd admin <<< '{s}'",
+        # a second review: redirections and substitutions before a here-string, htpasswd after
+        # a prefix, vault's second credential-named pair, quoted values after a separator
+        "docker login -u ci --password-stdin r.corp >/dev/null 2>&1 <<< '{s}'",
+        "docker login -u ci --password-stdin r.corp &>/dev/null <<< '{s}'",
+        "docker login -u \"$(cat /run/u | tr -d x)\" --password-stdin r.corp <<< '{s}'",
+        "AUTH=$(htpasswd -niB admin <<< '{s}')",
+        "sudo -u www-data htpasswd -i /auth/htpasswd admin <<< {s}",
+        "kubectl exec -i nginx-0 -- htpasswd -i /auth/htpasswd admin <<< {s}",
+        "vault kv put secret/app password=$DB_PASSWORD api_key={s}",
+        "vault kv put secret/app password=changeme token={s}",
+        'etcdctl --user root:"{s}" get / --prefix',
+        "lftp -u ftpuser,'{s}' sftp://nas",
     ],
 )
 def test_review_of_pairs_and_positionals_the_secret_itself(template: str) -> None:

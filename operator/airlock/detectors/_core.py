@@ -291,13 +291,15 @@ _COMMAND_END = _Lazy(r"[;|&]|(?<!\\)\n|[ \t]#|[\"'][ \t]*+[,\]]")
 # command also starts after " -- " (kubectl exec vault-0 -- vault operator unseal …), as a YAML
 # list's item ("- mc alias set …") and after a Dockerfile's RUN.)
 # The program's path is read a segment at a time, none holding an opening ("{", "("): from
-# every "{" of "{{{{…" a scan to the token's end was quadratic (seconds on 40 KB).
+# every "{" of "{{{{…" a scan to the token's end was quadratic (seconds on 40 KB). So are the
+# assignments before a command (VAR=value), at most 16 of them, each value holding no place a
+# command starts: from every '"' of 'a=" a=" …' the run was read to its end (40 s on 100 KB).
 _PROGRAM_PATH = r"(?:[^\s;|&\"'/\\{(]*+[/\\])*+"
 _AT_COMMAND = (
     r"(?m:^|[;|&(`\"'{]|[ \t]--(?=[ \t]))[ \t]*+(?:-[ \t]++)?(?:RUN[ \t]++)?"
     r"(?:(?:sudo(?:[ \t]++-[A-Za-z]++(?:[ \t]++(?![-/])[\w.@-]++)?)*"
     r"|exec|command|time|env|nohup|nice|if|until|while|then|do|!)[ \t]++"
-    r"|[A-Za-z_]\w{0,64}+=\S{0,256}+[ \t]++)*" + _PROGRAM_PATH
+    r"|[A-Za-z_]\w{0,64}+=[^\s;|&(`\"'{]{0,256}+[ \t]++){0,16}" + _PROGRAM_PATH
 )
 # The clients of a container registry that log in with -p or --password-stdin, the global
 # options that may stand before their subcommand (docker --config /tmp/c login)
@@ -338,6 +340,7 @@ _NOT_A_PASSWORD = re.compile(
     r"\d{1,5}(?::\d{1,5}){0,2}(?:/(?:tcp|udp|sctp))?|[\w.-]+\.(?:pem|pfx|p12|crt|cer|key|jks)",
     re.IGNORECASE,
 )
+_ANONYMOUS = r"(?i:anonymous|ftp)"  # anonymous FTP's user names
 _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
     (("mysql",), _MYSQL_CMD, _Lazy(rf"[ \t]-p{_FLAG_VALUE}")),
     (
@@ -410,22 +413,23 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
         _run(r"(?:cqlsh|rabbitmqadmin)"),
         _Lazy(rf"[ \t](?:-p|--password)(?:{_GAP}|=){_FLAG_VALUE}"),
     ),
-    # NATS: the server's --pass, the nats CLI's --password
+    # NATS: the server's --pass, the nats CLI's --password (not a nats:// URL)
     (
-        ("nats",),
+        ("nats ", "nats-server"),
         _run(r"nats(?:-server)?"),
         _Lazy(rf"[ \t](?:--pass|--password)(?:{_GAP}|=){_FLAG_VALUE}"),
     ),
-    # etcd's etcdctl --user NAME:PASSWORD (a name alone prompts); lftp -u NAME,PASSWORD
+    # etcd's etcdctl --user NAME:PASSWORD (a name alone prompts); lftp -u NAME,PASSWORD (not
+    # anonymous FTP's, whose password is by custom an e-mail address)
     (
         ("etcdctl",),
         _run(r"etcdctl"),
-        _Lazy(r"[ \t]--user(?:[ \t]++|=)[\"']?[^\s:\"']{1,256}+:(?P<val>[^\s\"']+)"),
+        _Lazy(rf"[ \t]--user(?:[ \t]++|=)[\"']?[^\s:\"']{{1,256}}+:{_FLAG_VALUE}"),
     ),
     (
         ("lftp",),
         _run(r"lftp"),
-        _Lazy(r"[ \t]-u[ \t]++[\"']?[^\s,\"']{1,256}+,(?P<val>[^\s\"']+)"),
+        _Lazy(rf"[ \t]-u[ \t]++[\"']?(?!{_ANONYMOUS},)[^\s,\"']{{1,256}}+,{_FLAG_VALUE}"),
     ),
 )
 
@@ -548,15 +552,14 @@ _PIPED_PASSWORD = _Lazy(
     r"|(?P<users>chpasswd\b(?![ \t]++(?:-e|--encrypted)\b)))"  # (-e: hashes)
 )
 # … or fed to it on a here-string (docker login -u ci --password-stdin <<< '…', htpasswd -i …
-# <<< '…'): found from the "<<<", the command it feeds read once from where that command begins
-# (a ";", "|", "&" or line break before it): searching the whole line before every "<<<" (or
-# from every "docker" on it) took quadratic time on a line of thousands of them
+# <<< '…'): found from the "<<<", the command it feeds read once from where its list begins (a
+# ";", "&&", "||" or line break before it; a lone "|" or "&" may be a redirection's, 2>&1, or
+# inside a $(…)): searching the whole line before every "<<<" (or from every "docker" on it)
+# took quadratic time on a line of thousands of them
 _HERE_STRING = _Lazy(r"<<<[ \t]*+" + _STDIN_VALUE)
-_HERE_CUT = _Lazy(r"[;|&\n]")
+_HERE_CUT = _Lazy(r";|\n|&&|\|\|")
 _HERE_LOGIN = _Lazy(rf"(?<![\w.-]){_REGISTRY_CLIENT}[ \t]")
-_HERE_HTPASSWD = _Lazy(
-    r"[ \t]*+(?:sudo(?:[ \t]++-[A-Za-z]++)*+[ \t]++)?" + _PROGRAM_PATH + r"htpasswd[ \t]"
-)
+_HERE_HTPASSWD = _Lazy(r"(?<![\w.-])htpasswd[ \t]")
 _STDIN_FLAG = _Lazy(r"[ \t]-[A-Za-z]*?i")  # htpasswd's -i, alone or in a cluster (-iBc)
 
 
@@ -572,9 +575,10 @@ def _here_strings(text: str) -> Iterator[re.Match[str]]:
         feeds = judged.get(begin)
         if feeds is None:
             head = text[begin : m.start()]
+            htpasswd = _HERE_HTPASSWD.search(head) if "htpasswd" in head else None
             feeds = judged[begin] = (
                 "--password-stdin" in head and _HERE_LOGIN.search(head) is not None
-            ) or (_HERE_HTPASSWD.match(head) is not None and _STDIN_FLAG.search(head) is not None)
+            ) or (htpasswd is not None and _STDIN_FLAG.search(head, htpasswd.end() - 1) is not None)
         if feeds:
             yield m
 
@@ -1257,13 +1261,12 @@ class DetectorSet:
         n = _program_at(args)
         if n is None or args[n].rpartition("/")[2].lower() not in _SUBCOMMANDS:
             return None
-        given = _positional_password(args[n:], self._classify)
-        if given is None:
-            return None
-        at, name, cut = given
-        cls = self._classify(name)
-        det = self._literal(name, args[n + at][cut:], cls, REASON_FLAG, generic=False)
-        return None if cls is None or det is None else (n + at, det)
+        for at, name, cut in _positional_passwords(args[n:], self._classify):
+            cls = self._classify(name)
+            det = self._literal(name, args[n + at][cut:], cls, REASON_FLAG, generic=False)
+            if cls is not None and det is not None:
+                return n + at, det
+        return None
 
     def _pairs(self, argument: str) -> tuple[bool, Detection | None]:
         """Whether a flag's argument is a list of ``key=value`` pairs holding a credential-named
@@ -1821,11 +1824,9 @@ class DetectorSet:
         starts = (m for m in _POSITIONAL_START.finditer(text) if m.start("program") > read)
         for m in itertools.islice(starts, _MAX_STATEMENTS):
             words, read = _command_words(text, m.start("program"))
-            given = _positional_password([w for w, _ in words], self._classify)
-            if given is not None:
-                value, at = words[given[0]]
-                cut = given[2]
-                self._named_at(found, given[1], value[cut:], at + cut, REASON_FLAG, depth)
+            for index, name, cut in _positional_passwords([w for w, _ in words], self._classify):
+                value, at = words[index]
+                self._named_at(found, name, value[cut:], at + cut, REASON_FLAG, depth)
 
 
 # Programs given a password as a positional argument, after their subcommand: MinIO's client
@@ -1866,17 +1867,18 @@ _SHELL_PART = _Lazy(
 _BLANKS = _Lazy(r"(?:[ \t]++|\\\r?\n)++")  # blanks, and a line continued with "\"
 
 
-def _positional_password(
+def _positional_passwords(
     args: Sequence[str], named: Callable[[str], NameClass | None]
-) -> tuple[int, str, int] | None:
+) -> list[tuple[int, str, int]]:
     """(index, name, cut) of the password that one of :data:`_SUBCOMMANDS`' programs takes as
     a positional argument in ``args`` (``name``: a key to classify; for a setter, its key;
-    ``cut``: where the value starts in that argument, after a ``key=``). ``named`` classifies
-    the keys of vault's ``key=value`` pairs."""
+    ``cut``: where the value starts in that argument, after a ``key=``); for vault's data,
+    every credential-named ``key=value`` pair (``named`` classifies the keys), to be judged
+    in turn (password=$DB_PASSWORD api_key=…)."""
     program = args[0].rpartition("/")[2].lower() if args else ""
     chains = _SUBCOMMANDS.get(program)
     if chains is None:
-        return None
+        return []
     flags = ""
     rest: list[int] = []
     i, n = 1, len(args)
@@ -1900,30 +1902,31 @@ def _positional_password(
         # user.password expects plaintext, …"), fewer a prompt
         after = rest[len(chain) :]
         if chain == ("admin", "user", "add"):  # mc admin user add ALIAS USER SECRET
-            return (after[2], "secret_key", 0) if len(after) == 3 else None
+            return [(after[2], "secret_key", 0)] if len(after) == 3 else []
         if program in ("mc", "mcli"):
-            return (after[3], "secret_key", 0) if len(after) == 4 else None
+            return [(after[3], "secret_key", 0)] if len(after) == 4 else []
         if chain == ("operator", "unseal"):  # vault operator unseal KEY (alone, it prompts)
             key = len(after) == 1 and _UNSEAL_SHARE.fullmatch(args[after[0]]) is not None
-            return (after[0], "unseal_key", 0) if key else None
+            return [(after[0], "unseal_key", 0)] if key else []
         if program == "vault":  # vault write|kv put|kv patch PATH key=value …
-            return _vault_pair(args, after[1:], named)
+            return _vault_pairs(args, after[1:], named)
         if program == "htpasswd":
             if "b" not in flags:
-                return None  # it prompts
+                return []  # it prompts
             at = 1 if "n" in flags else 2
-            return (after[at], "password", 0) if len(after) == at + 1 else None
+            return [(after[at], "password", 0)] if len(after) == at + 1 else []
         if len(after) != 2:
-            return None  # npm config set key=value: read as a pair
-        return after[1], args[after[0]], 0
-    return None
+            return []  # npm config set key=value: read as a pair
+        return [(after[1], args[after[0]], 0)]
+    return []
 
 
-def _vault_pair(
+def _vault_pairs(
     args: Sequence[str], pairs: list[int], named: Callable[[str], NameClass | None]
-) -> tuple[int, str, int] | None:
-    """The first credential-named ``key=value`` among ``args[pairs]`` (vault write's data); a
+) -> list[tuple[int, str, int]]:
+    """The credential-named ``key=value`` pairs among ``args[pairs]`` (vault write's data); a
     value read from a file (``key=@file``) or from stdin (``key=-``) is none."""
+    found: list[tuple[int, str, int]] = []
     for j in pairs:
         key, eq, value = args[j].partition("=")
         if (
@@ -1933,8 +1936,8 @@ def _vault_pair(
             and _PAIR_KEY.fullmatch(key) is not None
             and named(key) is not None
         ):
-            return j, key, len(key) + 1
-    return None
+            found.append((j, key, len(key) + 1))
+    return found
 
 
 _PAIR_KEY = re.compile(r"[A-Za-z_][\w.-]{0,128}")
@@ -2039,9 +2042,11 @@ def _client_password(client: _Client, args: tuple[str, ...], i: int) -> tuple[in
             return None
         value = arg[len(long) + 1 :]
     if client.separator:
-        _user, separated, value = value.partition(client.separator)
+        user, separated, value = value.partition(client.separator)
         if not separated:
             return None  # a user alone: the program asks for the password
+        if user.lower() in ("anonymous", "ftp"):
+            return None  # anonymous FTP: the password is an e-mail address by custom
     if value.startswith("-") and at != i:
         return None  # the next option: the flag alone prompts (mongosh -p --host …)
     if _NOT_A_PASSWORD.fullmatch(value) is not None:

@@ -85,7 +85,8 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "rabbitmqctl",
         "rabbitmqadmin",
         "cqlsh",
-        "nats",
+        "nats ",  # the nats CLI (not nats:// URLs)
+        "nats-server",
         "etcdctl",
         "lftp",
         "influx",
