@@ -2755,6 +2755,7 @@ def test_review_of_pair_lists_in_argument_lists_no_credential(args: list[str]) -
         "kubectl exec -i nginx-0 -- htpasswd -i /auth/htpasswd admin <<< {s}",
         "vault kv put secret/app password=$DB_PASSWORD api_key={s}",
         "vault kv put secret/app password=changeme token={s}",
+        "vault write -f database/rotate-root/pg password={s}",
         'etcdctl --user root:"{s}" get / --prefix',
         "lftp -u ftpuser,'{s}' sftp://nas",
     ],

@@ -1887,9 +1887,9 @@ def _positional_passwords(
         if arg.startswith("-") and len(arg) > 1:
             short = not arg.startswith("--")
             flags += arg.lstrip("-") if short else ""
-            valued = arg in _OPTION_VALUES or (
+            valued = (arg in _OPTION_VALUES and not (program == "vault" and arg == "-f")) or (
                 program == "htpasswd" and short and arg[-1] in "Cr"  # -nbBC 10
-            )
+            )  # (vault's -f forces: it takes no value, unlike git's -f FILE)
             i += 2 if valued else 1
             continue
         rest.append(i)
