@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -17,7 +18,8 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -502,6 +504,19 @@ def test_second_replica_stands_by(
     poll(lambda: True if len(peers()) == 1 else None, "the standby's keep-alive to go")
 
 
+def _run_kopf(scenario: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` of a scenario that runs kopf's watchers in this process. kopf leaves some
+    of its API connections to the loop's teardown; their sockets are collected here, where the
+    ResourceWarning is expected, not in whichever later test the collector happens to run (a
+    flake seen once in CI: six unclosed sockets to the API server, raised in this file)."""
+    try:
+        return asyncio.run(scenario)
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
+
+
 def test_a_restart_with_an_invalid_stored_policy_keeps_the_last_valid_generation(
     controller: RunningController, api_client: client.ApiClient, kubeconfig: Path
 ) -> None:
@@ -556,7 +571,7 @@ def test_a_restart_with_an_invalid_stored_policy_keeps_the_last_valid_generation
         await asyncio.sleep(0.5)
         return a, b
 
-    (a_in_force, a_verdict), (b_in_force, b_verdict) = asyncio.run(both())
+    (a_in_force, a_verdict), (b_in_force, b_verdict) = _run_kopf(both())
     assert (a_in_force.source, a_in_force.generation) == ("last-valid", generation)
     assert (b_in_force.source, b_in_force.generation) == ("recorded", generation)
     assert a_in_force.spec == b_in_force.spec
@@ -733,7 +748,7 @@ def test_watchers_keep_the_store_current(
             await asyncio.wait_for(watchers, timeout=STOP_TIMEOUT)
 
     try:
-        asyncio.run(scenario())
+        _run_kopf(scenario())
     finally:
         try:
             custom.delete_cluster_custom_object(GROUP, VERSION, "baselinepolicies", policy_name)
