@@ -340,7 +340,8 @@ _NOT_A_PASSWORD = re.compile(
     r"\d{1,5}(?::\d{1,5}){0,2}(?:/(?:tcp|udp|sctp))?|[\w.-]+\.(?:pem|pfx|p12|crt|cer|key|jks)",
     re.IGNORECASE,
 )
-_ANONYMOUS = r"(?i:anonymous|ftp)"  # anonymous FTP's user names
+_ANONYMOUS_USERS = ("anonymous", "ftp")  # anonymous FTP's: its password is an e-mail address
+_ANONYMOUS = rf"(?i:{'|'.join(_ANONYMOUS_USERS)})"
 _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
     (("mysql",), _MYSQL_CMD, _Lazy(rf"[ \t]-p{_FLAG_VALUE}")),
     (
@@ -1847,14 +1848,24 @@ _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "git": (("config", "set"), ("config",)),  # git 2.46's git config set too
     "vault": (("operator", "unseal"), ("write",), ("kv", "put"), ("kv", "patch")),
 }
-# the options of these programs that take a value (skipped with it); htpasswd's -C and -r may
-# end a cluster of its flags (-nbBC 10)
-_OPTION_VALUES = frozenset({
-    "-C", "-r", "--profile", "--region", "--output", "--endpoint-url", "--file", "-f", "--blob",
-    "--type", "--api", "--path", "--config-dir", "--location", "-L", "--userconfig", "--registry",
-    "--globalconfig", "-address", "-namespace", "-ca-cert", "-ca-path", "-client-cert",
-    "-client-key", "-tls-server-name",
-})  # fmt: skip
+# each program's options that take a value (skipped with it; vault's -f forces, git's -f names a
+# file); htpasswd's -C and -r may also end a cluster of its flags (-nbBC 10)
+_MC_OPTIONS = frozenset({"--api", "--path", "--config-dir"})
+_NPM_OPTIONS = frozenset({"--location", "-L", "--userconfig", "--registry", "--globalconfig"})
+_OPTION_VALUES: dict[str, frozenset[str]] = {
+    "mc": _MC_OPTIONS,
+    "mcli": _MC_OPTIONS,
+    "htpasswd": frozenset({"-C", "-r"}),
+    "aws": frozenset({"--profile", "--region", "--output", "--endpoint-url"}),
+    "npm": _NPM_OPTIONS,
+    "yarn": _NPM_OPTIONS,
+    "pnpm": _NPM_OPTIONS,
+    "git": frozenset({"--file", "-f", "--blob", "--type"}),
+    "vault": frozenset({
+        "-address", "-namespace", "-ca-cert", "-ca-path", "-client-cert", "-client-key",
+        "-tls-server-name",
+    }),
+}  # fmt: skip
 _POSITIONAL_START = _Lazy(
     _AT_COMMAND + r"(?P<program>mcli|mc|htpasswd|aws|npm|yarn|pnpm|git|vault)(?=[ \t])"
 )
@@ -1881,15 +1892,16 @@ def _positional_passwords(
         return []
     flags = ""
     rest: list[int] = []
+    options = _OPTION_VALUES.get(program, frozenset())
     i, n = 1, len(args)
     while i < n:
         arg = args[i]
         if arg.startswith("-") and len(arg) > 1:
             short = not arg.startswith("--")
             flags += arg.lstrip("-") if short else ""
-            valued = (arg in _OPTION_VALUES and not (program == "vault" and arg == "-f")) or (
+            valued = arg in options or (
                 program == "htpasswd" and short and arg[-1] in "Cr"  # -nbBC 10
-            )  # (vault's -f forces: it takes no value, unlike git's -f FILE)
+            )
             i += 2 if valued else 1
             continue
         rest.append(i)
@@ -1928,19 +1940,13 @@ def _vault_pairs(
     value read from a file (``key=@file``) or from stdin (``key=-``) is none."""
     found: list[tuple[int, str, int]] = []
     for j in pairs:
-        key, eq, value = args[j].partition("=")
-        if (
-            eq
-            and value not in ("", "-")
-            and not value.startswith("@")
-            and _PAIR_KEY.fullmatch(key) is not None
-            and named(key) is not None
-        ):
-            found.append((j, key, len(key) + 1))
+        m = _PAIR.match(args[j])
+        if m is None:
+            continue
+        value = args[j][m.end() :]
+        if value not in ("", "-") and not value.startswith("@") and named(m.group("key")):
+            found.append((j, m.group("key"), m.end()))
     return found
-
-
-_PAIR_KEY = re.compile(r"[A-Za-z_][\w.-]{0,128}")
 
 
 def _command_words(text: str, start: int) -> tuple[list[tuple[str, int]], int]:
@@ -2045,7 +2051,7 @@ def _client_password(client: _Client, args: tuple[str, ...], i: int) -> tuple[in
         user, separated, value = value.partition(client.separator)
         if not separated:
             return None  # a user alone: the program asks for the password
-        if user.lower() in ("anonymous", "ftp"):
+        if user.lower() in _ANONYMOUS_USERS:
             return None  # anonymous FTP: the password is an e-mail address by custom
     if value.startswith("-") and at != i:
         return None  # the next option: the flag alone prompts (mongosh -p --host …)
