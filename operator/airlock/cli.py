@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
-from airlock import __version__
+from airlock import __version__, compilecache
 from airlock.detectors import FingerprintKey
 from airlock.engine import evaluate
 from airlock.errors import AirlockError, InputError
@@ -511,6 +511,7 @@ _ONE_SHOT = frozenset({"scan", "explain"})
 def console() -> NoReturn:
     """The ``airlock`` console script: :func:`main`, then the exit."""
     code = main()
+    compilecache.save()  # what this run compiled afresh, for the next one
     if sys.argv[1:2] and sys.argv[1] in _ONE_SHOT:
         try:
             sys.stdout.flush()

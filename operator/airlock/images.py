@@ -20,10 +20,10 @@ canonical form.
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from functools import lru_cache
 
+from airlock.compilecache import regex
 from airlock.errors import AirlockError
 from airlock.records import record
 
@@ -46,16 +46,16 @@ _SHOWN_MAX = 120  # longest reference quoted back in an error message
 
 # host: DNS name, IPv4 address, or bracketed IPv6 address; optional numeric port.
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_REGISTRY_RE = re.compile(
+_REGISTRY_RE = regex(
     rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?"
 )
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY_RE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
-_TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
+_REPOSITORY_RE = regex(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+_TAG_RE = regex(r"[\w][\w.-]{0,127}")
 # Lenient on purpose: any "algorithm:encoded" shape is kept so rules can explain why it is no pin.
-_DIGEST_SHAPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]*:[A-Za-z0-9=_+.-]+")
+_DIGEST_SHAPE_RE = regex(r"[A-Za-z0-9][A-Za-z0-9+._-]*:[A-Za-z0-9=_+.-]+")
 # Registered algorithms in canonical form (OCI image spec): lowercase hex of the exact length.
-_PINNED_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
+_PINNED_DIGEST_RE = regex(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
 
 
 class InvalidImageReference(AirlockError):  # noqa: N818 (name fixed by the interface)

@@ -48,6 +48,7 @@ from airlock.catalog import (
     DEFAULT_OWNER_LABEL,
     RULE_IDS,
 )
+from airlock.compilecache import regex
 from airlock.detectors import redact
 from airlock.errors import PolicyError
 from airlock.findings import Action
@@ -112,7 +113,7 @@ _KIND = r"^[A-Z][A-Za-z0-9]*$"
 _NAME_GLOB = r"^[-a-z0-9.*?\[\]!]+$"
 _PSS_VERSION = r"^(latest|v1\.(0|[1-9][0-9]{0,2}))$"
 
-_SIMPLE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_SIMPLE_KEY_RE = regex(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,7 @@ class _Checked:
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        compiled = re.compile(self.pattern) if self.pattern is not None else None
+        compiled = regex(self.pattern) if self.pattern is not None else None
 
         def check(value: str) -> str:
             if not self.min_length <= len(value) <= self.max_length or (
@@ -273,7 +274,7 @@ RuleOverrides = Annotated[dict[RuleId, Action], Field(max_length=len(RULE_IDS))]
 
 def _check_regex(value: str) -> str:
     try:
-        compiled = re.compile(value)
+        compiled = regex(value)
     except re.error as exc:
         raise PydanticCustomError(
             "invalid_regex", "invalid regular expression: {error}", {"error": str(exc)}

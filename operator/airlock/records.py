@@ -29,6 +29,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast, dataclass_transform, overload
 
+from airlock.compilecache import code
+
 __all__ = ["field", "fields", "record", "replace"]
 
 _T = TypeVar("_T")
@@ -199,7 +201,8 @@ def _methods(
             "def __hash__(self):",
             f"    return hash(({mine}))",
         ]
-    exec("\n".join(lines), env)  # noqa: S102 - source built here from the class's field names
+    # compiled once and kept between runs (the source depends only on the fields)
+    exec(code("\n".join(lines), f"<record {cls.__qualname__}>"), env)  # noqa: S102 - built here
     for name in ("__init__", "__eq__", "__hash__"):
         if name in env:
             env[name].__qualname__ = f"{cls.__qualname__}.{name}"

@@ -9,14 +9,15 @@ stay those of the string.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import ahocorasick_rs
 
+from airlock.compilecache import regex
+
 __all__ = ["WordSearch"]
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = regex("[\ud800-\udfff]")
 
 
 class WordSearch:

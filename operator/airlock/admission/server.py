@@ -54,7 +54,6 @@ import gc
 import json
 import logging
 import os
-import re
 import ssl
 import tempfile
 import traceback
@@ -73,6 +72,7 @@ from aiohttp.streams import StreamReader
 from cryptography import x509
 
 from airlock import metrics
+from airlock.compilecache import regex
 from airlock.errors import AdmissionError
 from airlock.metrics_http import bound_port, start_metrics_server
 
@@ -155,10 +155,10 @@ _IDENTITY: Final = frozenset({"", "identity"})
 # A Go duration (time.ParseDuration's syntax), as the API server writes its deadline in a
 # webhook's URL: ``?timeout=5s``, rounded up to whole seconds.
 _GO_UNIT: Final = "(ns|us|\u00b5s|\u03bcs|ms|s|m|h)"
-_GO_DURATION: Final = re.compile(
+_GO_DURATION: Final = regex(
     r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)" + _GO_UNIT.replace("(", "(?:") + r")+|[-+]?0"
 )
-_GO_PART: Final = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)" + _GO_UNIT)
+_GO_PART: Final = regex(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)" + _GO_UNIT)
 _GO_UNITS: Final = {
     "ns": 1e-9,
     "us": 1e-6,

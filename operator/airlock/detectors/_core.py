@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
+from airlock.compilecache import regex
 from airlock.detectors._formats import Hit
 from airlock.detectors._matcher import (
     CREDENTIAL_WORDS,
@@ -183,7 +184,7 @@ class _Lazy:
     @property
     def compiled(self) -> re.Pattern[str]:
         if self._compiled is None:
-            self._compiled = re.compile(self._pattern, self._flags)
+            self._compiled = regex(self._pattern, self._flags)
         return self._compiled
 
     def search(self, string: str, pos: int = 0, endpos: int = _END) -> re.Match[str] | None:
@@ -203,13 +204,13 @@ _IDENTIFIER_NAMED = tuple(tuple(k for k in r.keywords if names_identifier(k)) fo
 # Kinds of credential a person may choose (a passphrase of words is one); the others are issued.
 _CHOSEN_KINDS = frozenset({"password", "secret", "credential"})
 
-_WS = re.compile(r"\s")
-_ENV_ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)
-_MYSQL = re.compile(r"(?:^|/)mysql(?:dump|admin|import|check|show|slap|sh)?$")
-_USER_PASS = re.compile(r"^[^:\s/@]{1,64}:(?P<p>[^\s]{4,})$")
-_B64 = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")
+_WS = regex(r"\s")
+_ENV_ASSIGN = regex(r"^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)
+_MYSQL = regex(r"(?:^|/)mysql(?:dump|admin|import|check|show|slap|sh)?$")
+_USER_PASS = regex(r"^[^:\s/@]{1,64}:(?P<p>[^\s]{4,})$")
+_B64 = regex(r"^[A-Za-z0-9+/]{8,}={0,2}$")
 # Unquoted values that are code, not literals: calls, indexing, attribute paths.
-_CODEISH = re.compile(r"[\[\]{}()]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
+_CODEISH = regex(r"[\[\]{}()]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 # The same for the whole rest of a ``key = value`` line of a file (unquoted): indexing
 # (``settings["db"]``, ``argv[1]``), a parenthesised expression, an attribute path. A bracket
 # alone is no sign of code there: generated passwords draw them (``x7]Lq(2…``); calls,
@@ -219,18 +220,18 @@ _CODEISH = re.compile(r"[\[\]{}()]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$")
 # token's secret half); code names its attributes with words, a date or a version at most
 # (``settings.api_token``, ``cfg.v1beta1``, ``settings.OPENAI_API_KEY_2024``).
 _RANDOM_SEGMENT = r"\.(?=[A-Za-z0-9]{12,}(?:\.|$))(?:[A-Za-z]*+\d++){3}"
-_KV_CODE = re.compile(
+_KV_CODE = regex(
     r"(?<!\w)[A-Za-z_]\w*+\[(?:['\"\d]|:[A-Za-z_]\w*+\])"  # an index: x["k"], x[1], Ruby x[:k]
     rf"|^\(.*\)$|^(?!.*?{_RANDOM_SEGMENT})[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$"
 )  # a name starts after no word character and is taken whole (possessive): linear
-_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
-_CALLEE = re.compile(r"@?[A-Za-z_][\w.]*\Z")  # what a call's name is (Azure's @Microsoft.…)
+_IDENTIFIER = regex(r"^[A-Za-z_]\w*$")
+_CALLEE = regex(r"@?[A-Za-z_][\w.]*\Z")  # what a call's name is (Azure's @Microsoft.…)
 # Calls whose positional arguments are a user and a password, written as literals: .NET's
 # NetworkCredential(user, password) and Oracle's oci_connect(user, password, db); the
 # DirectoryEntry(path, user, password) of .NET, PHP's new PDO(dsn, user, password), and the
 # connect calls of MySQL clients (mysqli_connect, pymysql, MySQLdb, Perl's DBI: host or DSN,
 # user, password). A dotted name or a constant (AuthenticationTypes.Secure, PDO::…) is code.
-_CALL_MARK = re.compile(r"NetworkCredential|DirectoryEntry|connect|PDO|mysqli")
+_CALL_MARK = regex(r"NetworkCredential|DirectoryEntry|connect|PDO|mysqli")
 _LITERAL_ARG = r"(?:\"[^\"\r\n]*\"|'[^'\r\n]*')"
 _CALL_VALUE = r"(?P<q>[\"'])(?P<val>(?![A-Za-z_]\w*(?:\.|::)[A-Za-z_])[^\"'\r\n]+)(?P=q)"
 _CALL_CREDENTIALS = (
@@ -243,19 +244,19 @@ _CALL_CREDENTIALS = (
 )
 # A value that is a line of configuration (``HELLO="…"``, ``PUBLIC_KEY: '…'``): its own keys are
 # read by the embedded scan, the line as a whole is not one credential.
-_CONFIG_LINE = re.compile(r"^[A-Za-z_][\w.-]*[ \t]*[:=][ \t]*[\"']")
+_CONFIG_LINE = regex(r"^[A-Za-z_][\w.-]*[ \t]*[:=][ \t]*[\"']")
 # A value that may itself be configuration: an assignment, a key: value pair, a header, XML, a
 # call given a key and a value (``setProperty("API_TOKEN", "…")``), a command line's flag given
 # its value after a blank (``-Password …``), a .netrc entry, a header set by a proxy's directive
 # (``proxy_set_header Authorization "Basic …"``).
-_EMBEDDED = re.compile(
+_EMBEDDED = regex(
     r"[=:]|</|[\"'][ \t]*,|(?:^|[ \t])--?[A-Za-z]|\bmachine\b|\b(?:Bearer|Basic)[ \t]"
 )
-_SEPARATOR = re.compile(r"[-_.]")
+_SEPARATOR = regex(r"[-_.]")
 # A value that is one base64 blob (a token or a key file stored encoded).
-_B64_BLOB = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\Z")
+_B64_BLOB = regex(r"[A-Za-z0-9+/_-]{40,}={0,2}\Z")
 
-_AUTH_HEADER = re.compile(  # (also a headers map's index: headers['Authorization'] = '…')
+_AUTH_HEADER = regex(  # (also a headers map's index: headers['Authorization'] = '…')
     r"(?i)\b(?:proxy-)?authorization[\"']?\]?[ \t]*+[:=]?[ \t]*+[\"']?[ \t]*+"
     r"(?P<scheme>bearer|basic|token|apikey|api-key|api-token|sso-key|key|ssws|bot|geniekey)"
     r"[ \t]+"
@@ -263,16 +264,16 @@ _AUTH_HEADER = re.compile(  # (also a headers map's index: headers['Authorizatio
 )
 # An Authorization header with no scheme before its token (APIs that take a raw key there): the
 # token is the whole value (a scheme is followed by a blank: AWS4-HMAC-SHA256 Credential=…)
-_AUTH_BARE = re.compile(
+_AUTH_BARE = regex(
     r"(?i)\b(?:proxy-)?authorization[\"']?[ \t]*+:[ \t]*+[\"']?[ \t]*+"
     r"(?P<val>[A-Za-z0-9._~+/=-]{16,}+)(?=[\"',;\r\n]|$)"
 )
 # A bearer token written without its header's name (``AUTH_HEADER="Bearer …"``, a list item):
 # the scheme as HTTP writes it, capitalised (prose says "the bearer of")
-_BEARER = re.compile(r"(?<![\w-])Bearer[ \t]++(?P<val>[A-Za-z0-9._~+/=-]{16,}+)(?![^\s\"',;])")
+_BEARER = regex(r"(?<![\w-])Bearer[ \t]++(?P<val>[A-Za-z0-9._~+/=-]{16,}+)(?![^\s\"',;])")
 _HEADER_KIND = {"bearer": "bearer token", "basic": "HTTP basic credentials"}
 # Basic credentials decoded: a password may hold blanks (the header's structure says what it is)
-_BASIC_USER_PASS = re.compile(r"^[^:\s/@]{1,64}:(?P<p>[^\x00-\x1f\x7f]{4,})$")
+_BASIC_USER_PASS = regex(r"^[^:\s/@]{1,64}:(?P<p>[^\x00-\x1f\x7f]{4,})$")
 _CURL_HEADER = _Lazy(
     r"(?:-H|--header)(?:=|[ \t]*+)(?P<q>[\"'])(?P<key>[\w-]++)[ \t]*+:[ \t]*+"
     r"(?P<val>[^\"'\n]++)(?P=q)"
@@ -315,7 +316,7 @@ def _run(program: str) -> _Lazy:
 
 _MYSQL_CMD = _run(r"mysql(?:dump|admin|import|check|show|slap|sh)?")
 
-_CURL = re.compile(r"\bcurl\b")
+_CURL = regex(r"\bcurl\b")
 # curl's -u/--user USER:PASSWORD; the password may be quoted apart (kevin:'…'), or empty when
 # the user name is an API key
 _CURL_U = _Lazy(
@@ -336,7 +337,7 @@ _GAP = r"(?:[ \t]|\\\r?\n)++"
 _GAP_OPT = r"(?:[ \t]|\\\r?\n)*+"
 # a flag's value that is no password: a port or a port mapping (docker run -p 8080:80), a
 # certificate's or a key store's file name (az login -p sp-cert.pem)
-_NOT_A_PASSWORD = re.compile(
+_NOT_A_PASSWORD = regex(
     r"\d{1,5}(?::\d{1,5}){0,2}(?:/(?:tcp|udp|sctp))?|[\w.-]+\.(?:pem|pfx|p12|crt|cer|key|jks)",
     re.IGNORECASE,
 )
@@ -514,7 +515,7 @@ _FLAG_ARGUMENT = _Lazy(
 )
 _PAIR = _Lazy(r"(?:^|(?<=[,\s&;]))(?P<key>[A-Za-z_][\w.\-/\[\]]{0,128}+)=")
 # flags whose pairs name files, not values (kubectl --from-file=key=path, helm --set-file)
-_FLAG_NAME = re.compile(r"[A-Za-z][\w.-]{0,64}")
+_FLAG_NAME = regex(r"[A-Za-z][\w.-]{0,64}")
 _FILE_FLAGS = frozenset({"from-file", "set-file", "from-env-file", "env-file", "var-file"})
 
 
@@ -596,7 +597,7 @@ _OPENSSL_PASS = _Lazy(
     rf"(?<![\w-])-pass(?:in|out|word)?{_GAP}(?P<q>[\"']?)pass:"
     r"(?:\"(?P<dq>[^\"\n]++)\"|'(?P<sq>[^'\n]++)'|(?P<val>[^\s\"';|&]++))(?P=q)"
 )
-_NETRC = re.compile(r"\bpassword[ \t]+(?P<val>\S+)")
+_NETRC = regex(r"\bpassword[ \t]+(?P<val>\S+)")
 # Network device configuration (Cisco IOS and its kin, kept in ConfigMaps by automation): a
 # line's command and the secret it sets, after an optional encryption type: 0 (clear) or 7
 # (reversible). Types 5, 8 and 9 are hashes, read by the hash rules (their "5" is no secret).
@@ -615,9 +616,9 @@ _DEVICE_SECRET = _Lazy(
 _DEFAULT_COMMUNITIES = frozenset({"public", "private"})
 # An HTML form's password field and the value it is filled with (a tag's attributes, any order)
 _MAX_TAG = 2048
-_INPUT_TAG = re.compile(r"(?i)<input(?![\w-])")
-_PASSWORD_TYPE = re.compile(r"(?i)\stype[ \t]*=[ \t]*[\"']?password(?![\w-])")
-_VALUE_ATTR = re.compile(
+_INPUT_TAG = regex(r"(?i)<input(?![\w-])")
+_PASSWORD_TYPE = regex(r"(?i)\stype[ \t]*=[ \t]*[\"']?password(?![\w-])")
+_VALUE_ATTR = regex(
     r"(?i)\svalue[ \t]*=[ \t]*(?:\"(?P<d>[^\"<]*)\"|'(?P<s>[^'<]*)'|(?P<u>[^\s\"'<>]+))"
 )
 
@@ -630,10 +631,10 @@ def _concatenation(operators: str) -> str:
 
 
 # a value written by code around the tag: a concatenation (+, PHP's ., VB's &), Razor's @Model
-_BUILT_VALUE = re.compile(_concatenation("+.&") + r"|^@\w")
+_BUILT_VALUE = regex(_concatenation("+.&") + r"|^@\w")
 # inside escaped JSON (a string in code or a shell command): a concatenation, or what a shell
 # expands ($PW, ${PW}, $(…), `…`)
-_SPLICED = re.compile(_concatenation("+.") + r"|\$[A-Za-z_{(]|`")
+_SPLICED = regex(_concatenation("+.") + r"|\$[A-Za-z_{(]|`")
 # Configuration directives, a blank, the password: redis.conf's requirepass and masterauth,
 # OpenLDAP's rootpw (slapd.conf) and bindpw (ldap.conf, nslcd.conf). A value in braces is a
 # scheme's hash ({SSHA}…, {CRYPT}…), not the password.
@@ -649,7 +650,7 @@ _VAULT_KEY_LINE = _Lazy(
     re.M,
 )
 # a key share as Vault prints it: base64 (33 bytes: 44 characters) or hex
-_UNSEAL_SHARE = re.compile(r"[A-Za-z0-9+/]{40,}={0,2}|[0-9a-f]{64,}")
+_UNSEAL_SHARE = regex(r"[A-Za-z0-9+/]{40,}={0,2}|[0-9a-f]{64,}")
 # PgBouncer's auth_file (userlist.txt): "user" "password" a line, or a stored hash
 _USERLIST_LINE = _Lazy(r'^[ \t]*"(?:[^"\n]|"")*+"[ \t]++"(?P<val>(?:[^"\n]|"")++)"', re.M)
 # A PostgreSQL password file line: host:port:database:user:password (":" and "\" escaped).
@@ -721,44 +722,44 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
     # goes quadratic on hostile input (a 200 kB "passwordtoken..." line took minutes).
     key = rf"(?=[\w.\-]*?{kw})[\w.\-]++"
     return _Patterns(
-        kv_line=re.compile(
+        kv_line=regex(
             rf"^[ \t]*{_LOGGED}{_COMMENTED}(?:-[ \t]+)?{_DECLARED}{_MEMBER_OF}"
             rf"(?P<q>[\"']?)[$@:]?(?P<key>{key})(?P=q){_TYPED}"
             # (a member is assigned with "=" only: "client->token: request" is a diagram)
             rf"[ \t]*(?(member)=(?![=>])|{_ASSIGN})[ \t]*(?P<val>[^\r\n]*)\r?$",
             re.MULTILINE,
         ),
-        keyword=re.compile(kw),
-        keyword_lower=re.compile(_keyword_fragment(extra, folded=False)),
-        json_pair=re.compile(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
-        json_escaped_pair=re.compile(
+        keyword=regex(kw),
+        keyword_lower=regex(_keyword_fragment(extra, folded=False)),
+        json_pair=regex(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
+        json_escaped_pair=regex(
             rf"\\\"(?P<key>{key})\\\"[ \t]*+:[ \t]*+\\\"(?P<val>[^\"\\\r\n]++)\\\""
         ),
-        xml_element=re.compile(
+        xml_element=regex(
             rf"<(?P<key>{key})>[ \t\r\n]*(?P<val>[^<>\s](?:[^<>\r\n]*[^<>\s])?)[ \t\r\n]*"
             rf"</(?P=key)>"
         ),
-        xml_property=re.compile(
+        xml_property=regex(
             rf"<name>\s*(?P<key>{key})\s*</name>\s*<value>(?P<val>[^<>\r\n]*)</value>"
         ),
-        xml_add=re.compile(
+        xml_add=regex(
             rf"<add\s+key\s*=\s*(?P<q>[\"'])(?P<key>{key})(?P=q)\s+value\s*=\s*"
             r"(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
         ),
-        xml_value=re.compile(  # the element may carry attributes (wcm:action="add")
+        xml_value=regex(  # the element may carry attributes (wcm:action="add")
             rf"<(?P<key>{key})(?:[ \t][^<>]{{0,200}}+)?>[ \t\r\n]*+<(?i:value)>"
             r"(?P<val>[^<>\r\n]+)</(?i:value)>"
         ),
-        name_value_json=re.compile(
+        name_value_json=regex(
             rf"\"(?:name|key)\"\s*:\s*\"(?P<key>{key})\"\s*,\s*\"value\"\s*:\s*"
             r"\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""
         ),
-        name_value_yaml=re.compile(
+        name_value_yaml=regex(
             rf"^[ \t]*(?:-[ \t]+)?name[ \t]*:[ \t]*(?P<q>[\"']?)(?P<key>{key})(?P=q)[ \t]*\r?\n"
             r"[ \t]*value[ \t]*:[ \t]*(?P<val>[^\r\n]*)\r?$",
             re.MULTILINE,
         ),
-        inline_pair=re.compile(
+        inline_pair=regex(
             rf"[{{,][ \t]*(?P<q>[\"']?)(?P<key>{key})(?P=q)[ \t]*[:=][ \t]*"
             r"(?:(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
             r"|(?P<bare>[^\s\"',{}\[\]]++)(?=[ \t]*[,}]))"
@@ -766,7 +767,7 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         # a setter's call, or a getter's whose second argument is a default (getenv("API_TOKEN",
         # "…"), os.environ.get, getProperty); not any call: field("password", "string"),
         # keyring.get_password("db_password", "svc-user")
-        string_pair=re.compile(
+        string_pair=regex(
             rf"(?:\b(?i:set\w*+|put\w*+|get|getenv\w*+|get_env\w*+|getproperty|getstring)\(|\[)"
             rf"[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*"
             # (a value opening with "-" is an option's alias: add_argument("--hf-token", "--hub"))
@@ -774,18 +775,14 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         ),
         # Terraform's variable block with a default (variable "db_password" { default = "…" }),
         # after blocks of its own (validation { … }, type = object({ … })) one level deep
-        hcl_variable=re.compile(
+        hcl_variable=regex(
             rf"\bvariable[ \t]+\"(?P<key>{key})\"[ \t]*\{{(?:[^{{}}]|\{{[^{{}}]*+\}})*?"
             rf"\bdefault[ \t]*=[ \t]*"
             r"\"(?P<val>[^\"\r\n]*)\""
         ),
-        script_assign=re.compile(
-            rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"
-        ),
+        script_assign=regex(rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"),
         # (apart from its flag, a value is no other option: keytool -genkeypair -storepass …)
-        script_flag=re.compile(
-            rf"(?<![\w-])--?(?P<key>(?=[A-Za-z]){key})(?:=|[ \t]+(?!-))" + _VALUE
-        ),
+        script_flag=regex(rf"(?<![\w-])--?(?P<key>(?=[A-Za-z]){key})(?:=|[ \t]+(?!-))" + _VALUE),
     )
 
 
@@ -825,7 +822,7 @@ def _clean_text_value(raw: str) -> tuple[str, bool]:
 
 
 # (a dotted key after the comma: a password's own ",X=" stays; helm's keys are paths)
-_MORE_PAIRS = re.compile(r",[A-Za-z_][\w-]{0,64}\.[\w.\[\]-]{0,128}=")
+_MORE_PAIRS = regex(r",[A-Za-z_][\w-]{0,64}\.[\w.\[\]-]{0,128}=")
 
 
 # what may follow a whole literal in code: the statement's or an item's end, a comment, a pipe
@@ -833,7 +830,7 @@ _MORE_PAIRS = re.compile(r",[A-Za-z_][\w-]{0,64}\.[\w.\[\]-]{0,128}=")
 # (`"django-insecure-" + …`, `"%s" % x`, PHP's `"pw-" . $s`) makes the literal only a part of
 # the value: the line is code.
 _AFTER_LITERAL = (";", ",", ")", "|", "#", "//")
-_METHOD_CALL = re.compile(r"\.[A-Za-z_]\w*\(")
+_METHOD_CALL = regex(r"\.[A-Za-z_]\w*\(")
 _OPERATOR_AFTER = ("+", "%", "*", ".", "?", "&&", "||", "or ", "and ", "if ")
 
 
@@ -1041,7 +1038,7 @@ class DetectorSet:
         for i, pattern in enumerate(allow_values):
             path = f"spec.detectors.allowValues[{i}]"
             try:
-                compiled = re.compile(pattern)
+                compiled = regex(pattern)
             except re.error as exc:
                 errors.append((path, f"invalid regular expression: {exc}"))
                 continue

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from airlock.compilecache import regex
 from airlock.detectors._values import is_placeholder
 
 REASON_FORMAT = "provider format"
@@ -45,19 +46,19 @@ class Hit(NamedTuple):
         return f"Hit({self.kind!r}, <redacted>, {self.start}, {self.end}, {self.reason!r})"
 
 
-_PEM = re.compile(
+_PEM = regex(
     r"-{3,}[ \t]*BEGIN[ \t]+(?P<type>(?:[A-Z0-9]+[ \t]+)*?)PRIVATE[ \t]+KEY(?:[ \t]+BLOCK)?"
     r"[ \t]*-{3,}"
     r"(?P<body>.*?)(?:-{3,}[ \t]*END\b[^\n]*|\Z)",
     re.DOTALL,
 )
 # A key body whose BEGIN line was cut off: base64 lines and then the END line.
-_PEM_TAIL = re.compile(
+_PEM_TAIL = regex(
     r"(?P<body>(?:[A-Za-z0-9+/=]{40,}(?:\\n|\r?\n))+[A-Za-z0-9+/=]*(?:\\n|\r?\n)?)"
     r"-{3,}[ \t]*END[ \t]+(?P<type>(?:[A-Z0-9]+[ \t]+)*?)PRIVATE[ \t]+KEY"
 )
-_PEM_HEADER_LINE = re.compile(r"^[ \t]*[A-Za-z-]+:[^\n]*$", re.MULTILINE)
-_NOT_BASE64 = re.compile(r"\\n|[^A-Za-z0-9+/=]+")
+_PEM_HEADER_LINE = regex(r"^[ \t]*[A-Za-z-]+:[^\n]*$", re.MULTILINE)
+_NOT_BASE64 = regex(r"\\n|[^A-Za-z0-9+/=]+")
 _PEM_KINDS = {
     "": "private key",
     "RSA": "RSA private key",
@@ -70,27 +71,27 @@ _PEM_KINDS = {
 # A real key body is hundreds of base64 characters; below this it is a stub or a doc snippet.
 _PEM_MIN_BODY = 40
 # "-----BEGIN" base64-encoded at each of the three byte alignments.
-_B64_PEM = re.compile(
+_B64_PEM = regex(
     r"(?<![A-Za-z0-9+/])(?P<s>(?:LS0tLS1CRUdJTi|0tLS0tQkVHSU4g|tLS0tLUJFR0lO)[A-Za-z0-9+/]{60,}={0,2})"
 )
-_PUTTY = re.compile(
+_PUTTY = regex(
     r"PuTTY-User-Key-File-\d+:[^\n]*\n(?s:.*?)Private-Lines:\s*\d+\s*\n(?P<s>[A-Za-z0-9+/=\r\n]{40,})"
 )
 
-_SA_TYPE = re.compile(r"\"type\"\s*:\s*\"service_account\"")
-_SA_KEY = re.compile(r"\"private_key\"\s*:\s*\"(?P<s>(?:[^\"\\]|\\.)*)\"")
+_SA_TYPE = regex(r"\"type\"\s*:\s*\"service_account\"")
+_SA_KEY = regex(r"\"private_key\"\s*:\s*\"(?P<s>(?:[^\"\\]|\\.)*)\"")
 
 # user (possibly empty) : password @ host, after any scheme; the password is the secret.
-_URL = re.compile(r"://(?P<u>[^\s:/@?#'\"]*):(?P<s>[^\s/@'\"]+)@[^\s/@'\"]")
+_URL = regex(r"://(?P<u>[^\s:/@?#'\"]*):(?P<s>[^\s/@'\"]+)@[^\s/@'\"]")
 # Oracle's JDBC URLs put user/password before the "@": jdbc:oracle:thin:scott/…@//db:1521/svc
-_ORACLE_URL = re.compile(
+_ORACLE_URL = regex(
     r"jdbc:oracle:(?:thin|oci8?|kprb):(?P<u>[A-Za-z_][\w$#.]*+)/(?P<s>[^\s/@'\"]++)@"
 )
 # ODBC / ADO.NET / JDBC key-value connection strings and URL query passwords.
-_CONN_PASSWORD = re.compile(
+_CONN_PASSWORD = regex(
     r"(?i)(?:^|[;?&\s\"'{])(?:password|pwd|passwd)\s*=\s*(?P<q>[\"']?)(?P<s>[^;&\"'\s]{3,})(?P=q)"
 )
-_CONN_CONTEXT = re.compile(
+_CONN_CONTEXT = regex(
     r"(?i)(?:server|data source|host|hostname|address|addr|uid|user id|user|username|"
     r"database|initial catalog|dsn|driver|jdbc|account)\s*="
 )
@@ -99,18 +100,16 @@ _CONN_CONTEXT = re.compile(
 # A Kubernetes Secret written out in a text: `kind: Secret` (not ExternalSecret, SopsSecret …)
 # and, at the same indentation (the same object), a `data:` or `stringData:` block whose entries
 # are the secret (base64 under data). Lines may end in "\r\n".
-_SECRET_KIND = re.compile(
+_SECRET_KIND = regex(
     r"""(?im)^(?P<ind>[ \t]*+)["']?kind["']?[ \t]*+:[ \t]*+["']?secret["']?[ \t]*+"""
     r"(?:#[^\r\n]*)?\r?$"
 )
-_SECRET_BLOCK = re.compile(
-    r"(?m)^(?P<ind>[ \t]*+)(?P<b>data|stringData)[ \t]*+:[ \t]*+(?:#[^\n]*)?\r?$"
-)
+_SECRET_BLOCK = regex(r"(?m)^(?P<ind>[ \t]*+)(?P<b>data|stringData)[ \t]*+:[ \t]*+(?:#[^\n]*)?\r?$")
 # an entry's key, up to its value: `key: `, the key maybe quoted
-_SECRET_KEY = re.compile(r"""[ \t]++["']?[\w.-]++["']?[ \t]*+:[ \t]*+""")
-_BLOCK_SCALAR = re.compile(r"[|>][-+]?[0-9]?[ \t]*(?:#.*)?")
-_SECRET_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
-_DOCUMENT = re.compile(r"(?m)^---(?=[ \t\r\n]|$)")
+_SECRET_KEY = regex(r"""[ \t]++["']?[\w.-]++["']?[ \t]*+:[ \t]*+""")
+_BLOCK_SCALAR = regex(r"[|>][-+]?[0-9]?[ \t]*(?:#.*)?")
+_SECRET_B64 = regex(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_DOCUMENT = regex(r"(?m)^---(?=[ \t\r\n]|$)")
 _MIN_SECRET_DATA = 6  # decoded bytes: a shorter value is a flag or a stub ("bar")
 
 

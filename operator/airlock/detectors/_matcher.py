@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
+from airlock.compilecache import regex
 from airlock.detectors._formats import (
     REASON_FORMAT,
     Hit,
@@ -184,12 +185,12 @@ _GENERATED_MIN_CHARS = 10
 
 
 # Figma's legacy personal access tokens: a number, "-", a UUID
-_FIGMA_LEGACY = re.compile(
+_FIGMA_LEGACY = regex(
     r"\d{1,10}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ).fullmatch
 
 # Sidekiq's gem server credentials: 8 hex digits, ":", 8 hex digits
-_HEX8_PAIR = re.compile(r"[0-9a-fA-F]{8}:[0-9a-fA-F]{8}").fullmatch
+_HEX8_PAIR = regex(r"[0-9a-fA-F]{8}:[0-9a-fA-F]{8}").fullmatch
 
 _VERIFY: dict[str, Callable[[str], bool]] = {
     "crc32": crc32_token_ok,
@@ -215,7 +216,7 @@ class _Compiled(NamedTuple):
 # with the literal first and the lookbehind after it, "(?P<s>literal(?<![class]literal)…",
 # matches exactly the same and is searched for by its literal (or skips ahead to the characters
 # of a leading character class: "(?P<s>[MNO](?<![class][MNO])…").
-_LOOKBEHIND_FIRST = re.compile(
+_LOOKBEHIND_FIRST = regex(
     r"\(\?<!(?P<cls>\[(?:[^\]\\]|\\.)*\])\)\(\?P<s>"
     r"(?P<lit>(?:[A-Za-z0-9_/-]|\\[.\-_/])+|\[(?:[^\]\\]|\\.)*\])"  # a literal, or one class
 )
@@ -257,7 +258,7 @@ def _alternatives(rest: str) -> bool:
 
 
 def _compile(rule: ProviderRule) -> _Compiled:
-    pattern = re.compile(literal_first(rule.pattern))
+    pattern = regex(literal_first(rule.pattern))
     group: str | int = "s" if "s" in pattern.groupindex else 0
     led = bool(rule.names) and rule.pattern.startswith(
         f"{NAME_START}(?i:{'|'.join(re.escape(n) for n in rule.names)})"
@@ -558,7 +559,7 @@ _GLUED_HEADS = _by_head(
 )
 
 
-_LETTERS = re.compile(rf"[a-z]{{1,{_GLUED_MAX_WORD}}}")
+_LETTERS = regex(rf"[a-z]{{1,{_GLUED_MAX_WORD}}}")
 
 
 def _glued(low: str) -> bool:
@@ -579,7 +580,7 @@ _OPENAI_MARKER = "T3BlbkFJ"
 
 
 # A base64 run long enough to hide a token; decoded and scanned once (no deeper).
-_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{40,}={0,2}")
+_BASE64_RUN = regex(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{40,}={0,2}")
 _MAX_DECODED_RUNS = 4
 
 
@@ -615,7 +616,7 @@ def decoded_hits(text: str) -> Iterator[Hit]:
 
 _TINK_RULE = "tink-keyset"
 _TINK_LABEL = next(r.label for r in RULES if r.id == _TINK_RULE)
-_TINK_TYPE_URL = re.compile(rb"type\.googleapis\.com/google\.crypto\.tink\.\w+")
+_TINK_TYPE_URL = regex(rb"type\.googleapis\.com/google\.crypto\.tink\.\w+")
 # a key's material: 1 symmetric, 2 asymmetric private (3 public, 4 remote: in a KMS)
 _SECRET_MATERIAL = (1, 2)
 

@@ -24,11 +24,10 @@ reported with any non-placeholder literal. *Weak* names (a bare ``KEY``: ``SIGNI
 
 from __future__ import annotations
 
-import re
-
+from airlock.compilecache import regex
 from airlock.records import record
 
-_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_WORDS = regex(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 # Trailing words that say how the credential is encoded, not what the variable is about.
 _ENCODING_SUFFIXES = frozenset(
@@ -247,7 +246,7 @@ def names_identifier(name: str) -> bool:
 
 # Bundler's credentials for a gem source, by host: BUNDLE_GEMS__EXAMPLE__COM=user:password (the
 # host's dots written "__"); not its build flags or mirrors (BUNDLE_BUILD__…, BUNDLE_MIRROR__…)
-_BUNDLER_HOST = re.compile(r"BUNDLE_(?!BUILD__|MIRROR__)[A-Z0-9][A-Z0-9_-]*__[A-Z0-9][A-Z0-9_-]*\Z")
+_BUNDLER_HOST = regex(r"BUNDLE_(?!BUILD__|MIRROR__)[A-Z0-9][A-Z0-9_-]*__[A-Z0-9][A-Z0-9_-]*\Z")
 
 
 def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | None:

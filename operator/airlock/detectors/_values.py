@@ -12,6 +12,8 @@ import math
 import re
 from collections import Counter
 
+from airlock.compilecache import regex
+
 # Values the keyword heuristic ignores when shorter: "abc12" is more often a flag or a unit than
 # a password, and credentials in real deployments are longer.
 MIN_SECRET_LEN = 6
@@ -77,7 +79,7 @@ _PLACEHOLDER_WORDS = frozenset(
     }
 )
 
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_NON_ALNUM = regex(r"[^a-z0-9]+")
 
 # Substrings of the value reduced to lower-case letters and digits that mark documentation
 # values and fill-in-the-blanks. "example" also covers the AWS documentation keys.
@@ -99,8 +101,8 @@ _PLACEHOLDER_PARTS = (
     "notatoken",
 )
 _BRACKETS = frozenset({"<>", "[]", "{}"})
-_FILL_IN = re.compile(r"(?:your|insert|enter|put|paste|add)[-_ .]")
-_METASYNTACTIC = re.compile(r"^(?:foo|bar|baz|qux|quux|foobar)(?![a-z])")
+_FILL_IN = regex(r"(?:your|insert|enter|put|paste|add)[-_ .]")
+_METASYNTACTIC = regex(r"^(?:foo|bar|baz|qux|quux|foobar)(?![a-z])")
 _FILL_IN_END = ("-here", "_here", " here", ".here")
 
 # Templating and variable references: Kubernetes $(VAR) expansion, shell ${VAR}, Helm/Jinja
@@ -114,13 +116,13 @@ _TEMPLATES = (
     ("ENC(", ")"), ("ENC[", "]"),  # encrypted in place: Jasypt, SOPS
 )  # fmt: skip
 # Whole-value references: $VAR (alone or before a path), %VAR% (Windows), @@VAR@@, __VAR__.
-_TEMPLATE_WHOLE = re.compile(r"^\$[A-Za-z_]\w*(?:[/:.]|$)|^%[A-Za-z_]\w*%$|^@@.*@@$|^__\w+__$")
+_TEMPLATE_WHOLE = regex(r"^\$[A-Za-z_]\w*(?:[/:.]|$)|^%[A-Za-z_]\w*%$|^@@.*@@$|^__\w+__$")
 
 # Numbers, optionally with a unit ("3600", "1.5", "30s", "512Mi"): TTLs, sizes, limits.
-_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[A-Za-z]{0,2}$")
+_NUMBER = regex(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[A-Za-z]{0,2}$")
 
 # References to where a secret lives rather than the secret: files, secret managers, vaults.
-_REFERENCE = re.compile(
+_REFERENCE = regex(
     # a path is path characters only: "/e{|r[fh…" is a password that begins with a slash; "@"
     # and a path, or a file name of a secret's kind, is a file a client reads the value from
     # (curl -F password=@pw.txt, vault kv put … password=@/run/secrets/pw)
@@ -131,12 +133,12 @@ _REFERENCE = re.compile(
     r"|projects/[^/\s]+/secrets/|azurekeyvault:|keyvault:|k8s:|secret:|secretref:)"
 )
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_B64_KEY = re.compile(r"^[A-Za-z0-9+/]{16,}={0,2}$")
+_URL = regex(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_B64_KEY = regex(r"^[A-Za-z0-9+/]{16,}={0,2}$")
 
 # The characters of machine-generated tokens (base64, base64url, hex, base62 with separators).
-_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9+/=_\-.~]+$")
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_TOKEN_CHARS = regex(r"^[A-Za-z0-9+/=_\-.~]+$")
+_HEX = regex(r"^[0-9a-fA-F]+$")
 
 
 def is_placeholder(value: str) -> bool:
@@ -197,7 +199,7 @@ def is_reference(value: str) -> bool:
 # a name before a call's "(" (and its ")" before ";", "{" or "."), a name or a blank beside an
 # operator, a lower-case selector of two characters or more.
 _OPERATOR = r"(?:&&|\|\||!=|==|=>|->|::)"
-_CODE = re.compile(
+_CODE = regex(
     r"&(?:lt|gt|amp|quot|#\d+);"  # HTML-escaped placeholders: &lt;YOURPASSWORD&gt;
     # '$VAR', "${VAR}" in quotes; escaped for make or compose ($$VAR) or a shell (\$VAR)
     r"|^(['\"]?)(?:\$\$?|\\\$)(?:[A-Za-z_]\w*|\{[^{}]*\}|\([^()]*\))\1$"
@@ -312,19 +314,19 @@ def is_filler(value: str) -> bool:
 
 # A lower-case dotted name: a host name (``app.my.salesforce.com``), a property or package
 # name, ``header.payload``. Generated tokens mix case or digits into every part.
-_DOTTED_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.[a-z][a-z-]*$")
+_DOTTED_NAME = regex(r"^[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.[a-z][a-z-]*$")
 
 
 # A Kubernetes object's name (lower-case words joined by "-" or ".") one of whose words is a
 # credential noun: "db-credentials", "hf-token-secret", "postgres-password" name the Secret (or
 # its key) that holds the credential. A person's password of words ("correct-horse-battery")
 # names no credential, "mysecretpassword" is one word, and "password-2024" has digits.
-_OBJECT_NAME = re.compile(r"^[a-z]+(?:[-.][a-z]+)+$")
+_OBJECT_NAME = regex(r"^[a-z]+(?:[-.][a-z]+)+$")
 _CREDENTIAL_NOUNS = frozenset({
     "secret", "secrets", "password", "passwords", "passwd", "token", "tokens", "credential",
     "credentials", "creds", "cred", "key", "keys", "apikey", "auth", "pat",
 })  # fmt: skip
-_NAME_SEPARATORS = re.compile(r"[-.]")
+_NAME_SEPARATORS = regex(r"[-.]")
 
 
 def is_object_name(value: str) -> bool:
@@ -334,7 +336,7 @@ def is_object_name(value: str) -> bool:
     )
 
 
-_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.I)
+_UUID4 = regex(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.I)
 
 
 def is_uuid4(value: str) -> bool:
@@ -348,8 +350,8 @@ def is_dotted_name(value: str) -> bool:
     return _DOTTED_NAME.match(value) is not None
 
 
-_LETTER_WORDS = re.compile(r"^[A-Za-z]+(?:[-_.][A-Za-z]+)*$")
-_WORD_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+_LETTER_WORDS = regex(r"^[A-Za-z]+(?:[-_.][A-Za-z]+)*$")
+_WORD_PARTS = regex(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 _MIN_WORD_LEN = 4  # mean letters per word; random mixed case splits into pieces of one or two
 _MIN_WORD_VOWELS = 0.25  # English words ~38 % vowels, random letters ~19 %
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import Final, TypeVar
 import aiohttp
 import orjson
 
+from airlock.compilecache import regex
 from airlock.errors import RegistryError
 from airlock.images import DEFAULT_REGISTRY
 
@@ -60,8 +60,8 @@ _ACCEPT: Final = ", ".join(MANIFEST_MEDIA_TYPES)
 _DOCKER_HUB_ENDPOINT: Final = "registry-1.docker.io"
 MAX_MANIFEST_BYTES: Final = 4 * 1024 * 1024  # distribution's own limit on a manifest
 _TOKEN_MAX_TTL: Final = 300.0
-_CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"([^"]*)"|([^\s,]*))')
-_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_CHALLENGE_PARAM = regex(r'([A-Za-z_]+)\s*=\s*(?:"([^"]*)"|([^\s,]*))')
+_DIGEST_RE = regex(r"sha256:[0-9a-f]{64}")
 
 T = TypeVar("T")
 

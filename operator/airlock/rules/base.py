@@ -8,13 +8,13 @@ decide actions, exceptions or output, and never hold state between calls.
 from __future__ import annotations
 
 import operator
-import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from itertools import accumulate, count
 from typing import Any
 
+from airlock.compilecache import regex
 from airlock.findings import RuleInfo
 from airlock.images import ImageRef, InvalidImageReference, parse_image
 from airlock.records import field, record
@@ -203,7 +203,7 @@ def containers(wl: Workload) -> Iterator[tuple[PodSpecView, ContainerView]]:
             yield pod, c
 
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLAIN_KEY = regex(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def data_path(key: str, field: str = "data") -> str:

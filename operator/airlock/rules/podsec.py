@@ -8,10 +8,10 @@ Every PSS control is judged at the level and version of the object's environment
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from airlock.compilecache import regex
 from airlock.rules.base import Scope, mapping
 from airlock.state import PodSecurityProfile
 from airlock.workloads import ContainerView, PodSpecView, Workload
@@ -38,8 +38,8 @@ WINDOWS_EXEMPT_SINCE = 25
 
 
 # What a message may quote: a word (Unconfined, spc_t) or a dotted name (kernel.msgmax, a host)
-_WORD = re.compile(r"[A-Za-z][A-Za-z_]{0,63}")
-_DOTTED = re.compile(r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63}){1,8}")
+_WORD = regex(r"[A-Za-z][A-Za-z_]{0,63}")
+_DOTTED = regex(r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63}){1,8}")
 
 
 def shown(value: Any) -> str:
@@ -55,7 +55,7 @@ def shown(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-_CAPABILITY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_CAPABILITY = regex(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 
 def capabilities_shown(names: list[str]) -> str:

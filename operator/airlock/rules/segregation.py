@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
+from airlock.compilecache import regex
 from airlock.detectors import DetectorSet
 from airlock.findings import RuleInfo, Severity
 from airlock.rbac import RBAC_KINDS, cross_env_subjects, read_binding
@@ -151,7 +152,7 @@ def _host_tokens(low: str) -> Iterator[tuple[int, str]]:
 
 # In a word, everything up to its last "@" is userinfo or an e-mail's local part, never a host
 # (the same rule as _redact_uri): a password "xq.ml-prod" must not be quoted as a Service name.
-_BEFORE_AT = re.compile(r"(?<!\S)\S*@")
+_BEFORE_AT = regex(r"(?<!\S)\S*@")
 
 
 def _without_userinfo(low: str) -> str:
@@ -206,7 +207,7 @@ _SCHEMES_BY_LENGTH = sorted(
         len(s): sorted(x for x in _STORAGE_SCHEMES if len(x) == len(s)) for s in _STORAGE_SCHEMES
     }.items()
 )
-_STORAGE_URI = re.compile(
+_STORAGE_URI = regex(
     "://(?:"
     + "|".join(
         f"(?<=(?<![A-Za-z0-9])(?ai:({'|'.join(group)}))://)" for _n, group in _SCHEMES_BY_LENGTH

@@ -22,6 +22,8 @@ from typing import Any, Literal, TypeVar
 
 from ryaml._ryaml import InvalidYamlError, loads_all
 
+from airlock.compilecache import regex
+
 __all__ = ["TextLines", "load_documents"]
 
 # Plain scalars that YAML 1.1 and 1.2 read differently (booleans, 0-prefixed and underscored
@@ -37,15 +39,15 @@ _PLAIN_START = (
     r"|[-+]?\.?[0-9]++(?:\.[0-9]*+)?+[eE:_]|[-+]\.[0-9]|=|<<)"
 )
 _CANDIDATES = (
-    re.compile(r":[ \t]++" + _PLAIN_START),
-    re.compile(r"- ++" + _PLAIN_START),
-    re.compile(r"\? ++" + _PLAIN_START),
-    re.compile(r"\[[ \t]*+" + _PLAIN_START),
-    re.compile(r"\{[ \t]*+" + _PLAIN_START),
-    re.compile(r",[ \t]*+" + _PLAIN_START),
-    re.compile(r"\n[ \t]*+" + _PLAIN_START),  # a key at any column, 0 too
+    regex(r":[ \t]++" + _PLAIN_START),
+    regex(r"- ++" + _PLAIN_START),
+    regex(r"\? ++" + _PLAIN_START),
+    regex(r"\[[ \t]*+" + _PLAIN_START),
+    regex(r"\{[ \t]*+" + _PLAIN_START),
+    regex(r",[ \t]*+" + _PLAIN_START),
+    regex(r"\n[ \t]*+" + _PLAIN_START),  # a key at any column, 0 too
 )
-_DIVERGENT = re.compile(
+_DIVERGENT = regex(
     r"""(?P<pre>[\n:?\-\[{,])(?P<gap>[ \t]*)
         (?P<token>yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF
           |[-+]?0[0-7_]+
@@ -61,7 +63,7 @@ _DIVERGENT = re.compile(
     re.MULTILINE | re.VERBOSE,
 )
 # "<<" as a key (a merge), quoted or not; a shell here-document ("cat <<EOF") is no key
-_MERGE_KEY = re.compile(r"""<<["']?[ \t]*:(?![^ \t\r\n])""")
+_MERGE_KEY = regex(r"""<<["']?[ \t]*:(?![^ \t\r\n])""")
 # Anchors, aliases and tags ("&a", "*a", "!tag"; "!" alone is a tag too) where a node starts:
 # at the text's start, or after what can precede a node, blanks aside.
 _PROPERTY_MARKS = "&*!"
@@ -172,11 +174,11 @@ _WORDS: dict[str, Any] = {
 def _numbers_11() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """YAML 1.1's int and float (https://yaml.org/type/int.html, /type/float.html) as PyYAML
     reads them; compiled on first use (few files hold a divergent value)."""
-    int_11 = re.compile(
+    int_11 = regex(
         r"[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
         r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+"
     )
-    float_11 = re.compile(
+    float_11 = regex(
         r"[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
         r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
     )
@@ -278,10 +280,10 @@ def _restore(node: Any, values: dict[str, Any]) -> int:
     return done
 
 
-_MARKER = re.compile(r"^(?:---|\.\.\.)(?:[ \t]|$)")
-_END_MARKER = re.compile(r"\n\.\.\.(?:[ \t\r\n]|$)")  # "..." ends a document
-_CONTENT = re.compile(r"[ \t]*(?:#|$)")  # a line with no content: blank or comment
-_KEY = re.compile(
+_MARKER = regex(r"^(?:---|\.\.\.)(?:[ \t]|$)")
+_END_MARKER = regex(r"\n\.\.\.(?:[ \t\r\n]|$)")  # "..." ends a document
+_CONTENT = regex(r"[ \t]*(?:#|$)")  # a line with no content: blank or comment
+_KEY = regex(
     r"""(?:"(?P<d>(?:[^"\\]|\\.)*)"|'(?P<s>(?:[^']|'')*)'
           |(?P<p>[^\s#'"{}\[\],&*!|>%@`](?:[^#]|(?<![ \t])\#)*?))  # "#" after a blank: a comment
         [ \t]*:(?:[ \t]|$)""",
@@ -294,9 +296,9 @@ _FLOW = -2  # node column of a flow collection on a line of its own (see TextLin
 # line opens a "[" or "{" where a node may start and does not close it; _multiline_flow looks
 # for such a line outside comments and the text of block scalars (JSON payloads, scripts).
 _FLOW_START_AFTER = frozenset(":-?,[{")  # what a flow collection may follow (blanks aside)
-_COMMENT = re.compile(r"(?:^|[ \t])#.*")
+_COMMENT = regex(r"(?:^|[ \t])#.*")
 # a block scalar's header ends its line: "key: |", "- >-", "key: |2 # comment"
-_BLOCK_HEADER = re.compile(r"(?:^|[ \t])[|>][1-9+-]{0,2}[ \t]*(?:#.*)?$")
+_BLOCK_HEADER = regex(r"(?:^|[ \t])[|>][1-9+-]{0,2}[ \t]*(?:#.*)?$")
 
 
 def _multiline_flow(lines: Sequence[str]) -> bool:
@@ -423,19 +425,19 @@ def _indent(line: str) -> int:
 @functools.lru_cache(maxsize=256)
 def _block_end(col: int) -> re.Pattern[str]:
     """The first line less indented than ``col`` (blank and comment lines do not count)."""
-    return re.compile(r"\n {0,%d}[^ \t\r\n#]" % (col - 1))  # noqa: UP031 - a regex
+    return regex(r"\n {0,%d}[^ \t\r\n#]" % (col - 1))  # noqa: UP031 - a regex
 
 
 @functools.lru_cache(maxsize=256)
 def _sequence_end(col: int) -> re.Pattern[str]:
     """The first line that ends a block sequence whose dashes are at ``col``."""
     shallower = r" {0,%d}[^ \t\r\n#]|" % (col - 1) if col else ""  # noqa: UP031 - a regex
-    return re.compile(r"\n(?:%s {%d}(?:[^ \t\r\n#-]|-[^ \t\r\n]))" % (shallower, col))  # noqa: UP031
+    return regex(r"\n(?:%s {%d}(?:[^ \t\r\n#-]|-[^ \t\r\n]))" % (shallower, col))  # noqa: UP031
 
 
 @functools.lru_cache(maxsize=256)
 def _items(col: int) -> re.Pattern[str]:
-    return re.compile(r"\n {%d}-(?=[ \t\r\n]|$)" % col)  # noqa: UP031 - a regex
+    return regex(r"\n {%d}-(?=[ \t\r\n]|$)" % col)  # noqa: UP031 - a regex
 
 
 @functools.lru_cache(maxsize=4096)
@@ -468,7 +470,7 @@ def _find_key(doc: str, col: int, name: str, start: int, stop: int) -> tuple[int
 # characters a quoted key spells otherwise (escaped or doubled): such a name may be absent from
 # the text although its key is there
 _ESCAPED = frozenset("\"'\\")
-_CONTENT_LINE = re.compile(r"^[ \t]*[^ \t\r\n#]", re.MULTILINE)
+_CONTENT_LINE = regex(r"^[ \t]*[^ \t\r\n#]", re.MULTILINE)
 
 # A node: (offset of its line's start in the document text, 0-based line, column).
 _Node = tuple[int, int, int]

@@ -12,6 +12,7 @@ from json.encoder import encode_basestring as _string  # C: quotes and escapes, 
 from typing import Any
 
 from airlock import __version__
+from airlock.compilecache import regex
 from airlock.findings import Finding
 from airlock.scan.loader import describe_error
 from airlock.scan.result import ScanEntry, ScanResult
@@ -106,7 +107,7 @@ def _null_or(text: str | None) -> str:
 # A file name that is not UTF-8 reaches Python with lone surrogates in it (os.fsdecode): they are
 # written as JSON escapes ("\udcff"), so the report stays UTF-8 and a JSON reader gets the same
 # string back (os.fsencode of it is the name's bytes). Objects' own strings never hold them.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = regex("[\ud800-\udfff]")
 
 
 def _escaped(match: re.Match[str]) -> str:

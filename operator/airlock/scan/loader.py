@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
+from airlock.compilecache import regex
 from airlock.detectors import redact
 from airlock.errors import InputError
 from airlock.records import field, record, replace
@@ -66,9 +67,9 @@ NOT_MANIFESTS = frozenset(
 # document's first line, so nearly all of them are small cached ints and cost no memory.
 Shadow = dict[Any, Any] | list[Any]
 
-_SOURCE_COMMENT = re.compile(r"^#\s*Source:\s*(\S[^\r\n]*?)\s*$", re.MULTILINE)
+_SOURCE_COMMENT = regex(r"^#\s*Source:\s*(\S[^\r\n]*?)\s*$", re.MULTILINE)
 # a JSON path as the rules write it: name, [index], ["quoted key"]
-_PATH_TOKEN = re.compile(r"""\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\['([^']*)'\]|([^.\[\]]+)""")
+_PATH_TOKEN = regex(r"""\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\['([^']*)'\]|([^.\[\]]+)""")
 
 
 @record(frozen=True)
@@ -327,8 +328,8 @@ def load_text(
     return docs, errors
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\(?:u|U0000)[dD][89a-fA-F]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = regex(r"\\(?:u|U0000)[dD][89a-fA-F]")
+_LONE_SURROGATE = regex("[\ud800-\udfff]")
 
 
 def _without_surrogates(value: Any) -> Any:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.catalog import API_VERSION, OWN_KINDS
+from airlock.compilecache import regex
 from airlock.engine import credential_configmaps
 from airlock.errors import InputError, PolicyError
 from airlock.findings import Action, Finding
@@ -384,17 +385,17 @@ def _loaded(inputs: Sequence[Input]) -> Callable[[int], tuple[list[Document], li
 
 # a "kind:" (YAML) or "kind": (JSON) naming a kind that lends context; a false match only costs
 # parsing one document twice
-_CONTEXT_KIND = re.compile(
+_CONTEXT_KIND = regex(
     r"""kind"?[ \t]*:[ \t]*["']?(?:(?P<cm>ConfigMap)|Namespace|PolicyException|RoleBinding"""
     r"""|ClusterRole(?:Binding)?)\b"""
 )
 # "---" then a blank or the line's end; at a line's start, which the caller checks (a pattern
 # opening with a literal is searched for as one, one opening with "^" tries every position)
-_DOCUMENT_MARK = re.compile(r"---(?:[ \t]|$)", re.MULTILINE)
+_DOCUMENT_MARK = regex(r"---(?:[ \t]|$)", re.MULTILINE)
 # A workload reading a ConfigMap's keys (envFrom's configMapRef, a configMapKeyRef), or a text
 # that might spell one with escapes ("\x", "\u", "\U" in a quoted key): doubt reads them
-_CONFIGMAP_REF = re.compile(r"configMap(?:Key)?Ref")
-_ESCAPE = re.compile(r"\\[xuU]")
+_CONFIGMAP_REF = regex(r"configMap(?:Key)?Ref")
+_ESCAPE = regex(r"\\[xuU]")
 
 
 def _reads_configmaps(text: str) -> bool:

@@ -12,12 +12,12 @@ import functools
 import hashlib
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from airlock import __version__
+from airlock.compilecache import regex
 from airlock.findings import Action, Finding, RuleInfo, Severity
 from airlock.scan.jsonfmt import escape_surrogates
 from airlock.scan.loader import Document, describe_error
@@ -36,7 +36,7 @@ SECURITY_SEVERITY = {
     Severity.LOW: "3.0",
 }
 _LEVEL = {Action.ENFORCE: "error", Action.WARN: "warning", Action.AUDIT: "note", Action.OFF: "none"}
-_WORD = re.compile(r"[A-Za-z0-9]+")
+_WORD = regex(r"[A-Za-z0-9]+")
 
 
 def _rule_name(rule_id: str) -> str:
