@@ -30,6 +30,7 @@ from airlock.records import record
 from airlock.rules import RULE_INFO, explain
 from airlock.scan import (
     describe_error,
+    entry_report,
     format_explain,
     format_json,
     format_rule_list,
@@ -167,6 +168,7 @@ def _scan(args: argparse.Namespace) -> int:
         fail_on=Action(args.fail_on),
         fingerprint_key=key,
         jobs=args.jobs or default_jobs(),
+        render=entry_report if args.format == "json" else None,  # encoded where judged
     )
     if args.format == "json":
         report = format_json(result)

@@ -474,6 +474,40 @@ def test_one_encoder_writes_every_row_of_a_report_as_the_standard_encoder(
         assert line(entry, f) == standard
 
 
+@given(_report_rows())
+def test_reports_encoded_where_objects_are_judged_join_into_the_same_report(
+    rows: list[tuple[Any, Finding]],
+) -> None:
+    """A scan asked to (``render=entry_report``) encodes each object's findings where it judges
+    it, in its worker; the report joined from those is the one encoded at the end."""
+    from airlock.engine import Verdict
+    from airlock.scan import entry_report, format_json
+    from airlock.scan.result import ScanEntry, _entry_key
+
+    objects: dict[tuple[str, int, int], tuple[ScanEntry, list[Finding]]] = {}
+    rows = [(e, f) for e, f in rows if f.action is not Action.OFF]  # a rule turned off: none
+    for entry, f in rows:  # one entry per object (file, document, item), as a scan has
+        objects.setdefault(_entry_key(entry), (entry, []))[1].append(f)
+    entries = []
+    for key in sorted(objects):
+        entry, found = objects[key]
+        v = entry.verdict
+        entries.append(
+            ScanEntry(
+                entry.document,
+                Verdict(v.kind, v.namespace, v.name, v.environment, False, tuple(found)),
+            )
+        )
+    plain = ScanResult(entries=entries, files=1)
+    encoded = ScanResult(
+        entries=[
+            ScanEntry(e.document, e.verdict, entry_report(e.document, e.verdict)) for e in entries
+        ],
+        files=1,
+    )
+    assert format_json(encoded) == format_json(plain)
+
+
 def test_large_and_small_reports_write_the_same_lines(
     result: ScanResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,7 +16,15 @@ import pytest
 from airlock.engine import evaluate
 from airlock.model import load_policy
 from airlock.rules import RULE_INFO
-from airlock.scan import format_json, format_sarif, list_inputs, parallel, scan_inputs
+from airlock.scan import (
+    Renderer,
+    entry_report,
+    format_json,
+    format_sarif,
+    list_inputs,
+    parallel,
+    scan_inputs,
+)
 from airlock.scan.parallel import batches, map_shares, map_staged
 from hypothesis import given
 from hypothesis import strategies as st
@@ -206,6 +214,13 @@ def reports(paths: list[str], jobs: int) -> tuple[dict[str, Any], dict[str, Any]
     return json.loads(format_json(result)), json.loads(format_sarif(result, RULE_INFO))
 
 
+def json_report(paths: list[str], jobs: int, render: Renderer | None) -> str:
+    policy = load_policy(POLICY_ENVS)
+    return format_json(
+        scan_inputs(list_inputs(paths), evaluate, policy=policy, now=NOW, jobs=jobs, render=render)
+    )
+
+
 @pytest.mark.parametrize("where", ["fixtures", "tree"])
 def test_parallel_scan_reports_what_the_serial_scan_reports(
     where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -222,6 +237,8 @@ def test_parallel_scan_reports_what_the_serial_scan_reports(
     serial = reports(paths, 1)
     forked = reports(paths, 3)
     assert forked == serial
+    # the JSON report encoded by the workers, object by object, is the same text
+    assert json_report(paths, 3, entry_report) == json_report(paths, 1, None)
     assert serial[0]["findings"]
     if where == "tree":
         assert TOKEN not in json.dumps(forked)

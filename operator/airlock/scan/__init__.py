@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airlock.scan.jsonfmt import format_json
+from airlock.scan.jsonfmt import entry_report, format_json
 from airlock.scan.loader import (
     MAX_ALIAS_EXPANSION,
     Document,
@@ -23,6 +23,7 @@ from airlock.scan.loader import (
 )
 from airlock.scan.result import (
     Evaluator,
+    Renderer,
     ScanEntry,
     ScanResult,
     VerdictLike,
@@ -51,10 +52,12 @@ __all__ = [
     "Evaluator",
     "Input",
     "LoadResult",
+    "Renderer",
     "ScanEntry",
     "ScanResult",
     "VerdictLike",
     "describe_error",
+    "entry_report",
     "format_explain",
     "format_json",
     "format_rule_list",

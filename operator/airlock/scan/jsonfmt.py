@@ -14,10 +14,16 @@ from typing import Any
 from airlock import __version__
 from airlock.compilecache import regex
 from airlock.findings import Finding
-from airlock.scan.loader import describe_error
-from airlock.scan.result import ScanEntry, ScanResult
+from airlock.scan.loader import Document, describe_error
+from airlock.scan.result import ScanEntry, ScanResult, VerdictLike
 
-__all__ = ["escape_surrogates", "finding_record", "format_json", "summary_record"]
+__all__ = [
+    "entry_report",
+    "escape_surrogates",
+    "finding_record",
+    "format_json",
+    "summary_record",
+]
 
 
 def finding_record(entry: ScanEntry, f: Finding) -> dict[str, Any]:
@@ -98,6 +104,7 @@ only wins back on reports this large. Both write the same bytes (a test holds th
 
 
 _LINE = b",\n    "  # between two findings: one per line
+_SEPARATOR = _LINE.decode()
 
 
 def _null_or(text: str | None) -> str:
@@ -146,8 +153,8 @@ class _Encoder:
 
     __slots__ = ("_actions", "_entry", "_head", "_rules", "_tail", "_who")
 
-    def __init__(self) -> None:
-        self._rules: dict[tuple[Any, ...], _RuleParts] = {}
+    def __init__(self, rules: dict[tuple[Any, ...], _RuleParts] | None = None) -> None:
+        self._rules: dict[tuple[Any, ...], _RuleParts] = {} if rules is None else rules
         self._who: dict[tuple[str, str, str | None], _Who] = {}
         self._actions: dict[str, str] = {}
         self._entry: ScanEntry | None = None
@@ -196,12 +203,34 @@ class _Encoder:
         ))  # fmt: skip
 
 
+# What the encoders of one process share: the encodings of rules (a few hundred at most)
+_RULES: dict[tuple[Any, ...], _RuleParts] = {}
+
+
+def _in_object_order(f: Finding) -> tuple[str, str, str]:
+    return f.path, f.rule, f.exempted_by or ""
+
+
+def entry_report(document: Document, verdict: VerdictLike) -> str:
+    """One object's findings as :func:`format_json` writes them, one per line in report order
+    (``scan_inputs(render=entry_report)``: the workers of a parallel scan encode what they judge,
+    and the report joins them). Objects are ordered by file, document and item, and within one
+    the report orders by path, rule and exemption: so the joined lines are in report order."""
+    entry = ScanEntry(document, verdict)
+    line = _Encoder(_RULES).line
+    return _SEPARATOR.join([line(entry, f) for f in sorted(verdict.findings, key=_in_object_order)])
+
+
 def _report_lines(result: ScanResult) -> tuple[int, str]:
     """How many findings, and their encodings one per line (report order)."""
+    entries = result.entries
+    if entries and all(e.report is not None for e in entries):  # encoded where judged
+        count = sum(len(e.verdict.findings) for e in entries)
+        return count, _SEPARATOR.join([e.report for e in entries if e.report])
     rows = _ordered(result)
     if len(rows) < LARGE_REPORT or any(_odd_name(e) for e in result.entries):
         line = _Encoder().line
-        return len(rows), ",\n    ".join([line(entry, f) for _k, entry, f in rows])
+        return len(rows), _SEPARATOR.join([line(entry, f) for _k, entry, f in rows])
     return len(rows), _joined([finding_record(entry, f) for _k, entry, f in rows]).decode()
 
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # pydantic models: imported only when a policy or an exceptio
 
 __all__ = [
     "Evaluator",
+    "Renderer",
     "ScanEntry",
     "ScanResult",
     "VerdictLike",
@@ -84,6 +85,12 @@ Evaluator = Callable[[Mapping[str, Any], EvalContext], VerdictLike]
 class ScanEntry:
     document: Document
     verdict: VerdictLike
+    # the object's findings as a report writes them, when the scan was asked to (``render`` of
+    # scan_inputs): computed where the object is judged, so a parallel scan's workers share it
+    report: str | None = None
+
+
+Renderer = Callable[[Document, VerdictLike], str]
 
 
 @record
@@ -246,8 +253,15 @@ class _Scope:
         return replace(ctx, credential_configmaps=flagged) if flagged else ctx
 
 
-def _judge(result: ScanResult, docs: list[Document], ctx: EvalContext, evaluate: Evaluator) -> None:
-    """Evaluate ``docs`` into ``result``, keeping of each only what reports need."""
+def _judge(
+    result: ScanResult,
+    docs: list[Document],
+    ctx: EvalContext,
+    evaluate: Evaluator,
+    render: Renderer | None = None,
+) -> None:
+    """Evaluate ``docs`` into ``result``, keeping of each only what reports need (and what
+    ``render`` makes of it)."""
     for doc in docs:
         obj = doc.obj
         kind = obj["kind"]
@@ -265,7 +279,9 @@ def _judge(result: ScanResult, docs: list[Document], ctx: EvalContext, evaluate:
         verdict = evaluate(obj, ctx)
         if own and not verdict.findings:
             continue
-        result.entries.append(ScanEntry(resolved(doc, [f.path for f in verdict.findings]), verdict))
+        kept = resolved(doc, [f.path for f in verdict.findings])
+        report = None if render is None else render(kept, verdict)
+        result.entries.append(ScanEntry(kept, verdict, report))
 
 
 def run_scan(
@@ -308,11 +324,14 @@ def scan_inputs(
     now: datetime | None = None,
     fingerprint_key: FingerprintKey | None = None,
     jobs: int = 1,
+    render: Renderer | None = None,
 ) -> ScanResult:
     """``run_scan`` over files, one at a time: peak memory is one file's objects, not all.
 
     ``jobs`` > 1 judges the files in that many processes (:mod:`airlock.scan.parallel`) when
     the input is large enough to gain from it; the result is the same as a serial scan's.
+    ``render`` (an object's report lines) runs where the object is judged: each entry's
+    ``report``, so the workers of a parallel scan encode the report too.
 
     A first pass reads only the documents that lend context (``_CONTEXT_KIND`` finds them in the
     text; just those documents are parsed); the second parses each file, judges it, keeps the
@@ -360,7 +379,7 @@ def scan_inputs(
         ) -> tuple[list[ScanEntry], list[InputError]]:
             docs, errors = loaded
             part = ScanResult(errors=errors)
-            _judge(part, docs, known[0], evaluate)
+            _judge(part, docs, known[0], evaluate, render)
             return part.entries, part.errors
 
         # PyYAML (the exact path) is imported by the worker that first needs it, not before
