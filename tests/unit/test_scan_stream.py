@@ -142,6 +142,38 @@ def test_stdin_is_read_once_for_both_passes() -> None:
     assert result.entries
 
 
+@pytest.mark.parametrize("keep", [8 << 20, 0, 900])
+def test_each_file_is_read_once_when_its_text_fits_what_the_scan_keeps(
+    keep: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The context pass reads every file; a file whose text it kept (in order, while they fit
+    in KEEP_TEXTS) is judged from that text, any other is read again; the report is the same."""
+    from airlock.scan import loader, result
+
+    monkeypatch.chdir(FIXTURES)
+    before = format_json(scan_inputs(list_inputs(["."]), evaluate, now=NOW))
+    real = loader.read_text
+    room, kept = keep, 0
+    names = [i.name for i in list_inputs(["."]) if i.error is None]
+    for name in names:
+        if len(real(name)) <= room:
+            room -= len(real(name))
+            kept += 1
+    reads: list[str] = []
+
+    def counted(path: str) -> str:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(loader, "read_text", counted)
+    monkeypatch.setattr(result, "KEEP_TEXTS", keep)
+    after = format_json(scan_inputs(list_inputs(["."]), evaluate, now=NOW))
+    assert after == before
+    assert sorted(set(reads)) == sorted(names)
+    assert len(reads) == 2 * len(names) - kept
+    assert 0 < kept < len(names) if keep == 900 else kept in (0, len(names))
+
+
 def test_judged_documents_keep_findings_lines_not_objects(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(FIXTURES)
     result = scan_inputs(list_inputs(["violating.yaml"]), evaluate, now=NOW)

@@ -240,12 +240,15 @@ class Input:
     text: str | None = None  # standard input, read once
     error: InputError | None = None
 
-    def load(self) -> tuple[list[Document], list[InputError]]:
-        """Read and parse this input (a file is read from disk at each call)."""
+    def load(self, text: str | None = None) -> tuple[list[Document], list[InputError]]:
+        """Read and parse this input (a file is read from disk at each call, unless ``text``
+        is what :meth:`read` gave a moment ago)."""
         if self.error is not None:
             return [], [self.error]
         if self.text is not None:
             return load_text(self.text, self.name)
+        if text is not None:
+            return load_text(text, self.name, json_first=self.name.lower().endswith(".json"))
         return _load_file(self.name)
 
     @property

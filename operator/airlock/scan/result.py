@@ -92,6 +92,10 @@ class ScanEntry:
 
 Renderer = Callable[[Document, VerdictLike], str]
 
+KEEP_TEXTS = 8 << 20
+"""Characters of file text a scan's context pass keeps for judging (each file is then read
+once, not twice); what is beyond is read again when judged."""
+
 
 @record
 class ScanResult:
@@ -347,16 +351,23 @@ def scan_inputs(
             policy, environment=environment, now=now, fingerprint_key=fingerprint_key
         ).policy
         known: list[EvalContext] = []  # the context, once this process has it
+        # texts the context pass read, which this process judges without reading them again
+        # (up to KEEP_TEXTS characters; workers fork before it and read their own)
+        kept: dict[int, str] = {}
 
         def context(hand: bool) -> bytes:
             scope = _Scope()
             # ConfigMaps lend only to workloads that read one (configMapRef, configMapKeyRef):
             # their documents wait, as text, until a file shows such a reference
             waiting: list[tuple[str, str]] | None = []
-            for source in inputs:
+            room = KEEP_TEXTS
+            for i, source in enumerate(inputs):
                 text = source.read()
                 if text is None:
                     continue
+                if source.text is None and len(text) <= room:
+                    kept[i] = text
+                    room -= len(text)
                 if waiting is not None and _reads_configmaps(text):
                     for piece, name in waiting:
                         for obj in _context_objects(piece, name):
@@ -386,20 +397,15 @@ def scan_inputs(
         # the fork: most inputs never need it, and the workers import in parallel when they do
         sizes = [s.size for s in inputs]
         result = ScanResult(files=sum(s.error is None for s in inputs), fail_on=fail_on)
-        for entries, errors in map_staged(
-            _loaded(inputs), judge, sizes, jobs, context=context, adopt=adopt
-        ):
+
+        def load(i: int) -> tuple[list[Document], list[InputError]]:
+            return inputs[i].load(kept.pop(i, None))
+
+        for entries, errors in map_staged(load, judge, sizes, jobs, context=context, adopt=adopt):
             result.errors.extend(errors)
             result.entries.extend(entries)
         result.entries.sort(key=_entry_key)
         return result
-
-
-def _loaded(inputs: Sequence[Input]) -> Callable[[int], tuple[list[Document], list[InputError]]]:
-    def load(i: int) -> tuple[list[Document], list[InputError]]:
-        return inputs[i].load()
-
-    return load
 
 
 # a "kind:" (YAML) or "kind": (JSON) naming a kind that lends context; a false match only costs
