@@ -124,7 +124,16 @@ class ScanResult:
 
     @property
     def failing_objects(self) -> int:
-        return sum(1 for e in self.entries if any(self.fails(f) for f in e.verdict.findings))
+        failing = self._failing_actions()
+        return sum(
+            1
+            for e in self.entries
+            if any(f.exempted_by is None and f.action in failing for f in e.verdict.findings)
+        )
+
+    def _failing_actions(self) -> frozenset[Action]:
+        """The actions at or above ``fail_on`` (what :meth:`fails` compares, for every finding)."""
+        return frozenset(a for a in Action if a.rank >= self.fail_on.rank)
 
     @property
     def excluded(self) -> int:
@@ -135,7 +144,14 @@ class ScanResult:
         """0 clean, 1 a finding at or above ``fail_on``, 2 some input was unusable."""
         if self.errors:
             return 2
-        return 1 if self.failing_objects else 0
+        failing = self._failing_actions()
+        return int(
+            any(
+                f.exempted_by is None and f.action in failing
+                for e in self.entries
+                for f in e.verdict.findings
+            )
+        )
 
 
 def _finding_key(f: Finding) -> tuple[str, str]:
