@@ -221,17 +221,20 @@ def entry_report(document: Document, verdict: VerdictLike) -> str:
     return _SEPARATOR.join([line(entry, f) for f in sorted(verdict.findings, key=_in_object_order)])
 
 
-def _report_lines(result: ScanResult) -> tuple[int, str]:
-    """How many findings, and their encodings one per line (report order)."""
+def _report_lines(result: ScanResult) -> tuple[int, list[str]]:
+    """How many findings, and their encodings in report order: pieces (a finding's line, an
+    object's lines, or all of them) to be joined by ``_SEPARATOR``, none empty."""
     entries = result.entries
     if entries and all(e.report is not None for e in entries):  # encoded where judged
         count = sum(len(e.verdict.findings) for e in entries)
-        return count, _SEPARATOR.join([e.report for e in entries if e.report])
+        return count, [e.report for e in entries if e.report]
     rows = _ordered(result)
+    if not rows:
+        return 0, []
     if len(rows) < LARGE_REPORT or any(_odd_name(e) for e in result.entries):
         line = _Encoder().line
-        return len(rows), _SEPARATOR.join([line(entry, f) for _k, entry, f in rows])
-    return len(rows), _joined([finding_record(entry, f) for _k, entry, f in rows]).decode()
+        return len(rows), [line(entry, f) for _k, entry, f in rows]
+    return len(rows), [_joined([finding_record(entry, f) for _k, entry, f in rows]).decode()]
 
 
 def _joined(records: list[dict[str, Any]]) -> bytes:
@@ -261,9 +264,11 @@ def _summary(record: dict[str, Any]) -> str:
 def format_json(result: ScanResult) -> str:
     """One finding per line: readable and diffable."""
     count, lines = _report_lines(result)
-    summary = _summary(summary_record(result))
-    body = f"[\n    {lines}\n  ]" if count else "[]"
-    return (
-        f'{{\n  "findings": {body},\n  "summary": {summary.replace(chr(10), chr(10) + "  ")},\n'
-        f'  "version": "{__version__}"\n}}\n'
-    )
+    summary = _summary(summary_record(result)).replace("\n", "\n  ")
+    tail = f',\n  "summary": {summary},\n  "version": "{__version__}"\n}}\n'
+    if not count:
+        return '{\n  "findings": []' + tail
+    # the report's megabytes copied once: its head and tail join the first and last pieces
+    lines[0] = '{\n  "findings": [\n    ' + lines[0]
+    lines[-1] += "\n  ]" + tail
+    return _SEPARATOR.join(lines)

@@ -209,12 +209,16 @@ def map_staged(
             with os.fdopen(r, "rb") as pipe:
                 data = pipe.read()
             children[0] = (pid, -1)  # read and closed
+            # read while the worker's exit is under way (tearing down its memory takes a few
+            # milliseconds), kept only once it has exited cleanly
+            handed: dict[int, Any] = {}
+            with contextlib.suppress(Exception):  # what is missing is judged below
+                handed = _results(pickle.Unpickler(io.BytesIO(data)))  # noqa: S301 - our child's
+            del data
             clean = _exited_cleanly(pid)
             children.pop(0)
             if clean:
-                with contextlib.suppress(Exception):  # what is missing is judged below
-                    stream = pickle.Unpickler(io.BytesIO(data))  # noqa: S301 - our child's
-                    results.update(_results(stream))
+                results.update(handed)
     except BaseException:  # interrupted while collecting: no worker is left behind
         _stop(children)
         raise
