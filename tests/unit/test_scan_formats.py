@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,8 @@ from airlock.scan.sarif import SECURITY_SEVERITY, artifact_uri, fingerprint
 from airlock.scan.text import format_explain
 from hypothesis import given
 from hypothesis import strategies as st
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "scan"
 
 MANIFEST = """\
 apiVersion: apps/v1
@@ -506,6 +511,34 @@ def test_reports_encoded_where_objects_are_judged_join_into_the_same_report(
         files=1,
     )
     assert format_json(encoded) == format_json(plain)
+
+
+_SUMMARY_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(_SUMMARY_VALUES)
+def test_the_summary_is_written_as_json_writes_it(value: Any) -> None:
+    """The summary is written without importing json (start-up): as json.dumps writes it."""
+    from airlock.scan import jsonfmt
+
+    assert jsonfmt._pretty(value) == json.dumps(value, sort_keys=True, ensure_ascii=False, indent=2)
+
+
+def test_a_scan_does_not_import_json() -> None:
+    """``airlock scan -o json`` of YAML (the summary, the findings) without the json module."""
+    code = (
+        "import sys; from airlock.cli import main; main(['scan', '-o', 'json', 'clean.yaml']);"
+        "print('json' in sys.modules, file=sys.stderr)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=FIXTURES, capture_output=True, text=True, check=False
+    )
+    assert run.stderr.strip().splitlines()[-1] == "False"
+    assert '"summary"' in run.stdout
 
 
 def test_large_and_small_reports_write_the_same_lines(

@@ -8,7 +8,6 @@ template name, when the document carried a ``# Source:`` comment, is in ``source
 from __future__ import annotations
 
 import re
-from json.encoder import encode_basestring as _string  # C: quotes and escapes, keeps non-ASCII
 from typing import Any
 
 from airlock import __version__
@@ -16,6 +15,11 @@ from airlock.compilecache import regex
 from airlock.findings import Finding
 from airlock.scan.loader import Document, describe_error
 from airlock.scan.result import ScanEntry, ScanResult, VerdictLike
+
+try:  # the C function behind json's string encoding, without importing json (1.6 ms)
+    from _json import encode_basestring as _string  # quotes and escapes, keeps non-ASCII
+except ImportError:  # pragma: no cover - a Python without the accelerator
+    from json.encoder import encode_basestring as _string
 
 __all__ = [
     "entry_report",
@@ -256,9 +260,31 @@ def _joined(records: list[dict[str, Any]]) -> bytes:
 
 
 def _summary(record: dict[str, Any]) -> str:
-    import json
+    return escape_surrogates(_pretty(record))
 
-    return escape_surrogates(json.dumps(record, sort_keys=True, ensure_ascii=False, indent=2))
+
+def _pretty(value: Any, depth: int = 0) -> str:
+    """``json.dumps(value, sort_keys=True, ensure_ascii=False, indent=2)`` of what a summary
+    holds (mappings with string keys, lists, strings, integers, booleans, None), without
+    importing :mod:`json` for it."""
+    inner = "\n" + "  " * (depth + 1)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f"{_string(k)}: {_pretty(value[k], depth + 1)}" for k in sorted(value)]
+        return "{" + inner + ("," + inner).join(items) + "\n" + "  " * depth + "}"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        items = [_pretty(v, depth + 1) for v in value]
+        return "[" + inner + ("," + inner).join(items) + "\n" + "  " * depth + "]"
+    if isinstance(value, str):
+        return _string(value)
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return int.__repr__(value)
+    raise TypeError(f"a summary holds no {type(value).__name__}")
 
 
 def format_json(result: ScanResult) -> str:

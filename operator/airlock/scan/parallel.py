@@ -128,7 +128,6 @@ def map_staged(
             context(False)
         return [judge(i, read(i)) for i in range(n)]
     import io
-    import pickle  # what a worker hands back: only imported by a scan that forks
 
     def work(i: int) -> T:
         return judge(i, read(i))
@@ -169,6 +168,10 @@ def map_staged(
                     # memo shared: a rule's texts are written once), so that nothing is left
                     # to pickle when the last input is judged while the parent waits
                     buf = io.BytesIO()
+                    # what a worker hands back: pickle is imported by each process once it
+                    # forked (2 ms), not before the fork while the other waits
+                    import pickle
+
                     dump = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL).dump
                     if staged:
                         _, ready_r, ready_w, file = shared
@@ -197,6 +200,7 @@ def map_staged(
                 at += os.pwrite(shared[3], payload[at:], at)
             os.close(shared.pop(2))  # ready_w: every worker sees the end of the pipe now
         results = _drain(task_r, tasks, work)
+        import pickle  # (often while the last worker is still judging)
     except BaseException:
         _stop(children)
         raise
