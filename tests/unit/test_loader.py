@@ -134,6 +134,38 @@ def test_directory_walk_is_recursive_sorted_and_skips_hidden_and_other_files() -
     assert result.files == 2
 
 
+def test_the_walk_lists_what_os_walk_lists_and_follows_no_linked_directory(
+    tmp_path: Path,
+) -> None:
+    """Linked files are listed, linked directories not followed (a loop would never end),
+    hidden ones skipped; the order is os.walk's (a directory's files, then its subdirectories,
+    each sorted)."""
+    for rel in ("b.yaml", "a.json", "z/c.yml", "z/y/d.yaml", "m/e.YAML", ".h/f.yaml", "g.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("{}")
+    (tmp_path / "z" / "loop").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "linked.yaml").symlink_to(tmp_path / "z" / "c.yml")
+    (tmp_path / "Chart.yaml").write_text("{}")
+
+    def reference(top: str) -> list[str]:
+        found = []
+        for root, dirs, files in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found += [
+                os.path.join(root, f)
+                for f in sorted(files)
+                if not f.startswith(".") and f.lower().endswith((".yaml", ".yml", ".json"))
+                and f not in ("Chart.yaml",)
+            ]  # fmt: skip
+        return found
+
+    listed = list(iter_manifest_files(str(tmp_path)))
+    assert listed == reference(str(tmp_path))
+    assert [os.path.relpath(p, tmp_path) for p in listed] == [
+        "a.json", "b.yaml", "linked.yaml", "m/e.YAML", "z/c.yml", "z/y/d.yaml",
+    ]  # fmt: skip
+
+
 def test_list_items_are_expanded_with_their_index_and_line() -> None:
     result = load_paths(["list.yaml"])
     assert result.errors == []

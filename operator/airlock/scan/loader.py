@@ -193,16 +193,41 @@ def describe_error(err: InputError) -> str:
 
 def iter_manifest_files(directory: str) -> Iterator[str]:
     """Manifest files under ``directory``, recursively, sorted; hidden files and directories and
-    :data:`NOT_MANIFESTS` are skipped."""
-    for root, dirs, files in os.walk(directory, onerror=None):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if (
-                not name.startswith(".")
-                and name.lower().endswith(MANIFEST_SUFFIXES)
-                and name not in NOT_MANIFESTS
-            ):
-                yield os.path.join(root, name)
+    :data:`NOT_MANIFESTS` are skipped, a directory that cannot be listed is passed over, and a
+    symbolic link to a directory is not followed (as ``os.walk`` does, without its ``lstat`` of
+    every directory: the entry's type says whether it is a link)."""
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=_entry_name)
+    except OSError:
+        return
+    below = []
+    for entry in entries:
+        name = entry.name
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if not name.startswith("."):
+                below.append(entry)
+        elif (
+            not name.startswith(".")
+            and name.lower().endswith(MANIFEST_SUFFIXES)
+            and name not in NOT_MANIFESTS
+        ):
+            yield entry.path
+    for entry in below:
+        try:
+            link = entry.is_symlink()
+        except OSError:
+            link = True
+        if not link:
+            yield from iter_manifest_files(entry.path)
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
 
 def load_paths(paths: Sequence[str], *, stdin: TextIO | None = None) -> LoadResult:
