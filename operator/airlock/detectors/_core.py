@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import functools
 import itertools
 import os
 import re
@@ -198,9 +199,16 @@ class _Lazy:
 
 
 _PASSWORD_CLASS = NameClass(True, "password")
-# of each rule, its provider names that say identifier (CC_TEST_REPORTER_ID): a variable whose
-# name ends with one still announces the rule
-_IDENTIFIER_NAMED = tuple(tuple(k for k in r.keywords if names_identifier(k)) for r in RULES)
+
+
+@functools.cache
+def _identifier_named(i: int) -> tuple[str, ...]:
+    """Rule ``i``'s provider names that say identifier (CC_TEST_REPORTER_ID): a variable whose
+    name ends with one still announces the rule. On first use (rare names reach it): reading
+    every rule's names took 1 ms of every scan's start-up."""
+    return tuple(k for k in RULES[i].keywords if names_identifier(k))
+
+
 # Kinds of credential a person may choose (a passphrase of words is one); the others are issued.
 _CHOSEN_KINDS = frozenset({"password", "secret", "credential"})
 
@@ -1118,7 +1126,7 @@ class DetectorSet:
             if rules and names_identifier(name):
                 low = name.lower()
                 rules = frozenset(
-                    i for i in rules if any(low.endswith(k) for k in _IDENTIFIER_NAMED[i])
+                    i for i in rules if any(low.endswith(k) for k in _identifier_named(i))
                 )
             found = (classify(name, self._extra), rules)
             if len(names) >= _NAME_CACHE_MAX:
