@@ -207,7 +207,7 @@ def test_what_yaml_1_1_reads_otherwise_is_read_as_yaml_1_1(text: str, value: Any
         "a: 1\n...\n---\nb: 2",
         "a: 1\na: 2",
         "--- {a: 1}",
-        "args: [\n  a,\n  b]\n",
+        "args: [\n  a: b,\n  c]\n",
         "a: 'unterminated",
         "a:\n  - 0000:50:00.0\n",  # begins like a PCI address: a YAML 1.1 sexagesimal float
         "a:\n  - 0000:5c: x\n",  # a key after all
@@ -308,33 +308,130 @@ def test_commas_and_brackets_in_comments_and_block_scalars_stay_on_the_fast_path
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "fast"),
     [
         # the block scalar ends where a line is no deeper than its key: the flow after is real
-        "apiVersion: v1\nkind: Pod\nspec:\n  s: |\n    a,\n  args: [\n    x]\n",
+        ("apiVersion: v1\nkind: Pod\nspec:\n  s: |\n    a,\n  args: [\n    x]\n", True),
         # a line break inside a flow collection's plain scalar (the folded "0 0")
-        "apiVersion: v1\nkind: X\nk: {a: 0\n    0, b: null}\n",
+        ("apiVersion: v1\nkind: X\nk: {a: 0\n    0, b: null}\n", False),
         # a quoted "}" does not close the flow mapping
-        'apiVersion: v1\nkind: X\nk: {a: "x}", b:\n    1}\n',
+        ('apiVersion: v1\nkind: X\nk: {a: "x}", b:\n    1}\n', False),
         # a "|" at the end of a comment starts no block scalar
-        "apiVersion: v1\nkind: Pod\nspec:\n  a:  # left |\n    args: [a,\n      b]\n",
-        "apiVersion: v1\nkind: Pod\nspec:\n  a:\t# left |\n    args: [a,\n      b]\n",
-        "apiVersion: v1\nkind: Pod\nspec:\n- a:\t# c >\n  args: [a,\n    b]\n",
+        ("apiVersion: v1\nkind: Pod\nspec:\n  a:  # left |\n    args: [a,\n      b]\n", True),
+        ("apiVersion: v1\nkind: Pod\nspec:\n  a:\t# left |\n    args: [a,\n      b]\n", True),
+        ("apiVersion: v1\nkind: Pod\nspec:\n- a:\t# c >\n  args: [a,\n    b]\n", True),
         # a key's block scalar in a sequence item: its text must be deeper than the key
-        "apiVersion: v1\nkind: Pod\nspec:\n- k: |\n    t\n  args: [a,\n    b]\n",
+        ("apiVersion: v1\nkind: Pod\nspec:\n- k: |\n    t\n  args: [a,\n    b]\n", True),
         # a bracket in a plain key does not balance the flow collection after it
-        "apiVersion: v1\nkind: X\na]: [b,\n  c]\n",
-        "apiVersion: v1\nkind: X\na}: {b: 1,\n c: 2}\n",
+        ("apiVersion: v1\nkind: X\na]: [b,\n  c]\n", True),
+        ("apiVersion: v1\nkind: X\na}: {b: 1,\n c: 2}\n", False),
         # an apostrophe or a double quote inside a plain scalar starts no quoted scalar
-        "apiVersion: v1\nkind: X\na: [it's, 'x]',\n  y]\n",
-        'apiVersion: v1\nkind: X\na: [b"c, "]",\n  d]\n',
+        ("apiVersion: v1\nkind: X\na: [it's, 'x]',\n  y]\n", True),
+        ('apiVersion: v1\nkind: X\na: [b"c, "]",\n  d]\n', True),
         # a quoted scalar over two lines inside a flow collection
-        'apiVersion: v1\nkind: X\na: ["x]\n  y", z]\n',
+        ('apiVersion: v1\nkind: X\na: ["x]\n  y", z]\n', False),
     ],
 )
-def test_a_flow_collection_over_lines_takes_the_exact_path(text: str) -> None:
-    assert load_documents(text) is None
+def test_a_flow_collection_over_lines_reads_the_same_on_both_paths(text: str, fast: bool) -> None:
+    """A flow sequence of scalars over lines is read by the fast path, its items' lines too;
+    other flow collections over lines go to the exact path."""
+    assert (load_documents(text) is not None) is fast
     assert assert_same(text) > 2
+
+
+_COMMAND = (
+    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n"
+    "    image: x\n"
+)
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        # the layouts people write a command in
+        '    command:\n      [\n        "python",\n        "-m",\n        "serve",\n      ]\n',
+        '    command: [\n      "python", "-m",\n      "serve"]\n',
+        '    command: [\n      "python",\n      "--token=abc"\n    ]\n',
+        "    command: ['python',\n              '-m', serve,\n              x.py]\n",
+        '    args:\n    - [\n        "a",\n        "b"]\n    - c\n',
+        '    command:\n      [\n\n        "a" ,\n        "b"\n        ,\n        "c"\n      ]\n',
+        '    command: [\n      "a",\n      "b",\n    ]\n    env:\n    - name: A\n'
+        '      value: "1"\n',
+    ],
+)
+def test_a_command_written_as_a_flow_over_lines_stays_on_the_fast_path(flow: str) -> None:
+    text = _COMMAND + flow + "  - name: d\n    image: y\n"
+    assert load_documents(text) is not None
+    assert assert_same(text) > 10
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        '    command: [\n    "a",\n    "b"]\n',  # items no deeper than their key
+        '    command:\n      [\n     "a"]\n',  # an item left of its "["
+        '    args:\n    - [\n      "a",\n    ]\n',  # "]" at its dash's column
+        '    command: [\n      "a", # why\n      "b"]\n',  # a comment
+        '    command: [\n      ["a"],\n      "b"]\n',  # a nested sequence
+        '    command: [\n      {a: 1},\n      "b"]\n',  # a mapping
+        '    command: [\n      a: 1,\n      "b"]\n',  # a pair
+        "    command: [\n      a\n      b, c]\n",  # a plain scalar over two lines
+        '    command: [\n      "a",\n      http://x?y]\n',  # ":" and "?" in a plain one
+        '    command: [\n      &a "x",\n      *a]\n',  # an anchor and an alias
+        '    command: [\n      "a",,\n      "b"]\n',  # an empty item
+        '    command: [\n      "a" "b"]\n',  # two scalars without a comma
+    ],
+)
+def test_flows_over_lines_the_fast_path_cannot_place_go_to_the_exact_path(flow: str) -> None:
+    text = _COMMAND + flow
+    assert load_documents(text) is None
+    assert_same(text)  # (the exact path's reading, or its error, whatever the path)
+
+
+_ITEM = st.one_of(
+    st.text(alphabet="abc-=./_ ,]'", min_size=0, max_size=6).map(lambda s: '"' + s + '"'),
+    st.text(alphabet='abc-=./_ ,]"', min_size=0, max_size=6).map(
+        lambda s: "'" + s.replace("'", "''") + "'"
+    ),
+    st.text(alphabet="abc-=./_", min_size=1, max_size=6).filter(lambda s: s[0] not in "-"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(_ITEM, max_size=6),
+    breaks=st.lists(st.sampled_from(["", "\n", " ", "\n\n"]), min_size=8, max_size=8),
+    indent=st.integers(0, 8),
+    closing=st.integers(0, 8),
+    own_line=st.booleans(),
+    dash=st.booleans(),
+    trailing=st.booleans(),
+)
+def test_flow_sequences_over_lines_agree_with_the_exact_path(
+    *,
+    items: list[str],
+    breaks: list[str],
+    indent: int,
+    closing: int,
+    own_line: bool,
+    dash: bool,
+    trailing: bool,
+) -> None:
+    """Whatever the layout (line breaks between items, indentations, "]" alone, a trailing
+    comma), the fast path reads it as the exact path does, or leaves it to the exact path."""
+    pad, end_pad = " " * indent, " " * closing
+    body = ""
+    for n, item in enumerate(items):
+        gap = breaks[n % len(breaks)].replace("\n", "\n" + pad)
+        body += gap + item + ("," if n < len(items) - 1 or trailing else "")
+    body += breaks[-1].replace("\n", "\n" + end_pad) + "]"
+    opener = "\n    [" if own_line else " ["
+    head = "    - a\n    - b" + opener if dash else "    args:" + opener
+    if dash:
+        text = _COMMAND + "    args:\n" + head.replace("    - b", "    -") + body + "\n    x: 1\n"
+    else:
+        text = _COMMAND + head + body + "\n    x: 1\n"
+    assert_same(text)
 
 
 class _BlockDumper(yaml.SafeDumper):

@@ -291,10 +291,11 @@ _KEY = regex(
 )
 
 
-_FLOW = -2  # node column of a flow collection on a line of its own (see TextLines.line_of)
-# A flow collection over several lines ("args: [" ... "]") is left to the exact path. Its first
-# line opens a "[" or "{" where a node may start and does not close it; _multiline_flow looks
-# for such a line outside comments and the text of block scalars (JSON payloads, scripts).
+_FLOW = -2  # node column of a flow collection (see TextLines.line_of); its offset: the bracket's
+# A flow collection over several lines ("args: [" ... "]") is left to the exact path, unless it
+# is a sequence of scalars laid out as people write a command (_readable_flow). Its first line
+# opens a "[" or "{" where a node may start and does not close it; _multiline_flow looks for
+# such a line outside comments and the text of block scalars (JSON payloads, scripts).
 _FLOW_START_AFTER = frozenset(":-?,[{")  # what a flow collection may follow (blanks aside)
 _COMMENT = regex(r"(?:^|[ \t])#.*")
 # a block scalar's header ends its line: "key: |", "- >-", "key: |2 # comment"
@@ -309,7 +310,10 @@ def _multiline_flow(lines: Sequence[str]) -> bool:
     if not any(_opens_flow(line) for line in lines if "[" in line or "{" in line):
         return False
     parent = -1  # inside a block scalar: its text is indented deeper than this column
-    for line in lines:
+    after = -1  # the closing line of a flow sequence the fast path reads
+    for i, line in enumerate(lines):
+        if i <= after:
+            continue
         body = line.lstrip(" ")
         ind = len(line) - len(body)
         if parent >= 0:
@@ -318,8 +322,14 @@ def _multiline_flow(lines: Sequence[str]) -> bool:
             parent = -1
         if not body or body[0] == "#":
             continue
-        if ("[" in body or "{" in body) and _opens_flow(body):
-            return True
+        if "[" in body or "{" in body:
+            at = _flow_opening(body)
+            if at >= 0:
+                end = _readable_flow(lines, i, ind + at)
+                if end is None:
+                    return True
+                after = end
+                continue
         header = _BLOCK_HEADER.search(body) if "|" in body or ">" in body else None
         # not when the "|" or ">" is in a comment ("name: x  # a | b |")
         if header is not None and _COMMENT.search(body, 0, header.start() + 1) is None:
@@ -331,6 +341,11 @@ def _opens_flow(line: str) -> bool:
     """``line`` has a ``[`` or ``{`` where a node may start (its first content, or after
     ``: ``, ``- ``, ``? ``, ``,`` or another bracket) and the flow collection it opens does not
     close on the line (or a quoted scalar inside it does not)."""
+    return _flow_opening(line) >= 0
+
+
+def _flow_opening(line: str) -> int:
+    """Where the flow collection that :func:`_opens_flow` finds opens on ``line``, or -1."""
     find = line.find
     square, curly = find("["), find("{")
     while square >= 0 or curly >= 0:
@@ -339,12 +354,108 @@ def _opens_flow(line: str) -> bool:
         while j >= 0 and line[j] in " \t":
             j -= 1
         if j < 0 or line[j] in _FLOW_START_AFTER:
-            return _unclosed(line, at)
+            return at if _unclosed(line, at) else -1
         if at == square:
             square = find("[", at + 1)
         else:
             curly = find("{", at + 1)
-    return False
+    return -1
+
+
+# what cannot start a scalar item of a flow sequence the fast path reads (a nested collection,
+# a comment, an alias, anchor or tag, a block scalar, reserved characters, an explicit key)
+_NOT_AN_ITEM = frozenset("[]{}#&*!|>%@`?")
+_FLOW_PLAIN_STOPS = frozenset(":?#{}")  # in a plain item: left to the exact path
+
+
+def _flow_sequence(lines: Sequence[str], li: int, col: int) -> tuple[list[int], int] | None:
+    """The lines where the items of the flow sequence opened by the ``[`` at ``lines[li][col]``
+    start, and the line where it closes; ``None`` unless it holds scalars only: each quoted one
+    on one line, each plain one without ``: `` or `` #`` and followed by ``,`` or ``]`` on its
+    line (no plain scalar over lines, which would join them), and no nested collection, comment,
+    alias, anchor, tag or empty item."""
+    items: list[int] = []
+    expect = True  # an item may start here: after "[" or ","
+    i, pos = li, col + 1
+    while i < len(lines):
+        line = lines[i]
+        n = len(line)
+        while pos < n:
+            ch = line[pos]
+            if ch in " \t\r":
+                pos += 1
+            elif ch == "]":
+                return (items, i) if not line[pos + 1 :].strip() else None
+            elif ch == ",":
+                if expect:
+                    return None  # "[, a]", "[a,, b]"
+                expect = True
+                pos += 1
+            elif (
+                not expect
+                or ch in _NOT_AN_ITEM
+                or (ch == "-" and line[pos + 1 : pos + 2] in ("", " ", "\t"))
+            ):
+                return None
+            else:
+                if ch in "'\"":
+                    end = _quote_end(line, pos)
+                    if end < 0:
+                        return None  # a quoted scalar over lines
+                    pos = end + 1
+                else:
+                    end = pos
+                    while end < n and line[end] not in ",]":
+                        end += 1
+                    # (":" and "?" end a plain scalar in a flow for PyYAML, before a blank, a
+                    # bracket or a comma, and some versions refuse one elsewhere: none at all)
+                    if end == n or _FLOW_PLAIN_STOPS.intersection(line[pos:end]):
+                        return None
+                    pos = end
+                items.append(i)
+                expect = False
+        i, pos = i + 1, 0
+    return None
+
+
+def _readable_flow(lines: Sequence[str], li: int, col: int) -> int | None:
+    """The line where the flow collection opened at ``lines[li][col]`` closes, when the fast path
+    can read it and find its items' lines: a sequence of scalars (:func:`_flow_sequence`) whose
+    lines are all indented deeper than its owner (the key or dash whose value it is, or the
+    column before its ``[`` on a line of its own), so that no line inside it reads as the end
+    of a block; a last line holding only the ``]`` may stand at its key's column."""
+    line = lines[li]
+    found = _flow_sequence(lines, li, col) if line[col] == "[" else None
+    if found is None:
+        return None
+    end = found[1]
+    before = line[:col].rstrip(" \t")
+    closing_at_owner = False
+    if not before:
+        if not col:
+            return None  # a document's root: a line inside could read as "---"
+        owner = col - 1  # "[" on a line of its own, below its key or dash
+    elif before.endswith(":"):
+        owner = _indent(line)
+        while _is_item(line, owner):  # "- - key: [": the key is past the dashes
+            owner += 1
+            while owner < len(line) and line[owner] in " \t":
+                owner += 1
+        closing_at_owner = True
+    elif before.endswith("-") and _is_item(line, len(before) - 1):
+        owner = len(before) - 1
+    else:
+        return None
+    for k in range(li + 1, end + 1):
+        text = lines[k]
+        if not text.strip():
+            continue
+        ind = _indent(text)
+        if ind <= owner and not (
+            closing_at_owner and k == end and ind == owner and text.strip() == "]"
+        ):
+            return None
+    return end
 
 
 def _unclosed(line: str, at: int) -> bool:
@@ -527,8 +638,8 @@ class TextLines:
         node: _Node | None
         if hit is not None:
             found, node = hit
-            if node is not None and node[2] == _FLOW:  # below a one-line flow: on its line
-                return node[1]
+            if node is not None and node[2] == _FLOW:  # inside a flow collection
+                return self._in_flow(node, path[i])
         else:
             i = 0
             node = (0, self.first, _indent(self.lines[self.first]))
@@ -547,10 +658,22 @@ class TextLines:
             found, node = step
             walks[path[:i]] = step
             if node is not None and node[2] == _FLOW:
-                if i < n:  # inside a one-line flow collection: everything is on its line
-                    found = node[1]
+                if i < n:
+                    found = self._in_flow(node, path[i])
                 break
         return found
+
+    def _in_flow(self, node: _Node, token: str | int) -> int:
+        """The line of ``token`` inside the flow collection at ``node``: an item's own line in
+        a sequence over lines (one the fast path reads), else the collection's first line
+        (everything of a one-line collection is on it)."""
+        if not isinstance(token, int):
+            return node[1]
+        bracket = node[0] - (self.doc.rfind("\n", 0, node[0]) + 1)
+        found = _flow_sequence(self.lines, node[1], bracket)
+        if found is None or token >= len(found[0]):
+            return node[1]
+        return found[0][token]
 
     def _step(self, node: _Node, token: str | int) -> _Step | Literal[False] | None:
         """(report line, the value's node: None when nothing below has a line of its own);
@@ -572,6 +695,8 @@ class TextLines:
         text = self.lines[line]
         rest = text[pos:].lstrip(" \t")
         if rest and not rest.startswith("#"):
+            if rest[0] == "[" and _unclosed(rest, 0):  # a flow sequence going on below
+                return off + len(text) - len(rest), line, _FLOW
             if rest[0] in "|>" or not (_is_item(rest, 0) or _KEY.match(rest)):
                 return None
             return off, line, len(text) - len(rest)
@@ -583,7 +708,7 @@ class TextLines:
         nxt = line + 1 + doc.count("\n", off + len(text) + 1, nxt_off)
         ind = _indent(self.lines[nxt])
         if ind > col and self.lines[nxt][ind] in "[{":
-            return nxt_off, nxt, _FLOW
+            return nxt_off + ind, nxt, _FLOW
         if ind > col or (compact and ind == col and _is_item(self.lines[nxt], ind)):
             return nxt_off, nxt, ind
         return None
