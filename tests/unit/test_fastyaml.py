@@ -380,6 +380,8 @@ def test_a_command_written_as_a_flow_over_lines_stays_on_the_fast_path(flow: str
         '    command: [\n      &a "x",\n      *a]\n',  # an anchor and an alias
         '    command: [\n      "a",,\n      "b"]\n',  # an empty item
         '    command: [\n      "a" "b"]\n',  # two scalars without a comma
+        '    command: [\n      x[0],\n      "b"]\n',  # a "[" ends a plain scalar in a flow
+        '    command: [\n      x\ty,\n      "b"]\n',  # a tab in a plain one
     ],
 )
 def test_flows_over_lines_the_fast_path_cannot_place_go_to_the_exact_path(flow: str) -> None:

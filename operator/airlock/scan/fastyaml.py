@@ -365,7 +365,7 @@ def _flow_opening(line: str) -> int:
 # what cannot start a scalar item of a flow sequence the fast path reads (a nested collection,
 # a comment, an alias, anchor or tag, a block scalar, reserved characters, an explicit key)
 _NOT_AN_ITEM = frozenset("[]{}#&*!|>%@`?")
-_FLOW_PLAIN_STOPS = frozenset(":?#{}")  # in a plain item: left to the exact path
+_FLOW_PLAIN_STOPS = frozenset(":?#{}[\t")  # in a plain item: left to the exact path
 
 
 def _flow_sequence(lines: Sequence[str], li: int, col: int) -> tuple[list[int], int] | None:
