@@ -16,6 +16,7 @@ type and where it was raised but never its message, which could quote manifest c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -518,15 +519,23 @@ _ONE_SHOT = frozenset({"scan", "explain"})
 def console() -> NoReturn:
     """The ``airlock`` console script: :func:`main`, then the exit."""
     code = main()
-    compilecache.save()  # what this run compiled afresh, for the next one
     if sys.argv[1:2] and sys.argv[1] in _ONE_SHOT:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         except OSError:  # the reader of a pipe left (see main): nothing more to say
             pass
+        _save_compiled()
         os._exit(code)
+    _save_compiled()
     sys.exit(code)
+
+
+def _save_compiled() -> None:
+    """What this run compiled afresh, kept for the next one (after the output: the report
+    reaches its reader first); an interrupt there only loses the cache."""
+    with contextlib.suppress(KeyboardInterrupt):
+        compilecache.save()
 
 
 def main(argv: Sequence[str] | None = None, *, commands: Sequence[Command] = COMMANDS) -> int:

@@ -22,8 +22,10 @@ one or any error reading it, and every lookup compiles afresh, as without a cach
 interpreter's ``re`` internals are not what this module knows (another Python version), it
 uses :func:`re.compile` and keeps nothing.
 
-Where: ``$AIRLOCK_CACHE_DIR`` when set (empty: no cache), else ``$XDG_CACHE_HOME/airlock`` or
-``~/.cache/airlock``. Only patterns and code live there, never input: nothing a scan reads.
+Where: ``$AIRLOCK_CACHE_DIR`` when set (empty or relative: no cache), else
+``$XDG_CACHE_HOME/airlock`` or ``~/.cache/airlock`` (none without a home directory), one file per
+interpreter build. Only the package's own patterns and code live there, never input: patterns a
+policy supplies (``allowValues``, extra credential names) are compiled without it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import os
 import re
 import stat
 import sys
+import zlib
 from types import CodeType
 from typing import Any, AnyStr
 
@@ -44,6 +47,8 @@ MAX_ENTRIES = 4096
 with only those this process used."""
 
 _FORMAT = 1  # of the file's layout, in its first field
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _MAX_BYTES = 16 << 20  # a larger file is not read
 
 # The regular-expression engine's entry point and the stdlib's two steps before it (``re``
@@ -69,17 +74,22 @@ _Entry = tuple[int, list[int], int, dict[str, int], tuple[str | None, ...]]
 
 
 def cache_path() -> str | None:
-    """The cache file of this interpreter, or ``None`` when caching is off (or no home)."""
+    """The cache file of this interpreter, or ``None`` when caching is off: ``AIRLOCK_CACHE_DIR``
+    empty or relative, or no home directory (a service account's ``/nonexistent``)."""
     where = os.environ.get("AIRLOCK_CACHE_DIR")
     if where is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        if not os.path.isabs(base):  # "~" unresolved (no home), or a relative XDG value
-            return None
+        base = os.environ.get("XDG_CACHE_HOME", "")
+        if not os.path.isabs(base):  # unset, or relative: ignored, as the XDG spec says
+            home = os.path.expanduser("~")
+            if not os.path.isabs(home) or not os.path.isdir(home):
+                return None
+            base = os.path.join(home, ".cache")
         where = os.path.join(base, "airlock")
-    if not where:
+    elif not os.path.isabs(where):  # empty (no cache), or relative (not into the scanned tree)
         return None
     tag = sys.implementation.cache_tag or sys.implementation.name
-    return os.path.join(where, f"compiled-{tag}.marshal")
+    build = zlib.crc32(sys.version.encode()) & 0xFFFFFFFF  # builds of one version keep apart
+    return os.path.join(where, f"compiled-{tag}-{build:08x}.marshal")
 
 
 class CompileCache:
@@ -108,8 +118,8 @@ class CompileCache:
         if entry is not None:
             try:
                 compiled: re.Pattern[AnyStr] = _ENGINE.compile(pattern, *entry)
-            except Exception:
-                del self._regexes[key]
+            except Exception:  # an entry the engine refuses: compiled afresh
+                self._regexes.pop(key, None)
             else:
                 self._used_regexes.add(key)
                 return compiled
@@ -216,7 +226,8 @@ def _trusted(st: os.stat_result) -> bool:
 def _read(path: str) -> Any:
     """The unmarshalled file at ``path``, or ``None`` when it is absent, not trusted or damaged."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        # not a link, and no wait on a FIFO put there: what is not a regular file is refused
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | _NONBLOCK)
     except OSError:
         return None
     try:
@@ -246,9 +257,7 @@ def _write(path: str, data: bytes) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600
-        )
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
         try:
             view = memoryview(data)
             while view:

@@ -274,7 +274,7 @@ RuleOverrides = Annotated[dict[RuleId, Action], Field(max_length=len(RULE_IDS))]
 
 def _check_regex(value: str) -> str:
     try:
-        compiled = regex(value)
+        compiled = re.compile(value)  # a policy's: never cached (it may spell a token)
     except re.error as exc:
         raise PydanticCustomError(
             "invalid_regex", "invalid regular expression: {error}", {"error": str(exc)}

@@ -8,6 +8,7 @@ import marshal
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -221,25 +222,80 @@ def test_code_from_the_file_runs_as_compiled_code(tmp_path: Path) -> None:
     [
         ({"AIRLOCK_CACHE_DIR": "/x/y"}, "/x/y"),
         ({"AIRLOCK_CACHE_DIR": ""}, None),
+        ({"AIRLOCK_CACHE_DIR": "relative/dir"}, None),  # not into the tree being scanned
         ({"XDG_CACHE_HOME": "/xdg"}, "/xdg/airlock"),
-        ({"HOME": "/home/u"}, "/home/u/.cache/airlock"),
-        ({"XDG_CACHE_HOME": "relative"}, None),
+        ({"XDG_CACHE_HOME": "relative"}, "HOME/.cache/airlock"),  # ignored, as XDG says
+        ({}, "HOME/.cache/airlock"),
+        ({"HOME": "/nonexistent"}, None),  # a service account's: nothing created there
     ],
 )
 def test_where_the_cache_lives(
-    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], where: str | None
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environ: dict[str, str], where: str | None
 ) -> None:
     for name in ("AIRLOCK_CACHE_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     got = compilecache.cache_path()
     if where is None:
         assert got is None
-    else:
-        assert got is not None
-        assert os.path.dirname(got) == where
-        assert os.path.basename(got) == f"compiled-{sys.implementation.cache_tag}.marshal"
+        return
+    assert got is not None
+    assert os.path.dirname(got) == where.replace("HOME", str(tmp_path))
+    name = os.path.basename(got)
+    assert name.startswith(f"compiled-{sys.implementation.cache_tag}-")  # and the build's
+    assert name.endswith(".marshal")
+
+
+def test_two_builds_of_one_python_keep_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRLOCK_CACHE_DIR", "/c")
+    mine = compilecache.cache_path()
+    monkeypatch.setattr(sys, "version", sys.version + " (another build)")
+    assert compilecache.cache_path() != mine
+
+
+def test_a_fifo_in_place_of_the_file_does_not_hold_a_command_up(tmp_path: Path) -> None:
+    env = {**os.environ, "AIRLOCK_CACHE_DIR": str(tmp_path)}
+    code = "from airlock import compilecache; print(compilecache.cache_path())"
+    where = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    os.mkfifo(where)
+    run = subprocess.run(
+        [str(AIRLOCK), "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert run.returncode == 0
+    assert stat.S_ISREG(os.stat(where).st_mode)  # a cache written in its place
+
+
+def test_a_policys_patterns_never_reach_the_cache(tmp_path: Path) -> None:
+    """allowValues may spell a token, and extra credential names are the policy's own: both
+    are compiled without the cache, so neither is written to disk."""
+    policy = (ROOT / "manifests" / "examples" / "policy-default.yaml").read_text()
+    policy = policy.replace('"^example-"', '"^KnownLeakedToken[0-9]{6}$"')
+    policy = policy.replace("[VENDOR_KEY]", "[ACME_VAULTWORD]")
+    assert "KnownLeakedToken" in policy
+    assert "ACME_VAULTWORD" in policy
+    (tmp_path / "policy.yaml").write_text(policy)
+    cache = tmp_path / "cache"
+    env = {**os.environ, "AIRLOCK_CACHE_DIR": str(cache)}
+    run = subprocess.run(
+        [str(AIRLOCK), "scan", "--policy", str(tmp_path / "policy.yaml"), "-o", "json",
+         str(FIXTURES / "scan" / "violating.yaml")],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode in (0, 1), run.stderr
+    written = b"".join(p.read_bytes() for p in cache.iterdir())
+    assert written  # the package's own patterns are there
+    assert b"KnownLeaked" not in written
+    assert b"ACME" not in written
+    assert b"vaultword" not in written.lower()
 
 
 def test_every_pattern_of_a_scan_comes_back_equal_from_the_file(tmp_path: Path) -> None:
@@ -281,6 +337,6 @@ def test_the_package_compiles_patterns_only_through_the_cache() -> None:
         for path in sorted(PACKAGE.rglob("*.py"))
         if path.name != "compilecache.py"
         for n, line in enumerate(path.read_text().splitlines(), 1)
-        if "re.compile(" in line
+        if "re.compile(" in line and "never cached" not in line  # a policy's own patterns
     ]
     assert offenders == []

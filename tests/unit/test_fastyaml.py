@@ -382,12 +382,35 @@ def test_a_command_written_as_a_flow_over_lines_stays_on_the_fast_path(flow: str
         '    command: [\n      "a" "b"]\n',  # two scalars without a comma
         '    command: [\n      x[0],\n      "b"]\n',  # a "[" ends a plain scalar in a flow
         '    command: [\n      x\ty,\n      "b"]\n',  # a tab in a plain one
+        '    ? command\n    : [\n      "a",\n      "b"]\n',  # after an explicit key
     ],
 )
 def test_flows_over_lines_the_fast_path_cannot_place_go_to_the_exact_path(flow: str) -> None:
     text = _COMMAND + flow
     assert load_documents(text) is None
     assert_same(text)  # (the exact path's reading, or its error, whatever the path)
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        '    command:\n      [\n        "a",\n        "b"\n      ]\n',
+        '    command: [\n      "a",\n      "b"]\n',
+        "    command:\n      [\n      ]\n",
+        '    command:\n      ["a", "b"]\n',
+        '    args:\n    - [\n        "a"]\n',
+    ],
+)
+def test_an_item_a_flow_does_not_have_is_placed_as_the_exact_path_places_it(flow: str) -> None:
+    """A finding's path may name an item that is not there (``command[7]``): the line is the
+    deepest field found, the key's (or the dash's), as on the exact path."""
+    text = _COMMAND + flow
+    fast, _ = loader._load_yaml(text, "f.yaml")
+    slow, _ = exact(text)
+    assert isinstance(fast[0].lines, TextLines)
+    for path in ("spec.containers[0].command[7]", "spec.containers[0].args[0][5]"):
+        assert fast[0].line_of(path) == slow[0].line_of(path), path
+    assert_same(text)
 
 
 _ITEM = st.one_of(

@@ -246,6 +246,25 @@ def test_parallel_scan_reports_what_the_serial_scan_reports(
         assert any(f["rule"] == "plaintext-secret-configmap" for f in forked[0]["findings"])
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_file_named_twice_reports_as_its_findings_sort(
+    jobs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same file named twice gives two objects of one file, document and item: the report
+    interleaves their findings by path, as one sort of them all does, not object after object."""
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.chdir(FIXTURES)
+    paths = ["violating.yaml", "violating.yaml"]
+    encoded = json_report(paths, jobs, entry_report)
+    assert encoded == json_report(paths, jobs, None)
+    rows = [
+        (f["file"], f["document"], f.get("item", -1), f["path"], f["rule"])
+        for f in json.loads(encoded)["findings"]
+    ]
+    assert rows == sorted(rows)
+    assert len(rows) > len(set(rows)) > 1  # each finding twice
+
+
 def test_more_inputs_than_the_task_pipe_holds_are_grouped_and_all_judged() -> None:
     n = 3 * parallel._MAX_TASKS + 7
     out = map_shares(lambda i: i * 2, [parallel.MIN_PARALLEL_BYTES // n + 1] * n, 2)

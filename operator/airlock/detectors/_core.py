@@ -724,50 +724,52 @@ _ASSIGN = r"(?:(?::::=|::=|:=|\?=|\+=|\.=)(?=[ \t\"'`])|(?<=[ \t\"'])=>|=(?!=[ \
 
 
 def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
+    # a policy's extra names are spelled inside the patterns: those are never cached on disk
+    make: Callable[..., re.Pattern[str]] = regex if not extra else re.compile
     kw = _keyword_fragment(extra)
     # A lookahead finds the keyword, then a possessive run takes the whole key: written as
     # `[\w.-]*{kw}[\w.-]*` the regex backtracks over every keyword occurrence of a long run and
     # goes quadratic on hostile input (a 200 kB "passwordtoken..." line took minutes).
     key = rf"(?=[\w.\-]*?{kw})[\w.\-]++"
     return _Patterns(
-        kv_line=regex(
+        kv_line=make(
             rf"^[ \t]*{_LOGGED}{_COMMENTED}(?:-[ \t]+)?{_DECLARED}{_MEMBER_OF}"
             rf"(?P<q>[\"']?)[$@:]?(?P<key>{key})(?P=q){_TYPED}"
             # (a member is assigned with "=" only: "client->token: request" is a diagram)
             rf"[ \t]*(?(member)=(?![=>])|{_ASSIGN})[ \t]*(?P<val>[^\r\n]*)\r?$",
             re.MULTILINE,
         ),
-        keyword=regex(kw),
-        keyword_lower=regex(_keyword_fragment(extra, folded=False)),
-        json_pair=regex(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
-        json_escaped_pair=regex(
+        keyword=make(kw),
+        keyword_lower=make(_keyword_fragment(extra, folded=False)),
+        json_pair=make(rf"\"(?P<key>{key})\"\s*:\s*\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""),
+        json_escaped_pair=make(
             rf"\\\"(?P<key>{key})\\\"[ \t]*+:[ \t]*+\\\"(?P<val>[^\"\\\r\n]++)\\\""
         ),
-        xml_element=regex(
+        xml_element=make(
             rf"<(?P<key>{key})>[ \t\r\n]*(?P<val>[^<>\s](?:[^<>\r\n]*[^<>\s])?)[ \t\r\n]*"
             rf"</(?P=key)>"
         ),
-        xml_property=regex(
+        xml_property=make(
             rf"<name>\s*(?P<key>{key})\s*</name>\s*<value>(?P<val>[^<>\r\n]*)</value>"
         ),
-        xml_add=regex(
+        xml_add=make(
             rf"<add\s+key\s*=\s*(?P<q>[\"'])(?P<key>{key})(?P=q)\s+value\s*=\s*"
             r"(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
         ),
-        xml_value=regex(  # the element may carry attributes (wcm:action="add")
+        xml_value=make(  # the element may carry attributes (wcm:action="add")
             rf"<(?P<key>{key})(?:[ \t][^<>]{{0,200}}+)?>[ \t\r\n]*+<(?i:value)>"
             r"(?P<val>[^<>\r\n]+)</(?i:value)>"
         ),
-        name_value_json=regex(
+        name_value_json=make(
             rf"\"(?:name|key)\"\s*:\s*\"(?P<key>{key})\"\s*,\s*\"value\"\s*:\s*"
             r"\"(?P<val>(?:[^\"\\\r\n]|\\.)*)\""
         ),
-        name_value_yaml=regex(
+        name_value_yaml=make(
             rf"^[ \t]*(?:-[ \t]+)?name[ \t]*:[ \t]*(?P<q>[\"']?)(?P<key>{key})(?P=q)[ \t]*\r?\n"
             r"[ \t]*value[ \t]*:[ \t]*(?P<val>[^\r\n]*)\r?$",
             re.MULTILINE,
         ),
-        inline_pair=regex(
+        inline_pair=make(
             rf"[{{,][ \t]*(?P<q>[\"']?)(?P<key>{key})(?P=q)[ \t]*[:=][ \t]*"
             r"(?:(?P<vq>[\"'])(?P<val>[^\"'\r\n]*)(?P=vq)"
             r"|(?P<bare>[^\s\"',{}\[\]]++)(?=[ \t]*[,}]))"
@@ -775,7 +777,7 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         # a setter's call, or a getter's whose second argument is a default (getenv("API_TOKEN",
         # "…"), os.environ.get, getProperty); not any call: field("password", "string"),
         # keyring.get_password("db_password", "svc-user")
-        string_pair=regex(
+        string_pair=make(
             rf"(?:\b(?i:set\w*+|put\w*+|get|getenv\w*+|get_env\w*+|getproperty|getstring)\(|\[)"
             rf"[ \t]*(?P<q>[\"'])(?P<key>{key})(?P=q)[ \t]*"
             # (a value opening with "-" is an option's alias: add_argument("--hf-token", "--hub"))
@@ -783,14 +785,14 @@ def _compile_patterns(extra: Sequence[tuple[str, ...]]) -> _Patterns:
         ),
         # Terraform's variable block with a default (variable "db_password" { default = "…" }),
         # after blocks of its own (validation { … }, type = object({ … })) one level deep
-        hcl_variable=regex(
+        hcl_variable=make(
             rf"\bvariable[ \t]+\"(?P<key>{key})\"[ \t]*\{{(?:[^{{}}]|\{{[^{{}}]*+\}})*?"
             rf"\bdefault[ \t]*=[ \t]*"
             r"\"(?P<val>[^\"\r\n]*)\""
         ),
-        script_assign=regex(rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"),
+        script_assign=make(rf"(?<![\w$.\-/])(?:export[ \t]+)?(?P<key>(?=\w*?{kw})\w++)={_VALUE}"),
         # (apart from its flag, a value is no other option: keytool -genkeypair -storepass …)
-        script_flag=regex(rf"(?<![\w-])--?(?P<key>(?=[A-Za-z]){key})(?:=|[ \t]+(?!-))" + _VALUE),
+        script_flag=make(rf"(?<![\w-])--?(?P<key>(?=[A-Za-z]){key})(?:=|[ \t]+(?!-))" + _VALUE),
     )
 
 
@@ -1046,7 +1048,7 @@ class DetectorSet:
         for i, pattern in enumerate(allow_values):
             path = f"spec.detectors.allowValues[{i}]"
             try:
-                compiled = regex(pattern)
+                compiled = re.compile(pattern)  # a policy's: never cached (it may spell a token)
             except re.error as exc:
                 errors.append((path, f"invalid regular expression: {exc}"))
                 continue

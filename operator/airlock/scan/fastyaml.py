@@ -435,7 +435,7 @@ def _readable_flow(lines: Sequence[str], li: int, col: int) -> int | None:
         if not col:
             return None  # a document's root: a line inside could read as "---"
         owner = col - 1  # "[" on a line of its own, below its key or dash
-    elif before.endswith(":"):
+    elif before.endswith(":") and before.lstrip(" -") != ":":  # not "? key" then ": ["
         owner = _indent(line)
         while _is_item(line, owner):  # "- - key: [": the key is past the dashes
             owner += 1
@@ -639,7 +639,8 @@ class TextLines:
         if hit is not None:
             found, node = hit
             if node is not None and node[2] == _FLOW:  # inside a flow collection
-                return self._in_flow(node, path[i])
+                inside = self._in_flow(node, path[i])
+                return found if inside is None else inside
         else:
             i = 0
             node = (0, self.first, _indent(self.lines[self.first]))
@@ -658,22 +659,24 @@ class TextLines:
             found, node = step
             walks[path[:i]] = step
             if node is not None and node[2] == _FLOW:
-                if i < n:
-                    found = self._in_flow(node, path[i])
+                inside = self._in_flow(node, path[i]) if i < n else None
+                found = found if inside is None else inside
                 break
         return found
 
-    def _in_flow(self, node: _Node, token: str | int) -> int:
+    def _in_flow(self, node: _Node, token: str | int) -> int | None:
         """The line of ``token`` inside the flow collection at ``node``: an item's own line in
-        a sequence over lines (one the fast path reads), else the collection's first line
-        (everything of a one-line collection is on it)."""
+        a sequence of scalars, ``None`` for an item it does not have (the line of what holds
+        the collection, as the exact path gives), else the collection's first line (all of a
+        one-line collection is on it)."""
         if not isinstance(token, int):
             return node[1]
         bracket = node[0] - (self.doc.rfind("\n", 0, node[0]) + 1)
         found = _flow_sequence(self.lines, node[1], bracket)
-        if found is None or token >= len(found[0]):
+        if found is None:
             return node[1]
-        return found[0][token]
+        items = found[0]
+        return items[token] if token < len(items) else None
 
     def _step(self, node: _Node, token: str | int) -> _Step | Literal[False] | None:
         """(report line, the value's node: None when nothing below has a line of its own);

@@ -7,6 +7,7 @@ template name, when the document carried a ``# Source:`` comment, is in ``source
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -14,7 +15,7 @@ from airlock import __version__
 from airlock.compilecache import regex
 from airlock.findings import Finding
 from airlock.scan.loader import Document, describe_error
-from airlock.scan.result import ScanEntry, ScanResult, VerdictLike
+from airlock.scan.result import ScanEntry, ScanResult, VerdictLike, _entry_key
 
 try:  # the C function behind json's string encoding, without importing json (1.6 ms)
     from _json import encode_basestring as _string  # quotes and escapes, keeps non-ASCII
@@ -225,11 +226,21 @@ def entry_report(document: Document, verdict: VerdictLike) -> str:
     return _SEPARATOR.join([line(entry, f) for f in sorted(verdict.findings, key=_in_object_order)])
 
 
+def _encoded_in_order(entries: list[ScanEntry]) -> bool:
+    """Every entry's findings were encoded where it was judged, and the entries are in report
+    order with no two sharing a file, document and item (a file named twice: the report
+    interleaves their findings by path, so they are encoded again, together)."""
+    if not entries or any(e.report is None for e in entries):
+        return False
+    keys = [_entry_key(e) for e in entries]
+    return all(a < b for a, b in itertools.pairwise(keys))
+
+
 def _report_lines(result: ScanResult) -> tuple[int, list[str]]:
     """How many findings, and their encodings in report order: pieces (a finding's line, an
     object's lines, or all of them) to be joined by ``_SEPARATOR``, none empty."""
     entries = result.entries
-    if entries and all(e.report is not None for e in entries):  # encoded where judged
+    if _encoded_in_order(entries):  # encoded where judged, one object after another
         count = sum(len(e.verdict.findings) for e in entries)
         return count, [e.report for e in entries if e.report]
     rows = _ordered(result)
