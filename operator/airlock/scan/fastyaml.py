@@ -430,20 +430,13 @@ def _readable_flow(lines: Sequence[str], li: int, col: int) -> int | None:
         return None
     end = found[1]
     before = line[:col].rstrip(" \t")
-    closing_at_owner = False
+    keyed = before.endswith(":") and before.lstrip(" -") != ":"  # not "? key" then ": ["
     if not before:
         if not col:
             return None  # a document's root: a line inside could read as "---"
         owner = col - 1  # "[" on a line of its own, below its key or dash
-    elif before.endswith(":") and before.lstrip(" -") != ":":  # not "? key" then ": ["
-        owner = _indent(line)
-        while _is_item(line, owner):  # "- - key: [": the key is past the dashes
-            owner += 1
-            while owner < len(line) and line[owner] in " \t":
-                owner += 1
-        closing_at_owner = True
-    elif before.endswith("-") and _is_item(line, len(before) - 1):
-        owner = len(before) - 1
+    elif keyed or (before.endswith("-") and _is_item(line, len(before) - 1)):
+        owner = _block_parent(line, _indent(line), col)  # the key's column, or the dash's
     else:
         return None
     for k in range(li + 1, end + 1):
@@ -451,9 +444,7 @@ def _readable_flow(lines: Sequence[str], li: int, col: int) -> int | None:
         if not text.strip():
             continue
         ind = _indent(text)
-        if ind <= owner and not (
-            closing_at_owner and k == end and ind == owner and text.strip() == "]"
-        ):
+        if ind <= owner and not (keyed and k == end and ind == owner and text.strip() == "]"):
             return None
     return end
 

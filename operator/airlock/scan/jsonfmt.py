@@ -82,12 +82,9 @@ def _ordered(result: ScanResult) -> list[tuple[_Key, ScanEntry, Finding]]:
     sorted once by a precomputed key."""
     rows: list[tuple[_Key, ScanEntry, Finding]] = []
     for entry in result.entries:
-        doc = entry.document
-        item = -1 if doc.item is None else doc.item
-        for f in entry.verdict.findings:
-            rows.append(
-                ((doc.file, doc.index, item, f.path, f.rule, f.exempted_by or ""), entry, f)
-            )
+        at = _entry_key(entry)  # the order of objects, then of findings within one (the same
+        for f in entry.verdict.findings:  # two keys order the lines encoded where judged)
+            rows.append(((*at, *_in_object_order(f)), entry, f))
     rows.sort(key=_first)
     return rows
 

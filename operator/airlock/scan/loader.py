@@ -272,9 +272,7 @@ class Input:
             return [], [self.error]
         if self.text is not None:
             return load_text(self.text, self.name)
-        if text is not None:
-            return load_text(text, self.name, json_first=self.name.lower().endswith(".json"))
-        return _load_file(self.name)
+        return _load_file(self.name, text)
 
     @property
     def size(self) -> int:
@@ -334,11 +332,13 @@ def _extend(result: LoadResult, loaded: tuple[list[Document], list[InputError]])
     result.errors.extend(loaded[1])
 
 
-def _load_file(path: str) -> tuple[list[Document], list[InputError]]:
-    try:
-        text = read_text(path)
-    except InputError as exc:
-        return [], [exc]
+def _load_file(path: str, text: str | None = None) -> tuple[list[Document], list[InputError]]:
+    """The file at ``path`` parsed (``text``: what was read of it a moment ago)."""
+    if text is None:
+        try:
+            text = read_text(path)
+        except InputError as exc:
+            return [], [exc]
     return load_text(text, path, json_first=path.lower().endswith(".json"))
 
 

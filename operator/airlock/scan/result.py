@@ -124,16 +124,19 @@ class ScanResult:
 
     @property
     def failing_objects(self) -> int:
-        failing = self._failing_actions()
-        return sum(
-            1
-            for e in self.entries
-            if any(f.exempted_by is None and f.action in failing for f in e.verdict.findings)
-        )
+        fails = self._failing()
+        return sum(1 for e in self.entries if fails(e))
 
-    def _failing_actions(self) -> frozenset[Action]:
-        """The actions at or above ``fail_on`` (what :meth:`fails` compares, for every finding)."""
-        return frozenset(a for a in Action if a.rank >= self.fail_on.rank)
+    def _failing(self) -> Callable[[ScanEntry], bool]:
+        """Whether an entry has a finding that :meth:`fails`, the failing actions found once."""
+        failing = frozenset(a for a in Action if a.rank >= self.fail_on.rank)
+
+        def fails(entry: ScanEntry) -> bool:
+            return any(
+                f.exempted_by is None and f.action in failing for f in entry.verdict.findings
+            )
+
+        return fails
 
     @property
     def excluded(self) -> int:
@@ -144,14 +147,7 @@ class ScanResult:
         """0 clean, 1 a finding at or above ``fail_on``, 2 some input was unusable."""
         if self.errors:
             return 2
-        failing = self._failing_actions()
-        return int(
-            any(
-                f.exempted_by is None and f.action in failing
-                for e in self.entries
-                for f in e.verdict.findings
-            )
-        )
+        return int(any(map(self._failing(), self.entries)))
 
 
 def _finding_key(f: Finding) -> tuple[str, str]:
