@@ -15,34 +15,47 @@ type and where it was raised but never its message, which could quote manifest c
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
-import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn, TextIO
+import gc
 
-from airlock import __version__, compilecache
-from airlock.detectors import FingerprintKey
-from airlock.engine import evaluate
-from airlock.errors import AirlockError, InputError
-from airlock.findings import Action
-from airlock.records import record
-from airlock.rules import RULE_INFO, explain
-from airlock.scan import (
-    describe_error,
-    entry_report,
-    format_explain,
-    format_json,
-    format_rule_list,
-    format_summary,
-    format_text,
-    list_inputs,
-    load_policy_file,
-    paused_gc,
-    scan_inputs,
-)
-from airlock.scan.parallel import default_jobs
+# What the imports below build (some 10,000 objects the collector tracks: modules, classes,
+# functions, tables) lives as long as the process. Cyclic collections while it is built would
+# only walk it again, and so would every later one: it is built with the collector paused,
+# then set aside (gc.freeze), which saves a few milliseconds of every command's start-up.
+_COLLECTING = gc.isenabled()
+gc.disable()
+try:
+    import argparse
+    import contextlib
+    import os
+    import sys
+    from collections.abc import Callable, Sequence
+    from typing import NoReturn, TextIO
+
+    from airlock import __version__, compilecache
+    from airlock.detectors import FingerprintKey
+    from airlock.engine import evaluate
+    from airlock.errors import AirlockError, InputError
+    from airlock.findings import Action
+    from airlock.records import record
+    from airlock.rules import RULE_INFO, explain
+    from airlock.scan import (
+        describe_error,
+        entry_report,
+        format_explain,
+        format_json,
+        format_rule_list,
+        format_summary,
+        format_text,
+        list_inputs,
+        load_policy_file,
+        paused_gc,
+        scan_inputs,
+    )
+    from airlock.scan.parallel import default_jobs
+finally:
+    gc.freeze()
+    if _COLLECTING:
+        gc.enable()
 
 __all__ = ["COMMANDS", "Command", "build_parser", "console", "main"]
 

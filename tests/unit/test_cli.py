@@ -870,3 +870,18 @@ def test_half_a_surrogate_pair_in_json_input_is_reported_as_the_api_server_reads
         names = {f["name"] for f in json.loads(out)["findings"]}
         assert names == {"x\ufffdy"}
         assert {f["namespace"] for f in json.loads(out)["findings"]} == {"d\ufffd"}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_importing_the_cli_leaves_the_collector_as_it_found_it(enabled: bool) -> None:
+    # the import pauses the cyclic collector and sets what it built aside (gc.freeze): a
+    # process that collects must go on collecting, one that does not must not start
+    code = (
+        "import gc\n"
+        f"gc.enable() if {enabled} else gc.disable()\n"
+        "import airlock.cli\n"
+        f"assert gc.isenabled() is {enabled}, gc.isenabled()\n"
+        "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -658,3 +658,56 @@ def test_node_properties_are_found_where_a_node_starts(text: str) -> None:
 
     defined = bool(_PROPERTY_HEAD_DEFINED.match(text) or _NODE_PROPERTY_DEFINED.search(text))
     assert _node_property(text) is defined
+
+
+# The lines that hold a bracket and the lines that start a document are found by searching the
+# whole text; each must be what a walk over str.splitlines' lines finds, whatever the breaks.
+_LINE_PIECES = st.lists(
+    st.sampled_from(
+        [
+            "a: [1, 2]",
+            "b: {c: d}",
+            "---",
+            "--- ",
+            "--- # c",
+            "---x",
+            "- [",
+            "]",
+            "{",
+            "k: v",
+            "",
+            " ---",
+            "x: '[not'",
+            "...",
+            "#{",
+            "a[0]",
+        ]
+    ),
+    max_size=12,
+)
+
+
+@given(
+    pieces=_LINE_PIECES,
+    brk=st.sampled_from(["\n", "\r\n", "\n\x0c", "\x0b\n", "\n\x1e"]),
+    end=st.sampled_from(["", "\n", "\r\n"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_lines_found_in_the_text_are_the_lines_a_walk_finds(
+    pieces: list[str], brk: str, end: str
+) -> None:
+    text = brk.join(pieces) + end
+    lines = text.splitlines()
+    assert list(fastyaml._bracket_lines(lines, text)) == [
+        line for line in lines if "[" in line or "{" in line
+    ]
+    assert fastyaml._marker_lines(lines, text) == [
+        i for i, line in enumerate(lines) if line.startswith("---") and fastyaml._MARKER.match(line)
+    ]
+
+
+def test_a_document_marker_on_the_first_and_the_last_line_is_found() -> None:
+    text = "---\na: 1\n--- # two\nb: 2\n---"
+    assert fastyaml._marker_lines(text.splitlines(), text) == [0, 2, 4]
+    crlf = text.replace("\n", "\r\n")
+    assert fastyaml._marker_lines(crlf.splitlines(), crlf) == [0, 2, 4]

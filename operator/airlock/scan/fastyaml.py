@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
 from ryaml._ryaml import InvalidYamlError, loads_all
@@ -283,6 +283,10 @@ def _restore(node: Any, values: dict[str, Any]) -> int:
 _MARKER = regex(r"^(?:---|\.\.\.)(?:[ \t]|$)")
 _END_MARKER = regex(r"\n\.\.\.(?:[ \t\r\n]|$)")  # "..." ends a document
 _CONTENT = regex(r"[ \t]*(?:#|$)")  # a line with no content: blank or comment
+# A "---" line as _MARKER reads the lines of str.splitlines, in the whole text ("\r" of a
+# "\r\n": a lone "\r" never gets this far), and the line breaks other than "\n" (and "\r\n")
+# that str.splitlines knows; NEL, LS and PS never get this far either (_odd_breaks)
+_DOCUMENT_START = regex(r"\n---(?:[ \t\r]|$)", re.MULTILINE)  # the newline before it
 _KEY = regex(
     r"""(?:"(?P<d>(?:[^"\\]|\\.)*)"|'(?P<s>(?:[^']|'')*)'
           |(?P<p>[^\s#'"{}\[\],&*!|>%@`](?:[^#]|(?<![ \t])\#)*?))  # "#" after a blank: a comment
@@ -302,12 +306,13 @@ _COMMENT = regex(r"(?:^|[ \t])#.*")
 _BLOCK_HEADER = regex(r"(?:^|[ \t])[|>][1-9+-]{0,2}[ \t]*(?:#.*)?$")
 
 
-def _multiline_flow(lines: Sequence[str]) -> bool:
-    """``lines`` may hold a flow collection over several lines (a line break between its items,
-    or inside one of its scalars). Doubt counts as yes: the exact path is always right."""
+def _multiline_flow(lines: Sequence[str], text: str) -> bool:
+    """``lines`` (``text`` split) may hold a flow collection over several lines (a line break
+    between its items, or inside one of its scalars). Doubt counts as yes: the exact path is
+    always right."""
     # the common case: no line with a bracket opens a flow it leaves open (comments and block
     # scalars included here; only a yes is worth the walk that tells them apart)
-    if not any(_opens_flow(line) for line in lines if "[" in line or "{" in line):
+    if not any(_opens_flow(line) for line in _bracket_lines(lines, text)):
         return False
     parent = -1  # inside a block scalar: its text is indented deeper than this column
     after = -1  # the closing line of a flow sequence the fast path reads
@@ -335,6 +340,34 @@ def _multiline_flow(lines: Sequence[str]) -> bool:
         if header is not None and _COMMENT.search(body, 0, header.start() + 1) is None:
             parent = _block_parent(line, ind, ind + header.start())
     return False
+
+
+def _bracket_lines(lines: Sequence[str], text: str) -> Iterator[str]:
+    """The lines with a ``[`` or ``{``: found by searching ``text`` for brackets (not a test of
+    every line) unless it breaks lines where ``str.splitlines`` does and a search for newlines
+    does not."""
+    if _other_breaks(text):
+        yield from (line for line in lines if "[" in line or "{" in line)
+        return
+    find = text.find
+    square, curly = find("["), find("{")
+    while square >= 0 or curly >= 0:
+        at = curly if square < 0 or 0 <= curly < square else square
+        start = text.rfind("\n", 0, at) + 1
+        end = find("\n", at)
+        if end < 0:
+            end = len(text)
+        yield text[start : end - 1 if text.startswith("\r", end - 1) else end]
+        if square >= 0 and square < end:
+            square = find("[", end)
+        if curly >= 0 and curly < end:
+            curly = find("{", end)
+
+
+def _other_breaks(text: str) -> bool:
+    """``text`` has line breaks ``str.splitlines`` knows besides "\\n", "\\r\\n" and those
+    :func:`_odd_breaks` refuses (a search for newlines would not split lines there)."""
+    return "\x0b" in text or "\x0c" in text or "\x1c" in text or "\x1d" in text or "\x1e" in text
 
 
 def _opens_flow(line: str) -> bool:
@@ -557,7 +590,7 @@ def _find_key(doc: str, col: int, name: str, start: int, stop: int) -> tuple[int
     expression per key would be compiled for every new field name a report asks about."""
     best: tuple[int, int] | None = None
     for spelled in _key_spellings(col, name):
-        at = doc.find(spelled, start, stop)
+        at = doc.find(spelled, start, stop if best is None else best[0])
         while at >= 0 and (best is None or at < best[0]):
             i = at + len(spelled)
             while i < stop and doc[i] in " \t":
@@ -710,21 +743,26 @@ class TextLines:
     def _key(self, node: _Node, name: str) -> _Step | Literal[False] | None:
         off, line, col = node
         text = self.lines[line]
-        m = _KEY.match(text, col)
-        if m is not None and _key_text(m) == name:
-            return line, self._value(off, line, m.end(), col, compact=True)
+        # the node's own line: a key there is the name itself or quoted (the regular
+        # expression only when it may be)
+        if text.startswith(name, col) or text.startswith(("'", '"'), col):
+            m = _KEY.match(text, col)
+            if m is not None and _key_text(m) == name:
+                return line, self._value(off, line, m.end(), col, compact=True)
         doc = self.doc
         start = off + len(text)  # the newline ending the node's first line
-        if doc.find(name, start) < 0 and not _ESCAPED.intersection(name):
-            # nowhere below (most lookups that miss: a field the object lacks); False when not
-            # on the node's own line either (no longer key begins with it: no need to join)
-            return None if name in text else False
-        stop = len(doc)
-        if col:
-            end = _block_end(col).search(doc, start)
-            stop = end.start() if end is not None else stop
-        found = _find_key(doc, col, name, start, stop)
-        if found is None:
+        if not _ESCAPED.intersection(name):  # then every spelling of the key holds the name
+            first = doc.find(name, start)
+            if first < 0:
+                # nowhere below (most lookups that miss: a field the object lacks); False when
+                # not on the node's own line either (no longer key begins with it: no need to
+                # join)
+                return None if name in text else False
+            start = max(start, first - col - 2)  # a newline, the indent, a quote, the name
+        found = _find_key(doc, col, name, start, len(doc))
+        # the first such key below, if it is inside the node's block (no less indented line
+        # before it): the search for the block's end stops at the key
+        if found is None or (col and _block_end(col).search(doc, off + len(text), found[0] + 1)):
             return None
         k_off = found[0] + 1
         k_line = line + doc.count("\n", off, k_off)
@@ -761,17 +799,32 @@ def _key_text(m: re.Match[str]) -> str:
     return p.rstrip()
 
 
-def _documents(lines: Sequence[str]) -> list[tuple[int, int, int]] | None:
+def _marker_lines(lines: Sequence[str], text: str) -> list[int]:
+    """Indices of the lines of ``lines`` (``text`` split) that start with a ``---`` marker:
+    found by searching ``text`` (not a test of every line) unless it breaks lines where
+    ``str.splitlines`` does and a search for newlines does not."""
+    if _other_breaks(text):
+        return [i for i, line in enumerate(lines) if line.startswith("---") and _MARKER.match(line)]
+    found = [0] if _DOCUMENT_START.match("\n" + text[:4]) else []
+    line = at = 0
+    for m in _DOCUMENT_START.finditer(text):
+        line += text.count("\n", at, m.start())
+        at = m.start()
+        found.append(line + 1)
+    return found
+
+
+def _documents(lines: Sequence[str], whole: str) -> list[tuple[int, int, int]] | None:
     """(marker line, first content line or -1, end) of each document, as PyYAML counts them;
     ``None`` when a marker line carries content (``--- {a: 1}``), left to the exact path."""
     docs: list[tuple[int, int, int]] = []
     start, marker = 0, -1
-    for i, text in enumerate(lines):
-        if text.startswith("---") and _MARKER.match(text):
-            if text[3:].strip() and not text[3:].lstrip().startswith("#"):
-                return None
-            docs.append((marker, start, i))
-            start, marker = i + 1, i
+    for i in _marker_lines(lines, whole):
+        text = lines[i]
+        if text[3:].strip() and not text[3:].lstrip().startswith("#"):
+            return None
+        docs.append((marker, start, i))
+        start, marker = i + 1, i
     docs.append((marker, start, len(lines)))
     out = []
     for n, (mark, begin, end) in enumerate(docs):
@@ -804,9 +857,9 @@ def load_documents(text: str) -> list[tuple[Any, int, int, TextLines | None]] | 
     if spots is None:
         return None
     lines = text.splitlines()
-    if _multiline_flow(lines):
+    if _multiline_flow(lines, text):
         return None
-    docs = _documents(lines)
+    docs = _documents(lines, text)
     if docs is None:
         return None
     source, values = _stand_ins(text, spots) if spots else (text, {})
