@@ -444,3 +444,58 @@ def test_without_a_standard_output_the_scan_still_forks(monkeypatch: pytest.Monk
     out = map_shares(lambda i: i * 2, [parallel.MIN_PARALLEL_BYTES] * 4, 2)
     assert out == [0, 2, 4, 6]
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_worker_hands_back_only_what_the_caller_reads_of_its_results() -> None:
+    parent = os.getpid()
+
+    def judge(i: int, _r: object) -> tuple[int, int]:
+        if os.getpid() == parent:
+            time.sleep(0.05)  # the workers draw some
+        return i, os.getpid()
+
+    out = map_staged(
+        lambda i: i, judge, [parallel.MIN_PARALLEL_BYTES] * 6, 3, hand=lambda r: (r[0], -1)
+    )
+    assert [i for i, _who in out] == list(range(6))
+    # what workers judged comes back as ``hand`` made it; what this process judged as it was
+    whos = {who for _i, who in out}
+    assert -1 in whos
+    assert whos <= {parent, -1}
+    serial = map_staged(lambda i: i, judge, [1] * 3, 1, hand=lambda r: (r[0], -1))
+    assert serial == [(i, parent) for i in range(3)]
+
+
+def _slow_here(parent: int) -> Any:
+    def judged(obj: Any, ctx: Any) -> Any:
+        if os.getpid() == parent:
+            time.sleep(0.05)  # the workers judge some of the files
+        return evaluate(obj, ctx)
+
+    return judged
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_workers_hand_back_what_the_report_reads_unless_a_file_is_named_twice(
+    twice: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSON report encoded in the workers needs of their objects only the lines, the order and
+    each finding's action and exemption (the summary, the exit code): that is all they hand back.
+    A file named twice has its objects' lines encoded again, together: then they hand back all."""
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    write_tree(tmp_path)
+    files = sorted(str(p) for p in tmp_path.rglob("*.yaml"))
+    paths = files + files[:2] if twice else files
+    policy = load_policy(POLICY_ENVS)
+
+    def scan(jobs: int, judged: Any) -> Any:
+        return scan_inputs(
+            list_inputs(paths), judged, policy=policy, now=NOW, jobs=jobs, render=entry_report
+        )
+
+    forked = scan(3, _slow_here(os.getpid()))
+    serial = scan(1, evaluate)
+    assert format_json(forked) == format_json(serial)
+    stand_ins = [f for e in forked.entries for f in e.verdict.findings if not f.rule]
+    assert bool(stand_ins) is not twice
+    assert json.loads(format_json(forked))["summary"]["findings"]["exempted"]

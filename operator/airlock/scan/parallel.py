@@ -105,6 +105,7 @@ def map_staged(
     *,
     context: Callable[[bool], bytes] | None = None,
     adopt: Callable[[bytes], None] = _nothing,
+    hand: Callable[[T], T] | None = None,
 ) -> list[T]:
     """``context(...)``, then ``[judge(i, read(i)) for i in range(len(sizes))]``, computed by up
     to ``jobs`` processes (serial in the cases :func:`map_shares` names).
@@ -121,6 +122,10 @@ def map_staged(
     one pipe they all watch: whatever ``jobs`` is, this process holds one descriptor per worker
     (its results) and three more. So ``context()`` must not fork a process that outlives it (it
     would hold that pipe open), and two maps must not run at once in threads of one process.
+
+    ``hand`` is what a worker makes of each result before handing it back (what this process
+    will read of it, when that is less to pickle and rebuild); results judged here, in this
+    process, are returned as they are.
     """
     n = len(sizes)
     if not forks(sizes, jobs):
@@ -182,9 +187,9 @@ def map_staged(
                         ahead = _read_ahead(task_r, tasks, read, sizes, ready_r, share, parent)
                         adopt(_wait_for(ready_r, file))
                         for i, got in ahead.items():
-                            dump((i, judge(i, got)))
+                            dump((i, judge(i, got) if hand is None else hand(judge(i, got))))
                         ahead.clear()
-                    _drain(task_r, tasks, work, parent, dump)
+                    _drain(task_r, tasks, work if hand is None else _then(work, hand), parent, dump)
                     dump(None)  # the end: a stream without it is refused whole
                     with os.fdopen(w, "wb") as out:
                         out.write(buf.getbuffer())
@@ -230,6 +235,10 @@ def map_staged(
         if i not in results:  # a worker took it and failed or died
             results[i] = work(i)
     return [results[i] for i in range(n)]
+
+
+def _then(first: Callable[[int], T], then: Callable[[T], T]) -> Callable[[int], T]:
+    return lambda i: then(first(i))
 
 
 def _exited_cleanly(pid: int) -> bool:

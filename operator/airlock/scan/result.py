@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.compilecache import regex
 from airlock.engine import credential_configmaps
 from airlock.errors import InputError, PolicyError
-from airlock.findings import Action, Finding
+from airlock.findings import Action, Finding, Severity
 from airlock.rbac import Binding, RolePowers, is_rbac, read_binding, role_powers
 from airlock.records import field, record, replace
 from airlock.scan.loader import (
@@ -413,11 +414,63 @@ def scan_inputs(
         def load(i: int) -> tuple[list[Document], list[InputError]]:
             return inputs[i].load(kept.pop(i, None))
 
-        for entries, errors in map_staged(load, judge, sizes, jobs, context=context, adopt=adopt):
+        # A report encoded where each object is judged is used as it is unless a file is named
+        # twice (its objects' lines are then interleaved, encoded again): then a worker hands
+        # back only what the report and the summary read of its objects, not every finding to
+        # be pickled and built again here
+        names = {s.name for s in inputs}
+        hand = _as_reported if render is not None and len(names) == len(inputs) else None
+        for entries, errors in map_staged(
+            load, judge, sizes, jobs, context=context, adopt=adopt, hand=hand
+        ):
             result.errors.extend(errors)
             result.entries.extend(entries)
         result.entries.sort(key=_entry_key)
         return result
+
+
+def _as_reported(
+    judged: tuple[list[ScanEntry], list[InputError]],
+) -> tuple[list[ScanEntry], list[InputError]]:
+    """A file's entries as the report reads them once each object's lines are encoded: the
+    lines, the object's place (file, document, item, source), whether it was excluded and, of
+    each finding, its action and exemption (what the summary and the exit code count): one
+    stand-in finding for all that share the two, so a worker pickles each stand-in once."""
+    entries, errors = judged
+    return [_reported(e) for e in entries], errors
+
+
+def _reported(entry: ScanEntry) -> ScanEntry:
+    doc, verdict = entry.document, entry.verdict
+    stub = Document(doc.file, doc.index, {}, doc.line, doc.item, doc.source)
+    counted = tuple(_stand_in(f.action, f.exempted_by) for f in verdict.findings)
+    kept = _Reported(
+        verdict.kind,
+        verdict.namespace,
+        verdict.name,
+        verdict.environment,
+        verdict.excluded,
+        counted,
+    )
+    return ScanEntry(stub, kept, entry.report)
+
+
+@functools.lru_cache(maxsize=256)
+def _stand_in(action: Action, exempted_by: str | None) -> Finding:
+    return Finding("", Severity.LOW, action, "", None, "", "", "", "", exempted_by=exempted_by)
+
+
+@record(frozen=True)
+class _Reported:
+    """A verdict as :func:`_as_reported` keeps it (:class:`VerdictLike`)."""
+
+    kind: str
+    namespace: str | None
+    name: str
+    environment: str
+    excluded: bool
+    findings: tuple[Finding, ...]
+    credential_keys: frozenset[str] = frozenset()
 
 
 # a "kind:" (YAML) or "kind": (JSON) naming a kind that lends context; a false match only costs
