@@ -8,6 +8,7 @@ prefixes are written split ("hf" "_") so that secret scanners reading this file 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import random
@@ -1691,6 +1692,31 @@ def test_fingerprint_is_short_stable_and_domain_separated() -> None:
     assert fingerprint(value + "x") != fp
     # not a bare hash of the value: a lookup table of SHA-256 prefixes does not apply
     assert hashlib.sha256(value.encode()).hexdigest()[:8] != fp
+
+
+@pytest.mark.parametrize("builtin", [True, False])
+def test_fingerprints_are_sha_256_whichever_module_computes_them(
+    builtin: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interpreter's own SHA-256 (cheap to load) or OpenSSL's (hashlib): the same digest."""
+    import importlib
+
+    from airlock.detectors import _core
+
+    if not builtin:  # an interpreter without _sha256 or _sha2: hashlib's
+        real = importlib.import_module
+
+        def without(name: str, package: str | None = None) -> Any:
+            if name in ("_sha256", "_sha2"):
+                raise ImportError(name)
+            return real(name, package)
+
+        monkeypatch.setattr(importlib, "import_module", without)
+    monkeypatch.setattr(_core, "_sha256", functools.cache(_core._sha256.__wrapped__))
+    for value in ("p4ssw0rd-Zq8Kp3Lm7Xw2", "ünïcødé \udc80 lone surrogate", rnd(40)):
+        expected = hashlib.sha256(_core._FP_DOMAIN + value.encode("utf-8", "surrogatepass"))
+        assert fingerprint(value) == expected.hexdigest()[:8]
+    assert (_core._sha256() is hashlib.sha256) is not builtin
 
 
 def test_detection_is_immutable_and_slotted() -> None:
