@@ -18,6 +18,7 @@ from airlock.scan.loader import (
     iter_manifest_files,
     load_paths,
     load_text,
+    read_text,
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "scan"
@@ -87,6 +88,21 @@ def test_non_utf8_file_is_an_error_naming_it(tmp_path: Path) -> None:
     result = load_paths([str(bad)])
     assert result.documents == []
     assert messages(result.errors) == [f"{bad}: not UTF-8 text (byte 48)"]
+
+
+def test_a_byte_order_mark_is_dropped_and_counted_in_a_bad_byte_offset(tmp_path: Path) -> None:
+    marked = tmp_path / "bom.yaml"
+    marked.write_bytes(b"\xef\xbb\xbfapiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\n")
+    result = load_paths([str(marked)])
+    assert [d.obj["apiVersion"] for d in result.documents] == ["v1"]
+    assert read_text(str(marked)).startswith("apiVersion")
+    # one inside the text is text (the one at the start only is a mark)
+    inside = tmp_path / "inside.yaml"
+    inside.write_bytes(b"\xef\xbb\xbf\xef\xbb\xbfa: 1\n")
+    assert read_text(str(inside)) == "\ufeffa: 1\n"
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xef\xbb\xbfa: caf\xe9\n")
+    assert messages(load_paths([str(bad)]).errors) == [f"{bad}: not UTF-8 text (byte 9)"]
 
 
 @pytest.mark.parametrize(

@@ -101,16 +101,18 @@ def fingerprint(value: str) -> str:
     return str(digest[:8])
 
 
+# The interpreter's own SHA-256 (up to Python 3.11, and after)
+_SHA256_MODULES = ("_sha256", "_sha2")
+
+
 @functools.cache
 def _sha256() -> Callable[[bytes], Any]:
-    """SHA-256, from the interpreter's own module where it has one (``_sha256`` up to Python
-    3.11, ``_sha2`` after: 0.2 ms to load), else from :mod:`hashlib`, whose OpenSSL start-up
-    (3.5 ms) is a tenth of a small scan's; loaded on the first fingerprint, not at import."""
-    import importlib
-
-    for name in ("_sha256", "_sha2"):
+    """SHA-256, from the interpreter's own module where it has one (0.2 ms to load), else from
+    :mod:`hashlib`, whose OpenSSL start-up (3.5 ms) is a tenth of a small scan's; loaded on
+    the first fingerprint, not at import."""
+    for name in _SHA256_MODULES:
         try:
-            return importlib.import_module(name).sha256  # type: ignore[no-any-return]
+            return __import__(name).sha256  # type: ignore[no-any-return]
         except (ImportError, AttributeError):
             continue
     import hashlib

@@ -471,9 +471,12 @@ def read_text(path: str) -> str:
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or type(exc).__name__}", path) from None
     try:
-        return data.decode("utf-8-sig")
+        # UTF-8's decoder in C; "utf-8-sig" goes through a codec written in Python (and a
+        # module loaded for it): a leading byte order mark is dropped here instead
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte {exc.start})", path) from None
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def _accept(
