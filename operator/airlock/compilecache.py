@@ -30,13 +30,13 @@ policy supplies (``allowValues``, extra credential names) are compiled without i
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import marshal
 import os
 import re
 import stat
 import sys
-import zlib
 from types import CodeType
 from typing import Any, AnyStr
 
@@ -88,7 +88,7 @@ def cache_path() -> str | None:
     elif not os.path.isabs(where):  # empty (no cache), or relative (not into the scanned tree)
         return None
     tag = sys.implementation.cache_tag or sys.implementation.name
-    build = zlib.crc32(sys.version.encode()) & 0xFFFFFFFF  # builds of one version keep apart
+    build = binascii.crc32(sys.version.encode()) & 0xFFFFFFFF  # builds of one version keep apart
     return os.path.join(where, f"compiled-{tag}-{build:08x}.marshal")
 
 

@@ -16,7 +16,6 @@ import bisect
 import functools
 import itertools
 import re
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -154,7 +153,7 @@ def _base62(n: int, width: int) -> str:
 def crc32_token_ok(secret: str) -> bool:
     """GitHub and npm tokens end with a base62 CRC32 of their 30 random characters."""
     body = secret[-36:]
-    return len(body) == 36 and _base62(zlib.crc32(body[:30].encode()), 6) == body[30:]
+    return len(body) == 36 and _base62(binascii.crc32(body[:30].encode()), 6) == body[30:]
 
 
 def _b64_json(part: str) -> bool:
