@@ -38,14 +38,16 @@ _PLAIN_START = (
     r"(?=[yYnNoO0-9+\-.=<])(?:[yY]es|YES|[nN]o|NO|[oO]n|ON|[oO]ff|OFF|[-+]?0[0-9_oObBxX]"
     r"|[-+]?\.?[0-9]++(?:\.[0-9]*+)?+[eE:_]|[-+]\.[0-9]|=|<<)"
 )
+# (each with the character it opens with: a text without it is not searched, a test with `in`
+# costing a tenth of a search that finds nothing)
 _CANDIDATES = (
-    regex(r":[ \t]++" + _PLAIN_START),
-    regex(r"- ++" + _PLAIN_START),
-    regex(r"\? ++" + _PLAIN_START),
-    regex(r"\[[ \t]*+" + _PLAIN_START),
-    regex(r"\{[ \t]*+" + _PLAIN_START),
-    regex(r",[ \t]*+" + _PLAIN_START),
-    regex(r"\n[ \t]*+" + _PLAIN_START),  # a key at any column, 0 too
+    (":", regex(r":[ \t]++" + _PLAIN_START)),
+    ("-", regex(r"- ++" + _PLAIN_START)),
+    ("?", regex(r"\? ++" + _PLAIN_START)),
+    ("[", regex(r"\[[ \t]*+" + _PLAIN_START)),
+    ("{", regex(r"\{[ \t]*+" + _PLAIN_START)),
+    (",", regex(r",[ \t]*+" + _PLAIN_START)),
+    ("\n", regex(r"\n[ \t]*+" + _PLAIN_START)),  # a key at any column, 0 too
 )
 _DIVERGENT = regex(
     r"""(?P<pre>[\n:?\-\[{,])(?P<gap>[ \t]*)
@@ -109,7 +111,9 @@ def _divergent(text: str) -> list[_Spot] | None:
     if _DIVERGENT.match("\n" + text[:64]):  # a first line that is itself a bare scalar
         return None
     spots: dict[int, _Spot] = {}
-    for candidates in _CANDIDATES:
+    for opening, candidates in _CANDIDATES:
+        if opening not in text:
+            continue
         for m in candidates.finditer(text):
             d = _DIVERGENT.match(text, m.start())
             if d is None or _in_comment_line(text, d.start("token")) or _longer_string(text, d):
