@@ -954,6 +954,8 @@ def test_mysql_p_is_a_password_only_for_mysql_clients() -> None:
         (["cqlsh", "-u", "cassandra", "-p", "{s}", "cassandra-0.cassandra"], 4),
         (["cqlsh", "cassandra", "9042", "--username=app", "--password={s}"], 4),
         (["rabbitmqadmin", "-H", "mq", "-u", "admin", "-p", "{s}", "list", "queues"], 6),
+        (["cqlsh", "-u", "cassandra", "-p{s}", "cassandra-0"], 3),  # optparse: glued on too
+        (["rabbitmqadmin", "-u", "admin", "-p{s}", "list", "users"], 3),
         (["nats-server", "--user", "app", "--pass", "{s}", "--port", "4222"], 4),
         (["nats", "--server", "nats://nats:4222", "--user", "app", "--password", "{s}"], 6),
         (["etcdctl", "--endpoints", "https://etcd:2379", "--user", "root:{s}", "get", "/"], 4),
@@ -2326,6 +2328,7 @@ def test_rails_secret_key_base_is_a_secret_key() -> None:
         "rabbitmqctl add_user ml \\\n  {s}\n",
         "openssl pkcs12 -export -passout \\\n  pass:{s} -out a.p12\n",
         "cqlsh -u cassandra -p '{s}' cassandra-0 -e 'DESCRIBE KEYSPACES'",
+        "cqlsh -u cassandra -p{s} cassandra-0",
         "rabbitmqadmin --host mq --username admin --password={s} list queues",
         "exec nats-server --user app --pass {s} -js",
         'nats --user app --password "{s}" stream ls',
@@ -2358,6 +2361,15 @@ def test_client_passwords_in_scripts(template: str) -> None:
         "etcdctl --user root get / && lftp -u backup sftp://nas",  # names alone: they ask
         "nats-server --port 4222 --user app --pass $NATS_PASSWORD",
         "cqlsh -u cassandra -p 9042 cassandra-0",  # (a port is no password)
+        "cqlsh -u cassandra -p$CASSANDRA_PASSWORD cassandra-0",
+        "etcdctl user add ml-reader && etcdctl user grant-role ml-reader reader",  # it asks
+        "etcdctl role add ml:reader",  # a role, not a user
+        'mysqladmin -u root password "$MYSQL_ROOT_PASSWORD"',
+        "until mysqladmin ping -h db --silent; do sleep 1; done",
+        "mysqladmin -u root -p password",  # it asks (twice)
+        "vault write auth/approle/login role_id=$ROLE_ID secret_id=@/vault/secret-id",
+        "vault write auth/approle/login role_id=$ROLE_ID secret_id=$SECRET_ID",
+        "aws secretsmanager get-secret-value --secret-id prod/db/password",
         "helm install nats nats/nats --set auth.enabled=false -p x",  # not the nats CLI
         # vault's data read from a file or stdin, a variable, a path that is no pair
         "vault kv put secret/db password=@/run/secrets/db-password",
@@ -2504,6 +2516,11 @@ def test_key_value_pairs_given_to_a_flag_in_an_argument_list() -> None:
         (["git", "config", "--global", "user.password", "{s}"], 4, "password"),
         (["influx", "setup", "-u", "admin", "-p", "{s}", "-o", "ml", "-b", "metrics", "-f"], 5,
          "password"),
+        (["mysqladmin", "-u", "root", "-h", "db", "password", "{s}"], 6, "password"),
+        (["mysqladmin", "--user=root", "-pold", "password", "{s}", "flush-privileges"], 4,
+         "password"),
+        (["vault", "write", "auth/approle/login", "role_id=ml-training", "secret_id={s}"], 4,
+         "secret"),
     ],
 )  # fmt: skip
 def test_passwords_given_as_positional_arguments(args: list[str], at: int, kind: str) -> None:
@@ -2528,11 +2545,58 @@ def test_passwords_given_as_positional_arguments(args: list[str], at: int, kind:
         ["git", "config", "--global", "user.name", "Ada Lovelace"],
         ["npm", "config", "set", "registry", "https://npm.corp.example"],
         ["git", "config", "--global", "credential.helper", "store"],
+        ["etcdctl", "user", "add", "ml-reader"],  # prompts
+        ["etcdctl", "--endpoints", "https://etcd:2379", "role", "add", "ml:reader"],
+        ["mysqladmin", "-u", "root", "-h", "db", "status"],
+        ["mysqladmin", "-u", "root", "-p", "password"],  # prompts
+        ["vault", "write", "secret/ml", "secret_id=ml-training"],  # not an AppRole's login
     ],
 )
 def test_positional_arguments_that_are_no_password(args: list[str]) -> None:
     assert D.check_args(args) == []
     assert D.check_text("init.sh", " ".join(args)) == []
+
+
+def test_etcdctl_user_add_takes_a_name_and_a_password_in_one_argument() -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    args = ["etcdctl", "--endpoints", "https://etcd:2379", "user", "add", f"ml-writer:{secret}"]
+    assert [(i, d.kind, d.fingerprint) for i, d in D.check_args(args)] == [
+        (5, "password", fingerprint(secret))
+    ]
+    script = f"ETCDCTL_API=3 etcdctl user add ml-writer:{secret} && etcdctl user list"
+    found = D.check_text("init.sh", script)
+    assert [(d.kind, d.fingerprint) for d in found] == [("password", fingerprint(secret))]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "kind"),
+    [
+        ("ETCDCTL_USER", "root:{s}", "credential"),  # etcdctl's NAME:PASSWORD
+        ("VAULT_SECRET_ID", "{u}", "secret"),  # an AppRole's SecretID
+        ("APPROLE_SECRET_ID", "{u}", "secret"),
+    ],
+)
+def test_names_that_hold_a_login(name: str, value: str, kind: str) -> None:
+    secret = "Zq9rT4vX" + rnd(12)
+    uuid = "6a174c20-f6de-a53c-74d2-" + rnd(12).lower()
+    det = D.check_env(name, value.format(s=secret, u=uuid))
+    assert det is not None
+    assert det.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ETCDCTL_USER", "root"),  # a name alone: etcdctl asks
+        ("ETCDCTL_USER", "root:changeme"),  # a placeholder
+        ("VAULT_SECRET_ID", "$(cat /vault/secret-id)"),
+        ("SECRET_ID", "prod/db/password"),  # AWS Secrets Manager's: the secret's name
+        ("AWS_SECRET_ID", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"),
+        ("VAULT_ROLE_ID", "db02de05-fa39-4855-059b-67221c5c2f63"),  # the public half
+    ],
+)
+def test_names_near_a_login_that_hold_none(name: str, value: str) -> None:
+    assert D.check_env(name, value) is None
 
 
 def test_a_positional_password_on_a_continued_line() -> None:

@@ -435,11 +435,11 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
         _run(r"mongo(?:sh|dump|restore|export|import|stat|top|files)?(?:\.exe)?"),
         _Lazy(rf"[ \t]-p{_GAP}{_FLAG_VALUE}"),
     ),
-    # Cassandra's cqlsh and RabbitMQ's rabbitmqadmin: -p or --password
+    # Cassandra's cqlsh and RabbitMQ's rabbitmqadmin: -p (apart or glued on) or --password
     (
         ("cqlsh", "rabbitmqadmin"),
         _run(r"(?:cqlsh|rabbitmqadmin)"),
-        _Lazy(rf"[ \t](?:-p|--password)(?:{_GAP}|=){_FLAG_VALUE}"),
+        _Lazy(rf"[ \t](?:-p(?:{_GAP})?|--password(?:{_GAP}|=)){_FLAG_VALUE}"),
     ),
     # NATS: the server's --pass, the nats CLI's --password (not a nats:// URL)
     (
@@ -502,7 +502,7 @@ _CLIENTS = {
     "influx": _Client(("-p",), command=(("setup",),)),
     **dict.fromkeys(_LDAP_CLIENTS, _Client(("-w",), "-w")),
     **dict.fromkeys(_MONGO_CLIENTS, _Client(("-p",))),
-    **dict.fromkeys(("cqlsh", "rabbitmqadmin"), _Client(("-p", "--password"))),
+    **dict.fromkeys(("cqlsh", "rabbitmqadmin"), _Client(("-p", "--password"), "-p")),
     "nats-server": _Client(("--pass",)),
     "nats": _Client(("--password",)),
     "etcdctl": _Client(("--user",), separator=":"),
@@ -1792,6 +1792,7 @@ class DetectorSet:
             or " set " in low
             or "vault" in low
             or "user add" in low
+            or "mysqladmin" in low
         ):
             self._scan_positional(text, found, depth)
         if "pass:" in text:
@@ -1858,10 +1859,11 @@ class DetectorSet:
 # Programs given a password as a positional argument, after their subcommand: MinIO's client
 # (mc alias set NAME URL ACCESS_KEY SECRET_KEY; the older mc config host add; mc admin user add
 # ALIAS USER SECRET_KEY), vault's data (write|kv put|kv patch PATH key=value), htpasswd in batch
-# mode (-b: [FILE] USER PASSWORD; -n: no file), and configuration setters (aws configure set
-# KEY VALUE, npm|yarn|pnpm config set KEY VALUE or KEY=VALUE, git config [options] KEY VALUE:
-# a value only when the key is credential-named). Options with a value of their own are
-# skipped with it (htpasswd -C 10, aws --profile p, git --file f).
+# mode (-b: [FILE] USER PASSWORD; -n: no file), etcd's etcdctl user add NAME:PASSWORD (a name
+# alone prompts), mysqladmin's password NEW (and old-password NEW), and configuration setters
+# (aws configure set KEY VALUE, npm|yarn|pnpm config set KEY VALUE or KEY=VALUE, git config
+# [options] KEY VALUE: a value only when the key is credential-named). Options with a value of
+# their own are skipped with it (htpasswd -C 10, aws --profile p, git --file f).
 _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "mc": (("alias", "set"), ("config", "host", "add"), ("admin", "user", "add")),
     "mcli": (("alias", "set"), ("config", "host", "add"), ("admin", "user", "add")),
@@ -1872,6 +1874,8 @@ _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "pnpm": (("config", "set"), ("set",)),
     "git": (("config", "set"), ("config",)),  # git 2.46's git config set too
     "vault": (("operator", "unseal"), ("write",), ("kv", "put"), ("kv", "patch")),
+    "etcdctl": (("user", "add"),),
+    "mysqladmin": (("password",), ("old-password",)),
 }
 # each program's options that take a value (skipped with it; vault's -f forces, git's -f names a
 # file); htpasswd's -C and -r may also end a cluster of its flags (-nbBC 10)
@@ -1890,9 +1894,19 @@ _OPTION_VALUES: dict[str, frozenset[str]] = {
         "-address", "-namespace", "-ca-cert", "-ca-path", "-client-cert", "-client-key",
         "-tls-server-name",
     }),
+    "etcdctl": frozenset({
+        "--endpoints", "--user", "--password", "--cacert", "--cert", "--key", "--dial-timeout",
+        "--command-timeout", "--keepalive-time", "--keepalive-timeout", "--discovery-srv",
+        "-w", "--write-out",
+    }),
+    "mysqladmin": frozenset({
+        "-u", "--user", "-h", "--host", "-P", "--port", "-S", "--socket", "-c", "--count",
+        "-i", "--sleep", "-w", "--wait", "--protocol", "--defaults-file",
+    }),
 }  # fmt: skip
 _POSITIONAL_START = _Lazy(
-    _AT_COMMAND + r"(?P<program>mcli|mc|htpasswd|aws|npm|yarn|pnpm|git|vault)(?=[ \t])"
+    _AT_COMMAND
+    + r"(?P<program>mcli|mc|htpasswd|aws|npm|yarn|pnpm|git|vault|etcdctl|mysqladmin)(?=[ \t])"
 )
 # a part of a shell word: a template ({{ … }}), quoted, or bare up to a blank, an operator, a
 # quote or a line continued with "\\"
@@ -1946,7 +1960,13 @@ def _positional_passwords(
             key = len(after) == 1 and _UNSEAL_SHARE.fullmatch(args[after[0]]) is not None
             return [(after[0], "unseal_key", 0)] if key else []
         if program == "vault":  # vault write|kv put|kv patch PATH key=value …
-            return _vault_pairs(args, after[1:], named)
+            approle = bool(after) and "approle" in args[after[0]].lower()
+            return _vault_pairs(args, after[1:], named, approle=approle)
+        if program == "etcdctl":  # etcdctl user add NAME[:PASSWORD]
+            colon = args[after[0]].find(":") if len(after) == 1 else -1
+            return [(after[0], "password", colon + 1)] if colon > 0 else []
+        if program == "mysqladmin":  # mysqladmin password NEW [more commands]
+            return [(after[0], "password", 0)] if after else []
         if program == "htpasswd":
             if "b" not in flags:
                 return []  # it prompts
@@ -1959,18 +1979,28 @@ def _positional_passwords(
 
 
 def _vault_pairs(
-    args: Sequence[str], pairs: list[int], named: Callable[[str], NameClass | None]
+    args: Sequence[str],
+    pairs: list[int],
+    named: Callable[[str], NameClass | None],
+    *,
+    approle: bool = False,
 ) -> list[tuple[int, str, int]]:
-    """The credential-named ``key=value`` pairs among ``args[pairs]`` (vault write's data); a
-    value read from a file (``key=@file``) or from stdin (``key=-``) is none."""
+    """The credential-named ``key=value`` pairs among ``args[pairs]`` (vault write's data; on
+    an AppRole path, ``secret_id`` too: the role's SecretID, judged as a secret); a value read
+    from a file (``key=@file``) or from stdin (``key=-``) is none."""
     found: list[tuple[int, str, int]] = []
     for j in pairs:
         m = _PAIR.match(args[j])
         if m is None:
             continue
         value = args[j][m.end() :]
-        if value not in ("", "-") and not value.startswith("@") and named(m.group("key")):
-            found.append((j, m.group("key"), m.end()))
+        if value in ("", "-") or value.startswith("@"):
+            continue
+        key = m.group("key")
+        if approle and key.lower() == "secret_id":
+            found.append((j, "approle_secret_id", m.end()))
+        elif named(key):
+            found.append((j, key, m.end()))
     return found
 
 
