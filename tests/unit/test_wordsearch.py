@@ -5,7 +5,14 @@ from __future__ import annotations
 import random
 
 import pytest
+from airlock import wordsearch
 from airlock.wordsearch import WordSearch
+
+
+@pytest.fixture(autouse=True)
+def dfa_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``dfa=True`` search builds its DFA at the first text (in use: after a megabyte)."""
+    monkeypatch.setattr(wordsearch, "DFA_AFTER", 0)
 
 
 @pytest.mark.parametrize("dfa", [False, True])
@@ -41,3 +48,22 @@ def test_the_dfa_finds_what_the_default_automaton_finds() -> None:
     for _ in range(500):
         text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 200)))
         assert sorted(dfa.find(text)) == sorted(default.find(text))
+
+
+def test_the_dfa_is_built_once_enough_text_was_searched(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wordsearch, "DFA_AFTER", 100)
+    words = WordSearch(["token", "secret"], dfa=True)
+    plain = WordSearch(["token", "secret"])
+    never = plain._automaton
+    text = "a secret token " * 4  # 60 characters a search
+    first = words._automaton
+    assert words.find(text) == plain.find(text)
+    assert words._automaton is first  # 60 searched: not yet
+    assert words.find(text) == plain.find(text)  # 120: built, and used for this search
+    built = words._automaton
+    assert built is not first
+    assert words.find(text) == plain.find(text)
+    assert words._automaton is built  # once
+    for _ in range(3):
+        plain.find(text)
+    assert plain._automaton is never  # dfa=False: never one
