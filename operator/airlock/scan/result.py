@@ -3,7 +3,8 @@
 The evaluator is passed in rather than imported: the CLI wires ``airlock.engine.evaluate`` in,
 and tests and benchmarks pass the same function, so loading, formats and summaries are tested and
 measured apart from the rules. (``airlock.scan`` sits one layer above the engine in the
-import-linter contract; nothing in it imports the engine.)
+import-linter contract: it takes the engine's verdict record and its ConfigMap helper, never
+``evaluate`` itself.)
 
 Airlock's own objects found among the scanned files are inputs, not workloads: a
 ``PolicyException`` is fed to the context (so ``airlock scan app.yaml exceptions.yaml`` sees the
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airlock.catalog import API_VERSION, OWN_KINDS
 from airlock.compilecache import regex
-from airlock.engine import credential_configmaps
+from airlock.engine import Verdict, credential_configmaps
 from airlock.errors import InputError, PolicyError
 from airlock.findings import Action, Finding, Severity
 from airlock.rbac import Binding, RolePowers, is_rbac, read_binding, role_powers
@@ -444,7 +445,7 @@ def _reported(entry: ScanEntry) -> ScanEntry:
     doc, verdict = entry.document, entry.verdict
     stub = Document(doc.file, doc.index, {}, doc.line, doc.item, doc.source)
     counted = tuple(_stand_in(f.action, f.exempted_by) for f in verdict.findings)
-    kept = _Reported(
+    kept = Verdict(
         verdict.kind,
         verdict.namespace,
         verdict.name,
@@ -458,19 +459,6 @@ def _reported(entry: ScanEntry) -> ScanEntry:
 @functools.lru_cache(maxsize=256)
 def _stand_in(action: Action, exempted_by: str | None) -> Finding:
     return Finding("", Severity.LOW, action, "", None, "", "", "", "", exempted_by=exempted_by)
-
-
-@record(frozen=True)
-class _Reported:
-    """A verdict as :func:`_as_reported` keeps it (:class:`VerdictLike`)."""
-
-    kind: str
-    namespace: str | None
-    name: str
-    environment: str
-    excluded: bool
-    findings: tuple[Finding, ...]
-    credential_keys: frozenset[str] = frozenset()
 
 
 # a "kind:" (YAML) or "kind": (JSON) naming a kind that lends context; a false match only costs
