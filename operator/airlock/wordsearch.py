@@ -45,7 +45,7 @@ class WordSearch:
     def find(self, text: str) -> list[tuple[int, int, int]]:
         """``(word index, start, end)`` of every occurrence of a word in ``text``, in order of
         their ends."""
-        if self._pending >= 0:
+        if self._pending >= 0:  # (two threads at once may each build it: the same DFA)
             self._pending -= len(text)
             if self._pending < 0 and self._safe is not None:
                 self._automaton = _automaton(self._safe, dfa=True)

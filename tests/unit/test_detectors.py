@@ -2367,6 +2367,9 @@ def test_client_passwords_in_scripts(template: str) -> None:
         'mysqladmin -u root password "$MYSQL_ROOT_PASSWORD"',
         "until mysqladmin ping -h db --silent; do sleep 1; done",
         "mysqladmin -u root -p password",  # it asks (twice)
+        # prose that names the command (a command may start after a quote)
+        'mysqladmin -uroot -p"$PW" password "$NEW" || echo "mysqladmin password failed, retrying"',
+        'log "mysqladmin password updated successfully"',
         "vault write auth/approle/login role_id=$ROLE_ID secret_id=@/vault/secret-id",
         "vault write auth/approle/login role_id=$ROLE_ID secret_id=$SECRET_ID",
         "aws secretsmanager get-secret-value --secret-id prod/db/password",
@@ -2557,6 +2560,16 @@ def test_positional_arguments_that_are_no_password(args: list[str]) -> None:
     assert D.check_text("init.sh", " ".join(args)) == []
 
 
+def test_a_short_flag_written_with_an_equals_sign_gives_what_its_long_form_gives() -> None:
+    """cqlsh -p=PW (optparse would even read "=PW"): the password its --password=PW gives, in
+    an argument list as in a script, so both carry one fingerprint."""
+    secret = "Zq9rT4vX" + rnd(12)
+    args = ["cqlsh", "-u", "cassandra", f"-p={secret}", "cassandra-0"]
+    assert [(i, d.fingerprint) for i, d in D.check_args(args)] == [(3, fingerprint(secret))]
+    found = D.check_text("init.sh", " ".join(args))
+    assert [d.fingerprint for d in found] == [fingerprint(secret)]
+
+
 def test_etcdctl_user_add_takes_a_name_and_a_password_in_one_argument() -> None:
     secret = "Zq9rT4vX" + rnd(12)
     args = ["etcdctl", "--endpoints", "https://etcd:2379", "user", "add", f"ml-writer:{secret}"]
@@ -2572,8 +2585,9 @@ def test_etcdctl_user_add_takes_a_name_and_a_password_in_one_argument() -> None:
     ("name", "value", "kind"),
     [
         ("ETCDCTL_USER", "root:{s}", "credential"),  # etcdctl's NAME:PASSWORD
-        ("VAULT_SECRET_ID", "{u}", "secret"),  # an AppRole's SecretID
+        ("VAULT_SECRET_ID", "{u}", "secret"),  # an AppRole's SecretID (Vault prints a UUID)
         ("APPROLE_SECRET_ID", "{u}", "secret"),
+        ("VAULT_SECRET_ID", "{s}", "secret"),
     ],
 )
 def test_names_that_hold_a_login(name: str, value: str, kind: str) -> None:
@@ -2593,6 +2607,13 @@ def test_names_that_hold_a_login(name: str, value: str, kind: str) -> None:
         ("SECRET_ID", "prod/db/password"),  # AWS Secrets Manager's: the secret's name
         ("AWS_SECRET_ID", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"),
         ("VAULT_ROLE_ID", "db02de05-fa39-4855-059b-67221c5c2f63"),  # the public half
+        # a secret's name or path under a Vault-ish name (Azure Key Vault's, a KV path)
+        ("KEY_VAULT_SECRET_ID", "sql-admin-pw"),
+        ("AZURE_KEY_VAULT_SECRET_ID", "storage-conn"),
+        ("VAULT_KV_SECRET_ID", "prod-db"),
+        ("VAULT_SECRET_ID", "kv/data/payments/stripe"),
+        ("VAULT_SECRET_ID", "payments"),
+        ("VAULT_SECRET_ID", "00000000-0000-0000-0000-000000000000"),
     ],
 )
 def test_names_near_a_login_that_hold_none(name: str, value: str) -> None:

@@ -229,6 +229,9 @@ def _identifier_named(i: int) -> tuple[str, ...]:
 
 # Kinds of credential a person may choose (a passphrase of words is one); the others are issued.
 _CHOSEN_KINDS = frozenset({"password", "secret", "credential"})
+# a UUID of any version: how Vault prints an AppRole's SecretID (random bytes, no version bits),
+# the one weak "secret" name (a name or a path under it is a secret's name)
+_UUID = regex(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 _WS = regex(r"\s")
 _ENV_ASSIGN = regex(r"^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)
@@ -439,7 +442,7 @@ _CLIENT_PASSWORDS: tuple[tuple[tuple[str, ...], _Lazy, _Lazy], ...] = (
     (
         ("cqlsh", "rabbitmqadmin"),
         _run(r"(?:cqlsh|rabbitmqadmin)"),
-        _Lazy(rf"[ \t](?:-p(?:{_GAP})?|--password(?:{_GAP}|=)){_FLAG_VALUE}"),
+        _Lazy(rf"[ \t](?:-p(?:{_GAP}|=)?|--password(?:{_GAP}|=)){_FLAG_VALUE}"),
     ),
     # NATS: the server's --pass, the nats CLI's --password (not a nats:// URL)
     (
@@ -1208,7 +1211,8 @@ class DetectorSet:
             return None
         if not cls.strong:
             pair = _weak_auth_value(v) if cls.kind == "credential" else None
-            if pair is False or (pair is None and not looks_random(v)):
+            issued = looks_random(v) or (cls.kind == "secret" and _UUID.fullmatch(v) is not None)
+            if pair is False or (pair is None and not issued):
                 return None
         elif cls.kind != "password" and _WS.search(v) is not None:
             return None  # tokens and keys have no spaces; a password may
@@ -1879,6 +1883,13 @@ _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 # each program's options that take a value (skipped with it; vault's -f forces, git's -f names a
 # file); htpasswd's -C and -r may also end a cluster of its flags (-nbBC 10)
+# what mysqladmin may be asked to do after its password command (anything else is prose)
+_MYSQLADMIN_COMMANDS = frozenset({
+    "create", "debug", "drop", "extended-status", "flush-hosts", "flush-logs",
+    "flush-privileges", "flush-status", "flush-tables", "flush-threads", "kill", "ping",
+    "processlist", "reload", "refresh", "shutdown", "start-replica", "start-slave", "status",
+    "stop-replica", "stop-slave", "variables", "version",
+})  # fmt: skip
 _MC_OPTIONS = frozenset({"--api", "--path", "--config-dir"})
 _NPM_OPTIONS = frozenset({"--location", "-L", "--userconfig", "--registry", "--globalconfig"})
 _OPTION_VALUES: dict[str, frozenset[str]] = {
@@ -1965,8 +1976,11 @@ def _positional_passwords(
         if program == "etcdctl":  # etcdctl user add NAME[:PASSWORD]
             colon = args[after[0]].find(":") if len(after) == 1 else -1
             return [(after[0], "password", colon + 1)] if colon > 0 else []
-        if program == "mysqladmin":  # mysqladmin password NEW [more commands]
-            return [(after[0], "password", 0)] if after else []
+        if program == "mysqladmin":  # mysqladmin password NEW [more of its commands]
+            more = [args[j].lower() for j in after[1:]]
+            if not after or not _MYSQLADMIN_COMMANDS.issuperset(more):
+                return []  # prose ("mysqladmin password failed, retrying") or a prompt
+            return [(after[0], "password", 0)]
         if program == "htpasswd":
             if "b" not in flags:
                 return []  # it prompts
@@ -2097,6 +2111,8 @@ def _client_password(client: _Client, args: tuple[str, ...], i: int) -> tuple[in
         value = args[at]
     elif client.glued and arg.startswith(client.glued) and len(arg) > len(client.glued):
         value = arg[len(client.glued) :]
+        if value.startswith("=") and any(f.startswith("--") for f in client.flags):
+            value = value[1:]  # -p=PW read as its --password=PW (as in a script)
     else:
         long = next((f for f in client.flags if f[1] == "-" and arg.startswith(f + "=")), None)
         if long is None:

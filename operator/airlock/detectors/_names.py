@@ -264,9 +264,10 @@ def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | 
     if ws == ["ETCDCTL", "USER"]:
         return NameClass(False, "credential")  # etcdctl's NAME[:PASSWORD] (a name alone prompts)
     if ws[-2:] == ["SECRET", "ID"] and not {"VAULT", "APPROLE"}.isdisjoint(ws):
-        # a Vault AppRole's SecretID logs in with its RoleID: a password, not an identifier
-        # (AWS Secrets Manager's SecretId names a secret: not read as one)
-        return NameClass(True, "secret")
+        # a Vault AppRole's SecretID logs in with its RoleID: a secret when it looks issued (a
+        # random value); a name or a path is a secret's name (Azure Key Vault's, a KV path),
+        # as AWS Secrets Manager's SecretId always is
+        return NameClass(False, "secret")
     for seq in extra:
         if len(ws) >= len(seq) and tuple(ws[-len(seq) :]) == seq:
             return NameClass(True, "credential", _context(ws))

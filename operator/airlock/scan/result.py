@@ -349,7 +349,11 @@ def scan_inputs(
     ``jobs`` > 1 judges the files in that many processes (:mod:`airlock.scan.parallel`) when
     the input is large enough to gain from it; the result is the same as a serial scan's.
     ``render`` (an object's report lines) runs where the object is judged: each entry's
-    ``report``, so the workers of a parallel scan encode the report too.
+    ``report``, so the workers of a parallel scan encode the report too. Then, unless a file
+    is named twice, what a worker judged comes back as the report and the summary read it
+    (:func:`_as_reported`): its lines, its place, and of each finding the action and the
+    exemption only. A caller that reads more than :func:`~airlock.scan.format_json` does of
+    the result passes no ``render``.
 
     A first pass reads only the documents that lend context (``_CONTEXT_KIND`` finds them in the
     text; just those documents are parsed); the second parses each file, judges it, keeps the
