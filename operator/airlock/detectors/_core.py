@@ -56,6 +56,7 @@ from airlock.detectors._values import (
     is_placeholder,
     is_prose,
     is_reference,
+    is_uuid,
     is_uuid4,
     is_words,
     looks_random,
@@ -229,9 +230,6 @@ def _identifier_named(i: int) -> tuple[str, ...]:
 
 # Kinds of credential a person may choose (a passphrase of words is one); the others are issued.
 _CHOSEN_KINDS = frozenset({"password", "secret", "credential"})
-# a UUID of any version: how Vault prints an AppRole's SecretID (random bytes, no version bits),
-# the one weak "secret" name (a name or a path under it is a secret's name)
-_UUID = regex(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 _WS = regex(r"\s")
 _ENV_ASSIGN = regex(r"^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)
@@ -1211,7 +1209,9 @@ class DetectorSet:
             return None
         if not cls.strong:
             pair = _weak_auth_value(v) if cls.kind == "credential" else None
-            issued = looks_random(v) or (cls.kind == "secret" and _UUID.fullmatch(v) is not None)
+            # (the one weak "secret" name, a Vault SecretID's, also takes a UUID: how Vault
+            # prints one; a name or a path under it is a secret's name)
+            issued = looks_random(v) or (cls.kind == "secret" and is_uuid(v))
             if pair is False or (pair is None and not issued):
                 return None
         elif cls.kind != "password" and _WS.search(v) is not None:

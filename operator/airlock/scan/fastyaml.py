@@ -316,7 +316,7 @@ def _multiline_flow(lines: Sequence[str], text: str) -> bool:
     always right."""
     # the common case: no line with a bracket opens a flow it leaves open (comments and block
     # scalars included here; only a yes is worth the walk that tells them apart)
-    if not any(_opens_flow(line) for line in _bracket_lines(lines, text)):
+    if all(_flow_opening(line) < 0 for line in _bracket_lines(lines, text)):
         return False
     parent = -1  # inside a block scalar: its text is indented deeper than this column
     after = -1  # the closing line of a flow sequence the fast path reads
@@ -374,15 +374,10 @@ def _other_breaks(text: str) -> bool:
     return "\x0b" in text or "\x0c" in text or "\x1c" in text or "\x1d" in text or "\x1e" in text
 
 
-def _opens_flow(line: str) -> bool:
-    """``line`` has a ``[`` or ``{`` where a node may start (its first content, or after
-    ``: ``, ``- ``, ``? ``, ``,`` or another bracket) and the flow collection it opens does not
-    close on the line (or a quoted scalar inside it does not)."""
-    return _flow_opening(line) >= 0
-
-
 def _flow_opening(line: str) -> int:
-    """Where the flow collection that :func:`_opens_flow` finds opens on ``line``, or -1."""
+    """Where ``line`` opens a flow collection it leaves open, or -1: a ``[`` or ``{`` where a
+    node may start (its first content, or after ``: ``, ``- ``, ``? ``, ``,`` or another
+    bracket) that does not close on the line (or a quoted scalar inside it does not)."""
     find = line.find
     square, curly = find("["), find("{")
     while square >= 0 or curly >= 0:

@@ -137,6 +137,9 @@ def map_staged(
     def work(i: int) -> T:
         return judge(i, read(i))
 
+    def judged(i: int, got: R) -> T:  # what a worker judged, as it hands it back
+        return judge(i, got) if hand is None else hand(judge(i, got))
+
     for stream in (sys.stdout, sys.stderr):  # no buffered output copied into the workers
         if stream is not None:
             stream.flush()
@@ -187,9 +190,9 @@ def map_staged(
                         ahead = _read_ahead(task_r, tasks, read, sizes, ready_r, share, parent)
                         adopt(_wait_for(ready_r, file))
                         for i, got in ahead.items():
-                            dump((i, judge(i, got) if hand is None else hand(judge(i, got))))
+                            dump((i, judged(i, got)))
                         ahead.clear()
-                    _drain(task_r, tasks, work if hand is None else _then(work, hand), parent, dump)
+                    _drain(task_r, tasks, lambda i: judged(i, read(i)), parent, dump)
                     dump(None)  # the end: a stream without it is refused whole
                     with os.fdopen(w, "wb") as out:
                         out.write(buf.getbuffer())
@@ -235,10 +238,6 @@ def map_staged(
         if i not in results:  # a worker took it and failed or died
             results[i] = work(i)
     return [results[i] for i in range(n)]
-
-
-def _then(first: Callable[[int], T], then: Callable[[T], T]) -> Callable[[int], T]:
-    return lambda i: then(first(i))
 
 
 def _exited_cleanly(pid: int) -> bool:
