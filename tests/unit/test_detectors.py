@@ -14,6 +14,7 @@ import json
 import random
 import string
 import time
+import uuid
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -760,6 +761,22 @@ def test_a_flag_or_variable_named_for_an_identifier_may_hold_a_random_value() ->
         assert D.check_args(["python", "train.py", arg]) != [], arg
 
 
+def test_a_uuid_is_judged_by_its_version_not_by_its_letters() -> None:
+    """Hex has two vowels in six letters, so the share of vowels (the test for words) passed
+    about half of all random UUIDs: the same kind of value was a key or not by chance."""
+    own = random.Random("uuid-versions")  # noqa: S311 - synthetic test data, not keys
+    v4 = [str(uuid.UUID(int=own.getrandbits(128), version=4)) for _ in range(200)]
+    v1 = [str(uuid.UUID(int=own.getrandbits(128), version=1)) for _ in range(200)]
+    assert all(looks_random(u) for u in v4)
+    assert not any(looks_random(u) for u in v1)
+    assert not any(looks_random(u, strict=True) for u in v4)  # bare arguments: ids, not keys
+    assert all(D.check_env("AI21_KEY", u) is not None for u in v4[:50])
+    assert all(D.check_env("AI21_KEY", u) is None for u in v1[:50])
+    # hex in groups that is no UUID is judged as the hex it holds
+    assert looks_random("-".join(v4[0].replace("-", "")[i : i + 8] for i in range(0, 32, 8)))
+    assert not looks_random("3a5633e8-29d3c71a")  # 16 hex digits: too few for a key
+
+
 @pytest.mark.parametrize(
     "name",
     ["SIGNING_KEY", "AZURE_BATCH_KEY", "OCI_CLI_KEY_CONTENT", "KEY", "SERVICEBUS_PRIMARY_KEY"],
@@ -767,7 +784,9 @@ def test_a_flag_or_variable_named_for_an_identifier_may_hold_a_random_value() ->
 def test_weak_key_names_need_a_random_looking_value(name: str) -> None:
     assert D.check_env(name, "model-cache-v2") is None
     assert D.check_env(name, "Meta-Llama-3-8B-Instruct") is None
-    assert D.check_env(name, "5f0c8a2e-7d41-4b8e-9c3a-2e6f1d9b7a44") is None  # UUID-shaped
+    # a UUID identifies a thing unless it is random (version 4, how keys are issued as UUIDs)
+    assert D.check_env(name, "5f0c8a2e-7d41-11ee-9c3a-2e6f1d9b7a44") is None  # version 1
+    assert kind_of(D.check_env(name, "5f0c8a2e-7d41-4b8e-9c3a-2e6f1d9b7a44")) == "key"
     # its own seed: what other tests drew before must not change the value (one random key in
     # some hundreds has the vowels of a word, and a weak name needs the value to look random)
     own = random.Random(name)  # noqa: S311 - synthetic test data, not keys

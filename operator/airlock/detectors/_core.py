@@ -57,7 +57,6 @@ from airlock.detectors._values import (
     is_prose,
     is_reference,
     is_uuid,
-    is_uuid4,
     is_words,
     looks_random,
 )
@@ -2192,7 +2191,7 @@ def _bare_token(value: str) -> bool:
         and not is_object_name(value)
         and not is_placeholder(value)
         and not is_filler(value)
-        and (looks_random(value) or is_uuid4(value))
+        and looks_random(value)
     )
 
 

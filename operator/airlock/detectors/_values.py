@@ -139,6 +139,8 @@ _B64_KEY = regex(r"^[A-Za-z0-9+/]{16,}={0,2}$")
 # The characters of machine-generated tokens (base64, base64url, hex, base62 with separators).
 _TOKEN_CHARS = regex(r"^[A-Za-z0-9+/=_\-.~]+$")
 _HEX = regex(r"^[0-9a-fA-F]+$")
+# Hex in hyphen-separated groups (a UUID, a GUID-style key): judged as the hex it holds.
+_HEX_GROUPS = regex(r"^[0-9a-fA-F]+(?:-[0-9a-fA-F]+)+$")
 
 
 def is_placeholder(value: str) -> bool:
@@ -256,6 +258,13 @@ def looks_random(value: str, *, strict: bool = False) -> bool:
     has_upper = any(c.isupper() for c in value)
     if _HEX.match(value) is not None:
         return (not strict) and n >= 32 and has_digit and shannon_entropy(value) >= 3.0
+    if _HEX_GROUPS.match(value) is not None:
+        # judged as the hex it holds (a and e are two of hex's six letters: the share of vowels
+        # says nothing there); a UUID is generated only in version 4, the others identify things
+        if is_uuid(value):
+            return (not strict) and is_uuid4(value)
+        digits = value.replace("-", "")
+        return (not strict) and len(digits) >= 32 and has_digit and shannon_entropy(digits) >= 3.0
     if strict:
         if "." in value or value[0] == "/" or not (has_digit and has_lower and has_upper):
             return False
