@@ -2750,6 +2750,38 @@ def test_password_files_and_directives_without_a_password(key: str, text: str) -
     assert D.check_text(key, text) == []
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "The default password is '{s}'.\n",
+        'Log in as admin; the password for user "admin" is "{s}" until you change it.\n',
+        "The admin passphrase is `{s}`\n",
+        "The password was set to '{s}' by the installer.\n",
+    ],
+)
+def test_a_password_told_in_a_sentence(template: str) -> None:
+    """A note or a README kept in a ConfigMap that states the password: the quoted value after
+    "is" in the password's sentence."""
+    secret = "Zq9rT4vX" + rnd(8)
+    found = D.check_text("README.md", template.format(s=secret))
+    assert [(d.kind, d.fingerprint) for d in found] == [("password", fingerprint(secret))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "If the password is 'incorrect', the console says so.\n",
+        'The password is stored in the Secret "db-admin".\n',
+        "The password is '${DB_PASSWORD}' from the environment.\n",
+        "The password is '<your-password>'.\n",
+        "The password is ''. The user is 'admin'.\n",
+        "The password: see the vault. The answer is 'Zq9rT4vX81'.\n",  # another sentence
+    ],
+)
+def test_sentences_about_a_password_that_state_none(text: str) -> None:
+    assert D.check_text("README.md", text) == []
+
+
 def test_vault_unseal_keys() -> None:
     """A share of Vault's master key: given to ``vault operator unseal`` (also inside ``kubectl
     exec … --``), printed by ``vault operator init`` and kept, or set under a name."""

@@ -668,6 +668,17 @@ _DIRECTIVE_WORDS = ("requirepass", "masterauth", "rootpw", "bindpw")
 _DIRECTIVE_PASSWORD = _Lazy(
     r"^[ \t]*(?:requirepass|masterauth|rootpw|bindpw)[ \t]+(?![{])(?P<val>\S+)", re.M | re.I
 )
+# A password told in a sentence of a note or a README kept in a ConfigMap or an annotation:
+# "the default password is 'Secret123'", "the password for user 'postgres' is \"hunter22\"": the
+# quoted value after "is" in the password's sentence. Words that judge a password are no value.
+_STATED_PASSWORD = _Lazy(
+    r"(?i)\bpass(?:word|phrase)\b[^.!?\n]{0,48}?[ \t](?:is|was)[ \t]++(?:set[ \t]++to[ \t]++)?"
+    r"(?P<q>[\"'`])(?P<val>[^\"'`\s]{1,64})(?P=q)"
+)
+_JUDGEMENTS = frozenset({
+    "correct", "incorrect", "invalid", "valid", "wrong", "weak", "strong", "expired", "missing",
+    "blank", "unset", "disabled", "enabled", "locked", "unknown", "mandatory", "ignored",
+})  # fmt: skip
 # What `vault operator init` prints, kept in a note or a ConfigMap: "Unseal Key 1: …" (Shamir
 # shares, base64) and "Recovery Key 1: …" (auto-unseal); the root token is a provider format
 _VAULT_KEY_LINE = _Lazy(
@@ -1785,6 +1796,11 @@ class DetectorSet:
             for m in _DIRECTIVE_PASSWORD.finditer(text):
                 at = m.start("val")
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
+        if "pass" in low and (" is " in low or " was " in low):
+            for m in _STATED_PASSWORD.finditer(text):
+                if m.group("val").lower() not in _JUDGEMENTS:
+                    at = m.start("val")
+                    self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
         if ("|" in text or "<<<" in text) and (
             "stdin" in low or "chpasswd" in low or "htpasswd" in low
         ):

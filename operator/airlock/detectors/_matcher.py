@@ -107,6 +107,10 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
         "kv patch",
         "--stdin",  # echo … | passwd --stdin
         "pass:",  # openssl -passin pass:…
+        "password is",  # a note's sentence: "the default password is '…'"
+        "password was",
+        "passphrase is",
+        "password for",  # "the password for user 'postgres' is '…'"
         "identified",  # SQL: IDENTIFIED BY '…', CREATE USER … PASSWORD '…', SET PASSWORD
         "create user",
         "alter user",
