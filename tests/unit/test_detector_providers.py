@@ -84,6 +84,9 @@ def body(rule: ProviderRule, n: int | None = None) -> str:
         return rnd(6, string.digits) + "-" + _uuid()
     if rule.verify == "user_colon_password_hex8":
         return rnd(8, HEXL) + ":" + rnd(8, HEXL)
+    if rule.verify == "atlassian_dc_pat":  # base64 of a 12-digit id, ":" and 20 random bytes
+        raw = rnd(12, string.digits).encode() + b":" + _rng.randbytes(20)
+        return base64.b64encode(raw).decode()
     n = rule.length[0] if n is None else n
     alphabet = chars(rule.alphabet)
     if "=" not in alphabet or n < 2:

@@ -2782,6 +2782,25 @@ def test_sentences_about_a_password_that_state_none(text: str) -> None:
     assert D.check_text("README.md", text) == []
 
 
+def test_jira_and_confluence_data_center_tokens_are_known_by_what_they_decode_to() -> None:
+    """No prefix: the base64 of a 12-digit id, ":" and 20 random bytes, under any name when it
+    is the whole value, and after a product's name in a text."""
+    own = random.Random("dc-pat")  # noqa: S311 - synthetic test data, not keys
+    raw = "".join(own.choices(string.digits, k=12)).encode() + b":" + own.randbytes(20)
+    pat = base64.b64encode(raw).decode()
+    want = ("Jira/Confluence Data Center personal access token", fingerprint(pat))
+    for name, value in (
+        ("APP_CONFIG_1", pat),
+        ("SETTINGS", f'confluence_pat: "{pat}"'),
+        ("SETTINGS", f"JIRA_PAT={pat}"),
+    ):
+        det = D.check_env(name, value)
+        assert (kind_of(det), det and det.fingerprint) == want, value
+    # the same length of base64 that decodes otherwise: an id of another length, no ":"
+    for other in (b"12345678901:" + raw[12:] + b"x", raw[:12] + b";" + raw[13:]):
+        assert D.check_env("APP_CONFIG_1", base64.b64encode(other).decode()) is None
+
+
 def test_vault_unseal_keys() -> None:
     """A share of Vault's master key: given to ``vault operator unseal`` (also inside ``kubectl
     exec … --``), printed by ``vault operator init`` and kept, or set under a name."""

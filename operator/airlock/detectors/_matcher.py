@@ -195,12 +195,31 @@ _FIGMA_LEGACY = regex(
 # Sidekiq's gem server credentials: 8 hex digits, ":", 8 hex digits
 _HEX8_PAIR = regex(r"[0-9a-fA-F]{8}:[0-9a-fA-F]{8}").fullmatch
 
+
+def atlassian_dc_pat(secret: str) -> bool:
+    """A Jira or Confluence Data Center personal access token: base64 of a 12-digit id, ":" and
+    20 random bytes."""
+    try:
+        raw = base64.b64decode(secret, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return _dc_pat_bytes(raw)
+
+
+def _dc_pat_bytes(raw: bytes) -> bool:
+    return len(raw) == _DC_PAT_BYTES and raw[:12].isdigit() and raw[12] == _COLON
+
+
+_DC_PAT_BYTES = 33
+_COLON = ord(":")
+
 _VERIFY: dict[str, Callable[[str], bool]] = {
     "crc32": crc32_token_ok,
     "jwt": jwt_ok,
     "generated": generated,
     "figma_legacy": lambda secret: _FIGMA_LEGACY(secret) is not None,
     "user_colon_password_hex8": lambda secret: _HEX8_PAIR(secret) is not None,
+    "atlassian_dc_pat": atlassian_dc_pat,
 }
 
 
@@ -610,6 +629,8 @@ def decoded_hits(text: str) -> Iterator[Hit]:
         ):
             if _binary_keyset(raw):
                 yield Hit(_TINK_LABEL, run, m.start(), m.end(), REASON_FORMAT, _TINK_RULE)
+            elif _dc_pat_bytes(raw) and len(run) == len(text):
+                yield Hit(_DC_PAT_LABEL, run, 0, len(run), REASON_FORMAT, _DC_PAT_RULE)
             continue
         for hit in iter_hits(decoded):
             yield Hit(f"base64-encoded {hit.kind}", hit.secret, m.start(), m.end(), hit.reason,
@@ -619,6 +640,8 @@ def decoded_hits(text: str) -> Iterator[Hit]:
 
 _TINK_RULE = "tink-keyset"
 _TINK_LABEL = next(r.label for r in RULES if r.id == _TINK_RULE)
+_DC_PAT_RULE = "atlassian-dc-pat"
+_DC_PAT_LABEL = next(r.label for r in RULES if r.id == _DC_PAT_RULE)
 _TINK_TYPE_URL = regex(rb"type\.googleapis\.com/google\.crypto\.tink\.\w+")
 # a key's material: 1 symmetric, 2 asymmetric private (3 public, 4 remote: in a KMS)
 _SECRET_MATERIAL = (1, 2)

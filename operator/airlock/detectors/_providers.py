@@ -898,6 +898,18 @@ RULES: tuple[ProviderRule, ...] = (
     token("snyk-token", "Snyk", "API token (after its name)", "snyk_", HEX + "-", 36),
     # -- package registries -----------------------------------------------------------------------
     token("bitbucket-dc-token", "Bitbucket Data Center", "HTTP access token", "BBDC-", B64, 44),
+    # Jira's and Confluence's Data Center personal access tokens: no prefix, the base64 of a
+    # 12-digit id, ":" and 20 random bytes (44 characters); read after a product's name, and
+    # by their decoding wherever one is a whole value
+    near(
+        "atlassian-dc-pat",
+        "Jira/Confluence Data Center",
+        "personal access token",
+        ("jira", "confluence", "atlassian"),
+        B64,
+        44,
+        verify="atlassian_dc_pat",
+    ),
     token("npm-token", "npm", "access token", "npm_", A62, 36, verify="crc32", kind="npm token"),
     raw(
         "npm-legacy-auth-token",
