@@ -241,6 +241,50 @@ def test_private_key_stub_or_header_alone_is_not_a_key() -> None:
     assert kind_of(det) == "SSH private key"
 
 
+def _der_keys() -> dict[str, bytes]:
+    """Private keys of each DER form, generated for the test."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP384R1())
+    plain = ser.NoEncryption()
+    der = ser.Encoding.DER
+    return {
+        "RSA private key": rsa_key.private_bytes(der, ser.PrivateFormat.TraditionalOpenSSL, plain),
+        "private key": rsa_key.private_bytes(der, ser.PrivateFormat.PKCS8, plain),
+        "EC private key": ec_key.private_bytes(der, ser.PrivateFormat.TraditionalOpenSSL, plain),
+        "Ed25519 in PKCS#8": ed25519.Ed25519PrivateKey.generate().private_bytes(
+            der, ser.PrivateFormat.PKCS8, plain
+        ),
+        "EC in PKCS#8": ec_key.private_bytes(der, ser.PrivateFormat.PKCS8, plain),
+    }
+
+
+def test_a_private_key_without_its_pem_lines_is_known_by_its_der_structure() -> None:
+    """The base64 body of a key file pasted alone (no BEGIN line), as one line or in lines,
+    under any name: the DER inside says PKCS#1, PKCS#8 or SEC1."""
+    for label, der in _der_keys().items():
+        body = base64.b64encode(der).decode()
+        kind = label if label.endswith("private key") else "private key"
+        lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+        for value in (body, lines + "\n", f"key: |\n  {lines.replace(chr(10), chr(10) + '  ')}"):
+            det = D.check_env("APP_CONFIG_1", value)
+            assert (kind_of(det), det and det.fingerprint) == (kind, fingerprint(body)), label
+        assert [d.kind for _i, d in D.check_args(["serve", "--tls-key", body])] == [kind]
+
+
+def test_base64_that_only_starts_like_a_der_key_is_not_one() -> None:
+    der = _der_keys()["RSA private key"]
+    body = base64.b64encode(der).decode()
+    for other in (
+        body[:64] + rnd(len(body) - 64, ALNUM + "+/"),  # the first bytes, then noise
+        base64.b64encode(der[:-3]).decode(),  # cut short: the SEQUENCE's length is wrong
+        base64.b64encode(b"\x30\x82\x01\x00\x02\x01\x00\x30" + bytes(250)).decode(),
+    ):
+        assert D.check_env("APP_CONFIG_1", other) is None
+
+
 def test_json_escaped_and_pgp_private_keys() -> None:
     det = D.check_env("TLS_KEY_JSON", json.dumps({"key": pem("EC")}))
     assert kind_of(det) == "EC private key"
@@ -2611,7 +2655,7 @@ def test_etcdctl_user_add_takes_a_name_and_a_password_in_one_argument() -> None:
 )
 def test_names_that_hold_a_login(name: str, value: str, kind: str) -> None:
     secret = "Zq9rT4vX" + rnd(12)
-    uuid = "6a174c20-f6de-a53c-74d2-" + rnd(12).lower()
+    uuid = "6a174c20-f6de-a53c-74d2-" + rnd(12, "0123456789abcdef")  # no version bits
     det = D.check_env(name, value.format(s=secret, u=uuid))
     assert det is not None
     assert det.kind == kind

@@ -75,8 +75,17 @@ _B64_PEM = regex(
     r"(?<![A-Za-z0-9+/])(?P<s>(?:LS0tLS1CRUdJTi|0tLS0tQkVHSU4g|tLS0tLUJFR0lO)[A-Za-z0-9+/]{60,}={0,2})"
 )
 _PUTTY = regex(
-    r"PuTTY-User-Key-File-\d+:[^\n]*\n(?s:.*?)Private-Lines:\s*\d+\s*\n(?P<s>[A-Za-z0-9+/=\r\n]{40,})"
+    r"PuTTY-User-Key-File-\d+:[^\n]*\n(?s:.*?)Private-Lines:\s*\d+\s*\n"
+    r"(?P<s>[ \t]*[A-Za-z0-9+/=][A-Za-z0-9+/=\r\n \t]{39,})"  # (lines indented in a text)
 )
+# A private key in DER, base64-encoded with no PEM lines around it (the body of a key file
+# pasted alone): one run, or lines of one, starting with a SEQUENCE's "M"
+_DER_RUN = regex(
+    r"(?<![A-Za-z0-9+/])(?P<s>M[A-Za-z0-9+/]{59,}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9+/]{4,})*={0,2})"
+    r"(?![A-Za-z0-9+/=])"
+)
+_DER_SEQUENCE, _DER_INTEGER, _DER_OCTETS, _DER_OID = 0x30, 0x02, 0x04, 0x06
+_RSA_INTEGERS = 8  # n, e, d, p, q, d mod (p-1), d mod (q-1), q^-1 mod p
 
 _SA_TYPE = regex(r"\"type\"\s*:\s*\"service_account\"")
 _SA_KEY = regex(r"\"private_key\"\s*:\s*\"(?P<s>(?:[^\"\\]|\\.)*)\"")
@@ -124,6 +133,68 @@ def _real_key_body(body: str) -> bool:
 def _pem_kind(type_words: str) -> str:
     words = type_words.split()
     return _PEM_KINDS.get(words[0] if words else "", "private key")
+
+
+def _der_item(raw: bytes, at: int, tag: int) -> tuple[int, int] | None:
+    """Where the content of the DER item at ``at`` starts and ends, if its tag is ``tag``."""
+    if at + 2 > len(raw) or raw[at] != tag:
+        return None
+    size, start = raw[at + 1], at + 2
+    if size & 0x80:
+        n = size & 0x7F
+        if not 1 <= n <= 3 or start + n > len(raw):
+            return None
+        size, start = int.from_bytes(raw[start : start + n], "big"), start + n
+    end = start + size
+    return (start, end) if end <= len(raw) else None
+
+
+def _key_info(raw: bytes, at: int, end: int) -> bool:
+    """PKCS#8's AlgorithmIdentifier (a SEQUENCE that opens with an OID) and private key."""
+    alg = _der_item(raw, at, _DER_SEQUENCE)
+    if alg is None or raw[alg[0] : alg[0] + 1] != bytes([_DER_OID]):
+        return False
+    key = _der_item(raw, alg[1], _DER_OCTETS)
+    return key is not None and key[1] - key[0] >= 16 and key[1] <= end
+
+
+def der_private_key(raw: bytes) -> str | None:
+    """The kind of private key ``raw`` is in DER (PKCS#1 RSA, PKCS#8, SEC1 EC), or ``None``."""
+    outer = _der_item(raw, 0, _DER_SEQUENCE)
+    if outer is None or outer[1] != len(raw):
+        return None
+    start, end = outer
+    version = _der_item(raw, start, _DER_INTEGER)
+    if version is None or version[1] - version[0] != 1:
+        return None
+    v, at = raw[version[0]], version[1]
+    if at >= end:
+        return None
+    if v == 0 and raw[at] == _DER_INTEGER:
+        for _ in range(_RSA_INTEGERS):
+            item = _der_item(raw, at, _DER_INTEGER)
+            if item is None:
+                return None
+            at = item[1]
+        return "RSA private key" if at == end else None
+    if v in {0, 1} and raw[at] == _DER_SEQUENCE:  # PKCS#8 (v1: with the public key after)
+        return "private key" if _key_info(raw, at, end) else None
+    if v == 1:  # SEC1: the private scalar, 32 to 66 bytes
+        key = _der_item(raw, at, _DER_OCTETS)
+        return "EC private key" if key is not None and 24 <= key[1] - key[0] <= 66 else None
+    return None
+
+
+def der_key_hits(text: str) -> Iterator[Hit]:
+    for m in _DER_RUN.finditer(text):
+        body = _NOT_BASE64.sub("", m.group("s"))
+        try:
+            raw = base64.b64decode(body + "=" * (-len(body) % 4))
+        except (binascii.Error, ValueError):
+            continue
+        kind = der_private_key(raw)
+        if kind is not None:
+            yield Hit(kind, body, m.start(), m.end(), REASON_PEM, "private-key-der")
 
 
 def service_account_hits(text: str) -> Iterator[Hit]:

@@ -25,6 +25,7 @@ from airlock.detectors._formats import (
     Hit,
     b64_pem_hits,
     connection_string_hits,
+    der_key_hits,
     pem_hits,
     secret_manifest_hits,
     service_account_hits,
@@ -45,6 +46,7 @@ TAG_SA = "service-account"
 TAG_URL = "url"
 TAG_CONN = "connection-string"
 TAG_B64_PEM = "base64-pem"
+TAG_DER = "der-key"
 TAG_CRED = "credential-word"
 TAG_HEADER = "header"
 TAG_COMMAND = "command"  # a command line whose own flags carry credentials (curl -u, mysql -p)
@@ -57,6 +59,19 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
     TAG_URL: ("@",),
     TAG_CONN: ("password", "pwd", "passwd"),
     TAG_B64_PEM: ("ls0tls1crudjti", "0tls0tqkvhsu4g", "tls0tlujfr0lo"),
+    # the base64 of a DER private key's first bytes, by its form and its length's: PKCS#1
+    # RSA (IBAAK…, IBAAJ…), PKCS#8 (IBADAN…, AgEAM…, Ed25519's and X25519's AQAwBQYDK2V…), SEC1
+    # EC (P-256's CAQEEI…, P-384's AgEBBD…, P-521's AgEBBE…)
+    TAG_DER: (
+        "ibaak",
+        "ibaaj",
+        "ibadan",
+        "ageam",
+        "aqawbqydk2v",
+        "caqeei",
+        "agebbd",
+        "agebbe",
+    ),
     # the words a credential-named key contains (see _names); a key=value scan needs one
     TAG_CRED: CREDENTIAL_WORDS,
     TAG_HEADER: ("authorization", "bearer"),
@@ -474,6 +489,8 @@ def iter_hits(text: str, seen: Seen | None = None, min_start: int = 0) -> Iterat
         yield from pem_hits(text)
     if TAG_B64_PEM in tags:
         yield from b64_pem_hits(text)
+    if TAG_DER in tags:
+        yield from der_key_hits(text)
     if seen.rules:
         yield from provider_hits(text, seen, min_start)
     if TAG_CONN in tags and "=" in text:

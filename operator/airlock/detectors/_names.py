@@ -145,7 +145,9 @@ _IDENTIFIER_WORDS = _DIGEST_WORDS | {
 }  # fmt: skip
 
 # PAT: a personal access token (GITHUB_PAT), or a pattern (FILE_PAT=data-*.jsonl).
-_WEAK_NOUNS = {"KEY": "key", "AUTH": "credential", "AUTHORIZATION": "credential", "PAT": "token"}
+_WEAK_NOUNS = {"KEY": "key", "AUTH": "credential", "AUTHORIZATION": "credential"}
+# A personal access token only after another word (GITHUB_PAT): PAT alone is as often a pattern.
+_WEAK_AFTER_PREFIX = {"PAT": "token"}
 
 # Lower-case run-together names (``dbpassword``, ``openaiapikey``): suffixes long enough to be
 # unambiguous inside one word.
@@ -301,7 +303,7 @@ def classify(name: str, extra: tuple[tuple[str, ...], ...] = ()) -> NameClass | 
                 break
     if kind is not None:
         return NameClass(True, kind, _context(ws))
-    weak = _WEAK_NOUNS.get(last)
+    weak = _WEAK_NOUNS.get(last) or (_WEAK_AFTER_PREFIX.get(last) if prev else None)
     if weak is not None:
         return NameClass(False, weak, _context(ws))
     return None
