@@ -285,6 +285,26 @@ def test_base64_that_only_starts_like_a_der_key_is_not_one() -> None:
         assert D.check_env("APP_CONFIG_1", other) is None
 
 
+def test_letters_of_a_certificate_or_of_base64_that_spell_a_token_are_no_token() -> None:
+    """A CA bundle (trust-manager's ConfigMap) is about 200 KB of base64, whose letters spell a
+    short-prefixed token now and then (JFrog's AKC…, AP3…): found in the system's bundle."""
+    own = random.Random("cert-body")  # noqa: S311 - synthetic test data, not keys
+    alphabet = ALNUM + "+/"
+    akc = "AKC" + rnd(40, ALNUM, own)
+    ap = "AP3" + rnd(20, ALNUM, own)
+    body = rnd(300, alphabet, own) + "+" + akc + "/" + ap + "+" + rnd(300, alphabet, own)
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    for begin in ("CERTIFICATE", "PUBLIC KEY", "TRUSTED CERTIFICATE"):
+        pem = f"-----BEGIN {begin}-----\n{lines}\n-----END {begin}-----\n"
+        assert D.check_text("ca-certificates.crt", pem * 3) == [], begin
+    assert D.check_env("TRUST_BUNDLE", body) is None  # base64 alone: inside a run
+    assert D.check_text("notes", f"token={akc}\n{ap}\n") != []  # and where a token stands
+    found = D.check_text(
+        "ca.crt", f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\ntoken={akc}\n"
+    )
+    assert [d.fingerprint for d in found] == [fingerprint(akc)]
+
+
 def test_json_escaped_and_pgp_private_keys() -> None:
     det = D.check_env("TLS_KEY_JSON", json.dumps({"key": pem("EC")}))
     assert kind_of(det) == "EC private key"

@@ -57,6 +57,12 @@ _PEM_TAIL = regex(
     r"(?P<body>(?:[A-Za-z0-9+/=]{40,}(?:\\n|\r?\n))+[A-Za-z0-9+/=]*(?:\\n|\r?\n)?)"
     r"-{3,}[ \t]*END[ \t]+(?P<type>(?:[A-Z0-9]+[ \t]+)*?)PRIVATE[ \t]+KEY"
 )
+# A block that holds only public material (a certificate, a CA bundle, a public key): base64
+# whose letters spell a provider's token now and then by chance, never a credential.
+_PUBLIC_PEM = regex(
+    r"-{5}BEGIN (?:TRUSTED )?(?:CERTIFICATE|X509 CRL|(?:NEW )?CERTIFICATE REQUEST|PKCS7"
+    r"|(?:RSA |EC )?PUBLIC KEY|PGP PUBLIC KEY BLOCK)-{5}(?s:.*?)-{5}END [A-Z0-9 ]+-{5}"
+)
 _PEM_HEADER_LINE = regex(r"^[ \t]*[A-Za-z-]+:[^\n]*$", re.MULTILINE)
 _NOT_BASE64 = regex(r"\\n|[^A-Za-z0-9+/=]+")
 _PEM_KINDS = {
@@ -195,6 +201,13 @@ def der_key_hits(text: str) -> Iterator[Hit]:
         kind = der_private_key(raw)
         if kind is not None:
             yield Hit(kind, body, m.start(), m.end(), REASON_PEM, "private-key-der")
+
+
+def public_pem_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` holds certificates, CA bundles and public keys."""
+    if "-----BEGIN " not in text:
+        return []
+    return [m.span() for m in _PUBLIC_PEM.finditer(text)]
 
 
 def service_account_hits(text: str) -> Iterator[Hit]:

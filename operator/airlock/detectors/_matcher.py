@@ -27,6 +27,7 @@ from airlock.detectors._formats import (
     connection_string_hits,
     der_key_hits,
     pem_hits,
+    public_pem_spans,
     secret_manifest_hits,
     service_account_hits,
     url_hits,
@@ -492,7 +493,10 @@ def iter_hits(text: str, seen: Seen | None = None, min_start: int = 0) -> Iterat
     if TAG_DER in tags:
         yield from der_key_hits(text)
     if seen.rules:
-        yield from provider_hits(text, seen, min_start)
+        public = public_pem_spans(text)
+        for hit in provider_hits(text, seen, min_start):
+            if not public or not any(a <= hit.start < b for a, b in public):
+                yield hit
     if TAG_CONN in tags and "=" in text:
         for hit in connection_string_hits(text):
             if hit.start >= min_start:

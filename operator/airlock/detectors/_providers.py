@@ -870,7 +870,8 @@ RULES: tuple[ProviderRule, ...] = (
         "JFrog",
         "Artifactory API key",
         ("akc",),
-        rf"(?<![{A62}])(?P<s>AKC[{A62}]{{10,}})(?![{A62}])",
+        # (not inside base64, a certificate's or a key's, whose letters spell AKC… by chance)
+        rf"(?<![{B64}])(?P<s>AKC[{A62}]{{10,}})(?![{B64}=])",
     ),
     token("jfrog-reference-token", "JFrog", "reference token", "cmVmdGtuOjAxOj", A62, (50, 0)),
     raw(
@@ -878,7 +879,7 @@ RULES: tuple[ProviderRule, ...] = (
         "JFrog",
         "Artifactory encrypted password",
         tuple(f"ap{c}" for c in "0123456789abcdef"),
-        rf"(?<![{A62}])(?P<s>AP[\dABCDEF][{A62}]{{8,}})(?![{A62}])",
+        rf"(?<![{B64}])(?P<s>AP[\dABCDEF][{A62}]{{8,}})(?![{B64}=])",
     ),
     token("octopus-api-key", "Octopus Deploy", "API key", "API-", UP, 26),
     token("postman-collection-token", "Postman", "collection access token", "PMAT-", UP, 26),
@@ -994,9 +995,14 @@ RULES: tuple[ProviderRule, ...] = (
             "xoxc-",
             "xoxd-",
         ),
-        # xoxc- and xoxd- are a browser session's client token and cookie (the cookie is
-        # base64, often URL-encoded: /, +, = and %2F …)
-        rf"{_B}(?P<s>xox(?:[abposrec]|e\.xox[bp])-[0-9A-Za-z-]{{10,}}|xoxd-[0-9A-Za-z/+=%-]{{10,}})",
+        # bot, user and legacy tokens start with the workspace's numeric id (after a version
+        # digit in some: xoxa-2-…), then more ids and the random part; configuration tokens
+        # (xoxe-1-, xoxe.xoxp-1-) carry a long base64 body; xoxc- and xoxd- are a browser
+        # session's client token and cookie (the cookie is base64, often URL-encoded: /, +, =
+        # and %2F …)
+        rf"{_B}(?P<s>xox[abposre]-(?:\d{{1,2}}-)?\d{{6,}}-[0-9A-Za-z-]{{6,}}"
+        rf"|xoxe(?:\.xox[bp])?-\d-[0-9A-Za-z+/=-]{{40,}}"
+        rf"|xoxc-[0-9A-Za-z-]{{10,}}|xoxd-[0-9A-Za-z/+=%-]{{10,}})",
         kind="Slack token",
     ),
     raw(
