@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-compare bench-corpus bench-instructions bench-webhook fuzz pss-agreement manifests chart-lint clean eval-detectors
+.PHONY: help venv test test-unit lint fmt demo demo-down bench bench-compare bench-corpus bench-instructions bench-webhook fuzz pss-agreement manifests chart-lint clean eval-detectors eval-detectors-external
 
 include hack/cluster.mk
 
@@ -58,6 +58,10 @@ bench-corpus: $(STAMP) ## generate the 88 MB scan-bench corpus into ~/.cache/air
 
 eval-detectors: $(STAMP) ## credential detectors: recall / false positives per corpus and placement, cost per value
 	$(BIN)/python bench/eval_detectors.py --record
+
+eval-detectors-external: $(STAMP) ## credential detectors out of sample: gitleaks' rule tests (fetched with go) -> bench/RESULTS.md
+	@command -v go >/dev/null || { echo "eval-detectors-external: needs go (the Go module proxy serves gitleaks)"; exit 2; }
+	$(BIN)/python bench/eval_external.py --record
 
 bench-instructions: $(STAMP) ## engine: instructions per evaluation under valgrind (noise-free A/B of the hot path)
 	@command -v valgrind >/dev/null || apt-get install -y -q valgrind
