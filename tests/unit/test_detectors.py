@@ -1522,10 +1522,10 @@ def test_configmap_single_value_under_credential_key() -> None:
             "a.url=jdbc:h2:mem\nspring.datasource.password = P4ss-" + "Word7\n",
             "password",
         ),
-        ("values.yaml", 'hub:\n  model: llama\n  token: "' + "Tk7" * 8 + '"\n', "token"),
+        ("values.yaml", 'hub:\n  model: llama\n  token: "Tk7pQ9vL2mN8rT5wY1zA4bC7"\n', "token"),
         (
             "config.json",
-            '{"wandb": {"api_key": "' + "a1b2" * 10 + '"}, "project": "x"}',
+            '{"wandb": {"api_key": "a1b29f3c7e0d45b8a61c2f9e7d3b05a4c8e1f6d2"}, "project": "x"}',
             "API key",
         ),
         ("list.yaml", "- name: x\n  client_secret: 'Cs8" + "vW2" * 6 + "'\n", "secret"),
@@ -1562,6 +1562,25 @@ def test_configmap_keys_are_found_in_any_case_after_any_text(before: str) -> Non
     ):
         assert detection_kinds(D.check_text("app.env", before + line + "\nz: 2\n")) == ["password"]
     assert D.check_text("app.env", before + "LOG_LEVEL=info\n") == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a1b2a1b2a1b2a1b2a1b2a1b2a1b2a1b2",
+        "abcdef1234567890abcdef1234567890",
+        "AbCdEfGhIjKlMnOp1234",
+    ],
+)
+def test_a_value_typed_to_fill_a_key_or_token_field_is_no_key_but_may_be_a_password(
+    value: str,
+) -> None:
+    """Keys and tokens are issued, so random: a run of the alphabet or one chunk repeated is a
+    placeholder under their names; a password is chosen, and a weak choice is still one."""
+    for name in ("API_KEY", "SLACK_TOKEN", "AWS_SECRET_ACCESS_KEY", "SIGNING_KEY"):
+        assert D.check_env(name, value) is None, name
+        assert D.check_text("app.env", f"{name}={value}\n") == [], name
+    assert kind_of(D.check_env("DB_PASSWORD", value)) == "password"
 
 
 def test_configmap_file_with_provider_token_and_key_reports_each_credential_once() -> None:

@@ -1215,7 +1215,9 @@ class DetectorSet:
         # ``header.payload``); an issued token or key is random, so letters in words are a name
         # (``SKILLS_inventory``). A password or secret is chosen by a person and may be either
         # (``correct-horse-battery-staple``).
-        if cls.kind not in _CHOSEN_KINDS and (is_dotted_name(v) or is_words(v)):
+        # A value typed to fill a field (abcdef…, 123456…, one chunk repeated) is no issued
+        # token or key, which are random; a password may be a person's weak choice.
+        if cls.kind not in _CHOSEN_KINDS and (is_dotted_name(v) or is_words(v) or is_filler(v)):
             return None
         if not cls.strong:
             pair = _weak_auth_value(v) if cls.kind == "credential" else None
