@@ -1583,6 +1583,16 @@ def test_a_value_typed_to_fill_a_key_or_token_field_is_no_key_but_may_be_a_passw
     assert kind_of(D.check_env("DB_PASSWORD", value)) == "password"
 
 
+def test_a_provider_name_ends_a_word_not_inside_one() -> None:
+    """``sumOfExposures`` does not name Sumo Logic: its "O" starts the word "Of"; the provider's
+    name followed by its credential's words (``sumoAccessKey``, ``SUMO_ACCESS_KEY``) does."""
+    own = random.Random("sumo")  # noqa: S311 - synthetic test data, not keys
+    key = rnd(64, ALNUM, own)
+    assert D.check_text("calc.py", f"sumOfExposures = {key};\n") == []
+    for text in (f"sumoAccessKey = {key};\n", f"SUMO_ACCESS_KEY: {key}\n"):
+        assert [d.kind for d in D.check_text("app", text)] == ["Sumo Logic access key"], text
+
+
 def test_configmap_file_with_provider_token_and_key_reports_each_credential_once() -> None:
     token = TOKENS["Hugging Face token"]()
     key_id = TOKENS["AWS access key id"]()

@@ -98,6 +98,11 @@ _GAP = (
 NAME_START = r"(?:(?<![A-Za-z])|(?<=[a-z])(?=[A-Z])|(?<=-D))"
 
 
+# After it: not a camelCase hump at its last letter (``sumOfExposures`` does not name Sumo
+# Logic's ``sumo``: its "O" starts the word "Of").
+NAME_END = r"(?!(?<=[a-z][A-Z])[a-z])"
+
+
 def near(  # noqa: PLR0917 - a table row reads best positionally
     id: str,
     provider: str,
@@ -113,7 +118,8 @@ def near(  # noqa: PLR0917 - a table row reads best positionally
     ``verify`` names a check of the value's shape that the alphabet alone does not say."""
     rng, q = _quant(length)
     alt = "|".join(re.escape(n) for n in names)
-    pattern = f"{NAME_START}(?i:{alt}){_GAP}(?<![{alphabet}])(?P<s>[{alphabet}]{q})(?![{alphabet}])"
+    body = f"(?<![{alphabet}])(?P<s>[{alphabet}]{q})(?![{alphabet}])"
+    pattern = f"{NAME_START}(?i:{alt}){NAME_END}{_GAP}{body}"
     return ProviderRule(
         id,
         provider,
