@@ -123,8 +123,8 @@ def cases(source: str) -> Iterator[tuple[str, bool]]:
     """(value, expected) of each literal test case in one rule file."""
     toks = tokens(source)
     for i, (kind, text) in enumerate(toks):
-        if kind != "word" or text not in SLICES or i + 2 >= len(toks):
-            continue
+        if kind != "word" or text not in SLICES or i + 5 >= len(toks):
+            continue  # (not a slice, or a file cut short)
         if toks[i + 1][1] not in {":=", "="}:
             continue
         j = i + 2
@@ -171,7 +171,11 @@ def fetch(version: str, cache: Path) -> Path:
             f"eval_external: go mod download failed: {out.stderr.strip() or out.stdout.strip()}"
         )
     src = Path(json.loads(out.stdout)["Dir"])
-    shutil.copytree(src, target)
+    partial = cache / f".gitleaks-{version}.partial"
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted copy of an earlier run
+    shutil.copytree(src, partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
     return target
 
 

@@ -563,6 +563,37 @@ def test_a_slack_cookie_is_redacted_whole() -> None:
     assert redact(f"SLACK_D_COOKIE={cookie}") == "SLACK_D_COOKIE=[REDACTED]"
 
 
+def test_slack_tokens_start_with_the_workspace_id() -> None:
+    """Bot, user and legacy tokens: the workspace's numeric id, more ids, the random part;
+    legacy workspace and refresh tokens (xoxa-, xoxr-) may be letters and digits after it;
+    configuration tokens a long base64 body."""
+    digits = string.digits
+    tokens = (
+        "xo" + "xb-" + rnd(12, digits) + "-" + rnd(13, digits) + "-" + rnd(24),
+        "xo"
+        + "xp-"
+        + rnd(5, digits)
+        + "-"
+        + rnd(9, digits)
+        + "-"
+        + rnd(11, digits)
+        + "-"
+        + rnd(32, HEXL),
+        "xo" + "xa-2-" + rnd(24),
+        "xo" + "xr-" + rnd(30),
+        "xo" + "xe.xoxp-1-" + rnd(140),
+    )
+    for token in tokens:
+        assert "slack-token" in rule_ids(token), token
+    for text in (
+        "xo" + "xb-12345-abcd234",  # a random part of 7: no token is that short
+        "xo" + "xb-xoxb-my-bot-token",
+        "xo" + "xp-1234567890",  # an id alone
+        "xo" + "xe.xoxp-1-RANDOMSTRINGHERE",
+    ):
+        assert "slack-token" not in rule_ids(text), text
+
+
 def test_a_rule_whose_own_name_says_id_is_announced_by_that_name() -> None:
     """Names ending in ID announce no provider's credential (ELASTIC_…_FINGERPRINT, GITHUB_…_ID
     hold identifiers), except where the provider's own name for its credential says ID: Code

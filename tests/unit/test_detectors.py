@@ -244,10 +244,11 @@ def test_private_key_stub_or_header_alone_is_not_a_key() -> None:
 def _der_keys() -> dict[str, bytes]:
     """Private keys of each DER form, generated for the test."""
     from cryptography.hazmat.primitives import serialization as ser
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ec_key = ec.generate_private_key(ec.SECP384R1())
+    ec_key = ec.generate_private_key(ec.SECP521R1())  # its base64 ends in a 4-character line
+    dsa_key = dsa.generate_private_key(key_size=2048)
     plain = ser.NoEncryption()
     der = ser.Encoding.DER
     return {
@@ -258,6 +259,8 @@ def _der_keys() -> dict[str, bytes]:
             der, ser.PrivateFormat.PKCS8, plain
         ),
         "EC in PKCS#8": ec_key.private_bytes(der, ser.PrivateFormat.PKCS8, plain),
+        "DSA private key": dsa_key.private_bytes(der, ser.PrivateFormat.TraditionalOpenSSL, plain),
+        "DSA in PKCS#8": dsa_key.private_bytes(der, ser.PrivateFormat.PKCS8, plain),
     }
 
 
@@ -268,7 +271,9 @@ def test_a_private_key_without_its_pem_lines_is_known_by_its_der_structure() -> 
         body = base64.b64encode(der).decode()
         kind = label if label.endswith("private key") else "private key"
         lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
-        for value in (body, lines + "\n", f"key: |\n  {lines.replace(chr(10), chr(10) + '  ')}"):
+        escaped = lines.replace("\n", "\\n")  # a JSON string's or an env value's "\n"
+        indented = lines.replace("\n", "\n  ")
+        for value in (body, lines + "\n", f"key: |\n  {indented}", f'{{"key": "{escaped}"}}'):
             det = D.check_env("APP_CONFIG_1", value)
             assert (kind_of(det), det and det.fingerprint) == (kind, fingerprint(body)), label
         assert [d.kind for _i, d in D.check_args(["serve", "--tls-key", body])] == [kind]
@@ -303,6 +308,20 @@ def test_letters_of_a_certificate_or_of_base64_that_spell_a_token_are_no_token()
         "ca.crt", f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\ntoken={akc}\n"
     )
     assert [d.fingerprint for d in found] == [fingerprint(akc)]
+
+
+def test_a_token_in_lines_that_only_look_like_a_certificate_is_found() -> None:
+    """A certificate's lines hide nothing: an unclosed BEGIN, a token wrapped in BEGIN/END
+    lines, a body that is no DER, and an END of another label."""
+    own = random.Random("not-a-cert")  # noqa: S311 - synthetic test data, not keys
+    akc = "AKC" + rnd(40, ALNUM, own)
+    texts = (
+        f"-----BEGIN CERTIFICATE-----\ntoken: {akc}\n",
+        f"-----BEGIN CERTIFICATE-----\n{akc}\n-----END CERTIFICATE-----\n",
+        f"-----BEGIN CERTIFICATE-----\n{akc}\n-----END PUBLIC KEY-----\n",
+    )
+    for text in texts:
+        assert [d.fingerprint for d in D.check_text("ca.crt", text)] == [fingerprint(akc)], text
 
 
 def test_json_escaped_and_pgp_private_keys() -> None:
@@ -825,6 +844,10 @@ def test_a_flag_or_variable_named_for_an_identifier_may_hold_a_random_value() ->
         assert D.check_args(["python", "train.py", arg]) != [], arg
 
 
+def has_digit(value: str) -> bool:
+    return any(c.isdigit() for c in value)
+
+
 def test_a_uuid_is_judged_by_its_version_not_by_its_letters() -> None:
     """Hex has two vowels in six letters, so the share of vowels (the test for words) passed
     about half of all random UUIDs: the same kind of value was a key or not by chance."""
@@ -836,6 +859,13 @@ def test_a_uuid_is_judged_by_its_version_not_by_its_letters() -> None:
     assert not any(looks_random(u, strict=True) for u in v4)  # bare arguments: ids, not keys
     assert all(D.check_env("AI21_KEY", u) is not None for u in v4[:50])
     assert all(D.check_env("AI21_KEY", u) is None for u in v1[:50])
+    # random hex in a UUID's groups without version bits (how Vault prints a SecretID) is
+    # random too; name-based ones (3, 5) and the nil UUID identify
+    bare = [str(uuid.UUID(int=own.getrandbits(128))) for _ in range(200)]
+    assert all(looks_random(u) for u in bare if u[14] not in "1235" and has_digit(u))
+    for version in (3, 5):
+        assert not looks_random(str(uuid.UUID(int=own.getrandbits(128), version=version)))
+    assert not looks_random(str(uuid.UUID(int=0)))
     # hex in groups that is no UUID is judged as the hex it holds
     assert looks_random("-".join(v4[0].replace("-", "")[i : i + 8] for i in range(0, 32, 8)))
     assert not looks_random("3a5633e8-29d3c71a")  # 16 hex digits: too few for a key
@@ -2873,6 +2903,28 @@ def test_a_password_told_in_a_sentence(template: str) -> None:
 )
 def test_sentences_about_a_password_that_state_none(text: str) -> None:
     assert D.check_text("README.md", text) == []
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The password type is 'bcrypt'.",
+        "The admin password is 'auto-generated' at install.",
+        "The admin password is 'rotated' every day.",
+        'The password Secret name is "grafana-admin".',
+        "Use the password from the Secret, the username is 'kubeadmin'.",
+        "The password for the admin user is 'generated' at install time.",
+        "The password is 'scram-sha-256' on this server.",
+        "Log in with docker: the password is '--password-stdin'.",
+    ],
+)
+def test_what_a_sentence_says_of_a_password_is_no_password(sentence: str) -> None:
+    """Its scheme, its state, the name of what holds it, a flag: in a README of several lines,
+    in an env value and in an argument."""
+    text = f"# Setup\n\n{sentence}\nSee the docs.\n"
+    assert D.check_text("README.md", text) == []
+    assert D.check_env("NOTE", sentence) is None
+    assert D.check_args(["echo", sentence]) == []
 
 
 def test_jira_and_confluence_data_center_tokens_are_known_by_what_they_decode_to() -> None:

@@ -63,3 +63,8 @@ def test_a_value_labelled_both_ways_by_one_rule_is_dropped(eval_external, tmp_pa
     assert eval_external.build(tmp_path, out) == (1, 1)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["value"], r["expect"]) for r in rows] == [("tok_yes", True), ("tok_no", False)]
+
+
+def test_a_file_cut_short_is_read_without_error(eval_external) -> None:  # type: ignore[no-untyped-def]
+    for n in range(len(RULE_FILE)):
+        list(eval_external.cases(RULE_FILE[:n]))

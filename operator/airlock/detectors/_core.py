@@ -68,6 +68,7 @@ _END = sys.maxsize
 REASON_ENV = "credential-named variable with a literal value"
 REASON_FLAG = "credential-named flag with a literal value"
 REASON_KEY = "credential-named key with a literal value"
+REASON_SENTENCE = "password stated in a sentence"
 REASON_HEADER = "authorization header"
 REASON_ENTROPY = "high-entropy value"
 
@@ -670,15 +671,32 @@ _DIRECTIVE_PASSWORD = _Lazy(
 )
 # A password told in a sentence of a note or a README kept in a ConfigMap or an annotation:
 # "the default password is 'Secret123'", "the password for user 'postgres' is \"hunter22\"": the
-# quoted value after "is" in the password's sentence. Words that judge a password are no value.
+# quoted value right after "password [for USER] is|was [set to]". What a sentence says of a
+# password (its state, its scheme, the name of what holds it) is no password.
 _STATED_PASSWORD = _Lazy(
-    r"(?i)\bpass(?:word|phrase)\b[^.!?\n]{0,48}?[ \t](?:is|was)[ \t]++(?:set[ \t]++to[ \t]++)?"
-    r"(?P<q>[\"'`])(?P<val>[^\"'`\s]{1,64})(?P=q)"
+    r"(?i)\bpass(?:word|phrase)(?:[ \t]++for[ \t]++(?:the[ \t]++)?(?:user|account|login)?[ \t]*+"
+    r"(?:\"[^\"\n]{1,40}\"|'[^'\n]{1,40}'|`[^`\n]{1,40}`|[\w.@-]{1,40}))?"
+    r"[ \t]++(?:is|was)[ \t]++(?:set[ \t]++to[ \t]++)?(?P<q>[\"'`])(?P<val>[^\"'`\s]{1,64})(?P=q)"
 )
 _JUDGEMENTS = frozenset({
     "correct", "incorrect", "invalid", "valid", "wrong", "weak", "strong", "expired", "missing",
     "blank", "unset", "disabled", "enabled", "locked", "unknown", "mandatory", "ignored",
+    "plain", "plaintext", "cleartext", "bcrypt", "scrypt", "argon2", "argon2id", "pbkdf2", "md5",
+    "sha1", "sha256", "sha512", "crypt", "scram-sha-256",
 })  # fmt: skip
+# a state ("rotated", "hashed"), or words joined ("auto-generated", "kube-system", "read-only")
+_STATE_OR_NAME = regex(r"[a-z]+ed|[A-Za-z]+(?:[-_.][A-Za-z]+)+")
+
+
+def _stated_password(value: str) -> bool:
+    """What a sentence says is the password, not what it says of one."""
+    return not (
+        value.lower() in _JUDGEMENTS
+        or value.startswith("-")
+        or _STATE_OR_NAME.fullmatch(value) is not None
+    )
+
+
 # What `vault operator init` prints, kept in a note or a ConfigMap: "Unseal Key 1: …" (Shamir
 # shares, base64) and "Recovery Key 1: …" (auto-unseal); the root token is a provider format
 _VAULT_KEY_LINE = _Lazy(
@@ -1800,9 +1818,9 @@ class DetectorSet:
                 self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
         if "pass" in low and (" is " in low or " was " in low):
             for m in _STATED_PASSWORD.finditer(text):
-                if m.group("val").lower() not in _JUDGEMENTS:
+                if _stated_password(m.group("val")):
                     at = m.start("val")
-                    self._named_at(found, "password", m.group("val"), at, REASON_KEY, depth)
+                    self._named_at(found, "password", m.group("val"), at, REASON_SENTENCE, depth)
         if ("|" in text or "<<<" in text) and (
             "stdin" in low or "chpasswd" in low or "htpasswd" in low
         ):

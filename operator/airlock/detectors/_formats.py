@@ -57,11 +57,13 @@ _PEM_TAIL = regex(
     r"(?P<body>(?:[A-Za-z0-9+/=]{40,}(?:\\n|\r?\n))+[A-Za-z0-9+/=]*(?:\\n|\r?\n)?)"
     r"-{3,}[ \t]*END[ \t]+(?P<type>(?:[A-Z0-9]+[ \t]+)*?)PRIVATE[ \t]+KEY"
 )
-# A block that holds only public material (a certificate, a CA bundle, a public key): base64
-# whose letters spell a provider's token now and then by chance, never a credential.
+# A certificate, CA bundle, CRL, CSR or public key: base64 whose letters spell a provider's token
+# now and then by chance, never a credential. The body is base64 and line breaks only (no "-",
+# so the search cannot run past the next marker), its END names the same label, and it decodes to
+# one DER SEQUENCE: a token wrapped in such lines is not hidden by them.
 _PUBLIC_PEM = regex(
-    r"-{5}BEGIN (?:TRUSTED )?(?:CERTIFICATE|X509 CRL|(?:NEW )?CERTIFICATE REQUEST|PKCS7"
-    r"|(?:RSA |EC )?PUBLIC KEY|PGP PUBLIC KEY BLOCK)-{5}(?s:.*?)-{5}END [A-Z0-9 ]+-{5}"
+    r"-{5}BEGIN (?P<label>(?:TRUSTED )?CERTIFICATE|X509 CRL|(?:NEW )?CERTIFICATE REQUEST|PKCS7"
+    r"|(?:RSA |EC )?PUBLIC KEY)-{5}(?P<body>[A-Za-z0-9+/=\s\\]{40,}?)-{5}END (?P=label)-{5}"
 )
 _PEM_HEADER_LINE = regex(r"^[ \t]*[A-Za-z-]+:[^\n]*$", re.MULTILINE)
 _NOT_BASE64 = regex(r"\\n|[^A-Za-z0-9+/=]+")
@@ -87,11 +89,12 @@ _PUTTY = regex(
 # A private key in DER, base64-encoded with no PEM lines around it (the body of a key file
 # pasted alone): one run, or lines of one, starting with a SEQUENCE's "M"
 _DER_RUN = regex(
-    r"(?<![A-Za-z0-9+/])(?P<s>M[A-Za-z0-9+/]{59,}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9+/]{4,})*={0,2})"
-    r"(?![A-Za-z0-9+/=])"
+    r"(?<![A-Za-z0-9+/])(?P<s>M[A-Za-z0-9+/]{59,}"
+    r"(?:(?:\\n|[ \t]*\r?\n[ \t]*)[A-Za-z0-9+/]+)*={0,2})(?![A-Za-z0-9+/=])"
 )
 _DER_SEQUENCE, _DER_INTEGER, _DER_OCTETS, _DER_OID = 0x30, 0x02, 0x04, 0x06
-_RSA_INTEGERS = 8  # n, e, d, p, q, d mod (p-1), d mod (q-1), q^-1 mod p
+# after the version: RSA's n, e, d, p, q, d mod (p-1), d mod (q-1), q^-1 mod p; DSA's p, q, g, y, x
+_KEY_INTEGERS = {8: "RSA private key", 5: "DSA private key"}
 
 _SA_TYPE = regex(r"\"type\"\s*:\s*\"service_account\"")
 _SA_KEY = regex(r"\"private_key\"\s*:\s*\"(?P<s>(?:[^\"\\]|\\.)*)\"")
@@ -176,16 +179,17 @@ def der_private_key(raw: bytes) -> str | None:
     v, at = raw[version[0]], version[1]
     if at >= end:
         return None
-    if v == 0 and raw[at] == _DER_INTEGER:
-        for _ in range(_RSA_INTEGERS):
+    if v == 0 and raw[at] == _DER_INTEGER:  # PKCS#1 RSA, or OpenSSL's DSA: integers only
+        count = 0
+        while at < end and count <= max(_KEY_INTEGERS):
             item = _der_item(raw, at, _DER_INTEGER)
             if item is None:
                 return None
-            at = item[1]
-        return "RSA private key" if at == end else None
+            at, count = item[1], count + 1
+        return _KEY_INTEGERS.get(count) if at == end else None
     if v in {0, 1} and raw[at] == _DER_SEQUENCE:  # PKCS#8 (v1: with the public key after)
         return "private key" if _key_info(raw, at, end) else None
-    if v == 1:  # SEC1: the private scalar, 32 to 66 bytes
+    if v == 1:  # SEC1: the private scalar, 24 (P-192) to 66 (P-521) bytes
         key = _der_item(raw, at, _DER_OCTETS)
         return "EC private key" if key is not None and 24 <= key[1] - key[0] <= 66 else None
     return None
@@ -207,7 +211,17 @@ def public_pem_spans(text: str) -> list[tuple[int, int]]:
     """Where ``text`` holds certificates, CA bundles and public keys."""
     if "-----BEGIN " not in text:
         return []
-    return [m.span() for m in _PUBLIC_PEM.finditer(text)]
+    spans = []
+    for m in _PUBLIC_PEM.finditer(text):
+        body = _NOT_BASE64.sub("", m.group("body"))
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        outer = _der_item(raw, 0, _DER_SEQUENCE)
+        if outer is not None and outer[1] == len(raw):
+            spans.append(m.span())
+    return spans
 
 
 def service_account_hits(text: str) -> Iterator[Hit]:

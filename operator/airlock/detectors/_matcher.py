@@ -60,13 +60,14 @@ _TAG_KEYWORDS: dict[str, tuple[str, ...]] = {
     TAG_URL: ("@",),
     TAG_CONN: ("password", "pwd", "passwd"),
     TAG_B64_PEM: ("ls0tls1crudjti", "0tls0tqkvhsu4g", "tls0tlujfr0lo"),
-    # the base64 of a DER private key's first bytes, by its form and its length's: PKCS#1
-    # RSA (IBAAK…, IBAAJ…), PKCS#8 (IBADAN…, AgEAM…, Ed25519's and X25519's AQAwBQYDK2V…), SEC1
-    # EC (P-256's CAQEEI…, P-384's AgEBBD…, P-521's AgEBBE…)
+    # the base64 of a DER private key's first bytes, by its form and its length's: PKCS#1 RSA
+    # and OpenSSL's DSA (IBAAK…, IBAAJ…), PKCS#8 (IBADAN…, DSA's IBADCC…, AgEAM…, Ed25519's and
+    # X25519's AQAwBQYDK2V…), SEC1 EC (P-256's CAQEEI…, P-384's AgEBBD…, P-521's AgEBBE…)
     TAG_DER: (
         "ibaak",
         "ibaaj",
         "ibadan",
+        "ibadcc",
         "ageam",
         "aqawbqydk2v",
         "caqeei",
@@ -493,9 +494,11 @@ def iter_hits(text: str, seen: Seen | None = None, min_start: int = 0) -> Iterat
     if TAG_DER in tags:
         yield from der_key_hits(text)
     if seen.rules:
-        public = public_pem_spans(text)
+        public: list[tuple[int, int]] | None = None  # found at the first hit, if one comes
         for hit in provider_hits(text, seen, min_start):
-            if not public or not any(a <= hit.start < b for a, b in public):
+            if public is None:
+                public = public_pem_spans(text)
+            if not any(a <= hit.start < b for a, b in public):
                 yield hit
     if TAG_CONN in tags and "=" in text:
         for hit in connection_string_hits(text):

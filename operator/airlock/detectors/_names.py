@@ -144,7 +144,7 @@ _IDENTIFIER_WORDS = _DIGEST_WORDS | {
     "SPAN", "SIGNATURE", "FINGERPRINT", "SEED",
 }  # fmt: skip
 
-# PAT: a personal access token (GITHUB_PAT), or a pattern (FILE_PAT=data-*.jsonl).
+# (PAT, below: a personal access token after another word, GITHUB_PAT; a pattern as often.)
 _WEAK_NOUNS = {"KEY": "key", "AUTH": "credential", "AUTHORIZATION": "credential"}
 # A personal access token only after another word (GITHUB_PAT): PAT alone is as often a pattern.
 _WEAK_AFTER_PREFIX = {"PAT": "token"}

@@ -1000,7 +1000,9 @@ RULES: tuple[ProviderRule, ...] = (
         # (xoxe-1-, xoxe.xoxp-1-) carry a long base64 body; xoxc- and xoxd- are a browser
         # session's client token and cookie (the cookie is base64, often URL-encoded: /, +, =
         # and %2F …)
-        rf"{_B}(?P<s>xox[abposre]-(?:\d{{1,2}}-)?\d{{6,}}-[0-9A-Za-z-]{{6,}}"
+        rf"{_B}(?P<s>xox[bposre]-(?:\d{{1,2}}-)?\d{{5,}}-[0-9A-Za-z-]{{8,}}"
+        # legacy workspace and refresh tokens: letters and digits after a version digit
+        rf"|xox[ar]-(?:\d-)?(?=[0-9A-Za-z]{{0,47}}\d)[0-9A-Za-z]{{8,48}}(?:-[0-9A-Za-z-]{{6,}})?"
         rf"|xoxe(?:\.xox[bp])?-\d-[0-9A-Za-z+/=-]{{40,}}"
         rf"|xoxc-[0-9A-Za-z-]{{10,}}|xoxd-[0-9A-Za-z/+=%-]{{10,}})",
         kind="Slack token",

@@ -260,9 +260,10 @@ def looks_random(value: str, *, strict: bool = False) -> bool:
         return (not strict) and n >= 32 and has_digit and shannon_entropy(value) >= 3.0
     if _HEX_GROUPS.match(value) is not None:
         # judged as the hex it holds (a and e are two of hex's six letters: the share of vowels
-        # says nothing there); a UUID is generated only in version 4, the others identify things
-        if is_uuid(value):
-            return (not strict) and is_uuid4(value)
+        # says nothing there); a UUID whose version says time-based or name-based (1, 2, 3, 5)
+        # identifies a thing, random ones (version 4, or no version bits) do not
+        if _IDENTIFYING_UUID.fullmatch(value) is not None:
+            return False
         digits = value.replace("-", "")
         return (not strict) and len(digits) >= 32 and has_digit and shannon_entropy(digits) >= 3.0
     if strict:
@@ -345,6 +346,10 @@ def is_object_name(value: str) -> bool:
     )
 
 
+_IDENTIFYING_UUID = regex(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[1235][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|0{8}-(?:0{4}-){3}0{12}",
+    re.I,
+)
 _UUID4 = regex(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.I)
 
 
