@@ -168,7 +168,8 @@ def _key_info(raw: bytes, at: int, end: int) -> bool:
 
 
 def der_private_key(raw: bytes) -> str | None:
-    """The kind of private key ``raw`` is in DER (PKCS#1 RSA, PKCS#8, SEC1 EC), or ``None``."""
+    """The kind of private key ``raw`` is in DER (PKCS#1 RSA, OpenSSL's DSA, PKCS#8, SEC1 EC),
+    or ``None``."""
     outer = _der_item(raw, 0, _DER_SEQUENCE)
     if outer is None or outer[1] != len(raw):
         return None

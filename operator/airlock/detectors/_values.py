@@ -350,21 +350,12 @@ _IDENTIFYING_UUID = regex(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[1235][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|0{8}-(?:0{4}-){3}0{12}",
     re.I,
 )
-_UUID4 = regex(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.I)
-
-
 _UUID = regex(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 
 
 def is_uuid(value: str) -> bool:
     """A UUID of any version (Vault prints an AppRole's SecretID so: random, no version bits)."""
     return _UUID.fullmatch(value) is not None
-
-
-def is_uuid4(value: str) -> bool:
-    """A UUID of version 4 (random), the form of generated keys and tokens; other versions
-    (time-based, name-based) identify things."""
-    return _UUID4.fullmatch(value) is not None
 
 
 def is_dotted_name(value: str) -> bool:
