@@ -594,6 +594,13 @@ def test_slack_tokens_start_with_the_workspace_id() -> None:
         assert "slack-token" not in rule_ids(text), text
 
 
+def test_42_intra_client_secrets() -> None:
+    for prefix in ("s-s4t2ud-", "s-s4t2af-"):
+        secret = prefix + rnd(64, HEXL)
+        assert D.check_env("APP_CONFIG_1", secret) is not None, prefix
+        assert D.check_env("APP_CONFIG_1", secret[:-1]) is None  # 63 hex digits: a lookalike
+
+
 def test_a_rule_whose_own_name_says_id_is_announced_by_that_name() -> None:
     """Names ending in ID announce no provider's credential (ELASTIC_…_FINGERPRINT, GITHUB_…_ID
     hold identifiers), except where the provider's own name for its credential says ID: Code

@@ -897,6 +897,9 @@ RULES: tuple[ProviderRule, ...] = (
     ),
     token("readme-api-key", "ReadMe", "API key", "rdme_", LOW, 70),
     token("snyk-token", "Snyk", "API token (after its name)", "snyk_", HEX + "-", 36),
+    # 42's Intra API: an application's client secret, "s-s4t2ud-" or "s-s4t2af-" and 64 hex
+    token("intra42-client-secret", "42 Intra", "OAuth client secret", "s-s4t2ud-", HEX, 64),
+    token("intra42-app-secret", "42 Intra", "OAuth client secret", "s-s4t2af-", HEX, 64),
     # -- package registries -----------------------------------------------------------------------
     token("bitbucket-dc-token", "Bitbucket Data Center", "HTTP access token", "BBDC-", B64, 44),
     # Jira's and Confluence's Data Center personal access tokens: no prefix, the base64 of a
