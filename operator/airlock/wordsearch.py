@@ -28,7 +28,7 @@ the DFA's search saves about 2 ns a character and its build costs 1.5 ms more (t
 class WordSearch:
     """Every occurrence (overlapping ones too) of a fixed set of words."""
 
-    __slots__ = ("_automaton", "_pending", "_safe", "words")
+    __slots__ = ("_automaton", "_left", "_safe", "words")
 
     def __init__(self, words: Iterable[str], *, dfa: bool = False) -> None:
         """``dfa``: search with a DFA once :data:`DFA_AFTER` characters were searched; a DFA is
@@ -39,16 +39,17 @@ class WordSearch:
         # the automaton silently stops taking words at one it cannot encode: none may reach it
         safe = [_SURROGATE.sub("\ufffd", w) for w in self.words]
         self._automaton = _automaton(safe, dfa=False)
-        self._safe = safe if dfa else None
-        self._pending = DFA_AFTER if dfa else -1  # characters left before the DFA (-1: none)
+        self._safe = safe if dfa else None  # the words of a DFA still to build
+        self._left = DFA_AFTER  # characters to search before it is built
 
     def find(self, text: str) -> list[tuple[int, int, int]]:
         """``(word index, start, end)`` of every occurrence of a word in ``text``, in order of
         their ends."""
-        if self._pending >= 0:  # (two threads at once may each build it: the same DFA)
-            self._pending -= len(text)
-            if self._pending < 0 and self._safe is not None:
-                self._automaton = _automaton(self._safe, dfa=True)
+        words = self._safe
+        if words is not None:  # (two threads at once may each build it: the same DFA)
+            self._left -= len(text)
+            if self._left < 0:
+                self._automaton = _automaton(words, dfa=True)
                 self._safe = None
         try:
             return self._automaton.find_matches_as_indexes(text, overlapping=True)

@@ -1916,8 +1916,6 @@ _SUBCOMMANDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "etcdctl": (("user", "add"),),
     "mysqladmin": (("password",), ("old-password",)),
 }
-# each program's options that take a value (skipped with it; vault's -f forces, git's -f names a
-# file); htpasswd's -C and -r may also end a cluster of its flags (-nbBC 10)
 # what mysqladmin may be asked to do after its password command (anything else is prose)
 _MYSQLADMIN_COMMANDS = frozenset({
     "create", "debug", "drop", "extended-status", "flush-hosts", "flush-logs",
@@ -1925,6 +1923,8 @@ _MYSQLADMIN_COMMANDS = frozenset({
     "processlist", "reload", "refresh", "shutdown", "start-replica", "start-slave", "status",
     "stop-replica", "stop-slave", "variables", "version",
 })  # fmt: skip
+# each program's options that take a value (skipped with it; vault's -f forces, git's -f names a
+# file); htpasswd's -C and -r may also end a cluster of its flags (-nbBC 10)
 _MC_OPTIONS = frozenset({"--api", "--path", "--config-dir"})
 _NPM_OPTIONS = frozenset({"--location", "-L", "--userconfig", "--registry", "--globalconfig"})
 _OPTION_VALUES: dict[str, frozenset[str]] = {

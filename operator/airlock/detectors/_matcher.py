@@ -212,6 +212,9 @@ _FIGMA_LEGACY = regex(
 # Sidekiq's gem server credentials: 8 hex digits, ":", 8 hex digits
 _HEX8_PAIR = regex(r"[0-9a-fA-F]{8}:[0-9a-fA-F]{8}").fullmatch
 
+_DC_PAT_BYTES = 33  # a 12-digit id, ":", 20 random bytes
+_COLON = ord(":")
+
 
 def atlassian_dc_pat(secret: str) -> bool:
     """A Jira or Confluence Data Center personal access token: base64 of a 12-digit id, ":" and
@@ -226,9 +229,6 @@ def atlassian_dc_pat(secret: str) -> bool:
 def _dc_pat_bytes(raw: bytes) -> bool:
     return len(raw) == _DC_PAT_BYTES and raw[:12].isdigit() and raw[12] == _COLON
 
-
-_DC_PAT_BYTES = 33
-_COLON = ord(":")
 
 _VERIFY: dict[str, Callable[[str], bool]] = {
     "crc32": crc32_token_ok,

@@ -138,9 +138,8 @@ _B64_KEY = regex(r"^[A-Za-z0-9+/]{16,}={0,2}$")
 
 # The characters of machine-generated tokens (base64, base64url, hex, base62 with separators).
 _TOKEN_CHARS = regex(r"^[A-Za-z0-9+/=_\-.~]+$")
-_HEX = regex(r"^[0-9a-fA-F]+$")
-# Hex in hyphen-separated groups (a UUID, a GUID-style key): judged as the hex it holds.
-_HEX_GROUPS = regex(r"^[0-9a-fA-F]+(?:-[0-9a-fA-F]+)+$")
+# Hex, alone or in hyphen-separated groups (a UUID, a GUID-style key): judged as the hex it holds.
+_HEX = regex(r"^[0-9a-fA-F]+(?:-[0-9a-fA-F]+)*$")
 
 
 def is_placeholder(value: str) -> bool:
@@ -257,15 +256,13 @@ def looks_random(value: str, *, strict: bool = False) -> bool:
     has_lower = any(c.islower() for c in value)
     has_upper = any(c.isupper() for c in value)
     if _HEX.match(value) is not None:
-        return (not strict) and n >= 32 and has_digit and shannon_entropy(value) >= 3.0
-    if _HEX_GROUPS.match(value) is not None:
         # judged as the hex it holds (a and e are two of hex's six letters: the share of vowels
         # says nothing there); a UUID whose version says time-based or name-based (1, 2, 3, 5)
         # identifies a thing, random ones (version 4, or no version bits) do not
-        if _IDENTIFYING_UUID.fullmatch(value) is not None:
+        if strict or _IDENTIFYING_UUID.fullmatch(value) is not None:
             return False
         digits = value.replace("-", "")
-        return (not strict) and len(digits) >= 32 and has_digit and shannon_entropy(digits) >= 3.0
+        return len(digits) >= 32 and has_digit and shannon_entropy(digits) >= 3.0
     if strict:
         if "." in value or value[0] == "/" or not (has_digit and has_lower and has_upper):
             return False
